@@ -1,0 +1,223 @@
+//! The one error type of the crate.
+
+use std::io;
+
+/// Everything that can go wrong sealing, opening or inspecting a volume set.
+///
+/// Variants say what a caller can act on and where it happened. Volume
+/// numbers count from 1 (as printed on a disc label); `input` counts the
+/// volumes handed to the opener from 1, in the order given, for problems
+/// found before a volume's own number can be trusted. No variant ever
+/// carries key material or plaintext.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The underlying reader or writer failed.
+    #[error("i/o error")]
+    Io(#[from] io::Error),
+
+    /// The input does not start with the kuvert magic bytes.
+    #[error("input {input} is not a kuvert volume")]
+    NotKuvert {
+        /// Position of the volume among the inputs, from 1.
+        input: usize,
+    },
+
+    /// The volume was written by a format version this library does not read.
+    #[error("input {input} uses format version {version}, this library reads version 1")]
+    UnsupportedVersion {
+        /// Position of the volume among the inputs, from 1.
+        input: usize,
+        /// Version number found in the header.
+        version: u16,
+    },
+
+    /// The header breaks a rule of SPEC.md §3 before any key was tried.
+    #[error("input {input}: malformed header at byte {offset}: {reason}")]
+    MalformedHeader {
+        /// Position of the volume among the inputs, from 1.
+        input: usize,
+        /// Byte offset of the offending field within the volume.
+        offset: u64,
+        /// Which rule was broken.
+        reason: &'static str,
+    },
+
+    /// A value read from untrusted bytes is above what the opener allows.
+    ///
+    /// Raise the limit with [`Limits`](crate::Limits) if the source is trusted.
+    #[error("{what} is {found}, above the limit of {limit}")]
+    LimitExceeded {
+        /// The limited quantity, as named in [`Limits`](crate::Limits).
+        what: &'static str,
+        /// Value the input asks for.
+        found: u64,
+        /// Limit in force.
+        limit: u64,
+    },
+
+    /// None of the given identities or passphrases matches a recipient stanza.
+    #[error("no identity matches any recipient (stanza types: {})", stanza_types.join(", "))]
+    NoMatchingKey {
+        /// Types of the recipient stanzas in the header, in header order.
+        stanza_types: Vec<String>,
+    },
+
+    /// The passphrase does not match the container's passphrase stanza.
+    #[error("wrong passphrase")]
+    WrongPassphrase,
+
+    /// The header did not authenticate under the unwrapped file key.
+    ///
+    /// The volume was altered after sealing, or crafted.
+    #[error("volume {volume}: header failed authentication")]
+    HeaderDamaged {
+        /// Volume number from the header, from 1.
+        volume: u32,
+    },
+
+    /// A chunk failed authentication; deliberately silent about why.
+    #[error("chunk {chunk} (volume {volume}, byte {offset}) failed authentication")]
+    Unauthenticated {
+        /// Global chunk index, from 0.
+        chunk: u64,
+        /// Volume number, from 1.
+        volume: u32,
+        /// Byte offset of the chunk within its volume.
+        offset: u64,
+    },
+
+    /// A volume ends before its last chunk: it was cut short.
+    #[error("volume {volume} is truncated: it ends at byte {length} before its last chunk")]
+    Truncated {
+        /// Volume number, from 1.
+        volume: u32,
+        /// Length of the volume as found.
+        length: u64,
+    },
+
+    /// A volume of the set was not given.
+    ///
+    /// When `volume` is one past the highest volume given, the set's final
+    /// volume is missing: what was given ends with an end-of-volume chunk,
+    /// not the end-of-set chunk.
+    #[error("volume {volume} is missing")]
+    VolumeMissing {
+        /// Number of the first missing volume, from 1.
+        volume: u32,
+    },
+
+    /// The same volume number was given more than once.
+    #[error("volume {volume} was given twice (inputs {first} and {second})")]
+    DuplicateVolume {
+        /// Volume number, from 1.
+        volume: u32,
+        /// Position of the first copy among the inputs, from 1.
+        first: usize,
+        /// Position of the second copy among the inputs, from 1.
+        second: usize,
+    },
+
+    /// A volume belongs to a different set than the others.
+    #[error("input {input} (volume {volume}) belongs to another set")]
+    ForeignVolume {
+        /// Position of the volume among the inputs, from 1.
+        input: usize,
+        /// Volume number that volume claims, from 1.
+        volume: u32,
+    },
+
+    /// Bytes follow the last chunk of a volume.
+    #[error("volume {volume} has trailing bytes after byte {offset}")]
+    TrailingData {
+        /// Volume number, from 1.
+        volume: u32,
+        /// Offset where the trailing bytes start.
+        offset: u64,
+    },
+
+    /// A chunk authenticated but breaks a rule only the key holder could
+    /// break, such as an empty final chunk after data (SPEC.md §6).
+    #[error("chunk {chunk} (volume {volume}) is malformed: {reason}")]
+    MalformedChunk {
+        /// Global chunk index, from 0.
+        chunk: u64,
+        /// Volume number, from 1.
+        volume: u32,
+        /// Which rule was broken.
+        reason: &'static str,
+    },
+
+    /// A key or recipient string could not be parsed.
+    #[error("invalid key: {reason}")]
+    InvalidKey {
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A sealing or opening option is out of range.
+    #[error("invalid option: {reason}")]
+    InvalidOption {
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// The payload needs more chunks than the nonce counter can address.
+    #[error("the chunk counter is exhausted")]
+    CounterExhausted,
+
+    /// Nothing to open: no volume was given.
+    #[error("no volumes given")]
+    NoVolumes,
+}
+
+impl Error {
+    pub(crate) fn malformed(input: usize, offset: u64, reason: &'static str) -> Self {
+        Error::MalformedHeader {
+            input,
+            offset,
+            reason,
+        }
+    }
+
+    pub(crate) fn key(reason: impl Into<String>) -> Self {
+        Error::InvalidKey {
+            reason: reason.into(),
+        }
+    }
+
+    pub(crate) fn option(reason: impl Into<String>) -> Self {
+        Error::InvalidOption {
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Adapters speak `io::Error`; the typed error rides inside for downcasting.
+impl From<Error> for io::Error {
+    fn from(err: Error) -> Self {
+        let kind = match err {
+            Error::Io(inner) => return inner,
+            Error::Truncated { .. } | Error::VolumeMissing { .. } => io::ErrorKind::UnexpectedEof,
+            Error::InvalidOption { .. } | Error::InvalidKey { .. } => io::ErrorKind::InvalidInput,
+            _ => io::ErrorKind::InvalidData,
+        };
+        io::Error::new(kind, err)
+    }
+}
+
+impl Error {
+    /// Recovers the typed error from an `io::Error` made by this crate's
+    /// `Read`/`Write` adapters; other I/O errors become [`Error::Io`].
+    pub fn from_io(err: io::Error) -> Self {
+        if err.get_ref().is_none() {
+            return Error::Io(err);
+        }
+        let kind = err.kind();
+        match err.into_inner().map(|inner| inner.downcast::<Error>()) {
+            Some(Ok(typed)) => *typed,
+            Some(Err(other)) => Error::Io(io::Error::new(kind, other)),
+            None => Error::Io(io::Error::from(kind)),
+        }
+    }
+}

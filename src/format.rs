@@ -1,0 +1,562 @@
+//! Byte layout of a volume (SPEC.md §3–§6): the header, its padding, and
+//! where each chunk lives. Parsing here is bounded and key-free; keys are
+//! tried in [`crate::keys`], chunks opened in [`crate::stream`].
+
+use crate::error::Error;
+
+/// Magic bytes at offset 0 of every volume: a high byte and CR LF ^Z LF, so
+/// text-mode transfers and wrong files are caught at once (as PNG does).
+pub(crate) const MAGIC: [u8; 8] = *b"\x89KUV\r\n\x1a\n";
+/// The one format version this library writes and reads.
+pub const FORMAT_VERSION: u16 = 1;
+/// Headers are padded to a multiple of this, the sector size of CDs, DVDs and
+/// BDs, so every chunk starts on a sector boundary.
+pub(crate) const SECTOR: u64 = 2048;
+/// Poly1305 tag length.
+pub(crate) const TAG_LEN: usize = 16;
+/// HMAC-SHA-256 output length.
+pub(crate) const MAC_LEN: usize = 32;
+/// Length of the random set id.
+pub(crate) const SET_ID_LEN: usize = 32;
+/// Smallest ciphertext chunk: 2^12 = 4 KiB.
+pub(crate) const MIN_CHUNK_EXP: u8 = 12;
+/// Largest ciphertext chunk: 2^24 = 16 MiB.
+pub(crate) const MAX_CHUNK_EXP: u8 = 24;
+/// Default ciphertext chunk: 2^16 = 64 KiB, 32 CD sectors.
+pub(crate) const DEFAULT_CHUNK_EXP: u8 = 16;
+/// Hard upper bound on the header length L (SPEC.md §3.1).
+pub(crate) const MAX_HEADER_LEN: u32 = 1 << 20;
+/// Longest stanza type name.
+pub(crate) const MAX_STANZA_TYPE_LEN: usize = 32;
+/// Offset of the first byte that is identical across all volumes of a set.
+const SET_START: usize = 14;
+/// Fixed part before the stanzas: magic, version, L, set flags, set id,
+/// chunk exponent, chunks per volume, stanza count.
+const FIXED_PREFIX_LEN: usize = SET_START + 2 + SET_ID_LEN + 1 + 8 + 1;
+/// Volume record without extensions: number, flags, extension length.
+const VOLUME_RECORD_LEN: usize = 4 + 2 + 2;
+/// The shortest possible header: one stanza with a one-byte type and no body.
+pub(crate) const MIN_HEADER_LEN: usize = FIXED_PREFIX_LEN + 1 + 1 + 2 + VOLUME_RECORD_LEN + MAC_LEN;
+
+/// One recipient stanza: a type name and an opaque body (SPEC.md §4).
+#[derive(Clone)]
+pub(crate) struct Stanza {
+    /// Offset of the stanza within the header, for error messages; not
+    /// part of equality, which compares bytes.
+    pub(crate) at: u64,
+    pub(crate) kind: String,
+    pub(crate) body: Vec<u8>,
+}
+
+impl PartialEq for Stanza {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind && self.body == other.body
+    }
+}
+
+impl Eq for Stanza {}
+
+impl std::fmt::Debug for Stanza {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Bodies hold wrapped keys: not secret, but noise in a debug print.
+        write!(f, "Stanza({}, {} bytes)", self.kind, self.body.len())
+    }
+}
+
+/// The part of the header shared by every volume of a set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SetHeader {
+    pub(crate) set_id: [u8; SET_ID_LEN],
+    pub(crate) chunk_exp: u8,
+    /// Chunks in every volume but the last; 0 for an unsplit container.
+    pub(crate) chunks_per_volume: u64,
+    pub(crate) stanzas: Vec<Stanza>,
+}
+
+/// A parsed, not yet authenticated, volume header.
+#[derive(Debug, Clone)]
+pub(crate) struct Header {
+    pub(crate) set: SetHeader,
+    /// Volume number, from 1.
+    pub(crate) volume: u32,
+    /// Exact header bytes `0..L`, MAC included.
+    pub(crate) bytes: Vec<u8>,
+    /// Range of `bytes` that must be identical across the set.
+    pub(crate) set_bytes: std::ops::Range<usize>,
+}
+
+impl Header {
+    /// Bytes covered by the header MAC.
+    pub(crate) fn mac_input(&self) -> &[u8] {
+        &self.bytes[..self.bytes.len() - MAC_LEN]
+    }
+
+    /// The stored header MAC.
+    pub(crate) fn mac(&self) -> &[u8] {
+        &self.bytes[self.bytes.len() - MAC_LEN..]
+    }
+
+    pub(crate) fn geometry(&self) -> Geometry {
+        Geometry::new(
+            self.set.chunk_exp,
+            self.set.chunks_per_volume,
+            self.bytes.len() as u64,
+        )
+    }
+}
+
+/// Where chunks live in a set (SPEC.md §6.3). A pure function of the header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Geometry {
+    pub(crate) chunk_exp: u8,
+    /// 0 means unsplit: one volume of any length.
+    pub(crate) chunks_per_volume: u64,
+    /// Padded header length H: offset of chunk 0 of every volume.
+    pub(crate) data_offset: u64,
+}
+
+impl Geometry {
+    pub(crate) fn new(chunk_exp: u8, chunks_per_volume: u64, header_len: u64) -> Self {
+        Geometry {
+            chunk_exp,
+            chunks_per_volume,
+            data_offset: padded_header_len(header_len),
+        }
+    }
+
+    /// Ciphertext chunk length C.
+    pub(crate) fn chunk_len(&self) -> usize {
+        1 << self.chunk_exp
+    }
+
+    /// Plaintext bytes in a full chunk, C − 16.
+    pub(crate) fn plain_len(&self) -> usize {
+        self.chunk_len() - TAG_LEN
+    }
+
+    /// First global chunk index of volume `volume` (from 1).
+    pub(crate) fn first_chunk(&self, volume: u32) -> u64 {
+        // Parsing guarantees (volume − 1) · K fits in u64.
+        u64::from(volume - 1) * self.chunks_per_volume
+    }
+
+    /// Volume number and byte offset of global chunk `chunk`.
+    pub(crate) fn locate(&self, chunk: u64) -> (u32, u64) {
+        let (volume_index, local) = match self.chunks_per_volume {
+            0 => (0, chunk),
+            per => (chunk / per, chunk % per),
+        };
+        // Callers only locate chunks inside volumes that exist, whose
+        // numbers are u32; saturate rather than wrap if one ever does not.
+        let volume = u32::try_from(volume_index + 1).unwrap_or(u32::MAX);
+        (volume, self.data_offset + local * self.chunk_len() as u64)
+    }
+
+    /// Whether chunk `chunk` is the last one a full volume holds.
+    pub(crate) fn ends_volume(&self, chunk: u64) -> bool {
+        self.chunks_per_volume != 0 && (chunk + 1).is_multiple_of(self.chunks_per_volume)
+    }
+
+    /// Length of a full (non-final) volume, or `None` if unsplit.
+    pub(crate) fn full_volume_len(&self) -> Option<u64> {
+        match self.chunks_per_volume {
+            0 => None,
+            per => Some(self.data_offset + per * self.chunk_len() as u64),
+        }
+    }
+}
+
+/// H: the header length L rounded up to a whole number of sectors.
+pub(crate) fn padded_header_len(header_len: u64) -> u64 {
+    header_len.div_ceil(SECTOR) * SECTOR
+}
+
+/// A bounds-checked cursor over untrusted bytes. Every read either returns
+/// exactly what was asked for or an error naming the offset.
+pub(crate) struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+    input: usize,
+}
+
+impl<'a> Reader<'a> {
+    pub(crate) fn new(bytes: &'a [u8], input: usize) -> Self {
+        Reader {
+            bytes,
+            pos: 0,
+            input,
+        }
+    }
+
+    pub(crate) fn pos(&self) -> usize {
+        self.pos
+    }
+
+    pub(crate) fn error(&self, reason: &'static str) -> Error {
+        Error::malformed(self.input, self.pos as u64, reason)
+    }
+
+    pub(crate) fn take(&mut self, len: usize, what: &'static str) -> Result<&'a [u8], Error> {
+        let end = self
+            .pos
+            .checked_add(len)
+            .filter(|&end| end <= self.bytes.len())
+            .ok_or_else(|| self.error(what))?;
+        let out = &self.bytes[self.pos..end];
+        self.pos = end;
+        Ok(out)
+    }
+
+    pub(crate) fn array<const N: usize>(&mut self, what: &'static str) -> Result<[u8; N], Error> {
+        let mut out = [0; N];
+        out.copy_from_slice(self.take(N, what)?);
+        Ok(out)
+    }
+
+    pub(crate) fn u8(&mut self, what: &'static str) -> Result<u8, Error> {
+        Ok(self.array::<1>(what)?[0])
+    }
+
+    pub(crate) fn u16(&mut self, what: &'static str) -> Result<u16, Error> {
+        Ok(u16::from_be_bytes(self.array(what)?))
+    }
+
+    pub(crate) fn u32(&mut self, what: &'static str) -> Result<u32, Error> {
+        Ok(u32::from_be_bytes(self.array(what)?))
+    }
+
+    pub(crate) fn u64(&mut self, what: &'static str) -> Result<u64, Error> {
+        Ok(u64::from_be_bytes(self.array(what)?))
+    }
+
+    /// Rejects trailing bytes.
+    pub(crate) fn finish(self, what: &'static str) -> Result<(), Error> {
+        if self.pos == self.bytes.len() {
+            Ok(())
+        } else {
+            Err(self.error(what))
+        }
+    }
+}
+
+/// Reads the fixed 14-byte preamble and returns the header length L
+/// (SPEC.md §3.1). `volume_len` bounds L before anything is allocated.
+pub(crate) fn parse_preamble(preamble: &[u8], input: usize) -> Result<u32, Error> {
+    if preamble.len() < 8 || preamble[..8] != MAGIC {
+        return Err(Error::NotKuvert { input });
+    }
+    let mut reader = Reader::new(preamble, input);
+    reader.take(8, "magic")?;
+    let version = reader.u16("volume shorter than its preamble")?;
+    if version != FORMAT_VERSION {
+        return Err(Error::UnsupportedVersion { input, version });
+    }
+    let header_len = reader.u32("volume shorter than its preamble")?;
+    if (header_len as usize) < MIN_HEADER_LEN {
+        return Err(Error::malformed(
+            input,
+            10,
+            "header length below the minimum",
+        ));
+    }
+    if header_len > MAX_HEADER_LEN {
+        return Err(Error::LimitExceeded {
+            what: "header length",
+            found: header_len.into(),
+            limit: MAX_HEADER_LEN.into(),
+        });
+    }
+    Ok(header_len)
+}
+
+/// Length of the preamble that [`parse_preamble`] reads.
+pub(crate) const PREAMBLE_LEN: usize = SET_START;
+
+/// Parses a whole header of exactly L bytes (SPEC.md §3). Does no
+/// cryptography: the result is authenticated later by its MAC.
+pub(crate) fn parse_header(bytes: &[u8], input: usize) -> Result<Header, Error> {
+    let header_len = parse_preamble(bytes, input)?;
+    if bytes.len() != header_len as usize {
+        return Err(Error::malformed(input, 10, "header length does not match"));
+    }
+    let mut r = Reader::new(bytes, input);
+    r.take(SET_START, "preamble")?;
+
+    let set_flags = r.u16("set flags")?;
+    if set_flags != 0 {
+        return Err(r.error("set flags: unknown bits set"));
+    }
+    let set_id = r.array::<SET_ID_LEN>("set id")?;
+    let chunk_exp = r.u8("chunk size exponent")?;
+    if !(MIN_CHUNK_EXP..=MAX_CHUNK_EXP).contains(&chunk_exp) {
+        return Err(Error::malformed(
+            input,
+            r.pos() as u64 - 1,
+            "chunk size exponent out of range 12..=24",
+        ));
+    }
+    let chunks_per_volume = r.u64("chunks per volume")?;
+    let stanza_count = r.u8("stanza count")?;
+    if stanza_count == 0 {
+        return Err(Error::malformed(
+            input,
+            r.pos() as u64 - 1,
+            "no recipient stanzas",
+        ));
+    }
+    let mut stanzas = Vec::with_capacity(stanza_count.into());
+    for _ in 0..stanza_count {
+        stanzas.push(parse_stanza(&mut r)?);
+    }
+    let set_end = r.pos();
+
+    let volume_at = r.pos() as u64;
+    let volume = r.u32("volume number")?;
+    if volume == 0 {
+        return Err(Error::malformed(input, volume_at, "volume number 0"));
+    }
+    if chunks_per_volume == 0 && volume != 1 {
+        return Err(Error::malformed(
+            input,
+            volume_at,
+            "unsplit container with volume number other than 1",
+        ));
+    }
+    let geometry = Geometry::new(chunk_exp, chunks_per_volume, header_len.into());
+    if chunks_per_volume != 0 {
+        // Every chunk of the volume must be addressable: the last global
+        // index (volume · K − 1) and the volume's last byte fit in u64.
+        let chunk_len = geometry.chunk_len() as u64;
+        let last_chunk = u64::from(volume).checked_mul(chunks_per_volume);
+        let volume_len = chunks_per_volume
+            .checked_mul(chunk_len)
+            .and_then(|data| data.checked_add(geometry.data_offset));
+        if last_chunk.is_none() || volume_len.is_none() {
+            return Err(Error::malformed(
+                input,
+                volume_at,
+                "volume number and chunks per volume overflow the chunk counter",
+            ));
+        }
+    }
+    let volume_flags = r.u16("volume flags")?;
+    if volume_flags != 0 {
+        return Err(r.error("volume flags: unknown bits set"));
+    }
+    let extensions_len = r.u16("extension length")?;
+    let extensions = r.take(extensions_len.into(), "extension area")?;
+    parse_extensions(extensions, input, r.pos() - extensions.len())?;
+    r.take(MAC_LEN, "header MAC")?;
+    r.finish("bytes after the header MAC")?;
+
+    Ok(Header {
+        set: SetHeader {
+            set_id,
+            chunk_exp,
+            chunks_per_volume,
+            stanzas,
+        },
+        volume,
+        bytes: bytes.to_vec(),
+        set_bytes: SET_START..set_end,
+    })
+}
+
+fn parse_stanza(r: &mut Reader<'_>) -> Result<Stanza, Error> {
+    let type_at = r.pos();
+    let type_len = r.u8("stanza type length")?;
+    if type_len == 0 || usize::from(type_len) > MAX_STANZA_TYPE_LEN {
+        return Err(Error::malformed(
+            r.input,
+            type_at as u64,
+            "stanza type length out of range 1..=32",
+        ));
+    }
+    let kind = r.take(type_len.into(), "stanza type")?;
+    if !kind
+        .iter()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-._".contains(b))
+    {
+        return Err(Error::malformed(
+            r.input,
+            type_at as u64 + 1,
+            "stanza type has characters outside a-z 0-9 - . _",
+        ));
+    }
+    let kind = String::from_utf8_lossy(kind).into_owned();
+    let body_len = r.u16("stanza body length")?;
+    let body = r.take(body_len.into(), "stanza body")?.to_vec();
+    Ok(Stanza {
+        at: type_at as u64,
+        kind,
+        body,
+    })
+}
+
+/// Walks the volume record's extension area (SPEC.md §3.3). Version 1 defines
+/// no extension: optional ones (type high bit clear) are skipped, critical
+/// ones (high bit set) are refused.
+fn parse_extensions(area: &[u8], input: usize, base: usize) -> Result<(), Error> {
+    let mut r = Reader::new(area, input);
+    while r.pos() < area.len() {
+        let at = base + r.pos();
+        let kind = r.u16("extension type").map_err(|_| {
+            Error::malformed(input, at as u64, "extension area ends inside a record")
+        })?;
+        let len = r.u16("extension length").map_err(|_| {
+            Error::malformed(input, at as u64, "extension area ends inside a record")
+        })?;
+        r.take(len.into(), "extension body")
+            .map_err(|_| Error::malformed(input, at as u64, "extension body past the area"))?;
+        if kind & 0x8000 != 0 {
+            return Err(Error::malformed(
+                input,
+                at as u64,
+                "unknown critical extension",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Serialises the set part of a header (SPEC.md §3.2) once per set.
+pub(crate) fn encode_set_header(set: &SetHeader) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(&0u16.to_be_bytes());
+    out.extend_from_slice(&set.set_id);
+    out.push(set.chunk_exp);
+    out.extend_from_slice(&set.chunks_per_volume.to_be_bytes());
+    // Builders limit stanzas to 255, types to 32 bytes and bodies to u16.
+    out.push(set.stanzas.len() as u8);
+    for stanza in &set.stanzas {
+        out.push(stanza.kind.len() as u8);
+        out.extend_from_slice(stanza.kind.as_bytes());
+        out.extend_from_slice(&(stanza.body.len() as u16).to_be_bytes());
+        out.extend_from_slice(&stanza.body);
+    }
+    out
+}
+
+/// Header length L for a set part of `set_len` bytes (no extensions).
+pub(crate) fn header_len(set_len: usize) -> usize {
+    SET_START + set_len + VOLUME_RECORD_LEN + MAC_LEN
+}
+
+/// The bytes of a volume header up to (not including) the MAC.
+pub(crate) fn encode_mac_input(set_bytes: &[u8], volume: u32) -> Vec<u8> {
+    let len = header_len(set_bytes.len());
+    let mut out = Vec::with_capacity(len);
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&FORMAT_VERSION.to_be_bytes());
+    // Builders keep L under MAX_HEADER_LEN.
+    out.extend_from_slice(&(len as u32).to_be_bytes());
+    out.extend_from_slice(set_bytes);
+    out.extend_from_slice(&volume.to_be_bytes());
+    out.extend_from_slice(&0u16.to_be_bytes());
+    out.extend_from_slice(&0u16.to_be_bytes());
+    out
+}
+
+/// Nonce flag of a chunk (SPEC.md §6.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ChunkFlag {
+    /// Any chunk that is not the last of its volume.
+    Interior = 0x00,
+    /// The last chunk of the whole set.
+    EndOfSet = 0x01,
+    /// The last chunk of a volume that is not the last volume.
+    EndOfVolume = 0x02,
+}
+
+/// The 12-byte nonce of chunk `counter`: three zero bytes, the counter as a
+/// big-endian u64, and the flag.
+pub(crate) fn chunk_nonce(counter: u64, flag: ChunkFlag) -> [u8; 12] {
+    let mut nonce = [0u8; 12];
+    nonce[3..11].copy_from_slice(&counter.to_be_bytes());
+    nonce[11] = flag as u8;
+    nonce
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample_set() -> SetHeader {
+        SetHeader {
+            set_id: [7; SET_ID_LEN],
+            chunk_exp: DEFAULT_CHUNK_EXP,
+            chunks_per_volume: 3,
+            stanzas: vec![Stanza {
+                at: 0,
+                kind: "x25519".into(),
+                body: vec![1; 80],
+            }],
+        }
+    }
+
+    fn sample_header(volume: u32) -> Vec<u8> {
+        let mut bytes = encode_mac_input(&encode_set_header(&sample_set()), volume);
+        bytes.extend_from_slice(&[0xAA; MAC_LEN]);
+        bytes
+    }
+
+    #[test]
+    fn header_round_trips() {
+        let bytes = sample_header(2);
+        let header = parse_header(&bytes, 1).expect("valid header");
+        assert_eq!(header.set, sample_set());
+        assert_eq!(header.volume, 2);
+        assert_eq!(header.mac(), &[0xAA; MAC_LEN]);
+        assert_eq!(header.mac_input().len(), bytes.len() - MAC_LEN);
+        assert_eq!(header.geometry().data_offset, 2048);
+    }
+
+    #[test]
+    fn every_prefix_of_a_header_is_refused() {
+        let bytes = sample_header(1);
+        for len in 0..bytes.len() {
+            assert!(parse_header(&bytes[..len], 1).is_err(), "prefix {len}");
+        }
+    }
+
+    #[test]
+    fn minimum_header_length_is_exact() {
+        let set = SetHeader {
+            stanzas: vec![Stanza {
+                at: 0,
+                kind: "x".into(),
+                body: vec![],
+            }],
+            ..sample_set()
+        };
+        assert_eq!(header_len(encode_set_header(&set).len()), MIN_HEADER_LEN);
+    }
+
+    #[test]
+    fn nonce_layout() {
+        let nonce = chunk_nonce(0x0102_0304_0506_0708, ChunkFlag::EndOfVolume);
+        assert_eq!(nonce, [0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 2]);
+    }
+
+    #[test]
+    fn geometry_locates_chunks() {
+        let geometry = Geometry::new(12, 5, 100);
+        assert_eq!(geometry.data_offset, 2048);
+        assert_eq!(geometry.locate(0), (1, 2048));
+        assert_eq!(geometry.locate(4), (1, 2048 + 4 * 4096));
+        assert_eq!(geometry.locate(5), (2, 2048));
+        assert_eq!(geometry.first_chunk(3), 10);
+        assert_eq!(geometry.full_volume_len(), Some(2048 + 5 * 4096));
+        let unsplit = Geometry::new(16, 0, 4000);
+        assert_eq!(unsplit.locate(9), (1, 4096 + 9 * 65536));
+        assert_eq!(unsplit.full_volume_len(), None);
+    }
+
+    #[test]
+    fn critical_extensions_are_refused() {
+        assert!(parse_extensions(&[0x00, 0x01, 0x00, 0x01, 0xFF], 1, 0).is_ok());
+        assert!(parse_extensions(&[0x80, 0x01, 0x00, 0x00], 1, 0).is_err());
+        assert!(parse_extensions(&[0x00, 0x01, 0x00, 0x02, 0xFF], 1, 0).is_err());
+        assert!(parse_extensions(&[0x00], 1, 0).is_err());
+    }
+}

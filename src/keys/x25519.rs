@@ -1,0 +1,307 @@
+//! X25519 recipients (SPEC.md §4.2) with kuvert and age key encodings.
+
+use std::fmt;
+use std::str::FromStr;
+
+use bech32::primitives::decode::CheckedHrpstring;
+use bech32::{Bech32, Hrp};
+use x25519_dalek::{PublicKey, StaticSecret};
+use zeroize::Zeroizing;
+
+use super::{FileKey, KEY_LEN, WRAPPED_KEY_LEN, hkdf32, unwrap_file_key, wrap_file_key};
+use crate::error::Error;
+use crate::format::Stanza;
+use crate::rand::Randomness;
+
+pub(super) const STANZA_TYPE: &str = "x25519";
+const LABEL: &[u8] = b"kuvert/v1 x25519";
+/// Ephemeral share followed by the wrapped file key.
+const BODY_LEN: usize = KEY_LEN + WRAPPED_KEY_LEN;
+
+const RECIPIENT_HRP: &str = "kuvert";
+const IDENTITY_HRP: &str = "kuvert-secret-key-";
+const AGE_RECIPIENT_HRP: &str = "age";
+const AGE_IDENTITY_HRP: &str = "age-secret-key-";
+
+/// An X25519 public key a set can be sealed to.
+///
+/// Written as `kuvert1…`; age recipients (`age1…`) are the same keys and are
+/// accepted as they are.
+#[derive(Clone, PartialEq, Eq)]
+pub struct X25519Recipient(PublicKey);
+
+impl X25519Recipient {
+    /// The key in age's encoding (`age1…`), for people who use age too.
+    pub fn to_age_string(&self) -> String {
+        encode(AGE_RECIPIENT_HRP, self.0.as_bytes(), false)
+    }
+
+    /// Raw public key bytes.
+    pub fn to_bytes(&self) -> [u8; KEY_LEN] {
+        self.0.to_bytes()
+    }
+
+    pub(super) fn wrap(&self, file_key: &FileKey, rng: &mut Randomness) -> Result<Stanza, Error> {
+        let ephemeral = StaticSecret::from(*rng.array::<KEY_LEN>()?);
+        let share = PublicKey::from(&ephemeral);
+        let shared = ephemeral.diffie_hellman(&self.0);
+        if !shared.was_contributory() {
+            return Err(Error::key("recipient is a low-order point"));
+        }
+        let wrap_key = wrap_key(shared.as_bytes(), &share, &self.0);
+        let mut body = Vec::with_capacity(BODY_LEN);
+        body.extend_from_slice(share.as_bytes());
+        body.extend_from_slice(&wrap_file_key(&wrap_key, file_key));
+        Ok(Stanza {
+            at: 0,
+            kind: STANZA_TYPE.into(),
+            body,
+        })
+    }
+}
+
+impl fmt::Display for X25519Recipient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&encode(RECIPIENT_HRP, self.0.as_bytes(), false))
+    }
+}
+
+impl fmt::Debug for X25519Recipient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "X25519Recipient({self})")
+    }
+}
+
+impl FromStr for X25519Recipient {
+    type Err = Error;
+
+    /// Parses `kuvert1…` or `age1…`.
+    fn from_str(text: &str) -> Result<Self, Error> {
+        let bytes = decode(text, &[RECIPIENT_HRP, AGE_RECIPIENT_HRP], "recipient")?;
+        Ok(X25519Recipient(PublicKey::from(*bytes)))
+    }
+}
+
+/// An X25519 secret key. Wiped on drop, never printed, not `Clone`.
+///
+/// Written as `KUVERT-SECRET-KEY-1…`; age identities (`AGE-SECRET-KEY-1…`)
+/// are accepted as they are.
+pub struct X25519Identity(StaticSecret);
+
+impl X25519Identity {
+    /// A new identity from the operating system's random source.
+    ///
+    /// # Panics
+    ///
+    /// If the operating system has no random source, as key generation
+    /// cannot go on without one.
+    pub fn generate() -> Self {
+        let mut rng = Randomness::Os;
+        let bytes = rng
+            .array::<KEY_LEN>()
+            .expect("the operating system's random source is available");
+        X25519Identity(StaticSecret::from(*bytes))
+    }
+
+    /// An identity from 32 secret bytes (test vectors, key import).
+    pub fn from_bytes(bytes: [u8; KEY_LEN]) -> Self {
+        X25519Identity(StaticSecret::from(bytes))
+    }
+
+    /// The recipient that this identity opens.
+    pub fn to_public(&self) -> X25519Recipient {
+        X25519Recipient(PublicKey::from(&self.0))
+    }
+
+    /// The secret in kuvert's encoding, for writing an identity file.
+    pub fn to_secret_string(&self) -> Zeroizing<String> {
+        Zeroizing::new(encode(IDENTITY_HRP, self.0.as_bytes(), true))
+    }
+
+    /// The secret in age's encoding (`AGE-SECRET-KEY-1…`).
+    pub fn to_age_secret_string(&self) -> Zeroizing<String> {
+        Zeroizing::new(encode(AGE_IDENTITY_HRP, self.0.as_bytes(), true))
+    }
+
+    /// Unwraps the file key from an x25519 stanza addressed to this identity.
+    pub(super) fn unwrap(&self, stanza: &Stanza) -> Option<FileKey> {
+        let (share, wrapped) = stanza.body.split_at_checked(KEY_LEN)?;
+        let share = PublicKey::from(<[u8; KEY_LEN]>::try_from(share).ok()?);
+        let shared = self.0.diffie_hellman(&share);
+        // `check` refused low-order shares; an all-zero secret cannot occur here.
+        if !shared.was_contributory() {
+            return None;
+        }
+        let wrap_key = wrap_key(shared.as_bytes(), &share, &PublicKey::from(&self.0));
+        unwrap_file_key(&wrap_key, wrapped)
+    }
+}
+
+impl fmt::Debug for X25519Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("X25519Identity(<redacted>)")
+    }
+}
+
+impl FromStr for X25519Identity {
+    type Err = Error;
+
+    /// Parses `KUVERT-SECRET-KEY-1…` or `AGE-SECRET-KEY-1…`.
+    fn from_str(text: &str) -> Result<Self, Error> {
+        let bytes = decode(text, &[IDENTITY_HRP, AGE_IDENTITY_HRP], "identity")?;
+        Ok(X25519Identity(StaticSecret::from(*bytes)))
+    }
+}
+
+/// HKDF-SHA-256(shared secret, salt = ephemeral share ‖ recipient, label).
+fn wrap_key(
+    shared: &[u8; KEY_LEN],
+    share: &PublicKey,
+    recipient: &PublicKey,
+) -> Zeroizing<[u8; KEY_LEN]> {
+    let mut salt = [0u8; 2 * KEY_LEN];
+    salt[..KEY_LEN].copy_from_slice(share.as_bytes());
+    salt[KEY_LEN..].copy_from_slice(recipient.as_bytes());
+    hkdf32(shared, &salt, LABEL)
+}
+
+/// Checks an x25519 stanza's body before any key is tried.
+pub(super) fn check(stanza: &Stanza, input: usize) -> Result<(), Error> {
+    if stanza.body.len() != BODY_LEN {
+        return Err(Error::malformed(
+            input,
+            stanza.at,
+            "x25519 stanza body is not 80 bytes",
+        ));
+    }
+    let mut share = [0u8; KEY_LEN];
+    share.copy_from_slice(&stanza.body[..KEY_LEN]);
+    // A low-order share makes every shared secret zero (SPEC.md §4.2).
+    let probe = StaticSecret::from([0x5A; KEY_LEN]);
+    if !probe
+        .diffie_hellman(&PublicKey::from(share))
+        .was_contributory()
+    {
+        return Err(Error::malformed(
+            input,
+            stanza.at,
+            "x25519 ephemeral share is a low-order point",
+        ));
+    }
+    Ok(())
+}
+
+fn encode(hrp: &str, bytes: &[u8; KEY_LEN], upper: bool) -> String {
+    let hrp = Hrp::parse(hrp).expect("the key prefixes are valid bech32 prefixes");
+    let encoded = if upper {
+        bech32::encode_upper::<Bech32>(hrp, bytes)
+    } else {
+        bech32::encode_lower::<Bech32>(hrp, bytes)
+    };
+    encoded.expect("a 32-byte key fits a bech32 string")
+}
+
+fn decode(text: &str, prefixes: &[&str], what: &str) -> Result<Zeroizing<[u8; KEY_LEN]>, Error> {
+    let invalid = || Error::key(format!("not a valid X25519 {what}"));
+    let parsed = CheckedHrpstring::new::<Bech32>(text.trim()).map_err(|_| invalid())?;
+    let hrp = parsed.hrp().to_lowercase();
+    if !prefixes.contains(&hrp.as_str()) {
+        return Err(invalid());
+    }
+    let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
+    let mut len = 0;
+    for byte in parsed.byte_iter() {
+        if len == KEY_LEN {
+            return Err(invalid());
+        }
+        bytes[len] = byte;
+        len += 1;
+    }
+    if len != KEY_LEN {
+        return Err(invalid());
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // From age's own test data (age-keygen output in the age README).
+    const AGE_IDENTITY: &str =
+        "AGE-SECRET-KEY-1GFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPQ4EGAEX";
+    const AGE_RECIPIENT: &str = "age1zvkyg2lqzraa2lnjvqej32nkuu0ues2s82hzrye869xeexvn73equnujwj";
+
+    #[test]
+    fn age_keys_are_accepted_and_agree() {
+        let identity: X25519Identity = AGE_IDENTITY.parse().expect("age identity");
+        let recipient: X25519Recipient = AGE_RECIPIENT.parse().expect("age recipient");
+        assert_eq!(identity.to_public(), recipient);
+        assert_eq!(recipient.to_age_string(), AGE_RECIPIENT);
+        assert_eq!(identity.to_age_secret_string().as_str(), AGE_IDENTITY);
+    }
+
+    #[test]
+    fn own_encoding_round_trips() {
+        let identity = X25519Identity::generate();
+        let text = identity.to_secret_string();
+        assert!(text.starts_with("KUVERT-SECRET-KEY-1"));
+        let again: X25519Identity = text.parse().expect("own identity");
+        assert_eq!(again.to_public(), identity.to_public());
+        let recipient = identity.to_public().to_string();
+        assert!(recipient.starts_with("kuvert1"));
+        assert_eq!(
+            recipient.parse::<X25519Recipient>().expect("own recipient"),
+            identity.to_public()
+        );
+    }
+
+    #[test]
+    fn wrong_kinds_and_checksums_are_refused() {
+        assert!(AGE_RECIPIENT.parse::<X25519Identity>().is_err());
+        assert!(AGE_IDENTITY.parse::<X25519Recipient>().is_err());
+        let mut broken = AGE_RECIPIENT.to_string();
+        broken.replace_range(10..11, "q");
+        assert!(broken.parse::<X25519Recipient>().is_err());
+        assert!("kuvert1qqqq".parse::<X25519Recipient>().is_err());
+    }
+
+    #[test]
+    fn stanza_opens_only_for_its_identity() {
+        let mut rng = Randomness::Os;
+        let file_key = FileKey::generate(&mut rng).expect("rng");
+        let identity = X25519Identity::generate();
+        let stanza = identity
+            .to_public()
+            .wrap(&file_key, &mut rng)
+            .expect("wrap");
+        assert_eq!(stanza.body.len(), BODY_LEN);
+        check(&stanza, 1).expect("well-formed stanza");
+        let opened = identity.unwrap(&stanza).expect("addressee opens");
+        assert_eq!(opened.as_bytes(), file_key.as_bytes());
+        assert!(X25519Identity::generate().unwrap(&stanza).is_none());
+    }
+
+    #[test]
+    fn low_order_shares_are_refused() {
+        let stanza = Stanza {
+            at: 7,
+            kind: STANZA_TYPE.into(),
+            body: vec![0; BODY_LEN],
+        };
+        assert!(matches!(
+            check(&stanza, 2),
+            Err(Error::MalformedHeader {
+                input: 2,
+                offset: 7,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn debug_hides_the_secret() {
+        let identity: X25519Identity = AGE_IDENTITY.parse().expect("age identity");
+        assert_eq!(format!("{identity:?}"), "X25519Identity(<redacted>)");
+    }
+}

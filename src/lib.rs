@@ -1,0 +1,96 @@
+//! kuvert seals data for removable media: discs and USB sticks that travel
+//! by post, can reach the wrong hands, and can arrive damaged, incomplete or
+//! out of order.
+//!
+//! A sealed payload is a *set* of one or more *volumes*. Each volume carries
+//! the full header, so any one of them can be inspected and verified on its
+//! own; the payload runs across them in fixed-size authenticated chunks
+//! (ChaCha20-Poly1305 in the STREAM construction). SPEC.md is the normative
+//! description of the bytes.
+//!
+//! # Which type do I use?
+//!
+//! | to …                                   | use                                        |
+//! |----------------------------------------|--------------------------------------------|
+//! | seal a payload                         | [`Sealer`] → [`SealWriter`] (`Write`)      |
+//! | open a set and read or seek in it      | [`Opener`] → [`OpenReader`] (`Read + Seek`)|
+//! | check one disc on its own              | [`Opener::verify_volume`]                  |
+//! | read a header without any key          | [`inspect`]                                |
+//! | address someone                        | [`X25519Recipient`], [`Passphrase`]        |
+//! | be addressed                           | [`X25519Identity`], [`Identity::parse_file`] |
+//! | write volumes to files or memory       | [`FileSink`], [`MemorySink`]               |
+//! | read volumes from files or memory      | [`FileSource`], `Vec<u8>`, `Bytes`, `&[u8]` |
+//!
+//! # Sealing onto CD-sized volumes and opening again
+//!
+//! ```
+//! use std::io::{Read, Write};
+//! use kuvert::{MemorySink, Opener, Sealer, X25519Identity};
+//!
+//! let identity = X25519Identity::generate();
+//! let mut writer = Sealer::new()
+//!     .recipient(identity.to_public())
+//!     .volume_size(1 << 20) // 1 MiB here; 700 MiB for a CD
+//!     .seal(MemorySink::new())?;
+//! writer.write_all(&vec![42u8; 3 << 20])?;
+//! let volumes = writer.finish()?.into_volumes();
+//! assert_eq!(volumes.len(), 4);
+//!
+//! let mut reader = Opener::new().identity(identity).open(volumes)?;
+//! let mut plaintext = Vec::new();
+//! reader.read_to_end(&mut plaintext)?;
+//! assert_eq!(plaintext.len(), 3 << 20);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # With a passphrase
+//!
+//! ```
+//! use std::io::{Read, Write};
+//! use kuvert::{Argon2Params, MemorySink, Opener, Passphrase, Sealer};
+//!
+//! let mut writer = Sealer::new()
+//!     .passphrase(Passphrase::new("correct horse battery staple"))
+//!     .argon2_params(Argon2Params::MINIMUM) // the default costs take about a second
+//!     .seal(MemorySink::new())?;
+//! writer.write_all(b"diagnoses")?;
+//! let volumes = writer.finish()?.into_volumes();
+//!
+//! let wrong = Opener::new().passphrase(Passphrase::new("tr0ub4dor")).open(volumes.clone());
+//! assert!(matches!(wrong, Err(kuvert::Error::WrongPassphrase)));
+//! let mut reader = Opener::new()
+//!     .passphrase(Passphrase::new("correct horse battery staple"))
+//!     .open(volumes)?;
+//! let mut plaintext = String::new();
+//! reader.read_to_string(&mut plaintext)?;
+//! assert_eq!(plaintext, "diagnoses");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Security
+//!
+//! Nothing but sizes (and the volume count) leaks without a key. Every
+//! header is authenticated by an HMAC that commits the file key before any
+//! payload key exists; every chunk is authenticated before a byte of it is
+//! returned; a set that lacks its end-of-set chunk never opens as complete.
+//! Secrets are wiped on drop and never printed by `Debug`.
+
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod error;
+mod format;
+mod keys;
+mod payload;
+mod rand;
+mod stream;
+mod volumes;
+
+pub use error::Error;
+pub use format::FORMAT_VERSION;
+pub use keys::{
+    Argon2Params, Identity, Limits, Passphrase, Recipient, X25519Identity, X25519Recipient,
+    parse_recipients_file,
+};
+pub use payload::{OpenReader, Opener, SealWriter, Sealer, VolumeInfo, VolumeReport, inspect};
+pub use volumes::{FileSink, FileSource, MemorySink, VolumeSink, VolumeSource};

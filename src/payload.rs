@@ -1,0 +1,1097 @@
+//! One plaintext byte stream over a volume set: [`Sealer`] → [`SealWriter`]
+//! (`Write`), [`Opener`] → [`OpenReader`] (`Read + Seek`).
+
+use std::fmt;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::error::Error;
+use crate::format::{
+    self, ChunkFlag, DEFAULT_CHUNK_EXP, Geometry, Header, MAX_CHUNK_EXP, MAX_HEADER_LEN,
+    MIN_CHUNK_EXP, PREAMBLE_LEN, SET_ID_LEN, SetHeader, TAG_LEN,
+};
+use crate::keys::{self, Argon2Params, FileKey, Identity, Limits, Passphrase, Recipient};
+use crate::rand::Randomness;
+use crate::stream::ChunkCipher;
+use crate::volumes::{VolumeSink, VolumeSource};
+
+/// Most stanzas a header may hold (the count is one byte).
+const MAX_STANZAS: usize = 255;
+
+/// Configures and starts sealing a payload.
+///
+/// ```
+/// use std::io::Write;
+/// use kuvert::{MemorySink, Sealer, X25519Identity};
+///
+/// let identity = X25519Identity::generate();
+/// let mut writer = Sealer::new()
+///     .recipient(identity.to_public())
+///     .seal(MemorySink::new())?;
+/// writer.write_all(b"register extract")?;
+/// let volumes = writer.finish()?.into_volumes();
+/// assert_eq!(volumes.len(), 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Sealer {
+    recipients: Vec<Recipient>,
+    passphrase: Option<Passphrase>,
+    argon2: Argon2Params,
+    chunk_size: usize,
+    volume_size: Option<u64>,
+    seed: Option<Zeroizing<[u8; 32]>>,
+}
+
+impl fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sealer")
+            .field("recipients", &self.recipients)
+            .field("passphrase", &self.passphrase.is_some())
+            .field("argon2", &self.argon2)
+            .field("chunk_size", &self.chunk_size)
+            .field("volume_size", &self.volume_size)
+            .finish()
+    }
+}
+
+impl Default for Sealer {
+    fn default() -> Self {
+        Sealer::new()
+    }
+}
+
+impl Sealer {
+    /// Default chunk size: 64 KiB of ciphertext, 32 CD sectors.
+    pub const DEFAULT_CHUNK_SIZE: usize = 1 << DEFAULT_CHUNK_EXP;
+
+    /// A sealer with no recipients, 64 KiB chunks and one unsplit volume.
+    pub fn new() -> Self {
+        Sealer {
+            recipients: Vec::new(),
+            passphrase: None,
+            argon2: Argon2Params::DEFAULT,
+            chunk_size: Self::DEFAULT_CHUNK_SIZE,
+            volume_size: None,
+            seed: None,
+        }
+    }
+
+    /// Adds a recipient. Giving the same one twice adds it once.
+    pub fn recipient(mut self, recipient: impl Into<Recipient>) -> Self {
+        let recipient = recipient.into();
+        if !self.recipients.contains(&recipient) {
+            self.recipients.push(recipient);
+        }
+        self
+    }
+
+    /// Adds several recipients.
+    pub fn recipients(self, recipients: impl IntoIterator<Item = Recipient>) -> Self {
+        recipients.into_iter().fold(self, Sealer::recipient)
+    }
+
+    /// Also seals to a passphrase (Argon2id).
+    ///
+    /// # Security
+    ///
+    /// With public-key recipients beside it, anyone holding one of those
+    /// keys can seal a set that opens with this passphrase: the passphrase
+    /// then proves nothing about who sealed the set.
+    pub fn passphrase(mut self, passphrase: Passphrase) -> Self {
+        self.passphrase = Some(passphrase);
+        self
+    }
+
+    /// Argon2id costs for the passphrase stanza (default
+    /// [`Argon2Params::DEFAULT`]).
+    pub fn argon2_params(mut self, params: Argon2Params) -> Self {
+        self.argon2 = params;
+        self
+    }
+
+    /// Ciphertext chunk size: a power of two from 4 KiB to 16 MiB.
+    pub fn chunk_size(mut self, bytes: usize) -> Self {
+        self.chunk_size = bytes;
+        self
+    }
+
+    /// Largest size of one volume, header included; the set is split into
+    /// as many volumes as it needs. Without it the set is one volume.
+    pub fn volume_size(mut self, bytes: u64) -> Self {
+        self.volume_size = Some(bytes);
+        self
+    }
+
+    /// Draws every random value from `seed`. Only for test vectors: anyone
+    /// who knows the seed can open the result.
+    #[doc(hidden)]
+    pub fn insecure_deterministic_seed(mut self, seed: [u8; 32]) -> Self {
+        self.seed = Some(Zeroizing::new(seed));
+        self
+    }
+
+    /// Starts sealing into `sink`. Nothing is written until the first chunk.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidOption`] if there is no recipient, the chunk size is
+    /// not a power of two from 4 KiB to 16 MiB, the passphrase is empty, or
+    /// the volume size cannot hold the header and one chunk.
+    pub fn seal<S: VolumeSink>(&self, sink: S) -> Result<SealWriter<S>, Error> {
+        if self.recipients.is_empty() && self.passphrase.is_none() {
+            return Err(Error::option("no recipient and no passphrase"));
+        }
+        let stanza_count = self.recipients.len() + usize::from(self.passphrase.is_some());
+        if stanza_count > MAX_STANZAS {
+            return Err(Error::option(format!(
+                "{stanza_count} recipients; at most {MAX_STANZAS} fit a header"
+            )));
+        }
+        let chunk_exp = chunk_exponent(self.chunk_size)?;
+
+        let mut rng = match &self.seed {
+            Some(seed) => Randomness::Seeded {
+                seed: seed.clone(),
+                counter: 0,
+            },
+            None => Randomness::Os,
+        };
+        let file_key = FileKey::generate(&mut rng)?;
+        let set_id = *rng.array::<SET_ID_LEN>()?;
+        let passphrase = self.passphrase.as_ref().map(|p| (p, &self.argon2));
+        let stanzas = keys::wrap_for_recipients(&file_key, &self.recipients, passphrase, &mut rng)?;
+
+        // The header length does not depend on K, so the geometry can be
+        // fixed before K is known.
+        let mut set = SetHeader {
+            set_id,
+            chunk_exp,
+            chunks_per_volume: 0,
+            stanzas,
+        };
+        let header_len = format::header_len(format::encode_set_header(&set).len());
+        if header_len > MAX_HEADER_LEN as usize {
+            return Err(Error::option("the recipients do not fit a 1 MiB header"));
+        }
+        let data_offset = format::padded_header_len(header_len as u64);
+        if let Some(volume_size) = self.volume_size {
+            let per_volume = volume_size.saturating_sub(data_offset) / self.chunk_size as u64;
+            if per_volume == 0 {
+                return Err(Error::option(format!(
+                    "a volume of {volume_size} bytes cannot hold the {data_offset}-byte header \
+                     and one {}-byte chunk",
+                    self.chunk_size
+                )));
+            }
+            set.chunks_per_volume = per_volume;
+        }
+        let geometry = Geometry::new(chunk_exp, set.chunks_per_volume, header_len as u64);
+        Ok(SealWriter {
+            cipher: ChunkCipher::new(&file_key.payload_key(&set_id)),
+            set_bytes: format::encode_set_header(&set),
+            set_id,
+            file_key,
+            geometry,
+            chunk: Zeroizing::new(Vec::with_capacity(geometry.chunk_len())),
+            counter: 0,
+            failed: false,
+            sink,
+        })
+    }
+}
+
+fn chunk_exponent(chunk_size: usize) -> Result<u8, Error> {
+    let exp = chunk_size.trailing_zeros();
+    let valid = chunk_size.is_power_of_two()
+        && (u32::from(MIN_CHUNK_EXP)..=u32::from(MAX_CHUNK_EXP)).contains(&exp);
+    if !valid {
+        return Err(Error::option(format!(
+            "chunk size {chunk_size} is not a power of two from 4 KiB to 16 MiB"
+        )));
+    }
+    Ok(exp as u8)
+}
+
+/// Seals a payload as it is written; see [`Sealer`].
+///
+/// Call [`finish`](Self::finish): only it writes the end-of-set chunk, so a
+/// writer dropped early never leaves a set that opens as complete.
+pub struct SealWriter<S: VolumeSink> {
+    sink: S,
+    cipher: ChunkCipher,
+    file_key: FileKey,
+    set_id: [u8; SET_ID_LEN],
+    set_bytes: Vec<u8>,
+    geometry: Geometry,
+    /// Plaintext of the pending chunk; capacity holds its tag too. Wiped on drop.
+    chunk: Zeroizing<Vec<u8>>,
+    /// Global index of the pending chunk.
+    counter: u64,
+    failed: bool,
+}
+
+impl<S: VolumeSink> fmt::Debug for SealWriter<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SealWriter")
+            .field("geometry", &self.geometry)
+            .field("counter", &self.counter)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: VolumeSink> SealWriter<S> {
+    /// Chunks in every volume but the last; 0 if the set is not split.
+    pub fn chunks_per_volume(&self) -> u64 {
+        self.geometry.chunks_per_volume
+    }
+
+    /// Bytes of each volume before its first chunk (the padded header).
+    pub fn header_len(&self) -> u64 {
+        self.geometry.data_offset
+    }
+
+    /// Seals the pending chunk with `flag` and writes it, starting a new
+    /// volume first if the chunk is the first of one.
+    fn seal_pending(&mut self, flag: ChunkFlag) -> Result<(), Error> {
+        // Advance first, so a failed advance never leaves a used nonce behind.
+        let counter = self.counter;
+        let next = counter.checked_add(1).ok_or(Error::CounterExhausted)?;
+        let per_volume = self.geometry.chunks_per_volume;
+        let starts_volume = match per_volume {
+            0 => counter == 0,
+            per => counter.is_multiple_of(per),
+        };
+        if starts_volume {
+            let volume = match per_volume {
+                0 => 1,
+                per => u32::try_from(counter / per + 1).map_err(|_| Error::CounterExhausted)?,
+            };
+            self.write_header(volume)?;
+        }
+        self.cipher.seal(counter, flag, &mut self.chunk);
+        self.sink.write_all(&self.chunk)?;
+        self.chunk.clear();
+        self.counter = next;
+        Ok(())
+    }
+
+    fn write_header(&mut self, volume: u32) -> Result<(), Error> {
+        let mut header = format::encode_mac_input(&self.set_bytes, volume);
+        let mac = self.file_key.compute_header_mac(&self.set_id, &header);
+        header.extend_from_slice(&mac);
+        header.resize(self.geometry.data_offset as usize, 0);
+        self.sink.start_volume(volume)?;
+        self.sink.write_all(&header)?;
+        Ok(())
+    }
+
+    /// Flag of a chunk that is not the last of the set.
+    fn interior_flag(&self) -> ChunkFlag {
+        if self.geometry.ends_volume(self.counter) {
+            ChunkFlag::EndOfVolume
+        } else {
+            ChunkFlag::Interior
+        }
+    }
+
+    /// Seals the last chunk, marks the end of the set and finishes the sink.
+    ///
+    /// # Errors
+    ///
+    /// Any error of the sink, or an earlier failed write.
+    pub fn finish(mut self) -> Result<S, Error> {
+        if self.failed {
+            return Err(Error::Io(io::Error::other(
+                "an earlier write failed; the set was not finished",
+            )));
+        }
+        self.seal_pending(ChunkFlag::EndOfSet)?;
+        self.sink.finish()?;
+        let SealWriter { sink, .. } = self;
+        Ok(sink)
+    }
+}
+
+impl<S: VolumeSink> Write for SealWriter<S> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.failed {
+            return Err(io::Error::other(
+                "an earlier write failed; the set cannot be finished",
+            ));
+        }
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        // Seal a full chunk only once more data arrives: the final chunk is
+        // left for `finish`, which sets the end-of-set flag.
+        if self.chunk.len() == self.geometry.plain_len() {
+            let flag = self.interior_flag();
+            if let Err(err) = self.seal_pending(flag) {
+                self.failed = true;
+                return Err(err.into());
+            }
+        }
+        let n = buf.len().min(self.geometry.plain_len() - self.chunk.len());
+        self.chunk.extend_from_slice(&buf[..n]);
+        Ok(n)
+    }
+
+    /// Does nothing: chunks are written whole, and the last one only by
+    /// [`finish`](SealWriter::finish).
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// What a volume's header says, read without any key.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeInfo {
+    /// Format version (always 1 here).
+    pub version: u16,
+    /// Random id shared by every volume of the set.
+    pub set_id: [u8; SET_ID_LEN],
+    /// This volume's number, from 1 (not authenticated without a key).
+    pub volume: u32,
+    /// Ciphertext chunk size in bytes.
+    pub chunk_size: usize,
+    /// Chunks in every volume but the last; 0 if the set is not split.
+    pub chunks_per_volume: u64,
+    /// Recipient stanza types, in header order.
+    pub stanza_types: Vec<String>,
+    /// Padded header length: offset of the first chunk.
+    pub header_len: u64,
+    /// Length of the volume in bytes.
+    pub len: u64,
+}
+
+impl VolumeInfo {
+    /// Whether the set was sealed with a volume size.
+    pub fn is_split(&self) -> bool {
+        self.chunks_per_volume != 0
+    }
+
+    /// Whether the volume holds as many chunks as a non-final volume: if
+    /// not, it can only be the last volume of its set.
+    pub fn is_full(&self) -> bool {
+        let full = self
+            .chunks_per_volume
+            .checked_mul(self.chunk_size as u64)
+            .and_then(|data| data.checked_add(self.header_len));
+        self.chunks_per_volume != 0 && full == Some(self.len)
+    }
+
+    /// Whether a passphrase stanza sits beside public-key stanzas: then the
+    /// set carries no proof that its sender knew the passphrase.
+    pub fn passphrase_is_unauthenticated(&self) -> bool {
+        let passphrase = self.stanza_types.iter().any(|t| t == "argon2id");
+        passphrase && self.stanza_types.len() > 1
+    }
+}
+
+/// Reads a volume's header without any key (SPEC.md §3).
+///
+/// # Errors
+///
+/// [`Error::NotKuvert`], [`Error::UnsupportedVersion`],
+/// [`Error::MalformedHeader`], [`Error::LimitExceeded`] or [`Error::Io`].
+pub fn inspect<S: VolumeSource + ?Sized>(volume: &S) -> Result<VolumeInfo, Error> {
+    let (header, len) = read_header(volume, 1)?;
+    let geometry = header.geometry();
+    Ok(VolumeInfo {
+        version: format::FORMAT_VERSION,
+        set_id: header.set.set_id,
+        volume: header.volume,
+        chunk_size: geometry.chunk_len(),
+        chunks_per_volume: geometry.chunks_per_volume,
+        stanza_types: header.set.stanzas.iter().map(|s| s.kind.clone()).collect(),
+        header_len: geometry.data_offset,
+        len,
+    })
+}
+
+/// Reads, bounds and parses one volume's header, and checks its padding.
+fn read_header<S: VolumeSource + ?Sized>(source: &S, input: usize) -> Result<(Header, u64), Error> {
+    let len = source.size()?;
+    let mut preamble = [0u8; PREAMBLE_LEN];
+    let available = len.min(PREAMBLE_LEN as u64) as usize;
+    source.read_exact_at(&mut preamble[..available], 0)?;
+    let header_len = format::parse_preamble(&preamble[..available], input)?;
+    if u64::from(header_len) > len {
+        return Err(Error::malformed(
+            input,
+            10,
+            "header runs past the end of the volume",
+        ));
+    }
+    let mut bytes = vec![0u8; header_len as usize];
+    source.read_exact_at(&mut bytes, 0)?;
+    let header = format::parse_header(&bytes, input)?;
+    keys::check_stanzas(&header, input)?;
+
+    let data_offset = header.geometry().data_offset;
+    if len < data_offset {
+        return Err(Error::malformed(
+            input,
+            len,
+            "volume ends inside the header padding",
+        ));
+    }
+    let mut padding = vec![0u8; (data_offset - u64::from(header_len)) as usize];
+    source.read_exact_at(&mut padding, header_len.into())?;
+    if let Some(at) = padding.iter().position(|&b| b != 0) {
+        return Err(Error::malformed(
+            input,
+            u64::from(header_len) + at as u64,
+            "header padding is not zero",
+        ));
+    }
+    Ok((header, len))
+}
+
+/// Configures opening: keys to try and limits on what a header may ask.
+#[derive(Debug, Default)]
+pub struct Opener {
+    identities: Vec<Identity>,
+    passphrase: Option<Passphrase>,
+    limits: Limits,
+}
+
+/// The outcome of verifying one volume on its own.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeReport {
+    /// Volume number, from 1 (authenticated).
+    pub volume: u32,
+    /// Id of the set the volume belongs to.
+    pub set_id: [u8; SET_ID_LEN],
+    /// Chunks in the volume, all authenticated.
+    pub chunks: u64,
+    /// Plaintext bytes the volume carries.
+    pub plaintext_len: u64,
+    /// Whether this is the last volume of its set.
+    pub last_in_set: bool,
+}
+
+impl Opener {
+    /// An opener with no keys and default [`Limits`].
+    pub fn new() -> Self {
+        Opener::default()
+    }
+
+    /// Adds an identity to try.
+    pub fn identity(mut self, identity: impl Into<Identity>) -> Self {
+        self.identities.push(identity.into());
+        self
+    }
+
+    /// Adds several identities to try.
+    pub fn identities(mut self, identities: impl IntoIterator<Item = Identity>) -> Self {
+        self.identities.extend(identities);
+        self
+    }
+
+    /// Sets the passphrase to try.
+    pub fn passphrase(mut self, passphrase: Passphrase) -> Self {
+        self.passphrase = Some(passphrase);
+        self
+    }
+
+    /// Replaces the limits on untrusted headers.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    fn unlock(&self, header: &Header) -> Result<FileKey, Error> {
+        keys::unlock(
+            header,
+            &self.identities,
+            self.passphrase.as_ref(),
+            &self.limits,
+        )
+    }
+
+    /// Opens a set from its volumes, given in any order.
+    ///
+    /// Before returning, every header is authenticated, the set is checked
+    /// to be whole (no volume missing, duplicated or foreign), and the last
+    /// chunk is authenticated, so [`OpenReader::len`] is known. Chunks are
+    /// authenticated as they are read; no byte is returned before its chunk
+    /// has been.
+    ///
+    /// # Errors
+    ///
+    /// Any header error of [`inspect`]; [`Error::NoMatchingKey`],
+    /// [`Error::WrongPassphrase`], [`Error::HeaderDamaged`],
+    /// [`Error::ForeignVolume`], [`Error::DuplicateVolume`],
+    /// [`Error::VolumeMissing`], [`Error::Truncated`],
+    /// [`Error::TrailingData`], [`Error::Unauthenticated`] (last chunk).
+    pub fn open<S: VolumeSource>(&self, volumes: Vec<S>) -> Result<OpenReader<S>, Error> {
+        if volumes.is_empty() {
+            return Err(Error::NoVolumes);
+        }
+        let mut headers = Vec::with_capacity(volumes.len());
+        for (index, volume) in volumes.iter().enumerate() {
+            headers.push(read_header(volume, index + 1)?);
+        }
+        let (reference, file_key) = self.unlock_set(&headers)?;
+        let reference_set = headers[reference].0.set_bytes().to_vec();
+        let set_id = headers[reference].0.set.set_id;
+        for (index, (header, _)) in headers.iter().enumerate() {
+            if header.set.set_id != set_id {
+                return Err(Error::ForeignVolume {
+                    input: index + 1,
+                    volume: header.volume,
+                });
+            }
+            file_key.verify_header(header)?;
+            if header.set_bytes() != reference_set.as_slice() {
+                return Err(Error::HeaderDamaged {
+                    volume: header.volume,
+                });
+            }
+        }
+
+        // Order by the authenticated volume numbers: no gap, no duplicate.
+        let geometry = headers[reference].0.geometry();
+        let mut ordered: Vec<(u32, usize, u64, S)> = headers
+            .iter()
+            .zip(volumes)
+            .enumerate()
+            .map(|(index, ((header, len), volume))| (header.volume, index + 1, *len, volume))
+            .collect();
+        ordered.sort_by_key(|&(number, input, ..)| (number, input));
+        for (expected, pair) in (1u32..).zip(ordered.windows(2)) {
+            if pair[0].0 == pair[1].0 {
+                return Err(Error::DuplicateVolume {
+                    volume: pair[0].0,
+                    first: pair[0].1,
+                    second: pair[1].1,
+                });
+            }
+            if pair[0].0 != expected {
+                return Err(Error::VolumeMissing { volume: expected });
+            }
+        }
+        let last = ordered.len() - 1;
+        let last_number = ordered[last].0;
+        if last_number as usize != ordered.len() {
+            return Err(Error::VolumeMissing {
+                volume: (ordered.len() as u32).min(last_number),
+            });
+        }
+        for &(number, _, len, _) in &ordered[..last] {
+            check_full_volume(&geometry, number, len)?;
+        }
+
+        let cipher = ChunkCipher::new(&file_key.payload_key(&set_id));
+        let (number, len) = (ordered[last].0, ordered[last].2);
+        let final_chunk = LastChunk::locate(&geometry, number, len)?;
+        let mut buf = Vec::with_capacity(geometry.chunk_len());
+        match final_chunk.authenticate(&cipher, &geometry, &ordered[last].3, &mut buf)? {
+            ChunkFlag::EndOfSet => {}
+            _ => {
+                return Err(Error::VolumeMissing {
+                    volume: number.saturating_add(1),
+                });
+            }
+        }
+        let final_plain = final_chunk.len - TAG_LEN;
+        let len = final_chunk.chunk * geometry.plain_len() as u64 + final_plain as u64;
+        buf.zeroize();
+        Ok(OpenReader {
+            volumes: ordered.into_iter().map(|(.., volume)| volume).collect(),
+            geometry,
+            cipher,
+            set_id,
+            final_chunk: final_chunk.chunk,
+            final_chunk_len: final_chunk.len,
+            len,
+            pos: 0,
+            buf: Zeroizing::new(buf),
+            buffered: None,
+        })
+    }
+
+    /// Opens a set of one volume.
+    ///
+    /// # Errors
+    ///
+    /// As [`Opener::open`].
+    pub fn open_one<S: VolumeSource>(&self, volume: S) -> Result<OpenReader<S>, Error> {
+        self.open(vec![volume])
+    }
+
+    /// Finds the file key, trying each distinct set header (at most three,
+    /// the most common first) so that one damaged header among several
+    /// volumes is named as such rather than hiding the key.
+    fn unlock_set(&self, headers: &[(Header, u64)]) -> Result<(usize, FileKey), Error> {
+        let mut candidates: Vec<(usize, usize)> = Vec::new();
+        for (index, (header, _)) in headers.iter().enumerate() {
+            if candidates
+                .iter()
+                .any(|&(seen, _)| headers[seen].0.set_bytes() == header.set_bytes())
+            {
+                continue;
+            }
+            let same_set = headers
+                .iter()
+                .filter(|(other, _)| other.set.set_id == header.set.set_id)
+                .count();
+            candidates.push((index, same_set));
+        }
+        // Stable: equal counts keep input order.
+        candidates.sort_by_key(|&(_, same_set)| std::cmp::Reverse(same_set));
+        let mut first_error = None;
+        for &(index, _) in candidates.iter().take(3) {
+            match self.unlock(&headers[index].0) {
+                Ok(file_key) => return Ok((index, file_key)),
+                Err(err) => {
+                    first_error.get_or_insert(err);
+                }
+            }
+        }
+        Err(first_error.unwrap_or(Error::NoVolumes))
+    }
+
+    /// Authenticates every chunk of one volume without the rest of its set,
+    /// for checking a disc right after burning it.
+    ///
+    /// # Errors
+    ///
+    /// As [`Opener::open`], for this volume alone; a full volume that ends
+    /// with an end-of-volume chunk is intact and reported with
+    /// `last_in_set: false`.
+    pub fn verify_volume<S: VolumeSource + ?Sized>(
+        &self,
+        volume: &S,
+    ) -> Result<VolumeReport, Error> {
+        let (header, len) = read_header(volume, 1)?;
+        let file_key = self.unlock(&header)?;
+        let geometry = header.geometry();
+        let cipher = ChunkCipher::new(&file_key.payload_key(&header.set.set_id));
+        let last = LastChunk::locate(&geometry, header.volume, len)?;
+        let first = geometry.first_chunk(header.volume);
+        let mut buf = Vec::with_capacity(geometry.chunk_len());
+        for chunk in first..last.chunk {
+            let (_, offset) = geometry.locate(chunk);
+            buf.resize(geometry.chunk_len(), 0);
+            volume.read_exact_at(&mut buf, offset)?;
+            if !cipher.open(chunk, ChunkFlag::Interior, &mut buf) {
+                return Err(Error::Unauthenticated {
+                    chunk,
+                    volume: header.volume,
+                    offset,
+                });
+            }
+        }
+        let flag = last.authenticate(&cipher, &geometry, volume, &mut buf)?;
+        buf.zeroize();
+        let chunks = last.chunk - first + 1;
+        Ok(VolumeReport {
+            volume: header.volume,
+            set_id: header.set.set_id,
+            chunks,
+            plaintext_len: (chunks - 1) * geometry.plain_len() as u64 + (last.len - TAG_LEN) as u64,
+            last_in_set: flag == ChunkFlag::EndOfSet,
+        })
+    }
+}
+
+/// A volume other than the last must hold exactly K chunks.
+fn check_full_volume(geometry: &Geometry, volume: u32, len: u64) -> Result<(), Error> {
+    let full = geometry.full_volume_len().unwrap_or(len);
+    if len < full {
+        return Err(Error::Truncated {
+            volume,
+            length: len,
+        });
+    }
+    if len > full {
+        return Err(Error::TrailingData {
+            volume,
+            offset: full,
+        });
+    }
+    Ok(())
+}
+
+/// The physically last chunk of a volume, found from the volume's length.
+struct LastChunk {
+    volume: u32,
+    volume_len: u64,
+    /// Global index.
+    chunk: u64,
+    /// Ciphertext length, tag included; may be below a tag if truncated.
+    len: usize,
+}
+
+impl LastChunk {
+    fn locate(geometry: &Geometry, volume: u32, volume_len: u64) -> Result<Self, Error> {
+        let data = volume_len - geometry.data_offset;
+        let chunk_len = geometry.chunk_len() as u64;
+        if data == 0 {
+            return Err(Error::Truncated {
+                volume,
+                length: volume_len,
+            });
+        }
+        if let Some(full) = geometry.full_volume_len()
+            && volume_len > full
+        {
+            return Err(Error::TrailingData {
+                volume,
+                offset: full,
+            });
+        }
+        let chunks = data.div_ceil(chunk_len);
+        let chunk = geometry
+            .first_chunk(volume)
+            .checked_add(chunks - 1)
+            .ok_or(Error::CounterExhausted)?;
+        Ok(LastChunk {
+            volume,
+            volume_len,
+            chunk,
+            len: (data - (chunks - 1) * chunk_len) as usize,
+        })
+    }
+
+    /// Authenticates the last chunk as end of set or end of volume, and
+    /// otherwise names what is wrong: cut short, trailing bytes, or damage.
+    fn authenticate<S: VolumeSource + ?Sized>(
+        &self,
+        cipher: &ChunkCipher,
+        geometry: &Geometry,
+        source: &S,
+        buf: &mut Vec<u8>,
+    ) -> Result<ChunkFlag, Error> {
+        let (_, offset) = geometry.locate(self.chunk);
+        let truncated = Error::Truncated {
+            volume: self.volume,
+            length: self.volume_len,
+        };
+        let mut try_open = |chunk: u64, len: usize, offset: u64, flag: ChunkFlag| {
+            buf.resize(len, 0);
+            source
+                .read_exact_at(buf, offset)
+                .map(|()| cipher.open(chunk, flag, buf))
+        };
+        if self.len >= TAG_LEN {
+            if try_open(self.chunk, self.len, offset, ChunkFlag::EndOfSet)? {
+                if self.len == TAG_LEN && self.chunk != 0 {
+                    return Err(Error::MalformedChunk {
+                        chunk: self.chunk,
+                        volume: self.volume,
+                        reason: "empty final chunk after data",
+                    });
+                }
+                return Ok(ChunkFlag::EndOfSet);
+            }
+            if geometry.chunks_per_volume != 0
+                && try_open(self.chunk, self.len, offset, ChunkFlag::EndOfVolume)?
+            {
+                let at_volume_end =
+                    geometry.ends_volume(self.chunk) && self.len == geometry.chunk_len();
+                if !at_volume_end {
+                    return Err(Error::MalformedChunk {
+                        chunk: self.chunk,
+                        volume: self.volume,
+                        reason: "end-of-volume chunk before the volume is full",
+                    });
+                }
+                return Ok(ChunkFlag::EndOfVolume);
+            }
+            if try_open(self.chunk, self.len, offset, ChunkFlag::Interior)? {
+                return Err(truncated);
+            }
+        }
+        if self.chunk > geometry.first_chunk(self.volume) {
+            let previous = self.chunk - 1;
+            let (_, previous_offset) = geometry.locate(previous);
+            if try_open(
+                previous,
+                geometry.chunk_len(),
+                previous_offset,
+                ChunkFlag::EndOfSet,
+            )? {
+                return Err(Error::TrailingData {
+                    volume: self.volume,
+                    offset,
+                });
+            }
+        }
+        if self.len < TAG_LEN {
+            return Err(truncated);
+        }
+        Err(Error::Unauthenticated {
+            chunk: self.chunk,
+            volume: self.volume,
+            offset,
+        })
+    }
+}
+
+/// The plaintext of an opened set; see [`Opener::open`].
+///
+/// Reads and seeks cost at most one chunk decryption; a chunk that fails
+/// authentication yields an `io::Error` wrapping
+/// [`Error::Unauthenticated`] (recover it with [`Error::from_io`]) and no
+/// byte of it.
+pub struct OpenReader<S> {
+    volumes: Vec<S>,
+    geometry: Geometry,
+    cipher: ChunkCipher,
+    set_id: [u8; SET_ID_LEN],
+    final_chunk: u64,
+    final_chunk_len: usize,
+    len: u64,
+    pos: u64,
+    /// The plaintext of chunk `buffered` (after its tag is dropped). Wiped on drop.
+    buf: Zeroizing<Vec<u8>>,
+    buffered: Option<u64>,
+}
+
+impl<S> fmt::Debug for OpenReader<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpenReader")
+            .field("volumes", &self.volumes.len())
+            .field("geometry", &self.geometry)
+            .field("len", &self.len)
+            .field("pos", &self.pos)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: VolumeSource> OpenReader<S> {
+    /// Plaintext length, known because the last chunk authenticated.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether the plaintext is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Number of volumes in the set.
+    pub fn volume_count(&self) -> usize {
+        self.volumes.len()
+    }
+
+    /// Id of the set.
+    pub fn set_id(&self) -> &[u8; SET_ID_LEN] {
+        &self.set_id
+    }
+
+    /// Ciphertext chunk size.
+    pub fn chunk_size(&self) -> usize {
+        self.geometry.chunk_len()
+    }
+
+    /// Volume and byte range within it of the chunk holding plaintext
+    /// offset `pos`, for reports on damaged data.
+    pub fn locate(&self, pos: u64) -> (u32, u64) {
+        self.geometry.locate(pos / self.geometry.plain_len() as u64)
+    }
+
+    /// Gives the volumes back.
+    pub fn into_volumes(self) -> Vec<S> {
+        self.volumes
+    }
+
+    fn flag(&self, chunk: u64) -> ChunkFlag {
+        if chunk == self.final_chunk {
+            ChunkFlag::EndOfSet
+        } else if self.geometry.ends_volume(chunk) {
+            ChunkFlag::EndOfVolume
+        } else {
+            ChunkFlag::Interior
+        }
+    }
+
+    fn load(&mut self, chunk: u64) -> Result<(), Error> {
+        self.buffered = None;
+        let (volume, offset) = self.geometry.locate(chunk);
+        let len = if chunk == self.final_chunk {
+            self.final_chunk_len
+        } else {
+            self.geometry.chunk_len()
+        };
+        self.buf.resize(len, 0);
+        self.volumes[volume as usize - 1].read_exact_at(&mut self.buf, offset)?;
+        if !self.cipher.open(chunk, self.flag(chunk), &mut self.buf) {
+            self.buf.zeroize();
+            return Err(Error::Unauthenticated {
+                chunk,
+                volume,
+                offset,
+            });
+        }
+        self.buf.truncate(len - TAG_LEN);
+        self.buffered = Some(chunk);
+        Ok(())
+    }
+}
+
+impl<S: VolumeSource> Read for OpenReader<S> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.pos >= self.len || out.is_empty() {
+            return Ok(0);
+        }
+        let plain_len = self.geometry.plain_len() as u64;
+        let chunk = self.pos / plain_len;
+        let within = (self.pos % plain_len) as usize;
+        if self.buffered != Some(chunk) {
+            self.load(chunk)?;
+        }
+        let n = out.len().min(self.buf.len() - within);
+        out[..n].copy_from_slice(&self.buf[within..within + n]);
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl<S: VolumeSource> Seek for OpenReader<S> {
+    fn seek(&mut self, target: SeekFrom) -> io::Result<u64> {
+        let (base, delta) = match target {
+            SeekFrom::Start(offset) => {
+                self.pos = offset;
+                return Ok(offset);
+            }
+            SeekFrom::End(delta) => (self.len, delta),
+            SeekFrom::Current(delta) => (self.pos, delta),
+        };
+        match base.checked_add_signed(delta) {
+            Some(pos) => {
+                self.pos = pos;
+                Ok(pos)
+            }
+            None => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "seek before the start or past u64",
+            )),
+        }
+    }
+}
+
+impl Header {
+    fn set_bytes(&self) -> &[u8] {
+        &self.bytes[self.set_bytes.clone()]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::X25519Identity;
+    use crate::volumes::MemorySink;
+
+    fn seal(
+        identity: &X25519Identity,
+        data: &[u8],
+        chunk: usize,
+        volume: Option<u64>,
+    ) -> Vec<Vec<u8>> {
+        let mut sealer = Sealer::new()
+            .recipient(identity.to_public())
+            .chunk_size(chunk);
+        if let Some(size) = volume {
+            sealer = sealer.volume_size(size);
+        }
+        let mut writer = sealer.seal(MemorySink::new()).expect("seal");
+        writer.write_all(data).expect("write");
+        writer.finish().expect("finish").into_volumes()
+    }
+
+    fn open(identity: X25519Identity, volumes: Vec<Vec<u8>>) -> Result<Vec<u8>, Error> {
+        let mut reader = Opener::new().identity(identity).open(volumes)?;
+        let mut out = Vec::new();
+        reader.read_to_end(&mut out).map_err(Error::from_io)?;
+        Ok(out)
+    }
+
+    fn same_identity(identity: &X25519Identity) -> X25519Identity {
+        identity.to_secret_string().parse().expect("own identity")
+    }
+
+    #[test]
+    fn sizes_around_chunk_boundaries_round_trip() {
+        let identity = X25519Identity::generate();
+        let plain = 4096 - TAG_LEN;
+        for len in [0, 1, plain - 1, plain, plain + 1, 3 * plain, 3 * plain + 7] {
+            let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let volumes = seal(&identity, &data, 4096, None);
+            assert_eq!(volumes.len(), 1);
+            let chunks = len.div_ceil(plain).max(1);
+            assert_eq!(volumes[0].len(), 2048 + len + chunks * TAG_LEN, "len {len}");
+            assert_eq!(open(same_identity(&identity), volumes).expect("open"), data);
+        }
+    }
+
+    #[test]
+    fn volumes_never_exceed_the_size_asked_for() {
+        let identity = X25519Identity::generate();
+        let data = vec![7u8; 10 * 4096];
+        let size = 2048 + 3 * 4096 + 100;
+        let volumes = seal(&identity, &data, 4096, Some(size));
+        assert_eq!(volumes.len(), 4);
+        assert!(volumes.iter().all(|v| v.len() as u64 <= size));
+        assert_eq!(volumes[0].len(), 2048 + 3 * 4096);
+        assert_eq!(open(same_identity(&identity), volumes).expect("open"), data);
+    }
+
+    #[test]
+    fn payload_ending_on_a_volume_boundary_has_no_empty_volume() {
+        let identity = X25519Identity::generate();
+        let data = vec![1u8; 2 * (4096 - TAG_LEN)];
+        let volumes = seal(&identity, &data, 4096, Some(2048 + 2 * 4096));
+        assert_eq!(volumes.len(), 1);
+        let volumes = seal(&identity, &data, 4096, Some(2048 + 4096));
+        assert_eq!(volumes.len(), 2);
+        assert_eq!(open(same_identity(&identity), volumes).expect("open"), data);
+    }
+
+    #[test]
+    fn invalid_options_are_refused() {
+        let identity = X25519Identity::generate();
+        assert!(Sealer::new().seal(MemorySink::new()).is_err());
+        for chunk in [0, 2048, 4095, 3 * 4096, 32 << 20] {
+            let sealer = Sealer::new()
+                .recipient(identity.to_public())
+                .chunk_size(chunk);
+            assert!(matches!(
+                sealer.seal(MemorySink::new()),
+                Err(Error::InvalidOption { .. })
+            ));
+        }
+        let tiny = Sealer::new()
+            .recipient(identity.to_public())
+            .volume_size(4096);
+        assert!(matches!(
+            tiny.seal(MemorySink::new()),
+            Err(Error::InvalidOption { .. })
+        ));
+    }
+
+    #[test]
+    fn dropped_writer_never_opens_as_complete() {
+        let identity = X25519Identity::generate();
+        let mut sink = MemorySink::new();
+        {
+            let mut writer = Sealer::new()
+                .recipient(identity.to_public())
+                .chunk_size(4096)
+                .seal(&mut sink)
+                .expect("seal");
+            writer.write_all(&[0u8; 3 * 4096]).expect("write");
+        }
+        let volumes = sink.into_volumes();
+        assert!(matches!(
+            open(same_identity(&identity), volumes),
+            Err(Error::Truncated { volume: 1, .. })
+        ));
+    }
+}

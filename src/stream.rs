@@ -1,0 +1,91 @@
+//! Chunked AEAD in the STREAM construction (SPEC.md §6): one
+//! ChaCha20-Poly1305 key per set, nonce = counter ‖ flag. Bytes in, bytes
+//! out; this layer never sees a reader, a writer or a volume.
+
+use chacha20poly1305::{AeadInOut, ChaCha20Poly1305, Tag};
+
+use crate::format::{ChunkFlag, TAG_LEN, chunk_nonce};
+use crate::keys::PayloadKey;
+
+/// Seals and opens the chunks of one set.
+pub(crate) struct ChunkCipher {
+    aead: ChaCha20Poly1305,
+}
+
+impl ChunkCipher {
+    pub(crate) fn new(key: &PayloadKey) -> Self {
+        ChunkCipher { aead: key.cipher() }
+    }
+
+    /// Seals `chunk` in place: its plaintext is extended by the 16-byte tag.
+    /// The vector's capacity must already hold the tag, so sealing never
+    /// reallocates and never leaves a copy of the plaintext behind.
+    pub(crate) fn seal(&self, counter: u64, flag: ChunkFlag, chunk: &mut Vec<u8>) {
+        debug_assert!(chunk.capacity() - chunk.len() >= TAG_LEN);
+        let nonce = chunk_nonce(counter, flag);
+        let tag = self
+            .aead
+            .encrypt_inout_detached(&nonce.into(), &[], chunk.as_mut_slice().into())
+            .expect("a chunk of at most 16 MiB is below the ChaCha20-Poly1305 limit");
+        chunk.extend_from_slice(&tag);
+    }
+
+    /// Opens `chunk` (ciphertext ‖ tag) in place. On success the plaintext is
+    /// `chunk[..chunk.len() - 16]`; on failure nothing may be released.
+    #[must_use]
+    pub(crate) fn open(&self, counter: u64, flag: ChunkFlag, chunk: &mut [u8]) -> bool {
+        let Some(split) = chunk.len().checked_sub(TAG_LEN) else {
+            return false;
+        };
+        let (body, tag) = chunk.split_at_mut(split);
+        let Ok(tag) = Tag::try_from(&*tag) else {
+            return false;
+        };
+        let nonce = chunk_nonce(counter, flag);
+        self.aead
+            .decrypt_inout_detached(&nonce.into(), &[], body.into(), &tag)
+            .is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use zeroize::Zeroizing;
+
+    use super::*;
+    use crate::format::SET_ID_LEN;
+    use crate::keys::FileKey;
+
+    fn cipher() -> ChunkCipher {
+        let key = FileKey::from_bytes(Zeroizing::new([5; 32])).payload_key(&[0; SET_ID_LEN]);
+        ChunkCipher::new(&key)
+    }
+
+    #[test]
+    fn opens_only_with_the_same_counter_and_flag() {
+        let cipher = cipher();
+        for len in [0, 1, 4079, 4080] {
+            let mut chunk = Vec::with_capacity(len + TAG_LEN);
+            chunk.resize(len, 0x33);
+            cipher.seal(7, ChunkFlag::Interior, &mut chunk);
+            assert_eq!(chunk.len(), len + TAG_LEN);
+
+            let mut copy = chunk.clone();
+            assert!(cipher.open(7, ChunkFlag::Interior, &mut copy));
+            assert!(copy[..len].iter().all(|&b| b == 0x33));
+            for (counter, flag) in [
+                (8, ChunkFlag::Interior),
+                (7, ChunkFlag::EndOfSet),
+                (7, ChunkFlag::EndOfVolume),
+            ] {
+                let mut copy = chunk.clone();
+                assert!(!cipher.open(counter, flag, &mut copy), "{counter} {flag:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn short_input_is_refused() {
+        assert!(!cipher().open(0, ChunkFlag::EndOfSet, &mut [0u8; TAG_LEN - 1]));
+    }
+}

@@ -1,0 +1,380 @@
+//! Where volumes go and come from: small traits with file and memory
+//! implementations. This layer moves bytes; it knows no keys.
+
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+/// Writes the volumes of a set, one after another.
+///
+/// [`SealWriter`](crate::SealWriter) calls `start_volume` before the first
+/// byte of each volume, then `write_all`, and `finish` once after the last
+/// chunk. A sink that is dropped without `finish` must not leave anything
+/// that looks finished (the file sink removes its temporary files).
+pub trait VolumeSink {
+    /// Begins volume `number` (from 1); following writes go to it.
+    ///
+    /// # Errors
+    ///
+    /// Any I/O error creating the volume.
+    fn start_volume(&mut self, number: u32) -> io::Result<()>;
+
+    /// Appends bytes to the current volume.
+    ///
+    /// # Errors
+    ///
+    /// Any I/O error writing.
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()>;
+
+    /// Makes every volume durable and visible under its final name.
+    ///
+    /// # Errors
+    ///
+    /// Any I/O error flushing, syncing or renaming.
+    fn finish(&mut self) -> io::Result<()>;
+}
+
+impl<S: VolumeSink + ?Sized> VolumeSink for &mut S {
+    fn start_volume(&mut self, number: u32) -> io::Result<()> {
+        (**self).start_volume(number)
+    }
+
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        (**self).write_all(bytes)
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        (**self).finish()
+    }
+}
+
+/// Keeps volumes in memory, for tests and small payloads.
+#[derive(Debug, Default)]
+pub struct MemorySink {
+    volumes: Vec<Vec<u8>>,
+}
+
+impl MemorySink {
+    /// An empty sink.
+    pub fn new() -> Self {
+        MemorySink::default()
+    }
+
+    /// The volumes written so far, volume 1 first.
+    pub fn into_volumes(self) -> Vec<Vec<u8>> {
+        self.volumes
+    }
+}
+
+impl VolumeSink for MemorySink {
+    fn start_volume(&mut self, _number: u32) -> io::Result<()> {
+        self.volumes.push(Vec::new());
+        Ok(())
+    }
+
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match self.volumes.last_mut() {
+            Some(volume) => {
+                volume.extend_from_slice(bytes);
+                Ok(())
+            }
+            None => Err(io::Error::other("write before the first volume")),
+        }
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Size of the write buffer of each volume file: large writes cost far less
+/// kernel time than chunk-sized ones.
+const FILE_BUFFER: usize = 1 << 20;
+
+/// Writes volumes as files, under temporary names until [`finish`](VolumeSink::finish).
+///
+/// A set that fits one volume is written to exactly the path given; a split
+/// set to `STEM.001.kuv`, `STEM.002.kuv`, … where STEM is the path without
+/// its `.kuv` extension. Until `finish` renames them, volumes live under
+/// hidden names ending in `.kuvert-partial`, removed if the sink is dropped
+/// unfinished, so no half-written set ever carries a final name.
+#[derive(Debug)]
+pub struct FileSink {
+    path: PathBuf,
+    partial: Vec<PathBuf>,
+    current: Option<BufWriter<File>>,
+    finished: Vec<PathBuf>,
+}
+
+impl FileSink {
+    /// A sink for the set named by `path`; nothing is created yet.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        FileSink {
+            path: path.into(),
+            partial: Vec::new(),
+            current: None,
+            finished: Vec::new(),
+        }
+    }
+
+    /// Final paths of the volumes, in order, once finished.
+    pub fn paths(&self) -> &[PathBuf] {
+        &self.finished
+    }
+
+    /// The final names a set of `count` volumes gets for `path`.
+    pub fn volume_paths(path: &Path, count: u32) -> Vec<PathBuf> {
+        if count <= 1 {
+            return vec![path.to_path_buf()];
+        }
+        let stem = match path.extension() {
+            Some(ext) if ext == "kuv" => path.with_extension(""),
+            _ => path.to_path_buf(),
+        };
+        let stem = stem.as_os_str().to_string_lossy().into_owned();
+        (1..=count)
+            .map(|number| PathBuf::from(format!("{stem}.{number:03}.kuv")))
+            .collect()
+    }
+
+    fn partial_path(&self, number: u32) -> PathBuf {
+        let name = self
+            .path
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "kuvert".into());
+        let dir = self.path.parent().unwrap_or(Path::new(""));
+        dir.join(format!(
+            ".{name}.{number:03}.{}.kuvert-partial",
+            std::process::id()
+        ))
+    }
+
+    fn close_current(&mut self) -> io::Result<()> {
+        if let Some(writer) = self.current.take() {
+            let file = writer.into_inner().map_err(|err| err.into_error())?;
+            file.sync_all()?;
+        }
+        Ok(())
+    }
+}
+
+impl VolumeSink for FileSink {
+    fn start_volume(&mut self, number: u32) -> io::Result<()> {
+        self.close_current()?;
+        let path = self.partial_path(number);
+        let file = File::options().write(true).create_new(true).open(&path)?;
+        self.partial.push(path);
+        self.current = Some(BufWriter::with_capacity(FILE_BUFFER, file));
+        Ok(())
+    }
+
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match &mut self.current {
+            Some(writer) => writer.write_all(bytes),
+            None => Err(io::Error::other("write before the first volume")),
+        }
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        self.close_current()?;
+        let count = u32::try_from(self.partial.len()).unwrap_or(u32::MAX);
+        let finals = FileSink::volume_paths(&self.path, count);
+        for (partial, target) in self.partial.iter().zip(&finals) {
+            fs::rename(partial, target)?;
+        }
+        self.partial.clear();
+        self.finished = finals;
+        Ok(())
+    }
+}
+
+impl Drop for FileSink {
+    fn drop(&mut self) {
+        self.current = None;
+        for path in &self.partial {
+            let _ = fs::remove_file(path);
+        }
+    }
+}
+
+/// A volume to read from, at any offset.
+pub trait VolumeSource {
+    /// Length of the volume in bytes.
+    ///
+    /// # Errors
+    ///
+    /// Any I/O error asking for it.
+    fn size(&self) -> io::Result<u64>;
+
+    /// Fills `buf` from `offset`; fails if the volume ends first.
+    ///
+    /// # Errors
+    ///
+    /// Any I/O error, or [`io::ErrorKind::UnexpectedEof`].
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
+}
+
+impl<S: VolumeSource + ?Sized> VolumeSource for &S {
+    fn size(&self) -> io::Result<u64> {
+        (**self).size()
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        (**self).read_exact_at(buf, offset)
+    }
+}
+
+impl VolumeSource for [u8] {
+    fn size(&self) -> io::Result<u64> {
+        Ok(<[u8]>::len(self) as u64)
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        let start = usize::try_from(offset).ok();
+        let range = start.and_then(|start| Some(start..start.checked_add(buf.len())?));
+        match range.and_then(|range| self.get(range)) {
+            Some(bytes) => {
+                buf.copy_from_slice(bytes);
+                Ok(())
+            }
+            None => Err(io::ErrorKind::UnexpectedEof.into()),
+        }
+    }
+}
+
+impl VolumeSource for Vec<u8> {
+    fn size(&self) -> io::Result<u64> {
+        Ok(self.len() as u64)
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.as_slice().read_exact_at(buf, offset)
+    }
+}
+
+impl VolumeSource for bytes::Bytes {
+    fn size(&self) -> io::Result<u64> {
+        Ok(self.as_ref().len() as u64)
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.as_ref().read_exact_at(buf, offset)
+    }
+}
+
+/// A volume file, read with positioned reads (no shared cursor).
+#[derive(Debug)]
+pub struct FileSource {
+    file: File,
+    path: PathBuf,
+}
+
+impl FileSource {
+    /// Opens the volume at `path`.
+    ///
+    /// # Errors
+    ///
+    /// Any I/O error opening the file.
+    pub fn open(path: impl Into<PathBuf>) -> io::Result<Self> {
+        let path = path.into();
+        let file = File::open(&path)?;
+        Ok(FileSource { file, path })
+    }
+
+    /// The path the volume was opened from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl VolumeSource for FileSource {
+    fn size(&self) -> io::Result<u64> {
+        Ok(self.file.metadata()?.len())
+    }
+
+    #[cfg(unix)]
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        std::os::unix::fs::FileExt::read_exact_at(&self.file, buf, offset)
+    }
+
+    #[cfg(windows)]
+    fn read_exact_at(&self, mut buf: &mut [u8], mut offset: u64) -> io::Result<()> {
+        while !buf.is_empty() {
+            match std::os::windows::fs::FileExt::seek_read(&self.file, buf, offset) {
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => {
+                    buf = &mut buf[n..];
+                    offset += n as u64;
+                }
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_source_reads_inside_and_refuses_past_the_end() {
+        let data = vec![1u8, 2, 3, 4];
+        let mut buf = [0u8; 2];
+        data.read_exact_at(&mut buf, 2).expect("inside");
+        assert_eq!(buf, [3, 4]);
+        assert!(data.read_exact_at(&mut buf, 3).is_err());
+        assert!(data.read_exact_at(&mut buf, u64::MAX).is_err());
+        assert_eq!(data.size().expect("len"), 4);
+    }
+
+    #[test]
+    fn split_names_follow_the_stem() {
+        let names = FileSink::volume_paths(Path::new("out/parcel.kuv"), 2);
+        assert_eq!(
+            names,
+            [
+                PathBuf::from("out/parcel.001.kuv"),
+                PathBuf::from("out/parcel.002.kuv")
+            ]
+        );
+        assert_eq!(
+            FileSink::volume_paths(Path::new("parcel.kuv"), 1),
+            [PathBuf::from("parcel.kuv")]
+        );
+        assert_eq!(
+            FileSink::volume_paths(Path::new("parcel"), 2)[1],
+            PathBuf::from("parcel.002.kuv")
+        );
+    }
+
+    #[test]
+    fn unfinished_file_sink_leaves_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("set.kuv");
+        {
+            let mut sink = FileSink::new(&path);
+            sink.start_volume(1).expect("start");
+            sink.write_all(b"partial").expect("write");
+        }
+        assert_eq!(fs::read_dir(dir.path()).expect("list").count(), 0);
+    }
+
+    #[test]
+    fn finished_file_sink_renames_volumes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("set.kuv");
+        let mut sink = FileSink::new(&path);
+        for number in 1..=2 {
+            sink.start_volume(number).expect("start");
+            sink.write_all(&[number as u8]).expect("write");
+        }
+        sink.finish().expect("finish");
+        let paths = sink.paths().to_vec();
+        drop(sink);
+        assert_eq!(fs::read(&paths[1]).expect("volume 2"), [2]);
+        assert_eq!(fs::read_dir(dir.path()).expect("list").count(), 2);
+    }
+}
