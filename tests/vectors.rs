@@ -1,0 +1,702 @@
+//! Test vectors (SPEC.md §10): containers written once from fixed seeds and
+//! committed under tests/vectors/<case>/, each with a `meta` file saying how
+//! to open it and what must happen.
+//!
+//! `vectors_open_as_recorded` checks the committed files against their
+//! `meta`; `vectors_are_reproducible` proves this implementation still writes
+//! them byte for byte. Regenerate (only when the format changes, together
+//! with SPEC.md) with:
+//!
+//! ```text
+//! cargo test --release --test vectors -- --ignored write_vectors
+//! ```
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use kuvert::{
+    Argon2Params, Error, Identity, Limits, MemorySink, Opener, Passphrase, Sealer, X25519Identity,
+};
+use sha2::{Digest, Sha256};
+
+const CHUNK: usize = 4096;
+const PLAIN: usize = CHUNK - 16;
+const PASSPHRASE: &str = "kuvert test vector passphrase";
+
+/// One vector: its volumes (in the order a decoder is given them), its
+/// plaintext if it opens, and its meta lines.
+struct Case {
+    name: &'static str,
+    description: &'static str,
+    identities: Vec<[u8; 32]>,
+    passphrase: Option<&'static str>,
+    volumes: Vec<Vec<u8>>,
+    /// Order in which the volumes are handed to the decoder (1-based file numbers).
+    order: Vec<usize>,
+    outcome: Outcome,
+}
+
+enum Outcome {
+    Plaintext(Vec<u8>),
+    Error(String),
+}
+
+fn identity(byte: u8) -> [u8; 32] {
+    let mut secret = [byte; 32];
+    secret[0] = 0x40 | byte;
+    secret
+}
+
+/// Deterministic, recognisable plaintext: a register-like CSV.
+fn plaintext(len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len + 64);
+    let mut record = 0u64;
+    while out.len() < len {
+        writeln!(
+            out,
+            "{record:011},19{:02}-{:02}-{:02},F,J45.{}",
+            record % 100,
+            record % 12 + 1,
+            record % 28 + 1,
+            record % 10
+        )
+        .expect("writing to a Vec");
+        record += 1;
+    }
+    out.truncate(len);
+    out
+}
+
+fn seal(sealer: Sealer, seed: u8, data: &[u8]) -> Vec<Vec<u8>> {
+    let mut writer = sealer
+        .chunk_size(CHUNK)
+        .insecure_deterministic_seed([seed; 32])
+        .seal(MemorySink::new())
+        .expect("valid options");
+    writer.write_all(data).expect("memory sink");
+    writer.finish().expect("memory sink").into_volumes()
+}
+
+fn to(byte: u8) -> Sealer {
+    Sealer::new().recipient(X25519Identity::from_bytes(identity(byte)).to_public())
+}
+
+/// Offset of the first chunk in these vectors (one sector of header).
+const H: usize = 2048;
+
+fn cases() -> Vec<Case> {
+    let mut cases = Vec::new();
+    let mut ok =
+        |name, description, identities: Vec<[u8; 32]>, passphrase, volumes: Vec<Vec<u8>>, data| {
+            let order = (1..=volumes.len()).collect();
+            cases.push(Case {
+                name,
+                description,
+                identities,
+                passphrase,
+                volumes,
+                order,
+                outcome: Outcome::Plaintext(data),
+            });
+        };
+
+    let small = plaintext(1000);
+    ok(
+        "x25519",
+        "one x25519 recipient, one volume, one chunk",
+        vec![identity(1)],
+        None,
+        seal(to(1), 1, &small),
+        small.clone(),
+    );
+
+    let passphrase_sealer = Sealer::new()
+        .passphrase(Passphrase::new(PASSPHRASE))
+        .argon2_params(Argon2Params::MINIMUM);
+    ok(
+        "passphrase",
+        "one argon2id recipient (64 MiB, 3 passes, 4 lanes)",
+        vec![],
+        Some(PASSPHRASE),
+        seal(passphrase_sealer, 2, &small),
+        small.clone(),
+    );
+
+    let several = to(1)
+        .recipient(X25519Identity::from_bytes(identity(2)).to_public())
+        .recipient(X25519Identity::from_bytes(identity(3)).to_public());
+    ok(
+        "several-recipients",
+        "three x25519 recipients; opened with the third identity",
+        vec![identity(3)],
+        None,
+        seal(several, 3, &small),
+        small.clone(),
+    );
+
+    let mixed = to(1)
+        .passphrase(Passphrase::new(PASSPHRASE))
+        .argon2_params(Argon2Params::MINIMUM);
+    ok(
+        "mixed-recipients",
+        "an x25519 and an argon2id recipient; opened with the passphrase",
+        vec![],
+        Some(PASSPHRASE),
+        seal(mixed, 4, &small),
+        small.clone(),
+    );
+
+    let multi = plaintext(5 * PLAIN + 123);
+    let multi_volumes = seal(to(1).volume_size((H + 2 * CHUNK) as u64), 5, &multi);
+    ok(
+        "multi-volume",
+        "three volumes of at most two 4 KiB chunks: 2 + 2 + 2 chunks, the last one partial",
+        vec![identity(1)],
+        None,
+        multi_volumes.clone(),
+        multi.clone(),
+    );
+
+    ok(
+        "empty",
+        "empty payload: one chunk holding only a tag",
+        vec![identity(1)],
+        None,
+        seal(to(1), 6, b""),
+        Vec::new(),
+    );
+
+    let exact = plaintext(3 * PLAIN);
+    ok(
+        "exact-multiple",
+        "payload of exactly three full chunks: the final chunk is full",
+        vec![identity(1)],
+        None,
+        seal(to(1), 7, &exact),
+        exact.clone(),
+    );
+
+    let boundary = plaintext(4 * PLAIN);
+    ok(
+        "volume-boundary",
+        "payload ends exactly at the end of volume 2: no empty third volume",
+        vec![identity(1)],
+        None,
+        seal(to(1).volume_size((H + 2 * CHUNK) as u64), 8, &boundary),
+        boundary.clone(),
+    );
+
+    let age = Sealer::new().recipient(
+        "age1zvkyg2lqzraa2lnjvqej32nkuu0ues2s82hzrye869xeexvn73equnujwj"
+            .parse::<kuvert::X25519Recipient>()
+            .expect("age recipient"),
+    );
+    ok(
+        "age-key",
+        "sealed to an age recipient (age1…); opened with the matching AGE-SECRET-KEY-1…",
+        vec![age_identity_bytes()],
+        None,
+        seal(age, 9, &small),
+        small.clone(),
+    );
+
+    // Negative vectors, derived from the positive ones.
+    let mut bad = |name,
+                   description,
+                   identities: Vec<[u8; 32]>,
+                   passphrase,
+                   volumes: Vec<Vec<u8>>,
+                   order: Vec<usize>,
+                   error: String| {
+        cases.push(Case {
+            name,
+            description,
+            identities,
+            passphrase,
+            volumes,
+            order,
+            outcome: Outcome::Error(error),
+        });
+    };
+    let single = seal(to(1), 1, &small);
+    let three = multi_volumes;
+
+    let mut v = single.clone();
+    v[0][0] = b'K';
+    bad(
+        "bad-magic",
+        "first magic byte changed",
+        vec![identity(1)],
+        None,
+        v,
+        vec![1],
+        "NotKuvert input=1".into(),
+    );
+
+    let mut v = single.clone();
+    v[0][9] = 2;
+    bad(
+        "version-2",
+        "format version 2",
+        vec![identity(1)],
+        None,
+        v,
+        vec![1],
+        "UnsupportedVersion input=1 version=2".into(),
+    );
+
+    let mut v = single.clone();
+    let mac_at = header_len(&v[0]) - 1;
+    v[0][mac_at] ^= 0x01;
+    bad(
+        "header-mac",
+        "last byte of the header MAC flipped",
+        vec![identity(1)],
+        None,
+        v,
+        vec![1],
+        "HeaderDamaged volume=1".into(),
+    );
+
+    let mut v = single.clone();
+    v[0][header_len(&single[0])] = 1;
+    bad(
+        "padding",
+        "first padding byte set to 1",
+        vec![identity(1)],
+        None,
+        v,
+        vec![1],
+        format!("MalformedHeader input=1 offset={}", header_len(&single[0])),
+    );
+
+    let mut v = three.clone();
+    v[1][H + CHUNK + 10] ^= 0x01;
+    bad(
+        "chunk-flipped",
+        "a ciphertext byte of chunk 3 (volume 2, second chunk) flipped; chunks 0–2 open",
+        vec![identity(1)],
+        None,
+        v,
+        vec![1, 2, 3],
+        format!("Unauthenticated chunk=3 volume=2 offset={}", H + CHUNK),
+    );
+
+    let mut v = single.clone();
+    let last = v[0].len() - 1;
+    v[0][last] ^= 0x80;
+    bad(
+        "tag-flipped",
+        "last tag byte of the only chunk flipped",
+        vec![identity(1)],
+        None,
+        v,
+        vec![1],
+        format!("Unauthenticated chunk=0 volume=1 offset={H}"),
+    );
+
+    bad(
+        "missing-middle",
+        "volume 2 of 3 not given",
+        vec![identity(1)],
+        None,
+        three.clone(),
+        vec![1, 3],
+        "VolumeMissing volume=2".into(),
+    );
+    bad(
+        "missing-last",
+        "volume 3 of 3 not given: volume 2 ends with an end-of-volume chunk",
+        vec![identity(1)],
+        None,
+        three.clone(),
+        vec![1, 2],
+        "VolumeMissing volume=3".into(),
+    );
+    bad(
+        "duplicate",
+        "volume 2 given twice",
+        vec![identity(1)],
+        None,
+        three.clone(),
+        vec![1, 2, 2, 3],
+        "DuplicateVolume volume=2 first=2 second=3".into(),
+    );
+
+    let other = seal(to(1).volume_size((H + 2 * CHUNK) as u64), 50, &multi);
+    let mut v = three.clone();
+    v[1] = other[1].clone();
+    bad(
+        "foreign",
+        "volume 2 taken from another set sealed to the same key from the same data",
+        vec![identity(1)],
+        None,
+        v,
+        vec![1, 2, 3],
+        "ForeignVolume input=2 volume=2".into(),
+    );
+
+    let mut v = three.clone();
+    v[0].extend_from_slice(b"trailing");
+    bad(
+        "trailing-full-volume",
+        "bytes appended to a full volume",
+        vec![identity(1)],
+        None,
+        v,
+        vec![1, 2, 3],
+        format!("TrailingData volume=1 offset={}", H + 2 * CHUNK),
+    );
+
+    let mut v = seal(to(1), 7, &exact);
+    v[0].extend_from_slice(&[0u8; 40]);
+    bad(
+        "trailing-last-volume",
+        "40 bytes appended after a full final chunk",
+        vec![identity(1)],
+        None,
+        v,
+        vec![1],
+        format!("TrailingData volume=1 offset={}", H + 3 * CHUNK),
+    );
+
+    let mut v = seal(to(1), 7, &exact);
+    v[0].truncate(H + 2 * CHUNK);
+    bad(
+        "truncated-at-chunk",
+        "unsplit volume cut after its second chunk",
+        vec![identity(1)],
+        None,
+        v,
+        vec![1],
+        format!("Truncated volume=1 length={}", H + 2 * CHUNK),
+    );
+
+    let mut v = three.clone();
+    v[2].truncate(H + 10);
+    bad(
+        "truncated-in-tag",
+        "last volume cut 10 bytes into its first chunk",
+        vec![identity(1)],
+        None,
+        v,
+        vec![1, 2, 3],
+        format!("Truncated volume=3 length={}", H + 10),
+    );
+
+    bad(
+        "wrong-passphrase",
+        "the passphrase vector opened with another passphrase",
+        vec![],
+        Some("not the passphrase"),
+        seal(
+            Sealer::new()
+                .passphrase(Passphrase::new(PASSPHRASE))
+                .argon2_params(Argon2Params::MINIMUM),
+            2,
+            &small,
+        ),
+        vec![1],
+        "WrongPassphrase".into(),
+    );
+
+    bad(
+        "no-matching-key",
+        "the x25519 vector opened with another identity",
+        vec![identity(9)],
+        None,
+        single.clone(),
+        vec![1],
+        "NoMatchingKey stanza_types=x25519".into(),
+    );
+
+    let mut v = single.clone();
+    let share = stanza_body_offset(&v[0]);
+    v[0][share..share + 32].fill(0);
+    bad(
+        "low-order-share",
+        "x25519 ephemeral share replaced by the all-zero point",
+        vec![identity(1)],
+        None,
+        v,
+        vec![1],
+        format!("MalformedHeader input=1 offset={}", share - 9),
+    );
+
+    let mut v = seal(
+        Sealer::new()
+            .passphrase(Passphrase::new(PASSPHRASE))
+            .argon2_params(Argon2Params::MINIMUM),
+        2,
+        &small,
+    );
+    let memory = stanza_body_offset(&v[0]) + 16;
+    v[0][memory..memory + 4].copy_from_slice(&u32::MAX.to_be_bytes());
+    bad(
+        "argon2-over-cap",
+        "argon2id memory cost set to 2^32−1 KiB: refused before any work",
+        vec![],
+        Some(PASSPHRASE),
+        v,
+        vec![1],
+        format!(
+            "LimitExceeded what=argon2id memory (KiB) found={} limit={}",
+            u32::MAX,
+            Limits::default().argon2_max_memory_kib
+        ),
+    );
+
+    cases
+}
+
+/// The identity of the age recipient used above, from age's documentation.
+fn age_identity_bytes() -> [u8; 32] {
+    // AGE-SECRET-KEY-1GFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPQ4EGAEX
+    [0x42; 32]
+}
+
+/// Header length L, read from the preamble.
+fn header_len(volume: &[u8]) -> usize {
+    u32::from_be_bytes(volume[10..14].try_into().expect("4 bytes")) as usize
+}
+
+/// Offset of the first stanza's body: after the fixed prefix (58 bytes),
+/// the type length, the type and the body length.
+fn stanza_body_offset(volume: &[u8]) -> usize {
+    58 + 1 + volume[58] as usize + 2
+}
+
+/// The error as one line: variant name and fields (SPEC.md §10 `meta`).
+fn describe(err: &Error) -> String {
+    match err {
+        Error::NotKuvert { input } => format!("NotKuvert input={input}"),
+        Error::UnsupportedVersion { input, version } => {
+            format!("UnsupportedVersion input={input} version={version}")
+        }
+        Error::MalformedHeader { input, offset, .. } => {
+            format!("MalformedHeader input={input} offset={offset}")
+        }
+        Error::LimitExceeded { what, found, limit } => {
+            format!("LimitExceeded what={what} found={found} limit={limit}")
+        }
+        Error::NoMatchingKey { stanza_types } => {
+            format!("NoMatchingKey stanza_types={}", stanza_types.join(","))
+        }
+        Error::WrongPassphrase => "WrongPassphrase".into(),
+        Error::HeaderDamaged { volume } => format!("HeaderDamaged volume={volume}"),
+        Error::Unauthenticated {
+            chunk,
+            volume,
+            offset,
+        } => format!("Unauthenticated chunk={chunk} volume={volume} offset={offset}"),
+        Error::Truncated { volume, length } => format!("Truncated volume={volume} length={length}"),
+        Error::VolumeMissing { volume } => format!("VolumeMissing volume={volume}"),
+        Error::DuplicateVolume {
+            volume,
+            first,
+            second,
+        } => format!("DuplicateVolume volume={volume} first={first} second={second}"),
+        Error::ForeignVolume { input, volume } => {
+            format!("ForeignVolume input={input} volume={volume}")
+        }
+        Error::TrailingData { volume, offset } => {
+            format!("TrailingData volume={volume} offset={offset}")
+        }
+        Error::MalformedChunk { chunk, volume, .. } => {
+            format!("MalformedChunk chunk={chunk} volume={volume}")
+        }
+        other => format!("{other:?}"),
+    }
+}
+
+fn vectors_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors")
+}
+
+fn volume_name(number: usize) -> String {
+    format!("v.{number:03}.kuv")
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn meta(case: &Case) -> String {
+    let mut out = format!("description: {}\n", case.description);
+    for secret in &case.identities {
+        let identity = X25519Identity::from_bytes(*secret);
+        // The age vector records its key in age's own encoding.
+        let text = if case.name == "age-key" {
+            identity.to_age_secret_string()
+        } else {
+            identity.to_secret_string()
+        };
+        out.push_str(&format!("identity: {}\n", text.as_str()));
+    }
+    if let Some(passphrase) = case.passphrase {
+        out.push_str(&format!("passphrase: {passphrase}\n"));
+    }
+    let order: Vec<String> = case.order.iter().map(|&n| volume_name(n)).collect();
+    out.push_str(&format!("volumes: {}\n", order.join(" ")));
+    match &case.outcome {
+        Outcome::Plaintext(data) => {
+            out.push_str("expect: plaintext\n");
+            out.push_str(&format!("plaintext-length: {}\n", data.len()));
+            out.push_str(&format!(
+                "plaintext-sha256: {}\n",
+                hex(&Sha256::digest(data))
+            ));
+        }
+        Outcome::Error(error) => out.push_str(&format!("expect: error {error}\n")),
+    }
+    out
+}
+
+#[test]
+#[ignore = "writes tests/vectors/; run on purpose when the format changes"]
+fn write_vectors() {
+    let dir = vectors_dir();
+    for case in cases() {
+        let case_dir = dir.join(case.name);
+        let _ = fs::remove_dir_all(&case_dir);
+        fs::create_dir_all(&case_dir).expect("create vector dir");
+        for (index, volume) in case.volumes.iter().enumerate() {
+            fs::write(case_dir.join(volume_name(index + 1)), volume).expect("write volume");
+        }
+        if let Outcome::Plaintext(data) = &case.outcome {
+            fs::write(case_dir.join("plaintext"), data).expect("write plaintext");
+        }
+        fs::write(case_dir.join("meta"), meta(&case)).expect("write meta");
+    }
+}
+
+#[test]
+fn vectors_are_reproducible() {
+    let dir = vectors_dir();
+    let cases = cases();
+    for case in &cases {
+        let case_dir = dir.join(case.name);
+        for (index, volume) in case.volumes.iter().enumerate() {
+            let path = case_dir.join(volume_name(index + 1));
+            let committed = fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            assert!(
+                committed == *volume,
+                "{} differs from what this implementation writes",
+                path.display()
+            );
+        }
+        let committed_meta = fs::read_to_string(case_dir.join("meta")).expect("meta");
+        assert_eq!(committed_meta, meta(case), "{}/meta", case.name);
+    }
+    let on_disk = fs::read_dir(&dir)
+        .expect("vectors dir")
+        .filter(|e| e.as_ref().is_ok_and(|e| e.path().is_dir()))
+        .count();
+    assert_eq!(
+        on_disk,
+        cases.len(),
+        "a vector directory is not generated by cases()"
+    );
+}
+
+/// Parses a `meta` file into its fields (`identity` may repeat).
+fn parse_meta(text: &str) -> BTreeMap<String, Vec<String>> {
+    let mut fields: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for line in text.lines() {
+        let (key, value) = line.split_once(": ").expect("meta lines are `key: value`");
+        fields.entry(key.into()).or_default().push(value.into());
+    }
+    fields
+}
+
+/// Opens one committed vector as its meta says, using only the files.
+fn open_vector(case_dir: &Path) -> (BTreeMap<String, Vec<String>>, Result<Vec<u8>, Error>) {
+    let fields = parse_meta(&fs::read_to_string(case_dir.join("meta")).expect("meta"));
+    let mut opener = Opener::new();
+    for text in fields.get("identity").into_iter().flatten() {
+        opener = opener.identities(Identity::parse_file(text).expect("identity"));
+    }
+    if let Some(passphrase) = fields.get("passphrase") {
+        opener = opener.passphrase(Passphrase::new(passphrase[0].clone()));
+    }
+    let volumes: Vec<Vec<u8>> = fields["volumes"][0]
+        .split(' ')
+        .map(|name| fs::read(case_dir.join(name)).expect("volume"))
+        .collect();
+    let result = opener.open(volumes).and_then(|mut reader| {
+        let mut out = Vec::new();
+        reader.read_to_end(&mut out).map_err(Error::from_io)?;
+        Ok(out)
+    });
+    (fields, result)
+}
+
+#[test]
+fn vectors_open_as_recorded() {
+    let mut checked = 0;
+    for entry in fs::read_dir(vectors_dir()).expect("vectors dir") {
+        let case_dir = entry.expect("entry").path();
+        if !case_dir.is_dir() {
+            continue;
+        }
+        let (fields, result) = open_vector(&case_dir);
+        let expect = &fields["expect"][0];
+        let name = case_dir.display();
+        match (expect.strip_prefix("error "), result) {
+            (None, Ok(data)) => {
+                assert_eq!(expect, "plaintext", "{name}");
+                assert_eq!(
+                    data.len().to_string(),
+                    fields["plaintext-length"][0],
+                    "{name}"
+                );
+                assert_eq!(
+                    hex(&Sha256::digest(&data)),
+                    fields["plaintext-sha256"][0],
+                    "{name}"
+                );
+                assert_eq!(
+                    fs::read(case_dir.join("plaintext")).expect("plaintext"),
+                    data,
+                    "{name}"
+                );
+            }
+            (Some(error), Err(err)) => assert_eq!(describe(&err), error, "{name}"),
+            (None, Err(err)) => panic!("{name}: expected plaintext, got {err}"),
+            (Some(error), Ok(_)) => panic!("{name}: expected {error}, but it opened"),
+        }
+        checked += 1;
+    }
+    assert!(checked >= 20, "only {checked} vectors found");
+}
+
+#[test]
+fn chunk_errors_release_only_the_authenticated_prefix() {
+    let case_dir = vectors_dir().join("chunk-flipped");
+    let fields = parse_meta(&fs::read_to_string(case_dir.join("meta")).expect("meta"));
+    let volumes: Vec<Vec<u8>> = fields["volumes"][0]
+        .split(' ')
+        .map(|name| fs::read(case_dir.join(name)).expect("volume"))
+        .collect();
+    let mut reader = Opener::new()
+        .identity(X25519Identity::from_bytes(identity(1)))
+        .open(volumes)
+        .expect("only chunk 3 is damaged");
+    let mut released = Vec::new();
+    let mut buf = [0u8; 1000];
+    let err = loop {
+        match reader.read(&mut buf) {
+            Ok(0) => panic!("read to the end past a damaged chunk"),
+            Ok(n) => released.extend_from_slice(&buf[..n]),
+            Err(err) => break Error::from_io(err),
+        }
+    };
+    assert_eq!(
+        describe(&err),
+        format!("Unauthenticated chunk=3 volume=2 offset={}", H + CHUNK)
+    );
+    let original = fs::read(vectors_dir().join("multi-volume/plaintext")).expect("plaintext");
+    assert_eq!(released, original[..3 * PLAIN]);
+}
