@@ -391,6 +391,21 @@ mod tests {
     }
 
     #[test]
+    fn age_keygen_output_is_an_identity_file() {
+        // Written by age-keygen 1.1 (Debian's `age` package) on this machine.
+        let file = "# created: 2026-11-29T05:01:20Z\n\
+            # public key: age1xafqnldth57j79qvaejezpslq347rj9dzgvff6y9jhulmgl87euq9uandu\n\
+            AGE-SECRET-KEY-124UMNKZQYS3PYU6NY44FU7UFAUHUGVMDG974W7DUT070FFCNCR7QMUUVCW\n";
+        let identities = Identity::parse_file(file).expect("age identity file");
+        assert_eq!(identities.len(), 1);
+        let Recipient::X25519(recipient) = identities[0].to_recipient();
+        assert_eq!(
+            recipient.to_age_string(),
+            "age1xafqnldth57j79qvaejezpslq347rj9dzgvff6y9jhulmgl87euq9uandu"
+        );
+    }
+
+    #[test]
     fn identity_files_skip_comments_and_name_bad_lines() {
         let identity = X25519Identity::generate();
         let text = format!(

@@ -80,6 +80,8 @@
 
 mod error;
 mod format;
+#[doc(hidden)]
+pub mod fuzz;
 mod keys;
 mod payload;
 mod rand;

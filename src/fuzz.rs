@@ -1,0 +1,108 @@
+//! Entry points for the fuzz targets in fuzz/ and for the stable test that
+//! replays their corpora (tests/fuzz_corpus.rs). Not part of the API.
+//!
+//! Each hook takes arbitrary bytes and must return without panicking,
+//! hanging or allocating beyond the documented bounds, whatever they are.
+
+use std::io::{Read, Write};
+
+use crate::{MemorySink, Opener, Sealer, X25519Identity, inspect};
+
+/// The secret of the fixed identity the open targets use; the seed corpora
+/// are sealed to it (it is `identity(1)` of tests/vectors.rs).
+pub const IDENTITY: [u8; 32] = {
+    let mut secret = [1u8; 32];
+    secret[0] = 0x41;
+    secret
+};
+
+/// Splits fuzz input into volumes at each occurrence of this separator.
+pub const VOLUME_SEPARATOR: &[u8] = b"--kuvert-volume--";
+
+/// Most volumes a fuzz input is split into.
+const MAX_VOLUMES: usize = 8;
+
+/// Parses one volume header without a key.
+pub fn header(data: &[u8]) {
+    let _ = inspect(data);
+}
+
+/// Opens `data` as a single volume with the fixed identity and reads it to
+/// the end; also verifies it as a lone volume.
+pub fn open(data: &[u8]) {
+    let opener = Opener::new().identity(X25519Identity::from_bytes(IDENTITY));
+    let _ = opener.verify_volume(data);
+    read_all(&opener, vec![data]);
+}
+
+/// Splits `data` into volumes at [`VOLUME_SEPARATOR`] and opens them as a set.
+pub fn volumes(data: &[u8]) {
+    let opener = Opener::new().identity(X25519Identity::from_bytes(IDENTITY));
+    read_all(&opener, split_volumes(data));
+}
+
+/// Splits fuzz input into at most eight volumes.
+pub fn split_volumes(data: &[u8]) -> Vec<&[u8]> {
+    let mut volumes = Vec::new();
+    let mut rest = data;
+    while volumes.len() + 1 < MAX_VOLUMES {
+        match find(rest, VOLUME_SEPARATOR) {
+            Some(at) => {
+                volumes.push(&rest[..at]);
+                rest = &rest[at + VOLUME_SEPARATOR.len()..];
+            }
+            None => break,
+        }
+    }
+    volumes.push(rest);
+    volumes
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+fn read_all(opener: &Opener, volumes: Vec<&[u8]>) {
+    if let Ok(mut reader) = opener.open(volumes) {
+        let mut buf = vec![0u8; 8192];
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+        }
+    }
+}
+
+/// Seals the input with a geometry chosen by its first bytes, opens the
+/// result and checks that the same bytes come back.
+///
+/// # Panics
+///
+/// If the round trip does not give back the input: that is the finding.
+pub fn roundtrip(data: &[u8]) {
+    let [exp, chunks, extra, rest @ ..] = data else {
+        return;
+    };
+    let chunk = 1usize << (12 + exp % 3);
+    let identity = X25519Identity::from_bytes(IDENTITY);
+    let mut sealer = Sealer::new()
+        .recipient(identity.to_public())
+        .chunk_size(chunk);
+    if chunks % 4 != 0 {
+        let size = 2048 + u64::from(chunks % 4) * chunk as u64 + u64::from(*extra) * 7;
+        sealer = sealer.volume_size(size);
+    }
+    let mut writer = sealer.seal(MemorySink::new()).expect("valid options");
+    for piece in rest.chunks(usize::from(*extra) + 1) {
+        writer.write_all(piece).expect("memory sink");
+    }
+    let mut volumes = writer.finish().expect("memory sink").into_volumes();
+    volumes.reverse();
+    let mut reader = Opener::new()
+        .identity(identity)
+        .open(volumes)
+        .expect("a sealed set opens");
+    let mut out = Vec::new();
+    reader.read_to_end(&mut out).expect("a sealed set reads");
+    assert_eq!(out, rest, "round trip changed the data");
+}
