@@ -162,6 +162,40 @@ pub enum Error {
         reason: String,
     },
 
+    /// An archive entry would be unsafe to extract or to seal: a path that
+    /// is absolute or climbs with `..`, a link leading out of the
+    /// destination, a duplicate name, or a special file.
+    #[error("unsafe entry {path:?}: {reason}")]
+    UnsafeEntry {
+        /// The entry's path as recorded (or the file on disk when sealing).
+        path: String,
+        /// What makes it unsafe.
+        reason: &'static str,
+    },
+
+    /// The archive index is inconsistent with the payload it describes.
+    #[error("malformed archive index at payload byte {offset}: {reason}")]
+    MalformedArchive {
+        /// Plaintext offset of the offending index field.
+        offset: u64,
+        /// Which rule was broken.
+        reason: &'static str,
+    },
+
+    /// A requested entry is not in the archive.
+    #[error("no entry {path:?} in the archive")]
+    EntryNotFound {
+        /// The path asked for.
+        path: String,
+    },
+
+    /// Extraction would replace something that already exists.
+    #[error("{} already exists", path.display())]
+    DestinationExists {
+        /// The existing path.
+        path: std::path::PathBuf,
+    },
+
     /// The payload needs more chunks than the nonce counter can address.
     #[error("the chunk counter is exhausted")]
     CounterExhausted,
@@ -200,6 +234,8 @@ impl From<Error> for io::Error {
             Error::Io(inner) => return inner,
             Error::Truncated { .. } | Error::VolumeMissing { .. } => io::ErrorKind::UnexpectedEof,
             Error::InvalidOption { .. } | Error::InvalidKey { .. } => io::ErrorKind::InvalidInput,
+            Error::DestinationExists { .. } => io::ErrorKind::AlreadyExists,
+            Error::EntryNotFound { .. } => io::ErrorKind::NotFound,
             _ => io::ErrorKind::InvalidData,
         };
         io::Error::new(kind, err)

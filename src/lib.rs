@@ -78,6 +78,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod archive;
 mod error;
 mod format;
 #[doc(hidden)]

@@ -1,0 +1,408 @@
+//! The archive layer through the public API: round trips from disk, the
+//! index, single-entry reads, tar compatibility, staged extraction, and
+//! crafted archives that try to escape the destination.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::path::Path;
+
+use kuvert::archive::{ArchiveWriter, EntryKind, ExtractOptions, Payload};
+use kuvert::{Error, MemorySink, Opener, Sealer, X25519Identity};
+
+const CHUNK: usize = 4096;
+
+fn identity() -> X25519Identity {
+    X25519Identity::from_bytes([7; 32])
+}
+
+fn writer() -> ArchiveWriter<MemorySink> {
+    let writer = Sealer::new()
+        .recipient(identity().to_public())
+        .chunk_size(CHUNK)
+        .volume_size(2048 + 3 * CHUNK as u64)
+        .seal(MemorySink::new())
+        .expect("seal");
+    ArchiveWriter::new(writer)
+}
+
+fn open(volumes: Vec<Vec<u8>>) -> Payload<Vec<u8>> {
+    let reader = Opener::new()
+        .identity(identity())
+        .open(volumes)
+        .expect("open");
+    Payload::detect(reader, 1 << 20).expect("detect")
+}
+
+fn archive(volumes: Vec<Vec<u8>>) -> kuvert::archive::Archive<Vec<u8>> {
+    match open(volumes) {
+        Payload::Archive(archive) => archive,
+        Payload::Stream(_) => panic!("an archive was sealed"),
+    }
+}
+
+/// A small tree: nested directories, a multi-chunk file, an empty file and
+/// a relative symlink.
+fn make_tree(root: &Path) {
+    fs::create_dir_all(root.join("extract/2024")).expect("mkdir");
+    let big: Vec<u8> = (0..20_000u32).map(|i| (i % 253) as u8).collect();
+    fs::write(root.join("extract/2024/patients.csv"), &big).expect("write");
+    fs::write(root.join("extract/empty.txt"), b"").expect("write");
+    fs::write(root.join("extract/readme.txt"), b"register extract\n").expect("write");
+    #[cfg(unix)]
+    std::os::unix::fs::symlink("2024/patients.csv", root.join("extract/latest.csv"))
+        .expect("symlink");
+}
+
+fn sealed_tree() -> (tempfile::TempDir, Vec<Vec<u8>>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    make_tree(dir.path());
+    let mut archive = writer();
+    archive
+        .append_path(&dir.path().join("extract"), "extract")
+        .expect("append");
+    let volumes = archive.finish().expect("finish").into_volumes();
+    (dir, volumes)
+}
+
+#[test]
+fn a_tree_round_trips_through_extraction() {
+    let (source, volumes) = sealed_tree();
+    assert!(volumes.len() > 2, "the tree spans several volumes");
+    let mut archive = archive(volumes);
+    let paths: Vec<&str> = archive.entries().iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "extract",
+            "extract/2024",
+            "extract/2024/patients.csv",
+            "extract/empty.txt",
+            "extract/latest.csv",
+            "extract/readme.txt"
+        ]
+    );
+    let dest = tempfile::tempdir().expect("dest");
+    let report = archive
+        .extract(dest.path(), &ExtractOptions::default())
+        .expect("extract");
+    assert_eq!(report.extracted.len(), 6);
+    for file in ["2024/patients.csv", "empty.txt", "readme.txt"] {
+        assert_eq!(
+            fs::read(dest.path().join("extract").join(file)).expect("extracted"),
+            fs::read(source.path().join("extract").join(file)).expect("source"),
+            "{file}"
+        );
+    }
+    #[cfg(unix)]
+    assert_eq!(
+        fs::read_link(dest.path().join("extract/latest.csv")).expect("link"),
+        Path::new("2024/patients.csv")
+    );
+    // Nothing but the extracted tree: the staging directory is gone.
+    assert_eq!(fs::read_dir(dest.path()).expect("list").count(), 1);
+}
+
+#[test]
+fn one_entry_reads_without_the_rest() {
+    let (source, volumes) = sealed_tree();
+    let mut archive = archive(volumes);
+    let entry = archive.entry("extract/readme.txt").expect("entry").clone();
+    assert_eq!(entry.kind, EntryKind::File);
+    assert_eq!(entry.size, 17);
+    let mut data = Vec::new();
+    archive
+        .read_entry(&entry)
+        .expect("seek")
+        .read_to_end(&mut data)
+        .expect("read");
+    assert_eq!(
+        data,
+        fs::read(source.path().join("extract/readme.txt")).expect("source")
+    );
+
+    let dest = tempfile::tempdir().expect("dest");
+    let options = ExtractOptions::new().entries(["extract/2024"]);
+    let report = archive.extract(dest.path(), &options).expect("extract");
+    assert_eq!(
+        report.extracted,
+        ["extract/2024", "extract/2024/patients.csv"]
+    );
+    assert!(!dest.path().join("extract/readme.txt").exists());
+
+    let missing = ExtractOptions::new().entries(["nope"]);
+    assert!(matches!(
+        archive.extract(dest.path(), &missing),
+        Err(Error::EntryNotFound { path }) if path == "nope"
+    ));
+}
+
+#[test]
+fn the_tar_stream_is_plain_tar() {
+    let (_source, volumes) = sealed_tree();
+    let mut archive = archive(volumes);
+    let mut tar_bytes = Vec::new();
+    archive
+        .tar_reader()
+        .expect("seek")
+        .read_to_end(&mut tar_bytes)
+        .expect("read");
+    assert_eq!(tar_bytes.len() as u64, archive.tar_len());
+    let mut names = Vec::new();
+    let mut reader = tar::Archive::new(tar_bytes.as_slice());
+    for entry in reader.entries().expect("tar") {
+        let entry = entry.expect("tar entry");
+        names.push(entry.path().expect("path").display().to_string());
+    }
+    let indexed: Vec<String> = archive.entries().iter().map(|e| e.path.clone()).collect();
+    let names: Vec<String> = names
+        .into_iter()
+        .map(|n| n.trim_end_matches('/').to_owned())
+        .collect();
+    assert_eq!(names, indexed);
+}
+
+#[test]
+fn long_and_unicode_names_use_pax_records() {
+    let mut archive = writer();
+    let long = format!("{}/{}", "a".repeat(150), "b".repeat(120));
+    archive
+        .append_file(&long, &b"long"[..], 4, 0o640, 1_700_000_000)
+        .expect("long");
+    archive
+        .append_file("diagnosen/größe.csv", &b"x"[..], 1, 0o600, 1_700_000_000)
+        .expect("unicode");
+    let volumes = archive.finish().expect("finish").into_volumes();
+    let mut archive = self::archive(volumes);
+    let mut tar_bytes = Vec::new();
+    archive
+        .tar_reader()
+        .expect("seek")
+        .read_to_end(&mut tar_bytes)
+        .expect("read");
+    let mut reader = tar::Archive::new(tar_bytes.as_slice());
+    let names: Vec<String> = reader
+        .entries()
+        .expect("tar")
+        .map(|e| {
+            e.expect("entry")
+                .path()
+                .expect("path")
+                .display()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(names, [long.as_str(), "diagnosen/größe.csv"]);
+}
+
+#[test]
+fn a_stream_is_not_an_archive() {
+    let mut writer = Sealer::new()
+        .recipient(identity().to_public())
+        .seal(MemorySink::new())
+        .expect("seal");
+    writer.write_all(&[0u8; 100]).expect("write");
+    let volumes = writer.finish().expect("finish").into_volumes();
+    match open(volumes) {
+        Payload::Stream(mut reader) => {
+            let mut data = Vec::new();
+            reader.read_to_end(&mut data).expect("read from the start");
+            assert_eq!(data, [0u8; 100]);
+        }
+        Payload::Archive(_) => panic!("a stream was sealed"),
+    }
+}
+
+#[test]
+fn existing_destinations_are_not_replaced_without_overwrite() {
+    let (_source, volumes) = sealed_tree();
+    let dest = tempfile::tempdir().expect("dest");
+    fs::create_dir(dest.path().join("extract")).expect("existing");
+    fs::write(dest.path().join("extract/mine.txt"), b"keep").expect("existing file");
+    let mut archive = archive(volumes);
+    assert!(matches!(
+        archive.extract(dest.path(), &ExtractOptions::default()),
+        Err(Error::DestinationExists { .. })
+    ));
+    assert_eq!(
+        fs::read(dest.path().join("extract/mine.txt")).expect("kept"),
+        b"keep"
+    );
+    assert_eq!(fs::read_dir(dest.path()).expect("list").count(), 1);
+}
+
+#[test]
+fn a_damaged_chunk_leaves_the_destination_untouched_or_is_salvaged() {
+    let (_source, volumes) = sealed_tree();
+    // Damage the first data chunk of volume 2: inside patients.csv.
+    let mut damaged = volumes.clone();
+    damaged[1][2048 + 100] ^= 1;
+
+    let dest = tempfile::tempdir().expect("dest");
+    let err = archive(damaged.clone())
+        .extract(dest.path(), &ExtractOptions::default())
+        .expect_err("damaged");
+    assert!(
+        matches!(err, Error::Unauthenticated { volume: 2, .. }),
+        "{err:?}"
+    );
+    assert_eq!(
+        fs::read_dir(dest.path()).expect("list").count(),
+        0,
+        "nothing left behind"
+    );
+
+    let salvage = ExtractOptions::new().salvage(true);
+    let report = archive(damaged)
+        .extract(dest.path(), &salvage)
+        .expect("salvage");
+    assert_eq!(report.damaged.len(), 1);
+    assert_eq!(report.damaged[0].path, "extract/2024/patients.csv");
+    assert!(report.damaged[0].start.0 <= 2 && report.damaged[0].end.0 >= 2);
+    assert!(!dest.path().join("extract/2024/patients.csv").exists());
+    assert_eq!(
+        fs::read(dest.path().join("extract/readme.txt")).expect("kept"),
+        b"register extract\n"
+    );
+}
+
+/// Builds a payload by hand (SPEC.md §12): a tar stream written with the tar
+/// crate, then an index listing `entries` (kind, path, link), then the
+/// trailer; sealed properly, so only the archive layer can refuse it.
+/// (kind code, path, link target) of one crafted index entry.
+type Crafted<'a> = (u8, &'a str, &'a str);
+
+fn crafted(entries: &[Crafted<'_>]) -> Vec<Vec<u8>> {
+    let mut tar_stream = Vec::new();
+    let mut index = Vec::new();
+    index.extend_from_slice(&(entries.len() as u64).to_be_bytes());
+    for (kind, path, link) in entries {
+        let header_offset = tar_stream.len() as u64;
+        let mut header = tar::Header::new_gnu();
+        header.set_size(u64::from(*kind == 0));
+        header.set_entry_type(match kind {
+            0 => tar::EntryType::Regular,
+            1 => tar::EntryType::Directory,
+            2 => tar::EntryType::Symlink,
+            _ => tar::EntryType::Link,
+        });
+        let mut builder = tar::Builder::new(Vec::new());
+        builder
+            .append_data(&mut header, "x", &b"x"[..u64::from(*kind == 0) as usize])
+            .expect("tar");
+        tar_stream.extend_from_slice(&builder.into_inner().expect("tar")[..1024]);
+        let data_offset = header_offset + 512;
+        index.push(*kind);
+        index.extend_from_slice(&0o644u32.to_be_bytes());
+        index.extend_from_slice(&0i64.to_be_bytes());
+        index.extend_from_slice(&u64::from(*kind == 0).to_be_bytes());
+        index.extend_from_slice(&header_offset.to_be_bytes());
+        index.extend_from_slice(&data_offset.to_be_bytes());
+        index.extend_from_slice(&(path.len() as u32).to_be_bytes());
+        index.extend_from_slice(&(link.len() as u32).to_be_bytes());
+        index.extend_from_slice(path.as_bytes());
+        index.extend_from_slice(link.as_bytes());
+    }
+    tar_stream.extend_from_slice(&[0u8; 1024]);
+    let mut payload = tar_stream.clone();
+    payload.extend_from_slice(&index);
+    payload.extend_from_slice(&(tar_stream.len() as u64).to_be_bytes());
+    payload.extend_from_slice(&(index.len() as u64).to_be_bytes());
+    payload.extend_from_slice(b"kuvert-index\0\0\0\x01");
+    let mut writer = Sealer::new()
+        .recipient(identity().to_public())
+        .seal(MemorySink::new())
+        .expect("seal");
+    writer.write_all(&payload).expect("write");
+    writer.finish().expect("finish").into_volumes()
+}
+
+#[test]
+fn crafted_archives_cannot_escape_the_destination() {
+    let attacks: [(&str, Vec<Crafted<'_>>); 9] = [
+        ("absolute path", vec![(0, "/tmp/kuvert-escape", "")]),
+        ("dot-dot", vec![(0, "../kuvert-escape", "")]),
+        (
+            "inner dot-dot",
+            vec![(1, "a", ""), (0, "a/../../kuvert-escape", "")],
+        ),
+        ("absolute symlink", vec![(2, "l", "/etc")]),
+        (
+            "climbing symlink",
+            vec![(1, "d", ""), (2, "d/l", "../../etc")],
+        ),
+        ("write through symlink", vec![(2, "l", "."), (0, "l/x", "")]),
+        ("hardlink outside", vec![(3, "h", "/etc/passwd")]),
+        ("duplicate", vec![(0, "same", ""), (0, "same", "")]),
+        (
+            "case collision",
+            vec![(0, "Report.csv", ""), (0, "report.csv", "")],
+        ),
+    ];
+    for (name, entries) in attacks {
+        let outer = tempfile::tempdir().expect("outer");
+        let dest = outer.path().join("dest");
+        fs::create_dir(&dest).expect("dest");
+        let result = archive(crafted(&entries)).extract(&dest, &ExtractOptions::default());
+        assert!(
+            matches!(result, Err(Error::UnsafeEntry { .. })),
+            "{name}: {result:?}"
+        );
+        assert_eq!(
+            fs::read_dir(&dest).expect("list").count(),
+            0,
+            "{name}: dest touched"
+        );
+        assert_eq!(
+            fs::read_dir(outer.path()).expect("list").count(),
+            1,
+            "{name}: escaped"
+        );
+    }
+}
+
+#[test]
+fn a_well_formed_crafted_archive_extracts() {
+    let volumes = crafted(&[
+        (1, "d", ""),
+        (0, "d/f", ""),
+        (2, "d/l", "f"),
+        (3, "h", "d/f"),
+    ]);
+    let dest = tempfile::tempdir().expect("dest");
+    archive(volumes)
+        .extract(dest.path(), &ExtractOptions::default())
+        .expect("safe archive");
+    assert_eq!(fs::read(dest.path().join("d/f")).expect("file"), b"x");
+    assert_eq!(
+        fs::read(dest.path().join("h")).expect("hard link copy"),
+        b"x"
+    );
+}
+
+#[test]
+fn an_index_that_lies_is_malformed() {
+    let mut volumes = crafted(&[(0, "f", "")]);
+    // Re-seal with a trailer whose index offset points nowhere sensible.
+    let mut reader = Opener::new()
+        .identity(identity())
+        .open(volumes.clone())
+        .expect("open");
+    let mut payload = Vec::new();
+    reader.read_to_end(&mut payload).expect("read");
+    let at = payload.len() - 32;
+    payload[at..at + 8].copy_from_slice(&1u64.to_be_bytes());
+    let mut writer = Sealer::new()
+        .recipient(identity().to_public())
+        .seal(MemorySink::new())
+        .expect("seal");
+    writer.write_all(&payload).expect("write");
+    volumes = writer.finish().expect("finish").into_volumes();
+    let reader = Opener::new()
+        .identity(identity())
+        .open(volumes)
+        .expect("open");
+    assert!(matches!(
+        Payload::detect(reader, 1 << 20),
+        Err(Error::MalformedArchive { .. })
+    ));
+}
