@@ -19,6 +19,9 @@ use crate::volumes::{VolumeSink, VolumeSource};
 pub(crate) const TRAILER_MAGIC: [u8; 16] = *b"kuvert-index\0\0\0\x01";
 /// Index offset, index length, magic.
 pub(crate) const TRAILER_LEN: u64 = 32;
+/// Default bound on the index length a decoder reads (SPEC.md §12.2): room
+/// for millions of entries.
+pub const DEFAULT_MAX_INDEX_LEN: u64 = 256 << 20;
 /// Longest path or link target in the index, in bytes.
 pub(crate) const MAX_PATH_LEN: usize = 4096;
 /// Fixed part of an index entry: kind, mode, mtime, size, two offsets and

@@ -260,11 +260,8 @@ pub(crate) fn parse_preamble(preamble: &[u8], input: usize) -> Result<u32, Error
         ));
     }
     if header_len > MAX_HEADER_LEN {
-        return Err(Error::LimitExceeded {
-            what: "header length",
-            found: header_len.into(),
-            limit: MAX_HEADER_LEN.into(),
-        });
+        // A rule of the format, not a caller's limit: no encoder writes more.
+        return Err(Error::malformed(input, 10, "header length above 1 MiB"));
     }
     Ok(header_len)
 }
@@ -284,7 +281,11 @@ pub(crate) fn parse_header(bytes: &[u8], input: usize) -> Result<Header, Error> 
 
     let set_flags = r.u16("set flags")?;
     if set_flags != 0 {
-        return Err(r.error("set flags: unknown bits set"));
+        return Err(Error::malformed(
+            input,
+            SET_START as u64,
+            "set flags: unknown bits set",
+        ));
     }
     let set_id = r.array::<SET_ID_LEN>("set id")?;
     let chunk_exp = r.u8("chunk size exponent")?;
@@ -339,9 +340,14 @@ pub(crate) fn parse_header(bytes: &[u8], input: usize) -> Result<Header, Error> 
             ));
         }
     }
+    let flags_at = r.pos() as u64;
     let volume_flags = r.u16("volume flags")?;
     if volume_flags != 0 {
-        return Err(r.error("volume flags: unknown bits set"));
+        return Err(Error::malformed(
+            input,
+            flags_at,
+            "volume flags: unknown bits set",
+        ));
     }
     let extensions_len = r.u16("extension length")?;
     let extensions = r.take(extensions_len.into(), "extension area")?;

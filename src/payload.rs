@@ -555,12 +555,15 @@ impl Opener {
         }
 
         // Order by the authenticated volume numbers: no gap, no duplicate.
-        let geometry = headers[reference].0.geometry();
-        let mut ordered: Vec<(u32, usize, u64, S)> = headers
+        // Geometry is per volume: optional extensions may give volumes
+        // different header lengths H (SPEC.md §3.4).
+        let mut ordered: Vec<(u32, usize, u64, Geometry, S)> = headers
             .iter()
             .zip(volumes)
             .enumerate()
-            .map(|(index, ((header, len), volume))| (header.volume, index + 1, *len, volume))
+            .map(|(index, ((header, len), volume))| {
+                (header.volume, index + 1, *len, header.geometry(), volume)
+            })
             .collect();
         ordered.sort_by_key(|&(number, input, ..)| (number, input));
         for (expected, pair) in (1u32..).zip(ordered.windows(2)) {
@@ -582,15 +585,15 @@ impl Opener {
                 volume: (ordered.len() as u32).min(last_number),
             });
         }
-        for &(number, _, len, _) in &ordered[..last] {
-            check_full_volume(&geometry, number, len)?;
+        for (number, _, len, geometry, _) in &ordered[..last] {
+            check_full_volume(geometry, *number, *len)?;
         }
 
         let cipher = ChunkCipher::new(&file_key.payload_key(&set_id));
-        let (number, len) = (ordered[last].0, ordered[last].2);
+        let (number, len, geometry) = (ordered[last].0, ordered[last].2, ordered[last].3);
         let final_chunk = LastChunk::locate(&geometry, number, len)?;
         let mut buf = Vec::with_capacity(geometry.chunk_len());
-        match final_chunk.authenticate(&cipher, &geometry, &ordered[last].3, &mut buf)? {
+        match final_chunk.authenticate(&cipher, &geometry, &ordered[last].4, &mut buf)? {
             ChunkFlag::EndOfSet => {}
             _ => {
                 return Err(Error::VolumeMissing {
@@ -601,8 +604,10 @@ impl Opener {
         let final_plain = final_chunk.len - TAG_LEN;
         let len = final_chunk.chunk * geometry.plain_len() as u64 + final_plain as u64;
         buf.zeroize();
+        let data_offsets = ordered.iter().map(|entry| entry.3.data_offset).collect();
         Ok(OpenReader {
             volumes: ordered.into_iter().map(|(.., volume)| volume).collect(),
+            data_offsets,
             geometry,
             cipher,
             set_id,
@@ -675,6 +680,9 @@ impl Opener {
         let last = LastChunk::locate(&geometry, header.volume, len)?;
         let first = geometry.first_chunk(header.volume);
         let mut buf = Vec::with_capacity(geometry.chunk_len());
+        // The last chunk first, as `open` does, so that trailing bytes and
+        // cuts are named as such rather than as a failed interior chunk.
+        let flag = last.authenticate(&cipher, &geometry, volume, &mut buf)?;
         for chunk in first..last.chunk {
             let (_, offset) = geometry.locate(chunk);
             buf.resize(geometry.chunk_len(), 0);
@@ -687,7 +695,6 @@ impl Opener {
                 });
             }
         }
-        let flag = last.authenticate(&cipher, &geometry, volume, &mut buf)?;
         buf.zeroize();
         let chunks = last.chunk - first + 1;
         Ok(VolumeReport {
@@ -842,6 +849,8 @@ impl LastChunk {
 /// byte of it.
 pub struct OpenReader<S> {
     volumes: Vec<S>,
+    /// Padded header length H of each volume, volume 1 first.
+    data_offsets: Vec<u64>,
     geometry: Geometry,
     cipher: ChunkCipher,
     set_id: [u8; SET_ID_LEN],
@@ -894,7 +903,18 @@ impl<S: VolumeSource> OpenReader<S> {
     /// Volume and byte range within it of the chunk holding plaintext
     /// offset `pos`, for reports on damaged data.
     pub fn locate(&self, pos: u64) -> (u32, u64) {
-        self.geometry.locate(pos / self.geometry.plain_len() as u64)
+        self.chunk_position(pos / self.geometry.plain_len() as u64)
+    }
+
+    /// Volume and byte offset of a chunk, with that volume's own H.
+    fn chunk_position(&self, chunk: u64) -> (u32, u64) {
+        let (volume, offset) = self.geometry.locate(chunk);
+        let data_offset = self
+            .data_offsets
+            .get(volume as usize - 1)
+            .copied()
+            .unwrap_or(self.geometry.data_offset);
+        (volume, offset - self.geometry.data_offset + data_offset)
     }
 
     /// Gives the volumes back.
@@ -914,7 +934,7 @@ impl<S: VolumeSource> OpenReader<S> {
 
     fn load(&mut self, chunk: u64) -> Result<(), Error> {
         self.buffered = None;
-        let (volume, offset) = self.geometry.locate(chunk);
+        let (volume, offset) = self.chunk_position(chunk);
         let len = if chunk == self.final_chunk {
             self.final_chunk_len
         } else {

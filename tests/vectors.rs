@@ -202,6 +202,47 @@ fn cases() -> Vec<Case> {
         small.clone(),
     );
 
+    let mut archive = kuvert::archive::ArchiveWriter::new(
+        to(1)
+            .chunk_size(CHUNK)
+            .insecure_deterministic_seed([10; 32])
+            .seal(MemorySink::new())
+            .expect("seal"),
+    );
+    archive
+        .append_dir("extract", 0o755, 1_700_000_000)
+        .expect("dir");
+    archive
+        .append_file(
+            "extract/patients.csv",
+            &small[..],
+            small.len() as u64,
+            0o640,
+            1_700_000_000,
+        )
+        .expect("file");
+    archive
+        .append_symlink("extract/latest.csv", "patients.csv", 1_700_000_000)
+        .expect("symlink");
+    let archive_volumes = archive.finish().expect("finish").into_volumes();
+    let archive_payload = {
+        let mut reader = Opener::new()
+            .identity(X25519Identity::from_bytes(identity(1)))
+            .open(archive_volumes.clone())
+            .expect("open");
+        let mut out = Vec::new();
+        reader.read_to_end(&mut out).expect("read");
+        out
+    };
+    ok(
+        "archive",
+        "an archive payload (SPEC.md §12): directory, file and symlink, with index and trailer",
+        vec![identity(1)],
+        None,
+        archive_volumes,
+        archive_payload,
+    );
+
     // Negative vectors, derived from the positive ones.
     let mut bad = |name,
                    description,

@@ -78,7 +78,17 @@ impl FromStr for X25519Recipient {
     /// Parses `kuvert1…` or `age1…`.
     fn from_str(text: &str) -> Result<Self, Error> {
         let bytes = decode(text, &[RECIPIENT_HRP, AGE_RECIPIENT_HRP], "recipient")?;
-        Ok(X25519Recipient(PublicKey::from(*bytes)))
+        if !is_canonical(&bytes) {
+            return Err(Error::key(
+                "X25519 recipient is not a canonical curve point (SPEC.md §4.2)",
+            ));
+        }
+        let key = PublicKey::from(*bytes);
+        let probe = StaticSecret::from([0x5A; KEY_LEN]);
+        if !probe.diffie_hellman(&key).was_contributory() {
+            return Err(Error::key("X25519 recipient is a low-order point"));
+        }
+        Ok(X25519Recipient(key))
     }
 }
 
@@ -153,6 +163,17 @@ impl FromStr for X25519Identity {
     }
 }
 
+/// Whether `u` is a canonical field element below p = 2^255 − 19 with the
+/// top bit clear, so that its bytes are the ones its holder computes.
+fn is_canonical(u: &[u8; KEY_LEN]) -> bool {
+    if u[31] & 0x80 != 0 {
+        return false;
+    }
+    // u ≥ p only for 2^255 − 19 ..= 2^255 − 1: 0x7f, thirty 0xff, low byte ≥ 0xed.
+    let at_least_p = u[31] == 0x7f && u[1..31].iter().all(|&b| b == 0xff) && u[0] >= 0xed;
+    !at_least_p
+}
+
 /// HKDF-SHA-256(shared secret, salt = ephemeral share ‖ recipient, label).
 fn wrap_key(
     shared: &[u8; KEY_LEN],
@@ -208,6 +229,8 @@ fn decode(text: &str, prefixes: &[&str], what: &str) -> Result<Zeroizing<[u8; KE
     if !prefixes.contains(&hrp.as_str()) {
         return Err(invalid());
     }
+    // BIP 173: the bits that pad the data to whole bytes must be zero.
+    parsed.validate_segwit_padding().map_err(|_| invalid())?;
     let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
     let mut len = 0;
     for byte in parsed.byte_iter() {
@@ -280,6 +303,44 @@ mod tests {
         let opened = identity.unwrap(&stanza).expect("addressee opens");
         assert_eq!(opened.as_bytes(), file_key.as_bytes());
         assert!(X25519Identity::generate().unwrap(&stanza).is_none());
+    }
+
+    #[test]
+    fn non_canonical_and_low_order_recipients_are_refused() {
+        let encode_raw = |bytes: [u8; KEY_LEN]| encode(RECIPIENT_HRP, &bytes, false);
+        let mut top_bit = [9u8; KEY_LEN];
+        top_bit[31] |= 0x80;
+        let mut p = [0xffu8; KEY_LEN];
+        p[31] = 0x7f;
+        p[0] = 0xed;
+        for bytes in [top_bit, p, [0u8; KEY_LEN], {
+            let mut one = [0u8; KEY_LEN];
+            one[0] = 1;
+            one
+        }] {
+            assert!(
+                encode_raw(bytes).parse::<X25519Recipient>().is_err(),
+                "{bytes:?}"
+            );
+        }
+        let mut below_p = p;
+        below_p[0] = 0xec;
+        assert!(is_canonical(&below_p));
+    }
+
+    #[test]
+    fn nonzero_bech32_padding_is_refused() {
+        // 32 bytes are 256 bits in 52 five-bit groups (260 bits): 4 padding bits.
+        let good = X25519Identity::generate().to_public().to_string();
+        let hrp = Hrp::parse(RECIPIENT_HRP).expect("hrp");
+        let parsed = CheckedHrpstring::new::<Bech32>(&good).expect("valid");
+        let mut groups: Vec<bech32::Fe32> = parsed.fe32_iter().collect();
+        let last = groups.len() - 1;
+        groups[last] = bech32::Fe32::try_from(groups[last].to_u8() | 1).expect("5 bits");
+        let bad = bech32::primitives::encode::Encoder::<_, Bech32>::new(groups.into_iter(), &hrp)
+            .chars()
+            .collect::<String>();
+        assert!(bad.parse::<X25519Recipient>().is_err());
     }
 
     #[test]
