@@ -731,7 +731,9 @@ impl<S: VolumeSource> Archive<S> {
         self.reader.seek(SeekFrom::Start(0))?;
         Ok((&mut self.reader).take(self.tar_len))
     }
+}
 
+impl<S: VolumeSource + Sync> Archive<S> {
     /// Chooses the entries `options` asks for, refusing names it lacks.
     fn select(&self, options: &ExtractOptions) -> Result<Vec<usize>, Error> {
         if options.entries.is_empty() {
@@ -818,7 +820,6 @@ impl<S: VolumeSource> Archive<S> {
         let whole = options.entries.is_empty();
         let mut report = ExtractReport::default();
         let mut directories = Vec::new();
-        let mut buf = vec![0u8; 1 << 16];
         let mut position = 0u64;
         self.reader.seek(SeekFrom::Start(0))?;
         let by_path: HashMap<String, usize> = self
@@ -856,11 +857,11 @@ impl<S: VolumeSource> Archive<S> {
                     };
                     if whole && source.data_offset >= position {
                         // Authenticate the tar headers between entries too.
-                        self.skip_to(source.data_offset, &mut position, &mut buf)?;
+                        self.skip_to(source.data_offset, &mut position)?;
                     } else {
                         self.reader.seek(SeekFrom::Start(source.data_offset))?;
                     }
-                    match self.copy_entry(&source, &target, &mut buf) {
+                    match self.copy_entry(&source, &target) {
                         Ok(()) => {
                             if entry.kind == EntryKind::File {
                                 position = source.data_offset + source.size;
@@ -887,7 +888,7 @@ impl<S: VolumeSource> Archive<S> {
         }
         if whole && position != u64::MAX {
             let end = self.reader.len();
-            self.skip_to(end, &mut position, &mut buf)?;
+            self.skip_to(end, &mut position)?;
         }
         // Directory modes last, deepest first, so read-only ones can be filled.
         for (path, mode, mtime) in directories.iter().rev() {
@@ -897,30 +898,22 @@ impl<S: VolumeSource> Archive<S> {
     }
 
     /// Reads and discards plaintext up to `offset`, authenticating it.
-    fn skip_to(&mut self, offset: u64, position: &mut u64, buf: &mut [u8]) -> Result<(), Error> {
+    fn skip_to(&mut self, offset: u64, position: &mut u64) -> Result<(), Error> {
         self.reader.seek(SeekFrom::Start(*position))?;
-        let mut remaining = offset - *position;
-        while remaining > 0 {
-            let n = remaining.min(buf.len() as u64) as usize;
-            self.reader
-                .read_exact(&mut buf[..n])
-                .map_err(Error::from_io)?;
-            remaining -= n as u64;
-        }
+        self.reader.copy_to(&mut io::sink(), offset - *position)?;
         *position = offset;
         Ok(())
     }
 
-    fn copy_entry(&mut self, entry: &Entry, target: &Path, buf: &mut [u8]) -> Result<(), Error> {
+    /// Writes an entry's data (the reader is at its start) to a new file.
+    fn copy_entry(&mut self, entry: &Entry, target: &Path) -> Result<(), Error> {
         let mut file = File::options().write(true).create_new(true).open(target)?;
-        let mut remaining = entry.size;
-        while remaining > 0 {
-            let n = remaining.min(buf.len() as u64) as usize;
-            self.reader
-                .read_exact(&mut buf[..n])
-                .map_err(Error::from_io)?;
-            file.write_all(&buf[..n])?;
-            remaining -= n as u64;
+        let written = self.reader.copy_to(&mut file, entry.size)?;
+        if written != entry.size {
+            return Err(Error::MalformedArchive {
+                offset: entry.data_offset,
+                reason: "entry data runs past the payload",
+            });
         }
         Ok(())
     }

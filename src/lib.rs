@@ -85,6 +85,7 @@ mod format;
 pub mod fuzz;
 mod keys;
 mod payload;
+mod pipeline;
 mod rand;
 mod stream;
 mod volumes;

@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::sync::Arc;
 
 use zeroize::{Zeroize, Zeroizing};
 
@@ -12,6 +13,7 @@ use crate::format::{
     MIN_CHUNK_EXP, PREAMBLE_LEN, SET_ID_LEN, SetHeader, TAG_LEN,
 };
 use crate::keys::{self, Argon2Params, FileKey, Identity, Limits, Passphrase, Recipient};
+use crate::pipeline::{self, InFlight, Pending, SealBatch, SealPool};
 use crate::rand::Randomness;
 use crate::stream::ChunkCipher;
 use crate::volumes::{VolumeSink, VolumeSource};
@@ -40,6 +42,7 @@ pub struct Sealer {
     argon2: Argon2Params,
     chunk_size: usize,
     volume_size: Option<u64>,
+    threads: Option<usize>,
     seed: Option<Zeroizing<[u8; 32]>>,
 }
 
@@ -51,6 +54,7 @@ impl fmt::Debug for Sealer {
             .field("argon2", &self.argon2)
             .field("chunk_size", &self.chunk_size)
             .field("volume_size", &self.volume_size)
+            .field("threads", &self.threads)
             .finish()
     }
 }
@@ -73,6 +77,7 @@ impl Sealer {
             argon2: Argon2Params::DEFAULT,
             chunk_size: Self::DEFAULT_CHUNK_SIZE,
             volume_size: None,
+            threads: None,
             seed: None,
         }
     }
@@ -120,6 +125,14 @@ impl Sealer {
     /// as many volumes as it needs. Without it the set is one volume.
     pub fn volume_size(mut self, bytes: u64) -> Self {
         self.volume_size = Some(bytes);
+        self
+    }
+
+    /// Threads that seal chunks (default: all cores). With 1, everything
+    /// happens in the writing thread and no thread is started. The bytes
+    /// written are the same for every thread count.
+    pub fn threads(mut self, threads: usize) -> Self {
+        self.threads = Some(threads);
         self
     }
 
@@ -187,14 +200,31 @@ impl Sealer {
             set.chunks_per_volume = per_volume;
         }
         let geometry = Geometry::new(chunk_exp, set.chunks_per_volume, header_len as u64);
+        let threads = self.threads.unwrap_or_else(pipeline::default_threads);
+        if threads == 0 {
+            return Err(Error::option("0 threads"));
+        }
+        let cipher = Arc::new(ChunkCipher::new(&file_key.payload_key(&set_id)));
+        let per_batch = pipeline::batch_chunks(&geometry);
+        let pool = (threads > 1).then(|| SealPool::new(threads, Arc::clone(&cipher), geometry));
         Ok(SealWriter {
-            cipher: ChunkCipher::new(&file_key.payload_key(&set_id)),
+            cipher,
             set_bytes: format::encode_set_header(&set),
             set_id,
             file_key,
             geometry,
-            chunk: Zeroizing::new(Vec::with_capacity(geometry.chunk_len())),
+            batch: Zeroizing::new(vec![0u8; per_batch * geometry.chunk_len()]),
+            filled: 0,
+            per_batch,
             counter: 0,
+            max_in_flight: if pool.is_some() {
+                threads * pipeline::DEPTH_PER_THREAD
+            } else {
+                0
+            },
+            pool,
+            in_flight: InFlight::new(),
+            free: Vec::new(),
             failed: false,
             sink,
         })
@@ -217,17 +247,30 @@ fn chunk_exponent(chunk_size: usize) -> Result<u8, Error> {
 ///
 /// Call [`finish`](Self::finish): only it writes the end-of-set chunk, so a
 /// writer dropped early never leaves a set that opens as complete.
+///
+/// Plaintext is gathered into batches of about 1 MiB of chunks, sealed in
+/// place (by worker threads if the sealer has more than one) and written to
+/// the sink in order. Memory stays at threads × 2 batches.
 pub struct SealWriter<S: VolumeSink> {
     sink: S,
-    cipher: ChunkCipher,
+    cipher: Arc<ChunkCipher>,
     file_key: FileKey,
     set_id: [u8; SET_ID_LEN],
     set_bytes: Vec<u8>,
     geometry: Geometry,
-    /// Plaintext of the pending chunk; capacity holds its tag too. Wiped on drop.
-    chunk: Zeroizing<Vec<u8>>,
-    /// Global index of the pending chunk.
+    /// Plaintext being gathered, chunk j at `j·C`, room for each tag. Wiped
+    /// on drop; sealing in place leaves no plaintext in handed-out buffers.
+    batch: Zeroizing<Vec<u8>>,
+    /// Plaintext bytes in `batch`.
+    filled: usize,
+    per_batch: usize,
+    /// Global index of the batch's first chunk.
     counter: u64,
+    pool: Option<SealPool>,
+    in_flight: InFlight,
+    max_in_flight: usize,
+    /// Sealed buffers to reuse: no allocation in the steady state.
+    free: Vec<Vec<u8>>,
     failed: bool,
 }
 
@@ -236,6 +279,7 @@ impl<S: VolumeSink> fmt::Debug for SealWriter<S> {
         f.debug_struct("SealWriter")
             .field("geometry", &self.geometry)
             .field("counter", &self.counter)
+            .field("threads", &self.pool.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -251,28 +295,75 @@ impl<S: VolumeSink> SealWriter<S> {
         self.geometry.data_offset
     }
 
-    /// Seals the pending chunk with `flag` and writes it, starting a new
-    /// volume first if the chunk is the first of one.
-    fn seal_pending(&mut self, flag: ChunkFlag) -> Result<(), Error> {
+    /// Hands the gathered batch out for sealing, its last chunk marked as
+    /// the end of the set if `end_of_set`, and writes what is due.
+    fn dispatch(&mut self, end_of_set: bool) -> Result<(), Error> {
+        let plain_len = self.geometry.plain_len();
+        let chunks = self.filled.div_ceil(plain_len).max(1);
+        let last_len = self.filled - (chunks - 1) * plain_len;
         // Advance first, so a failed advance never leaves a used nonce behind.
-        let counter = self.counter;
-        let next = counter.checked_add(1).ok_or(Error::CounterExhausted)?;
-        let per_volume = self.geometry.chunks_per_volume;
-        let starts_volume = match per_volume {
-            0 => counter == 0,
-            per => counter.is_multiple_of(per),
-        };
-        if starts_volume {
-            let volume = match per_volume {
-                0 => 1,
-                per => u32::try_from(counter / per + 1).map_err(|_| Error::CounterExhausted)?,
-            };
-            self.write_header(volume)?;
+        let first = self.counter;
+        let next = first
+            .checked_add(chunks as u64)
+            .ok_or(Error::CounterExhausted)?;
+        if let Some(volume_index) = (next - 1).checked_div(self.geometry.chunks_per_volume) {
+            u32::try_from(volume_index + 1).map_err(|_| Error::CounterExhausted)?;
         }
-        self.cipher.seal(counter, flag, &mut self.chunk);
-        self.sink.write_all(&self.chunk)?;
-        self.chunk.clear();
+        let fresh = self
+            .free
+            .pop()
+            .unwrap_or_else(|| vec![0u8; self.per_batch * self.geometry.chunk_len()]);
+        let buf = std::mem::replace(&mut *self.batch, fresh);
         self.counter = next;
+        self.filled = 0;
+        let mut batch = SealBatch {
+            buf,
+            first,
+            chunks,
+            last_len,
+            end_of_set,
+        };
+        let pending = match &self.pool {
+            Some(pool) => pool.submit(batch),
+            None => {
+                batch.seal(&self.cipher, &self.geometry);
+                Pending::Ready(batch)
+            }
+        };
+        self.in_flight.push_back(pending);
+        while self.in_flight.len() > self.max_in_flight {
+            self.write_next()?;
+        }
+        Ok(())
+    }
+
+    /// Waits for the oldest batch and writes it, with a volume header
+    /// before every chunk that starts a volume.
+    fn write_next(&mut self) -> Result<(), Error> {
+        let Some(pending) = self.in_flight.pop_front() else {
+            return Ok(());
+        };
+        let batch = pending.wait()?;
+        let chunk_len = self.geometry.chunk_len();
+        let sealed = &batch.buf[..batch.sealed_len(&self.geometry)];
+        let mut run_start = 0;
+        for j in 0..batch.chunks {
+            let counter = batch.first + j as u64;
+            let volume = match self.geometry.chunks_per_volume {
+                0 if counter == 0 => 1,
+                0 => continue,
+                per if counter.is_multiple_of(per) => (counter / per + 1) as u32,
+                _ => continue,
+            };
+            let at = j * chunk_len;
+            if at > run_start {
+                self.sink.write_all(&sealed[run_start..at])?;
+            }
+            self.write_header(volume)?;
+            run_start = at;
+        }
+        self.sink.write_all(&sealed[run_start..])?;
+        self.free.push(batch.buf);
         Ok(())
     }
 
@@ -286,15 +377,6 @@ impl<S: VolumeSink> SealWriter<S> {
         Ok(())
     }
 
-    /// Flag of a chunk that is not the last of the set.
-    fn interior_flag(&self) -> ChunkFlag {
-        if self.geometry.ends_volume(self.counter) {
-            ChunkFlag::EndOfVolume
-        } else {
-            ChunkFlag::Interior
-        }
-    }
-
     /// Seals the last chunk, marks the end of the set and finishes the sink.
     ///
     /// # Errors
@@ -306,9 +388,13 @@ impl<S: VolumeSink> SealWriter<S> {
                 "an earlier write failed; the set was not finished",
             )));
         }
-        self.seal_pending(ChunkFlag::EndOfSet)?;
+        self.dispatch(true)?;
+        while !self.in_flight.is_empty() {
+            self.write_next()?;
+        }
         self.sink.finish()?;
-        let SealWriter { sink, .. } = self;
+        let SealWriter { sink, pool, .. } = self;
+        drop(pool);
         Ok(sink)
     }
 }
@@ -323,17 +409,20 @@ impl<S: VolumeSink> Write for SealWriter<S> {
         if buf.is_empty() {
             return Ok(0);
         }
-        // Seal a full chunk only once more data arrives: the final chunk is
-        // left for `finish`, which sets the end-of-set flag.
-        if self.chunk.len() == self.geometry.plain_len() {
-            let flag = self.interior_flag();
-            if let Err(err) = self.seal_pending(flag) {
-                self.failed = true;
-                return Err(err.into());
-            }
+        let plain_len = self.geometry.plain_len();
+        // Hand a full batch out only once more data arrives: the final
+        // chunk is left for `finish`, which sets the end-of-set flag.
+        if self.filled == self.per_batch * plain_len
+            && let Err(err) = self.dispatch(false)
+        {
+            self.failed = true;
+            return Err(err.into());
         }
-        let n = buf.len().min(self.geometry.plain_len() - self.chunk.len());
-        self.chunk.extend_from_slice(&buf[..n]);
+        let (chunk, within) = (self.filled / plain_len, self.filled % plain_len);
+        let n = buf.len().min(plain_len - within);
+        let at = chunk * self.geometry.chunk_len() + within;
+        self.batch[at..at + n].copy_from_slice(&buf[..n]);
+        self.filled += n;
         Ok(n)
     }
 
@@ -456,6 +545,7 @@ pub struct Opener {
     identities: Vec<Identity>,
     passphrase: Option<Passphrase>,
     limits: Limits,
+    threads: Option<usize>,
 }
 
 /// The outcome of verifying one volume on its own.
@@ -495,6 +585,13 @@ impl Opener {
     /// Sets the passphrase to try.
     pub fn passphrase(mut self, passphrase: Passphrase) -> Self {
         self.passphrase = Some(passphrase);
+        self
+    }
+
+    /// Threads that authenticate chunks in [`OpenReader::copy_to`]
+    /// (default: all cores; 1 starts none).
+    pub fn threads(mut self, threads: usize) -> Self {
+        self.threads = Some(threads);
         self
     }
 
@@ -606,13 +703,19 @@ impl Opener {
         buf.zeroize();
         let data_offsets = ordered.iter().map(|entry| entry.3.data_offset).collect();
         Ok(OpenReader {
-            volumes: ordered.into_iter().map(|(.., volume)| volume).collect(),
-            data_offsets,
-            geometry,
-            cipher,
+            set: ChunkSet {
+                volumes: ordered.into_iter().map(|(.., volume)| volume).collect(),
+                data_offsets,
+                geometry,
+                cipher,
+                final_chunk: final_chunk.chunk,
+                final_chunk_len: final_chunk.len,
+            },
             set_id,
-            final_chunk: final_chunk.chunk,
-            final_chunk_len: final_chunk.len,
+            threads: self
+                .threads
+                .unwrap_or_else(pipeline::default_threads)
+                .max(1),
             len,
             pos: 0,
             buf: Zeroizing::new(buf),
@@ -848,14 +951,9 @@ impl LastChunk {
 /// [`Error::Unauthenticated`] (recover it with [`Error::from_io`]) and no
 /// byte of it.
 pub struct OpenReader<S> {
-    volumes: Vec<S>,
-    /// Padded header length H of each volume, volume 1 first.
-    data_offsets: Vec<u64>,
-    geometry: Geometry,
-    cipher: ChunkCipher,
+    set: ChunkSet<S>,
     set_id: [u8; SET_ID_LEN],
-    final_chunk: u64,
-    final_chunk_len: usize,
+    threads: usize,
     len: u64,
     pos: u64,
     /// The plaintext of chunk `buffered` (after its tag is dropped). Wiped on drop.
@@ -866,8 +964,8 @@ pub struct OpenReader<S> {
 impl<S> fmt::Debug for OpenReader<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OpenReader")
-            .field("volumes", &self.volumes.len())
-            .field("geometry", &self.geometry)
+            .field("volumes", &self.set.volumes.len())
+            .field("geometry", &self.set.geometry)
             .field("len", &self.len)
             .field("pos", &self.pos)
             .finish_non_exhaustive()
@@ -887,7 +985,7 @@ impl<S: VolumeSource> OpenReader<S> {
 
     /// Number of volumes in the set.
     pub fn volume_count(&self) -> usize {
-        self.volumes.len()
+        self.set.volumes.len()
     }
 
     /// Id of the set.
@@ -897,15 +995,89 @@ impl<S: VolumeSource> OpenReader<S> {
 
     /// Ciphertext chunk size.
     pub fn chunk_size(&self) -> usize {
-        self.geometry.chunk_len()
+        self.set.geometry.chunk_len()
     }
 
-    /// Volume and byte range within it of the chunk holding plaintext
-    /// offset `pos`, for reports on damaged data.
+    /// Volume and byte offset of the chunk holding plaintext offset `pos`,
+    /// for reports on damaged data.
     pub fn locate(&self, pos: u64) -> (u32, u64) {
-        self.chunk_position(pos / self.geometry.plain_len() as u64)
+        self.set
+            .chunk_position(pos / self.set.geometry.plain_len() as u64)
     }
 
+    /// Gives the volumes back.
+    pub fn into_volumes(self) -> Vec<S> {
+        self.set.volumes
+    }
+
+    fn load(&mut self, chunk: u64) -> Result<(), Error> {
+        self.buffered = None;
+        self.buf.resize(self.set.geometry.chunk_len(), 0);
+        match self.set.open_chunk(chunk, &mut self.buf) {
+            Ok(plain) => {
+                self.buf.truncate(plain);
+                self.buffered = Some(chunk);
+                Ok(())
+            }
+            Err(err) => {
+                self.buf.zeroize();
+                Err(err)
+            }
+        }
+    }
+}
+
+impl<S: VolumeSource + Sync> OpenReader<S> {
+    /// Writes the plaintext from the current position to `out`, at most
+    /// `limit` bytes (`u64::MAX` for all), and moves the position past it.
+    ///
+    /// This is the fast path for whole payloads: chunks are read and
+    /// authenticated on the opener's threads, about 1 MiB at a time, and
+    /// written in order in large blocks. A chunk that fails authentication
+    /// stops the copy after everything before it was written; nothing of
+    /// it is.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unauthenticated`] for a damaged chunk, [`Error::Io`] for
+    /// errors reading volumes or writing `out`.
+    pub fn copy_to<W: Write + ?Sized>(&mut self, out: &mut W, limit: u64) -> Result<u64, Error> {
+        if self.pos >= self.len || limit == 0 {
+            return Ok(0);
+        }
+        let len = limit.min(self.len - self.pos);
+        let plain_len = self.set.geometry.plain_len() as u64;
+        let first = self.pos / plain_len;
+        let last = (self.pos + len - 1) / plain_len;
+        let skip = (self.pos % plain_len) as usize;
+        let set = &self.set;
+        let open = |chunk: u64, buf: &mut [u8]| set.open_chunk(chunk, buf);
+        let range = pipeline::ChunkRange {
+            first,
+            last,
+            skip,
+            len,
+        };
+        let result = pipeline::open_range(&set.geometry, self.threads, range, &open, out);
+        // On failure the position is left where the copy started.
+        let written = result?;
+        self.pos += written;
+        Ok(written)
+    }
+}
+
+/// The volumes of an opened set and what is needed to open any chunk.
+struct ChunkSet<S> {
+    volumes: Vec<S>,
+    /// Padded header length H of each volume, volume 1 first.
+    data_offsets: Vec<u64>,
+    geometry: Geometry,
+    cipher: ChunkCipher,
+    final_chunk: u64,
+    final_chunk_len: usize,
+}
+
+impl<S: VolumeSource> ChunkSet<S> {
     /// Volume and byte offset of a chunk, with that volume's own H.
     fn chunk_position(&self, chunk: u64) -> (u32, u64) {
         let (volume, offset) = self.geometry.locate(chunk);
@@ -915,11 +1087,6 @@ impl<S: VolumeSource> OpenReader<S> {
             .copied()
             .unwrap_or(self.geometry.data_offset);
         (volume, offset - self.geometry.data_offset + data_offset)
-    }
-
-    /// Gives the volumes back.
-    pub fn into_volumes(self) -> Vec<S> {
-        self.volumes
     }
 
     fn flag(&self, chunk: u64) -> ChunkFlag {
@@ -932,27 +1099,25 @@ impl<S: VolumeSource> OpenReader<S> {
         }
     }
 
-    fn load(&mut self, chunk: u64) -> Result<(), Error> {
-        self.buffered = None;
+    /// Reads chunk `chunk` into `buf` (at least C bytes), authenticates it
+    /// in place and returns the length of its plaintext at `buf[..n]`.
+    fn open_chunk(&self, chunk: u64, buf: &mut [u8]) -> Result<usize, Error> {
         let (volume, offset) = self.chunk_position(chunk);
         let len = if chunk == self.final_chunk {
             self.final_chunk_len
         } else {
             self.geometry.chunk_len()
         };
-        self.buf.resize(len, 0);
-        self.volumes[volume as usize - 1].read_exact_at(&mut self.buf, offset)?;
-        if !self.cipher.open(chunk, self.flag(chunk), &mut self.buf) {
-            self.buf.zeroize();
+        let buf = &mut buf[..len];
+        self.volumes[volume as usize - 1].read_exact_at(buf, offset)?;
+        if !self.cipher.open(chunk, self.flag(chunk), buf) {
             return Err(Error::Unauthenticated {
                 chunk,
                 volume,
                 offset,
             });
         }
-        self.buf.truncate(len - TAG_LEN);
-        self.buffered = Some(chunk);
-        Ok(())
+        Ok(len - TAG_LEN)
     }
 }
 
@@ -961,7 +1126,7 @@ impl<S: VolumeSource> Read for OpenReader<S> {
         if self.pos >= self.len || out.is_empty() {
             return Ok(0);
         }
-        let plain_len = self.geometry.plain_len() as u64;
+        let plain_len = self.set.geometry.plain_len() as u64;
         let chunk = self.pos / plain_len;
         let within = (self.pos % plain_len) as usize;
         if self.buffered != Some(chunk) {
@@ -1099,19 +1264,24 @@ mod tests {
     #[test]
     fn dropped_writer_never_opens_as_complete() {
         let identity = X25519Identity::generate();
-        let mut sink = MemorySink::new();
-        {
-            let mut writer = Sealer::new()
-                .recipient(identity.to_public())
-                .chunk_size(4096)
-                .seal(&mut sink)
-                .expect("seal");
-            writer.write_all(&[0u8; 3 * 4096]).expect("write");
+        for threads in [1, 2] {
+            let mut sink = MemorySink::new();
+            {
+                let mut writer = Sealer::new()
+                    .recipient(identity.to_public())
+                    .chunk_size(4096)
+                    .threads(threads)
+                    .seal(&mut sink)
+                    .expect("seal");
+                // Many batches, so that chunks reach the sink.
+                writer.write_all(&vec![0u8; 8 << 20]).expect("write");
+            }
+            let volumes = sink.into_volumes();
+            assert!(!volumes.is_empty(), "{threads} threads");
+            assert!(matches!(
+                open(same_identity(&identity), volumes),
+                Err(Error::Truncated { volume: 1, .. })
+            ));
         }
-        let volumes = sink.into_volumes();
-        assert!(matches!(
-            open(same_identity(&identity), volumes),
-            Err(Error::Truncated { volume: 1, .. })
-        ));
     }
 }

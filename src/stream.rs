@@ -17,17 +17,18 @@ impl ChunkCipher {
         ChunkCipher { aead: key.cipher() }
     }
 
-    /// Seals `chunk` in place: its plaintext is extended by the 16-byte tag.
-    /// The vector's capacity must already hold the tag, so sealing never
-    /// reallocates and never leaves a copy of the plaintext behind.
-    pub(crate) fn seal(&self, counter: u64, flag: ChunkFlag, chunk: &mut Vec<u8>) {
-        debug_assert!(chunk.capacity() - chunk.len() >= TAG_LEN);
+    /// Seals `body` in place and returns its tag.
+    pub(crate) fn seal_detached(
+        &self,
+        counter: u64,
+        flag: ChunkFlag,
+        body: &mut [u8],
+    ) -> [u8; TAG_LEN] {
         let nonce = chunk_nonce(counter, flag);
-        let tag = self
-            .aead
-            .encrypt_inout_detached(&nonce.into(), &[], chunk.as_mut_slice().into())
-            .expect("a chunk of at most 16 MiB is below the ChaCha20-Poly1305 limit");
-        chunk.extend_from_slice(&tag);
+        self.aead
+            .encrypt_inout_detached(&nonce.into(), &[], body.into())
+            .expect("a chunk of at most 16 MiB is below the ChaCha20-Poly1305 limit")
+            .into()
     }
 
     /// Opens `chunk` (ciphertext ‖ tag) in place. On success the plaintext is
@@ -65,9 +66,9 @@ mod tests {
     fn opens_only_with_the_same_counter_and_flag() {
         let cipher = cipher();
         for len in [0, 1, 4079, 4080] {
-            let mut chunk = Vec::with_capacity(len + TAG_LEN);
-            chunk.resize(len, 0x33);
-            cipher.seal(7, ChunkFlag::Interior, &mut chunk);
+            let mut chunk = vec![0x33; len];
+            let tag = cipher.seal_detached(7, ChunkFlag::Interior, &mut chunk);
+            chunk.extend_from_slice(&tag);
             assert_eq!(chunk.len(), len + TAG_LEN);
 
             let mut copy = chunk.clone();

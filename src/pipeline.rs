@@ -1,0 +1,317 @@
+//! Parallel sealing and opening (DESIGN.md, "Performance model").
+//!
+//! Chunks are independent once the payload key is known, so work is cut into
+//! *batches* of consecutive chunks (about 1 MiB each; per-chunk tasks cost
+//! more than they save) and handed to worker threads, while one thread
+//! keeps the I/O in order. At most `2 × threads` batches are in flight, so
+//! memory is bounded by threads × batch size, never by the payload.
+
+use std::collections::VecDeque;
+use std::io::Write;
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+
+use crate::error::Error;
+use crate::format::{ChunkFlag, Geometry, TAG_LEN};
+use crate::stream::ChunkCipher;
+
+/// Target plaintext per batch: large enough that handing a batch to a
+/// thread costs well under 1% of sealing it.
+const BATCH_BYTES: usize = 1 << 20;
+
+/// Chunks per batch for a geometry: at least one.
+pub(crate) fn batch_chunks(geometry: &Geometry) -> usize {
+    (BATCH_BYTES / geometry.chunk_len()).max(1)
+}
+
+/// Batches in flight per worker thread.
+pub(crate) const DEPTH_PER_THREAD: usize = 2;
+
+/// The threads to use when the caller does not say: all cores.
+pub(crate) fn default_threads() -> usize {
+    thread::available_parallelism().map_or(1, usize::from)
+}
+
+/// A run of consecutive chunks to seal, laid out at stride C: chunk j's
+/// plaintext sits at `j·C` and its tag is written right after it.
+pub(crate) struct SealBatch {
+    pub(crate) buf: Vec<u8>,
+    /// Global index of the first chunk.
+    pub(crate) first: u64,
+    pub(crate) chunks: usize,
+    /// Plaintext bytes of the last chunk.
+    pub(crate) last_len: usize,
+    /// Whether the last chunk is the last of the set.
+    pub(crate) end_of_set: bool,
+}
+
+impl SealBatch {
+    /// Length of the sealed bytes: every chunk whole, the last one short.
+    pub(crate) fn sealed_len(&self, geometry: &Geometry) -> usize {
+        (self.chunks - 1) * geometry.chunk_len() + self.last_len + TAG_LEN
+    }
+
+    /// Seals every chunk in place.
+    pub(crate) fn seal(&mut self, cipher: &ChunkCipher, geometry: &Geometry) {
+        let chunk_len = geometry.chunk_len();
+        for j in 0..self.chunks {
+            let counter = self.first + j as u64;
+            let last = j + 1 == self.chunks;
+            let plain = if last {
+                self.last_len
+            } else {
+                geometry.plain_len()
+            };
+            let flag = if last && self.end_of_set {
+                ChunkFlag::EndOfSet
+            } else if geometry.ends_volume(counter) {
+                ChunkFlag::EndOfVolume
+            } else {
+                ChunkFlag::Interior
+            };
+            let start = j * chunk_len;
+            let (body, rest) = self.buf[start..].split_at_mut(plain);
+            let tag = cipher.seal_detached(counter, flag, body);
+            rest[..TAG_LEN].copy_from_slice(&tag);
+        }
+    }
+}
+
+type SealReply = Result<SealBatch, Error>;
+
+struct SealJob {
+    batch: SealBatch,
+    reply: SyncSender<SealReply>,
+}
+
+/// A batch handed out, in the order it must be written.
+pub(crate) enum Pending {
+    /// Sealed in the calling thread.
+    Ready(SealBatch),
+    /// Being sealed by a worker.
+    Waiting(Receiver<SealReply>),
+}
+
+impl Pending {
+    /// Waits for the batch to be sealed.
+    pub(crate) fn wait(self) -> Result<SealBatch, Error> {
+        match self {
+            Pending::Ready(batch) => Ok(batch),
+            Pending::Waiting(reply) => reply.recv().unwrap_or_else(|_| {
+                Err(Error::Io(std::io::Error::other("a sealing thread stopped")))
+            }),
+        }
+    }
+}
+
+/// Worker threads that seal batches; they stop when the pool is dropped.
+pub(crate) struct SealPool {
+    jobs: Option<Sender<SealJob>>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl SealPool {
+    pub(crate) fn new(threads: usize, cipher: Arc<ChunkCipher>, geometry: Geometry) -> Self {
+        let (jobs, queue) = mpsc::channel::<SealJob>();
+        let queue = Arc::new(Mutex::new(queue));
+        let workers = (0..threads)
+            .map(|_| {
+                let queue = Arc::clone(&queue);
+                let cipher = Arc::clone(&cipher);
+                thread::spawn(move || {
+                    loop {
+                        // Hold the lock only to take a job, not to seal it.
+                        let job = match queue.lock() {
+                            Ok(queue) => queue.recv(),
+                            Err(_) => return,
+                        };
+                        let Ok(SealJob { mut batch, reply }) = job else {
+                            return;
+                        };
+                        batch.seal(&cipher, &geometry);
+                        let _ = reply.send(Ok(batch));
+                    }
+                })
+            })
+            .collect();
+        SealPool {
+            jobs: Some(jobs),
+            workers,
+        }
+    }
+
+    /// Hands a batch to the next free worker.
+    pub(crate) fn submit(&self, batch: SealBatch) -> Pending {
+        let (reply, receiver) = mpsc::sync_channel(1);
+        if let Some(jobs) = &self.jobs
+            && let Err(mpsc::SendError(job)) = jobs.send(SealJob { batch, reply })
+        {
+            // Every worker is gone: report it when the batch is waited for.
+            drop(job);
+        }
+        Pending::Waiting(receiver)
+    }
+}
+
+impl Drop for SealPool {
+    fn drop(&mut self) {
+        self.jobs = None;
+        for worker in self.workers.drain(..) {
+            let _ = worker.join();
+        }
+    }
+}
+
+/// In-order queue of batches in flight.
+pub(crate) type InFlight = VecDeque<Pending>;
+
+/// A decrypted run of chunks: plaintext packed at stride P, and the first
+/// failure if a chunk did not open (the bytes before it are authenticated).
+pub(crate) struct Opened {
+    pub(crate) buf: Vec<u8>,
+    pub(crate) plain: usize,
+    pub(crate) error: Option<Error>,
+}
+
+/// Which plaintext to copy: chunks `first..=last`, starting `skip` bytes
+/// into the first, `len` bytes in all.
+pub(crate) struct ChunkRange {
+    pub(crate) first: u64,
+    pub(crate) last: u64,
+    pub(crate) skip: usize,
+    pub(crate) len: u64,
+}
+
+/// Decrypts the chunks of `range` on `threads` threads and writes their
+/// plaintext to `out` in order. `open_chunk(g, buf)` reads chunk g's ciphertext into
+/// `buf` (at least C bytes), opens it in place and returns its plaintext
+/// length.
+///
+/// Stops at the first failure, after writing everything before it.
+pub(crate) fn open_range<F, W>(
+    geometry: &Geometry,
+    threads: usize,
+    range: ChunkRange,
+    open_chunk: &F,
+    out: &mut W,
+) -> Result<u64, Error>
+where
+    F: Fn(u64, &mut [u8]) -> Result<usize, Error> + Sync,
+    W: Write + ?Sized,
+{
+    let ChunkRange {
+        first,
+        last,
+        skip,
+        len,
+    } = range;
+    let per_batch = batch_chunks(geometry) as u64;
+    let plain_len = geometry.plain_len();
+    let buf_len = per_batch as usize * plain_len + TAG_LEN;
+    let run = |start: u64, mut buf: Vec<u8>| -> Opened {
+        let end = (start + per_batch - 1).min(last);
+        let mut plain = 0;
+        for chunk in start..=end {
+            let at = (chunk - start) as usize * plain_len;
+            match open_chunk(chunk, &mut buf[at..at + geometry.chunk_len()]) {
+                Ok(n) => plain = at + n,
+                Err(err) => {
+                    return Opened {
+                        buf,
+                        plain,
+                        error: Some(err),
+                    };
+                }
+            }
+        }
+        Opened {
+            buf,
+            plain,
+            error: None,
+        }
+    };
+
+    let mut written = 0u64;
+    let mut skip = skip;
+    // Writes a batch's authenticated plaintext; false once done or failed.
+    let mut emit = |opened: &Opened, written: &mut u64, out: &mut W| -> Result<bool, Error> {
+        let available = opened.plain.saturating_sub(skip);
+        let n = (available as u64).min(len - *written) as usize;
+        out.write_all(&opened.buf[skip..skip + n])?;
+        *written += n as u64;
+        skip = 0;
+        Ok(opened.error.is_none() && *written < len)
+    };
+
+    let batches = (first..=last).step_by(per_batch as usize);
+    if threads <= 1 {
+        let mut buf = vec![0u8; buf_len];
+        for start in batches {
+            let opened = run(start, buf);
+            let go_on = emit(&opened, &mut written, out)?;
+            if let Some(err) = opened.error {
+                return Err(err);
+            }
+            if !go_on {
+                break;
+            }
+            buf = opened.buf;
+        }
+        return Ok(written);
+    }
+
+    let (jobs, queue) = mpsc::channel::<(u64, Vec<u8>, SyncSender<Opened>)>();
+    let queue = Mutex::new(queue);
+    thread::scope(|scope| {
+        for _ in 0..threads {
+            let queue = &queue;
+            let run = &run;
+            scope.spawn(move || {
+                loop {
+                    let job = match queue.lock() {
+                        Ok(queue) => queue.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok((start, buf, reply)) = job else {
+                        return;
+                    };
+                    let _ = reply.send(run(start, buf));
+                }
+            });
+        }
+        let mut free: Vec<Vec<u8>> = Vec::new();
+        let mut in_flight: VecDeque<Receiver<Opened>> = VecDeque::new();
+        let mut batches = batches.peekable();
+        let result = loop {
+            while in_flight.len() < threads * DEPTH_PER_THREAD {
+                let Some(start) = batches.next() else { break };
+                let buf = free.pop().unwrap_or_else(|| vec![0u8; buf_len]);
+                let (reply, receiver) = mpsc::sync_channel(1);
+                if jobs.send((start, buf, reply)).is_err() {
+                    break;
+                }
+                in_flight.push_back(receiver);
+            }
+            let Some(receiver) = in_flight.pop_front() else {
+                break Ok(written);
+            };
+            let Ok(opened) = receiver.recv() else {
+                break Err(Error::Io(std::io::Error::other(
+                    "an opening thread stopped",
+                )));
+            };
+            match emit(&opened, &mut written, out) {
+                Ok(true) => free.push(opened.buf),
+                Ok(false) => match opened.error {
+                    Some(err) => break Err(err),
+                    None => break Ok(written),
+                },
+                Err(err) => break Err(err),
+            }
+        };
+        // Closing the queue stops the workers after their current batch.
+        drop(jobs);
+        result
+    })
+}

@@ -1,0 +1,185 @@
+//! The parallel pipeline: the same bytes for every thread count, in order,
+//! errors raised inside workers, and early drops.
+
+use std::io::{self, Read, Seek, SeekFrom, Write};
+
+use kuvert::{Error, MemorySink, Opener, Sealer, X25519Identity};
+
+fn identity() -> X25519Identity {
+    X25519Identity::from_bytes([3; 32])
+}
+
+fn data(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 + i / 4093) as u8).collect()
+}
+
+fn seal(threads: usize, chunk: usize, volume: Option<u64>, payload: &[u8]) -> Vec<Vec<u8>> {
+    let mut sealer = Sealer::new()
+        .recipient(identity().to_public())
+        .chunk_size(chunk)
+        .threads(threads)
+        .insecure_deterministic_seed([9; 32]);
+    if let Some(size) = volume {
+        sealer = sealer.volume_size(size);
+    }
+    let mut writer = sealer.seal(MemorySink::new()).expect("seal");
+    // Odd-sized writes, so batches fill across write calls.
+    for piece in payload.chunks(100_003) {
+        writer.write_all(piece).expect("write");
+    }
+    writer.finish().expect("finish").into_volumes()
+}
+
+#[test]
+fn every_thread_count_writes_the_same_bytes() {
+    let payload = data(5_000_000);
+    let volume = Some(2048 + 300 * 4096);
+    let reference = seal(1, 4096, volume, &payload);
+    assert!(
+        reference.len() > 3,
+        "several volumes, so headers land inside batches"
+    );
+    for threads in 2..=8 {
+        assert!(
+            seal(threads, 4096, volume, &payload) == reference,
+            "{threads} threads"
+        );
+    }
+    let unsplit = seal(1, 65536, None, &payload);
+    for threads in [2, 3, 8] {
+        assert!(
+            seal(threads, 65536, None, &payload) == unsplit,
+            "{threads} threads, unsplit"
+        );
+    }
+}
+
+#[test]
+fn copy_to_matches_read_for_every_thread_count_and_start() {
+    let payload = data(3_000_000);
+    let volumes = seal(2, 4096, Some(2048 + 200 * 4096), &payload);
+    for threads in 1..=4 {
+        let mut reader = Opener::new()
+            .identity(identity())
+            .threads(threads)
+            .open(volumes.clone())
+            .expect("open");
+        for start in [0u64, 1, 4079, 4080, 1_000_000, 2_999_999, 3_000_000] {
+            reader.seek(SeekFrom::Start(start)).expect("seek");
+            let mut out = Vec::new();
+            let written = reader.copy_to(&mut out, u64::MAX).expect("copy");
+            assert_eq!(written as usize, payload.len() - start as usize);
+            assert!(
+                out == payload[start as usize..],
+                "{threads} threads from {start}"
+            );
+            assert_eq!(
+                reader.stream_position().expect("position"),
+                payload.len() as u64
+            );
+        }
+        reader.seek(SeekFrom::Start(10)).expect("seek");
+        let mut out = Vec::new();
+        assert_eq!(reader.copy_to(&mut out, 5000).expect("limited"), 5000);
+        assert_eq!(out, payload[10..5010]);
+        let mut rest = vec![0u8; 10];
+        reader.read_exact(&mut rest).expect("read after copy");
+        assert_eq!(rest, payload[5010..5020]);
+    }
+}
+
+#[test]
+fn a_damaged_chunk_stops_the_copy_after_the_authenticated_prefix() {
+    let payload = data(3_000_000);
+    let mut volumes = seal(2, 4096, None, &payload);
+    // Chunk 500 sits at H + 500·C; damage its ciphertext.
+    volumes[0][2048 + 500 * 4096 + 17] ^= 0x40;
+    for threads in 1..=4 {
+        let mut reader = Opener::new()
+            .identity(identity())
+            .threads(threads)
+            .open(volumes.clone())
+            .expect("open");
+        let mut out = Vec::new();
+        let err = reader.copy_to(&mut out, u64::MAX).expect_err("damaged");
+        assert!(
+            matches!(err, Error::Unauthenticated { chunk: 500, volume: 1, offset } if offset == 2048 + 500 * 4096),
+            "{err:?}"
+        );
+        assert_eq!(out.len(), 500 * 4080, "{threads} threads");
+        assert!(out == payload[..500 * 4080]);
+    }
+}
+
+/// A writer that fails after `budget` bytes.
+struct FailingWriter {
+    budget: usize,
+}
+
+impl Write for FailingWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.budget == 0 {
+            return Err(io::Error::other("disk full"));
+        }
+        let n = buf.len().min(self.budget);
+        self.budget -= n;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn an_output_error_stops_the_workers() {
+    let payload = data(4_000_000);
+    let volumes = seal(2, 4096, None, &payload);
+    let mut reader = Opener::new()
+        .identity(identity())
+        .threads(4)
+        .open(volumes)
+        .expect("open");
+    let err = reader
+        .copy_to(&mut FailingWriter { budget: 1_500_000 }, u64::MAX)
+        .expect_err("output fails");
+    assert!(
+        matches!(err, Error::Io(ref inner) if inner.to_string() == "disk full"),
+        "{err:?}"
+    );
+    // The reader is still usable afterwards.
+    reader.seek(SeekFrom::Start(0)).expect("seek");
+    let mut out = Vec::new();
+    reader.read_to_end(&mut out).expect("read");
+    assert!(out == payload);
+}
+
+#[test]
+fn dropping_a_threaded_writer_mid_stream_stops_cleanly() {
+    for threads in [2, 8] {
+        let mut sink = MemorySink::new();
+        {
+            let mut writer = Sealer::new()
+                .recipient(identity().to_public())
+                .threads(threads)
+                .seal(&mut sink)
+                .expect("seal");
+            writer.write_all(&data(20 << 20)).expect("write");
+        }
+        let volumes = sink.into_volumes();
+        let result = Opener::new().identity(identity()).open(volumes);
+        assert!(
+            matches!(result, Err(Error::Truncated { .. })),
+            "{threads}: {result:?}"
+        );
+    }
+}
+
+#[test]
+fn zero_threads_is_refused() {
+    let result = Sealer::new()
+        .recipient(identity().to_public())
+        .threads(0)
+        .seal(MemorySink::new());
+    assert!(matches!(result, Err(Error::InvalidOption { .. })));
+}
