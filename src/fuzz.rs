@@ -6,6 +6,7 @@
 
 use std::io::{Read, Write};
 
+use crate::archive::Payload;
 use crate::{MemorySink, Opener, Sealer, X25519Identity, inspect};
 
 /// The secret of the fixed identity the open targets use; the seed corpora
@@ -36,6 +37,34 @@ pub fn open(data: &[u8]) {
     let _ = opener.verify_volume(data);
     if let Ok(mut reader) = opener.open(vec![data]) {
         let _ = reader.copy_to(&mut std::io::sink(), u64::MAX);
+    }
+}
+
+/// Seals `data` as a payload and reads it as an archive (SPEC.md §12): the
+/// trailer, the index, and every entry's data. The index parser sees the
+/// bytes exactly as given; sealing only gets them past authentication.
+pub fn archive(data: &[u8]) {
+    let identity = X25519Identity::from_bytes(IDENTITY);
+    let mut writer = Sealer::new()
+        .recipient(identity.to_public())
+        .chunk_size(4096)
+        .threads(1)
+        .seal(MemorySink::new())
+        .expect("valid options");
+    writer.write_all(data).expect("memory sink");
+    let volumes = writer.finish().expect("memory sink").into_volumes();
+    let reader = Opener::new()
+        .identity(identity)
+        .threads(1)
+        .open(volumes)
+        .expect("a sealed set opens");
+    if let Ok(Payload::Archive(mut archive)) = Payload::detect(reader, 1 << 20) {
+        let entries = archive.entries().to_vec();
+        for entry in &entries {
+            if let Ok(mut data) = archive.read_entry(entry) {
+                let _ = std::io::copy(&mut data, &mut std::io::sink());
+            }
+        }
     }
 }
 

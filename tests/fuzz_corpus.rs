@@ -8,11 +8,12 @@ use std::path::Path;
 
 type Hook = fn(&[u8]);
 
-const TARGETS: [(&str, Hook); 4] = [
+const TARGETS: [(&str, Hook); 5] = [
     ("header", kuvert::fuzz::header),
     ("open", kuvert::fuzz::open),
     ("volumes", kuvert::fuzz::volumes),
     ("roundtrip", kuvert::fuzz::roundtrip),
+    ("archive", kuvert::fuzz::archive),
 ];
 
 fn replay(kind: &str) -> usize {
