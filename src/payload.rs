@@ -270,7 +270,7 @@ pub struct SealWriter<S: VolumeSink> {
     in_flight: InFlight,
     max_in_flight: usize,
     /// Sealed buffers to reuse: no allocation in the steady state.
-    free: Vec<Vec<u8>>,
+    free: Vec<Zeroizing<Vec<u8>>>,
     failed: bool,
 }
 
@@ -309,11 +309,10 @@ impl<S: VolumeSink> SealWriter<S> {
         if let Some(volume_index) = (next - 1).checked_div(self.geometry.chunks_per_volume) {
             u32::try_from(volume_index + 1).map_err(|_| Error::CounterExhausted)?;
         }
-        let fresh = self
-            .free
-            .pop()
-            .unwrap_or_else(|| vec![0u8; self.per_batch * self.geometry.chunk_len()]);
-        let buf = std::mem::replace(&mut *self.batch, fresh);
+        let fresh = self.free.pop().unwrap_or_else(|| {
+            Zeroizing::new(vec![0u8; self.per_batch * self.geometry.chunk_len()])
+        });
+        let buf = std::mem::replace(&mut self.batch, fresh);
         self.counter = next;
         self.filled = 0;
         let mut batch = SealBatch {
@@ -629,6 +628,10 @@ impl Opener {
         if volumes.is_empty() {
             return Err(Error::NoVolumes);
         }
+        let threads = self.threads.unwrap_or_else(pipeline::default_threads);
+        if threads == 0 {
+            return Err(Error::option("0 threads"));
+        }
         let mut headers = Vec::with_capacity(volumes.len());
         for (index, volume) in volumes.iter().enumerate() {
             headers.push(read_header(volume, index + 1)?);
@@ -712,10 +715,7 @@ impl Opener {
                 final_chunk_len: final_chunk.len,
             },
             set_id,
-            threads: self
-                .threads
-                .unwrap_or_else(pipeline::default_threads)
-                .max(1),
+            threads,
             len,
             pos: 0,
             buf: Zeroizing::new(buf),

@@ -12,6 +12,8 @@ use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 
+use zeroize::Zeroizing;
+
 use crate::error::Error;
 use crate::format::{ChunkFlag, Geometry, TAG_LEN};
 use crate::stream::ChunkCipher;
@@ -36,7 +38,8 @@ pub(crate) fn default_threads() -> usize {
 /// A run of consecutive chunks to seal, laid out at stride C: chunk j's
 /// plaintext sits at `j·C` and its tag is written right after it.
 pub(crate) struct SealBatch {
-    pub(crate) buf: Vec<u8>,
+    /// Plaintext until sealed in place; wiped if dropped before.
+    pub(crate) buf: Zeroizing<Vec<u8>>,
     /// Global index of the first chunk.
     pub(crate) first: u64,
     pub(crate) chunks: usize,
@@ -169,7 +172,8 @@ pub(crate) type InFlight = VecDeque<Pending>;
 /// A decrypted run of chunks: plaintext packed at stride P, and the first
 /// failure if a chunk did not open (the bytes before it are authenticated).
 pub(crate) struct Opened {
-    pub(crate) buf: Vec<u8>,
+    /// Authenticated plaintext: wiped on drop.
+    pub(crate) buf: Zeroizing<Vec<u8>>,
     pub(crate) plain: usize,
     pub(crate) error: Option<Error>,
 }
@@ -209,7 +213,7 @@ where
     let per_batch = batch_chunks(geometry) as u64;
     let plain_len = geometry.plain_len();
     let buf_len = per_batch as usize * plain_len + TAG_LEN;
-    let run = |start: u64, mut buf: Vec<u8>| -> Opened {
+    let run = |start: u64, mut buf: Zeroizing<Vec<u8>>| -> Opened {
         let end = (start + per_batch - 1).min(last);
         let mut plain = 0;
         for chunk in start..=end {
@@ -246,7 +250,7 @@ where
 
     let batches = (first..=last).step_by(per_batch as usize);
     if threads <= 1 {
-        let mut buf = vec![0u8; buf_len];
+        let mut buf = Zeroizing::new(vec![0u8; buf_len]);
         for start in batches {
             let opened = run(start, buf);
             let go_on = emit(&opened, &mut written, out)?;
@@ -261,7 +265,7 @@ where
         return Ok(written);
     }
 
-    let (jobs, queue) = mpsc::channel::<(u64, Vec<u8>, SyncSender<Opened>)>();
+    let (jobs, queue) = mpsc::channel::<(u64, Zeroizing<Vec<u8>>, SyncSender<Opened>)>();
     let queue = Mutex::new(queue);
     thread::scope(|scope| {
         for _ in 0..threads {
@@ -280,13 +284,15 @@ where
                 }
             });
         }
-        let mut free: Vec<Vec<u8>> = Vec::new();
+        let mut free: Vec<Zeroizing<Vec<u8>>> = Vec::new();
         let mut in_flight: VecDeque<Receiver<Opened>> = VecDeque::new();
         let mut batches = batches.peekable();
         let result = loop {
             while in_flight.len() < threads * DEPTH_PER_THREAD {
                 let Some(start) = batches.next() else { break };
-                let buf = free.pop().unwrap_or_else(|| vec![0u8; buf_len]);
+                let buf = free
+                    .pop()
+                    .unwrap_or_else(|| Zeroizing::new(vec![0u8; buf_len]));
                 let (reply, receiver) = mpsc::sync_channel(1);
                 if jobs.send((start, buf, reply)).is_err() {
                     break;

@@ -1,0 +1,282 @@
+//! Byte sizes on the command line: `64K`, `700MiB`, `1g`, `734003200`, and
+//! the media presets `cd`, `dvd`, `dvd-dl`, `bd`, `bd-dl`, `fat32`.
+
+/// Bytes in a sector of a CD, DVD or BD data track (mode 1 / UDF).
+const SECTOR: u64 = 2048;
+const MIB: u64 = 1 << 20;
+
+/// A disc preset's volume size: the largest whole MiB that leaves at least
+/// 0.5% of the disc for the ISO 9660 / UDF filesystem the volume is burned
+/// in (system area, descriptors, directories, a UDF bridge: well under 1 MiB
+/// for a few files). Whole MiB are whole 64 KiB chunks and whole sectors.
+const fn disc_volume(sectors: u64) -> u64 {
+    let capacity = sectors * SECTOR;
+    (capacity - capacity.div_ceil(200)) / MIB * MIB
+}
+
+/// A medium `--volume-size` can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Preset {
+    /// Name on the command line.
+    pub name: &'static str,
+    /// Largest volume written for it.
+    pub volume_size: u64,
+    /// What the medium holds: user-data sectors × 2,048 for discs, the
+    /// largest file for FAT32.
+    pub capacity: u64,
+    /// For `--help`.
+    pub medium: &'static str,
+}
+
+/// The presets, smallest first. Sector counts are those of recordable
+/// media as burned (80-minute CD-R; DVD+R, the smaller of DVD±R; DVD-R DL;
+/// BD-R and BD-R DL without spare areas).
+pub const PRESETS: [Preset; 6] = [
+    Preset {
+        name: "cd",
+        volume_size: disc_volume(360_000),
+        capacity: 360_000 * SECTOR,
+        medium: "CD-R, 80 min (360,000 sectors)",
+    },
+    Preset {
+        name: "dvd",
+        volume_size: disc_volume(2_295_104),
+        capacity: 2_295_104 * SECTOR,
+        medium: "DVD±R (2,295,104 sectors)",
+    },
+    Preset {
+        name: "fat32",
+        // The largest FAT32 file is 4 GiB − 1 byte; stay a MiB under it.
+        volume_size: 4095 * MIB,
+        capacity: (4 << 30) - 1,
+        medium: "largest file on FAT32 (4 GiB − 1)",
+    },
+    Preset {
+        name: "dvd-dl",
+        volume_size: disc_volume(4_171_712),
+        capacity: 4_171_712 * SECTOR,
+        medium: "DVD-R DL (4,171,712 sectors)",
+    },
+    Preset {
+        name: "bd",
+        volume_size: disc_volume(12_219_392),
+        capacity: 12_219_392 * SECTOR,
+        medium: "BD-R (12,219,392 sectors)",
+    },
+    Preset {
+        name: "bd-dl",
+        volume_size: disc_volume(24_438_784),
+        capacity: 24_438_784 * SECTOR,
+        medium: "BD-R DL (24,438,784 sectors)",
+    },
+];
+
+/// Parses a size: a preset name (if `presets`), or a whole number with an
+/// optional K, M or G (powers of 1024) and an optional B or iB, in any case.
+pub fn parse(text: &str, presets: bool) -> Result<u64, String> {
+    let lower = text.trim().to_ascii_lowercase();
+    if let Some(preset) = PRESETS.iter().find(|p| p.name == lower) {
+        if presets {
+            return Ok(preset.volume_size);
+        }
+        return Err(format!("{text:?}: media presets name volume sizes only"));
+    }
+    let digits = lower.len() - lower.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+    let (number, unit) = lower.split_at(digits);
+    if number.is_empty() {
+        let names = if presets {
+            format!(
+                ", or one of {}",
+                PRESETS.map(|p| p.name).join(", ")
+            )
+        } else {
+            String::new()
+        };
+        return Err(format!(
+            "{text:?} is not a size: use a number with K, M or G (powers of 1024){names}"
+        ));
+    }
+    let shift = match unit {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        _ => {
+            return Err(format!(
+                "{text:?}: unknown unit {unit:?} (use K, M or G, powers of 1024)"
+            ));
+        }
+    };
+    let value: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is too large"))?;
+    let bytes = value
+        .checked_mul(1 << shift)
+        .ok_or_else(|| format!("{text:?} is too large"))?;
+    if bytes == 0 {
+        return Err(format!("{text:?}: a size must be above zero"));
+    }
+    Ok(bytes)
+}
+
+/// Parses `--volume-size`.
+pub fn volume_size(text: &str) -> Result<u64, String> {
+    parse(text, true)
+}
+
+/// Parses `--chunk-size`: a power of two from 4 KiB to 16 MiB.
+pub fn chunk_size(text: &str) -> Result<usize, String> {
+    let bytes = parse(text, false)?;
+    if !bytes.is_power_of_two() || !(4 << 10..=16 << 20).contains(&bytes) {
+        return Err(format!(
+            "{text:?}: the chunk size must be a power of two from 4K to 16M"
+        ));
+    }
+    usize::try_from(bytes).map_err(|_| format!("{text:?} is too large"))
+}
+
+/// `1,234,567`.
+pub fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `700 MiB`, `1.5 GiB`, `512 bytes`: for people, not for parsing.
+pub fn human(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} bytes");
+    }
+    let mut value = n as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if value.fract() == 0.0 {
+        format!("{value:.0} {}", UNITS[unit])
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// One line per preset for `--help`.
+pub fn presets_help() -> String {
+    PRESETS
+        .iter()
+        .map(|p| {
+            format!(
+                "  {:<7} {:>14} bytes ({}), for a {}",
+                p.name,
+                grouped(p.volume_size),
+                human(p.volume_size),
+                p.medium
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn preset(name: &str) -> Preset {
+        *PRESETS.iter().find(|p| p.name == name).expect("preset")
+    }
+
+    #[test]
+    fn units_are_powers_of_1024_in_any_case() {
+        for (text, bytes) in [
+            ("1", 1),
+            ("100b", 100),
+            ("64K", 64 << 10),
+            ("64k", 64 << 10),
+            ("64KiB", 64 << 10),
+            ("64kb", 64 << 10),
+            ("700M", 700 << 20),
+            ("700MiB", 700 << 20),
+            ("700mB", 700 << 20),
+            ("2G", 2 << 30),
+            ("2gib", 2 << 30),
+            (" 5M ", 5 << 20),
+        ] {
+            assert_eq!(parse(text, true), Ok(bytes), "{text}");
+        }
+        for bad in [
+            "", "K", "0", "0M", "1.5G", "-1", "1T", "1 M", "12x", "99999999999999999999",
+            "20000000000G", "cdrom",
+        ] {
+            assert!(parse(bad, true).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn presets_are_names_and_only_for_volumes() {
+        assert_eq!(volume_size("CD"), Ok(preset("cd").volume_size));
+        assert_eq!(volume_size("dvd-dl"), Ok(preset("dvd-dl").volume_size));
+        assert!(chunk_size("cd").is_err());
+    }
+
+    #[test]
+    fn chunk_sizes_are_powers_of_two_from_4k_to_16m() {
+        assert_eq!(chunk_size("4K"), Ok(4096));
+        assert_eq!(chunk_size("64k"), Ok(65536));
+        assert_eq!(chunk_size("16M"), Ok(16 << 20));
+        for bad in ["2K", "32M", "65535", "96K"] {
+            assert!(chunk_size(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// Every disc preset fits its medium as a file inside an ISO 9660 / UDF
+    /// image with at least 2 MiB and 0.5% to spare, and wastes under 2%.
+    #[test]
+    fn disc_presets_fit_the_medium_with_room_for_the_filesystem() {
+        let expected = [
+            ("cd", 360_000, 699 * MIB),
+            ("dvd", 2_295_104, 4460 * MIB),
+            ("dvd-dl", 4_171_712, 8107 * MIB),
+            ("bd", 12_219_392, 23_746 * MIB),
+            ("bd-dl", 24_438_784, 47_493 * MIB),
+        ];
+        for (name, sectors, size) in expected {
+            let p = preset(name);
+            let capacity = sectors * SECTOR;
+            assert_eq!(p.capacity, capacity, "{name}");
+            assert_eq!(p.volume_size, size, "{name}");
+            let room = capacity - size;
+            assert!(room >= 2 * MIB, "{name}: {room} bytes for the filesystem");
+            assert!(room * 200 >= capacity, "{name}: under 0.5% left");
+            assert!(room * 50 < capacity, "{name}: 2% or more wasted");
+            // Whole sectors and whole default chunks.
+            assert_eq!(size % (64 << 10), 0, "{name}");
+        }
+        assert_eq!(preset("cd").capacity, 737_280_000);
+    }
+
+    #[test]
+    fn fat32_stays_under_the_largest_file() {
+        let p = preset("fat32");
+        assert!(p.volume_size <= u64::from(u32::MAX));
+        assert_eq!(p.capacity, u64::from(u32::MAX));
+        assert!((p.capacity - p.volume_size) * 50 < p.capacity);
+    }
+
+    #[test]
+    fn numbers_for_people() {
+        assert_eq!(grouped(0), "0");
+        assert_eq!(grouped(999), "999");
+        assert_eq!(grouped(1000), "1,000");
+        assert_eq!(grouped(68_222_976), "68,222,976");
+        assert_eq!(human(512), "512 bytes");
+        assert_eq!(human(700 << 20), "700 MiB");
+        assert_eq!(human(3 << 29), "1.5 GiB");
+    }
+}
