@@ -506,6 +506,9 @@ fn parse_index(bytes: &[u8], index_offset: u64) -> Result<Vec<Entry>, Error> {
         let kind = EntryKind::from_code(r.u8("kind").map_err(short)?)
             .ok_or_else(|| malformed(at, "unknown entry kind"))?;
         let mode = r.u32("mode").map_err(short)?;
+        if mode > 0o7777 {
+            return Err(malformed(at, "mode has bits above 0o7777"));
+        }
         let mtime = r.u64("mtime").map_err(short)? as i64;
         let size = r.u64("size").map_err(short)?;
         let header_offset = r.u64("header offset").map_err(short)?;
@@ -550,8 +553,9 @@ fn parse_index(bytes: &[u8], index_offset: u64) -> Result<Vec<Entry>, Error> {
             data_offset,
         });
     }
+    let end = r.pos();
     r.finish("bytes after the last entry")
-        .map_err(|_| malformed(bytes.len(), "bytes after the last index entry"))?;
+        .map_err(|_| malformed(end, "bytes after the last index entry"))?;
     Ok(entries)
 }
 
@@ -581,13 +585,19 @@ impl<S: VolumeSource> Payload<S> {
         let mut trailer = [0u8; TRAILER_LEN as usize];
         reader.seek(SeekFrom::Start(len - TRAILER_LEN))?;
         reader.read_exact(&mut trailer).map_err(Error::from_io)?;
-        if trailer[16..] != TRAILER_MAGIC {
+        let trailer_at = len - TRAILER_LEN;
+        if trailer[16..31] != TRAILER_MAGIC[..15] {
             reader.seek(SeekFrom::Start(0))?;
             return Ok(Payload::Stream(reader));
         }
+        if trailer[31] != TRAILER_MAGIC[15] {
+            return Err(Error::MalformedArchive {
+                offset: trailer_at + 31,
+                reason: "archive layout version is not 1",
+            });
+        }
         let index_offset = u64::from_be_bytes(trailer[..8].try_into().expect("8 bytes"));
         let index_len = u64::from_be_bytes(trailer[8..16].try_into().expect("8 bytes"));
-        let trailer_at = len - TRAILER_LEN;
         if index_offset.checked_add(index_len) != Some(trailer_at) {
             return Err(Error::MalformedArchive {
                 offset: trailer_at,

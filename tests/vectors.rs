@@ -483,7 +483,7 @@ fn cases() -> Vec<Case> {
         v,
         vec![1],
         format!(
-            "LimitExceeded what=argon2id memory (KiB) found={} limit={}",
+            "LimitExceeded found={} limit={} what=argon2id memory (KiB)",
             u32::MAX,
             Limits::default().argon2_max_memory_kib
         ),
@@ -520,7 +520,7 @@ fn describe(err: &Error) -> String {
             format!("MalformedHeader input={input} offset={offset}")
         }
         Error::LimitExceeded { what, found, limit } => {
-            format!("LimitExceeded what={what} found={found} limit={limit}")
+            format!("LimitExceeded found={found} limit={limit} what={what}")
         }
         Error::NoMatchingKey { stanza_types } => {
             format!("NoMatchingKey stanza_types={}", stanza_types.join(","))

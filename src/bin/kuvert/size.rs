@@ -49,7 +49,7 @@ pub const PRESETS: [Preset; 6] = [
         // The largest FAT32 file is 4 GiB − 1 byte; stay a MiB under it.
         volume_size: 4095 * MIB,
         capacity: (4 << 30) - 1,
-        medium: "largest file on FAT32 (4 GiB − 1)",
+        medium: "FAT32, whose largest file is 4 GiB − 1",
     },
     Preset {
         name: "dvd-dl",
@@ -85,10 +85,7 @@ pub fn parse(text: &str, presets: bool) -> Result<u64, String> {
     let (number, unit) = lower.split_at(digits);
     if number.is_empty() {
         let names = if presets {
-            format!(
-                ", or one of {}",
-                PRESETS.map(|p| p.name).join(", ")
-            )
+            format!(", or one of {}", PRESETS.map(|p| p.name).join(", "))
         } else {
             String::new()
         };
@@ -173,7 +170,7 @@ pub fn presets_help() -> String {
         .iter()
         .map(|p| {
             format!(
-                "  {:<7} {:>14} bytes ({}), for a {}",
+                "  {:<7} {:>14} bytes ({}): {}",
                 p.name,
                 grouped(p.volume_size),
                 human(p.volume_size),
@@ -211,8 +208,18 @@ mod tests {
             assert_eq!(parse(text, true), Ok(bytes), "{text}");
         }
         for bad in [
-            "", "K", "0", "0M", "1.5G", "-1", "1T", "1 M", "12x", "99999999999999999999",
-            "20000000000G", "cdrom",
+            "",
+            "K",
+            "0",
+            "0M",
+            "1.5G",
+            "-1",
+            "1T",
+            "1 M",
+            "12x",
+            "99999999999999999999",
+            "20000000000G",
+            "cdrom",
         ] {
             assert!(parse(bad, true).is_err(), "{bad:?}");
         }

@@ -1,0 +1,241 @@
+//! The command line: commands, flags and their help.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::size;
+
+const EXIT_CODES: &str = "\
+Exit status:
+  0    success
+  1    a failure of data, keys or I/O (damaged, incomplete or foreign volumes,
+       wrong key or passphrase, files that cannot be read or written)
+  2    a usage error (unknown or conflicting options, bad sizes)
+  130  interrupted by Ctrl-C (partial output is removed)";
+
+/// Seal data for removable media: chunked authenticated encryption to
+/// X25519 keys (age keys work as they are) or a passphrase, split into
+/// volumes sized for CD, DVD, BD or FAT32.
+#[derive(Debug, Parser)]
+#[command(
+    name = "kuvert",
+    version,
+    propagate_version = true,
+    after_help = EXIT_CODES,
+    after_long_help = format!("{EXIT_CODES}\n\nSee `kuvert help COMMAND` for each command."),
+)]
+pub struct Cli {
+    /// No progress bars or summaries on stderr (errors are still printed).
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate an X25519 identity (secret key) in age's file layout.
+    #[command(after_help = EXIT_CODES)]
+    Keygen(KeygenArgs),
+    /// Seal files and directories (an archive) or standard input (a stream).
+    #[command(after_help = EXIT_CODES, after_long_help = seal_long_help())]
+    Seal(SealArgs),
+    /// Open a set: extract an archive, or write a stream.
+    #[command(after_help = EXIT_CODES)]
+    Open(OpenArgs),
+    /// List the entries of an archive.
+    #[command(after_help = EXIT_CODES)]
+    List(ListArgs),
+    /// Authenticate volumes without writing anything; a report per volume.
+    #[command(after_help = EXIT_CODES)]
+    Verify(VerifyArgs),
+    /// Show what volume headers say, without any key.
+    #[command(after_help = EXIT_CODES)]
+    Info(InfoArgs),
+}
+
+fn seal_long_help() -> String {
+    format!(
+        "Volume size presets (each leaves at least 0.5% of the disc for the ISO 9660/UDF \
+         filesystem it is burned in):\n{}\n\n{EXIT_CODES}",
+        size::presets_help()
+    )
+}
+
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Write the identity to FILE (created with mode 0600, never replaced)
+    /// instead of standard output.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Print the recipients (public keys) of the identity file INPUT
+    /// (standard input if none or `-`).
+    #[arg(short = 'y')]
+    pub convert: bool,
+
+    /// Write and print age's encodings (`age1…`, `AGE-SECRET-KEY-1…`), so
+    /// the key also works with age and rage.
+    #[arg(long)]
+    pub age: bool,
+
+    /// Identity file for -y.
+    #[arg(value_name = "INPUT")]
+    pub input: Option<PathBuf>,
+}
+
+/// Keys that open a set.
+#[derive(Debug, Args)]
+pub struct KeyArgs {
+    /// Identity file (kuvert or age secret keys, one per line; `#` starts a
+    /// comment). Repeatable. `-` reads standard input.
+    #[arg(short = 'i', long = "identity", value_name = "IDENTITY")]
+    pub identities: Vec<PathBuf>,
+
+    /// Use a passphrase: from the file named by KUVERT_PASSPHRASE_FILE if
+    /// set, else asked on the terminal. Without -i a passphrase is asked
+    /// for anyway when the set has a passphrase recipient.
+    #[arg(short = 'p', long = "passphrase", conflicts_with = "passphrase_file")]
+    pub passphrase: bool,
+
+    /// Read the passphrase from the first line of FILE (for scripts; it is
+    /// never taken as an argument).
+    #[arg(long, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct SealArgs {
+    /// Seal to this public key (`kuvert1…` or `age1…`). Repeatable.
+    #[arg(short = 'r', long = "recipient", value_name = "RECIPIENT")]
+    pub recipients: Vec<String>,
+
+    /// Seal to every public key in FILE (one per line; `#` starts a
+    /// comment). Repeatable.
+    #[arg(short = 'R', long = "recipients-file", value_name = "RECIPIENTS_FILE")]
+    pub recipients_files: Vec<PathBuf>,
+
+    /// Also seal to a passphrase, asked on the terminal twice (or read
+    /// from the file named by KUVERT_PASSPHRASE_FILE). An empty answer
+    /// generates a strong one and prints it once.
+    #[arg(short = 'p', long = "passphrase", conflicts_with = "passphrase_file")]
+    pub passphrase: bool,
+
+    /// Seal to the passphrase on the first line of FILE.
+    #[arg(long, value_name = "FILE")]
+    pub passphrase_file: Option<PathBuf>,
+
+    /// Split into volumes of at most SIZE bytes: a number with K, M or G
+    /// (powers of 1024; B or iB may follow, any case), or a preset: cd, dvd,
+    /// dvd-dl, bd, bd-dl, fat32. Volumes are STEM.001.kuv, STEM.002.kuv, …
+    /// for -o STEM.kuv (one volume keeps the name given).
+    #[arg(long, value_name = "SIZE", value_parser = size::volume_size)]
+    pub volume_size: Option<u64>,
+
+    /// Ciphertext chunk size: a power of two from 4K to 16M (default 64K,
+    /// 32 CD sectors: one unreadable sector costs one chunk).
+    #[arg(long, value_name = "SIZE", value_parser = size::chunk_size)]
+    pub chunk_size: Option<usize>,
+
+    /// Threads that seal chunks (default: one per core). The bytes written
+    /// are the same for every count.
+    #[arg(short = 'j', long = "threads", value_name = "THREADS",
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub threads: Option<u32>,
+
+    /// Output: FILE (split sets get numbered names) or `-` for standard
+    /// output (unsplit only).
+    #[arg(short, long, value_name = "OUT")]
+    pub output: PathBuf,
+
+    /// Replace existing output; allow binary output to a terminal.
+    #[arg(short, long)]
+    pub force: bool,
+
+    /// Files and directories to seal as an archive, or `-` to seal standard
+    /// input as a single stream.
+    #[arg(value_name = "INPUT", required = true)]
+    pub inputs: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct OpenArgs {
+    #[command(flatten)]
+    pub keys: KeyArgs,
+
+    /// Where to put the payload: the directory to extract an archive into
+    /// (default: the current directory; created if missing), or the file
+    /// for a stream or --tar (default and `-`: standard output).
+    #[arg(short, long, value_name = "DEST")]
+    pub output: Option<PathBuf>,
+
+    /// Extract only this entry (a directory brings everything under it).
+    /// Repeatable.
+    #[arg(long = "entry", value_name = "PATH", conflicts_with = "tar")]
+    pub entries: Vec<String>,
+
+    /// Write the archive as a tar stream instead of extracting it.
+    #[arg(long)]
+    pub tar: bool,
+
+    /// Keep everything that authenticates instead of nothing: damaged
+    /// entries are left out (a stream gets zeros for damaged chunks), each
+    /// is reported, and the exit status is still 1.
+    #[arg(long)]
+    pub salvage: bool,
+
+    /// Replace existing files; allow binary output to a terminal.
+    #[arg(short, long)]
+    pub force: bool,
+
+    /// The volumes of the set, in any order.
+    #[arg(value_name = "VOLUME", required = true)]
+    pub volumes: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub keys: KeyArgs,
+
+    /// Also show kind and permissions, size and modification time (UTC).
+    #[arg(short, long)]
+    pub long: bool,
+
+    /// Print JSON.
+    #[arg(long, conflicts_with = "long")]
+    pub json: bool,
+
+    /// The volumes of the set, in any order.
+    #[arg(value_name = "VOLUME", required = true)]
+    pub volumes: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub keys: KeyArgs,
+
+    /// Succeed when every volume given is intact, even if the set is not
+    /// complete (to check each disc on its own after burning).
+    #[arg(long)]
+    pub allow_incomplete: bool,
+
+    /// Volumes to verify, in any order.
+    #[arg(value_name = "VOLUME", required = true)]
+    pub volumes: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct InfoArgs {
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Volumes to inspect. Nothing in a header is authenticated without a
+    /// key: `kuvert verify` checks it.
+    #[arg(value_name = "VOLUME", required = true)]
+    pub volumes: Vec<PathBuf>,
+}

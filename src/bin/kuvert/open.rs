@@ -1,0 +1,436 @@
+//! `kuvert open` and `kuvert list`.
+
+use std::fs;
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use kuvert::archive::{Archive, DEFAULT_MAX_INDEX_LEN, Entry, EntryKind, ExtractOptions, Payload};
+use kuvert::{OpenReader, VolumeSource};
+
+use crate::cli::{ListArgs, OpenArgs};
+use crate::output::{self, TempOutput, check_stdout, is_dash};
+use crate::progress;
+use crate::report::{Fail, Names, Result, chain, io_fail, json_str, rfc3339};
+use crate::size::{grouped, human};
+use crate::volumes::{Volumes, opener};
+
+/// Tag bytes per chunk.
+const TAG_LEN: u64 = 16;
+
+pub fn open(args: &OpenArgs, quiet: bool) -> Result<()> {
+    if args.salvage && args.tar {
+        return Err(Fail::usage(
+            "--salvage applies to extraction and streams, not --tar",
+        ));
+    }
+    let volumes = Volumes::open(&args.volumes)?;
+    let opener = opener(&args.keys, &volumes)?;
+    let first = volumes.paths[0].display().to_string();
+    let total = volumes.total_len();
+
+    output::install_interrupt_handler();
+    let bar = progress::bar(quiet, Some(total), "opening");
+    let (sources, names) = volumes.with_progress(&bar, "reading");
+    let result = (|| {
+        let reader = opener.open(sources).map_err(|err| names.fail(&err))?;
+        let payload =
+            Payload::detect(reader, DEFAULT_MAX_INDEX_LEN).map_err(|err| names.fail(&err))?;
+        match payload {
+            Payload::Stream(reader) => {
+                if !args.entries.is_empty() || args.tar {
+                    let flag = if args.tar { "--tar" } else { "--entry" };
+                    return Err(Fail::data(format!(
+                        "{first}: the set holds a single stream, not an archive ({flag} needs one)"
+                    )));
+                }
+                write_stream(reader, args, &names, quiet)
+            }
+            Payload::Archive(archive) if args.tar => write_tar(archive, args, &names),
+            Payload::Archive(archive) => extract(archive, args, &names, quiet),
+        }
+    })();
+    bar.finish_and_clear();
+    result
+}
+
+/// A stream to the file DEST (through a temporary name) or standard output.
+fn write_stream<S: VolumeSource + Sync>(
+    mut reader: OpenReader<S>,
+    args: &OpenArgs,
+    names: &Names,
+    quiet: bool,
+) -> Result<()> {
+    let damaged = match args.output.as_deref() {
+        None => copy_to_stdout(&mut reader, args, names)?,
+        Some(path) if is_dash(path) => copy_to_stdout(&mut reader, args, names)?,
+        Some(path) => {
+            let mut out = TempOutput::create(path, args.force)?;
+            let damaged = copy_salvaging(&mut reader, &mut out, args.salvage, names, path)?;
+            out.commit()?;
+            if !quiet && damaged.is_empty() {
+                eprintln!(
+                    "kuvert: wrote {} ({} bytes)",
+                    path.display(),
+                    grouped(reader.len())
+                );
+            }
+            damaged
+        }
+    };
+    report_damaged(
+        &damaged,
+        ("damaged chunk", "damaged chunks"),
+        "replaced by zeros",
+    )
+}
+
+fn copy_to_stdout<S: VolumeSource + Sync>(
+    reader: &mut OpenReader<S>,
+    args: &OpenArgs,
+    names: &Names,
+) -> Result<Vec<String>> {
+    check_stdout(args.force)?;
+    let mut out = BufWriter::with_capacity(1 << 20, io::stdout().lock());
+    let damaged = copy_salvaging(reader, &mut out, args.salvage, names, Path::new("-"))?;
+    out.flush().map_err(stdout_fail)?;
+    Ok(damaged)
+}
+
+fn stdout_fail(err: io::Error) -> Fail {
+    Fail::data(format!("cannot write to standard output: {}", chain(&err)))
+}
+
+/// Counts what reaches the output.
+struct Counting<'a, W: ?Sized> {
+    inner: &'a mut W,
+    written: u64,
+}
+
+impl<W: Write + ?Sized> Write for Counting<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Copies the whole payload; with `salvage`, a chunk that fails
+/// authentication becomes zeros (offsets stay right) and is reported.
+fn copy_salvaging<S: VolumeSource + Sync, W: Write + ?Sized>(
+    reader: &mut OpenReader<S>,
+    out: &mut W,
+    salvage: bool,
+    names: &Names,
+    dest: &Path,
+) -> Result<Vec<String>> {
+    let plain_len = reader.chunk_size() as u64 - TAG_LEN;
+    let mut damaged = Vec::new();
+    loop {
+        let start = reader
+            .stream_position()
+            .map_err(|err| Fail::data(chain(&err)))?;
+        let mut counting = Counting {
+            inner: out,
+            written: 0,
+        };
+        match reader.copy_to(&mut counting, u64::MAX) {
+            Ok(_) => return Ok(damaged),
+            Err(err @ kuvert::Error::Unauthenticated { chunk, .. }) if salvage => {
+                let at = start + counting.written;
+                let end = chunk
+                    .saturating_add(1)
+                    .saturating_mul(plain_len)
+                    .min(reader.len());
+                let zeros = vec![0u8; (end.saturating_sub(at)).min(plain_len) as usize];
+                out.write_all(&zeros)
+                    .map_err(|err| io_fail("cannot write", dest, &err))?;
+                damaged.push(format!(
+                    "{}: plaintext bytes {}..{} are zeros",
+                    names.describe(&err),
+                    grouped(at),
+                    grouped(end)
+                ));
+                reader
+                    .seek(SeekFrom::Start(end))
+                    .map_err(|err| Fail::data(chain(&err)))?;
+            }
+            Err(kuvert::Error::Io(err)) if is_dash(dest) => return Err(stdout_fail(err)),
+            Err(kuvert::Error::Io(err)) => {
+                return Err(Fail::data(format!("{}: {}", dest.display(), chain(&err))));
+            }
+            Err(err) => return Err(names.fail(&err)),
+        }
+    }
+}
+
+fn report_damaged(damaged: &[String], what: (&str, &str), done: &str) -> Result<()> {
+    if damaged.is_empty() {
+        return Ok(());
+    }
+    for line in damaged {
+        eprintln!("kuvert: {line}");
+    }
+    let what = if damaged.len() == 1 { what.0 } else { what.1 };
+    Err(Fail::data(format!(
+        "salvaged what authenticated; {} {what} {done}",
+        damaged.len()
+    )))
+}
+
+/// The archive's tar stream to DEST or standard output.
+fn write_tar<S: VolumeSource + Sync>(
+    mut archive: Archive<S>,
+    args: &OpenArgs,
+    names: &Names,
+) -> Result<()> {
+    let dest = args.output.clone().unwrap_or_else(|| PathBuf::from("-"));
+    let mut tar = archive.tar_reader().map_err(|err| names.fail(&err))?;
+    if is_dash(&dest) {
+        check_stdout(args.force)?;
+        let mut out = BufWriter::with_capacity(1 << 20, io::stdout().lock());
+        copy_plain(&mut tar, &mut out, names, &dest)?;
+        out.flush().map_err(stdout_fail)
+    } else {
+        let mut out = TempOutput::create(&dest, args.force)?;
+        copy_plain(&mut tar, &mut out, names, &dest)?;
+        out.commit()
+    }
+}
+
+/// `io::copy` that tells failures to read (a chunk) from failures to write.
+fn copy_plain(
+    reader: &mut impl Read,
+    out: &mut impl Write,
+    names: &Names,
+    dest: &Path,
+) -> Result<()> {
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(err) => return Err(names.fail(&kuvert::Error::from_io(err))),
+        };
+        out.write_all(&buf[..n]).map_err(|err| {
+            if is_dash(dest) {
+                stdout_fail(err)
+            } else {
+                io_fail("cannot write", dest, &err)
+            }
+        })?;
+    }
+}
+
+/// Extracts into the directory DEST (created if missing, and removed again
+/// if extraction fails).
+fn extract<S: VolumeSource + Sync>(
+    mut archive: Archive<S>,
+    args: &OpenArgs,
+    names: &Names,
+    quiet: bool,
+) -> Result<()> {
+    let dest = args.output.clone().unwrap_or_else(|| PathBuf::from("."));
+    if is_dash(&dest) {
+        return Err(Fail::usage(
+            "the set holds an archive, which is extracted into a directory: give -o DIR, or \
+             --tar -o - for a tar stream on standard output",
+        ));
+    }
+    let created = match fs::metadata(&dest) {
+        Ok(metadata) if metadata.is_dir() => false,
+        Ok(_) => {
+            return Err(Fail::data(format!(
+                "{} is not a directory: the set holds an archive",
+                dest.display()
+            )));
+        }
+        Err(_) => {
+            fs::create_dir_all(&dest).map_err(|err| io_fail("cannot create", &dest, &err))?;
+            output::register_path(&dest);
+            true
+        }
+    };
+    output::register_matching(
+        &dest,
+        format!(".kuvert-staging-{}-", std::process::id()),
+        String::new(),
+    );
+    let options = ExtractOptions::new()
+        .entries(args.entries.iter().cloned())
+        .salvage(args.salvage)
+        .overwrite(args.force);
+    let result = archive.extract(&dest, &options);
+    if created {
+        output::forget_path(&dest);
+    }
+    let report = match result {
+        Ok(report) => report,
+        Err(err) => {
+            if created {
+                output::remove_any(&dest);
+            }
+            return Err(match err {
+                kuvert::Error::DestinationExists { path } => Fail::data(format!(
+                    "{} already exists (use --force to replace it)",
+                    path.display()
+                )),
+                kuvert::Error::Io(inner) => Fail::data(format!(
+                    "extracting into {}: {}",
+                    dest.display(),
+                    chain(&inner)
+                )),
+                other => names.fail(&other),
+            });
+        }
+    };
+    let damaged: Vec<String> = report
+        .damaged
+        .iter()
+        .map(|entry| format!("{}: left out, {}", entry.path, names.describe(&entry.error)))
+        .collect();
+    if !quiet && damaged.is_empty() {
+        let count = report.extracted.len();
+        eprintln!(
+            "kuvert: extracted {count} entr{} into {}",
+            if count == 1 { "y" } else { "ies" },
+            dest.display()
+        );
+    }
+    report_damaged(&damaged, ("damaged entry", "damaged entries"), "left out")
+}
+
+pub fn list(args: &ListArgs) -> Result<()> {
+    let volumes = Volumes::open(&args.volumes)?;
+    let opener = opener(&args.keys, &volumes)?;
+    let first = volumes.paths[0].display().to_string();
+    let bar = progress::bar(true, None, "");
+    let (sources, names) = volumes.with_progress(&bar, "reading");
+    let reader = opener.open(sources).map_err(|err| names.fail(&err))?;
+    let payload = Payload::detect(reader, DEFAULT_MAX_INDEX_LEN).map_err(|err| names.fail(&err))?;
+    let mut out = BufWriter::new(io::stdout().lock());
+    let written = match &payload {
+        Payload::Stream(reader) => {
+            if args.json {
+                writeln!(
+                    out,
+                    "{{\"payload\":\"stream\",\"size\":{},\"entries\":[]}}",
+                    reader.len()
+                )
+            } else {
+                eprintln!(
+                    "kuvert: {first}: the set holds a single stream of {} ({} bytes), not an \
+                     archive: no entries",
+                    human(reader.len()),
+                    grouped(reader.len())
+                );
+                Ok(())
+            }
+        }
+        Payload::Archive(archive) if args.json => write_json(&mut out, archive.entries()),
+        Payload::Archive(archive) if args.long => write_long(&mut out, archive.entries()),
+        Payload::Archive(archive) => archive
+            .entries()
+            .iter()
+            .try_for_each(|entry| writeln!(out, "{}", display_path(entry))),
+    };
+    written.and_then(|()| out.flush()).map_err(stdout_fail)
+}
+
+/// Directories end with `/`, as in `tar -t`.
+fn display_path(entry: &Entry) -> String {
+    match entry.kind {
+        EntryKind::Directory => format!("{}/", entry.path),
+        _ => entry.path.clone(),
+    }
+}
+
+fn write_long(out: &mut impl Write, entries: &[Entry]) -> io::Result<()> {
+    let width = entries
+        .iter()
+        .map(|e| grouped(e.size).len())
+        .max()
+        .unwrap_or(1);
+    for entry in entries {
+        let link = match (entry.kind, &entry.link) {
+            (EntryKind::Symlink, Some(target)) => format!(" -> {target}"),
+            (EntryKind::Hardlink, Some(target)) => format!(" link to {target}"),
+            _ => String::new(),
+        };
+        writeln!(
+            out,
+            "{}  {:>width$}  {}  {}{link}",
+            mode_string(entry.kind, entry.mode),
+            grouped(entry.size),
+            rfc3339(entry.mtime),
+            display_path(entry),
+        )?;
+    }
+    Ok(())
+}
+
+/// `drwxr-x---`, as `ls -l` shows it.
+fn mode_string(kind: EntryKind, mode: u32) -> String {
+    let mut text = String::with_capacity(10);
+    text.push(match kind {
+        EntryKind::Directory => 'd',
+        EntryKind::Symlink => 'l',
+        EntryKind::Hardlink => 'h',
+        _ => '-',
+    });
+    for (shift, special, set_char) in [(6, 0o4000, 's'), (3, 0o2000, 's'), (0, 0o1000, 't')] {
+        let bits = (mode >> shift) & 7;
+        text.push(if bits & 4 != 0 { 'r' } else { '-' });
+        text.push(if bits & 2 != 0 { 'w' } else { '-' });
+        let exec = bits & 1 != 0;
+        text.push(match (mode & special != 0, exec) {
+            (true, true) => set_char,
+            (true, false) => set_char.to_ascii_uppercase(),
+            (false, true) => 'x',
+            (false, false) => '-',
+        });
+    }
+    text
+}
+
+fn write_json(out: &mut impl Write, entries: &[Entry]) -> io::Result<()> {
+    write!(out, "{{\"payload\":\"archive\",\"entries\":[")?;
+    for (index, entry) in entries.iter().enumerate() {
+        if index > 0 {
+            write!(out, ",")?;
+        }
+        write!(
+            out,
+            "{{\"path\":{},\"kind\":{},\"size\":{},\"mode\":{},\"mtime\":{},\"mtime_utc\":{}",
+            json_str(&entry.path),
+            json_str(entry.kind.as_str()),
+            entry.size,
+            entry.mode,
+            entry.mtime,
+            json_str(&rfc3339(entry.mtime)),
+        )?;
+        if let Some(link) = &entry.link {
+            write!(out, ",\"link\":{}", json_str(link))?;
+        }
+        write!(out, "}}")?;
+    }
+    writeln!(out, "]}}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_read_like_ls() {
+        assert_eq!(mode_string(EntryKind::File, 0o644), "-rw-r--r--");
+        assert_eq!(mode_string(EntryKind::Directory, 0o750), "drwxr-x---");
+        assert_eq!(mode_string(EntryKind::Symlink, 0o777), "lrwxrwxrwx");
+        assert_eq!(mode_string(EntryKind::File, 0o4755), "-rwsr-xr-x");
+        assert_eq!(mode_string(EntryKind::Directory, 0o1777), "drwxrwxrwt");
+    }
+}

@@ -1,0 +1,285 @@
+//! Outputs that never carry their final name half-written: temporary names
+//! renamed on success, removed on error or Ctrl-C; and no binary to a
+//! terminal unless forced.
+//!
+//! Ctrl-C: a handler (the `ctrlc` crate) removes every partial output this
+//! process registered, then exits with 130. It is installed only after any
+//! passphrase prompt, so an interrupted prompt still restores the terminal.
+
+use std::fs::{self, File};
+use std::io::{self, BufWriter, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, Once};
+
+use crate::report::{Fail, Result, io_fail};
+
+/// Exit code after Ctrl-C (128 + SIGINT), as shells expect.
+pub const INTERRUPTED: i32 = 130;
+
+/// Something to remove if the process is interrupted.
+#[derive(Debug, Clone)]
+enum Partial {
+    /// Entries of `dir` whose names start with `prefix` and end with `suffix`.
+    Matching {
+        dir: PathBuf,
+        prefix: String,
+        suffix: String,
+    },
+    /// One path.
+    Path(PathBuf),
+}
+
+static PARTIALS: Mutex<Vec<Partial>> = Mutex::new(Vec::new());
+static HANDLER: Once = Once::new();
+
+/// Installs the Ctrl-C handler (once).
+pub fn install_interrupt_handler() {
+    HANDLER.call_once(|| {
+        // Without a handler Ctrl-C still ends the process; partial names
+        // are then left behind, hidden and marked as partial.
+        let _ = ctrlc::set_handler(|| {
+            remove_partials();
+            eprintln!("\nkuvert: interrupted; partial output removed");
+            std::process::exit(INTERRUPTED);
+        });
+    });
+}
+
+fn lock() -> std::sync::MutexGuard<'static, Vec<Partial>> {
+    PARTIALS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Registers the hidden entries of `dir` named `PREFIX…SUFFIX`.
+pub fn register_matching(dir: &Path, prefix: String, suffix: String) {
+    lock().push(Partial::Matching {
+        dir: dir.to_path_buf(),
+        prefix,
+        suffix,
+    });
+}
+
+/// Registers one path.
+pub fn register_path(path: &Path) {
+    lock().push(Partial::Path(path.to_path_buf()));
+}
+
+/// Forgets a registered path (it was published or already removed).
+pub fn forget_path(path: &Path) {
+    lock().retain(|p| !matches!(p, Partial::Path(q) if q == path));
+}
+
+fn remove_partials() {
+    let partials = lock().clone();
+    for partial in partials {
+        match partial {
+            Partial::Path(path) => remove_any(&path),
+            Partial::Matching {
+                dir,
+                prefix,
+                suffix,
+            } => {
+                let dir = if dir.as_os_str().is_empty() {
+                    PathBuf::from(".")
+                } else {
+                    dir
+                };
+                let Ok(entries) = fs::read_dir(&dir) else {
+                    continue;
+                };
+                for entry in entries.flatten() {
+                    let name = entry.file_name();
+                    let name = name.to_string_lossy();
+                    if name.starts_with(&prefix) && name.ends_with(&suffix) {
+                        remove_any(&entry.path());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Removes a file or a directory tree, making read-only directories
+/// writable first. Best effort.
+pub fn remove_any(path: &Path) {
+    let Ok(metadata) = fs::symlink_metadata(path) else {
+        return;
+    };
+    if metadata.is_dir() {
+        make_writable(path);
+        let _ = fs::remove_dir_all(path);
+    } else {
+        let _ = fs::remove_file(path);
+    }
+}
+
+fn make_writable(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = fs::set_permissions(path, fs::Permissions::from_mode(0o700));
+    }
+    if let Ok(entries) = fs::read_dir(path) {
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                make_writable(&entry.path());
+            }
+        }
+    }
+}
+
+/// Whether `path` names standard input or output.
+pub fn is_dash(path: &Path) -> bool {
+    path.as_os_str() == "-"
+}
+
+/// Refuses binary output to a terminal unless forced.
+pub fn check_stdout(force: bool) -> Result<()> {
+    if !force && io::stdout().is_terminal() {
+        return Err(Fail::usage(
+            "refusing to write binary output to a terminal: redirect it, or use --force",
+        ));
+    }
+    Ok(())
+}
+
+/// A file written under a hidden temporary name in its final directory and
+/// renamed to its final name by [`commit`](Self::commit); removed if dropped
+/// before.
+#[derive(Debug)]
+pub struct TempOutput {
+    temp: PathBuf,
+    target: PathBuf,
+    force: bool,
+    file: Option<BufWriter<File>>,
+}
+
+impl TempOutput {
+    /// Refuses an existing `target` unless `force`, and creates the
+    /// temporary file beside it.
+    pub fn create(target: &Path, force: bool) -> Result<Self> {
+        check_new(target, force)?;
+        let name = target
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .ok_or_else(|| Fail::usage(format!("{} is not a file name", target.display())))?;
+        let dir = target.parent().unwrap_or(Path::new(""));
+        let temp = dir.join(format!(".{name}.{}.kuvert-partial", std::process::id()));
+        let file = File::options()
+            .write(true)
+            .create_new(true)
+            .open(&temp)
+            .map_err(|err| io_fail("cannot create", target, &err))?;
+        register_path(&temp);
+        Ok(TempOutput {
+            temp,
+            target: target.to_path_buf(),
+            force,
+            file: Some(BufWriter::with_capacity(1 << 20, file)),
+        })
+    }
+
+    /// Flushes, syncs and renames to the final name. Without `force` an
+    /// output that appeared meanwhile is not replaced.
+    pub fn commit(mut self) -> Result<()> {
+        let writer = self.file.take().expect("commit is called once");
+        let file = writer
+            .into_inner()
+            .map_err(|err| io_fail("cannot write", &self.temp, err.error()))?;
+        file.sync_all()
+            .map_err(|err| io_fail("cannot write", &self.temp, &err))?;
+        drop(file);
+        publish(&self.temp, &self.target, self.force)?;
+        forget_path(&self.temp);
+        Ok(())
+    }
+}
+
+impl Write for TempOutput {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match &mut self.file {
+            Some(file) => file.write(buf),
+            None => Err(io::Error::other("output already committed")),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match &mut self.file {
+            Some(file) => file.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for TempOutput {
+    fn drop(&mut self) {
+        if self.file.take().is_some() {
+            let _ = fs::remove_file(&self.temp);
+            forget_path(&self.temp);
+        }
+    }
+}
+
+/// Refuses an existing path unless `force`.
+pub fn check_new(path: &Path, force: bool) -> Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(metadata) if metadata.is_dir() => {
+            Err(Fail::data(format!("{} is a directory", path.display())))
+        }
+        Ok(_) if !force => Err(Fail::data(format!(
+            "{} already exists (use --force to replace it)",
+            path.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Moves `temp` to `target`; without `force`, never over an existing file
+/// (a hard link fails if the target exists; file systems without hard
+/// links, such as FAT32, fall back to a check and a rename).
+fn publish(temp: &Path, target: &Path, force: bool) -> Result<()> {
+    if !force {
+        match fs::hard_link(temp, target) {
+            Ok(()) => {
+                let _ = fs::remove_file(temp);
+                return Ok(());
+            }
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
+                return Err(Fail::data(format!(
+                    "{} already exists (use --force to replace it)",
+                    target.display()
+                )));
+            }
+            Err(_) => check_new(target, false)?,
+        }
+    }
+    fs::rename(temp, target).map_err(|err| io_fail("cannot rename to", target, &err))
+}
+
+/// Writes a new file with mode 0600 (owner only), refusing to replace one.
+pub fn write_private(path: &Path, contents: &[u8]) -> Result<()> {
+    let mut options = File::options();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path).map_err(|err| {
+        if err.kind() == io::ErrorKind::AlreadyExists {
+            Fail::data(format!(
+                "{} already exists; not replacing it",
+                path.display()
+            ))
+        } else {
+            io_fail("cannot create", path, &err)
+        }
+    })?;
+    file.write_all(contents)
+        .and_then(|()| file.sync_all())
+        .map_err(|err| {
+            let _ = fs::remove_file(path);
+            io_fail("cannot write", path, &err)
+        })
+}

@@ -1,0 +1,321 @@
+//! What the CLI says when something fails: one line naming the file, the
+//! volume, the chunk and the byte offset where they are known.
+
+use std::collections::HashMap;
+use std::error::Error as StdError;
+use std::fmt::Write as _;
+use std::io;
+use std::path::Path;
+
+use kuvert::Error;
+
+use crate::size::grouped;
+
+/// Exit code for failures of data, keys or I/O.
+pub const FAILURE: u8 = 1;
+/// Exit code for usage errors.
+pub const USAGE: u8 = 2;
+
+/// A failure to report: the line after `kuvert: ` and the exit code.
+#[derive(Debug)]
+pub struct Fail {
+    pub code: u8,
+    pub message: String,
+}
+
+impl Fail {
+    /// A failure of data, keys or I/O (exit 1).
+    pub fn data(message: impl Into<String>) -> Self {
+        Fail {
+            code: FAILURE,
+            message: message.into(),
+        }
+    }
+
+    /// A usage error (exit 2).
+    pub fn usage(message: impl Into<String>) -> Self {
+        Fail {
+            code: USAGE,
+            message: message.into(),
+        }
+    }
+}
+
+pub type Result<T, E = Fail> = std::result::Result<T, E>;
+
+/// An error and its sources, joined by `: `.
+pub fn chain(err: &dyn StdError) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(inner) = source {
+        let inner_text = inner.to_string();
+        // io::Error's Display already shows a custom inner error.
+        if !text.ends_with(&inner_text) {
+            let _ = write!(text, ": {inner_text}");
+        }
+        source = inner.source();
+    }
+    text
+}
+
+/// An I/O failure about `path`: `cannot read parcel.kuv: …`.
+pub fn io_fail(what: &str, path: &Path, err: &io::Error) -> Fail {
+    Fail::data(format!("{what} {}: {}", path.display(), chain(err)))
+}
+
+/// How the volumes of one command are named in messages.
+#[derive(Debug, Default)]
+pub struct Names {
+    /// File names in the order given, for the library's `input` numbers.
+    inputs: Vec<String>,
+    /// Volume number (from each header, as given) to file name.
+    volumes: HashMap<u32, String>,
+}
+
+impl Names {
+    pub fn new() -> Self {
+        Names::default()
+    }
+
+    /// Records the next input and, if its header could be read, its number.
+    pub fn push(&mut self, path: &Path, volume: Option<u32>) {
+        let name = path.display().to_string();
+        if let Some(volume) = volume {
+            self.volumes.entry(volume).or_insert_with(|| name.clone());
+        }
+        self.inputs.push(name);
+    }
+
+    fn input(&self, input: usize) -> String {
+        input
+            .checked_sub(1)
+            .and_then(|index| self.inputs.get(index))
+            .cloned()
+            .unwrap_or_else(|| format!("input {input}"))
+    }
+
+    /// `volume 2 (parcel.002.kuv)`, or `volume 2` if no file claims it.
+    fn volume(&self, volume: u32) -> String {
+        match self.volumes.get(&volume) {
+            Some(name) => format!("volume {volume} ({name})"),
+            None => format!("volume {volume}"),
+        }
+    }
+
+    /// The file a missing volume would have, if the others follow
+    /// `STEM.NNN.kuv`.
+    fn expected_name(&self, volume: u32) -> Option<String> {
+        let name = self.inputs.first()?;
+        let stem = name.strip_suffix(".kuv")?;
+        let (stem, number) = stem.rsplit_once('.')?;
+        (number.len() == 3 && number.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| format!("{stem}.{volume:03}.kuv"))
+    }
+
+    /// The one-line description of a library error.
+    pub fn describe(&self, err: &Error) -> String {
+        match err {
+            Error::Io(inner) => chain(inner),
+            Error::NotKuvert { input } => {
+                format!("{} is not a kuvert volume", self.input(*input))
+            }
+            Error::UnsupportedVersion { input, version } => format!(
+                "{} uses format version {version}; this kuvert reads version {}",
+                self.input(*input),
+                kuvert::FORMAT_VERSION
+            ),
+            Error::MalformedHeader {
+                input,
+                offset,
+                reason,
+            } => format!(
+                "{}: malformed header at byte {}: {reason}",
+                self.input(*input),
+                grouped(*offset)
+            ),
+            Error::NoMatchingKey { stanza_types } => {
+                let passphrase = stanza_types.iter().any(|t| t == "argon2id");
+                let mut text = format!(
+                    "wrong key: no identity given matches a recipient of the set (recipient types: {})",
+                    stanza_types.join(", ")
+                );
+                if passphrase {
+                    text.push_str("; it also opens with a passphrase (-p)");
+                }
+                text
+            }
+            Error::WrongPassphrase => "wrong passphrase".into(),
+            Error::HeaderDamaged { volume } => format!(
+                "{}: header failed authentication (altered after sealing, or crafted)",
+                self.volume(*volume)
+            ),
+            Error::Unauthenticated {
+                chunk,
+                volume,
+                offset,
+            } => format!(
+                "chunk {chunk} of {} failed authentication at byte {}",
+                self.volume(*volume),
+                grouped(*offset)
+            ),
+            Error::Truncated { volume, length } => format!(
+                "{} is truncated: it ends at byte {} before its last chunk",
+                self.volume(*volume),
+                grouped(*length)
+            ),
+            Error::VolumeMissing { volume } => {
+                let highest = self.volumes.keys().max().copied().unwrap_or(0);
+                let mut text = format!("volume {volume} missing");
+                if *volume > highest {
+                    let _ = write!(
+                        text,
+                        ": volume {highest} is not the last of its set, give the rest too"
+                    );
+                } else if let Some(name) = self.expected_name(*volume) {
+                    let _ = write!(text, " (expected {name})");
+                }
+                text
+            }
+            Error::DuplicateVolume {
+                volume,
+                first,
+                second,
+            } => format!(
+                "{} and {} are both volume {volume}",
+                self.input(*first),
+                self.input(*second)
+            ),
+            Error::ForeignVolume { input, volume } => format!(
+                "{} (volume {volume}) belongs to another set",
+                self.input(*input)
+            ),
+            Error::TrailingData { volume, offset } => format!(
+                "{} has bytes after its last chunk, from byte {}",
+                self.volume(*volume),
+                grouped(*offset)
+            ),
+            Error::MalformedChunk {
+                chunk,
+                volume,
+                reason,
+            } => format!(
+                "chunk {chunk} of {} is malformed: {reason}",
+                self.volume(*volume)
+            ),
+            Error::LimitExceeded { .. } => {
+                format!("{err}; the set asks for more work than kuvert allows untrusted input")
+            }
+            other => chain(other),
+        }
+    }
+
+    /// A library error as a failure: option errors are usage errors.
+    pub fn fail(&self, err: &Error) -> Fail {
+        let message = self.describe(err);
+        match err {
+            Error::InvalidOption { .. } => Fail::usage(message),
+            _ => Fail::data(message),
+        }
+    }
+}
+
+/// Escapes a string for JSON.
+pub fn json_str(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Lowercase hex.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().fold(String::new(), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
+}
+
+/// Seconds since the Unix epoch as RFC 3339 in UTC: `2026-11-29T05:01:20Z`.
+pub fn rfc3339(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rest = secs.rem_euclid(86_400);
+    // Howard Hinnant's days-to-civil.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest / 60 % 60,
+        rest % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_rfc3339_utc() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(rfc3339(-1), "1969-12-31T23:59:59Z");
+    }
+
+    #[test]
+    fn json_strings_are_escaped() {
+        assert_eq!(json_str("a\"b\\c\n\u{1}é"), "\"a\\\"b\\\\c\\n\\u0001é\"");
+    }
+
+    #[test]
+    fn errors_name_files() {
+        let mut names = Names::new();
+        names.push(Path::new("parcel.001.kuv"), Some(1));
+        names.push(Path::new("parcel.002.kuv"), Some(2));
+        names.push(Path::new("parcel.004.kuv"), Some(4));
+        assert_eq!(
+            names.describe(&Error::Unauthenticated {
+                chunk: 1041,
+                volume: 2,
+                offset: 68_222_976
+            }),
+            "chunk 1041 of volume 2 (parcel.002.kuv) failed authentication at byte 68,222,976"
+        );
+        assert_eq!(
+            names.describe(&Error::ForeignVolume {
+                input: 2,
+                volume: 2
+            }),
+            "parcel.002.kuv (volume 2) belongs to another set"
+        );
+        assert_eq!(
+            names.describe(&Error::VolumeMissing { volume: 3 }),
+            "volume 3 missing (expected parcel.003.kuv)"
+        );
+        assert!(
+            names
+                .describe(&Error::VolumeMissing { volume: 5 })
+                .starts_with("volume 5 missing: volume 4 is not the last")
+        );
+    }
+}

@@ -1,0 +1,557 @@
+//! `kuvert seal`: files and directories as an archive, or standard input as
+//! a stream, onto volume files or standard output.
+
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Read, Stdout, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::SystemTime;
+
+use kuvert::archive::ArchiveWriter;
+use kuvert::{FileSink, Sealer, VolumeSink};
+
+use crate::cli::SealArgs;
+use crate::keys::{self, PassphraseSource};
+use crate::output::{self, check_stdout, is_dash};
+use crate::progress::{self, ProgressSink};
+use crate::report::{Fail, Names, Result, chain, io_fail};
+use crate::size::{grouped, human};
+
+/// Volume header bytes to allow for in progress estimates.
+const HEADER_ESTIMATE: u64 = 2048;
+
+/// One top-level input of an archive.
+struct Input {
+    disk: PathBuf,
+    name: String,
+}
+
+pub fn seal(args: &SealArgs, quiet: bool) -> Result<()> {
+    let from_stdin = args.inputs.iter().any(|p| is_dash(p));
+    if from_stdin && args.inputs.len() > 1 {
+        return Err(Fail::usage(
+            "`-` (standard input, sealed as a stream) must be the only INPUT",
+        ));
+    }
+    let to_stdout = is_dash(&args.output);
+    if to_stdout && args.volume_size.is_some() {
+        return Err(Fail::usage(
+            "-o - writes one unsplit container: drop --volume-size, or write to a file",
+        ));
+    }
+    let stdin_users = usize::from(from_stdin)
+        + args.recipients_files.iter().filter(|p| is_dash(p)).count()
+        + usize::from(args.passphrase_file.as_deref().is_some_and(is_dash));
+    if stdin_users > 1 {
+        return Err(Fail::usage("standard input (`-`) can be read only once"));
+    }
+    if to_stdout {
+        check_stdout(args.force)?;
+    }
+
+    let recipients = keys::recipients(&args.recipients, &args.recipients_files)?;
+    let passphrase_source = match &args.passphrase_file {
+        Some(path) => Some(PassphraseSource::File(path.clone())),
+        None => args.passphrase.then(keys::default_passphrase_source),
+    };
+    if recipients.is_empty() && passphrase_source.is_none() {
+        return Err(Fail::usage(
+            "no recipients: give -r RECIPIENT, -R RECIPIENTS_FILE, -p or --passphrase-file FILE",
+        ));
+    }
+
+    let inputs = if from_stdin {
+        Vec::new()
+    } else {
+        plan_inputs(&args.inputs, &args.output, to_stdout)?
+    };
+    if !to_stdout {
+        check_outputs(&args.output, args.force)?;
+    }
+
+    // Ask for the passphrase only once everything else is known to be fine.
+    let passphrase = passphrase_source
+        .as_ref()
+        .map(keys::new_passphrase)
+        .transpose()?;
+    if passphrase.is_some() && !recipients.is_empty() {
+        eprintln!(
+            "kuvert: warning: a passphrase beside public-key recipients: the set carries no \
+             proof that its sender knew the passphrase (any recipient could have sealed it)"
+        );
+    }
+
+    // Argon2id runs before the first byte is sealed: say so on the bar.
+    let first_message = if passphrase.is_some() {
+        "deriving key"
+    } else {
+        "sealing"
+    };
+    let mut sealer = Sealer::new().recipients(recipients.iter().cloned());
+    if let Some(passphrase) = passphrase {
+        sealer = sealer.passphrase(passphrase);
+    }
+    let chunk_size = args.chunk_size.unwrap_or(Sealer::DEFAULT_CHUNK_SIZE);
+    sealer = sealer.chunk_size(chunk_size);
+    if let Some(size) = args.volume_size {
+        sealer = sealer.volume_size(size);
+    }
+    if let Some(threads) = args.threads {
+        sealer = sealer.threads(threads as usize);
+    }
+
+    let plaintext = if from_stdin {
+        stdin_len()
+    } else {
+        Some(
+            inputs
+                .iter()
+                .map(|input| estimate(&input.disk))
+                .sum::<u64>()
+                + 1024,
+        )
+    };
+    let total = plaintext.map(|p| ciphertext_estimate(p, chunk_size, args.volume_size));
+    let names = Names::new();
+    let failed = Arc::new(AtomicBool::new(false));
+    let output_name = if to_stdout {
+        "standard output".to_owned()
+    } else {
+        args.output.display().to_string()
+    };
+    let blame_output = |fail: Fail| {
+        if failed.load(Ordering::Relaxed) {
+            Fail::data(format!("cannot write {output_name}: {}", fail.message))
+        } else {
+            fail
+        }
+    };
+
+    output::install_interrupt_handler();
+    if to_stdout {
+        let bar = progress::bar(quiet, total, first_message);
+        let sink = ProgressSink::new(StdoutSink::new(), bar.clone(), Arc::clone(&failed));
+        let result = run(&sealer, sink, &inputs, from_stdin, &names);
+        bar.finish_and_clear();
+        result.map(drop).map_err(blame_output)
+    } else {
+        let dir = parent_dir(&args.output);
+        let name = file_name(&args.output)?;
+        output::register_matching(
+            &dir,
+            format!(".{name}."),
+            format!(".{}.kuvert-partial", std::process::id()),
+        );
+        let bar = progress::bar(quiet, total, first_message);
+        let sink = ProgressSink::new(
+            FileSink::new(&args.output),
+            bar.clone(),
+            Arc::clone(&failed),
+        );
+        let result = run(&sealer, sink, &inputs, from_stdin, &names);
+        bar.finish_and_clear();
+        let (sink, plaintext) = result.map_err(blame_output)?;
+        let paths = sink.inner.paths().to_vec();
+        if args.force {
+            remove_stale(&args.output, &paths, quiet);
+        }
+        if !quiet {
+            summarize(&paths, &inputs, plaintext, from_stdin);
+        }
+        Ok(())
+    }
+}
+
+/// Seals into `sink`; returns it finished with the plaintext length.
+fn run<S: VolumeSink>(
+    sealer: &Sealer,
+    sink: S,
+    inputs: &[Input],
+    from_stdin: bool,
+    names: &Names,
+) -> Result<(S, u64)> {
+    let mut writer = sealer.seal(sink).map_err(|err| names.fail(&err))?;
+    if from_stdin {
+        let mut stdin = io::stdin().lock();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut total = 0u64;
+        loop {
+            let n = match stdin.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                Err(err) => {
+                    return Err(Fail::data(format!(
+                        "cannot read standard input: {}",
+                        chain(&err)
+                    )));
+                }
+            };
+            writer
+                .write_all(&buf[..n])
+                .map_err(|err| names.fail(&kuvert::Error::from_io(err)))?;
+            total += n as u64;
+        }
+        let sink = writer.finish().map_err(|err| names.fail(&err))?;
+        return Ok((sink, total));
+    }
+    let mut archive = ArchiveWriter::new(writer);
+    for input in inputs {
+        append(&mut archive, &input.disk, &input.name, names)?;
+    }
+    let plaintext = archive.bytes_written();
+    let sink = archive.finish().map_err(|err| names.fail(&err))?;
+    Ok((sink, plaintext))
+}
+
+/// Appends a file, directory (recursively, in name order) or symlink, as
+/// `ArchiveWriter::append_path` does, naming the disk path in errors.
+fn append<S: VolumeSink>(
+    archive: &mut ArchiveWriter<S>,
+    disk: &Path,
+    name: &str,
+    names: &Names,
+) -> Result<()> {
+    let context = |err: kuvert::Error| match err {
+        kuvert::Error::Io(inner) => Fail::data(format!("{}: {}", disk.display(), chain(&inner))),
+        other => names.fail(&other),
+    };
+    let metadata = fs::symlink_metadata(disk).map_err(|err| io_fail("cannot read", disk, &err))?;
+    let mode = permissions(&metadata);
+    let mtime = metadata
+        .modified()
+        .ok()
+        .and_then(|time| time.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .map_or(0, |since| since.as_secs() as i64);
+    let kind = metadata.file_type();
+    if kind.is_dir() {
+        archive.append_dir(name, mode, mtime).map_err(context)?;
+        let mut children = fs::read_dir(disk)
+            .and_then(|entries| {
+                entries
+                    .map(|entry| entry.map(|entry| entry.file_name()))
+                    .collect::<io::Result<Vec<_>>>()
+            })
+            .map_err(|err| io_fail("cannot read directory", disk, &err))?;
+        children.sort();
+        for child in children {
+            let path = disk.join(&child);
+            let child_name = child
+                .to_str()
+                .ok_or_else(|| Fail::data(format!("{}: the name is not UTF-8", path.display())))?;
+            append(archive, &path, &format!("{name}/{child_name}"), names)?;
+        }
+        Ok(())
+    } else if kind.is_file() {
+        let file = File::open(disk).map_err(|err| io_fail("cannot read", disk, &err))?;
+        archive
+            .append_file(name, file, metadata.len(), mode, mtime)
+            .map_err(context)
+    } else if kind.is_symlink() {
+        let target = fs::read_link(disk).map_err(|err| io_fail("cannot read", disk, &err))?;
+        let target = target.to_str().ok_or_else(|| {
+            Fail::data(format!("{}: the link target is not UTF-8", disk.display()))
+        })?;
+        archive.append_symlink(name, target, mtime).map_err(context)
+    } else {
+        Err(Fail::data(format!(
+            "{}: not a file, directory or symlink (devices, sockets and FIFOs are not sealed)",
+            disk.display()
+        )))
+    }
+}
+
+#[cfg(unix)]
+fn permissions(metadata: &fs::Metadata) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    metadata.permissions().mode() & 0o7777
+}
+
+#[cfg(not(unix))]
+fn permissions(metadata: &fs::Metadata) -> u32 {
+    match (metadata.is_dir(), metadata.permissions().readonly()) {
+        (true, _) => 0o755,
+        (false, true) => 0o444,
+        (false, false) => 0o644,
+    }
+}
+
+/// Checks the inputs and names them in the archive by their last component.
+fn plan_inputs(paths: &[PathBuf], output: &Path, to_stdout: bool) -> Result<Vec<Input>> {
+    let out_dir = if to_stdout {
+        None
+    } else {
+        fs::canonicalize(parent_dir(output)).ok()
+    };
+    let mut inputs: Vec<Input> = Vec::new();
+    for path in paths {
+        let metadata =
+            fs::symlink_metadata(path).map_err(|err| io_fail("cannot read", path, &err))?;
+        let name = match path.file_name() {
+            Some(name) => name.to_owned(),
+            None => fs::canonicalize(path)
+                .ok()
+                .and_then(|full| full.file_name().map(ToOwned::to_owned))
+                .ok_or_else(|| {
+                    Fail::usage(format!(
+                        "{} has no name to store it under: give the entries inside it",
+                        path.display()
+                    ))
+                })?,
+        };
+        let name = name
+            .to_str()
+            .ok_or_else(|| Fail::data(format!("{}: the name is not UTF-8", path.display())))?
+            .to_owned();
+        if let Some(other) = inputs.iter().find(|input| input.name == name) {
+            return Err(Fail::usage(format!(
+                "{} and {} would both be stored as {name:?}",
+                other.disk.display(),
+                path.display()
+            )));
+        }
+        if metadata.is_dir()
+            && let (Some(out_dir), Ok(input_dir)) = (&out_dir, fs::canonicalize(path))
+            && out_dir.starts_with(&input_dir)
+        {
+            return Err(Fail::usage(format!(
+                "the output {} is inside the input {}: it would seal itself; write it elsewhere",
+                output.display(),
+                path.display()
+            )));
+        }
+        inputs.push(Input {
+            disk: path.clone(),
+            name,
+        });
+    }
+    Ok(inputs)
+}
+
+/// Plaintext bytes of a tree as a tar stream with an index, roughly.
+fn estimate(path: &Path) -> u64 {
+    let Ok(metadata) = fs::symlink_metadata(path) else {
+        return 0;
+    };
+    let own = 512 + 64 + path.as_os_str().len() as u64;
+    if metadata.is_dir() {
+        let children = fs::read_dir(path)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|entry| estimate(&entry.path()))
+                    .sum::<u64>()
+            })
+            .unwrap_or(0);
+        own + children
+    } else if metadata.is_file() {
+        own + metadata.len().div_ceil(512) * 512
+    } else {
+        own
+    }
+}
+
+/// Ciphertext bytes for `plaintext` bytes: tags and volume headers.
+fn ciphertext_estimate(plaintext: u64, chunk: usize, volume_size: Option<u64>) -> u64 {
+    let chunk = chunk as u64;
+    let chunks = plaintext.div_ceil(chunk - 16).max(1);
+    let data = chunks * chunk;
+    let volumes = volume_size.map_or(1, |size| {
+        data.div_ceil(size.saturating_sub(HEADER_ESTIMATE).max(chunk))
+    });
+    data + volumes * HEADER_ESTIMATE
+}
+
+/// Length of standard input if it is a regular file.
+fn stdin_len() -> Option<u64> {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsFd;
+        let fd = io::stdin().as_fd().try_clone_to_owned().ok()?;
+        let metadata = File::from(fd).metadata().ok()?;
+        metadata.is_file().then_some(metadata.len())
+    }
+    #[cfg(not(unix))]
+    None
+}
+
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+fn file_name(path: &Path) -> Result<String> {
+    path.file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .ok_or_else(|| Fail::usage(format!("{} is not a file name", path.display())))
+}
+
+/// Stem and directory of the split names `STEM.NNN.kuv` of `-o OUT`.
+fn split_stem(output: &Path) -> Option<String> {
+    let stem = match output.extension() {
+        Some(ext) if ext == "kuv" => output.file_stem()?,
+        _ => output.file_name()?,
+    };
+    Some(stem.to_string_lossy().into_owned())
+}
+
+/// Whether `name` is `STEM.NNN.kuv`.
+fn is_split_name(name: &str, stem: &str) -> bool {
+    name.strip_prefix(stem)
+        .and_then(|rest| rest.strip_prefix('.'))
+        .and_then(|rest| rest.strip_suffix(".kuv"))
+        .is_some_and(|number| number.len() >= 3 && number.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Files of the directory that an earlier set named `OUT` left.
+fn existing_set(output: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    if fs::symlink_metadata(output).is_ok() {
+        found.push(output.to_path_buf());
+    }
+    if let Some(stem) = split_stem(output)
+        && let Ok(entries) = fs::read_dir(parent_dir(output))
+    {
+        let mut split: Vec<PathBuf> = entries
+            .flatten()
+            .filter(|entry| is_split_name(&entry.file_name().to_string_lossy(), &stem))
+            .map(|entry| output.with_file_name(entry.file_name()))
+            .collect();
+        split.sort();
+        found.extend(split);
+    }
+    found
+}
+
+/// Refuses to replace an existing set without `--force`.
+fn check_outputs(output: &Path, force: bool) -> Result<()> {
+    file_name(output)?;
+    let dir = parent_dir(output);
+    if !dir.is_dir() {
+        return Err(Fail::data(format!(
+            "cannot write {}: {} is not a directory",
+            output.display(),
+            dir.display()
+        )));
+    }
+    if output.is_dir() {
+        return Err(Fail::data(format!("{} is a directory", output.display())));
+    }
+    if !force && let Some(existing) = existing_set(output).first() {
+        return Err(Fail::data(format!(
+            "{} already exists (use --force to replace the set)",
+            existing.display()
+        )));
+    }
+    Ok(())
+}
+
+/// After `--force`: removes the volumes of the replaced set that the new
+/// set did not overwrite, so no stale volume sits beside it.
+fn remove_stale(output: &Path, written: &[PathBuf], quiet: bool) {
+    for path in existing_set(output) {
+        if written.contains(&path) {
+            continue;
+        }
+        if fs::remove_file(&path).is_ok() && !quiet {
+            eprintln!(
+                "kuvert: removed {}, left from the set replaced",
+                path.display()
+            );
+        }
+    }
+}
+
+fn summarize(paths: &[PathBuf], inputs: &[Input], plaintext: u64, from_stdin: bool) {
+    let what = if from_stdin {
+        format!("standard input ({})", human(plaintext))
+    } else {
+        let count = inputs.len();
+        format!(
+            "{count} input{} ({} of archive)",
+            if count == 1 { "" } else { "s" },
+            human(plaintext)
+        )
+    };
+    let total: u64 = paths
+        .iter()
+        .filter_map(|path| fs::metadata(path).ok())
+        .map(|m| m.len())
+        .sum();
+    let place = match paths {
+        [one] => one.display().to_string(),
+        [first, .., last] => format!(
+            "{} volumes, {} … {}",
+            paths.len(),
+            first.display(),
+            last.display()
+        ),
+        [] => "nothing".into(),
+    };
+    eprintln!(
+        "kuvert: sealed {what} into {place} ({} bytes)",
+        grouped(total)
+    );
+}
+
+/// Standard output as the one volume of an unsplit set.
+struct StdoutSink {
+    out: BufWriter<Stdout>,
+}
+
+impl StdoutSink {
+    fn new() -> Self {
+        StdoutSink {
+            out: BufWriter::with_capacity(1 << 20, io::stdout()),
+        }
+    }
+}
+
+impl VolumeSink for StdoutSink {
+    fn start_volume(&mut self, number: u32) -> io::Result<()> {
+        if number == 1 {
+            Ok(())
+        } else {
+            Err(io::Error::other("standard output takes a single volume"))
+        }
+    }
+
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.out.write_all(bytes)
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_names_are_recognised() {
+        assert!(is_split_name("parcel.001.kuv", "parcel"));
+        assert!(is_split_name("parcel.1234.kuv", "parcel"));
+        assert!(!is_split_name("parcel.kuv", "parcel"));
+        assert!(!is_split_name("parcel.01.kuv", "parcel"));
+        assert!(!is_split_name("parcelx.001.kuv", "parcel"));
+        assert_eq!(
+            split_stem(Path::new("d/parcel.kuv")).as_deref(),
+            Some("parcel")
+        );
+        assert_eq!(split_stem(Path::new("parcel")).as_deref(), Some("parcel"));
+    }
+
+    #[test]
+    fn estimates_cover_tags_and_headers() {
+        assert_eq!(ciphertext_estimate(0, 65536, None), 65536 + 2048);
+        assert_eq!(
+            ciphertext_estimate(3 * 65520, 65536, Some(2048 + 65536)),
+            3 * 65536 + 3 * 2048
+        );
+    }
+}

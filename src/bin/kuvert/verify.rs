@@ -1,0 +1,424 @@
+//! `kuvert verify` (with keys) and `kuvert info` (without).
+
+use std::collections::BTreeSet;
+use std::io::{self, Write};
+use std::path::PathBuf;
+
+use kuvert::{FileSource, VolumeInfo, VolumeReport};
+
+use crate::cli::{InfoArgs, VerifyArgs};
+use crate::progress;
+use crate::report::{Fail, Names, Result, hex, io_fail, json_str};
+use crate::size::grouped;
+use crate::volumes::{Volumes, opener};
+
+const UNAUTHENTICATED_PASSPHRASE: &str = "a passphrase is mixed with public-key recipients: \
+     the set carries no proof that its sender knew the passphrase";
+
+/// Names for messages about one volume checked alone (the library numbers
+/// it input 1).
+fn single_names(path: &std::path::Path, volume: Option<u32>) -> Names {
+    let mut names = Names::new();
+    names.push(path, volume);
+    names
+}
+
+pub fn verify(args: &VerifyArgs, quiet: bool) -> Result<()> {
+    let volumes = Volumes::open(&args.volumes)?;
+    let opener = opener(&args.keys, &volumes)?;
+    let paths = volumes.paths.clone();
+    let claimed: Vec<Option<u32>> = volumes
+        .infos
+        .iter()
+        .map(|info| info.as_ref().map(|info| info.volume))
+        .collect();
+    let bar = progress::bar(quiet, Some(volumes.total_len()), "verifying");
+    let (sources, _) = volumes.with_progress(&bar, "verifying");
+
+    let mut reports: Vec<(usize, VolumeReport)> = Vec::new();
+    let mut failed = 0usize;
+    for (index, source) in sources.iter().enumerate() {
+        let path = paths[index].display();
+        let line = match opener.verify_volume(source) {
+            Ok(report) => {
+                let last = if report.last_in_set {
+                    ", last of its set"
+                } else {
+                    ""
+                };
+                let line = format!(
+                    "{path}: volume {}: intact{last} ({} chunks, {} bytes of plaintext)",
+                    report.volume,
+                    grouped(report.chunks),
+                    grouped(report.plaintext_len)
+                );
+                reports.push((index, report));
+                line
+            }
+            Err(err) => {
+                failed += 1;
+                let names = single_names(&paths[index], claimed[index]);
+                format!("{path}: FAILED: {}", names.describe(&err))
+            }
+        };
+        // Each volume's verdict as soon as it is known, above the bar.
+        bar.suspend(|| println!("{line}"));
+    }
+    bar.finish_and_clear();
+
+    let damaged: Vec<u32> = (0..paths.len())
+        .filter(|index| !reports.iter().any(|(i, _)| i == index))
+        .filter_map(|index| claimed[index])
+        .collect();
+    let set = check_set(&paths, &reports, &damaged);
+    let mut out = io::stdout().lock();
+    for line in &set.lines {
+        let _ = writeln!(out, "{line}");
+    }
+    let _ = out.flush();
+    failed += set.problems;
+    if failed > 0 {
+        return Err(Fail::data(format!(
+            "{failed} problem{} found: the volumes are not intact",
+            if failed == 1 { "" } else { "s" }
+        )));
+    }
+    if let Some(incomplete) = set.incomplete {
+        if args.allow_incomplete {
+            return Ok(());
+        }
+        return Err(Fail::data(format!(
+            "the set is incomplete: {incomplete} (--allow-incomplete checks volumes alone)"
+        )));
+    }
+    Ok(())
+}
+
+struct SetCheck {
+    lines: Vec<String>,
+    /// Foreign and duplicate volumes.
+    problems: usize,
+    /// What is missing, if anything.
+    incomplete: Option<String>,
+}
+
+/// Checks that the intact volumes make one whole set.
+/// `damaged` holds the numbers that volumes which failed claim.
+fn check_set(paths: &[PathBuf], reports: &[(usize, VolumeReport)], damaged: &[u32]) -> SetCheck {
+    let mut check = SetCheck {
+        lines: Vec::new(),
+        problems: 0,
+        incomplete: None,
+    };
+    if reports.is_empty() {
+        check.incomplete = Some("no volume is intact".into());
+        return check;
+    }
+    // The set is the one most intact volumes belong to (the first on a tie).
+    let set_id = reports
+        .iter()
+        .map(|(_, r)| r.set_id)
+        .max_by_key(|id| {
+            (
+                reports.iter().filter(|(_, r)| r.set_id == *id).count(),
+                std::cmp::Reverse(reports.iter().position(|(_, r)| r.set_id == *id)),
+            )
+        })
+        .expect("reports is not empty");
+    let mut numbers = BTreeSet::new();
+    let mut seen: Vec<(u32, usize)> = Vec::new();
+    let mut last = None;
+    for (index, report) in reports {
+        let path = paths[*index].display();
+        if report.set_id != set_id {
+            check.problems += 1;
+            check.lines.push(format!(
+                "{path} (volume {}) belongs to another set",
+                report.volume
+            ));
+            continue;
+        }
+        if let Some((_, first)) = seen.iter().find(|(number, _)| *number == report.volume) {
+            check.problems += 1;
+            check.lines.push(format!(
+                "{} and {path} are both volume {}",
+                paths[*first].display(),
+                report.volume
+            ));
+            continue;
+        }
+        seen.push((report.volume, *index));
+        numbers.insert(report.volume);
+        if report.last_in_set {
+            last = Some(report.volume);
+        }
+    }
+    let highest = numbers.last().copied().unwrap_or(0);
+    let (failed, missing): (Vec<u32>, Vec<u32>) = (1..highest)
+        .filter(|n| !numbers.contains(n))
+        .partition(|n| damaged.contains(n));
+    let mut gaps = Vec::new();
+    for (list, what) in [(failed, "not intact"), (missing, "missing")] {
+        if !list.is_empty() {
+            let list: Vec<String> = list.iter().map(u32::to_string).collect();
+            gaps.push(format!(
+                "volume{} {} {what}",
+                if list.len() == 1 { "" } else { "s" },
+                list.join(", ")
+            ));
+        }
+    }
+    if last.is_none() {
+        gaps.push(format!(
+            "the volumes after volume {highest} are missing (it is not the last of its set)"
+        ));
+    }
+    let id = hex(&set_id);
+    if gaps.is_empty() {
+        check.lines.push(format!(
+            "set {id}: complete, {} volume{} intact",
+            numbers.len(),
+            if numbers.len() == 1 { "" } else { "s" }
+        ));
+    } else {
+        let gaps = gaps.join("; ");
+        check.lines.push(format!("set {id}: incomplete: {gaps}"));
+        check.incomplete = Some(gaps);
+    }
+    check
+}
+
+pub fn info(args: &InfoArgs) -> Result<()> {
+    let mut infos: Vec<(PathBuf, VolumeInfo)> = Vec::new();
+    let mut errors: Vec<(PathBuf, String)> = Vec::new();
+    for path in &args.volumes {
+        let result = FileSource::open(path)
+            .map_err(|err| io_fail("cannot open", path, &err).message)
+            .and_then(|source| {
+                kuvert::inspect(&source).map_err(|err| single_names(path, None).describe(&err))
+            });
+        match result {
+            Ok(info) => infos.push((path.clone(), info)),
+            Err(message) => errors.push((path.clone(), message)),
+        }
+    }
+    let sets = summarize_sets(&infos);
+    let mut out = io::stdout().lock();
+    let written = if args.json {
+        write_info_json(&mut out, &infos, &errors, &sets)
+    } else {
+        write_info_text(&mut out, &infos, &sets)
+    };
+    written
+        .and_then(|()| out.flush())
+        .map_err(|err| Fail::data(format!("cannot write to standard output: {err}")))?;
+    if let Some((_, message)) = errors.first() {
+        if !args.json {
+            for (_, message) in &errors {
+                eprintln!("kuvert: {message}");
+            }
+        }
+        if errors.len() == 1 {
+            return Err(Fail::data(message.clone()));
+        }
+        return Err(Fail::data(format!(
+            "{} volumes could not be read",
+            errors.len()
+        )));
+    }
+    Ok(())
+}
+
+/// What the headers of one set's volumes say about the set.
+struct SetSummary {
+    set_id: [u8; 32],
+    split: bool,
+    present: Vec<u32>,
+    missing: Vec<u32>,
+    highest: u32,
+    /// Whether the highest volume given is full (more may follow) rather
+    /// than short (it is the last).
+    highest_is_full: bool,
+}
+
+impl SetSummary {
+    /// Whether every volume seems present: `None` if the highest is full,
+    /// as a set can end on a full volume.
+    fn complete(&self) -> Option<bool> {
+        if !self.missing.is_empty() {
+            Some(false)
+        } else if self.split && self.highest_is_full {
+            None
+        } else {
+            Some(true)
+        }
+    }
+}
+
+fn summarize_sets(infos: &[(PathBuf, VolumeInfo)]) -> Vec<SetSummary> {
+    let mut sets: Vec<SetSummary> = Vec::new();
+    for (_, info) in infos {
+        if sets.iter().any(|s| s.set_id == info.set_id) {
+            continue;
+        }
+        let members: Vec<&VolumeInfo> = infos
+            .iter()
+            .map(|(_, i)| i)
+            .filter(|i| i.set_id == info.set_id)
+            .collect();
+        let present: BTreeSet<u32> = members.iter().map(|i| i.volume).collect();
+        let highest = present.last().copied().unwrap_or(0);
+        let highest_is_full = members
+            .iter()
+            .filter(|i| i.volume == highest)
+            .all(|i| i.is_full());
+        sets.push(SetSummary {
+            set_id: info.set_id,
+            split: info.is_split(),
+            missing: (1..highest).filter(|n| !present.contains(n)).collect(),
+            present: present.into_iter().collect(),
+            highest,
+            highest_is_full,
+        });
+    }
+    sets
+}
+
+fn write_info_text(
+    out: &mut impl Write,
+    infos: &[(PathBuf, VolumeInfo)],
+    sets: &[SetSummary],
+) -> io::Result<()> {
+    for (path, info) in infos {
+        writeln!(out, "{}", path.display())?;
+        writeln!(out, "  format version  {}", info.version)?;
+        writeln!(out, "  set id          {}", hex(&info.set_id))?;
+        let shape = if !info.is_split() {
+            "not split".to_owned()
+        } else if info.is_full() {
+            format!(
+                "full ({} chunks; more volumes may follow)",
+                grouped(info.chunks_per_volume)
+            )
+        } else {
+            "short: the last of its set".to_owned()
+        };
+        writeln!(out, "  volume          {} ({shape})", info.volume)?;
+        writeln!(out, "  size            {} bytes", grouped(info.len))?;
+        writeln!(
+            out,
+            "  chunk size      {} bytes",
+            grouped(info.chunk_size as u64)
+        )?;
+        writeln!(out, "  recipients      {}", info.stanza_types.join(", "))?;
+        if info.passphrase_is_unauthenticated() {
+            writeln!(out, "  warning         {UNAUTHENTICATED_PASSPHRASE}")?;
+        }
+    }
+    for set in sets {
+        let id = hex(&set.set_id);
+        if !set.split {
+            writeln!(out, "set {id}: a single volume")?;
+            continue;
+        }
+        let present: Vec<String> = set.present.iter().map(u32::to_string).collect();
+        let mut line = format!("set {id}: volumes given: {}", present.join(", "));
+        if !set.missing.is_empty() {
+            let missing: Vec<String> = set.missing.iter().map(u32::to_string).collect();
+            line.push_str(&format!("; missing: {}", missing.join(", ")));
+        }
+        if set.highest_is_full {
+            line.push_str(&format!(
+                "; volume {} is full, so more volumes may follow",
+                set.highest
+            ));
+        } else {
+            line.push_str(&format!(
+                "; volume {} is short, so it is the last",
+                set.highest
+            ));
+        }
+        if set.complete() == Some(true) {
+            line.push_str(": all volumes are here");
+        }
+        writeln!(out, "{line}")?;
+    }
+    writeln!(
+        out,
+        "(headers are not authenticated without a key: `kuvert verify` checks them)"
+    )
+}
+
+fn write_info_json(
+    out: &mut impl Write,
+    infos: &[(PathBuf, VolumeInfo)],
+    errors: &[(PathBuf, String)],
+    sets: &[SetSummary],
+) -> io::Result<()> {
+    let numbers = |list: &[u32]| {
+        list.iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    write!(out, "{{\"volumes\":[")?;
+    for (index, (path, info)) in infos.iter().enumerate() {
+        if index > 0 {
+            write!(out, ",")?;
+        }
+        let types: Vec<String> = info.stanza_types.iter().map(|t| json_str(t)).collect();
+        write!(
+            out,
+            "{{\"file\":{},\"format_version\":{},\"set_id\":\"{}\",\"volume\":{},\
+             \"size\":{},\"chunk_size\":{},\"header_len\":{},\"split\":{},\
+             \"chunks_per_volume\":{},\"full\":{},\"recipients\":[{}],\
+             \"passphrase_is_unauthenticated\":{}}}",
+            json_str(&path.display().to_string()),
+            info.version,
+            hex(&info.set_id),
+            info.volume,
+            info.len,
+            info.chunk_size,
+            info.header_len,
+            info.is_split(),
+            info.chunks_per_volume,
+            info.is_full(),
+            types.join(","),
+            info.passphrase_is_unauthenticated(),
+        )?;
+    }
+    write!(out, "],\"sets\":[")?;
+    for (index, set) in sets.iter().enumerate() {
+        if index > 0 {
+            write!(out, ",")?;
+        }
+        let complete = match set.complete() {
+            Some(value) => value.to_string(),
+            None => "null".into(),
+        };
+        write!(
+            out,
+            "{{\"set_id\":\"{}\",\"split\":{},\"present\":[{}],\"missing\":[{}],\
+             \"highest\":{},\"highest_is_full\":{},\"complete\":{complete}}}",
+            hex(&set.set_id),
+            set.split,
+            numbers(&set.present),
+            numbers(&set.missing),
+            set.highest,
+            set.highest_is_full,
+        )?;
+    }
+    write!(out, "],\"errors\":[")?;
+    for (index, (path, message)) in errors.iter().enumerate() {
+        if index > 0 {
+            write!(out, ",")?;
+        }
+        write!(
+            out,
+            "{{\"file\":{},\"error\":{}}}",
+            json_str(&path.display().to_string()),
+            json_str(message)
+        )?;
+    }
+    writeln!(out, "]}}")
+}

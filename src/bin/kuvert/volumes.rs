@@ -1,0 +1,144 @@
+//! Volumes named on the command line and the keys that open them.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU32;
+
+use indicatif::ProgressBar;
+use kuvert::{FileSource, Opener, VolumeInfo, VolumeSource};
+
+use crate::cli::KeyArgs;
+use crate::keys::{self, PassphraseSource};
+use crate::output::is_dash;
+use crate::progress::ProgressSource;
+use crate::report::{Fail, Names, Result, io_fail};
+
+/// The volumes given, opened, with what their headers say.
+#[derive(Debug)]
+pub struct Volumes {
+    pub paths: Vec<PathBuf>,
+    pub sources: Vec<FileSource>,
+    /// Each header read without a key; `None` if it could not be read
+    /// (the opener then names the problem).
+    pub infos: Vec<Option<VolumeInfo>>,
+    pub names: Names,
+}
+
+impl Volumes {
+    /// Opens every volume file.
+    pub fn open(paths: &[PathBuf]) -> Result<Self> {
+        let mut volumes = Volumes {
+            paths: Vec::with_capacity(paths.len()),
+            sources: Vec::with_capacity(paths.len()),
+            infos: Vec::with_capacity(paths.len()),
+            names: Names::new(),
+        };
+        for path in paths {
+            if is_dash(path) {
+                return Err(Fail::usage(
+                    "volumes are read from files, not standard input (they are read at any offset)",
+                ));
+            }
+            if path.is_dir() {
+                return Err(Fail::data(format!(
+                    "{} is a directory, not a volume",
+                    path.display()
+                )));
+            }
+            let source =
+                FileSource::open(path).map_err(|err| io_fail("cannot open", path, &err))?;
+            let info = kuvert::inspect(&source).ok();
+            volumes
+                .names
+                .push(path, info.as_ref().map(|info| info.volume));
+            volumes.paths.push(path.clone());
+            volumes.sources.push(source);
+            volumes.infos.push(info);
+        }
+        Ok(volumes)
+    }
+
+    /// Bytes in all volumes.
+    pub fn total_len(&self) -> u64 {
+        self.sources.iter().filter_map(|s| s.size().ok()).sum()
+    }
+
+    /// The sources, counting their reads on `bar`.
+    pub fn with_progress(
+        self,
+        bar: &ProgressBar,
+        verb: &'static str,
+    ) -> (Vec<ProgressSource<FileSource>>, Names) {
+        let current = Arc::new(AtomicU32::new(0));
+        let sources = self
+            .sources
+            .into_iter()
+            .zip(self.paths)
+            .zip(self.infos)
+            .map(|((source, path), info)| {
+                let volume = info.map_or(0, |info| info.volume);
+                ProgressSource::new(
+                    source,
+                    path,
+                    volume,
+                    verb,
+                    Arc::clone(&current),
+                    bar.clone(),
+                )
+            })
+            .collect();
+        (sources, self.names)
+    }
+
+    /// Whether any header has a passphrase stanza.
+    fn has_passphrase(&self) -> bool {
+        self.infos
+            .iter()
+            .flatten()
+            .any(|info| info.stanza_types.iter().any(|t| t == "argon2id"))
+    }
+
+    /// Recipient types of the first readable header.
+    fn stanza_types(&self) -> Option<String> {
+        self.infos
+            .iter()
+            .flatten()
+            .next()
+            .map(|info| info.stanza_types.join(", "))
+    }
+}
+
+/// An opener with the keys asked for. Without `-i`, `-p` or
+/// `--passphrase-file`, a set with a passphrase recipient asks for the
+/// passphrase (from `KUVERT_PASSPHRASE_FILE` if set).
+pub fn opener(args: &KeyArgs, volumes: &Volumes) -> Result<Opener> {
+    let stdin_users = args.identities.iter().filter(|p| is_dash(p)).count()
+        + usize::from(args.passphrase_file.as_deref().is_some_and(is_dash));
+    if stdin_users > 1 {
+        return Err(Fail::usage("standard input (`-`) can be read only once"));
+    }
+    let identities = keys::identities(&args.identities)?;
+    let mut source = keys::passphrase_source(args);
+    if source.is_none() && identities.is_empty() {
+        if volumes.has_passphrase() {
+            source = Some(keys::default_passphrase_source());
+        } else if let Some(types) = volumes.stanza_types() {
+            return Err(Fail::usage(format!(
+                "no key given: use -i IDENTITY (the set's recipient types: {types})"
+            )));
+        }
+    }
+    let mut opener = Opener::new().identities(identities);
+    if let Some(source) = source {
+        if source == PassphraseSource::Prompt && !volumes.has_passphrase() {
+            // Asking would be pointless: say so before prompting.
+            if let Some(types) = volumes.stanza_types() {
+                return Err(Fail::data(format!(
+                    "the set has no passphrase recipient (recipient types: {types}): use -i IDENTITY"
+                )));
+            }
+        }
+        opener = opener.passphrase(keys::read_passphrase(&source)?);
+    }
+    Ok(opener)
+}

@@ -1,0 +1,1288 @@
+//! The `kuvert` binary, driven as a person or a script would: every command,
+//! flag and failure the CLI documents, on real files.
+#![cfg(feature = "cli")]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use tempfile::TempDir;
+
+/// Written by age-keygen 1.1 (Debian's `age` package).
+const AGE_IDENTITY: &str =
+    "AGE-SECRET-KEY-124UMNKZQYS3PYU6NY44FU7UFAUHUGVMDG974W7DUT070FFCNCR7QMUUVCW";
+const AGE_RECIPIENT: &str = "age1xafqnldth57j79qvaejezpslq347rj9dzgvff6y9jhulmgl87euq9uandu";
+
+fn kuvert() -> Command {
+    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin!("kuvert"));
+    cmd.env_remove("KUVERT_PASSPHRASE_FILE");
+    cmd
+}
+
+/// A scratch directory with one identity in it.
+struct Scene {
+    dir: TempDir,
+    recipient: String,
+}
+
+impl Scene {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let output = kuvert()
+            .args(["keygen", "-o"])
+            .arg(dir.path().join("id.txt"))
+            .output()
+            .expect("run keygen");
+        assert!(output.status.success());
+        let stderr = String::from_utf8(output.stderr).expect("utf-8");
+        let recipient = stderr
+            .trim()
+            .strip_prefix("Public key: ")
+            .expect("public key on stderr")
+            .to_owned();
+        Scene { dir, recipient }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn id(&self) -> PathBuf {
+        self.path("id.txt")
+    }
+
+    /// `kuvert ARGS…` run in the scene's directory.
+    fn cmd(&self) -> Command {
+        let mut cmd = kuvert();
+        cmd.current_dir(self.dir.path());
+        cmd
+    }
+
+    /// A tree of files: sizes around chunk boundaries, an empty file, a
+    /// nested directory and a symlink.
+    fn make_tree(&self, name: &str) -> PathBuf {
+        let root = self.path(name);
+        fs::create_dir_all(root.join("nested/deeper")).expect("mkdir");
+        fs::write(root.join("big.bin"), pseudo_random(150_000, 1)).expect("write");
+        fs::write(root.join("chunk.bin"), pseudo_random(4096 - 16, 2)).expect("write");
+        fs::write(root.join("empty"), b"").expect("write");
+        fs::write(root.join("nested/notes.txt"), b"register extract\n").expect("write");
+        fs::write(
+            root.join("nested/deeper/ünïcode name.csv"),
+            pseudo_random(9000, 3),
+        )
+        .expect("write");
+        #[cfg(unix)]
+        std::os::unix::fs::symlink("../big.bin", root.join("nested/link")).expect("symlink");
+        root
+    }
+
+    /// Seals `inputs` to the scene's identity with small chunks and volumes.
+    fn seal_split(&self, out: &str, inputs: &[&str]) {
+        self.cmd()
+            .args(["seal", "-r", &self.recipient, "--chunk-size", "4K"])
+            .args(["--volume-size", "32K", "-o", out])
+            .args(inputs)
+            .assert()
+            .success();
+    }
+
+    /// The volumes `STEM.001.kuv`, … that exist, in order.
+    fn volumes(&self, stem: &str) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(self.dir.path())
+            .expect("list")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(&format!("{stem}.")) && n.ends_with(".kuv"))
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Names in the scene directory (to check nothing partial is left).
+    fn listing(&self) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(self.dir.path())
+            .expect("list")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+/// Deterministic bytes (xorshift).
+fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
+/// Asserts two trees have the same files, contents and links.
+fn assert_same_tree(a: &Path, b: &Path) {
+    let mut left: Vec<_> = fs::read_dir(a)
+        .expect("read a")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    let mut right: Vec<_> = fs::read_dir(b)
+        .expect("read b")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    left.sort();
+    right.sort();
+    assert_eq!(left, right, "{} vs {}", a.display(), b.display());
+    for name in left {
+        let (x, y) = (a.join(&name), b.join(&name));
+        let kind = fs::symlink_metadata(&x).expect("meta").file_type();
+        assert_eq!(
+            kind,
+            fs::symlink_metadata(&y).expect("meta").file_type(),
+            "{}",
+            x.display()
+        );
+        if kind.is_symlink() {
+            assert_eq!(fs::read_link(&x).ok(), fs::read_link(&y).ok());
+        } else if kind.is_dir() {
+            assert_same_tree(&x, &y);
+        } else {
+            assert!(fs::read(&x).ok() == fs::read(&y).ok(), "{}", x.display());
+        }
+    }
+}
+
+fn flip_byte(path: &Path, offset: usize) {
+    let mut bytes = fs::read(path).expect("read");
+    bytes[offset] ^= 0x40;
+    fs::write(path, bytes).expect("write");
+}
+
+// ---------------------------------------------------------------- keygen
+
+#[test]
+fn keygen_writes_a_private_age_style_file_and_refuses_to_overwrite() {
+    let scene = Scene::new();
+    let text = fs::read_to_string(scene.id()).expect("identity");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    let created = lines[0].strip_prefix("# created: ").expect("created line");
+    assert!(
+        created.len() == 20 && created.ends_with('Z') && created.as_bytes()[10] == b'T',
+        "RFC 3339 UTC: {created}"
+    );
+    assert_eq!(lines[1], format!("# public key: {}", scene.recipient));
+    assert!(scene.recipient.starts_with("kuvert1"));
+    assert!(lines[2].starts_with("KUVERT-SECRET-KEY-1"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(scene.id()).expect("meta").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    scene
+        .cmd()
+        .args(["keygen", "-o", "id.txt"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("already exists"));
+    assert_eq!(fs::read_to_string(scene.id()).expect("identity"), text);
+
+    // -y prints the recipient; --age its age encoding.
+    scene
+        .cmd()
+        .args(["keygen", "-y", "id.txt"])
+        .assert()
+        .success()
+        .stdout(format!("{}\n", scene.recipient));
+    scene
+        .cmd()
+        .args(["keygen", "-y", "--age"])
+        .write_stdin(text)
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with("age1"));
+}
+
+#[test]
+fn keygen_to_stdout_and_in_age_encoding() {
+    let output = kuvert().args(["keygen", "--age"]).output().expect("run");
+    assert!(output.status.success());
+    let stdout = String::from_utf8(output.stdout).expect("utf-8");
+    let stderr = String::from_utf8(output.stderr).expect("utf-8");
+    assert!(stdout.contains("# public key: age1"), "{stdout}");
+    assert!(stdout.contains("\nAGE-SECRET-KEY-1"), "{stdout}");
+    assert!(stderr.starts_with("Public key: age1"), "{stderr}");
+    // The age identity file is a kuvert identity file too.
+    kuvert()
+        .args(["keygen", "-y"])
+        .write_stdin(stdout)
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with("kuvert1"));
+    kuvert()
+        .args(["keygen", "-y"])
+        .write_stdin("not a key\n")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("line 1 is not an identity"));
+}
+
+#[test]
+fn age_keys_seal_and_open() {
+    let scene = Scene::new();
+    fs::write(
+        scene.path("age.txt"),
+        format!("# created: 2026-11-29T05:01:20Z\n# public key: {AGE_RECIPIENT}\n{AGE_IDENTITY}\n"),
+    )
+    .expect("write");
+    scene
+        .cmd()
+        .args(["keygen", "-y", "--age", "age.txt"])
+        .assert()
+        .success()
+        .stdout(format!("{AGE_RECIPIENT}\n"));
+    scene
+        .cmd()
+        .args(["seal", "-r", AGE_RECIPIENT, "-o", "a.kuv", "-"])
+        .write_stdin("for age users")
+        .assert()
+        .success();
+    scene
+        .cmd()
+        .args(["open", "-i", "age.txt", "a.kuv"])
+        .assert()
+        .success()
+        .stdout("for age users");
+    // And the other way round: a recipients file with the kuvert encoding.
+    let kuvert_recipient = scene
+        .cmd()
+        .args(["keygen", "-y", "age.txt"])
+        .output()
+        .expect("run")
+        .stdout;
+    fs::write(scene.path("recipients"), kuvert_recipient).expect("write");
+    scene
+        .cmd()
+        .args(["seal", "-R", "recipients", "-o", "b.kuv", "-"])
+        .write_stdin("both ways")
+        .assert()
+        .success();
+    scene
+        .cmd()
+        .args(["open", "-i", "age.txt", "b.kuv"])
+        .assert()
+        .success()
+        .stdout("both ways");
+}
+
+// ---------------------------------------------------------------- streams
+
+#[test]
+fn stream_through_stdin_and_stdout() {
+    let scene = Scene::new();
+    let data = pseudo_random(300_000, 7);
+    let sealed = scene
+        .cmd()
+        .args(["seal", "-r", &scene.recipient, "-o", "-", "-"])
+        .write_stdin(data.clone())
+        .output()
+        .expect("run");
+    assert!(sealed.status.success());
+    fs::write(scene.path("s.kuv"), &sealed.stdout).expect("write");
+    let opened = scene
+        .cmd()
+        .args(["open", "-i", "id.txt", "-o", "-", "s.kuv"])
+        .output()
+        .expect("run");
+    assert!(opened.status.success());
+    assert!(opened.stdout == data);
+    // A stream has no entries.
+    scene
+        .cmd()
+        .args(["list", "-i", "id.txt", "s.kuv"])
+        .assert()
+        .success()
+        .stdout("")
+        .stderr(predicate::str::contains("single stream"));
+    scene
+        .cmd()
+        .args(["open", "-i", "id.txt", "--entry", "x", "s.kuv"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("not an archive"));
+}
+
+#[test]
+fn stream_to_a_file_never_replaces_without_force() {
+    let scene = Scene::new();
+    scene
+        .cmd()
+        .args(["seal", "-r", &scene.recipient, "-o", "s.kuv", "-"])
+        .write_stdin("first")
+        .assert()
+        .success();
+    scene
+        .cmd()
+        .args(["open", "-i", "id.txt", "-o", "plain.txt", "s.kuv"])
+        .assert()
+        .success();
+    assert_eq!(fs::read(scene.path("plain.txt")).expect("read"), b"first");
+    fs::write(scene.path("plain.txt"), "mine").expect("write");
+    scene
+        .cmd()
+        .args(["open", "-i", "id.txt", "-o", "plain.txt", "s.kuv"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("plain.txt already exists"));
+    assert_eq!(fs::read(scene.path("plain.txt")).expect("read"), b"mine");
+    scene
+        .cmd()
+        .args(["open", "-f", "-i", "id.txt", "-o", "plain.txt", "s.kuv"])
+        .assert()
+        .success();
+    assert_eq!(fs::read(scene.path("plain.txt")).expect("read"), b"first");
+
+    // Sealing refuses an existing output too.
+    scene
+        .cmd()
+        .args(["seal", "-r", &scene.recipient, "-o", "s.kuv", "-"])
+        .write_stdin("second")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("s.kuv already exists"));
+    assert!(!scene.listing().iter().any(|n| n.contains("partial")));
+}
+
+#[test]
+fn damaged_stream_writes_nothing_unless_salvaging() {
+    let scene = Scene::new();
+    let data = pseudo_random(40_000, 9);
+    scene
+        .cmd()
+        .args(["seal", "-r", &scene.recipient, "--chunk-size", "4K"])
+        .args(["-o", "s.kuv", "-"])
+        .write_stdin(data.clone())
+        .assert()
+        .success();
+    // Chunk 2 starts at byte 2048 + 2·4096.
+    flip_byte(&scene.path("s.kuv"), 2048 + 2 * 4096 + 100);
+    scene
+        .cmd()
+        .args(["open", "-i", "id.txt", "-o", "out.bin", "s.kuv"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "chunk 2 of volume 1 (s.kuv) failed authentication at byte 10,240",
+        ));
+    assert!(!scene.path("out.bin").exists());
+    assert!(!scene.listing().iter().any(|n| n.contains("partial")));
+
+    scene
+        .cmd()
+        .args([
+            "open",
+            "--salvage",
+            "-i",
+            "id.txt",
+            "-o",
+            "out.bin",
+            "s.kuv",
+        ])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "1 damaged chunk replaced by zeros",
+        ));
+    let salvaged = fs::read(scene.path("out.bin")).expect("salvaged");
+    assert_eq!(salvaged.len(), data.len());
+    let plain = 4096 - 16;
+    assert!(salvaged[..2 * plain] == data[..2 * plain]);
+    assert!(salvaged[2 * plain..3 * plain].iter().all(|&b| b == 0));
+    assert!(salvaged[3 * plain..] == data[3 * plain..]);
+}
+
+// ---------------------------------------------------------------- passphrases
+
+#[test]
+fn passphrase_file_env_var_and_mixed_recipients() {
+    let scene = Scene::new();
+    fs::write(scene.path("pass"), "correct horse battery staple\n").expect("write");
+    scene
+        .cmd()
+        .args(["seal", "-r", &scene.recipient, "--passphrase-file", "pass"])
+        .args(["-o", "m.kuv", "-"])
+        .write_stdin("mixed")
+        .assert()
+        .success()
+        .stderr(predicate::str::contains(
+            "no proof that its sender knew the passphrase",
+        ));
+    scene
+        .cmd()
+        .args(["info", "m.kuv"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("x25519, argon2id"))
+        .stdout(predicate::str::contains(
+            "the set carries no proof that its sender knew the passphrase",
+        ));
+    scene
+        .cmd()
+        .args(["info", "--json", "m.kuv"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "\"passphrase_is_unauthenticated\":true",
+        ));
+    // No -i: the passphrase recipient is found and the passphrase read
+    // from the file that KUVERT_PASSPHRASE_FILE names.
+    scene
+        .cmd()
+        .env("KUVERT_PASSPHRASE_FILE", scene.path("pass"))
+        .args(["open", "m.kuv"])
+        .assert()
+        .success()
+        .stdout("mixed");
+}
+
+#[test]
+fn wrong_passphrase_is_named() {
+    let scene = Scene::new();
+    fs::write(scene.path("pass"), "tr0ub4dor\n").expect("write");
+    fs::write(scene.path("wrong"), "tr0ub4dor&3\n").expect("write");
+    scene
+        .cmd()
+        .env("KUVERT_PASSPHRASE_FILE", scene.path("pass"))
+        .args(["seal", "-p", "-o", "p.kuv", "-"])
+        .write_stdin("secret")
+        .assert()
+        .success();
+    scene
+        .cmd()
+        .args(["open", "--passphrase-file", "wrong", "p.kuv"])
+        .assert()
+        .code(1)
+        .stderr("kuvert: wrong passphrase\n");
+}
+
+#[test]
+fn passphrase_prompt_without_a_terminal_points_to_the_file_options() {
+    let scene = Scene::new();
+    // rpassword reads /dev/tty: run without a controlling terminal.
+    let mut cmd = if fs::File::open("/dev/tty").is_err() {
+        kuvert()
+    } else if Path::new("/usr/bin/setsid").exists() {
+        let mut cmd = Command::new("/usr/bin/setsid");
+        cmd.arg(assert_cmd::cargo::cargo_bin!("kuvert"))
+            .env_remove("KUVERT_PASSPHRASE_FILE");
+        cmd
+    } else {
+        eprintln!("skipped: a terminal is attached and there is no setsid");
+        return;
+    };
+    cmd.current_dir(scene.dir.path())
+        .args(["seal", "-p", "-o", "p.kuv", "-"])
+        .write_stdin("x")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("--passphrase-file"));
+    assert!(!scene.path("p.kuv").exists());
+}
+
+// ---------------------------------------------------------------- volumes
+
+#[test]
+fn split_sets_open_in_any_order() {
+    let scene = Scene::new();
+    let tree = scene.make_tree("data");
+    scene.seal_split("parcel.kuv", &["data"]);
+    let volumes = scene.volumes("parcel");
+    assert!(volumes.len() >= 5, "{volumes:?}");
+    for (index, name) in volumes.iter().enumerate() {
+        assert_eq!(name, &format!("parcel.{:03}.kuv", index + 1));
+        let len = fs::metadata(scene.path(name)).expect("meta").len();
+        assert!(len <= 32 << 10, "{name}: {len}");
+    }
+    let mut shuffled = volumes.clone();
+    shuffled.reverse();
+    shuffled.swap(0, 2);
+    scene
+        .cmd()
+        .args(["open", "-i", "id.txt", "-o", "out"])
+        .args(&shuffled)
+        .assert()
+        .success();
+    assert_same_tree(&tree, &scene.path("out/data"));
+}
+
+#[test]
+fn volume_sizes_take_units_and_presets() {
+    let scene = Scene::new();
+    let data = pseudo_random(200_000, 4);
+    for (size, count) in [
+        ("64KiB", 4),
+        ("64k", 4),
+        ("131072", 2),
+        ("cd", 1),
+        ("fat32", 1),
+    ] {
+        let out = format!("v{size}.kuv");
+        scene
+            .cmd()
+            .args(["seal", "-r", &scene.recipient, "--chunk-size", "4K"])
+            .args(["--volume-size", size, "-o", &out, "-"])
+            .write_stdin(data.clone())
+            .assert()
+            .success();
+        let stem = out.trim_end_matches(".kuv");
+        let found = if count == 1 {
+            vec![out.clone()]
+        } else {
+            scene.volumes(stem)
+        };
+        assert_eq!(found.len(), count, "{size}: {found:?}");
+        assert!(found.iter().all(|name| scene.path(name).exists()));
+    }
+    for bad in ["0", "12X", "1.5G", "dvdrom"] {
+        scene
+            .cmd()
+            .args(["seal", "-r", &scene.recipient, "--volume-size", bad])
+            .args(["-o", "bad.kuv", "-"])
+            .write_stdin("x")
+            .assert()
+            .code(2);
+    }
+    // Too small for the header and one chunk: a usage error.
+    scene
+        .cmd()
+        .args(["seal", "-r", &scene.recipient, "--volume-size", "4K"])
+        .args(["-o", "tiny.kuv", "-"])
+        .write_stdin("x")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("cannot hold"));
+    scene
+        .cmd()
+        .args(["seal", "-r", &scene.recipient, "--chunk-size", "3K"])
+        .args(["-o", "c.kuv", "-"])
+        .write_stdin("x")
+        .assert()
+        .code(2);
+    assert!(!scene.path("bad.kuv").exists() && !scene.path("tiny.kuv").exists());
+}
+
+#[test]
+fn missing_volumes_are_named() {
+    let scene = Scene::new();
+    scene.make_tree("data");
+    scene.seal_split("parcel.kuv", &["data"]);
+    let volumes = scene.volumes("parcel");
+    let last = volumes.len();
+    // A middle volume.
+    let mut without_two = volumes.clone();
+    without_two.remove(1);
+    scene
+        .cmd()
+        .args(["open", "-i", "id.txt", "-o", "out"])
+        .args(&without_two)
+        .assert()
+        .code(1)
+        .stderr("kuvert: volume 2 missing (expected parcel.002.kuv)\n");
+    assert!(!scene.path("out").exists(), "DEST is left alone");
+    // The last volume.
+    scene
+        .cmd()
+        .args(["open", "-i", "id.txt", "-o", "out"])
+        .args(&volumes[..last - 1])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(format!("volume {last} missing")));
+    // The same volume twice.
+    scene
+        .cmd()
+        .args(["open", "-i", "id.txt", "-o", "out"])
+        .args(&volumes)
+        .arg("parcel.001.kuv")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("are both volume 1"));
+}
+
+#[test]
+fn a_volume_of_another_set_is_named() {
+    let scene = Scene::new();
+    scene.make_tree("data");
+    scene.seal_split("parcel.kuv", &["data"]);
+    scene.seal_split("other.kuv", &["data"]);
+    let mut volumes = scene.volumes("parcel");
+    volumes[1] = "other.002.kuv".into();
+    scene
+        .cmd()
+        .args(["open", "-i", "id.txt", "-o", "out"])
+        .args(&volumes)
+        .assert()
+        .code(1)
+        .stderr("kuvert: other.002.kuv (volume 2) belongs to another set\n");
+    scene
+        .cmd()
+        .args(["verify", "-i", "id.txt"])
+        .args(&volumes)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(
+            "other.002.kuv (volume 2) belongs to another set",
+        ));
+    assert!(!scene.path("out").exists());
+}
+
+#[test]
+fn tampered_volume_fails_open_and_verify_naming_chunk_and_byte() {
+    let scene = Scene::new();
+    let tree = scene.make_tree("data");
+    scene.seal_split("parcel.kuv", &["data"]);
+    let volumes = scene.volumes("parcel");
+    // Volume 2 holds chunks 7..14 (7 chunks of 4 KiB after a 2 KiB
+    // header in 32 KiB); chunk 9 starts at byte 2048 + 2·4096.
+    flip_byte(&scene.path("parcel.002.kuv"), 2048 + 2 * 4096 + 5);
+    fs::create_dir(scene.path("dest")).expect("mkdir");
+    fs::write(scene.path("dest/keep.txt"), "mine").expect("write");
+    scene
+        .cmd()
+        .args(["open", "-i", "id.txt", "-o", "dest"])
+        .args(&volumes)
+        .assert()
+        .code(1)
+        .stderr(
+            "kuvert: chunk 9 of volume 2 (parcel.002.kuv) failed authentication at byte 10,240\n",
+        );
+    assert_eq!(scene.listing().iter().filter(|n| *n == "dest").count(), 1);
+    let dest: Vec<_> = fs::read_dir(scene.path("dest"))
+        .expect("list")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(dest, ["keep.txt"], "DEST is untouched on failure");
+
+    let verify = scene
+        .cmd()
+        .args(["verify", "-i", "id.txt"])
+        .args(&volumes)
+        .output()
+        .expect("run");
+    assert_eq!(verify.status.code(), Some(1));
+    let report = String::from_utf8(verify.stdout).expect("utf-8");
+    assert!(
+        report.contains("parcel.001.kuv: volume 1: intact"),
+        "{report}"
+    );
+    assert!(
+        report.contains(
+            "parcel.002.kuv: FAILED: chunk 9 of volume 2 (parcel.002.kuv) failed authentication at byte 10,240"
+        ),
+        "{report}"
+    );
+    assert!(report.contains("volume 2 not intact"), "{report}");
+
+    // Salvage keeps the entries whose chunks all authenticate.
+    scene
+        .cmd()
+        .args(["open", "--salvage", "-i", "id.txt", "-o", "salvaged"])
+        .args(&volumes)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("data/big.bin: left out, chunk 9"));
+    assert!(!scene.path("salvaged/data/big.bin").exists());
+    assert_eq!(
+        fs::read(scene.path("salvaged/data/nested/notes.txt")).expect("kept"),
+        fs::read(tree.join("nested/notes.txt")).expect("original")
+    );
+}
+
+#[test]
+fn truncated_volumes_are_named() {
+    let scene = Scene::new();
+    scene.make_tree("data");
+    scene.seal_split("parcel.kuv", &["data"]);
+    let volumes = scene.volumes("parcel");
+    let last = volumes.last().expect("volumes").clone();
+    let bytes = fs::read(scene.path(&last)).expect("read");
+    // Cut at a chunk boundary: the end-of-set chunk is gone.
+    let cut = 2048 + 4096 * ((bytes.len() - 2048 - 1) / 4096);
+    fs::write(scene.path(&last), &bytes[..cut]).expect("write");
+    scene
+        .cmd()
+        .args(["open", "-i", "id.txt", "-o", "out"])
+        .args(&volumes)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(format!("({last}) is truncated")));
+    // A middle volume cut short.
+    let second = fs::read(scene.path("parcel.002.kuv")).expect("read");
+    fs::write(scene.path(&last), &bytes).expect("restore");
+    fs::write(scene.path("parcel.002.kuv"), &second[..second.len() - 4096]).expect("write");
+    scene
+        .cmd()
+        .args(["open", "-i", "id.txt", "-o", "out"])
+        .args(&volumes)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "volume 2 (parcel.002.kuv) is truncated",
+        ));
+    assert!(!scene.path("out").exists());
+}
+
+#[test]
+fn verify_checks_a_single_disc_with_allow_incomplete() {
+    let scene = Scene::new();
+    scene.make_tree("data");
+    scene.seal_split("parcel.kuv", &["data"]);
+    let volumes = scene.volumes("parcel");
+    scene
+        .cmd()
+        .args(["verify", "-i", "id.txt"])
+        .args(&volumes)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!(
+            "complete, {} volumes intact",
+            volumes.len()
+        )))
+        .stdout(predicate::str::contains("intact, last of its set"));
+    scene
+        .cmd()
+        .args(["verify", "-i", "id.txt", "parcel.002.kuv"])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("parcel.002.kuv: volume 2: intact"))
+        .stderr(predicate::str::contains("incomplete"));
+    scene
+        .cmd()
+        .args([
+            "verify",
+            "--allow-incomplete",
+            "-i",
+            "id.txt",
+            "parcel.002.kuv",
+        ])
+        .assert()
+        .success();
+    // A damaged single disc fails even with --allow-incomplete.
+    flip_byte(&scene.path("parcel.002.kuv"), 5000);
+    scene
+        .cmd()
+        .args([
+            "verify",
+            "--allow-incomplete",
+            "-i",
+            "id.txt",
+            "parcel.002.kuv",
+        ])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("FAILED"));
+    // Wrong key.
+    scene
+        .cmd()
+        .args(["keygen", "-o", "other.txt"])
+        .assert()
+        .success();
+    scene
+        .cmd()
+        .args(["verify", "-i", "other.txt", "parcel.001.kuv"])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("FAILED: wrong key"));
+}
+
+#[test]
+fn info_reads_headers_without_a_key() {
+    let scene = Scene::new();
+    scene.make_tree("data");
+    scene.seal_split("parcel.kuv", &["data"]);
+    let volumes = scene.volumes("parcel");
+    let last = volumes.len();
+    let json = scene
+        .cmd()
+        .args(["info", "--json", "parcel.001.kuv", "parcel.003.kuv"])
+        .arg(&volumes[last - 1])
+        .output()
+        .expect("run");
+    assert!(json.status.success());
+    let json = String::from_utf8(json.stdout).expect("utf-8");
+    for needle in [
+        "\"file\":\"parcel.001.kuv\"",
+        "\"format_version\":1",
+        "\"chunk_size\":4096",
+        "\"recipients\":[\"x25519\"]",
+        "\"split\":true",
+        "\"volume\":3",
+        "\"full\":true",
+        "\"highest_is_full\":false",
+        "\"complete\":false",
+        "\"passphrase_is_unauthenticated\":false",
+        "\"errors\":[]",
+    ] {
+        assert!(json.contains(needle), "{needle} in {json}");
+    }
+    let missing: Vec<String> = (2..last)
+        .filter(|&n| n != 3)
+        .map(|n| n.to_string())
+        .collect();
+    assert!(
+        json.contains(&format!("\"missing\":[{}]", missing.join(","))),
+        "{json}"
+    );
+    assert_eq!(
+        json.matches("\"set_id\":\"").count(),
+        4,
+        "three volumes, one set"
+    );
+
+    scene
+        .cmd()
+        .arg("info")
+        .args(&volumes)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("all volumes are here"))
+        .stdout(predicate::str::contains("chunk size      4,096 bytes"));
+    fs::write(scene.path("junk.kuv"), b"not a kuvert volume at all").expect("write");
+    scene
+        .cmd()
+        .args(["info", "junk.kuv"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("junk.kuv is not a kuvert volume"));
+}
+
+// ---------------------------------------------------------------- archives
+
+#[test]
+fn list_plain_long_and_json() {
+    let scene = Scene::new();
+    scene.make_tree("data");
+    fs::write(scene.path("single.txt"), "one file").expect("write");
+    scene.seal_split("parcel.kuv", &["data", "single.txt"]);
+    let volumes = scene.volumes("parcel");
+    let mut expected = vec![
+        "data/",
+        "data/big.bin",
+        "data/chunk.bin",
+        "data/empty",
+        "data/nested/",
+        "data/nested/deeper/",
+        "data/nested/deeper/ünïcode name.csv",
+    ];
+    if cfg!(unix) {
+        expected.push("data/nested/link");
+    }
+    expected.extend(["data/nested/notes.txt", "single.txt"]);
+    scene
+        .cmd()
+        .args(["list", "-i", "id.txt"])
+        .args(&volumes)
+        .assert()
+        .success()
+        .stdout(format!("{}\n", expected.join("\n")));
+    let long = scene
+        .cmd()
+        .args(["list", "--long", "-i", "id.txt"])
+        .args(&volumes)
+        .output()
+        .expect("run");
+    let long = String::from_utf8(long.stdout).expect("utf-8");
+    assert!(
+        long.lines()
+            .any(|l| l.starts_with("drwx") && l.ends_with(" data/")),
+        "{long}"
+    );
+    assert!(
+        long.lines()
+            .any(|l| l.contains(" 150,000  ") && l.ends_with(" data/big.bin")),
+        "{long}"
+    );
+    if cfg!(unix) {
+        assert!(long.contains("data/nested/link -> ../big.bin"), "{long}");
+    }
+    scene
+        .cmd()
+        .args(["list", "--json", "-i", "id.txt"])
+        .args(&volumes)
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with(
+            "{\"payload\":\"archive\",\"entries\":[{\"path\":\"data\",\"kind\":\"dir\"",
+        ))
+        .stdout(predicate::str::contains(
+            "{\"path\":\"data/big.bin\",\"kind\":\"file\",\"size\":150000,",
+        ))
+        .stdout(predicate::str::contains(
+            "\"path\":\"data/nested/deeper/ünïcode name.csv\"",
+        ));
+}
+
+#[test]
+fn extract_entries_and_tar() {
+    let scene = Scene::new();
+    let tree = scene.make_tree("data");
+    scene.seal_split("parcel.kuv", &["data"]);
+    let volumes = scene.volumes("parcel");
+
+    scene
+        .cmd()
+        .args([
+            "open",
+            "-i",
+            "id.txt",
+            "-o",
+            "some",
+            "--entry",
+            "data/nested",
+        ])
+        .args(["--entry", "data/empty"])
+        .args(&volumes)
+        .assert()
+        .success();
+    assert_same_tree(&tree.join("nested"), &scene.path("some/data/nested"));
+    assert!(scene.path("some/data/empty").exists());
+    assert!(!scene.path("some/data/big.bin").exists());
+
+    scene
+        .cmd()
+        .args(["open", "-i", "id.txt", "-o", "none", "--entry", "data/nope"])
+        .args(&volumes)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("no entry \"data/nope\""));
+    assert!(!scene.path("none").exists());
+
+    // --tar to a file and to standard output, read back by a tar reader.
+    scene
+        .cmd()
+        .args(["open", "-i", "id.txt", "--tar", "-o", "parcel.tar"])
+        .args(&volumes)
+        .assert()
+        .success();
+    let stdout = scene
+        .cmd()
+        .args(["open", "-i", "id.txt", "--tar", "-o", "-"])
+        .args(&volumes)
+        .output()
+        .expect("run");
+    assert!(stdout.status.success());
+    let file = fs::read(scene.path("parcel.tar")).expect("tar");
+    assert!(file == stdout.stdout);
+    let mut archive = tar::Archive::new(file.as_slice());
+    let unpacked = scene.path("untarred");
+    archive.unpack(&unpacked).expect("unpack");
+    assert_same_tree(&tree, &unpacked.join("data"));
+
+    // Extracting over existing entries needs --force.
+    scene
+        .cmd()
+        .args(["open", "-i", "id.txt", "-o", "some"])
+        .args(&volumes)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("already exists"));
+    scene
+        .cmd()
+        .args(["open", "-f", "-i", "id.txt", "-o", "some"])
+        .args(&volumes)
+        .assert()
+        .success();
+    assert_same_tree(&tree, &scene.path("some/data"));
+}
+
+#[test]
+fn extracts_into_the_current_directory_by_default() {
+    let scene = Scene::new();
+    let tree = scene.make_tree("data");
+    scene
+        .cmd()
+        .args([
+            "seal",
+            "-r",
+            &scene.recipient,
+            "-j",
+            "2",
+            "-o",
+            "p.kuv",
+            "data",
+        ])
+        .assert()
+        .success();
+    fs::create_dir(scene.path("here")).expect("mkdir");
+    let mut cmd = kuvert();
+    cmd.current_dir(scene.path("here"))
+        .args(["open", "-q", "-i", "../id.txt", "../p.kuv"])
+        .assert()
+        .success()
+        .stderr("");
+    assert_same_tree(&tree, &scene.path("here/data"));
+}
+
+#[test]
+fn force_replaces_a_set_and_removes_its_stale_volumes() {
+    let scene = Scene::new();
+    scene.make_tree("data");
+    scene.seal_split("parcel.kuv", &["data"]);
+    let before = scene.volumes("parcel");
+    assert!(before.len() > 2);
+    fs::write(scene.path("small.txt"), "small").expect("write");
+    scene
+        .cmd()
+        .args([
+            "seal",
+            "-r",
+            &scene.recipient,
+            "-o",
+            "parcel.kuv",
+            "small.txt",
+        ])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("parcel.001.kuv already exists"));
+    scene
+        .cmd()
+        .args([
+            "seal",
+            "-f",
+            "-r",
+            &scene.recipient,
+            "-o",
+            "parcel.kuv",
+            "small.txt",
+        ])
+        .assert()
+        .success();
+    assert_eq!(scene.volumes("parcel"), ["parcel.kuv"]);
+    scene
+        .cmd()
+        .args(["list", "-i", "id.txt", "parcel.kuv"])
+        .assert()
+        .success()
+        .stdout("small.txt\n");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_failed_seal_leaves_no_output() {
+    let scene = Scene::new();
+    let tree = scene.make_tree("data");
+    // A FIFO sorts after big.bin, so volumes are being written when it is met.
+    let status = std::process::Command::new("mkfifo")
+        .arg(tree.join("zz-fifo"))
+        .status();
+    if !status.is_ok_and(|s| s.success()) {
+        eprintln!("skipped: no mkfifo");
+        return;
+    }
+    let before = scene.listing();
+    scene
+        .cmd()
+        .args(["seal", "-r", &scene.recipient, "--chunk-size", "4K"])
+        .args(["--volume-size", "32K", "-o", "parcel.kuv", "data"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "zz-fifo: not a file, directory or symlink",
+        ));
+    assert_eq!(scene.listing(), before);
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_removes_partial_volumes() {
+    use std::io::Write;
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    let scene = Scene::new();
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("kuvert"))
+        .current_dir(scene.dir.path())
+        .args([
+            "seal",
+            "-q",
+            "-j",
+            "1",
+            "-r",
+            &scene.recipient,
+            "-o",
+            "big.kuv",
+            "-",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(&vec![7u8; 4 << 20]).expect("feed");
+    stdin.flush().expect("flush");
+    let started = Instant::now();
+    while !scene
+        .listing()
+        .iter()
+        .any(|n| n.ends_with(".kuvert-partial"))
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no partial volume appeared"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let output = child.wait_with_output().expect("wait");
+    drop(stdin);
+    assert_eq!(output.status.code(), Some(130));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("interrupted"));
+    assert_eq!(scene.listing(), ["id.txt"]);
+}
+
+// ---------------------------------------------------------------- usage
+
+#[test]
+fn usage_errors_exit_2_and_failures_exit_1() {
+    let scene = Scene::new();
+    fs::write(scene.path("f.txt"), "x").expect("write");
+    let usage: &[&[&str]] = &[
+        &["frobnicate"],
+        &["seal", "-o", "x.kuv", "f.txt"],
+        &["seal", "-r", "kuvert1x", "f.txt"],
+        &[
+            "seal",
+            "-p",
+            "--passphrase-file",
+            "f.txt",
+            "-o",
+            "x.kuv",
+            "f.txt",
+        ],
+        &[
+            "seal",
+            "-r",
+            &scene.recipient,
+            "-o",
+            "-",
+            "--volume-size",
+            "1M",
+            "f.txt",
+        ],
+        &["seal", "-r", &scene.recipient, "-o", "x.kuv", "-", "f.txt"],
+        &[
+            "seal",
+            "-r",
+            &scene.recipient,
+            "-j",
+            "0",
+            "-o",
+            "x.kuv",
+            "f.txt",
+        ],
+        &[
+            "seal",
+            "-r",
+            &scene.recipient,
+            "--chunk-size",
+            "cd",
+            "-o",
+            "x.kuv",
+            "f.txt",
+        ],
+        &["open"],
+        &["open", "--tar", "--entry", "a", "-i", "id.txt", "x.kuv"],
+        &["list", "--long", "--json", "x.kuv"],
+        &["verify"],
+        &["info"],
+    ];
+    for args in usage {
+        scene.cmd().args(*args).assert().code(2);
+    }
+    // The output inside the directory sealed.
+    fs::create_dir(scene.path("dir")).expect("mkdir");
+    scene
+        .cmd()
+        .args(["seal", "-r", &scene.recipient, "-o", "dir/x.kuv", "dir"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("would seal itself"));
+
+    scene
+        .cmd()
+        .args(["seal", "-r", &scene.recipient, "-o", "s.kuv", "-"])
+        .write_stdin("x")
+        .assert()
+        .success();
+    let failures: &[&[&str]] = &[
+        &[
+            "seal",
+            "-r",
+            &scene.recipient,
+            "-o",
+            "y.kuv",
+            "no-such-file",
+        ],
+        &["seal", "-r", "kuvert1notakey", "-o", "y.kuv", "f.txt"],
+        &["open", "-i", "id.txt", "no-such.kuv"],
+        &["open", "-i", "no-such-id.txt", "s.kuv"],
+        &["open", "-i", "f.txt", "s.kuv"],
+        &["info", "f.txt"],
+        &["verify", "-i", "id.txt", "f.txt"],
+    ];
+    for args in failures {
+        scene
+            .cmd()
+            .args(*args)
+            .assert()
+            .code(1)
+            .stderr(predicate::str::starts_with("kuvert: "));
+    }
+    // A secret key given as a recipient gets a hint.
+    let secret = fs::read_to_string(scene.id()).expect("id");
+    let secret = secret.lines().last().expect("secret line");
+    scene
+        .cmd()
+        .args(["seal", "-r", secret, "-o", "y.kuv", "f.txt"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("not a secret key"));
+    // No key for a public-key set.
+    scene
+        .cmd()
+        .args(["open", "s.kuv"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("no key given"));
+    assert!(!scene.path("y.kuv").exists());
+}
+
+#[test]
+fn help_documents_exit_codes_and_presets() {
+    kuvert()
+        .arg("--help")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Exit status:"))
+        .stdout(predicate::str::contains("2    a usage error"));
+    kuvert()
+        .args(["seal", "--help"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("cd         732,954,624 bytes"))
+        .stdout(predicate::str::contains("--passphrase-file"));
+    kuvert()
+        .arg("--version")
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with("kuvert "));
+}

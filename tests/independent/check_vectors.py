@@ -1,0 +1,336 @@
+#!/usr/bin/env python3
+"""Check tests/vectors/*/ against the independent decoder (kuvert_decode.py).
+
+Written from SPEC.md alone (§10.1 for the `meta` format). For each case it
+decodes the volumes as `meta` says and compares:
+
+- `expect: plaintext`: the authenticated length, the SHA-256 and the bytes
+  of the `plaintext` file; then §7.4 verify_volume on every volume, a few
+  random-access reads (§6.3) and the §12.1 stream/archive detection. For an
+  archive payload it lists the index entries and checks them against the
+  TAR part as Python's tarfile module reads it.
+- `expect: error ...`: the variant and exactly the fields §10.1 renders.
+
+It also rebuilds the SPEC.md §3.5 worked example from the values printed
+there and opens it, and then runs spec_cases.py: synthetic sets from a small
+encoder written from the spec, one per §7.6 row and §12 rejection, each with
+the outcome SPEC.md prescribes (skip them with --vectors-only).
+
+Prints one line per case and ends with `N passed, M failed`; exits 1 if any
+case failed. Usage: python3 tests/independent/check_vectors.py [--vectors-only] [VECTOR_DIR]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+import struct
+import sys
+import tarfile
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import kuvert_decode as kd  # noqa: E402
+
+DEFAULT_DIR = os.path.normpath(os.path.join(HERE, "..", "vectors"))
+
+# §10.1 field names. `what` comes last and may hold spaces; splitting at the
+# next ` <known field>=` also reads it correctly.
+FIELDS = ("input", "volume", "chunk", "offset", "length", "version", "first",
+          "second", "found", "limit", "what", "stanza_types")
+_FIELD_SPLIT = re.compile(r" (?=(?:%s)=)" % "|".join(FIELDS))
+
+
+def parse_meta(text: str) -> list[tuple[str, str]]:
+    """§10.1: `key: value` per line (colon and one space); keys may repeat."""
+    out = []
+    for n, line in enumerate(text.split("\n"), 1):
+        if line.endswith("\r"):
+            line = line[:-1]
+        if not line:
+            continue
+        if ": " not in line:
+            raise ValueError(f"meta line {n} has no ': ' separator: {line!r}")
+        k, v = line.split(": ", 1)
+        out.append((k, v))
+    return out
+
+
+def parse_expected_error(s: str) -> tuple[str, dict[str, str]]:
+    """`Variant name=value ...` -> (variant, {name: value})."""
+    head, _, rest = s.partition(" ")
+    fields: dict[str, str] = {}
+    if rest:
+        for part in _FIELD_SPLIT.split(rest):
+            k, eq, v = part.partition("=")
+            if not eq or k not in FIELDS:
+                raise ValueError(f"cannot parse expected error field {part!r}")
+            if k in fields:
+                raise ValueError(f"field {k} given twice")
+            fields[k] = v
+    return head, fields
+
+
+def rendered_fields(e: kd.KuvertError) -> dict[str, str]:
+    return {k: (",".join(v) if isinstance(v, (list, tuple)) else str(v))
+            for k, v in e.fields.items()}
+
+
+class CaseFailure(Exception):
+    pass
+
+
+def check(cond: bool, msg: str):
+    if not cond:
+        raise CaseFailure(msg)
+
+
+# ---------------------------------------------------------------------------
+# §12 archive against tar
+# ---------------------------------------------------------------------------
+
+TAR_KIND = {tarfile.REGTYPE: 0, tarfile.AREGTYPE: 0, tarfile.DIRTYPE: 1,
+            tarfile.SYMTYPE: 2, tarfile.LNKTYPE: 3}
+
+
+def check_archive_against_tar(payload: bytes, arc: kd.Archive) -> list[str]:
+    """Index entries vs the TAR part read by tarfile: names, kinds, sizes,
+    header and data offsets, modes, mtimes and link targets."""
+    tar = payload[:arc.tar_length]
+    check(len(tar) % 512 == 0, f"TAR length {len(tar)} is not a multiple of 512")
+    check(len(tar) >= 1024 and tar[-1024:] == bytes(1024),
+          "TAR does not end with two zero blocks")
+    with tarfile.open(fileobj=io.BytesIO(tar), mode="r:") as tf:
+        members = tf.getmembers()
+    check(len(members) == len(arc.entries),
+          f"tar has {len(members)} members, index {len(arc.entries)} entries")
+    lines = []
+    for m, e in zip(members, arc.entries):
+        where = f"entry {e.path!r}"
+        check(m.name == e.path, f"{where}: tar name {m.name!r}")
+        check(TAR_KIND.get(m.type) == e.kind, f"{where}: tar type {m.type!r}, index kind {e.kind}")
+        check(m.size == e.size if e.kind == 0 else e.size == 0,
+              f"{where}: tar size {m.size}, index size {e.size}")
+        check(m.offset == e.header_offset, f"{where}: tar header at {m.offset}, index {e.header_offset}")
+        check(m.offset_data == e.data_offset, f"{where}: tar data at {m.offset_data}, index {e.data_offset}")
+        check(m.mode & 0o7777 == e.mode, f"{where}: tar mode {m.mode:o}, index {e.mode:o}")
+        check(int(m.mtime) == e.mtime, f"{where}: tar mtime {m.mtime}, index {e.mtime}")
+        if e.kind in (2, 3):
+            check(m.linkname == e.link, f"{where}: tar link {m.linkname!r}, index {e.link!r}")
+        if e.kind == 0:
+            data = payload[e.data_offset:e.data_offset + e.size]
+            check(len(data) == e.size, f"{where}: data past the payload")
+        lines.append(kd.format_entry(e))
+    kd.check_extractable(arc.entries)   # §12.3/§12.4: the vector is safe to extract
+    return lines
+
+
+# ---------------------------------------------------------------------------
+# one vector case
+# ---------------------------------------------------------------------------
+
+def run_case(d: str) -> tuple[str, list[str]]:
+    """Returns (summary, extra lines); raises CaseFailure."""
+    meta = parse_meta(open(os.path.join(d, "meta"), encoding="utf-8").read())
+    keys = [k for k, _ in meta]
+    one = {k: v for k, v in meta}
+    known = {"description", "identity", "passphrase", "volumes", "expect",
+             "plaintext-length", "plaintext-sha256"}
+    check(set(keys) <= known, f"unknown meta keys {sorted(set(keys) - known)}")
+    for k in keys:
+        check(k == "identity" or keys.count(k) == 1, f"meta key {k} repeats")
+    check("volumes" in one and "expect" in one, "meta lacks volumes or expect")
+    ids = [kd.parse_identity(v) for k, v in meta if k == "identity"]
+    pw = one["passphrase"].encode("utf-8") if "passphrase" in one else None
+    names = one["volumes"].split(" ")
+    paths = [os.path.join(d, n) for n in names]
+    expect = one["expect"]
+
+    if expect == "plaintext":
+        want_len = int(one["plaintext-length"])
+        want_sha = one["plaintext-sha256"]
+        want = open(os.path.join(d, "plaintext"), "rb").read()
+        try:
+            s = kd.open_set(paths, ids, pw)
+            check(s.length == want_len, f"authenticated length {s.length}, want {want_len}")
+            got = s.read_all()
+        except kd.KuvertError as e:
+            raise CaseFailure(f"expected plaintext, got {e}") from None
+        check(len(got) == want_len, f"plaintext length {len(got)}, want {want_len}")
+        check(hashlib.sha256(got).hexdigest() == want_sha, "plaintext SHA-256 differs")
+        check(got == want, "plaintext differs from the `plaintext` file")
+        # §6.3 random access: a few reads across chunk boundaries.
+        for o in sorted({0, 1, s.P - 3, s.P, 2 * s.P + 7, max(0, want_len - 5)}):
+            check(s.read(o, 9) == got[o:o + 9], f"read({o}, 9) differs")
+        check(s.read(want_len, 10) == b"", "read at len is not end of data")
+        # §7.4 every volume alone.
+        total = 0
+        for v, p in enumerate(paths, 1):
+            rep = kd.verify_volume(p, ids, pw)
+            check(rep.last == (rep.v == len(set(paths))),
+                  f"verify_volume({names[v - 1]}): last={rep.last} for volume {rep.v}")
+            total += rep.plaintext
+        check(total == want_len, f"verify_volume plaintext sum {total}, want {want_len}")
+        # §12.1 stream or archive.
+        arc = kd.read_archive(s)
+        same = kd.read_archive_bytes(got)
+        check((arc is None) == (same is None), "archive detection differs between reads")
+        s.close()
+        if arc is None:
+            return f"plaintext {want_len} bytes, stream, {s.volumes} volume(s)", []
+        lines = check_archive_against_tar(got, arc)
+        return (f"plaintext {want_len} bytes, archive: TAR {arc.tar_length} bytes, "
+                f"index {arc.index_length} bytes, {len(arc.entries)} entries match tar"), lines
+
+    check(expect.startswith("error "), f"cannot parse expect {expect!r}")
+    variant, fields = parse_expected_error(expect[len("error "):])
+    released = 0
+    try:
+        s = kd.open_set(paths, ids, pw)
+        for pt in s.chunks():
+            released += len(pt)
+        s.close()
+    except kd.KuvertError as e:
+        got = rendered_fields(e)
+        check(e.variant == variant and got == fields,
+              f"expected {variant} {fields}, got {e.variant} {got}"
+              + (f" ({e.reason})" if e.reason else ""))
+        where = f", after {released} authenticated bytes" if released else ""
+        if e.render() != expect[len("error "):]:
+            where += " (same fields; the meta line orders them differently)"
+        return f"{e.render()}{where}", []
+    raise CaseFailure(f"expected {variant} {fields}, but the set opened and read "
+                      f"({released} bytes)")
+
+
+# ---------------------------------------------------------------------------
+# SPEC.md §3.5 worked example
+# ---------------------------------------------------------------------------
+
+EXAMPLE = dict(
+    identity="KUVERT-SECRET-KEY-1QYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSTWVX4D",
+    r="01" * 32,
+    R="a4e09292b651c278b9772c569f5fa9bb13d906b46ab68c9df9dc2b4409f8a209",
+    R_kuvert="kuvert15nsf9y4k28p83wth93tf7hafhvfajp45d2mge80ems45gz0c5gys6hqdh4",
+    R_age="age15nsf9y4k28p83wth93tf7hafhvfajp45d2mge80ems45gz0c5gys3me64l",
+    FK="221b4bf2002e2c2b2353681054427a0b7be8734c0c921fab7db7555fa9e5c5ff",
+    SID="27f450da63c4f0fd762a721e7160da7f32334e1f514cfede45f8d2b4ec72f0cc",
+    e="e5fce506de1581ec5c8d332695ac1c5710a56a6fac4c13e34be69bf7cc424ec9",
+    E="be2c406cd7ca81ee7182d30d26cf83e981dd377629bdf13514d6334c359f9a54",
+    S="7dbd6738f1bdcec6a79d98b2ec07079d99b9e9ebc2ca6371fcf807ba22325668",
+    wk="d3183d06a92e55e2e6c37418f05bb3dbb9ca6fd0aaa88dc7779638f02c54af14",
+    W="74dbf4b11d3b4ab6a53a273d420c30f80c456ee9c6186eb4e1dc13555ce88378"
+      "d62d174e0c30175a7981a01d23c8e0d5",
+    K_hdr="115dd7095a0c2ca6b19694b438da2a43dc479e3e4f764c6f92d18f6508cd96ad",
+    MAC="5d39dc0d9f00ac6fc84da3a2aef67463a5e905264ef170f0d1184a4007a850b1",
+    K_payload="598dd83392da575cca9b0d07a1a4afa495b5bfa1a0bfc67893697ef0cd96bb88",
+    nonce="000000000000000000000001",
+    chunk0="6f0496f0df96d8e5941787ffaacfb51f8dc10e1be2",
+)
+
+
+def run_example() -> str:
+    x = {k: (bytes.fromhex(v) if k not in ("identity", "R_kuvert", "R_age") else v)
+         for k, v in EXAMPLE.items()}
+    r = kd.parse_identity(x["identity"])
+    check(r == x["r"], "identity string does not decode to r")
+    check(kd.encode_identity(r) == x["identity"], "identity does not re-encode")
+    R = kd.x25519_base(r)
+    check(R == x["R"], "R != X25519(r, BASE)")
+    check(kd.parse_recipient(x["R_kuvert"]) == R, "kuvert1... does not decode to R")
+    check(kd.parse_recipient(x["R_age"]) == R, "age1... does not decode to R")
+    check(kd.encode_recipient(R) == x["R_kuvert"], "kuvert recipient does not re-encode")
+    check(kd.encode_recipient(R, age=True) == x["R_age"], "age recipient does not re-encode")
+    check(kd.x25519_base(x["e"]) == x["E"], "E != X25519(e, BASE)")
+    check(kd.x25519(x["e"], R) == x["S"], "S != X25519(e, R)")
+    check(kd.x25519(r, x["E"]) == x["S"], "S != X25519(r, E)")
+    check(kd.hkdf(x["S"], x["E"] + R, kd.LABEL_X25519) == x["wk"], "wrap key differs")
+    check(kd.unwrap(x["wk"], x["W"]) == x["FK"], "W does not unwrap to FK")
+    check(kd.hkdf(x["FK"], x["SID"], kd.LABEL_HEADER) == x["K_hdr"], "K_hdr differs")
+    check(kd.payload_key(x["FK"], x["SID"]) == x["K_payload"], "K_payload differs")
+    check(kd.nonce(0, 1) == x["nonce"], "nonce(0, 01) differs")
+    # The table of §3.5, byte for byte.
+    body = x["E"] + x["W"]
+    mac_input = (kd.MAGIC + struct.pack(">HI", 1, 187) + struct.pack(">H", 0) + x["SID"]
+                 + bytes([12]) + struct.pack(">Q", 0) + bytes([1])
+                 + bytes([6]) + b"x25519" + struct.pack(">H", len(body)) + body
+                 + struct.pack(">IHH", 1, 0, 0))
+    check(len(mac_input) == 155, f"MAC input is {len(mac_input)} bytes, table says 155")
+    check(kd.hmac_sha256(x["K_hdr"], mac_input) == x["MAC"], "MAC differs")
+    vol = mac_input + x["MAC"] + bytes(2048 - 187) + x["chunk0"]
+    check(len(vol) == 2069, f"volume is {len(vol)} bytes, §3.5 says 2069")
+    h = kd.read_header(vol)
+    check((h.L, h.H, h.S, h.v, h.K, h.C) == (187, 2048, 147, 1, 0, 4096), "header fields differ")
+    s = kd.open_set([vol], [r])
+    data = s.read_all()
+    check(data == b"hello", f"payload {data!r}")
+    rep = kd.verify_volume(vol, [r])
+    check(rep.last and rep.chunks == 1 and rep.plaintext == 5, "verify_volume report differs")
+    # §3.5 arithmetic: x25519 + argon2id gives L = 306; n x25519 stanzas L = 98 + 89n.
+    check(187 + 1 + 8 + 2 + 108 == 306, "x25519 + argon2id L")
+    check(98 + 89 * 21 <= 2048 < 98 + 89 * 22, "H grows to 4096 at n = 22")
+    return "SPEC.md §3.5 values reproduce the 2069-byte volume; opens to b'hello'"
+
+
+# ---------------------------------------------------------------------------
+
+def main(argv: list[str]) -> int:
+    args = argv[1:]
+    vectors_only = "--vectors-only" in args
+    args = [a for a in args if a != "--vectors-only"]
+    root = args[0] if args else DEFAULT_DIR
+    cases = sorted(c for c in os.listdir(root)
+                   if os.path.isfile(os.path.join(root, c, "meta")))
+    passed = failed = 0
+    width = max([len(c) for c in cases] + [12])
+    for c in cases:
+        try:
+            summary, extra = run_case(os.path.join(root, c))
+            print(f"PASS {c:{width}}  {summary}")
+            for line in extra:
+                print(f"       {line}")
+            passed += 1
+        except CaseFailure as e:
+            print(f"FAIL {c:{width}}  {e}")
+            failed += 1
+        except Exception as e:  # noqa: BLE001 - a crash is a failure too
+            print(f"FAIL {c:{width}}  crashed: {e!r}")
+            traceback.print_exc(file=sys.stdout)
+            failed += 1
+    if not cases:
+        print(f"FAIL no vector cases found under {root}")
+        failed += 1
+    counts = [f"{len(cases)} vector cases"]
+    name = "spec-3.5"
+    try:
+        print(f"PASS {name:{width}}  {run_example()}")
+        passed += 1
+    except Exception as e:  # noqa: BLE001
+        print(f"FAIL {name:{width}}  {e!r}")
+        failed += 1
+    counts.append("the §3.5 example")
+    if not vectors_only:
+        import spec_cases
+        n = 0
+        try:
+            for cname, ok, detail in spec_cases.run_all():
+                n += 1
+                print(f"{'PASS' if ok else 'FAIL'} spec: {cname}  {detail}")
+                passed += ok
+                failed += not ok
+        except Exception as e:  # noqa: BLE001
+            print(f"FAIL spec cases crashed after {n}: {e!r}")
+            traceback.print_exc(file=sys.stdout)
+            failed += 1
+        counts.append(f"{n} spec cases")
+    print("(" + ", ".join(counts) + ")")
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,1171 @@
+#!/usr/bin/env python3
+"""Independent kuvert v1 decoder, written from SPEC.md alone.
+
+This module was written without reading the reference implementation
+(src/). Every rule cites the SPEC.md section it comes from. It needs Python
+3.11 and the `cryptography` package (>= 44, for Argon2id); bech32 is done by
+hand here.
+
+Library use:
+
+    ids = [parse_identity("KUVERT-SECRET-KEY-1...")]
+    s = open_set(["v.001.kuv", "v.002.kuv"], identities=ids)
+    data = s.read_all()                  # or s.read(offset, n), s.chunks()
+    arc = read_archive(s)                # None for a stream payload (§12.1)
+
+CLI:
+
+    kuvert_decode.py open    [-i ID | -I FILE]... [-p PASS | -P FILE] [-o OUT] VOL...
+    kuvert_decode.py verify  [-i ID | -I FILE]... [-p PASS | -P FILE] VOL
+    kuvert_decode.py list    [-i ID | -I FILE]... [-p PASS | -P FILE] VOL...
+    kuvert_decode.py inspect VOL
+
+Errors are raised as KuvertError, whose `variant` is the reference's Error
+variant name (§7.6) and whose `fields` are rendered as in §10.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import hmac
+import os
+import struct
+import sys
+from dataclasses import dataclass, field
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.x25519 import (
+    X25519PrivateKey,
+    X25519PublicKey,
+)
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+try:  # cryptography >= 44
+    from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
+except ImportError:  # pragma: no cover - reported when a passphrase is tried
+    Argon2id = None
+
+# ---------------------------------------------------------------------------
+# §1.3 Constants
+# ---------------------------------------------------------------------------
+
+MAGIC = b"\x89KUV\r\n\x1a\n"
+VERSION = 1
+SECTOR = 2048
+TAG = 16
+MIN_HEADER_LEN = 102
+MAX_HEADER_LEN = 1 << 20
+U64_MAX = (1 << 64) - 1
+BASE = b"\x09" + bytes(31)
+
+LABEL_HEADER = b"kuvert/v1 header"
+LABEL_PAYLOAD = b"kuvert/v1 payload"
+LABEL_X25519 = b"kuvert/v1 x25519"
+LABEL_A2_WRAP = b"kuvert/v1 argon2id wrap"
+LABEL_A2_COMMIT = b"kuvert/v1 argon2id commit"
+
+FLAG_INTERIOR = 0x00
+FLAG_END_OF_SET = 0x01
+FLAG_END_OF_VOLUME = 0x02
+
+# §4.2 parse-time low-order check scalar (any clamped scalar works).
+LOW_ORDER_PROBE = bytes([0x5A]) * 32
+
+# §12.1
+TRAILER_MAGIC = b"kuvert-index" + b"\x00\x00\x00\x01"
+TRAILER_LEN = 32
+MIN_ARCHIVE_LEN = 40
+# §12.2
+INDEX_ENTRY_MIN = 45
+MAX_ENTRY_PATH = 4096
+DEFAULT_INDEX_CAP = 256 * 1024 * 1024  # reference default, §12.2
+
+# ---------------------------------------------------------------------------
+# Errors (§7.6, rendered as in §10.1)
+# ---------------------------------------------------------------------------
+
+class KuvertError(Exception):
+    """An outcome named by the reference variant (§7.6).
+
+    `fields` holds exactly the fields §10.1 renders, in the order of the
+    variant's fields in §7.6 (`chunk`/`volume` names for g/v); `reason` is
+    informative text that is not rendered (MalformedHeader's reason, §7.1,
+    and extra detail on other variants).
+    """
+
+    def __init__(self, variant: str, reason: str = "", **fields):
+        self.variant = variant
+        self.fields = fields
+        self.reason = reason
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        parts = [self.variant]
+        for k, v in self.fields.items():   # constructed in §7.6 field order
+            if isinstance(v, (list, tuple)):
+                v = ",".join(v)
+            parts.append(f"{k}={v}")
+        return " ".join(parts)
+
+    def __str__(self) -> str:
+        s = self.render()
+        return f"{s} ({self.reason})" if self.reason else s
+
+
+def _mh(inp: int, offset: int, reason: str) -> KuvertError:
+    return KuvertError("MalformedHeader", reason, input=inp, offset=offset)
+
+
+# ---------------------------------------------------------------------------
+# §1.2 Primitives
+# ---------------------------------------------------------------------------
+
+def hkdf(ikm: bytes, salt: bytes, info: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=salt,
+                info=info).derive(ikm)
+
+
+def hmac_sha256(k: bytes, m: bytes) -> bytes:
+    return hmac.new(k, m, hashlib.sha256).digest()
+
+
+def x25519(k: bytes, u: bytes) -> bytes:
+    """RFC 7748 X25519. Returns 0^32 for a low-order u.
+
+    The library refuses to return an all-zero shared secret (it raises);
+    the spec's checks are phrased in terms of the zero output, so map it.
+    """
+    priv = X25519PrivateKey.from_private_bytes(k)
+    try:
+        return priv.exchange(X25519PublicKey.from_public_bytes(u))
+    except ValueError:
+        return bytes(32)
+
+
+def x25519_base(k: bytes) -> bytes:
+    return x25519(k, BASE)
+
+
+def aead_open(key: bytes, nonce: bytes, data: bytes) -> bytes | None:
+    """AEAD Open with empty AD (§1.2); None if the tag does not verify."""
+    if len(data) < TAG:
+        return None
+    try:
+        return ChaCha20Poly1305(key).decrypt(nonce, bytes(data), b"")
+    except InvalidTag:
+        return None
+
+
+def nonce(g: int, flag: int) -> bytes:
+    """§6.2: 00 00 00 || u64(g) || u8(flag)."""
+    return b"\x00\x00\x00" + struct.pack(">Q", g) + bytes([flag])
+
+
+def unwrap(wk: bytes, w: bytes) -> bytes | None:
+    """§4.1 UNWRAP(wk, W) = Open(wk, 0^12, "", W)."""
+    return aead_open(wk, bytes(12), w)
+
+
+# ---------------------------------------------------------------------------
+# §4.5 Key encodings (bech32, BIP 173, written by hand)
+# ---------------------------------------------------------------------------
+
+BECH32_CHARSET = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
+BECH32_CONST = 1          # bech32; bech32m would be 0x2bc830a3
+BECH32M_CONST = 0x2BC830A3
+_GEN = (0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)
+
+HRP_RECIPIENT = ("kuvert", "age")
+HRP_IDENTITY = ("kuvert-secret-key-", "age-secret-key-")
+
+
+def _polymod(values) -> int:
+    chk = 1
+    for v in values:
+        top = chk >> 25
+        chk = ((chk & 0x1FFFFFF) << 5) ^ v
+        for i in range(5):
+            if (top >> i) & 1:
+                chk ^= _GEN[i]
+    return chk
+
+
+def _hrp_expand(hrp: str) -> list[int]:
+    return [ord(c) >> 5 for c in hrp] + [0] + [ord(c) & 31 for c in hrp]
+
+
+def bech32_decode(s: str) -> tuple[str, list[int]]:
+    """BIP 173 decoding. Returns (lowercase hrp, 5-bit data without checksum)."""
+    if len(s) > 90:
+        raise KuvertError("InvalidKey", "longer than 90 characters")
+    if any(ord(c) < 33 or ord(c) > 126 for c in s):
+        raise KuvertError("InvalidKey", "character outside US-ASCII 33..126")
+    if s.lower() != s and s.upper() != s:
+        raise KuvertError("InvalidKey", "mixed case")
+    s = s.lower()
+    pos = s.rfind("1")
+    if pos < 1 or pos + 7 > len(s):
+        raise KuvertError("InvalidKey", "no separator, empty HRP or short checksum")
+    hrp = s[:pos]
+    try:
+        data = [BECH32_CHARSET.index(c) for c in s[pos + 1:]]
+    except ValueError:
+        raise KuvertError("InvalidKey", "character outside the bech32 charset") from None
+    chk = _polymod(_hrp_expand(hrp) + data)
+    if chk == BECH32M_CONST:
+        raise KuvertError("InvalidKey", "bech32m checksum, expected bech32")
+    if chk != BECH32_CONST:
+        raise KuvertError("InvalidKey", "bad bech32 checksum")
+    return hrp, data[:-6]
+
+
+def bech32_encode(hrp: str, data5: list[int]) -> str:
+    pm = _polymod(_hrp_expand(hrp) + data5 + [0] * 6) ^ BECH32_CONST
+    chk = [(pm >> (5 * (5 - i))) & 31 for i in range(6)]
+    return hrp + "1" + "".join(BECH32_CHARSET[d] for d in data5 + chk)
+
+
+def _from5(data: list[int]) -> bytes:
+    """5-bit groups to bytes, MSB first; exactly 32 bytes, 4 zero pad bits."""
+    acc = 0
+    bits = 0
+    out = bytearray()
+    for d in data:
+        acc = (acc << 5) | d
+        bits += 5
+        if bits >= 8:
+            bits -= 8
+            out.append((acc >> bits) & 0xFF)
+    if len(out) != 32 or bits != 4:
+        raise KuvertError("InvalidKey", "data is not exactly 32 bytes")
+    if acc & ((1 << bits) - 1):
+        raise KuvertError("InvalidKey", "nonzero padding bits")
+    return bytes(out)
+
+
+def _to5(b: bytes) -> list[int]:
+    acc = 0
+    bits = 0
+    out = []
+    for x in b:
+        acc = (acc << 8) | x
+        bits += 8
+        while bits >= 5:
+            bits -= 5
+            out.append((acc >> bits) & 31)
+    if bits:
+        out.append((acc << (5 - bits)) & 31)
+    return out
+
+
+def _decode_key(s: str, want: tuple[str, ...], other: tuple[str, ...],
+                kind: str) -> bytes:
+    s = s.strip()
+    hrp, data = bech32_decode(s)
+    if hrp in other:
+        other_kind = "recipient" if kind == "identity" else "identity"
+        raise KuvertError("InvalidKey", f"{other_kind} HRP {hrp!r} where {kind} is expected")
+    if hrp not in want:
+        raise KuvertError("InvalidKey", f"unknown HRP {hrp!r}")
+    return _from5(data)
+
+
+def parse_identity(s: str) -> bytes:
+    """§4.5: an identity string (kuvert or age HRP) to the raw scalar r."""
+    return _decode_key(s, HRP_IDENTITY, HRP_RECIPIENT, "identity")
+
+
+P25519 = (1 << 255) - 19
+
+
+def parse_recipient(s: str) -> bytes:
+    """§4.5 plus §4.2: a recipient string to R; non-canonical or low-order R
+    is refused (InvalidKey)."""
+    r = _decode_key(s, HRP_RECIPIENT, HRP_IDENTITY, "recipient")
+    u = int.from_bytes(r, "little")
+    if u >= P25519:  # covers the top bit as well
+        raise KuvertError("InvalidKey", "non-canonical recipient key")
+    if x25519(LOW_ORDER_PROBE, r) == bytes(32):
+        raise KuvertError("InvalidKey", "low-order recipient key")
+    return r
+
+
+def encode_identity(r: bytes, age: bool = False) -> str:
+    return bech32_encode(HRP_IDENTITY[1 if age else 0], _to5(r)).upper()
+
+
+def encode_recipient(pub: bytes, age: bool = False) -> str:
+    return bech32_encode(HRP_RECIPIENT[1 if age else 0], _to5(pub))
+
+
+def _key_file_lines(text: str):
+    for n, line in enumerate(text.split("\n"), 1):
+        if line.endswith("\r"):
+            line = line[:-1]
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        yield n, line
+
+
+def parse_identity_file(text: str) -> list[bytes]:
+    """§4.5 identity files."""
+    out = []
+    for n, line in _key_file_lines(text):
+        try:
+            out.append(parse_identity(line))
+        except KuvertError as e:
+            raise KuvertError("InvalidKey", f"line {n}: {e.reason}") from None
+    if not out:
+        raise KuvertError("InvalidKey", "identity file holds no identity")
+    return out
+
+
+def parse_recipient_file(text: str) -> list[bytes]:
+    out = []
+    for n, line in _key_file_lines(text):
+        try:
+            out.append(parse_recipient(line))
+        except KuvertError as e:
+            raise KuvertError("InvalidKey", f"line {n}: {e.reason}") from None
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Volume sources
+# ---------------------------------------------------------------------------
+
+class Source:
+    """A volume: bytes in memory or a file, read by offset."""
+
+    def __init__(self, data_or_path, name: str | None = None):
+        if isinstance(data_or_path, (bytes, bytearray, memoryview)):
+            self._data = bytes(data_or_path)
+            self._f = None
+            self.length = len(self._data)
+            self.name = name or "<bytes>"
+        else:
+            self._data = None
+            self._f = open(data_or_path, "rb")
+            self._f.seek(0, os.SEEK_END)
+            self.length = self._f.tell()
+            self.name = name or os.fspath(data_or_path)
+
+    def read_at(self, off: int, n: int) -> bytes:
+        n = max(0, min(n, self.length - off))
+        if self._data is not None:
+            return self._data[off:off + n]
+        self._f.seek(off)
+        return self._f.read(n)
+
+    def close(self):
+        if self._f is not None:
+            self._f.close()
+
+
+def _source(x) -> Source:
+    return x if isinstance(x, Source) else Source(x)
+
+
+# ---------------------------------------------------------------------------
+# §3 Header, §7.1 reading a volume's header
+# ---------------------------------------------------------------------------
+
+@dataclass
+class Stanza:
+    type: str
+    body: bytes
+    offset: int          # a_s: offset of the type-length byte T
+
+
+@dataclass
+class Header:
+    input: int
+    volume_length: int
+    version: int
+    L: int
+    H: int
+    set_flags: int
+    sid: bytes
+    c: int
+    K: int
+    stanzas: list[Stanza]
+    S: int
+    v: int
+    volume_flags: int
+    extensions: list[tuple[int, bytes]]
+    raw: bytes = field(repr=False)      # header[0, L)
+
+    @property
+    def C(self) -> int:
+        return 1 << self.c
+
+    @property
+    def set_part(self) -> bytes:
+        return self.raw[14:self.S]
+
+    @property
+    def mac_input(self) -> bytes:
+        return self.raw[:self.L - 32]
+
+    @property
+    def mac(self) -> bytes:
+        return self.raw[self.L - 32:self.L]
+
+    @property
+    def stanza_types(self) -> list[str]:
+        return [s.type for s in self.stanzas]
+
+
+_TYPE_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789-._")
+
+
+def read_header(src, inp: int = 1) -> Header:
+    """§7.1 steps 1-8, with the offsets of §7.6 H1-H26. Uses no key."""
+    src = _source(src)
+    n = src.length
+    # 1. magic (H1)
+    pre = src.read_at(0, 14)
+    if n < 8 or pre[:8] != MAGIC:
+        raise KuvertError("NotKuvert", input=inp)
+    # 2. version (H2, H3)
+    if n < 10:
+        raise _mh(inp, 8, "volume ends inside the version field")
+    version = struct.unpack(">H", pre[8:10])[0]
+    if version != VERSION:
+        raise KuvertError("UnsupportedVersion", input=inp, version=version)
+    if n < 14:
+        raise _mh(inp, 10, "volume ends inside the header length field")
+    # 3., 4. header length (H4, H5, H6)
+    L = struct.unpack(">I", pre[10:14])[0]
+    if L < MIN_HEADER_LEN:
+        raise _mh(inp, 10, f"header length {L} below {MIN_HEADER_LEN}")
+    if L > MAX_HEADER_LEN:
+        raise _mh(inp, 10, f"header length {L} above {MAX_HEADER_LEN}")
+    if L > n:
+        raise _mh(inp, 10, f"header length {L} exceeds the volume length {n}")
+    raw = src.read_at(0, L)
+    H = -(-L // SECTOR) * SECTOR
+
+    # 5. parse §3.2 and §3.3 in field order.
+    pos = 14
+
+    def take(k: int, what: str) -> bytes:
+        nonlocal pos
+        if pos + k > L:
+            raise _mh(inp, pos, f"{what} runs past the header length")
+        b = raw[pos:pos + k]
+        pos += k
+        return b
+
+    def uint(k: int, what: str) -> int:
+        return int.from_bytes(take(k, what), "big")
+
+    at = pos
+    set_flags = uint(2, "set flags")
+    if set_flags != 0:
+        raise _mh(inp, at, "set flags are not zero")
+    sid = take(32, "set id")
+    at = pos
+    c = uint(1, "chunk size exponent")
+    if not 12 <= c <= 24:
+        raise _mh(inp, at, f"chunk size exponent {c} outside 12..=24")
+    K = uint(8, "chunks per volume")
+    at = pos
+    ns = uint(1, "stanza count")
+    if ns == 0:
+        raise _mh(inp, at, "no stanza")
+    stanzas = []
+    for _ in range(ns):
+        a_s = pos
+        T = uint(1, "stanza type length")
+        if not 1 <= T <= 32:
+            raise _mh(inp, a_s, f"stanza type length {T} outside 1..=32")
+        ty = take(T, "stanza type")
+        if any(b not in _TYPE_BYTES for b in ty):
+            raise _mh(inp, a_s + 1, "stanza type byte outside a-z 0-9 - . _")
+        B = uint(2, "stanza body length")
+        body = take(B, "stanza body")
+        stanzas.append(Stanza(ty.decode("ascii"), body, a_s))
+    S = pos
+    C = 1 << c
+    v = uint(4, "volume number")
+    if v == 0:
+        raise _mh(inp, S, "volume number 0")
+    if K == 0 and v != 1:
+        raise _mh(inp, S, "unsplit set with volume number other than 1")
+    if K >= 1 and (v * K > U64_MAX or H + K * C > U64_MAX):
+        raise _mh(inp, S, "chunk index or offset overflows u64")
+    at = pos
+    volume_flags = uint(2, "volume flags")
+    if volume_flags != 0:
+        raise _mh(inp, at, "volume flags are not zero")
+    e = uint(2, "extension area length")
+    area_at = pos
+    area = take(e, "extension area")
+    extensions = []
+    q = 0
+    while q < e:
+        rec = area_at + q
+        if q + 4 > e:
+            raise _mh(inp, rec, "extension record head runs past the area")
+        etype, elen = struct.unpack(">HH", area[q:q + 4])
+        if q + 4 + elen > e:
+            raise _mh(inp, rec, "extension record body runs past the area")
+        if etype & 0x8000:
+            raise _mh(inp, rec, f"unknown critical extension record {etype:#06x}")
+        extensions.append((etype, area[q + 4:q + 4 + elen]))
+        q += 4 + elen
+    take(32, "MAC")
+    if pos != L:
+        raise _mh(inp, pos, "bytes between the end of the MAC and L")
+
+    # 6. stanza checks (§4.1-§4.3), in header order.
+    seen_argon = False
+    for s in stanzas:
+        if s.type == "x25519":
+            if len(s.body) != 80:
+                raise _mh(inp, s.offset, "x25519 body is not 80 bytes")
+            if x25519(LOW_ORDER_PROBE, s.body[:32]) == bytes(32):
+                raise _mh(inp, s.offset, "x25519 ephemeral share is low-order")
+        elif s.type == "argon2id":
+            if seen_argon:
+                raise _mh(inp, s.offset, "second argon2id stanza")
+            seen_argon = True
+            if len(s.body) != 108:
+                raise _mh(inp, s.offset, "argon2id body is not 108 bytes")
+            m, t, p = struct.unpack(">III", s.body[16:28])
+            if not (1 <= p <= (1 << 24) - 1 and t >= 1 and m >= 8 * p):
+                raise _mh(inp, s.offset, "argon2id parameters invalid")
+
+    # 7. volume shorter than H (H25)
+    if n < H:
+        raise _mh(inp, n, "volume shorter than the padded header")
+    # 8. padding (H26)
+    pad = src.read_at(L, H - L)
+    for i, b in enumerate(pad):
+        if b:
+            raise _mh(inp, L + i, "nonzero padding byte")
+
+    return Header(input=inp, volume_length=n, version=version, L=L, H=H,
+                  set_flags=set_flags, sid=sid, c=c, K=K, stanzas=stanzas,
+                  S=S, v=v, volume_flags=volume_flags, extensions=extensions,
+                  raw=raw)
+
+
+# ---------------------------------------------------------------------------
+# §4 Unlocking, §5 key schedule
+# ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Caps:
+    """§4.3 decoder caps."""
+    memory_kib: int = 2_097_152
+    passes: int = 8
+    lanes: int = 16
+
+
+DEFAULT_CAPS = Caps()
+
+
+def header_mac_ok(h: Header, fk: bytes) -> bool:
+    """§5.1, compared in constant time."""
+    k_hdr = hkdf(fk, h.sid, LABEL_HEADER)
+    return hmac.compare_digest(hmac_sha256(k_hdr, h.mac_input), h.mac)
+
+
+def payload_key(fk: bytes, sid: bytes) -> bytes:
+    return hkdf(fk, sid, LABEL_PAYLOAD)
+
+
+def _try_x25519(body: bytes, identities) -> bytes | None:
+    E, W = body[:32], body[32:80]
+    for r in identities:
+        R = x25519_base(r)
+        S = x25519(r, E)   # nonzero: E passed the low-order check
+        wk = hkdf(S, E + R, LABEL_X25519)
+        fk = unwrap(wk, W)
+        if fk is not None:
+            return fk
+    return None
+
+
+def _argon2id(pw: bytes, salt: bytes, m: int, t: int, p: int) -> bytes:
+    if Argon2id is None:
+        raise RuntimeError("cryptography >= 44 is needed for Argon2id")
+    return Argon2id(salt=salt, length=32, iterations=t, lanes=p,
+                    memory_cost=m).derive(pw)
+
+
+def unlock(h: Header, identities=(), passphrase: bytes | str | None = None,
+           caps: Caps = DEFAULT_CAPS) -> bytes:
+    """§4.4: returns FK or raises."""
+    if isinstance(passphrase, str):
+        passphrase = passphrase.encode("utf-8")
+    wrong_passphrase = False
+    for s in h.stanzas:
+        fk = None
+        if s.type == "x25519":
+            fk = _try_x25519(s.body, identities)
+        elif s.type == "argon2id" and passphrase is not None:
+            salt = s.body[0:16]
+            m, t, p = struct.unpack(">III", s.body[16:28])
+            gamma = s.body[28:60]
+            W = s.body[60:108]
+            # 1. caps: m, then t, then p
+            for what, val, cap in (("argon2id memory (KiB)", m, caps.memory_kib),
+                                   ("argon2id passes", t, caps.passes),
+                                   ("argon2id lanes", p, caps.lanes)):
+                if val > cap:
+                    raise KuvertError("LimitExceeded", what=what, found=val, limit=cap)
+            # 2. A, wk, commitment
+            A = _argon2id(passphrase, salt, m, t, p)
+            wk = hkdf(A, salt, LABEL_A2_WRAP)
+            gamma2 = hkdf(A, salt, LABEL_A2_COMMIT)
+            # 3. constant-time comparison
+            if not hmac.compare_digest(gamma2, gamma):
+                wrong_passphrase = True
+            else:
+                # 4. unwrap
+                fk = unwrap(wk, W)
+                if fk is None:
+                    raise KuvertError("HeaderDamaged", "argon2id commitment matched but W did not unwrap",
+                                      volume=h.v)
+        if fk is not None:
+            if not header_mac_ok(h, fk):
+                raise KuvertError("HeaderDamaged", "header MAC does not verify", volume=h.v)
+            return fk
+    if wrong_passphrase:
+        raise KuvertError("WrongPassphrase")
+    raise KuvertError("NoMatchingKey", stanza_types=h.stanza_types)
+
+
+# ---------------------------------------------------------------------------
+# §6 chunks, §7.2 opening a set, §7.3 reading
+# ---------------------------------------------------------------------------
+
+def _classify_last(src: Source, h: Header, v: int, K: int, C: int,
+                   kp: bytes) -> tuple[str, int, int, int, int]:
+    """§7.2 step 6 (also §7.4 steps 2-3) for volume v whose header is h.
+
+    Returns (kind, g, r, k, off) with kind "end-of-set" or "end-of-volume".
+    """
+    n = src.length
+    Hv = h.H
+    D = n - Hv
+    if D == 0:
+        raise KuvertError("Truncated", volume=v, length=n)
+    if K >= 1 and D > K * C:
+        raise KuvertError("TrailingData", volume=v, offset=Hv + K * C)
+    k = -(-D // C)
+    r = D - (k - 1) * C
+    g = (v - 1) * K + k - 1
+    off = Hv + (k - 1) * C
+    X = src.read_at(off, r)
+    if r >= TAG:
+        if aead_open(kp, nonce(g, FLAG_END_OF_SET), X) is not None:
+            if r == TAG and g != 0:
+                raise KuvertError("MalformedChunk", chunk=g, volume=v,
+                                  what="empty final chunk after data")
+            return "end-of-set", g, r, k, off
+        if K >= 1 and aead_open(kp, nonce(g, FLAG_END_OF_VOLUME), X) is not None:
+            if (g + 1) % K != 0 or r != C:
+                raise KuvertError("MalformedChunk", chunk=g, volume=v,
+                                  what="end-of-volume chunk before the volume is full")
+            return "end-of-volume", g, r, k, off
+        if aead_open(kp, nonce(g, FLAG_INTERIOR), X) is not None:
+            raise KuvertError("Truncated", "cut at a chunk boundary", volume=v, length=n)
+    if k >= 2 and aead_open(kp, nonce(g - 1, FLAG_END_OF_SET),
+                            src.read_at(off - C, C)) is not None:
+        raise KuvertError("TrailingData", "bytes after the final chunk", volume=v, offset=off)
+    if r < TAG:
+        raise KuvertError("Truncated", volume=v, length=n)
+    raise KuvertError("Unauthenticated", chunk=g, volume=v, offset=off)
+
+
+class KuvertSet:
+    """An opened set (§7.2). Reads chunks lazily (§7.3)."""
+
+    def __init__(self, ref: Header, headers: dict[int, Header],
+                 sources: dict[int, Source], kp: bytes, g_f: int, r_f: int):
+        self.reference = ref
+        self.sid = ref.sid
+        self.c = ref.c
+        self.C = ref.C
+        self.P = self.C - TAG
+        self.K = ref.K
+        self.headers = headers      # v -> header
+        self.sources = sources      # v -> source
+        self._kp = kp
+        self.g_f = g_f
+        self.r_f = r_f
+        self.length = g_f * self.P + r_f - TAG   # §6.3
+        self.volumes = len(headers)
+        self._cache: tuple[int, bytes] | None = None
+
+    # §6.2
+    def flag(self, g: int) -> int:
+        if g == self.g_f:
+            return FLAG_END_OF_SET
+        if self.K >= 1 and (g + 1) % self.K == 0:
+            return FLAG_END_OF_VOLUME
+        return FLAG_INTERIOR
+
+    # §6.3
+    def locate(self, g: int) -> tuple[int, int]:
+        if self.K == 0:
+            v, i = 1, g
+        else:
+            v, i = g // self.K + 1, g % self.K
+        return v, self.headers[v].H + i * self.C
+
+    def chunk(self, g: int) -> bytes:
+        """Plaintext of chunk g (§7.3); raises Unauthenticated."""
+        if not 0 <= g <= self.g_f:
+            raise IndexError(g)
+        if self._cache and self._cache[0] == g:
+            return self._cache[1]
+        v, off = self.locate(g)
+        ln = self.r_f if g == self.g_f else self.C
+        pt = aead_open(self._kp, nonce(g, self.flag(g)), self.sources[v].read_at(off, ln))
+        if pt is None:
+            raise KuvertError("Unauthenticated", chunk=g, volume=v, offset=off)
+        self._cache = (g, pt)
+        return pt
+
+    def chunks(self):
+        for g in range(self.g_f + 1):
+            yield self.chunk(g)
+
+    def read(self, o: int, n: int) -> bytes:
+        """Bytes [o, o+n) of the payload, clipped at len (§6.3, §7.3)."""
+        out = bytearray()
+        end = min(self.length, o + n)
+        while o < end:
+            g, within = divmod(o, self.P)
+            pt = self.chunk(g)
+            take = pt[within:within + (end - o)]
+            out += take
+            o += len(take)
+        return bytes(out)
+
+    def read_all(self) -> bytes:
+        out = bytearray()
+        for pt in self.chunks():
+            out += pt
+        return bytes(out)
+
+    def close(self):
+        for s in self.sources.values():
+            s.close()
+
+
+MAX_CANDIDATES = 3
+
+
+def open_set(volumes, identities=(), passphrase=None,
+             caps: Caps = DEFAULT_CAPS) -> KuvertSet:
+    """§7.2. `volumes`: paths, bytes or Source objects, in input order."""
+    # 1.
+    if not volumes:
+        raise KuvertError("NoVolumes")
+    srcs = [_source(x) for x in volumes]
+    try:
+        return _open_set(srcs, identities, passphrase, caps)
+    except BaseException:
+        for s, x in zip(srcs, volumes):
+            if s is not x:
+                s.close()
+        raise
+
+
+def _open_set(srcs: list[Source], identities, passphrase, caps: Caps) -> KuvertSet:
+    hdrs = [read_header(s, i + 1) for i, s in enumerate(srcs)]
+
+    # 2. find the file key
+    groups: list[list[int]] = []          # first-member order = input order
+    index: dict[bytes, int] = {}
+    for i, h in enumerate(hdrs):
+        sp = h.set_part
+        if sp in index:
+            groups[index[sp]].append(i)
+        else:
+            index[sp] = len(groups)
+            groups.append([i])
+    counts = [sum(1 for h in hdrs if h.sid == hdrs[g[0]].sid) for g in groups]
+    order = sorted(range(len(groups)), key=lambda j: (-counts[j], groups[j][0]))
+    fk = None
+    ref = None
+    first_err = None
+    for j in order[:MAX_CANDIDATES]:
+        cand = hdrs[groups[j][0]]
+        try:
+            fk = unlock(cand, identities, passphrase, caps)
+            ref = cand
+            break
+        except KuvertError as e:
+            if first_err is None:
+                first_err = e
+    if fk is None:
+        raise first_err
+
+    # 3. check every header, in input order
+    for i, h in enumerate(hdrs):
+        if h.sid != ref.sid:
+            raise KuvertError("ForeignVolume", input=i + 1, volume=h.v)
+        if not header_mac_ok(h, fk):
+            raise KuvertError("HeaderDamaged", "header MAC does not verify", volume=h.v)
+        if h.set_part != ref.set_part:
+            raise KuvertError("HeaderDamaged", "set part differs", volume=h.v)
+    K, C = ref.K, ref.C
+
+    # 4. order
+    entries = sorted((h.v, i + 1) for i, h in enumerate(hdrs))
+    m = len(entries)
+    for j in range(1, m):
+        (va, ia), (vb, ib) = entries[j - 1], entries[j]
+        if va == vb:
+            raise KuvertError("DuplicateVolume", volume=va, first=ia, second=ib)
+        if va != j:
+            raise KuvertError("VolumeMissing", volume=j)
+    if entries[m - 1][0] != m:
+        raise KuvertError("VolumeMissing", volume=m)
+    by_v = {v: i - 1 for v, i in entries}
+    headers = {v: hdrs[i] for v, i in by_v.items()}
+    sources = {v: srcs[i] for v, i in by_v.items()}
+
+    # 5. full volumes
+    for v in range(1, m):
+        full = headers[v].H + K * C
+        n = sources[v].length
+        if n < full:
+            raise KuvertError("Truncated", volume=v, length=n)
+        if n > full:
+            raise KuvertError("TrailingData", volume=v, offset=full)
+
+    # 6. final chunk
+    kp = payload_key(fk, ref.sid)   # §5.2: only after the MACs verified
+    kind, g, r, _k, _off = _classify_last(sources[m], headers[m], m, K, C, kp)
+    if kind == "end-of-volume":
+        raise KuvertError("VolumeMissing", "last volume ends with an end-of-volume chunk",
+                          volume=m + 1)
+    return KuvertSet(ref, headers, sources, kp, g, r)
+
+
+# ---------------------------------------------------------------------------
+# §7.4 verifying a single volume, §7.5 inspecting
+# ---------------------------------------------------------------------------
+
+@dataclass
+class VolumeReport:
+    v: int
+    sid: bytes
+    chunks: int
+    plaintext: int
+    last: bool
+
+
+def verify_volume(volume, identities=(), passphrase=None,
+                  caps: Caps = DEFAULT_CAPS) -> VolumeReport:
+    """§7.4."""
+    src = _source(volume)
+    try:
+        return _verify_volume(src, identities, passphrase, caps)
+    finally:
+        if src is not volume:
+            src.close()
+
+
+def _verify_volume(src: Source, identities, passphrase, caps: Caps) -> VolumeReport:
+    h = read_header(src, 1)                                # 1.
+    fk = unlock(h, identities, passphrase, caps)
+    kp = payload_key(fk, h.sid)                            # 2.
+    K, C, v = h.K, h.C, h.v
+    kind, g, r, k, _off = _classify_last(src, h, v, K, C, kp)  # 2., 3.
+    for j in range(k - 1):                                 # 4.
+        gj = (v - 1) * K + j
+        off = h.H + j * C
+        if aead_open(kp, nonce(gj, FLAG_INTERIOR), src.read_at(off, C)) is None:
+            raise KuvertError("Unauthenticated", chunk=gj, volume=v, offset=off)
+    return VolumeReport(v=v, sid=h.sid, chunks=k, plaintext=(k - 1) * (C - TAG) + r - TAG,
+                        last=(kind == "end-of-set"))
+
+
+def inspect(volume, inp: int = 1) -> dict:
+    """§7.5: unauthenticated facts from §7.1 alone."""
+    src = _source(volume)
+    h = read_header(src, inp)
+    full = h.K >= 1 and src.length == h.H + h.K * h.C
+    types = h.stanza_types
+    return {
+        "version": h.version, "sid": h.sid.hex(), "volume": h.v,
+        "chunk_size": h.C, "chunks_per_volume": h.K, "stanza_types": types,
+        "header_length": h.L, "padded_header_length": h.H,
+        "volume_length": src.length, "full": full,
+        "argon2id_mixed": "argon2id" in types and len(types) > 1,
+    }
+
+
+# ---------------------------------------------------------------------------
+# §12 archive payload
+# ---------------------------------------------------------------------------
+
+KIND_NAMES = {0: "file", 1: "directory", 2: "symlink", 3: "hardlink"}
+
+
+@dataclass
+class Entry:
+    kind: int
+    mode: int
+    mtime: int
+    size: int
+    header_offset: int
+    data_offset: int
+    path: str
+    link: str
+    index_offset: int   # payload offset of this entry in the index
+
+    @property
+    def kind_name(self) -> str:
+        return KIND_NAMES[self.kind]
+
+
+@dataclass
+class Archive:
+    index_offset: int
+    index_length: int
+    entries: list[Entry]
+
+    @property
+    def tar_length(self) -> int:
+        return self.index_offset
+
+
+def _ma(offset: int, reason: str) -> KuvertError:
+    return KuvertError("MalformedArchive", reason, offset=offset)
+
+
+def parse_trailer(length: int, trailer: bytes) -> tuple[int, int] | None:
+    """§12.1: None for a stream; (index offset, index length) or raise."""
+    if length < MIN_ARCHIVE_LEN or trailer[16:31] != TRAILER_MAGIC[:15]:
+        return None
+    if trailer[31] != TRAILER_MAGIC[15]:
+        raise _ma(length - 1, "archive layout version is not 1")
+    ioff, ilen = struct.unpack(">QQ", trailer[:16])
+    if ioff + ilen != length - TRAILER_LEN:
+        raise _ma(length - TRAILER_LEN, "index offset + length != payload length - 32")
+    return ioff, ilen
+
+
+def parse_index(index: bytes, ioff: int) -> list[Entry]:
+    """§12.2, with every rejection it lists. Offsets named are payload offsets."""
+    ilen = len(index)
+    if ilen < 8:
+        raise _ma(ioff, "index shorter than its count field")
+    count = struct.unpack(">Q", index[:8])[0]
+    if count * INDEX_ENTRY_MIN > ilen:   # count > ilen / 45
+        raise _ma(ioff, f"count {count} exceeds index length / 45")
+    pos = 8
+    entries: list[Entry] = []
+    prev_end = None
+    for _ in range(count):
+        at = ioff + pos
+        if pos + INDEX_ENTRY_MIN > ilen:
+            raise _ma(at, "entry runs past the index")
+        kind = index[pos]
+        mode, mtime, size, hoff, doff, plen, llen = struct.unpack(
+            ">IqQQQII", index[pos + 1:pos + 45])
+        if kind > 3:
+            raise _ma(at, f"kind {kind} > 3")
+        if mode > 0o7777:
+            raise _ma(at, "mode has bits above 0o7777")
+        if plen > MAX_ENTRY_PATH or llen > MAX_ENTRY_PATH:
+            raise _ma(at, "path or link longer than 4096 bytes")
+        end = pos + 45 + plen + llen
+        if end > ilen:
+            raise _ma(at, "entry runs past the index")
+        try:
+            path = index[pos + 45:pos + 45 + plen].decode("utf-8")
+            link = index[pos + 45 + plen:end].decode("utf-8")
+        except UnicodeDecodeError:
+            raise _ma(at, "path or link is not UTF-8") from None
+        if prev_end is not None and hoff < prev_end:
+            raise _ma(at, "header offset below the previous entry's data end")
+        if doff <= hoff:
+            raise _ma(at, "data offset <= header offset")
+        if doff + size > ioff:
+            raise _ma(at, "data runs past the index offset")
+        if kind != 0 and size != 0:
+            raise _ma(at, "nonzero size for a non-file")
+        if (kind in (2, 3)) != (llen > 0):
+            raise _ma(at, "link missing on a link or present on a non-link")
+        entries.append(Entry(kind, mode, mtime, size, hoff, doff, path, link, at))
+        prev_end = doff + size
+        pos = end
+    if pos != ilen:
+        raise _ma(ioff + pos, "bytes follow the last entry")
+    return entries
+
+
+def read_archive(s: KuvertSet, index_cap: int = DEFAULT_INDEX_CAP) -> Archive | None:
+    """§12.1-§12.2 on an opened set: None for a stream payload."""
+    n = s.length
+    if n < MIN_ARCHIVE_LEN:
+        return None
+    loc = parse_trailer(n, s.read(n - TRAILER_LEN, TRAILER_LEN))
+    if loc is None:
+        return None
+    ioff, ilen = loc
+    if ilen > index_cap:
+        raise KuvertError("LimitExceeded", what="archive index length", found=ilen, limit=index_cap)
+    return Archive(ioff, ilen, parse_index(s.read(ioff, ilen), ioff))
+
+
+def read_archive_bytes(payload: bytes, index_cap: int = DEFAULT_INDEX_CAP) -> Archive | None:
+    """As read_archive, on a payload held in memory."""
+    n = len(payload)
+    if n < MIN_ARCHIVE_LEN:
+        return None
+    loc = parse_trailer(n, payload[n - TRAILER_LEN:])
+    if loc is None:
+        return None
+    ioff, ilen = loc
+    if ilen > index_cap:
+        raise KuvertError("LimitExceeded", what="archive index length", found=ilen, limit=index_cap)
+    return Archive(ioff, ilen, parse_index(payload[ioff:ioff + ilen], ioff))
+
+
+def path_valid(p: str) -> bool:
+    """§12.3."""
+    b = p.encode("utf-8")
+    if not b or len(b) > MAX_ENTRY_PATH or p.startswith("/"):
+        return False
+    if "\x00" in p or "\\" in p:
+        return False
+    return all(c not in ("", ".", "..") for c in p.split("/"))
+
+
+def check_extractable(entries: list[Entry]) -> None:
+    """§12.4 refusals (UnsafeEntry), checked before anything is written."""
+    seen: set[str] = set()
+    seen_lower: set[str] = set()
+    symlinks: list[str] = []
+    files: set[str] = set()
+    for e in entries:
+        if not path_valid(e.path):
+            raise KuvertError("UnsafeEntry", "invalid path", path=e.path)
+        if e.path in seen or e.path.lower() in seen_lower:
+            raise KuvertError("UnsafeEntry", "duplicate path", path=e.path)
+        for l in symlinks:
+            if e.path.startswith(l + "/"):
+                raise KuvertError("UnsafeEntry", "path runs through a symlink", path=e.path)
+        if e.kind == 2:
+            t = e.link
+            if t.startswith("/") or "\\" in t:
+                raise KuvertError("UnsafeEntry", "symlink target absolute or has \\", path=e.path)
+            depth = len(e.path.split("/")) - 1
+            for comp in t.split("/"):
+                if comp in ("", "."):
+                    continue
+                if comp == "..":
+                    depth -= 1
+                    if depth < 0:
+                        raise KuvertError("UnsafeEntry", "symlink climbs above the destination",
+                                          path=e.path)
+                else:
+                    depth += 1
+            symlinks.append(e.path)
+        seen.add(e.path)
+        seen_lower.add(e.path.lower())
+        if e.kind == 0:
+            files.add(e.path)
+    for e in entries:
+        if e.kind == 3 and e.link not in files:
+            raise KuvertError("UnsafeEntry", "hard link target is not a file entry", path=e.path)
+
+
+def format_entry(e: Entry) -> str:
+    link = f" -> {e.link}" if e.kind == 2 else (f" link to {e.link}" if e.kind == 3 else "")
+    return (f"{e.kind_name:9} {e.mode:04o} mtime={e.mtime} size={e.size} "
+            f"header@{e.header_offset} data@{e.data_offset} {e.path}{link}")
+
+
+# ---------------------------------------------------------------------------
+# CLI
+# ---------------------------------------------------------------------------
+
+def _keys(args) -> tuple[list[bytes], bytes | None]:
+    ids = [parse_identity(s) for s in args.identity or []]
+    for f in args.identity_file or []:
+        with open(f, encoding="utf-8") as fh:
+            ids += parse_identity_file(fh.read())
+    pw = None
+    if args.passphrase is not None:
+        pw = args.passphrase.encode("utf-8")
+    elif args.passphrase_file:
+        with open(args.passphrase_file, "rb") as fh:
+            pw = fh.read().rstrip(b"\r\n")
+    return ids, pw
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description="independent kuvert v1 decoder (SPEC.md only)")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    for name in ("open", "verify", "list", "inspect"):
+        p = sub.add_parser(name)
+        if name != "inspect":
+            p.add_argument("-i", "--identity", action="append", help="identity string")
+            p.add_argument("-I", "--identity-file", action="append", help="identity file (§4.5)")
+            p.add_argument("-p", "--passphrase")
+            p.add_argument("-P", "--passphrase-file")
+        if name == "open":
+            p.add_argument("-o", "--output", help="write the payload here (default stdout)")
+        p.add_argument("volumes", nargs="+")
+    args = ap.parse_args(argv)
+    try:
+        if args.cmd == "inspect":
+            for i, v in enumerate(args.volumes, 1):
+                for k, val in inspect(v, i).items():
+                    print(f"{k}: {val}")
+            return 0
+        ids, pw = _keys(args)
+        if args.cmd == "verify":
+            if len(args.volumes) != 1:
+                ap.error("verify takes one volume")
+            rep = verify_volume(args.volumes[0], ids, pw)
+            print(f"volume {rep.v} of set {rep.sid.hex()}: {rep.chunks} chunks, "
+                  f"{rep.plaintext} plaintext bytes, {'last' if rep.last else 'not last'}")
+            return 0
+        s = open_set(args.volumes, ids, pw)
+        if args.cmd == "list":
+            arc = read_archive(s)
+            if arc is None:
+                print(f"stream, {s.length} bytes")
+            else:
+                for e in arc.entries:
+                    print(format_entry(e))
+            return 0
+        out = open(args.output, "wb") if args.output else sys.stdout.buffer
+        written = 0
+        try:
+            for pt in s.chunks():
+                out.write(pt)
+                written += len(pt)
+        except KuvertError:
+            sys.stderr.write(f"kuvert_decode: only the first {written} bytes were written "
+                             "and authenticated\n")
+            raise
+        finally:
+            if args.output:
+                out.close()
+        return 0
+    except KuvertError as e:
+        sys.stderr.write(f"kuvert_decode: {e}\n")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
