@@ -96,5 +96,7 @@ pub use keys::{
     Argon2Params, Identity, Limits, Passphrase, Recipient, X25519Identity, X25519Recipient,
     parse_recipients_file,
 };
-pub use payload::{OpenReader, Opener, SealWriter, Sealer, VolumeInfo, VolumeReport, inspect};
+pub use payload::{
+    OpenReader, Opener, SealWriter, Sealer, VolumeInfo, VolumeReport, VolumeVerifier, inspect,
+};
 pub use volumes::{FileSink, FileSource, MemorySink, VolumeSink, VolumeSource};

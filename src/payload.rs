@@ -765,19 +765,39 @@ impl Opener {
     }
 
     /// Authenticates every chunk of one volume without the rest of its set,
-    /// for checking a disc right after burning it.
+    /// for checking a disc right after burning it. Chunks are authenticated
+    /// on the opener's threads.
     ///
     /// # Errors
     ///
     /// As [`Opener::open`], for this volume alone; a full volume that ends
     /// with an end-of-volume chunk is intact and reported with
     /// `last_in_set: false`.
-    pub fn verify_volume<S: VolumeSource + ?Sized>(
+    pub fn verify_volume<S: VolumeSource + Sync + ?Sized>(
         &self,
         volume: &S,
     ) -> Result<VolumeReport, Error> {
         let (header, len) = read_header(volume, 1)?;
         let file_key = self.unlock(&header)?;
+        self.verify_with(volume, &header, len, &file_key)
+    }
+
+    /// A verifier for several volumes that unlocks each distinct set header
+    /// once: with a passphrase, one Argon2id run per set, not per volume.
+    pub fn volume_verifier(&self) -> VolumeVerifier<'_> {
+        VolumeVerifier {
+            opener: self,
+            keys: Vec::new(),
+        }
+    }
+
+    fn verify_with<S: VolumeSource + Sync + ?Sized>(
+        &self,
+        volume: &S,
+        header: &Header,
+        len: u64,
+        file_key: &FileKey,
+    ) -> Result<VolumeReport, Error> {
         let geometry = header.geometry();
         let cipher = ChunkCipher::new(&file_key.payload_key(&header.set.set_id));
         let last = LastChunk::locate(&geometry, header.volume, len)?;
@@ -786,19 +806,34 @@ impl Opener {
         // The last chunk first, as `open` does, so that trailing bytes and
         // cuts are named as such rather than as a failed interior chunk.
         let flag = last.authenticate(&cipher, &geometry, volume, &mut buf)?;
-        for chunk in first..last.chunk {
-            let (_, offset) = geometry.locate(chunk);
-            buf.resize(geometry.chunk_len(), 0);
-            volume.read_exact_at(&mut buf, offset)?;
-            if !cipher.open(chunk, ChunkFlag::Interior, &mut buf) {
-                return Err(Error::Unauthenticated {
-                    chunk,
-                    volume: header.volume,
-                    offset,
-                });
-            }
-        }
         buf.zeroize();
+        if last.chunk > first {
+            let open = |chunk: u64, buf: &mut [u8]| {
+                let (_, offset) = geometry.locate(chunk);
+                let buf = &mut buf[..geometry.chunk_len()];
+                volume.read_exact_at(buf, offset)?;
+                if cipher.open(chunk, ChunkFlag::Interior, buf) {
+                    Ok(geometry.plain_len())
+                } else {
+                    Err(Error::Unauthenticated {
+                        chunk,
+                        volume: header.volume,
+                        offset,
+                    })
+                }
+            };
+            let interior = pipeline::ChunkRange {
+                first,
+                last: last.chunk - 1,
+                skip: 0,
+                len: (last.chunk - first) * geometry.plain_len() as u64,
+            };
+            let threads = self
+                .threads
+                .unwrap_or_else(pipeline::default_threads)
+                .max(1);
+            pipeline::open_range(&geometry, threads, interior, &open, &mut io::sink())?;
+        }
         let chunks = last.chunk - first + 1;
         Ok(VolumeReport {
             volume: header.volume,
@@ -807,6 +842,54 @@ impl Opener {
             plaintext_len: (chunks - 1) * geometry.plain_len() as u64 + (last.len - TAG_LEN) as u64,
             last_in_set: flag == ChunkFlag::EndOfSet,
         })
+    }
+}
+
+/// Verifies volumes one at a time, remembering the file key of each set
+/// header it has unlocked; see [`Opener::volume_verifier`].
+pub struct VolumeVerifier<'a> {
+    opener: &'a Opener,
+    /// Set part of a header, and the file key it unlocked to.
+    keys: Vec<(Vec<u8>, FileKey)>,
+}
+
+impl fmt::Debug for VolumeVerifier<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VolumeVerifier")
+            .field("sets", &self.keys.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl VolumeVerifier<'_> {
+    /// As [`Opener::verify_volume`], reusing keys already found.
+    ///
+    /// # Errors
+    ///
+    /// As [`Opener::verify_volume`].
+    pub fn verify<S: VolumeSource + Sync + ?Sized>(
+        &mut self,
+        volume: &S,
+    ) -> Result<VolumeReport, Error> {
+        let (header, len) = read_header(volume, 1)?;
+        let known = self
+            .keys
+            .iter()
+            .position(|(set_bytes, _)| set_bytes.as_slice() == header.set_bytes());
+        let at = match known {
+            Some(at) => {
+                // Same set part, so the same file key: a failing MAC is damage.
+                self.keys[at].1.verify_header(&header)?;
+                at
+            }
+            None => {
+                let file_key = self.opener.unlock(&header)?;
+                self.keys.push((header.set_bytes().to_vec(), file_key));
+                self.keys.len() - 1
+            }
+        };
+        self.opener
+            .verify_with(volume, &header, len, &self.keys[at].1)
     }
 }
 

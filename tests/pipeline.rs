@@ -183,3 +183,31 @@ fn zero_threads_is_refused() {
         .seal(MemorySink::new());
     assert!(matches!(result, Err(Error::InvalidOption { .. })));
 }
+
+#[test]
+fn the_volume_verifier_agrees_with_verify_volume_and_names_damage() {
+    let payload = data(2_000_000);
+    let mut volumes = seal(2, 4096, Some(2048 + 200 * 4096), &payload);
+    let opener = Opener::new().identity(identity());
+    let mut verifier = opener.volume_verifier();
+    for volume in &volumes {
+        let alone = opener.verify_volume(volume.as_slice()).expect("intact");
+        assert_eq!(verifier.verify(volume.as_slice()).expect("intact"), alone);
+    }
+    // A damaged MAC on a volume whose set part is already known.
+    let mac_end = u32::from_be_bytes(volumes[1][10..14].try_into().expect("L")) as usize;
+    volumes[1][mac_end - 1] ^= 1;
+    assert!(matches!(
+        verifier.verify(volumes[1].as_slice()),
+        Err(Error::HeaderDamaged { volume: 2 })
+    ));
+    // A damaged chunk in the middle of a volume, found on several threads.
+    volumes[0][2048 + 100 * 4096 + 5] ^= 1;
+    for threads in [1, 3] {
+        let opener = Opener::new().identity(identity()).threads(threads);
+        assert!(matches!(
+            opener.verify_volume(volumes[0].as_slice()),
+            Err(Error::Unauthenticated { chunk: 100, volume: 1, offset }) if offset == 2048 + 100 * 4096
+        ));
+    }
+}

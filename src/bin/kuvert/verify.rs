@@ -37,9 +37,11 @@ pub fn verify(args: &VerifyArgs, quiet: bool) -> Result<()> {
 
     let mut reports: Vec<(usize, VolumeReport)> = Vec::new();
     let mut failed = 0usize;
+    // One unlock per set, not per volume (a passphrase costs about a second).
+    let mut verifier = opener.volume_verifier();
     for (index, source) in sources.iter().enumerate() {
         let path = paths[index].display();
-        let line = match opener.verify_volume(source) {
+        let line = match verifier.verify(source) {
             Ok(report) => {
                 let last = if report.last_in_set {
                     ", last of its set"
