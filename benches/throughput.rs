@@ -1,0 +1,244 @@
+//! Throughput of kuvert next to the cipher it is built on.
+//!
+//! ```text
+//! cargo bench --bench throughput              # full run, about 3 minutes
+//! cargo bench --bench throughput -- --quick   # about 20 s
+//! cargo bench --bench throughput -- seal/     # one group
+//! ```
+//!
+//! `--quick` skips the warm-up and stops after a few iterations, so read its
+//! numbers as rough: on the 2-core machine of README.md it put
+//! `unlock/argon2id-default-512MiB` at 0.97–1.5 s, a full run at 0.81 s.
+//!
+//! Groups:
+//! - `aead`: raw ChaCha20-Poly1305 sealing one 64 KiB chunk in place, the
+//!   ceiling for one core.
+//! - `seal`, `open`: the library in memory (`MemorySink`, `Vec<u8>`
+//!   sources) on a 64 MiB payload, on one thread (`threads(1)`), per chunk
+//!   size; `open/read` is the `Read` path. Then, at 64 KiB chunks only:
+//!   `seal/reused-sink` writes into a buffer that survives from iteration to
+//!   iteration, which separates the cipher path from the cost of fresh
+//!   memory that a new `MemorySink` pays every time; `open/copy-to` is the
+//!   whole-payload fast path (`OpenReader::copy_to` into `io::sink()`); and
+//!   the `-2-threads` rows are the same with two threads.
+//! - `seek`: seek to a random offset of a 256 MiB container and read 4 KiB.
+//! - `unlock`: opening a passphrase set, i.e. one Argon2id derivation.
+//!
+//! Throughput is plaintext bytes per second.
+
+use std::hint::black_box;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::time::Duration;
+
+use chacha20poly1305::{AeadInOut, ChaCha20Poly1305, KeyInit};
+use criterion::{
+    BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
+};
+use kuvert::{Argon2Params, MemorySink, Opener, Passphrase, Sealer, VolumeSink, X25519Identity};
+
+const TAG: usize = 16;
+const PAYLOAD: usize = 64 << 20;
+const SEEK_CONTAINER: usize = 256 << 20;
+const READ: usize = 4 << 10;
+const CHUNK_SIZES: [(usize, &str); 3] =
+    [(16 << 10, "16KiB"), (64 << 10, "64KiB"), (1 << 20, "1MiB")];
+
+fn payload(len: usize) -> Vec<u8> {
+    let mut state = 0x6b75_7665_7274u64;
+    let mut out = vec![0u8; len];
+    for word in out.chunks_mut(8) {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        word.copy_from_slice(&(z ^ (z >> 31)).to_le_bytes()[..word.len()]);
+    }
+    out
+}
+
+fn seal(sealer: &Sealer, data: &[u8]) -> Vec<Vec<u8>> {
+    let mut writer = sealer.seal(MemorySink::new()).expect("valid options");
+    writer.write_all(data).expect("memory sink");
+    writer.finish().expect("memory sink").into_volumes()
+}
+
+/// One volume in a buffer whose capacity survives from iteration to iteration.
+struct ReusedSink(Vec<u8>);
+
+impl VolumeSink for ReusedSink {
+    fn start_volume(&mut self, _number: u32) -> io::Result<()> {
+        self.0.clear();
+        Ok(())
+    }
+
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn aead(c: &mut Criterion) {
+    let mut group = c.benchmark_group("aead");
+    let plain = Sealer::DEFAULT_CHUNK_SIZE - TAG;
+    let cipher = ChaCha20Poly1305::new(&[7u8; 32].into());
+    let mut chunk = payload(plain);
+    group.throughput(Throughput::Bytes(plain as u64));
+    group.bench_function("seal/64KiB", |b| {
+        // Same nonce every time: harmless for timing, never for data.
+        b.iter(|| {
+            cipher
+                .encrypt_inout_detached(&[0u8; 12].into(), &[], chunk.as_mut_slice().into())
+                .expect("a 64 KiB chunk is below the AEAD's limit")
+        });
+    });
+    group.finish();
+}
+
+/// A fixed identity, so that openers with different thread counts can
+/// each own one.
+fn identity() -> X25519Identity {
+    X25519Identity::from_bytes([0x42; 32])
+}
+
+fn seal_open(c: &mut Criterion) {
+    let data = payload(PAYLOAD);
+    let recipient = identity().to_public();
+    let opener = Opener::new().identity(identity()).threads(1);
+    let opener_2 = Opener::new().identity(identity()).threads(2);
+
+    let mut group = c.benchmark_group("seal");
+    group
+        .throughput(Throughput::Bytes(PAYLOAD as u64))
+        .sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .measurement_time(Duration::from_secs(5));
+    for (chunk, name) in CHUNK_SIZES {
+        let sealer = Sealer::new()
+            .recipient(recipient.clone())
+            .chunk_size(chunk)
+            .threads(1);
+        group.bench_function(BenchmarkId::new("memory-sink", name), |b| {
+            b.iter(|| seal(&sealer, black_box(&data)));
+        });
+    }
+    let mut sink = ReusedSink(vec![0u8; PAYLOAD + (PAYLOAD >> 10) + (1 << 20)]);
+    for (threads, id) in [(1, "reused-sink"), (2, "reused-sink-2-threads")] {
+        let sealer = Sealer::new().recipient(recipient.clone()).threads(threads);
+        group.bench_function(BenchmarkId::new(id, "64KiB"), |b| {
+            b.iter(|| {
+                let mut writer = sealer.seal(&mut sink).expect("valid options");
+                writer.write_all(black_box(&data)).expect("memory sink");
+                writer.finish().expect("memory sink");
+            });
+        });
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("open");
+    group
+        .throughput(Throughput::Bytes(PAYLOAD as u64))
+        .sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .measurement_time(Duration::from_secs(5));
+    let mut out = vec![0u8; 1 << 20];
+    for (chunk, name) in CHUNK_SIZES {
+        let volumes = seal(
+            &Sealer::new().recipient(recipient.clone()).chunk_size(chunk),
+            &data,
+        );
+        group.bench_function(BenchmarkId::new("read", name), |b| {
+            b.iter(|| {
+                let mut reader = opener.open(volumes.iter().collect()).expect("opens");
+                let mut total = 0;
+                loop {
+                    let n = reader.read(&mut out).expect("authentic");
+                    if n == 0 {
+                        break;
+                    }
+                    total += n;
+                }
+                assert_eq!(total, PAYLOAD);
+                black_box(&out);
+            });
+        });
+    }
+    let volumes = seal(&Sealer::new().recipient(recipient.clone()), &data);
+    for (opener, id) in [(&opener, "copy-to"), (&opener_2, "copy-to-2-threads")] {
+        group.bench_function(BenchmarkId::new(id, "64KiB"), |b| {
+            b.iter(|| {
+                let mut reader = opener.open(volumes.iter().collect()).expect("opens");
+                let copied = reader
+                    .copy_to(&mut io::sink(), u64::MAX)
+                    .expect("authentic");
+                assert_eq!(copied, PAYLOAD as u64);
+            });
+        });
+    }
+    group.finish();
+}
+
+fn seek(c: &mut Criterion) {
+    let data = payload(SEEK_CONTAINER);
+    let recipient = identity().to_public();
+    let opener = Opener::new().identity(identity());
+
+    let mut group = c.benchmark_group("seek");
+    group.throughput(Throughput::Bytes(READ as u64));
+    for (chunk, name) in CHUNK_SIZES {
+        let volumes = seal(
+            &Sealer::new().recipient(recipient.clone()).chunk_size(chunk),
+            &data,
+        );
+        let mut reader = opener.open(volumes).expect("opens");
+        let mut state = 0x5eed_u64;
+        let mut out = [0u8; READ];
+        group.bench_function(BenchmarkId::new("read-4KiB", name), |b| {
+            b.iter(|| {
+                // xorshift64: a fresh offset each time, so no read hits the
+                // chunk the previous one left decrypted.
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let offset = state % (SEEK_CONTAINER - READ) as u64;
+                reader.seek(SeekFrom::Start(offset)).expect("in range");
+                reader.read_exact(&mut out).expect("authentic");
+                black_box(&out);
+            });
+        });
+    }
+    group.finish();
+}
+
+fn unlock(c: &mut Criterion) {
+    let mut group = c.benchmark_group("unlock");
+    group
+        .sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(8));
+    for (params, name) in [
+        (Argon2Params::MINIMUM, "argon2id-minimum-64MiB"),
+        (Argon2Params::DEFAULT, "argon2id-default-512MiB"),
+    ] {
+        let sealer = Sealer::new()
+            .passphrase(Passphrase::new("correct horse battery staple"))
+            .argon2_params(params);
+        let volumes = seal(&sealer, b"diagnoses");
+        let opener = Opener::new().passphrase(Passphrase::new("correct horse battery staple"));
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                opener
+                    .open(volumes.iter().collect())
+                    .expect("right passphrase")
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, aead, seal_open, seek, unlock);
+criterion_main!(benches);

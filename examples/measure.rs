@@ -1,0 +1,320 @@
+//! Seal and open throughput of the library next to the raw
+//! ChaCha20-Poly1305 it is built on, in one run, median of 5: on one thread
+//! (`threads(1)`), then on two.
+//!
+//! ```text
+//! cargo run --release --example measure
+//! cargo run --release --example measure -- --size 256M --chunk-size 1M --runs 3
+//! ```
+//!
+//! Everything stays in memory: one plaintext buffer, reused by every row
+//! (sealed from, opened back into, and checked at the end). The raw rows
+//! seal that buffer in place chunk by chunk with the same chunk size and
+//! nonce layout as the library, so the ratio is the cost of the library
+//! around the cipher. Rows are interleaved run by run, so drift (thermal,
+//! neighbours on a shared host) spreads over all of them.
+
+use std::error::Error as StdError;
+use std::io::{self, Read, Write};
+use std::time::{Duration, Instant};
+
+use chacha20poly1305::{AeadInOut, ChaCha20Poly1305, KeyInit, Tag};
+use kuvert::{MemorySink, Opener, Sealer, VolumeSink, X25519Identity};
+
+type Result<T, E = Box<dyn StdError>> = std::result::Result<T, E>;
+
+/// Poly1305 tag length.
+const TAG: usize = 16;
+
+fn main() -> Result<()> {
+    let mut size: usize = 1 << 30;
+    let mut chunk = Sealer::DEFAULT_CHUNK_SIZE;
+    let mut runs = 5usize;
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let value = args.next().ok_or(format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--size" => size = parse_size(&value)?,
+            "--chunk-size" => chunk = parse_size(&value)?,
+            "--runs" => runs = value.parse()?,
+            _ => return Err(format!("unknown option {flag}").into()),
+        }
+    }
+    let plain = chunk - TAG;
+
+    let mut buf = vec![0u8; size];
+    fill_pattern(&mut buf);
+    let identity = X25519Identity::generate();
+    let sealers = [1, 2].map(|threads| {
+        Sealer::new()
+            .recipient(identity.to_public())
+            .chunk_size(chunk)
+            .threads(threads)
+    });
+    let openers = [1, 2].map(|threads| {
+        let same: X25519Identity = identity
+            .to_secret_string()
+            .parse()
+            .expect("an identity parses its own encoding");
+        Opener::new().identity(same).threads(threads)
+    });
+    let aead = ChaCha20Poly1305::new(&[7u8; 32].into());
+    let mut tags = vec![Tag::default(); size.div_ceil(plain)];
+    // Pre-touched and reused: the cost of the cipher path without the
+    // allocator's.
+    let mut reused = ReusedSink {
+        buf: vec![0u8; size + size / plain * TAG + (4 << 20)],
+    };
+
+    // (label, threads, row of the raw seal with as many threads)
+    let rows: [(&str, usize, usize); 10] = [
+        ("raw chacha20poly1305 seal", 1, 0),
+        ("raw chacha20poly1305 open", 1, 0),
+        ("kuvert seal, MemorySink", 1, 0),
+        ("kuvert seal, pre-sized sink", 1, 0),
+        ("kuvert open, Read", 1, 0),
+        ("kuvert open, copy_to", 1, 0),
+        ("no cipher: copy into a new Vec", 1, 0),
+        ("raw chacha20poly1305 seal", 2, 7),
+        ("kuvert seal, pre-sized sink", 2, 7),
+        ("kuvert open, copy_to", 2, 7),
+    ];
+    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); rows.len()];
+    let mut time = |row: usize, t: Instant| times[row].push(t.elapsed());
+    for _ in 0..runs {
+        // Raw: the buffer becomes ciphertext, then plaintext again.
+        let t = Instant::now();
+        raw_seal(&aead, &mut buf, plain, 0, &mut tags);
+        time(0, t);
+        let t = Instant::now();
+        raw_open(&aead, &mut buf, plain, 0, &tags)?;
+        time(1, t);
+
+        let t = Instant::now();
+        let half = size.div_ceil(plain).div_ceil(2);
+        let (left, right) = buf.split_at_mut((half * plain).min(size));
+        let (left_tags, right_tags) = tags.split_at_mut(half);
+        std::thread::scope(|scope| {
+            scope.spawn(|| raw_seal(&aead, left, plain, 0, left_tags));
+            raw_seal(&aead, right, plain, half as u64, right_tags);
+        });
+        time(7, t);
+        raw_open(&aead, &mut buf, plain, 0, &tags)?;
+
+        let t = Instant::now();
+        let mut writer = sealers[0].seal(MemorySink::new())?;
+        writer.write_all(&buf)?;
+        let volumes = writer.finish()?.into_volumes();
+        time(2, t);
+
+        // Each open writes the plaintext back over the buffer.
+        let t = Instant::now();
+        let mut reader = openers[0].open(volumes)?;
+        reader.read_exact(&mut buf)?;
+        time(4, t);
+        let volumes = reader.into_volumes();
+        for (opener, row) in openers.iter().zip([5, 9]) {
+            let t = Instant::now();
+            let mut reader = opener.open(volumes.iter().collect())?;
+            let mut out: &mut [u8] = &mut buf;
+            reader.copy_to(&mut out, u64::MAX)?;
+            time(row, t);
+        }
+        drop(volumes);
+
+        for (sealer, row) in sealers.iter().zip([3, 8]) {
+            let t = Instant::now();
+            let mut writer = sealer.seal(&mut reused)?;
+            writer.write_all(&buf)?;
+            writer.finish()?;
+            time(row, t);
+        }
+
+        // What MemorySink pays the operating system: the same growth by
+        // chunk-sized appends into fresh memory, without the cipher.
+        let t = Instant::now();
+        let mut fresh = Vec::new();
+        for piece in buf.chunks(chunk) {
+            fresh.extend_from_slice(piece);
+        }
+        std::hint::black_box(&fresh);
+        time(6, t);
+        drop(fresh);
+    }
+    if !check_pattern(&buf) {
+        return Err("the buffer no longer holds the plaintext it started with".into());
+    }
+
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!(
+        "{} payload, {} chunks, median of {runs}; \"vs raw\" is against the raw seal on as many threads",
+        human(size),
+        human(chunk)
+    );
+    println!(
+        "{cpu}, {cores} cores; CPU {}; built {} --cfg chacha20_avx512",
+        cpu_features(),
+        if avx512_cfg() { "with" } else { "without" }
+    );
+    println!();
+    println!(
+        "| {:<30} | {:>7} | {:>9} | {:>11} | {:>8} |",
+        "", "threads", "MiB/s", "range", "vs raw"
+    );
+    println!(
+        "|{:-<32}|{:->9}|{:->11}|{:->13}|{:->10}|",
+        "", ":", ":", ":", ":"
+    );
+    let mib_s = |t: Duration| size as f64 / f64::from(1 << 20) / t.as_secs_f64();
+    for (&(label, threads, raw), samples) in rows.iter().zip(&times) {
+        let t = median(samples);
+        let slowest = samples.iter().max().copied().unwrap_or(t);
+        let fastest = samples.iter().min().copied().unwrap_or(t);
+        println!(
+            "| {:<30} | {:>7} | {:>9.0} | {:>11} | {:>8.2} |",
+            label,
+            threads,
+            mib_s(t),
+            format!("{:.0}–{:.0}", mib_s(slowest), mib_s(fastest)),
+            median(&times[raw]).as_secs_f64() / t.as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+/// Seals `buf` in place, chunk `i` under nonce `first + i`, keeping tags.
+fn raw_seal(aead: &ChaCha20Poly1305, buf: &mut [u8], plain: usize, first: u64, tags: &mut [Tag]) {
+    for (i, (chunk, tag)) in buf.chunks_mut(plain).zip(tags).enumerate() {
+        *tag = aead
+            .encrypt_inout_detached(&nonce(first + i as u64).into(), &[], chunk.into())
+            .expect("a chunk is far below the AEAD's length limit");
+    }
+}
+
+fn raw_open(
+    aead: &ChaCha20Poly1305,
+    buf: &mut [u8],
+    plain: usize,
+    first: u64,
+    tags: &[Tag],
+) -> Result<()> {
+    for (i, (chunk, tag)) in buf.chunks_mut(plain).zip(tags).enumerate() {
+        aead.decrypt_inout_detached(&nonce(first + i as u64).into(), &[], chunk.into(), tag)
+            .map_err(|_| format!("raw chunk {i} failed to open"))?;
+    }
+    Ok(())
+}
+
+/// The library's layout: big-endian counter in bytes 3..11, flag last.
+fn nonce(counter: u64) -> [u8; 12] {
+    let mut nonce = [0u8; 12];
+    nonce[3..11].copy_from_slice(&counter.to_be_bytes());
+    nonce
+}
+
+/// One volume in a buffer whose capacity survives from run to run.
+struct ReusedSink {
+    buf: Vec<u8>,
+}
+
+impl VolumeSink for ReusedSink {
+    fn start_volume(&mut self, number: u32) -> io::Result<()> {
+        if number != 1 {
+            return Err(io::Error::other("this sink holds one volume"));
+        }
+        self.buf.clear();
+        Ok(())
+    }
+
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.buf.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+fn fill_pattern(buf: &mut [u8]) {
+    for (i, word) in buf.chunks_mut(8).enumerate() {
+        let bytes = mix(i as u64).to_le_bytes();
+        word.copy_from_slice(&bytes[..word.len()]);
+    }
+}
+
+fn check_pattern(buf: &[u8]) -> bool {
+    buf.chunks(8)
+        .enumerate()
+        .all(|(i, word)| word == &mix(i as u64).to_le_bytes()[..word.len()])
+}
+
+/// splitmix64's finaliser: incompressible-looking, reproducible bytes.
+fn mix(x: u64) -> u64 {
+    let mut z = x.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+fn median(samples: &[Duration]) -> Duration {
+    let mut sorted = samples.to_vec();
+    sorted.sort();
+    sorted[sorted.len() / 2]
+}
+
+fn parse_size(text: &str) -> Result<usize> {
+    let lower = text.to_ascii_lowercase();
+    let (number, shift) = match lower.trim_end_matches("ib").chars().last() {
+        Some('k') => (&lower[..lower.find('k').unwrap_or(0)], 10),
+        Some('m') => (&lower[..lower.find('m').unwrap_or(0)], 20),
+        Some('g') => (&lower[..lower.find('g').unwrap_or(0)], 30),
+        _ => (lower.as_str(), 0),
+    };
+    Ok(number.parse::<usize>()? << shift)
+}
+
+fn human(bytes: usize) -> String {
+    match bytes {
+        b if b >= 1 << 30 && b % (1 << 30) == 0 => format!("{} GiB", b >> 30),
+        b if b >= 1 << 20 && b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
+        b if b >= 1 << 10 && b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
+        b => format!("{b} bytes"),
+    }
+}
+
+fn cpu_features() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let avx512 = std::is_x86_feature_detected!("avx512f");
+        let avx2 = std::is_x86_feature_detected!("avx2");
+        match (avx512, avx2) {
+            (true, _) => "has AVX-512F",
+            (false, true) => "has AVX2, no AVX-512F",
+            _ => "has neither AVX2 nor AVX-512F",
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        "is not x86-64"
+    }
+}
+
+/// Whether this build passed `--cfg chacha20_avx512` (this repository's
+/// .cargo/config.toml does); the flag reaches every crate of the build.
+#[allow(
+    unexpected_cfgs,
+    reason = "chacha20's opt-in flag, not a cfg this crate declares"
+)]
+fn avx512_cfg() -> bool {
+    cfg!(chacha20_avx512)
+}

@@ -1,0 +1,799 @@
+//! The main job, end to end, until the CLI exists: prepare a parcel of
+//! discs the way a data office would, and open it the way the recipient
+//! would.
+//!
+//! 1. Generate a synthetic health-register extract (CSV, one record per
+//!    person: 5,282,616 by default, the size of the register that was once
+//!    posted on two unencrypted CDs), streaming from a fixed-seed PRNG.
+//! 2. Generate an X25519 identity for the recipient.
+//! 3. Seal the extract straight from the generator onto disc-sized volume
+//!    files in a temporary directory, hashing the plaintext as it goes.
+//! 4. Inspect every volume without a key, and verify each one on its own
+//!    (as after burning a disc).
+//! 5. Open the set with the volumes in reversed order (discs arrive in any
+//!    order), hash the plaintext and compare.
+//!
+//! ```text
+//! cargo run --release --example parcel
+//! cargo run --release --example parcel -- --records 200000 --volume-size 4M
+//! cargo run --release --example parcel -- --volume-size cd --keep /tmp/parcel
+//! ```
+//!
+//! Exits non-zero if any check fails. Every person, id and code in the
+//! extract is made up.
+
+use std::error::Error as StdError;
+use std::fmt::Write as _;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use kuvert::{FileSink, FileSource, Opener, Sealer, X25519Identity, inspect};
+use sha2::{Digest, Sha256};
+
+/// People in the register of the story (DESIGN.md).
+const DEFAULT_RECORDS: u64 = 5_282_616;
+/// Seed of the extract: the same record count always gives the same bytes.
+const DEFAULT_SEED: u64 = 0x6b75_7665_7274_2021;
+/// A 700 MiB (80 minute) CD: 734,003,200 of its 737,280,000 bytes, the
+/// rest left for the disc's filesystem. (The CLI's `cd` preset is 699 MiB:
+/// it keeps 0.5% of every disc free; see src/bin/kuvert/size.rs.)
+const CD: u64 = 700 << 20;
+/// An 8 cm mini-CD (24 minutes): 210 MiB of its 221,184,000 bytes.
+const MINI_CD: u64 = 210 << 20;
+/// Plaintext handed to the sealer per write.
+const BLOCK: usize = 1 << 20;
+
+type Result<T, E = Box<dyn StdError>> = std::result::Result<T, E>;
+
+fn main() -> ExitCode {
+    let options = match Options::parse(std::env::args().skip(1)) {
+        Ok(Some(options)) => options,
+        Ok(None) => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(err) => {
+            eprintln!("error: {err}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&options) {
+        Ok(()) => {
+            println!("OK");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            let mut message = format!("FAILED: {err}");
+            let mut source = err.source();
+            while let Some(inner) = source {
+                let _ = write!(message, ": {inner}");
+                source = inner.source();
+            }
+            eprintln!("{message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+const USAGE: &str = "\
+usage: parcel [--records N] [--volume-size SIZE] [--chunk-size SIZE] [--seed N] [--keep DIR]
+
+  --records N         people in the synthetic extract (default 5282616)
+  --volume-size SIZE  largest volume: auto (default), cd (700 MiB), mini-cd (210 MiB),
+                      dvd, dvd-dl, bd, bd-dl, fat32, or a size such as 100M, 650MiB,
+                      734003200
+                      (K, M, G are binary, as in 7-Zip's -v)
+  --chunk-size SIZE   ciphertext chunk, a power of two from 4K to 16M (default 64K)
+  --seed N            seed of the extract (default fixed)
+  --keep DIR          write the volumes to DIR and keep them (default: a temporary directory)
+
+auto picks the CD preset when the extract fills more than one CD, else 8 cm mini-CDs
+when it fills more than one of those, else about three volumes of whole MiB, so that the
+set is split (an extract under 1 MiB still makes one volume).
+";
+
+/// Media presets accepted by `--volume-size`. Beyond the CDs they are the
+/// CLI's: the largest whole MiB that leaves 0.5% of the disc for its
+/// filesystem, and a MiB under FAT32's largest file.
+const PRESETS: &[(&str, u64, &str)] = &[
+    ("cd", CD, "700 MiB CD"),
+    ("mini-cd", MINI_CD, "210 MiB 8 cm mini-CD"),
+    ("dvd", disc_volume(2_295_104), "single-layer DVD"),
+    ("dvd-dl", disc_volume(4_171_712), "dual-layer DVD"),
+    ("bd", disc_volume(12_219_392), "single-layer BD"),
+    ("bd-dl", disc_volume(24_438_784), "dual-layer BD"),
+    ("fat32", 4095 << 20, "FAT32 file"),
+];
+
+/// The largest whole MiB of a disc of `sectors` 2,048-byte sectors that
+/// leaves 0.5% of it free.
+const fn disc_volume(sectors: u64) -> u64 {
+    let capacity = sectors * 2048;
+    (capacity - capacity.div_ceil(200)) / (1 << 20) * (1 << 20)
+}
+
+struct Options {
+    records: u64,
+    volume_size: Option<u64>,
+    chunk_size: usize,
+    seed: u64,
+    keep: Option<PathBuf>,
+}
+
+impl Options {
+    /// `Ok(None)` when help was asked for.
+    fn parse(args: impl Iterator<Item = String>) -> Result<Option<Options>, String> {
+        let mut options = Options {
+            records: DEFAULT_RECORDS,
+            volume_size: None,
+            chunk_size: Sealer::DEFAULT_CHUNK_SIZE,
+            seed: DEFAULT_SEED,
+            keep: None,
+        };
+        let mut args = args.peekable();
+        while let Some(arg) = args.next() {
+            let (flag, inline) = match arg.split_once('=') {
+                Some((flag, value)) if flag.starts_with("--") => (flag.to_owned(), Some(value)),
+                _ => (arg.clone(), None),
+            };
+            if flag == "-h" || flag == "--help" {
+                return Ok(None);
+            }
+            const FLAGS: [&str; 5] = [
+                "--records",
+                "--volume-size",
+                "--chunk-size",
+                "--seed",
+                "--keep",
+            ];
+            if !FLAGS.contains(&flag.as_str()) {
+                return Err(format!("unknown option {flag}"));
+            }
+            let value = match inline {
+                Some(value) => value.to_owned(),
+                None => args.next().ok_or_else(|| format!("{flag} needs a value"))?,
+            };
+            match flag.as_str() {
+                "--records" => options.records = parse_count(&value)?,
+                "--volume-size" if value.eq_ignore_ascii_case("auto") => {
+                    options.volume_size = None;
+                }
+                "--volume-size" => options.volume_size = Some(parse_size(&value)?),
+                "--chunk-size" => {
+                    options.chunk_size = usize::try_from(parse_size(&value)?)
+                        .map_err(|_| format!("chunk size {value} is too large"))?;
+                }
+                "--seed" => options.seed = parse_count(&value)?,
+                "--keep" => options.keep = Some(PathBuf::from(value)),
+                _ => return Err(format!("unknown option {flag}")),
+            }
+        }
+        Ok(Some(options))
+    }
+}
+
+fn parse_count(text: &str) -> Result<u64, String> {
+    let digits: String = text.chars().filter(|&c| c != '_' && c != ',').collect();
+    digits
+        .parse()
+        .map_err(|_| format!("{text} is not a whole number"))
+}
+
+/// A byte size: a preset name, or a number with an optional binary suffix.
+fn parse_size(text: &str) -> Result<u64, String> {
+    let lower = text.trim().to_ascii_lowercase();
+    if let Some(&(_, bytes, _)) = PRESETS.iter().find(|(name, ..)| *name == lower) {
+        return Ok(bytes);
+    }
+    let number_end = lower
+        .find(|c: char| !(c.is_ascii_digit() || c == '_'))
+        .unwrap_or(lower.len());
+    let (number, suffix) = lower.split_at(number_end);
+    let shift = match suffix.trim() {
+        "" | "b" => 0,
+        "k" | "kib" => 10,
+        "m" | "mib" => 20,
+        "g" | "gib" => 30,
+        _ => {
+            return Err(format!(
+                "{text}: unknown size unit (use K, M, G or a preset)"
+            ));
+        }
+    };
+    let number = parse_count(number)?;
+    number
+        .checked_mul(1 << shift)
+        .filter(|&bytes| bytes > 0)
+        .ok_or_else(|| format!("{text} is not a usable size"))
+}
+
+fn run(options: &Options) -> Result<()> {
+    let chunk_size = options.chunk_size;
+    println!(
+        "kuvert parcel: a synthetic health-register extract, sealed onto volumes and reopened"
+    );
+    println!();
+
+    // Volume size: the extract is deterministic, so its first records tell
+    // its size well enough to pick media before a byte is sealed.
+    let estimate = Extract::new(options.seed, options.records).estimate_len();
+    let (volume_size, why) = choose_volume_size(options.volume_size, estimate);
+    println!("records      {}", group(options.records));
+    println!(
+        "extract      about {} (estimated from the first records)",
+        mb(estimate)
+    );
+    println!(
+        "volume size  {} bytes = {}: {why}",
+        group(volume_size),
+        mib(volume_size)
+    );
+    println!("chunk size   {} bytes", group(chunk_size as u64));
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    println!("threads      {threads} (the default: all cores, for sealing and opening)");
+
+    // (b) The recipient's key.
+    let identity = X25519Identity::generate();
+    let recipient = identity.to_public();
+    println!("recipient    {recipient}");
+
+    let temp;
+    let dir = match &options.keep {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)?;
+            dir.clone()
+        }
+        None => {
+            temp = tempfile::tempdir()?;
+            temp.path().to_path_buf()
+        }
+    };
+    let set_path = dir.join("register.kuv");
+
+    // (a) + (c) Generate, hash and seal in one pass; nothing holds the
+    // whole extract.
+    let mut writer = Sealer::new()
+        .recipient(recipient)
+        .chunk_size(chunk_size)
+        .volume_size(volume_size)
+        .seal(FileSink::new(&set_path))?;
+    let mut extract = Extract::new(options.seed, options.records);
+    let mut plain_hasher = Sha256::new();
+    let mut block = Vec::with_capacity(BLOCK + Extract::MAX_RECORD_LEN);
+    let mut plain_len = 0u64;
+    let (mut t_generate, mut t_hash, mut t_seal) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    let seal_start = Instant::now();
+    loop {
+        block.clear();
+        let t = Instant::now();
+        extract.fill(&mut block, BLOCK);
+        t_generate += t.elapsed();
+        if block.is_empty() {
+            break;
+        }
+        let t = Instant::now();
+        plain_hasher.update(&block);
+        t_hash += t.elapsed();
+        let t = Instant::now();
+        writer.write_all(&block)?;
+        t_seal += t.elapsed();
+        plain_len += block.len() as u64;
+    }
+    let t = Instant::now();
+    let sink = writer.finish()?;
+    let t_finish = t.elapsed();
+    let seal_total = seal_start.elapsed();
+    let sealed_hash = plain_hasher.finalize();
+    let paths = sink.paths().to_vec();
+    drop(sink);
+    if extract.written != options.records {
+        return Err(format!(
+            "generated {} records, asked for {}",
+            extract.written, options.records
+        )
+        .into());
+    }
+
+    println!();
+    println!(
+        "sealed       {} bytes of plaintext into {} volume(s) in {}",
+        group(plain_len),
+        paths.len(),
+        dir.display()
+    );
+    println!(
+        "  seal       {} end to end: generate {}, sha-256 {}, seal + write {}, finish (fsync, rename) {}",
+        rate(plain_len, seal_total),
+        secs(t_generate),
+        secs(t_hash),
+        secs(t_seal),
+        secs(t_finish),
+    );
+    println!(
+        "  sealer     {} (time in write_all and finish: sealing on {threads} thread(s), \
+         writing volumes)",
+        rate(plain_len, t_seal + t_finish)
+    );
+
+    // (d) Every volume on its own: the header without a key, then every
+    // chunk authenticated with the key.
+    let opener = Opener::new().identity(identity);
+    println!();
+    println!(
+        "{:<18} {:>11} {:>7} {:>14}  {:<4}  inspect + verify",
+        "volume", "bytes", "chunks", "plaintext", "last"
+    );
+    let mut set_id = None;
+    let mut carried = 0u64;
+    let mut cipher_len = 0u64;
+    let verify_start = Instant::now();
+    for (index, path) in paths.iter().enumerate() {
+        let number = u32::try_from(index + 1)?;
+        let source = FileSource::open(path)?;
+        let t = Instant::now();
+        let info = inspect(&source)?;
+        let report = opener
+            .verify_volume(&source)
+            .map_err(|err| format!("{}: {err}", path.display()))?;
+        let took = t.elapsed();
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        println!(
+            "{:<18} {:>11} {:>7} {:>14}  {:<4}  {}",
+            name.unwrap_or_default(),
+            group(info.len),
+            group(report.chunks),
+            group(report.plaintext_len),
+            if report.last_in_set { "yes" } else { "no" },
+            rate(report.plaintext_len, took),
+        );
+        let expect_last = index + 1 == paths.len();
+        let consistent = info.volume == number
+            && report.volume == number
+            && info.set_id == report.set_id
+            && *set_id.get_or_insert(info.set_id) == info.set_id
+            && info.chunk_size == chunk_size
+            && info.len <= volume_size
+            && info.stanza_types == ["x25519"]
+            && (info.is_full() || expect_last)
+            && report.last_in_set == expect_last;
+        if !consistent {
+            return Err(
+                format!("volume {number} is not what was sealed: {info:?} {report:?}").into(),
+            );
+        }
+        carried += report.plaintext_len;
+        cipher_len += info.len;
+    }
+    let verify_total = verify_start.elapsed();
+    if carried != plain_len {
+        return Err(format!("volumes carry {carried} bytes, {plain_len} were sealed").into());
+    }
+    println!(
+        "  verify     {} volume(s) alone in {}: {} of ciphertext, {:.3}% overhead",
+        paths.len(),
+        secs(verify_total),
+        rate(cipher_len, verify_total),
+        (cipher_len - plain_len) as f64 * 100.0 / plain_len.max(1) as f64,
+    );
+
+    // (e) Open the whole set, discs handed over last first.
+    let mut sources = paths
+        .iter()
+        .map(FileSource::open)
+        .collect::<Result<Vec<_>, _>>()?;
+    sources.reverse();
+    let given: Vec<String> = sources
+        .iter()
+        .map(|s| {
+            s.path()
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        })
+        .collect();
+    let open_start = Instant::now();
+    let mut reader = opener.open(sources)?;
+    if reader.len() != plain_len {
+        return Err(format!(
+            "set opens to {} bytes, {plain_len} were sealed",
+            reader.len()
+        )
+        .into());
+    }
+    // `copy_to` is the whole-payload path: chunks are authenticated on the
+    // opener's threads and handed to the hasher in order.
+    let mut hashing = HashingWriter {
+        hasher: Sha256::new(),
+        busy: Duration::ZERO,
+    };
+    let t = Instant::now();
+    let opened = reader.copy_to(&mut hashing, u64::MAX)?;
+    let t_read = t.elapsed();
+    let t_hash_open = hashing.busy;
+    let open_hasher = hashing.hasher;
+    let open_total = open_start.elapsed();
+    let opened_hash = open_hasher.finalize();
+    println!();
+    println!(
+        "opened       {} bytes from {} (reversed)",
+        group(opened),
+        given.join(", ")
+    );
+    println!(
+        "  open       {} end to end: open {}, then copy_to (chunks authenticated on {threads} \
+         thread(s)) into SHA-256 {}",
+        rate(opened, open_total),
+        secs(open_total - t_read),
+        secs(t_read),
+    );
+    println!(
+        "             of the copy, hashing took {} and waiting for chunks {}",
+        secs(t_hash_open),
+        secs(t_read.saturating_sub(t_hash_open)),
+    );
+
+    println!();
+    println!("sha-256 sealed  {}", hex(&sealed_hash));
+    println!("sha-256 opened  {}", hex(&opened_hash));
+    if opened != plain_len || sealed_hash != opened_hash {
+        return Err("the opened plaintext differs from the sealed plaintext".into());
+    }
+    if options.keep.is_some() {
+        println!("kept         {}", dir.display());
+    }
+    Ok(())
+}
+
+/// The default volume size and why, or the one asked for.
+fn choose_volume_size(asked: Option<u64>, estimate: u64) -> (u64, String) {
+    if let Some(bytes) = asked {
+        let name = PRESETS
+            .iter()
+            .find(|&&(_, size, _)| size == bytes)
+            .map_or(String::from("as asked"), |(_, _, what)| {
+                format!("as asked ({what})")
+            });
+        return (bytes, name);
+    }
+    if estimate > CD {
+        return (CD, "auto: the CD preset".into());
+    }
+    if estimate > MINI_CD {
+        return (
+            MINI_CD,
+            format!(
+                "auto: the extract ({}) fits one 700 MiB CD, so it goes on 8 cm mini-CDs to \
+                 make a multi-volume set (--volume-size cd for full CDs)",
+                mb(estimate)
+            ),
+        );
+    }
+    let third = estimate.div_ceil(3).div_ceil(1 << 20).max(1) << 20;
+    (
+        third,
+        format!(
+            "auto: the extract ({}) fits one mini-CD, so it is split into about three volumes",
+            mb(estimate)
+        ),
+    )
+}
+
+/// Hashes what is written to it, and times the hashing.
+struct HashingWriter {
+    hasher: Sha256,
+    busy: Duration,
+}
+
+impl Write for HashingWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let t = Instant::now();
+        self.hasher.update(buf);
+        self.busy += t.elapsed();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A deterministic synthetic health-register extract, produced on demand.
+///
+/// One CSV line per person: a fake 11-digit national id (birth date
+/// DDMMYY, a 4-digit serial and a Luhn check digit: shaped like a Nordic id,
+/// valid in none), birth date, sex, a 3-digit municipality code, one to three
+/// ICD-10 codes separated by `;`, admission and discharge dates.
+struct Extract {
+    rng: SplitMix64,
+    records: u64,
+    written: u64,
+    header_done: bool,
+}
+
+impl Extract {
+    const HEADER: &'static [u8] =
+        b"person_id,birth_date,sex,municipality,icd10,admission_date,discharge_date\n";
+    /// Longest possible line: 11+1+10+1+1+1+3+1+(3*5+2)+1+10+1+10+1.
+    const MAX_RECORD_LEN: usize = 69;
+    /// Records sampled by [`Extract::estimate_len`].
+    const SAMPLE: u64 = 100_000;
+
+    fn new(seed: u64, records: u64) -> Self {
+        Extract {
+            rng: SplitMix64(seed),
+            records,
+            written: 0,
+            header_done: false,
+        }
+    }
+
+    /// Total length: exact up to `SAMPLE` records, extrapolated beyond.
+    fn estimate_len(mut self) -> u64 {
+        let total = self.records;
+        self.records = total.min(Self::SAMPLE);
+        let mut buf = Vec::with_capacity(BLOCK + Self::MAX_RECORD_LEN);
+        let mut len = 0u64;
+        loop {
+            buf.clear();
+            self.fill(&mut buf, BLOCK);
+            if buf.is_empty() {
+                break;
+            }
+            len += buf.len() as u64;
+        }
+        if total <= Self::SAMPLE || self.records == 0 {
+            return len;
+        }
+        let records_len = len - Self::HEADER.len() as u64;
+        Self::HEADER.len() as u64 + (records_len as f64 * total as f64 / self.records as f64) as u64
+    }
+
+    /// Appends whole lines until `buf` holds at least `target` bytes or the
+    /// extract ends.
+    fn fill(&mut self, buf: &mut Vec<u8>, target: usize) {
+        if !self.header_done {
+            buf.extend_from_slice(Self::HEADER);
+            self.header_done = true;
+        }
+        while buf.len() < target && self.written < self.records {
+            self.record(buf);
+            self.written += 1;
+        }
+    }
+
+    fn record(&mut self, out: &mut Vec<u8>) {
+        let rng = &mut self.rng;
+        // Born 1920-01-01 ..= 2023-12-31.
+        let first = days_from_civil(1920, 1, 1);
+        let last = days_from_civil(2023, 12, 31);
+        let born = first + rng.below((last - first + 1) as u64) as i64;
+        let (year, month, day) = civil_from_days(born);
+
+        let mut id = [0u8; 11];
+        put_digits(&mut id[0..2], u64::from(day));
+        put_digits(&mut id[2..4], u64::from(month));
+        put_digits(&mut id[4..6], year.rem_euclid(100) as u64);
+        put_digits(&mut id[6..10], rng.below(10_000));
+        id[10] = b'0' + luhn_check(&id[..10]);
+        out.extend_from_slice(&id);
+        out.push(b',');
+        push_date(out, year, month, day);
+        out.push(b',');
+        out.push(if rng.below(2) == 0 { b'F' } else { b'M' });
+        out.push(b',');
+        push_digits(out, 5 + rng.below(988), 3);
+        out.push(b',');
+
+        // ICD-10: a letter (U is reserved), two digits, and half the time a
+        // subcategory digit.
+        const CHAPTERS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTVWXYZ";
+        let codes = 1 + rng.below(3);
+        for i in 0..codes {
+            if i > 0 {
+                out.push(b';');
+            }
+            let detail = rng.next();
+            out.push(CHAPTERS[(detail % CHAPTERS.len() as u64) as usize]);
+            push_digits(out, (detail >> 8) % 100, 2);
+            if detail >> 63 == 1 {
+                out.push(b'.');
+                out.push(b'0' + ((detail >> 16) % 10) as u8);
+            }
+        }
+        out.push(b',');
+
+        // Admitted 2015-01-01 ..= 2023-12-31, never before birth; most stays
+        // are short.
+        let from = born.max(days_from_civil(2015, 1, 1));
+        let admitted = from + rng.below((last - from + 1) as u64) as i64;
+        let stay = if rng.below(10) < 6 {
+            rng.below(4)
+        } else {
+            rng.below(31)
+        };
+        let (y, m, d) = civil_from_days(admitted);
+        push_date(out, y, m, d);
+        out.push(b',');
+        let (y, m, d) = civil_from_days(admitted + stay as i64);
+        push_date(out, y, m, d);
+        out.push(b'\n');
+    }
+}
+
+/// splitmix64 (Steele, Lea, Flood 2014): small, fast, and plenty for
+/// synthetic data. Not for anything secret.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in `0..n` (Lemire's multiply-shift; the bias is far below
+    /// anything synthetic data cares about).
+    fn below(&mut self, n: u64) -> u64 {
+        ((u128::from(self.next()) * u128::from(n)) >> 64) as u64
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Hinnant's algorithm).
+fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = i64::from((month + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The date of a day count since 1970-01-01.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+fn push_date(out: &mut Vec<u8>, year: i64, month: u32, day: u32) {
+    push_digits(out, year as u64, 4);
+    out.push(b'-');
+    push_digits(out, u64::from(month), 2);
+    out.push(b'-');
+    push_digits(out, u64::from(day), 2);
+}
+
+/// Appends `value` as exactly `width` zero-padded decimal digits.
+fn push_digits(out: &mut Vec<u8>, value: u64, width: usize) {
+    let start = out.len();
+    out.resize(start + width, 0);
+    put_digits(&mut out[start..], value);
+}
+
+fn put_digits(out: &mut [u8], mut value: u64) {
+    for digit in out.iter_mut().rev() {
+        *digit = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
+}
+
+/// The Luhn check digit of ASCII digits.
+fn luhn_check(digits: &[u8]) -> u8 {
+    let sum: u32 = digits
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, &d)| {
+            let d = u32::from(d - b'0');
+            if i % 2 == 0 {
+                let doubled = d * 2;
+                if doubled > 9 { doubled - 9 } else { doubled }
+            } else {
+                d
+            }
+        })
+        .sum();
+    ((10 - sum % 10) % 10) as u8
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().fold(String::new(), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
+}
+
+/// 5282616 → "5,282,616".
+fn group(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn mb(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / f64::from(1 << 20))
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.2} s", d.as_secs_f64())
+}
+
+fn rate(bytes: u64, d: Duration) -> String {
+    format!("{:.0} MB/s", bytes as f64 / 1e6 / d.as_secs_f64().max(1e-9))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_round_trip() {
+        for days in -800_000..800_000 {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days);
+        }
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(days_from_civil(2000, 3, 1), 11_017);
+    }
+
+    #[test]
+    fn luhn_matches_known_number() {
+        assert_eq!(luhn_check(b"7992739871"), 3);
+    }
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("100M"), Ok(100 << 20));
+        assert_eq!(parse_size("cd"), Ok(734_003_200));
+        assert_eq!(parse_size("650MiB"), Ok(650 << 20));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert!(parse_size("7x").is_err());
+        assert!(parse_size("0").is_err());
+    }
+
+    #[test]
+    fn lines_are_well_formed_and_fit_the_bound() {
+        let mut extract = Extract::new(1, 20_000);
+        let mut buf = Vec::new();
+        extract.fill(&mut buf, usize::MAX);
+        let text = String::from_utf8(buf).expect("ascii");
+        let mut lines = text.lines();
+        assert_eq!(
+            lines.next().map(str::as_bytes),
+            Some(&Extract::HEADER[..Extract::HEADER.len() - 1])
+        );
+        for line in lines {
+            assert!(line.len() < Extract::MAX_RECORD_LEN, "{line}");
+            let fields: Vec<&str> = line.split(',').collect();
+            assert_eq!(fields.len(), 7, "{line}");
+            assert_eq!(fields[0].len(), 11);
+            assert_eq!(
+                luhn_check(&fields[0].as_bytes()[..10]),
+                fields[0].as_bytes()[10] - b'0'
+            );
+            assert!(fields[5] <= fields[6] && fields[1] <= fields[5], "{line}");
+        }
+    }
+}
