@@ -84,6 +84,7 @@ mod format;
 #[doc(hidden)]
 pub mod fuzz;
 mod keys;
+pub mod media;
 mod payload;
 mod pipeline;
 mod rand;
