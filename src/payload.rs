@@ -213,7 +213,8 @@ impl Sealer {
             set_id,
             file_key,
             geometry,
-            batch: Zeroizing::new(vec![0u8; per_batch * geometry.chunk_len()]),
+            // One chunk to start: small payloads never allocate a whole batch.
+            batch: Zeroizing::new(vec![0u8; geometry.chunk_len()]),
             filled: 0,
             per_batch,
             counter: 0,
@@ -295,6 +296,18 @@ impl<S: VolumeSink> SealWriter<S> {
         self.geometry.data_offset
     }
 
+    /// Grows the batch buffer to at least `needed` bytes (doubling, up to a
+    /// whole batch). The old buffer is wiped as it is dropped, so no copy of
+    /// the plaintext is left behind the way a plain reallocation would.
+    fn grow_batch(&mut self, needed: usize) {
+        let full = self.per_batch * self.geometry.chunk_len();
+        let len = (self.batch.len() * 2).max(needed).min(full);
+        let mut grown = Zeroizing::new(vec![0u8; len]);
+        let used = self.batch.len();
+        grown[..used].copy_from_slice(&self.batch);
+        self.batch = grown;
+    }
+
     /// Hands the gathered batch out for sealing, its last chunk marked as
     /// the end of the set if `end_of_set`, and writes what is due.
     fn dispatch(&mut self, end_of_set: bool) -> Result<(), Error> {
@@ -309,9 +322,14 @@ impl<S: VolumeSink> SealWriter<S> {
         if let Some(volume_index) = (next - 1).checked_div(self.geometry.chunks_per_volume) {
             u32::try_from(volume_index + 1).map_err(|_| Error::CounterExhausted)?;
         }
-        let fresh = self.free.pop().unwrap_or_else(|| {
-            Zeroizing::new(vec![0u8; self.per_batch * self.geometry.chunk_len()])
-        });
+        // After the last batch nothing more is gathered.
+        let fresh = if end_of_set {
+            Zeroizing::new(Vec::new())
+        } else {
+            self.free.pop().unwrap_or_else(|| {
+                Zeroizing::new(vec![0u8; self.per_batch * self.geometry.chunk_len()])
+            })
+        };
         let buf = std::mem::replace(&mut self.batch, fresh);
         self.counter = next;
         self.filled = 0;
@@ -418,8 +436,12 @@ impl<S: VolumeSink> Write for SealWriter<S> {
             return Err(err.into());
         }
         let (chunk, within) = (self.filled / plain_len, self.filled % plain_len);
+        let chunk_len = self.geometry.chunk_len();
+        if (chunk + 1) * chunk_len > self.batch.len() {
+            self.grow_batch((chunk + 1) * chunk_len);
+        }
         let n = buf.len().min(plain_len - within);
-        let at = chunk * self.geometry.chunk_len() + within;
+        let at = chunk * chunk_len + within;
         self.batch[at..at + n].copy_from_slice(&buf[..n]);
         self.filled += n;
         Ok(n)

@@ -212,7 +212,9 @@ where
     } = range;
     let per_batch = batch_chunks(geometry) as u64;
     let plain_len = geometry.plain_len();
-    let buf_len = per_batch as usize * plain_len + TAG_LEN;
+    // No more buffer than the range needs: small reads stay small.
+    let batch_len = per_batch.min(last - first + 1) as usize;
+    let buf_len = batch_len * plain_len + TAG_LEN;
     let run = |start: u64, mut buf: Zeroizing<Vec<u8>>| -> Opened {
         let end = (start + per_batch - 1).min(last);
         let mut plain = 0;
