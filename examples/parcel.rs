@@ -19,13 +19,22 @@
 //! cargo run --release --example parcel -- --volume-size cd --keep /tmp/parcel
 //! ```
 //!
+//! With `--extract-to DIR` it seals nothing: it writes the extract as files
+//! for the CLI to seal (examples/parcel.sh does that) and exits.
+//! `DIR/register/persons.csv` holds the same bytes the default mode seals;
+//! `DIR/register/episodes.csv` adds about three hospital episodes per
+//! person (from a second generator on the same seed), which makes the
+//! default extract about 1.3 GB, more than one CD; `DIR/README.txt`
+//! describes the columns.
+//!
 //! Exits non-zero if any check fails. Every person, id and code in the
 //! extract is made up.
 
 use std::error::Error as StdError;
 use std::fmt::Write as _;
-use std::io::Write;
-use std::path::PathBuf;
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -59,9 +68,16 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match run(&options) {
+    let outcome = match &options.extract_to {
+        Some(dir) => write_extract(&options, dir),
+        None => run(&options),
+    };
+    match outcome {
         Ok(()) => {
-            println!("OK");
+            // The seal-and-open run checks something; --extract-to only writes.
+            if options.extract_to.is_none() {
+                println!("OK");
+            }
             ExitCode::SUCCESS
         }
         Err(err) => {
@@ -79,6 +95,7 @@ fn main() -> ExitCode {
 
 const USAGE: &str = "\
 usage: parcel [--records N] [--volume-size SIZE] [--chunk-size SIZE] [--seed N] [--keep DIR]
+       parcel --extract-to DIR [--records N] [--seed N]
 
   --records N         people in the synthetic extract (default 5282616)
   --volume-size SIZE  largest volume: auto (default), cd (700 MiB), mini-cd (210 MiB),
@@ -88,6 +105,9 @@ usage: parcel [--records N] [--volume-size SIZE] [--chunk-size SIZE] [--seed N] 
   --chunk-size SIZE   ciphertext chunk, a power of two from 4K to 16M (default 64K)
   --seed N            seed of the extract (default fixed)
   --keep DIR          write the volumes to DIR and keep them (default: a temporary directory)
+  --extract-to DIR    seal nothing: write DIR/register/persons.csv (the records above),
+                      DIR/register/episodes.csv (about 3 hospital episodes per person) and
+                      DIR/README.txt, then exit (files that exist are not replaced)
 
 auto picks the CD preset when the extract fills more than one CD, else 8 cm mini-CDs
 when it fills more than one of those, else about three volumes of whole MiB, so that the
@@ -120,6 +140,7 @@ struct Options {
     chunk_size: usize,
     seed: u64,
     keep: Option<PathBuf>,
+    extract_to: Option<PathBuf>,
 }
 
 impl Options {
@@ -131,7 +152,9 @@ impl Options {
             chunk_size: Sealer::DEFAULT_CHUNK_SIZE,
             seed: DEFAULT_SEED,
             keep: None,
+            extract_to: None,
         };
+        let mut sealing_flags = Vec::new();
         let mut args = args.peekable();
         while let Some(arg) = args.next() {
             let (flag, inline) = match arg.split_once('=') {
@@ -141,12 +164,13 @@ impl Options {
             if flag == "-h" || flag == "--help" {
                 return Ok(None);
             }
-            const FLAGS: [&str; 5] = [
+            const FLAGS: [&str; 6] = [
                 "--records",
                 "--volume-size",
                 "--chunk-size",
                 "--seed",
                 "--keep",
+                "--extract-to",
             ];
             if !FLAGS.contains(&flag.as_str()) {
                 return Err(format!("unknown option {flag}"));
@@ -155,6 +179,9 @@ impl Options {
                 Some(value) => value.to_owned(),
                 None => args.next().ok_or_else(|| format!("{flag} needs a value"))?,
             };
+            if matches!(flag.as_str(), "--volume-size" | "--chunk-size" | "--keep") {
+                sealing_flags.push(flag.clone());
+            }
             match flag.as_str() {
                 "--records" => options.records = parse_count(&value)?,
                 "--volume-size" if value.eq_ignore_ascii_case("auto") => {
@@ -167,8 +194,16 @@ impl Options {
                 }
                 "--seed" => options.seed = parse_count(&value)?,
                 "--keep" => options.keep = Some(PathBuf::from(value)),
+                "--extract-to" => options.extract_to = Some(PathBuf::from(value)),
                 _ => return Err(format!("unknown option {flag}")),
             }
+        }
+        if options.extract_to.is_some()
+            && let Some(flag) = sealing_flags.first()
+        {
+            return Err(format!(
+                "--extract-to only writes files: {flag} applies to sealing"
+            ));
         }
         Ok(Some(options))
     }
@@ -563,7 +598,8 @@ impl Extract {
         }
     }
 
-    fn record(&mut self, out: &mut Vec<u8>) {
+    /// Appends one person's line; returns what the episodes table needs.
+    fn record(&mut self, out: &mut Vec<u8>) -> Person {
         let rng = &mut self.rng;
         // Born 1920-01-01 ..= 2023-12-31.
         let first = days_from_civil(1920, 1, 1);
@@ -586,22 +622,8 @@ impl Extract {
         push_digits(out, 5 + rng.below(988), 3);
         out.push(b',');
 
-        // ICD-10: a letter (U is reserved), two digits, and half the time a
-        // subcategory digit.
-        const CHAPTERS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTVWXYZ";
         let codes = 1 + rng.below(3);
-        for i in 0..codes {
-            if i > 0 {
-                out.push(b';');
-            }
-            let detail = rng.next();
-            out.push(CHAPTERS[(detail % CHAPTERS.len() as u64) as usize]);
-            push_digits(out, (detail >> 8) % 100, 2);
-            if detail >> 63 == 1 {
-                out.push(b'.');
-                out.push(b'0' + ((detail >> 16) % 10) as u8);
-            }
-        }
+        push_icd10(out, rng, codes);
         out.push(b',');
 
         // Admitted 2015-01-01 ..= 2023-12-31, never before birth; most stays
@@ -619,7 +641,224 @@ impl Extract {
         let (y, m, d) = civil_from_days(admitted + stay as i64);
         push_date(out, y, m, d);
         out.push(b'\n');
+        Person { id, born }
     }
+}
+
+/// What an episode line takes from its person.
+struct Person {
+    id: [u8; 11],
+    /// Days since 1970-01-01.
+    born: i64,
+}
+
+/// ICD-10 codes separated by `;`: a letter (U is reserved), two digits, and
+/// half the time a subcategory digit.
+fn push_icd10(out: &mut Vec<u8>, rng: &mut SplitMix64, codes: u64) {
+    const CHAPTERS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTVWXYZ";
+    for i in 0..codes {
+        if i > 0 {
+            out.push(b';');
+        }
+        let detail = rng.next();
+        out.push(CHAPTERS[(detail % CHAPTERS.len() as u64) as usize]);
+        push_digits(out, (detail >> 8) % 100, 2);
+        if detail >> 63 == 1 {
+            out.push(b'.');
+            out.push(b'0' + ((detail >> 16) % 10) as u8);
+        }
+    }
+}
+
+/// The hospital episodes of the extract's people, produced on demand from
+/// a generator of their own, so that `persons.csv` keeps the bytes the
+/// default mode seals.
+///
+/// One CSV line per episode: the person's id, an episode id (numbered from
+/// 1 across the table), admission and discharge dates (the person's
+/// episodes in admission order), a ward code, one to four ICD-10 codes
+/// (the first the main diagnosis), and an NCSP-style procedure code (three
+/// letters, two digits).
+struct Episodes {
+    rng: SplitMix64,
+    written: u64,
+}
+
+impl Episodes {
+    const HEADER: &'static [u8] =
+        b"person_id,episode_id,admission_date,discharge_date,ward,icd10,procedure\n";
+    /// Longest possible line: 11+1+20+1+10+1+10+1+5+1+(4*5+3)+1+5+1.
+    const MAX_RECORD_LEN: usize = 91;
+    /// Mixed into the seed so that the two tables draw different numbers.
+    const SEED_TWEAK: u64 = 0x6570_6973_6f64_6573;
+    const WARDS: [&'static [u8; 3]; 12] = [
+        b"MED", b"SUR", b"ORT", b"CAR", b"NEU", b"ONC", b"PED", b"PSY", b"OBG", b"GER", b"ICU",
+        b"EMR",
+    ];
+
+    fn new(seed: u64) -> Self {
+        Episodes {
+            rng: SplitMix64(seed ^ Self::SEED_TWEAK),
+            written: 0,
+        }
+    }
+
+    /// Appends one to five lines (three on average) for `person`; returns
+    /// how many.
+    fn for_person(&mut self, person: &Person, out: &mut Vec<u8>) -> u64 {
+        let rng = &mut self.rng;
+        let count = 1 + rng.below(5);
+        let from = person.born.max(days_from_civil(2015, 1, 1));
+        let last = days_from_civil(2023, 12, 31);
+        let mut admitted = [0i64; 5];
+        for day in &mut admitted[..count as usize] {
+            *day = from + rng.below((last - from + 1) as u64) as i64;
+        }
+        admitted[..count as usize].sort_unstable();
+        for &day in &admitted[..count as usize] {
+            self.written += 1;
+            out.extend_from_slice(&person.id);
+            out.push(b',');
+            push_decimal(out, self.written);
+            out.push(b',');
+            let (y, m, d) = civil_from_days(day);
+            push_date(out, y, m, d);
+            out.push(b',');
+            let stay = if rng.below(10) < 6 {
+                rng.below(4)
+            } else {
+                rng.below(31)
+            };
+            let (y, m, d) = civil_from_days(day + stay as i64);
+            push_date(out, y, m, d);
+            out.push(b',');
+            out.extend_from_slice(Self::WARDS[rng.below(Self::WARDS.len() as u64) as usize]);
+            push_digits(out, 1 + rng.below(20), 2);
+            out.push(b',');
+            // Mostly a main diagnosis alone, sometimes up to three more.
+            let codes = match rng.below(10) {
+                0..4 => 1,
+                4..7 => 2,
+                7..9 => 3,
+                _ => 4,
+            };
+            push_icd10(out, rng, codes);
+            out.push(b',');
+            let letters = rng.next();
+            for shift in [0, 8, 16] {
+                out.push(b'A' + ((letters >> shift) % 26) as u8);
+            }
+            push_digits(out, (letters >> 32) % 100, 2);
+            out.push(b'\n');
+        }
+        count
+    }
+}
+
+/// `--extract-to DIR`: the extract as files, for the CLI to seal.
+fn write_extract(options: &Options, dir: &Path) -> Result<()> {
+    let started = Instant::now();
+    let register = dir.join("register");
+    fs::create_dir_all(&register)?;
+    let create = |path: &Path| -> Result<BufWriter<File>> {
+        let file = File::options()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(|err| format!("cannot create {}: {err}", path.display()))?;
+        Ok(BufWriter::with_capacity(BLOCK, file))
+    };
+    let persons_path = register.join("persons.csv");
+    let episodes_path = register.join("episodes.csv");
+    let mut persons_out = create(&persons_path)?;
+    let mut episodes_out = create(&episodes_path)?;
+
+    let mut persons = Extract::new(options.seed, options.records);
+    let mut episodes = Episodes::new(options.seed);
+    persons_out.write_all(Extract::HEADER)?;
+    episodes_out.write_all(Episodes::HEADER)?;
+    persons.header_done = true;
+    let mut line = Vec::with_capacity(5 * Episodes::MAX_RECORD_LEN);
+    while persons.written < persons.records {
+        line.clear();
+        let person = persons.record(&mut line);
+        persons.written += 1;
+        persons_out.write_all(&line)?;
+        line.clear();
+        episodes.for_person(&person, &mut line);
+        episodes_out.write_all(&line)?;
+    }
+    for (out, path) in [(persons_out, &persons_path), (episodes_out, &episodes_path)] {
+        out.into_inner()
+            .map_err(|err| format!("cannot write {}: {}", path.display(), err.error()))?;
+    }
+
+    let readme_path = dir.join("README.txt");
+    let mut readme = create(&readme_path)?;
+    readme.write_all(readme_text(options, episodes.written).as_bytes())?;
+    readme
+        .into_inner()
+        .map_err(|err| format!("cannot write {}: {}", readme_path.display(), err.error()))?;
+
+    let mut total = 0;
+    for (path, rows) in [
+        (&readme_path, None),
+        (&persons_path, Some(persons.written)),
+        (&episodes_path, Some(episodes.written)),
+    ] {
+        let len = fs::metadata(path)?.len();
+        total += len;
+        let rows = rows.map_or(String::new(), |n| format!(", {} records", group(n)));
+        println!("wrote {} ({} bytes{rows})", path.display(), group(len));
+    }
+    println!(
+        "extract: {} bytes in {} ({})",
+        group(total),
+        secs(started.elapsed()),
+        rate(total, started.elapsed())
+    );
+    Ok(())
+}
+
+fn readme_text(options: &Options, episodes: u64) -> String {
+    format!(
+        "\
+Synthetic health-register extract (kuvert examples/parcel.rs)
+
+Every person, id, date and code in these files is made up. The same seed
+and record count always give the same bytes.
+
+  seed      {seed}
+  persons   {persons}
+  episodes  {episodes}
+
+register/persons.csv: one line per person, with a header line.
+  person_id       11 digits: birth date DDMMYY, a 4-digit serial, a Luhn
+                  check digit (shaped like a Nordic id, valid in none)
+  birth_date      YYYY-MM-DD
+  sex             F or M
+  municipality    3-digit code
+  icd10           1 to 3 ICD-10 codes separated by ';'
+  admission_date  YYYY-MM-DD, 2015-01-01 to 2023-12-31, never before birth
+                  (drawn apart from episodes.csv)
+  discharge_date  YYYY-MM-DD
+
+register/episodes.csv: hospital episodes, 1 to 5 per person (3 on
+average), with a header line.
+  person_id       as in persons.csv
+  episode_id      numbered from 1 across the file
+  admission_date  YYYY-MM-DD, 2015-01-01 to 2023-12-31, never before birth;
+                  a person's episodes in admission order
+  discharge_date  YYYY-MM-DD
+  ward            3-letter specialty and 2-digit ward number (MED07)
+  icd10           1 to 4 ICD-10 codes separated by ';', the main diagnosis
+                  first
+  procedure       NCSP-style code: 3 letters, 2 digits
+",
+        seed = options.seed,
+        persons = group(options.records),
+        episodes = group(episodes),
+    )
 }
 
 /// splitmix64 (Steele, Lea, Flood 2014): small, fast, and plenty for
@@ -680,6 +919,12 @@ fn push_digits(out: &mut Vec<u8>, value: u64, width: usize) {
     let start = out.len();
     out.resize(start + width, 0);
     put_digits(&mut out[start..], value);
+}
+
+/// Appends `value` in decimal, without padding.
+fn push_decimal(out: &mut Vec<u8>, value: u64) {
+    let width = value.checked_ilog10().map_or(1, |log| log as usize + 1);
+    push_digits(out, value, width);
 }
 
 fn put_digits(out: &mut [u8], mut value: u64) {
@@ -795,5 +1040,76 @@ mod tests {
             );
             assert!(fields[5] <= fields[6] && fields[1] <= fields[5], "{line}");
         }
+    }
+
+    #[test]
+    fn episode_lines_are_well_formed_and_follow_their_person() {
+        let mut persons = Extract::new(1, 20_000);
+        let mut episodes = Episodes::new(1);
+        let (mut person_line, mut lines) = (Vec::new(), Vec::new());
+        let mut counts = [0u64; 6];
+        for _ in 0..20_000 {
+            person_line.clear();
+            lines.clear();
+            let person = persons.record(&mut person_line);
+            let first_id = episodes.written + 1;
+            let count = episodes.for_person(&person, &mut lines);
+            counts[count as usize] += 1;
+            let person_line = std::str::from_utf8(&person_line).expect("ascii");
+            let person_fields: Vec<&str> = person_line.trim_end().split(',').collect();
+            let text = std::str::from_utf8(&lines).expect("ascii");
+            assert_eq!(text.lines().count() as u64, count);
+            let mut previous_admission = "";
+            for (line, id) in text.lines().zip(first_id..) {
+                assert!(line.len() < Episodes::MAX_RECORD_LEN, "{line}");
+                let fields: Vec<&str> = line.split(',').collect();
+                assert_eq!(fields.len(), 7, "{line}");
+                assert_eq!(fields[0], person_fields[0], "{line}");
+                assert_eq!(fields[1], id.to_string(), "{line}");
+                for date in &fields[2..4] {
+                    assert_eq!(date.len(), 10, "{line}");
+                    assert_eq!((&date[4..5], &date[7..8]), ("-", "-"), "{line}");
+                }
+                // Born before admission, admitted before discharge, and a
+                // person's episodes in admission order.
+                assert!(person_fields[1] <= fields[2], "{line}");
+                assert!(fields[2] <= fields[3], "{line}");
+                assert!(previous_admission <= fields[2], "{line}");
+                previous_admission = fields[2];
+                let ward = fields[4].as_bytes();
+                assert_eq!(ward.len(), 5, "{line}");
+                assert!(Episodes::WARDS.iter().any(|w| w[..] == ward[..3]), "{line}");
+                assert!(ward[3..].iter().all(u8::is_ascii_digit), "{line}");
+                let codes: Vec<&str> = fields[5].split(';').collect();
+                assert!((1..=4).contains(&codes.len()), "{line}");
+                for code in codes {
+                    let code = code.as_bytes();
+                    assert!(code.len() == 3 || (code.len() == 5 && code[3] == b'.'));
+                    assert!(code[0].is_ascii_uppercase() && code[0] != b'U', "{line}");
+                    assert!(code[1..3].iter().all(u8::is_ascii_digit), "{line}");
+                }
+                let procedure = fields[6].as_bytes();
+                assert_eq!(procedure.len(), 5, "{line}");
+                assert!(procedure[..3].iter().all(u8::is_ascii_uppercase), "{line}");
+                assert!(procedure[3..].iter().all(u8::is_ascii_digit), "{line}");
+            }
+        }
+        // One to five episodes a person, three on average.
+        assert_eq!(counts[0], 0);
+        assert!(counts[1..].iter().all(|&n| n > 3_000), "{counts:?}");
+        let mean = episodes.written as f64 / 20_000.0;
+        assert!((2.9..3.1).contains(&mean), "{mean}");
+    }
+
+    #[test]
+    fn extract_mode_takes_no_sealing_flags() {
+        let parse = |args: &[&str]| Options::parse(args.iter().map(|a| a.to_string()));
+        let options = parse(&["--extract-to", "x", "--records", "10"])
+            .expect("parses")
+            .expect("not help");
+        assert_eq!(options.extract_to, Some(PathBuf::from("x")));
+        assert_eq!(options.records, 10);
+        assert!(parse(&["--extract-to=x", "--volume-size", "cd"]).is_err());
+        assert!(parse(&["--keep", "k", "--extract-to", "x"]).is_err());
     }
 }

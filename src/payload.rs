@@ -232,6 +232,16 @@ impl Sealer {
     }
 }
 
+/// One `read`, retried when interrupted.
+fn read_some<R: Read + ?Sized>(input: &mut R, buf: &mut [u8]) -> Result<usize, Error> {
+    loop {
+        match input.read(buf) {
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            result => return result.map_err(Error::Io),
+        }
+    }
+}
+
 fn chunk_exponent(chunk_size: usize) -> Result<u8, Error> {
     let exp = chunk_size.trailing_zeros();
     let valid = chunk_size.is_power_of_two()
@@ -311,6 +321,16 @@ impl<S: VolumeSink> SealWriter<S> {
     /// Hands the gathered batch out for sealing, its last chunk marked as
     /// the end of the set if `end_of_set`, and writes what is due.
     fn dispatch(&mut self, end_of_set: bool) -> Result<(), Error> {
+        self.dispatch_then(end_of_set, None)
+    }
+
+    /// As `dispatch`; the next batch is `next_batch` (a whole buffer and the
+    /// plaintext bytes already in its first chunk) instead of an empty one.
+    fn dispatch_then(
+        &mut self,
+        end_of_set: bool,
+        next_batch: Option<(Zeroizing<Vec<u8>>, usize)>,
+    ) -> Result<(), Error> {
         let plain_len = self.geometry.plain_len();
         let chunks = self.filled.div_ceil(plain_len).max(1);
         let last_len = self.filled - (chunks - 1) * plain_len;
@@ -323,16 +343,15 @@ impl<S: VolumeSink> SealWriter<S> {
             u32::try_from(volume_index + 1).map_err(|_| Error::CounterExhausted)?;
         }
         // After the last batch nothing more is gathered.
-        let fresh = if end_of_set {
-            Zeroizing::new(Vec::new())
-        } else {
-            self.free.pop().unwrap_or_else(|| {
-                Zeroizing::new(vec![0u8; self.per_batch * self.geometry.chunk_len()])
-            })
+        let (fresh, filled) = match next_batch {
+            Some(next_batch) => next_batch,
+            // After the last batch nothing more is gathered.
+            None if end_of_set => (Zeroizing::new(Vec::new()), 0),
+            None => (self.fresh_buffer(), 0),
         };
         let buf = std::mem::replace(&mut self.batch, fresh);
         self.counter = next;
-        self.filled = 0;
+        self.filled = filled;
         let mut batch = SealBatch {
             buf,
             first,
@@ -352,6 +371,69 @@ impl<S: VolumeSink> SealWriter<S> {
             self.write_next()?;
         }
         Ok(())
+    }
+
+    /// A whole batch buffer: a sealed one to reuse, or a new one.
+    fn fresh_buffer(&mut self) -> Zeroizing<Vec<u8>> {
+        self.free.pop().unwrap_or_else(|| {
+            Zeroizing::new(vec![0u8; self.per_batch * self.geometry.chunk_len()])
+        })
+    }
+
+    /// Seals everything `input` gives until its end and returns how many
+    /// bytes that was; then call [`finish`](Self::finish). The same as
+    /// [`io::copy`] into this writer, but `input` reads straight into the
+    /// chunk buffers, so each byte is copied once less: the fast path for
+    /// whole streams, as [`OpenReader::copy_to`] is for opening.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] from `input` (nothing read is lost: sealing can go on)
+    /// or from the sink (the set can then no longer be finished).
+    pub fn copy_from<R: Read + ?Sized>(&mut self, input: &mut R) -> Result<u64, Error> {
+        if self.failed {
+            return Err(Error::Io(io::Error::other(
+                "an earlier write failed; the set cannot be finished",
+            )));
+        }
+        let plain_len = self.geometry.plain_len();
+        let chunk_len = self.geometry.chunk_len();
+        let mut total = 0u64;
+        loop {
+            if self.filled == self.per_batch * plain_len {
+                // A full batch goes out only once more data arrives: the
+                // final chunk is left for `finish`, which marks the end.
+                let mut next = self.fresh_buffer();
+                let n = match read_some(input, &mut next[..plain_len]) {
+                    Ok(n) => n,
+                    Err(err) => {
+                        self.free.push(next);
+                        return Err(err);
+                    }
+                };
+                if n == 0 {
+                    self.free.push(next);
+                    return Ok(total);
+                }
+                if let Err(err) = self.dispatch_then(false, Some((next, n))) {
+                    self.failed = true;
+                    return Err(err);
+                }
+                total += n as u64;
+                continue;
+            }
+            let (chunk, within) = (self.filled / plain_len, self.filled % plain_len);
+            if (chunk + 1) * chunk_len > self.batch.len() {
+                self.grow_batch((chunk + 1) * chunk_len);
+            }
+            let at = chunk * chunk_len + within;
+            let n = read_some(input, &mut self.batch[at..at + plain_len - within])?;
+            if n == 0 {
+                return Ok(total);
+            }
+            self.filled += n;
+            total += n as u64;
+        }
     }
 
     /// Waits for the oldest batch and writes it, with a volume header
@@ -1154,6 +1236,12 @@ impl<S: VolumeSource + Sync> OpenReader<S> {
         let plain_len = self.set.geometry.plain_len() as u64;
         let first = self.pos / plain_len;
         let last = (self.pos + len - 1) / plain_len;
+        if last - first < 2 {
+            // A piece within one or two chunks, such as a small archive
+            // entry: the `Read` path, whose buffered chunk serves the next
+            // small piece too, costs less than starting a pipeline.
+            return self.copy_small(out, len);
+        }
         let skip = (self.pos % plain_len) as usize;
         let set = &self.set;
         let open = |chunk: u64, buf: &mut [u8]| set.open_chunk(chunk, buf);
@@ -1167,6 +1255,33 @@ impl<S: VolumeSource + Sync> OpenReader<S> {
         // On failure the position is left where the copy started.
         let written = result?;
         self.pos += written;
+        Ok(written)
+    }
+}
+
+impl<S: VolumeSource> OpenReader<S> {
+    /// Copies `len` bytes through the buffered chunk.
+    fn copy_small<W: Write + ?Sized>(&mut self, out: &mut W, len: u64) -> Result<u64, Error> {
+        let start = self.pos;
+        let mut written = 0;
+        while written < len {
+            let plain_len = self.set.geometry.plain_len() as u64;
+            let chunk = self.pos / plain_len;
+            if self.buffered != Some(chunk)
+                && let Err(err) = self.load(chunk)
+            {
+                self.pos = start;
+                return Err(err);
+            }
+            let within = (self.pos % plain_len) as usize;
+            let n = ((self.buf.len() - within) as u64).min(len - written) as usize;
+            if let Err(err) = out.write_all(&self.buf[within..within + n]) {
+                self.pos = start;
+                return Err(Error::Io(err));
+            }
+            self.pos += n as u64;
+            written += n as u64;
+        }
         Ok(written)
     }
 }
@@ -1387,6 +1502,66 @@ mod tests {
                 open(same_identity(&identity), volumes),
                 Err(Error::Truncated { volume: 1, .. })
             ));
+        }
+    }
+
+    /// Gives at most `step` bytes per read, as a pipe may.
+    struct Trickle<'a> {
+        data: &'a [u8],
+        step: usize,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = buf.len().min(self.step).min(self.data.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn copy_from_writes_the_same_bytes_as_write() {
+        let identity = X25519Identity::generate();
+        let plain = 4096 - TAG_LEN;
+        let per_batch = (1 << 20) / 4096;
+        let batch = per_batch * plain;
+        for len in [
+            0,
+            1,
+            plain,
+            batch - 1,
+            batch,
+            batch + 1,
+            2 * batch,
+            3 * batch + 17,
+        ] {
+            let data: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
+            for (threads, volume, step) in [(1, None, 1 << 20), (2, Some(2048 + 7 * 4096), 1000)] {
+                let sealer = || {
+                    let sealer = Sealer::new()
+                        .recipient(identity.to_public())
+                        .chunk_size(4096)
+                        .threads(threads)
+                        .insecure_deterministic_seed([9; 32]);
+                    match volume {
+                        Some(size) => sealer.volume_size(size),
+                        None => sealer,
+                    }
+                };
+                let mut writer = sealer().seal(MemorySink::new()).expect("seal");
+                writer.write_all(&data).expect("write");
+                let written = writer.finish().expect("finish").into_volumes();
+
+                let mut writer = sealer().seal(MemorySink::new()).expect("seal");
+                let mut input = Trickle { data: &data, step };
+                assert_eq!(writer.copy_from(&mut input).expect("copy"), len as u64);
+                // Nothing more to read: a second call adds nothing.
+                assert_eq!(writer.copy_from(&mut input).expect("copy"), 0);
+                let copied = writer.finish().expect("finish").into_volumes();
+                assert!(written == copied, "len {len}, {threads} threads");
+                assert_eq!(open(same_identity(&identity), copied).expect("open"), data);
+            }
         }
     }
 }

@@ -251,7 +251,8 @@ where
     };
 
     let batches = (first..=last).step_by(per_batch as usize);
-    if threads <= 1 {
+    // One batch gains nothing from threads: do it here.
+    if threads <= 1 || last - first < per_batch {
         let mut buf = Zeroizing::new(vec![0u8; buf_len]);
         for start in batches {
             let opened = run(start, buf);

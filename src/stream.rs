@@ -1,20 +1,44 @@
 //! Chunked AEAD in the STREAM construction (SPEC.md §6): one
 //! ChaCha20-Poly1305 key per set, nonce = counter ‖ flag. Bytes in, bytes
 //! out; this layer never sees a reader, a writer or a volume.
+//!
+//! Two interchangeable backends, byte for byte the same output:
+//! - default: the `chacha20poly1305` crate (RustCrypto); its AVX-512 ChaCha20
+//!   needs `--cfg chacha20_avx512` at build time, which this repository's
+//!   `.cargo/config.toml` sets but dependents do not inherit;
+//! - feature `ring`: `ring`'s assembly (BoringSSL's fused AVX2
+//!   ChaCha20-Poly1305 on x86-64), fast without any build flag. `ring` does
+//!   not wipe its key copy on drop.
 
+#[cfg(not(feature = "ring"))]
 use chacha20poly1305::{AeadInOut, ChaCha20Poly1305, Tag};
+#[cfg(feature = "ring")]
+use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, Tag, UnboundKey};
 
 use crate::format::{ChunkFlag, TAG_LEN, chunk_nonce};
 use crate::keys::PayloadKey;
 
 /// Seals and opens the chunks of one set.
 pub(crate) struct ChunkCipher {
+    #[cfg(not(feature = "ring"))]
     aead: ChaCha20Poly1305,
+    #[cfg(feature = "ring")]
+    aead: LessSafeKey,
 }
 
 impl ChunkCipher {
+    #[cfg(not(feature = "ring"))]
     pub(crate) fn new(key: &PayloadKey) -> Self {
         ChunkCipher { aead: key.cipher() }
+    }
+
+    #[cfg(feature = "ring")]
+    pub(crate) fn new(key: &PayloadKey) -> Self {
+        let key = UnboundKey::new(&CHACHA20_POLY1305, key.as_bytes())
+            .expect("a 32-byte key is a ChaCha20-Poly1305 key");
+        ChunkCipher {
+            aead: LessSafeKey::new(key),
+        }
     }
 
     /// Seals `body` in place and returns its tag.
@@ -25,10 +49,23 @@ impl ChunkCipher {
         body: &mut [u8],
     ) -> [u8; TAG_LEN] {
         let nonce = chunk_nonce(counter, flag);
-        self.aead
+        #[cfg(not(feature = "ring"))]
+        let tag = self
+            .aead
             .encrypt_inout_detached(&nonce.into(), &[], body.into())
             .expect("a chunk of at most 16 MiB is below the ChaCha20-Poly1305 limit")
-            .into()
+            .into();
+        #[cfg(feature = "ring")]
+        let tag = {
+            let tag = self
+                .aead
+                .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::empty(), body)
+                .expect("a chunk of at most 16 MiB is below the ChaCha20-Poly1305 limit");
+            let mut bytes = [0u8; TAG_LEN];
+            bytes.copy_from_slice(tag.as_ref());
+            bytes
+        };
+        tag
     }
 
     /// Opens `chunk` (ciphertext ‖ tag) in place. On success the plaintext is
@@ -43,9 +80,25 @@ impl ChunkCipher {
             return false;
         };
         let nonce = chunk_nonce(counter, flag);
-        self.aead
+        #[cfg(not(feature = "ring"))]
+        let opened = self
+            .aead
             .decrypt_inout_detached(&nonce.into(), &[], body.into(), &tag)
-            .is_ok()
+            .is_ok();
+        // On failure ring overwrites the body (never releasing plaintext);
+        // callers already treat a failed chunk's bytes as garbage.
+        #[cfg(feature = "ring")]
+        let opened = self
+            .aead
+            .open_in_place_separate_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::empty(),
+                tag,
+                body,
+                0..,
+            )
+            .is_ok();
+        opened
     }
 }
 

@@ -180,8 +180,16 @@ impl VolumeSink for FileSink {
         self.close_current()?;
         let count = u32::try_from(self.partial.len()).unwrap_or(u32::MAX);
         let finals = FileSink::volume_paths(&self.path, count);
-        for (partial, target) in self.partial.iter().zip(&finals) {
-            fs::rename(partial, target)?;
+        for (index, (partial, target)) in self.partial.iter().zip(&finals).enumerate() {
+            if let Err(err) = fs::rename(partial, target) {
+                // Take back what was published: part of a set must not sit
+                // under final names. The rest is removed on drop.
+                for published in &finals[..index] {
+                    let _ = fs::remove_file(published);
+                }
+                self.partial.drain(..index);
+                return Err(err);
+            }
         }
         self.partial.clear();
         self.finished = finals;

@@ -180,6 +180,12 @@ pub struct OpenArgs {
     #[arg(long)]
     pub tar: bool,
 
+    /// Threads that authenticate chunks (default: one per core). The output
+    /// is the same for every count.
+    #[arg(short = 'j', long = "threads", value_name = "THREADS",
+          value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub threads: Option<u32>,
+
     /// Keep everything that authenticates instead of nothing: damaged
     /// entries are left out (a stream gets zeros for damaged chunks), each
     /// is reported, and the exit status is still 1.

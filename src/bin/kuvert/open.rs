@@ -24,7 +24,10 @@ pub fn open(args: &OpenArgs, quiet: bool) -> Result<()> {
         ));
     }
     let volumes = Volumes::open(&args.volumes)?;
-    let opener = opener(&args.keys, &volumes)?;
+    let mut opener = opener(&args.keys, &volumes)?;
+    if let Some(threads) = args.threads {
+        opener = opener.threads(threads as usize);
+    }
     let first = volumes.paths[0].display().to_string();
     let total = volumes.total_len();
 
@@ -90,7 +93,9 @@ fn copy_to_stdout<S: VolumeSource + Sync>(
     names: &Names,
 ) -> Result<Vec<String>> {
     check_stdout(args.force)?;
-    let mut out = BufWriter::with_capacity(1 << 20, io::stdout().lock());
+    // `copy_to` writes about 1 MiB at a time: a BufWriter of 1 MiB would
+    // copy every byte once more (a batch is 16 × 65,520 bytes, just under it).
+    let mut out = io::stdout().lock();
     let damaged = copy_salvaging(reader, &mut out, args.salvage, names, Path::new("-"))?;
     out.flush().map_err(stdout_fail)?;
     Ok(damaged)

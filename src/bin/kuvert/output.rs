@@ -176,7 +176,9 @@ impl TempOutput {
             temp,
             target: target.to_path_buf(),
             force,
-            file: Some(BufWriter::with_capacity(1 << 20, file)),
+            // Below the ~1 MiB blocks of `OpenReader::copy_to`, which then go
+            // straight to the file instead of being copied into the buffer.
+            file: Some(BufWriter::with_capacity(512 << 10, file)),
         })
     }
 

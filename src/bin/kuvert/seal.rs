@@ -173,26 +173,17 @@ fn run<S: VolumeSink>(
 ) -> Result<(S, u64)> {
     let mut writer = sealer.seal(sink).map_err(|err| names.fail(&err))?;
     if from_stdin {
-        let mut stdin = io::stdin().lock();
-        let mut buf = vec![0u8; 1 << 20];
-        let mut total = 0u64;
-        loop {
-            let n = match stdin.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-                Err(err) => {
-                    return Err(Fail::data(format!(
-                        "cannot read standard input: {}",
-                        chain(&err)
-                    )));
-                }
-            };
-            writer
-                .write_all(&buf[..n])
-                .map_err(|err| names.fail(&kuvert::Error::from_io(err)))?;
-            total += n as u64;
-        }
+        // Read straight into the chunk buffers: no copy of the plaintext.
+        let mut stdin = NotingReads {
+            inner: io::stdin().lock(),
+            failed: false,
+        };
+        let total = writer.copy_from(&mut stdin).map_err(|err| match err {
+            kuvert::Error::Io(err) if stdin.failed => {
+                Fail::data(format!("cannot read standard input: {}", chain(&err)))
+            }
+            err => names.fail(&err),
+        })?;
         let sink = writer.finish().map_err(|err| names.fail(&err))?;
         return Ok((sink, total));
     }
@@ -203,6 +194,25 @@ fn run<S: VolumeSink>(
     let plaintext = archive.bytes_written();
     let sink = archive.finish().map_err(|err| names.fail(&err))?;
     Ok((sink, plaintext))
+}
+
+/// A reader that notes whether it failed, so that a failure to read is not
+/// blamed on the output.
+struct NotingReads<R> {
+    inner: R,
+    failed: bool,
+}
+
+impl<R: Read> Read for NotingReads<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let result = self.inner.read(buf);
+        if let Err(err) = &result
+            && err.kind() != io::ErrorKind::Interrupted
+        {
+            self.failed = true;
+        }
+        result
+    }
 }
 
 /// Appends a file, directory (recursively, in name order) or symlink, as

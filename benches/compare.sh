@@ -1,0 +1,299 @@
+#!/usr/bin/env bash
+# kuvert vs age (Go) vs rage (Rust): CLI stream seal and open throughput,
+# and kuvert's peak memory. Prints a markdown table on standard output;
+# progress goes to standard error.
+#
+#   benches/compare.sh                      # default run, about 3-5 minutes
+#   SIZE_MIB=512 ROUNDS=3 RSS_BIG_MIB=0 benches/compare.sh   # quick look
+#
+# What it does, from a clean checkout:
+#   1. builds kuvert in release (with this repo's .cargo/config.toml, i.e.
+#      `--cfg chacha20_avx512`; an exported RUSTFLAGS would override it);
+#   2. installs age (`apt-get install -y age`) and rage (`cargo install rage
+#      --locked`, several minutes, kept in ~/.cargo/bin) if they are missing;
+#   3. writes a SIZE_MIB incompressible file (/dev/urandom) to a temporary
+#      directory on disk (not tmpfs), generates a key for each tool, seals the
+#      file once with each tool and checks that each container opens to it;
+#   4. ROUNDS rounds, each timing every tool once per operation, in an order
+#      that rotates from round to round (interleaved, so drift hits all
+#      tools alike): seal = stdin from the file -> stdout to /dev/null; open =
+#      the tool's container -> stdout to /dev/null. Wall time via
+#      `date +%s.%N`; medians; MB/s = plaintext bytes / 10^6 / s;
+#   5. peak RSS (`/usr/bin/time -v`, "Maximum resident set size") of every
+#      tool at SIZE_MIB, and of kuvert at RSS_BIG_MIB: /dev/urandom piped
+#      straight into `kuvert seal ... -` (the input is never stored), its
+#      container written to disk once and then opened to /dev/null.
+#
+# Environment knobs (defaults in brackets):
+#   SIZE_MIB      [2048]  size of the timed input, MiB
+#   ROUNDS        [5]     timed rounds (median of ROUNDS runs per cell)
+#   RSS_BIG_MIB   [8192]  input size of the large RSS check; 0 skips it
+#   THREADS       [nproc] kuvert's "all threads" count (-j)
+#   FEATURES      []      cargo features for kuvert, e.g. "ring" (with
+#                         CARGO_TARGET_DIR set, target/release stays as it is)
+#   WORKDIR       []      parent directory for the scratch files (default:
+#                         $TMPDIR or /tmp, unless tmpfs: then target/)
+#   VERIFY        [1]     0 skips the open-equals-input check of step 3
+#   KEEP          [0]     1 keeps the scratch directory
+#   WAIT_IDLE     [120]   before each round, wait up to this many seconds
+#                         while more than BUSY_MAX [10] % of the CPU is used
+#                         by other processes (noted in the output either way)
+#   AGE, RAGE, KUVERT     paths of the binaries, to skip install/build
+set -euo pipefail
+
+SIZE_MIB=${SIZE_MIB:-2048}
+ROUNDS=${ROUNDS:-5}
+RSS_BIG_MIB=${RSS_BIG_MIB:-8192}
+NPROC=$(nproc)
+THREADS=${THREADS:-$NPROC}
+FEATURES=${FEATURES:-}
+VERIFY=${VERIFY:-1}
+KEEP=${KEEP:-0}
+WAIT_IDLE=${WAIT_IDLE:-120}
+BUSY_MAX=${BUSY_MAX:-10}
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+say() { printf '%s\n' "compare.sh: $*" >&2; }
+die() { say "error: $*"; exit 1; }
+now() { date +%s.%N; }
+# Share of CPU time (all cores) not idle over 0.5 s, in percent: other work on
+# the machine skews every number, so each round notes it.
+busy() {
+    local a b
+    a=($(head -1 /proc/stat)); sleep 0.5; b=($(head -1 /proc/stat))
+    awk -v u1="$((a[1] + a[2] + a[3] + a[6] + a[7] + a[8]))" -v i1="$((a[4] + a[5]))" \
+        -v u2="$((b[1] + b[2] + b[3] + b[6] + b[7] + b[8]))" -v i2="$((b[4] + b[5]))" \
+        'BEGIN {d = (u2 - u1) + (i2 - i1); printf "%.0f", d ? 100 * (u2 - u1) / d : 0}'
+}
+# Waits (up to WAIT_IDLE s) until the machine is idle.
+wait_idle() {
+    local waited=0 b
+    while b=$(busy); ((b > BUSY_MAX && waited < WAIT_IDLE)); do
+        ((waited == 0)) && say "machine busy ($b% CPU used by others): waiting up to ${WAIT_IDLE}s"
+        sleep 2; waited=$((waited + 3))
+    done
+    echo "$b"
+}
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.4f", b - a}'; }
+
+# --- tools -----------------------------------------------------------------
+
+if [[ -z ${KUVERT:-} ]]; then
+    say "building kuvert (release${FEATURES:+, features $FEATURES})"
+    (cd "$REPO" && cargo build --release --quiet --bin kuvert ${FEATURES:+--features "$FEATURES"})
+    KUVERT=${CARGO_TARGET_DIR:-$REPO/target}/release/kuvert
+fi
+
+as_root() { if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi; }
+if [[ -z ${AGE:-} ]]; then
+    if ! command -v age >/dev/null || ! command -v age-keygen >/dev/null; then
+        say "installing age (apt-get)"
+        as_root apt-get install -y age >&2 ||
+            { as_root apt-get update >&2 && as_root apt-get install -y age >&2; }
+    fi
+    AGE=$(command -v age)
+fi
+AGE_KEYGEN=$(command -v age-keygen || true)
+if [[ -z ${RAGE:-} ]]; then
+    RAGE=$(command -v rage || true)
+    [[ -z $RAGE && -x $HOME/.cargo/bin/rage ]] && RAGE=$HOME/.cargo/bin/rage
+    if [[ -z $RAGE ]]; then
+        say "installing rage (cargo install rage --locked; takes minutes, once)"
+        cargo install rage --locked >&2
+        RAGE=$HOME/.cargo/bin/rage
+    fi
+fi
+RAGE_KEYGEN=$(dirname "$RAGE")/rage-keygen
+[[ -x $RAGE_KEYGEN ]] || RAGE_KEYGEN=$AGE_KEYGEN
+[[ -x /usr/bin/time ]] || die "/usr/bin/time is needed (apt-get install time)"
+
+# --- scratch directory on disk -----------------------------------------------
+
+base=${WORKDIR:-${TMPDIR:-/tmp}}
+if [[ -z ${WORKDIR:-} && $(df --output=fstype "$base" | tail -1) == tmpfs ]]; then
+    base=$REPO/target
+    say "${TMPDIR:-/tmp} is tmpfs: using $base"
+fi
+mkdir -p "$base"
+need_mib=$((SIZE_MIB * 5 + RSS_BIG_MIB + 256))
+avail_mib=$(( $(df -k --output=avail "$base" | tail -1) / 1024 ))
+((avail_mib >= need_mib)) || die "$base has $avail_mib MiB free; this run needs $need_mib"
+DIR=$(mktemp -d "$base/kuvert-compare.XXXXXX")
+cleanup() { if [[ $KEEP == 1 ]]; then say "kept $DIR"; else rm -rf "$DIR"; fi; }
+trap cleanup EXIT
+
+IN=$DIR/input.bin
+BYTES=$((SIZE_MIB * 1048576))
+
+# --- first line: machine and versions ----------------------------------------
+
+cpu=$(lscpu | sed -n 's/^Model name:[[:space:]]*//p' | head -1)
+rev=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo "?")
+dirty=$(git -C "$REPO" status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo "+changes" || true)
+echo "machine: nproc=$NPROC, $cpu ($(uname -r)) | $("$KUVERT" --version) (git $rev$dirty${FEATURES:+, features $FEATURES}), age $("$AGE" --version), $("$RAGE" --version), $(rustc --version | cut -d' ' -f1-2) | input ${SIZE_MIB} MiB from /dev/urandom in $DIR ($(df --output=fstype "$DIR" | tail -1)), $ROUNDS rounds"
+echo
+
+# --- input and keys ------------------------------------------------------------
+
+say "writing $SIZE_MIB MiB of /dev/urandom to $IN"
+head -c "$BYTES" /dev/urandom >"$IN"
+cat "$IN" >/dev/null # in the page cache for every tool alike
+
+"$KUVERT" keygen -q -o "$DIR/kuvert.key"
+K_REC=$("$KUVERT" keygen -y "$DIR/kuvert.key")
+"$AGE_KEYGEN" -o "$DIR/age.key" 2>/dev/null
+A_REC=$("$AGE_KEYGEN" -y "$DIR/age.key")
+"$RAGE_KEYGEN" -o "$DIR/rage.key" 2>/dev/null
+R_REC=$("$AGE_KEYGEN" -y "$DIR/rage.key")
+
+TOOLS=(kuvert kuvert-j1 age rage)
+label() {
+    case $1 in
+        kuvert) echo "kuvert -j $THREADS" ;;
+        kuvert-j1) echo "kuvert -j 1" ;;
+        *) echo "$1" ;;
+    esac
+}
+# The command line of each tool: seal reads standard input and writes
+# standard output; open reads the tool's container and writes standard output.
+seal_cmd() {
+    case $1 in
+        kuvert) CMD=("$KUVERT" seal -q -j "$THREADS" -r "$K_REC" -o - -) ;;
+        kuvert-j1) CMD=("$KUVERT" seal -q -j 1 -r "$K_REC" -o - -) ;;
+        age) CMD=("$AGE" -e -r "$A_REC") ;;
+        rage) CMD=("$RAGE" -e -r "$R_REC") ;;
+    esac
+}
+open_cmd() {
+    case $1 in
+        kuvert) CMD=("$KUVERT" open -q -j "$THREADS" -i "$DIR/kuvert.key" -o - "$DIR/c.kuv") ;;
+        kuvert-j1) CMD=("$KUVERT" open -q -j 1 -i "$DIR/kuvert.key" -o - "$DIR/c.kuv") ;;
+        age) CMD=("$AGE" -d -i "$DIR/age.key" "$DIR/c.age") ;;
+        rage) CMD=("$RAGE" -d -i "$DIR/rage.key" "$DIR/c.rage") ;;
+    esac
+}
+
+for tool in kuvert age rage; do
+    say "sealing the $tool container once"
+    seal_cmd "$tool"
+    "${CMD[@]}" <"$IN" >"$DIR/c.${tool/kuvert/kuv}"
+done
+if [[ $VERIFY == 1 ]]; then
+    for tool in "${TOOLS[@]}"; do
+        say "checking that $(label "$tool") opens its container to the input"
+        open_cmd "$tool"
+        "${CMD[@]}" | cmp -s - "$IN" || die "$(label "$tool"): the opened container differs from the input"
+    done
+fi
+cat "$DIR"/c.* >/dev/null
+
+# --- timed, interleaved rounds ---------------------------------------------------
+
+declare -A SEAL_T OPEN_T
+n=${#TOOLS[@]}
+BUSY_SEEN=()
+for ((round = 0; round < ROUNDS; round++)); do
+    BUSY_SEEN+=("$(wait_idle)")
+    say "round $((round + 1))/$ROUNDS (others used ${BUSY_SEEN[-1]}% CPU just before)"
+    for op in seal open; do
+        for ((k = 0; k < n; k++)); do
+            tool=${TOOLS[(k + round) % n]}
+            if [[ $op == seal ]]; then
+                seal_cmd "$tool"
+                t0=$(now); "${CMD[@]}" <"$IN" >/dev/null; t1=$(now)
+                SEAL_T[$tool]+="$(elapsed "$t0" "$t1") "
+            else
+                open_cmd "$tool"
+                t0=$(now); "${CMD[@]}" >/dev/null; t1=$(now)
+                OPEN_T[$tool]+="$(elapsed "$t0" "$t1") "
+            fi
+        done
+    done
+done
+
+median() { tr ' ' '\n' | grep . | sort -g | awk '{v[NR]=$1} END {print (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)}'; }
+declare -A SEAL_R OPEN_R
+for tool in "${TOOLS[@]}"; do
+    SEAL_R[$tool]=$(median <<<"${SEAL_T[$tool]}" | awk -v b="$BYTES" '{printf "%.0f", b/1e6/$1}')
+    OPEN_R[$tool]=$(median <<<"${OPEN_T[$tool]}" | awk -v b="$BYTES" '{printf "%.0f", b/1e6/$1}')
+done
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f×", a/b}'; }
+
+echo "Stream seal and open of $SIZE_MIB MiB, stdout to /dev/null, median of $ROUNDS interleaved runs (MB/s = 10^6 B/s of plaintext):"
+echo
+echo "| tool | seal MB/s | open MB/s | seal / open vs age | seal / open vs rage |"
+echo "|---|---:|---:|---:|---:|"
+for tool in "${TOOLS[@]}"; do
+    printf '| %s | %s | %s | %s / %s | %s / %s |\n' "$(label "$tool")" \
+        "${SEAL_R[$tool]}" "${OPEN_R[$tool]}" \
+        "$(ratio "${SEAL_R[$tool]}" "${SEAL_R[age]}")" "$(ratio "${OPEN_R[$tool]}" "${OPEN_R[age]}")" \
+        "$(ratio "${SEAL_R[$tool]}" "${SEAL_R[rage]}")" "$(ratio "${OPEN_R[$tool]}" "${OPEN_R[rage]}")"
+done
+echo
+echo "Raw seconds per run (round order); CPU used by other processes just before each round: ${BUSY_SEEN[*]/%/%}"
+echo
+for tool in "${TOOLS[@]}"; do
+    printf -- '- %s: seal %s; open %s\n' "$(label "$tool")" \
+        "$(printf '%.3f ' ${SEAL_T[$tool]})" "$(printf '%.3f ' ${OPEN_T[$tool]})"
+done
+echo
+
+# --- targets -------------------------------------------------------------------
+
+check() { # name value limit
+    if awk -v v="$2" -v l="$3" 'BEGIN {exit !(v >= l)}'; then echo "- PASS $1"; else echo "- MISS $1"; fi
+}
+echo "Targets (against age and rage as measured in this run):"
+echo
+for op in seal open; do
+    if [[ $op == seal ]]; then k=${SEAL_R[kuvert]} k1=${SEAL_R[kuvert-j1]} a=${SEAL_R[age]} r=${SEAL_R[rage]}
+    else k=${OPEN_R[kuvert]} k1=${OPEN_R[kuvert-j1]} a=${OPEN_R[age]} r=${OPEN_R[rage]}; fi
+    check "$op -j $THREADS >= 1.6× age: $k vs $(awk -v a="$a" 'BEGIN {printf "%.0f", 1.6*a}') MB/s" "$k" "$(awk -v a="$a" 'BEGIN {print 1.6*a}')"
+    check "$op -j $THREADS >= 3× rage: $k vs $(awk -v r="$r" 'BEGIN {printf "%.0f", 3*r}') MB/s" "$k" "$(awk -v r="$r" 'BEGIN {print 3*r}')"
+    check "$op -j 1 >= age: $k1 vs $a MB/s" "$k1" "$a"
+done
+echo
+
+# --- peak RSS --------------------------------------------------------------------
+
+rss() { # output of /usr/bin/time -v -> MiB
+    awk -F': ' '/Maximum resident set size/ {printf "%.1f", $2/1024}' "$1"
+}
+declare -A RSS_SEAL RSS_OPEN
+for tool in "${TOOLS[@]}"; do
+    say "peak RSS of $(label "$tool") at $SIZE_MIB MiB"
+    seal_cmd "$tool"
+    /usr/bin/time -v -o "$DIR/time.txt" "${CMD[@]}" <"$IN" >/dev/null
+    RSS_SEAL[$tool]=$(rss "$DIR/time.txt")
+    open_cmd "$tool"
+    /usr/bin/time -v -o "$DIR/time.txt" "${CMD[@]}" >/dev/null
+    RSS_OPEN[$tool]=$(rss "$DIR/time.txt")
+done
+BIG_SEAL=- BIG_OPEN=-
+if ((RSS_BIG_MIB > 0)); then
+    rm -f "$DIR"/c.age "$DIR"/c.rage
+    say "peak RSS of kuvert seal at $RSS_BIG_MIB MiB (/dev/urandom piped in; about $((RSS_BIG_MIB / 450)) s)"
+    head -c $((RSS_BIG_MIB * 1048576)) /dev/urandom |
+        /usr/bin/time -v -o "$DIR/time.txt" "$KUVERT" seal -q -j "$THREADS" -r "$K_REC" -o - - >"$DIR/big.kuv"
+    BIG_SEAL=$(rss "$DIR/time.txt")
+    say "peak RSS of kuvert open at $RSS_BIG_MIB MiB"
+    /usr/bin/time -v -o "$DIR/time.txt" "$KUVERT" open -q -j "$THREADS" -i "$DIR/kuvert.key" -o - "$DIR/big.kuv" >/dev/null
+    BIG_OPEN=$(rss "$DIR/time.txt")
+    rm -f "$DIR/big.kuv"
+fi
+
+echo "Peak RSS (MiB, /usr/bin/time -v \"Maximum resident set size\"), stdout to /dev/null (large input: /dev/urandom piped in, container on disk):"
+echo
+echo "| tool | seal $SIZE_MIB MiB | open $SIZE_MIB MiB | seal $RSS_BIG_MIB MiB | open $RSS_BIG_MIB MiB |"
+echo "|---|---:|---:|---:|---:|"
+for tool in "${TOOLS[@]}"; do
+    big_s=- big_o=-
+    [[ $tool == kuvert ]] && big_s=$BIG_SEAL big_o=$BIG_OPEN
+    echo "| $(label "$tool") | ${RSS_SEAL[$tool]} | ${RSS_OPEN[$tool]} | $big_s | $big_o |"
+done
+echo
+for v in "${RSS_SEAL[kuvert]}" "${RSS_OPEN[kuvert]}" "${RSS_SEAL[kuvert-j1]}" "${RSS_OPEN[kuvert-j1]}" $BIG_SEAL $BIG_OPEN; do
+    [[ $v == - ]] && continue
+    awk -v v="$v" 'BEGIN {exit !(v > 64)}' && { echo "- MISS kuvert peak RSS <= 64 MiB ($v MiB)"; exit 0; }
+done
+echo "- PASS kuvert peak RSS <= 64 MiB (every row above)"
