@@ -39,6 +39,8 @@
 #                         while more than BUSY_MAX [10] % of the CPU is used
 #                         by other processes (noted in the output either way)
 #   AGE, RAGE, KUVERT     paths of the binaries, to skip install/build
+#   VARIANTS      []      more kuvert builds to time in the same rounds, as
+#                         "LABEL=PATH ...", e.g. "ring=/tmp/t/release/kuvert"
 set -euo pipefail
 
 SIZE_MIB=${SIZE_MIB:-2048}
@@ -48,6 +50,7 @@ NPROC=$(nproc)
 THREADS=${THREADS:-$NPROC}
 FEATURES=${FEATURES:-}
 VERIFY=${VERIFY:-1}
+VARIANTS=${VARIANTS:-}
 KEEP=${KEEP:-0}
 WAIT_IDLE=${WAIT_IDLE:-120}
 BUSY_MAX=${BUSY_MAX:-10}
@@ -139,37 +142,42 @@ say "writing $SIZE_MIB MiB of /dev/urandom to $IN"
 head -c "$BYTES" /dev/urandom >"$IN"
 cat "$IN" >/dev/null # in the page cache for every tool alike
 
-"$KUVERT" keygen -q -o "$DIR/kuvert.key"
+"$KUVERT" keygen -q -o "$DIR/kuvert.key" 2>/dev/null
 K_REC=$("$KUVERT" keygen -y "$DIR/kuvert.key")
 "$AGE_KEYGEN" -o "$DIR/age.key" 2>/dev/null
 A_REC=$("$AGE_KEYGEN" -y "$DIR/age.key")
 "$RAGE_KEYGEN" -o "$DIR/rage.key" 2>/dev/null
 R_REC=$("$AGE_KEYGEN" -y "$DIR/rage.key")
 
-TOOLS=(kuvert kuvert-j1 age rage)
-label() {
-    case $1 in
-        kuvert) echo "kuvert -j $THREADS" ;;
-        kuvert-j1) echo "kuvert -j 1" ;;
-        *) echo "$1" ;;
-    esac
-}
+# Tools: kuvert at all threads and at -j 1, then any VARIANTS (other kuvert
+# builds, each also at both thread counts), then age and rage.
+declare -A BIN=([kuvert]=$KUVERT [kuvert-j1]=$KUVERT)
+declare -A NAME=([kuvert]="kuvert -j $THREADS" [kuvert-j1]="kuvert -j 1" [age]=age [rage]=rage)
+TOOLS=(kuvert kuvert-j1)
+for variant in $VARIANTS; do
+    v=${variant%%=*} path=${variant#*=}
+    [[ -x $path ]] || die "VARIANTS: $path is not an executable"
+    BIN[v-$v]=$path BIN[v-$v-j1]=$path
+    NAME[v-$v]="kuvert $v -j $THREADS" NAME[v-$v-j1]="kuvert $v -j 1"
+    TOOLS+=("v-$v" "v-$v-j1")
+done
+TOOLS+=(age rage)
+label() { echo "${NAME[$1]}"; }
+threads_of() { [[ $1 == *-j1 ]] && echo 1 || echo "$THREADS"; }
 # The command line of each tool: seal reads standard input and writes
 # standard output; open reads the tool's container and writes standard output.
 seal_cmd() {
     case $1 in
-        kuvert) CMD=("$KUVERT" seal -q -j "$THREADS" -r "$K_REC" -o - -) ;;
-        kuvert-j1) CMD=("$KUVERT" seal -q -j 1 -r "$K_REC" -o - -) ;;
         age) CMD=("$AGE" -e -r "$A_REC") ;;
         rage) CMD=("$RAGE" -e -r "$R_REC") ;;
+        *) CMD=("${BIN[$1]}" seal -q -j "$(threads_of "$1")" -r "$K_REC" -o - -) ;;
     esac
 }
 open_cmd() {
     case $1 in
-        kuvert) CMD=("$KUVERT" open -q -j "$THREADS" -i "$DIR/kuvert.key" -o - "$DIR/c.kuv") ;;
-        kuvert-j1) CMD=("$KUVERT" open -q -j 1 -i "$DIR/kuvert.key" -o - "$DIR/c.kuv") ;;
         age) CMD=("$AGE" -d -i "$DIR/age.key" "$DIR/c.age") ;;
         rage) CMD=("$RAGE" -d -i "$DIR/rage.key" "$DIR/c.rage") ;;
+        *) CMD=("${BIN[$1]}" open -q -j "$(threads_of "$1")" -i "$DIR/kuvert.key" -o - "$DIR/c.kuv") ;;
     esac
 }
 
@@ -189,7 +197,10 @@ cat "$DIR"/c.* >/dev/null
 
 # --- timed, interleaved rounds ---------------------------------------------------
 
-declare -A SEAL_T OPEN_T
+declare -A SEAL_T OPEN_T SEAL_C OPEN_C
+# CPU seconds (user + system) of each timed run, for reading a busy machine.
+CPU_TIME="/usr/bin/time -f %U+%S -o $DIR/cpu.txt"
+cpu_used() { awk -F+ '{printf "%.2f", $1 + $2}' "$DIR/cpu.txt"; }
 n=${#TOOLS[@]}
 BUSY_SEEN=()
 for ((round = 0; round < ROUNDS; round++)); do
@@ -200,12 +211,14 @@ for ((round = 0; round < ROUNDS; round++)); do
             tool=${TOOLS[(k + round) % n]}
             if [[ $op == seal ]]; then
                 seal_cmd "$tool"
-                t0=$(now); "${CMD[@]}" <"$IN" >/dev/null; t1=$(now)
+                t0=$(now); $CPU_TIME "${CMD[@]}" <"$IN" >/dev/null; t1=$(now)
                 SEAL_T[$tool]+="$(elapsed "$t0" "$t1") "
+                SEAL_C[$tool]+="$(cpu_used) "
             else
                 open_cmd "$tool"
-                t0=$(now); "${CMD[@]}" >/dev/null; t1=$(now)
+                t0=$(now); $CPU_TIME "${CMD[@]}" >/dev/null; t1=$(now)
                 OPEN_T[$tool]+="$(elapsed "$t0" "$t1") "
+                OPEN_C[$tool]+="$(cpu_used) "
             fi
         done
     done
@@ -219,15 +232,16 @@ for tool in "${TOOLS[@]}"; do
 done
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f×", a/b}'; }
 
-echo "Stream seal and open of $SIZE_MIB MiB, stdout to /dev/null, median of $ROUNDS interleaved runs (MB/s = 10^6 B/s of plaintext):"
+echo "Stream seal and open of $SIZE_MIB MiB, stdout to /dev/null, median of $ROUNDS interleaved runs (MB/s = 10^6 B/s of plaintext, from wall time; CPU s = user + system):"
 echo
-echo "| tool | seal MB/s | open MB/s | seal / open vs age | seal / open vs rage |"
-echo "|---|---:|---:|---:|---:|"
+echo "| tool | seal MB/s | open MB/s | seal / open vs age | seal / open vs rage | seal / open CPU s |"
+echo "|---|---:|---:|---:|---:|---:|"
 for tool in "${TOOLS[@]}"; do
-    printf '| %s | %s | %s | %s / %s | %s / %s |\n' "$(label "$tool")" \
+    printf '| %s | %s | %s | %s / %s | %s / %s | %s / %s |\n' "$(label "$tool")" \
         "${SEAL_R[$tool]}" "${OPEN_R[$tool]}" \
         "$(ratio "${SEAL_R[$tool]}" "${SEAL_R[age]}")" "$(ratio "${OPEN_R[$tool]}" "${OPEN_R[age]}")" \
-        "$(ratio "${SEAL_R[$tool]}" "${SEAL_R[rage]}")" "$(ratio "${OPEN_R[$tool]}" "${OPEN_R[rage]}")"
+        "$(ratio "${SEAL_R[$tool]}" "${SEAL_R[rage]}")" "$(ratio "${OPEN_R[$tool]}" "${OPEN_R[rage]}")" \
+        "$(median <<<"${SEAL_C[$tool]}")" "$(median <<<"${OPEN_C[$tool]}")"
 done
 echo
 echo "Raw seconds per run (round order); CPU used by other processes just before each round: ${BUSY_SEEN[*]/%/%}"
