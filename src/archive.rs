@@ -192,11 +192,16 @@ impl<S: VolumeSink> ArchiveWriter<S> {
     /// # Errors
     ///
     /// [`Error::UnsafeEntry`] for a name that is not a plain relative path
-    /// or is not UTF-8, or for a device, socket or FIFO; [`Error::Io`] for
-    /// errors reading the disk, including a file that changes size while it
-    /// is read.
+    /// or is not UTF-8, or for a device, socket or FIFO; [`Error::Input`],
+    /// naming the file, for errors reading the disk; [`Error::Io`] for
+    /// errors writing the payload, and for a file that changes size while
+    /// it is read.
     pub fn append_path(&mut self, disk: &Path, name: &str) -> Result<(), Error> {
-        let metadata = fs::symlink_metadata(disk)?;
+        let input = |source: io::Error| Error::Input {
+            path: disk.to_path_buf(),
+            source,
+        };
+        let metadata = fs::symlink_metadata(disk).map_err(input)?;
         let mode = permissions(&metadata);
         let mtime = metadata
             .modified()
@@ -206,9 +211,13 @@ impl<S: VolumeSink> ArchiveWriter<S> {
         let kind = metadata.file_type();
         if kind.is_dir() {
             self.append_dir(name, mode, mtime)?;
-            let mut children = fs::read_dir(disk)?
-                .map(|entry| entry.map(|entry| entry.file_name()))
-                .collect::<Result<Vec<_>, _>>()?;
+            let mut children = fs::read_dir(disk)
+                .and_then(|entries| {
+                    entries
+                        .map(|entry| entry.map(|entry| entry.file_name()))
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .map_err(input)?;
             children.sort();
             for child in children {
                 let child_name = child.to_str().ok_or_else(|| Error::UnsafeEntry {
@@ -219,10 +228,13 @@ impl<S: VolumeSink> ArchiveWriter<S> {
             }
             Ok(())
         } else if kind.is_file() {
-            let file = File::open(disk)?;
+            let file = InputReader {
+                inner: File::open(disk).map_err(input)?,
+                path: disk,
+            };
             self.append_file(name, file, metadata.len(), mode, mtime)
         } else if kind.is_symlink() {
-            let target = fs::read_link(disk)?;
+            let target = fs::read_link(disk).map_err(input)?;
             let target = target.to_str().ok_or_else(|| Error::UnsafeEntry {
                 path: name.into(),
                 reason: "symlink target is not UTF-8",
@@ -358,7 +370,10 @@ impl<S: VolumeSink> ArchiveWriter<S> {
             inner: data.take(size),
             read: 0,
         };
-        self.tar.append(&header, &mut counted)?;
+        // Errors of the data reader ride inside io::Error; take them back out.
+        self.tar
+            .append(&header, &mut counted)
+            .map_err(Error::from_io)?;
         let mut probe = [0u8; 1];
         if counted.read != size || counted.inner.into_inner().read(&mut probe)? != 0 {
             return Err(Error::Io(io::Error::other(format!(
@@ -419,6 +434,30 @@ impl<S: VolumeSink> ArchiveWriter<S> {
         counting.write_all(&(index.len() as u64).to_be_bytes())?;
         counting.write_all(&TRAILER_MAGIC)?;
         counting.inner.finish()
+    }
+}
+
+/// A file being sealed whose read errors name it ([`Error::Input`]).
+struct InputReader<'a> {
+    inner: File,
+    path: &'a Path,
+}
+
+impl Read for InputReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf).map_err(|source| {
+            if source.kind() == io::ErrorKind::Interrupted {
+                return source;
+            }
+            let kind = source.kind();
+            io::Error::new(
+                kind,
+                Error::Input {
+                    path: self.path.to_path_buf(),
+                    source,
+                },
+            )
+        })
     }
 }
 

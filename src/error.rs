@@ -173,6 +173,16 @@ pub enum Error {
         reason: &'static str,
     },
 
+    /// A file or directory being sealed could not be read.
+    #[error("cannot read {}", path.display())]
+    Input {
+        /// The file or directory on disk.
+        path: std::path::PathBuf,
+        /// Why it could not be read.
+        #[source]
+        source: io::Error,
+    },
+
     /// The archive index is inconsistent with the payload it describes.
     #[error("malformed archive index at payload byte {offset}: {reason}")]
     MalformedArchive {

@@ -406,3 +406,17 @@ fn an_index_that_lies_is_malformed() {
         Err(Error::MalformedArchive { .. })
     ));
 }
+
+#[test]
+fn disk_errors_name_the_file_being_sealed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("gone.csv");
+    let mut archive = writer();
+    match archive.append_path(&missing, "gone.csv") {
+        Err(Error::Input { path, source }) => {
+            assert_eq!(path, missing);
+            assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+        }
+        other => panic!("expected Error::Input, got {other:?}"),
+    }
+}

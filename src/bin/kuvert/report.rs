@@ -202,6 +202,8 @@ impl Names {
                 "chunk {chunk} of {} is malformed: {reason}",
                 self.volume(*volume)
             ),
+            // While sealing, `path` is the file on disk.
+            Error::UnsafeEntry { path, reason } => format!("{path}: {reason}"),
             Error::LimitExceeded { .. } => {
                 format!("{err}; the set asks for more work than kuvert allows untrusted input")
             }

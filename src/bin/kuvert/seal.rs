@@ -6,7 +6,6 @@ use std::io::{self, BufWriter, Read, Stdout, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::SystemTime;
 
 use kuvert::archive::ArchiveWriter;
 use kuvert::{FileSink, Sealer, VolumeSink};
@@ -189,7 +188,11 @@ fn run<S: VolumeSink>(
     }
     let mut archive = ArchiveWriter::new(writer);
     for input in inputs {
-        append(&mut archive, &input.disk, &input.name, names)?;
+        // Disk errors come back as `Error::Input`, naming the file; write
+        // errors as `Error::Io`, which the names blame on the output.
+        archive
+            .append_path(&input.disk, &input.name)
+            .map_err(|err| names.fail(&err))?;
     }
     let plaintext = archive.bytes_written();
     let sink = archive.finish().map_err(|err| names.fail(&err))?;
@@ -212,78 +215,6 @@ impl<R: Read> Read for NotingReads<R> {
             self.failed = true;
         }
         result
-    }
-}
-
-/// Appends a file, directory (recursively, in name order) or symlink, as
-/// `ArchiveWriter::append_path` does, naming the disk path in errors.
-fn append<S: VolumeSink>(
-    archive: &mut ArchiveWriter<S>,
-    disk: &Path,
-    name: &str,
-    names: &Names,
-) -> Result<()> {
-    let context = |err: kuvert::Error| match err {
-        kuvert::Error::Io(inner) => Fail::data(format!("{}: {}", disk.display(), chain(&inner))),
-        other => names.fail(&other),
-    };
-    let metadata = fs::symlink_metadata(disk).map_err(|err| io_fail("cannot read", disk, &err))?;
-    let mode = permissions(&metadata);
-    let mtime = metadata
-        .modified()
-        .ok()
-        .and_then(|time| time.duration_since(SystemTime::UNIX_EPOCH).ok())
-        .map_or(0, |since| since.as_secs() as i64);
-    let kind = metadata.file_type();
-    if kind.is_dir() {
-        archive.append_dir(name, mode, mtime).map_err(context)?;
-        let mut children = fs::read_dir(disk)
-            .and_then(|entries| {
-                entries
-                    .map(|entry| entry.map(|entry| entry.file_name()))
-                    .collect::<io::Result<Vec<_>>>()
-            })
-            .map_err(|err| io_fail("cannot read directory", disk, &err))?;
-        children.sort();
-        for child in children {
-            let path = disk.join(&child);
-            let child_name = child
-                .to_str()
-                .ok_or_else(|| Fail::data(format!("{}: the name is not UTF-8", path.display())))?;
-            append(archive, &path, &format!("{name}/{child_name}"), names)?;
-        }
-        Ok(())
-    } else if kind.is_file() {
-        let file = File::open(disk).map_err(|err| io_fail("cannot read", disk, &err))?;
-        archive
-            .append_file(name, file, metadata.len(), mode, mtime)
-            .map_err(context)
-    } else if kind.is_symlink() {
-        let target = fs::read_link(disk).map_err(|err| io_fail("cannot read", disk, &err))?;
-        let target = target.to_str().ok_or_else(|| {
-            Fail::data(format!("{}: the link target is not UTF-8", disk.display()))
-        })?;
-        archive.append_symlink(name, target, mtime).map_err(context)
-    } else {
-        Err(Fail::data(format!(
-            "{}: not a file, directory or symlink (devices, sockets and FIFOs are not sealed)",
-            disk.display()
-        )))
-    }
-}
-
-#[cfg(unix)]
-fn permissions(metadata: &fs::Metadata) -> u32 {
-    use std::os::unix::fs::PermissionsExt;
-    metadata.permissions().mode() & 0o7777
-}
-
-#[cfg(not(unix))]
-fn permissions(metadata: &fs::Metadata) -> u32 {
-    match (metadata.is_dir(), metadata.permissions().readonly()) {
-        (true, _) => 0o755,
-        (false, true) => 0o444,
-        (false, false) => 0o644,
     }
 }
 
