@@ -173,6 +173,34 @@ pub enum Error {
         reason: &'static str,
     },
 
+    /// Two entries would be one file: the same path, or paths equal after
+    /// Unicode normalisation and case folding (SPEC.md §12.3), in the name
+    /// itself or in a parent directory.
+    #[error("entries {path:?} and {other:?} name the same file on a case-folding or normalising file system")]
+    NameCollision {
+        /// The later entry's path.
+        path: String,
+        /// The earlier name it collides with (an entry or a parent of one).
+        other: String,
+    },
+
+    /// An entry's tar header says something else than the index
+    /// (SPEC.md §12.8): `tar -x` would extract another file than kuvert.
+    #[error("entry {path:?}: tar header at payload byte {offset} disagrees with the index: {reason}")]
+    TarMismatch {
+        /// The entry's path, as the index gives it.
+        path: String,
+        /// Payload offset of the offending header block or field.
+        offset: u64,
+        /// Which field differs.
+        reason: &'static str,
+    },
+
+    /// The caller asked the operation to stop (a Ctrl-C handler); nothing
+    /// was published.
+    #[error("cancelled")]
+    Cancelled,
+
     /// A file or directory being sealed could not be read.
     #[error("cannot read {}", path.display())]
     Input {
@@ -246,6 +274,7 @@ impl From<Error> for io::Error {
             Error::InvalidOption { .. } | Error::InvalidKey { .. } => io::ErrorKind::InvalidInput,
             Error::DestinationExists { .. } => io::ErrorKind::AlreadyExists,
             Error::EntryNotFound { .. } => io::ErrorKind::NotFound,
+            Error::Cancelled => io::ErrorKind::Other,
             _ => io::ErrorKind::InvalidData,
         };
         io::Error::new(kind, err)

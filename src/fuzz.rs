@@ -58,12 +58,18 @@ pub fn archive(data: &[u8]) {
         .threads(1)
         .open(volumes)
         .expect("a sealed set opens");
-    if let Ok(Payload::Archive(mut archive)) = Payload::detect(reader, 1 << 20) {
-        let entries = archive.entries().to_vec();
-        for entry in &entries {
-            if let Ok(mut data) = archive.read_entry(entry) {
+    let limits = crate::archive::ArchiveLimits::new().max_index_len(1 << 20);
+    if let Ok(Payload::Archive(mut archive)) = Payload::detect(reader, &limits) {
+        // The extraction rules over the whole tree, without a file system.
+        let _ = archive.check_tree();
+        let paths: Vec<String> = archive.entries().iter().map(|e| e.path.clone()).collect();
+        for path in &paths {
+            if let Ok(mut data) = archive.read_entry(path) {
                 let _ = std::io::copy(&mut data, &mut std::io::sink());
             }
+        }
+        if let Ok(mut tar) = archive.tar_reader() {
+            let _ = std::io::copy(&mut tar, &mut std::io::sink());
         }
     }
 }

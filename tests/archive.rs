@@ -6,7 +6,7 @@ use std::fs;
 use std::io::{Read, Write};
 use std::path::Path;
 
-use kuvert::archive::{ArchiveWriter, EntryKind, ExtractOptions, Payload};
+use kuvert::archive::{ArchiveLimits, ArchiveWriter, EntryKind, ExtractOptions, Payload};
 use kuvert::{Error, MemorySink, Opener, Sealer, X25519Identity};
 
 const CHUNK: usize = 4096;
@@ -20,9 +20,9 @@ fn writer() -> ArchiveWriter<MemorySink> {
         .recipient(identity().to_public())
         .chunk_size(CHUNK)
         .volume_size(2048 + 3 * CHUNK as u64)
-        .seal(MemorySink::new())
+        .seal_archive(MemorySink::new())
         .expect("seal");
-    ArchiveWriter::new(writer)
+    writer
 }
 
 fn open(volumes: Vec<Vec<u8>>) -> Payload<Vec<u8>> {
@@ -30,7 +30,7 @@ fn open(volumes: Vec<Vec<u8>>) -> Payload<Vec<u8>> {
         .identity(identity())
         .open(volumes)
         .expect("open");
-    Payload::detect(reader, 1 << 20).expect("detect")
+    Payload::detect(reader, &ArchiveLimits::new().max_index_len(1 << 20)).expect("detect")
 }
 
 fn archive(volumes: Vec<Vec<u8>>) -> kuvert::archive::Archive<Vec<u8>> {
@@ -111,7 +111,7 @@ fn one_entry_reads_without_the_rest() {
     assert_eq!(entry.size, 17);
     let mut data = Vec::new();
     archive
-        .read_entry(&entry)
+        .read_entry(&entry.path)
         .expect("seek")
         .read_to_end(&mut data)
         .expect("read");
@@ -402,7 +402,7 @@ fn an_index_that_lies_is_malformed() {
         .open(volumes)
         .expect("open");
     assert!(matches!(
-        Payload::detect(reader, 1 << 20),
+        Payload::detect(reader, &ArchiveLimits::new().max_index_len(1 << 20)),
         Err(Error::MalformedArchive { .. })
     ));
 }

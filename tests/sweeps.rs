@@ -1603,9 +1603,9 @@ fn many_empty_files(count: usize) -> [(&'static str, Duration); 3] {
     let writer = kuvert::Sealer::new()
         .recipient(identity(8).to_public())
         .volume_size(64 << 20)
-        .seal(kuvert::MemorySink::new())
+        .seal_archive(kuvert::MemorySink::new())
         .expect("seal");
-    let mut archive = kuvert::archive::ArchiveWriter::new(writer);
+    let mut archive = writer;
     for index in 0..count {
         archive
             .append_file(
@@ -1625,7 +1625,7 @@ fn many_empty_files(count: usize) -> [(&'static str, Duration); 3] {
         .identity(identity(8))
         .open(volumes)
         .expect("open");
-    let payload = kuvert::archive::Payload::detect(reader, kuvert::archive::DEFAULT_MAX_INDEX_LEN)
+    let payload = kuvert::archive::Payload::detect(reader, &kuvert::archive::ArchiveLimits::new())
         .expect("an archive");
     let kuvert::archive::Payload::Archive(mut archive) = payload else {
         panic!("an archive was sealed");

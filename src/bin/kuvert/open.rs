@@ -4,7 +4,7 @@ use std::fs;
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use kuvert::archive::{Archive, DEFAULT_MAX_INDEX_LEN, Entry, EntryKind, ExtractOptions, Payload};
+use kuvert::archive::{Archive, ArchiveLimits, Entry, EntryKind, ExtractOptions, Payload};
 use kuvert::{OpenReader, VolumeSource};
 
 use crate::cli::{ListArgs, OpenArgs};
@@ -37,7 +37,7 @@ pub fn open(args: &OpenArgs, quiet: bool) -> Result<()> {
     let result = (|| {
         let reader = opener.open(sources).map_err(|err| names.fail(&err))?;
         let payload =
-            Payload::detect(reader, DEFAULT_MAX_INDEX_LEN).map_err(|err| names.fail(&err))?;
+            Payload::detect(reader, &ArchiveLimits::new()).map_err(|err| names.fail(&err))?;
         match payload {
             Payload::Stream(reader) => {
                 if !args.entries.is_empty() || args.tar {
@@ -316,7 +316,7 @@ pub fn list(args: &ListArgs) -> Result<()> {
     let bar = progress::bar(true, None, "");
     let (sources, names) = volumes.with_progress(&bar, "reading");
     let reader = opener.open(sources).map_err(|err| names.fail(&err))?;
-    let payload = Payload::detect(reader, DEFAULT_MAX_INDEX_LEN).map_err(|err| names.fail(&err))?;
+    let payload = Payload::detect(reader, &ArchiveLimits::new()).map_err(|err| names.fail(&err))?;
     let mut out = BufWriter::new(io::stdout().lock());
     let written = match &payload {
         Payload::Stream(reader) => {
