@@ -38,7 +38,7 @@ pub(crate) fn check_header(region: &[u8], entry: &Entry) -> Result<(), Error> {
         if body_end.div_ceil(BLOCK) * BLOCK != ustar_at as u64 {
             return Err(fail(0, "pax header size does not fill the header blocks"));
         }
-        pax = parse_pax(&region[block..body_end as usize]).map_err(|reason| fail(block, reason))?;
+        pax = parse_pax(&region[block..body_end as usize]).map_err(|reason| fail(0, reason))?;
     }
     let header = block_header(&region[ustar_at..]).map_err(|reason| fail(ustar_at, reason))?;
     let expect_type = match entry.kind {

@@ -185,33 +185,6 @@ impl Tree {
     pub(crate) fn insert(&mut self, index: usize, entry: &Entry) -> Result<NodeId, Error> {
         let path = entry.path.as_str();
         check_relative(path).map_err(|reason| unsafe_entry(path, reason))?;
-        let entries = self.entries + 1;
-        if entries > self.limits.max_entries {
-            return Err(Error::LimitExceeded {
-                what: "archive entries",
-                found: entries,
-                limit: self.limits.max_entries,
-            });
-        }
-        let depth = path.split('/').count();
-        if depth > self.limits.max_depth {
-            return Err(Error::LimitExceeded {
-                what: "archive path depth",
-                found: depth as u64,
-                limit: self.limits.max_depth as u64,
-            });
-        }
-        let total_size = match entry.kind {
-            EntryKind::File => self.total_size.saturating_add(entry.size),
-            _ => self.total_size,
-        };
-        if total_size > self.limits.max_total_size {
-            return Err(Error::LimitExceeded {
-                what: "archive file data",
-                found: total_size,
-                limit: self.limits.max_total_size,
-            });
-        }
         // Walk the nodes that exist, checking every rule; only then add the
         // new ones, so a refused entry leaves the tree as it was.
         let components: Vec<&str> = path.split('/').collect();
@@ -241,6 +214,33 @@ impl Tree {
             }
             current = node;
             matched += 1;
+        }
+        let entries = self.entries + 1;
+        if entries > self.limits.max_entries {
+            return Err(Error::LimitExceeded {
+                what: "archive entries",
+                found: entries,
+                limit: self.limits.max_entries,
+            });
+        }
+        let depth = components.len();
+        if depth > self.limits.max_depth {
+            return Err(Error::LimitExceeded {
+                what: "archive path depth",
+                found: depth as u64,
+                limit: self.limits.max_depth as u64,
+            });
+        }
+        let total_size = match entry.kind {
+            EntryKind::File => self.total_size.saturating_add(entry.size),
+            _ => self.total_size,
+        };
+        if total_size > self.limits.max_total_size {
+            return Err(Error::LimitExceeded {
+                what: "archive file data",
+                found: total_size,
+                limit: self.limits.max_total_size,
+            });
         }
         if matched == components.len() {
             // A directory entry naming a directory that earlier paths made.
@@ -300,7 +300,12 @@ impl Tree {
             let entry = &entries[index];
             match entry.kind {
                 EntryKind::Symlink => {
-                    self.resolve(id, entries, &mut visits, 0)?;
+                    // The link checked is the one named, whichever link
+                    // further down its chain broke the rule.
+                    self.resolve(id, entries, &mut visits, 0).map_err(|err| match err {
+                        Error::UnsafeEntry { reason, .. } => unsafe_entry(&entry.path, reason),
+                        other => other,
+                    })?;
                 }
                 EntryKind::Hardlink => {
                     let target = entry.link.as_deref().unwrap_or("");

@@ -578,3 +578,153 @@ impl crate::payload::Sealer {
         Ok(ArchiveWriter::new(self.seal(sink)?))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{MemorySink, Opener, X25519Identity};
+
+    fn identity() -> X25519Identity {
+        X25519Identity::from_bytes([3; 32])
+    }
+
+    fn writer() -> ArchiveWriter<MemorySink> {
+        crate::Sealer::new()
+            .recipient(identity().to_public())
+            .chunk_size(4096)
+            .threads(1)
+            .seal_archive(MemorySink::new())
+            .expect("seal")
+    }
+
+    fn entries_of(volumes: Vec<Vec<u8>>) -> Vec<Entry> {
+        let reader = Opener::new()
+            .identity(identity())
+            .open(volumes)
+            .expect("open");
+        match super::super::Payload::detect(reader, &ArchiveLimits::new()).expect("detect") {
+            super::super::Payload::Archive(archive) => archive.entries().to_vec(),
+            super::super::Payload::Stream(_) => panic!("an archive was sealed"),
+        }
+    }
+
+    /// Yields `declared - 1` bytes: a file that shrank while it was read.
+    struct Shrunk;
+
+    impl Read for Shrunk {
+        fn read(&mut self, _buf: &mut [u8]) -> io::Result<usize> {
+            Ok(0)
+        }
+    }
+
+    #[test]
+    fn a_failed_append_poisons_the_writer() {
+        let mut archive = writer();
+        archive.append_file("a", &b"x"[..], 1, 0o600, 0).expect("a");
+        assert!(matches!(
+            archive.append_file("b", Shrunk, 10, 0o600, 0),
+            Err(Error::Io(_))
+        ));
+        assert!(matches!(
+            archive.append_file("c", &b"y"[..], 1, 0o600, 0),
+            Err(Error::Io(_))
+        ));
+        assert!(matches!(archive.finish(), Err(Error::Io(_))));
+    }
+
+    #[test]
+    fn a_refused_name_costs_nothing() {
+        let mut archive = writer();
+        archive
+            .append_file("Report.csv", &b"x"[..], 1, 0o600, 0)
+            .expect("first");
+        let written = archive.bytes_written();
+        for (name, collides) in [
+            ("report.csv", true),
+            ("REPORT.CSV", true),
+            ("../escape", false),
+            ("/abs", false),
+            ("Report.csv/child", false),
+        ] {
+            let result = archive.append_file(name, &b"y"[..], 1, 0o600, 0);
+            match result {
+                Err(Error::NameCollision { .. }) if collides => {}
+                Err(Error::UnsafeEntry { .. }) if !collides => {}
+                other => panic!("{name}: {other:?}"),
+            }
+            assert_eq!(archive.bytes_written(), written, "{name}");
+        }
+        // Still usable: the refusals did not poison it.
+        archive
+            .append_file("other.csv", &b"z"[..], 1, 0o600, 0)
+            .expect("after");
+        let paths: Vec<String> = entries_of(archive.finish().expect("finish").into_volumes())
+            .into_iter()
+            .map(|entry| entry.path)
+            .collect();
+        assert_eq!(paths, ["Report.csv", "other.csv"]);
+    }
+
+    #[test]
+    fn links_that_leave_the_tree_are_refused_at_finish() {
+        let mut archive = writer();
+        archive.append_dir("d", 0o755, 0).expect("d");
+        archive.append_symlink("d/up", "..", 0).expect("up");
+        archive
+            .append_symlink("esc", "d/up/../..", 0)
+            .expect("form is fine");
+        assert!(matches!(archive.finish(), Err(Error::UnsafeEntry { .. })));
+        let mut archive = writer();
+        assert!(matches!(
+            archive.append_symlink("abs", "/etc/passwd", 0),
+            Err(Error::UnsafeEntry { .. })
+        ));
+        assert!(matches!(
+            archive.append_hard_link("h", "missing", 0o644, 0),
+            Err(Error::UnsafeEntry { .. })
+        ));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_walk_filters_links_and_warns() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().join("tree");
+        fs::create_dir(&root).expect("root");
+        fs::write(root.join("data.csv"), b"1,2\n").expect("file");
+        fs::hard_link(root.join("data.csv"), root.join("same.csv")).expect("link");
+        fs::write(root.join("skip.tmp"), b"x").expect("tmp");
+        fs::write(root.join("CON.txt"), b"c").expect("con");
+        let mut archive = writer();
+        let skipped = archive
+            .append_path_filtered(&root, "tree", |walk| !walk.name.ends_with(".tmp"))
+            .expect("walk");
+        assert_eq!(
+            skipped,
+            [Skipped {
+                disk: root.join("skip.tmp"),
+                name: "tree/skip.tmp".into()
+            }]
+        );
+        assert_eq!(
+            archive.warnings(),
+            [PortabilityWarning::ReservedOnWindows {
+                path: "tree/CON.txt".into()
+            }]
+        );
+        let entries = entries_of(archive.finish().expect("finish").into_volumes());
+        let kinds: Vec<(&str, EntryKind, Option<&str>)> = entries
+            .iter()
+            .map(|e| (e.path.as_str(), e.kind, e.link.as_deref()))
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                ("tree", EntryKind::Directory, None),
+                ("tree/CON.txt", EntryKind::File, None),
+                ("tree/data.csv", EntryKind::File, None),
+                ("tree/same.csv", EntryKind::Hardlink, Some("tree/data.csv")),
+            ]
+        );
+    }
+}

@@ -529,8 +529,8 @@ case("12.5 target alias deep", ents(f("Dir/x"), s("l", "Dir/X")), UE("l"))
 case("12.5 target alias of a missing-case file", ents(f("A"), s("l", "a")), UE("l"))
 case("12.5 self loop", ents(s("l", "l")), UE("l"))
 case("12.5 self loop via path", ents(s("l", "l/x")), UE("l"))
-case("12.5 loop a -> b -> a [reading R5]", ents(s("a", "b"), s("b", "a")), UE("b"))
-case("12.5 loop through dirs [reading R5]", ents(s("d/a", "../e/b"), s("e/b", "../d/a")), UE("e/b"))
+case("12.5 loop a -> b -> a (first in index order)", ents(s("a", "b"), s("b", "a")), UE("a"))
+case("12.5 loop through dirs (first in index order)", ents(s("d/a", "../e/b"), s("e/b", "../d/a")), UE("d/a"))
 chain40 = [s(f"l{i}", f"l{i + 1}") for i in range(39)] + [s("l39", "f"), f("f")]
 case("12.5 chain of 40 links ok", ents(*chain40),
      [pf("f")] + [ps(f"l{i}", f"l{i + 1}") for i in range(39)] + [ps("l39", "f")])
@@ -563,7 +563,7 @@ case("12.5 link to a dangling link, then further", ents(s("l", "gone"), s("m", "
 case("12.5 link to a file link, then further", ents(f("f"), s("l", "f"), s("m", "l/x")), UE("m"))
 case("12.5 link to a link that escapes, escaper first", ents(s("up", ".."), s("m", "up")), UE("up"))
 case("12.5 link to a link that escapes, escaper later [reading R5]",
-     ents(s("m", "d/up"), s("d/up", "../..")), UE("d/up"))
+     ents(s("m", "d/up"), s("d/up", "../..")), UE("m"))
 case("12.5 link to an implicit dir", ents(f("a/b/f"), s("l", "a/b"), s("m", "l/f")),
      [pd("a"), pd("a/b"), pf("a/b/f"), ps("l", "a/b"), ps("m", "l/f")])
 
@@ -658,7 +658,7 @@ tm_case("12.8 pax path differs", f("a", pax_records=[("path", b"b")]), "ustar")
 tm_case("12.8 pax path of a dir without /", d("d", pax_records=[("path", b"d")]))
 tm_case("12.8 pax size differs", f("a", b"hello", pax_records=[("path", b"a"), ("size", b"4")]))
 tm_case("12.8 nonzero padding after data", f("a", b"hello", pad=b"\x00\x01" + bytes(505)),
-        lambda bb, i: bb.doff[i] + 6)
+        lambda bb, i: bb.doff[i] + 5)
 tm_case("12.8 second entry mismatch", f("b", t_mode=0o600), extra=[f("a")])
 
 bb = build([f("a")], end_blocks=bytes(1000) + b"\x01" + bytes(23))

@@ -370,8 +370,8 @@ def resolve(link: Node, root: Node):
     if link.resolved is not None:
         return link.resolved
     t = link.entry.link
-    # READING: a refusal met while resolving a nested link names the link
-    # whose own target broke the rule (the innermost), not the outer one.
+    # §12.5: a refusal met while resolving a nested link is reported by
+    # check_links under the link being checked (the outer one).
     if not target_valid(t):
         raise _unsafe(link.path, "symlink target is not valid")
     link.resolving = True
@@ -422,7 +422,12 @@ def check_links(links, root, sel_index: dict[int, int]):
                 raise _unsafe(e.path, "hard link target is not an earlier selected file")
             hard.append(PlanItem("hardlink", e.path, target=e.link))
         else:
-            resolve(node, root)
+            try:
+                resolve(node, root)
+            except Refusal as refusal:
+                if refusal.variant == "UnsafeEntry":
+                    raise _unsafe(e.path, refusal.reason) from None
+                raise
             sym.append(PlanItem("symlink", e.path, e.mode, e.mtime, target=e.link))
     return hard, sym
 
@@ -528,8 +533,7 @@ def check_tar(content: bytes, e: Entry):
         raise _tar(e.path, ust_at, "mode disagrees")
     pad = content[doff + e.size:e.end]
     if pad.strip(b"\x00"):
-        i = next(j for j, b in enumerate(pad) if b)
-        raise _tar(e.path, doff + e.size + i, "nonzero padding")
+        raise _tar(e.path, doff + e.size, "nonzero padding")
 
 
 def check_end_blocks(content: bytes, entries: list[Entry], ioff: int):
