@@ -11,6 +11,17 @@
 //! A symlink swapped in for a staged directory therefore never redirects a
 //! write: the write lands in the original directory or fails.
 //!
+//! # Resources
+//!
+//! At most 64 directory handles are kept open (least recently used first
+//! out, plus the destination, the staging root and directories whose final
+//! mode lacks owner read or search, which cleanup could not reopen). An
+//! evicted handle is reopened component by component from the nearest open
+//! ancestor, `O_NOFOLLOW` at each step, and must still be the inode that
+//! was made (device and inode compared): a directory swapped for a symlink
+//! fails to reopen, one swapped for another directory is refused. Cleanup
+//! holds one descriptor per level and stops at 512 levels.
+//!
 //! # Security
 //!
 //! The threat is the archive, not a concurrent process of the same user
@@ -106,10 +117,10 @@ fn located(err: impl Into<io::Error>, what: &'static str, path: impl Into<String
 }
 
 #[cfg(unix)]
-pub(crate) use unix::{StagedFile, Staging};
+pub(crate) use unix::Staging;
 
 #[cfg(not(unix))]
-pub(crate) use other::{StagedFile, Staging};
+pub(crate) use other::Staging;
 
 #[cfg(unix)]
 mod unix {
@@ -234,8 +245,8 @@ mod unix {
         /// Evictable open handles, least recently used first.
         open: VecDeque<DirId>,
         max_open: usize,
-        /// Random part of the names replaced entries are moved aside to.
-        aside_tag: Option<String>,
+        /// Prefix of the names replaced entries are moved aside to.
+        aside_tag: String,
         /// Test hook: fail publishing just before moving in this top.
         #[cfg(test)]
         fail_before_top: Option<usize>,
@@ -264,6 +275,7 @@ mod unix {
                 Mode::empty(),
             )
             .map_err(|err| located(err, "open the destination", dest.display().to_string()))?;
+            let aside_tag = format!("{REPLACED_PREFIX}{}-{}-", std::process::id(), random_hex()?);
             let mut attempt = 0;
             let name = loop {
                 let name = format!("{STAGING_PREFIX}{}-{}", std::process::id(), random_hex()?);
@@ -271,6 +283,23 @@ mod unix {
                     Ok(()) => break name,
                     Err(Errno::EXIST) if attempt + 1 < NAME_ATTEMPTS => attempt += 1,
                     Err(err) => return Err(located(err, "create the staging directory", name)),
+                }
+            };
+            let root = match rfs::openat(&dest_fd, name.as_str(), DIR_FLAGS, Mode::empty()) {
+                Ok(root) => root,
+                Err(err) => {
+                    // Nothing is held yet, so no Drop cleans up: remove the
+                    // (empty) directory here, never following a link.
+                    let _ = rfs::unlinkat(&dest_fd, name.as_str(), AtFlags::REMOVEDIR);
+                    return Err(located(err, "open the staging directory", name));
+                }
+            };
+            let ident = match rfs::fstat(&root) {
+                Ok(stat) => ident_of(&stat),
+                Err(err) => {
+                    drop(root);
+                    let _ = rfs::unlinkat(&dest_fd, name.as_str(), AtFlags::REMOVEDIR);
+                    return Err(located(err, "inspect the staging directory", name));
                 }
             };
             let mut staging = Staging {
@@ -281,26 +310,9 @@ mod unix {
                 dirs: Vec::new(),
                 open: VecDeque::new(),
                 max_open: MAX_OPEN_DIRS,
-                aside_tag: None,
+                aside_tag,
                 #[cfg(test)]
                 fail_before_top: None,
-            };
-            let root = match rfs::openat(&staging.dest, name.as_str(), DIR_FLAGS, Mode::empty()) {
-                Ok(root) => root,
-                Err(err) => {
-                    // Nothing is held yet, so Drop cannot clean up: remove
-                    // the (empty) directory here, never following a link.
-                    let _ = rfs::unlinkat(&staging.dest, name.as_str(), AtFlags::REMOVEDIR);
-                    return Err(located(err, "open the staging directory", name));
-                }
-            };
-            let ident = match rfs::fstat(&root) {
-                Ok(stat) => ident_of(&stat),
-                Err(err) => {
-                    drop(root);
-                    let _ = rfs::unlinkat(&staging.dest, name.as_str(), AtFlags::REMOVEDIR);
-                    return Err(located(err, "inspect the staging directory", name));
-                }
             };
             staging.dirs.push(HeldDir {
                 fd: Some(root),
@@ -315,7 +327,11 @@ mod unix {
             rfs::fchmod(root, mode(0o700))
                 .map_err(|err| located(err, "set the mode of", staging.name.clone()))?;
             let umask = probe_umask(root).map_err(|err| {
-                located(err, "learn the umask through", format!("{}/{UMASK_PROBE}", staging.name))
+                located(
+                    err,
+                    "learn the umask through",
+                    format!("{}/{UMASK_PROBE}", staging.name),
+                )
             })?;
             staging.umask = umask;
             Ok(staging)
@@ -330,6 +346,16 @@ mod unix {
         /// Ctrl-C handler to remove).
         pub(crate) fn name(&self) -> &str {
             &self.name
+        }
+
+        /// Prefix of the names that [`publish`](Self::publish) with
+        /// `replace` renames existing entries to, inside the destination
+        /// (`.kuvert-replaced-<pid>-<12 hex>-`, then a number). Such an
+        /// entry is the receiver's old data: an interrupted publish should
+        /// rename it back (to the name in the same position of the tops
+        /// given), not delete it.
+        pub(crate) fn replaced_prefix(&self) -> &str {
+            &self.aside_tag
         }
 
         /// Makes directory `name` in `parent`: `mkdirat` 0700, then opened
@@ -372,7 +398,11 @@ mod unix {
         /// # Errors
         ///
         /// [`Error::Io`] naming the staged path, also when it exists.
-        pub(crate) fn create_file(&mut self, parent: DirId, name: &str) -> Result<StagedFile, Error> {
+        pub(crate) fn create_file(
+            &mut self,
+            parent: DirId,
+            name: &str,
+        ) -> Result<StagedFile, Error> {
             check_component(name)?;
             self.ensure_open(parent)?;
             let parent_fd = self.held(parent);
@@ -380,11 +410,7 @@ mod unix {
             let fd = rfs::openat(
                 parent_fd,
                 name,
-                OFlags::WRONLY
-                    | OFlags::CREATE
-                    | OFlags::EXCL
-                    | OFlags::NOFOLLOW
-                    | OFlags::CLOEXEC,
+                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
                 mode(0o600),
             )
             .map_err(|err| located(err, "create file", path.clone()))?;
@@ -476,7 +502,12 @@ mod unix {
         ///
         /// [`Error::Io`] naming the staged path; also for the staging root
         /// and for a top-level directory.
-        pub(crate) fn finish_dir(&mut self, dir: DirId, mode_bits: u32, mtime: i64) -> Result<(), Error> {
+        pub(crate) fn finish_dir(
+            &mut self,
+            dir: DirId,
+            mode_bits: u32,
+            mtime: i64,
+        ) -> Result<(), Error> {
             let parent = self.dirs.get(dir).map(|held| held.parent);
             if dir == STAGING_ROOT || parent == Some(STAGING_ROOT) {
                 return Err(Error::Io(io::Error::new(
@@ -551,31 +582,47 @@ mod unix {
                     is_dir,
                     ..
                 } = step
+                    && let Err(err) = remove_aside(self.dest.as_fd(), aside, *ident, *is_dir)
                 {
-                    if let Err(err) = remove_aside(self.dest.as_fd(), aside, *ident, *is_dir) {
-                        left.push(aside.clone());
-                        first.get_or_insert(err);
-                    }
+                    left.push(self.dest_path.join(aside).display().to_string());
+                    first.get_or_insert(err);
                 }
             }
             match first {
                 None => Ok(()),
                 Some(err) => Err(located(
                     err,
-                    "remove the replaced entries (extraction succeeded) left at",
-                    self.dest_path.join(left.join(", ")).display().to_string(),
+                    "remove the replaced entries (the new ones are in place)",
+                    left.join(", "),
                 )),
             }
         }
 
-        fn move_tops(&mut self, tops: &[Top], replace: bool, steps: &mut Vec<Step>) -> Result<(), Error> {
+        fn move_tops(
+            &mut self,
+            tops: &[Top],
+            replace: bool,
+            steps: &mut Vec<Step>,
+        ) -> Result<(), Error> {
             for (index, top) in tops.iter().enumerate() {
                 check_component(&top.name)?;
                 let name = top.name.as_str();
+                if name == self.name || name.starts_with(&self.aside_tag) {
+                    return Err(Error::Io(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("staging: {name:?} is a name the staging area uses"),
+                    )));
+                }
                 let staged = match rfs::statat(self.root(), name, AtFlags::SYMLINK_NOFOLLOW) {
                     Ok(stat) => stat,
                     Err(Errno::NOENT) => continue,
-                    Err(err) => return Err(located(err, "inspect", self.staged_path(STAGING_ROOT, name))),
+                    Err(err) => {
+                        return Err(located(
+                            err,
+                            "inspect",
+                            self.staged_path(STAGING_ROOT, name),
+                        ));
+                    }
                 };
                 let ident = ident_of(&staged);
                 let is_dir = FileType::from_raw_mode(staged.st_mode).is_dir();
@@ -583,7 +630,8 @@ mod unix {
                 if inject && !replace {
                     return Err(injected());
                 }
-                let mut result = rename_noreplace(self.root(), name, self.dest.as_fd(), name, is_dir);
+                let mut result =
+                    rename_noreplace(self.root(), name, self.dest.as_fd(), name, is_dir);
                 if replace && matches!(result, Err(Errno::EXIST)) {
                     self.move_aside(name, steps)?;
                     if inject {
@@ -626,21 +674,22 @@ mod unix {
 
         /// Renames the existing `dest/name` to a hidden sibling.
         fn move_aside(&mut self, name: &str, steps: &mut Vec<Step>) -> Result<(), Error> {
-            let tag = match &self.aside_tag {
-                Some(tag) => tag.clone(),
-                None => {
-                    let tag = format!("{REPLACED_PREFIX}{}-{}-", std::process::id(), random_hex()?);
-                    self.aside_tag = Some(tag.clone());
-                    tag
-                }
-            };
-            let aside = format!("{tag}{}", steps.len());
+            let aside = format!("{}{}", self.aside_tag, steps.len());
             let dest = self.dest.as_fd();
-            let existing = rfs::statat(dest, name, AtFlags::SYMLINK_NOFOLLOW)
-                .map_err(|err| located(err, "inspect", self.dest_path.join(name).display().to_string()))?;
+            let existing = rfs::statat(dest, name, AtFlags::SYMLINK_NOFOLLOW).map_err(|err| {
+                located(
+                    err,
+                    "inspect",
+                    self.dest_path.join(name).display().to_string(),
+                )
+            })?;
             let is_dir = FileType::from_raw_mode(existing.st_mode).is_dir();
             rename_noreplace(dest, name, dest, &aside, is_dir).map_err(|err| {
-                located(err, "move aside", self.dest_path.join(name).display().to_string())
+                located(
+                    err,
+                    "move aside",
+                    self.dest_path.join(name).display().to_string(),
+                )
             })?;
             steps.push(Step::Aside {
                 name: name.to_owned(),
@@ -660,11 +709,17 @@ mod unix {
                 let Some((dir, bits, mtime)) = top.dir else {
                     continue;
                 };
-                let held = self.dirs.get(dir).filter(|held| held.parent == STAGING_ROOT && dir != STAGING_ROOT);
+                let held = self
+                    .dirs
+                    .get(dir)
+                    .filter(|held| held.parent == STAGING_ROOT && dir != STAGING_ROOT);
                 let Some(held) = held.filter(|held| held.name == top.name) else {
                     return Err(Error::Io(io::Error::new(
                         io::ErrorKind::InvalidInput,
-                        format!("staging: {:?} is not the top-level directory given", top.name),
+                        format!(
+                            "staging: {:?} is not the top-level directory given",
+                            top.name
+                        ),
                     )));
                 };
                 let fd = match &held.fd {
@@ -681,7 +736,11 @@ mod unix {
                     for (fd, ..) in &handles[..=done] {
                         let _ = rfs::fchmod(fd, mode(0o700));
                     }
-                    return Err(located(err, "set the mode and mtime of", self.dir_path(*dir)));
+                    return Err(located(
+                        err,
+                        "set the mode and mtime of",
+                        self.dir_path(*dir),
+                    ));
                 }
             }
             Ok(())
@@ -807,6 +866,12 @@ mod unix {
             }
             parts.reverse();
             parts.join("/")
+        }
+
+        /// Test hook: how many directory handles are open (root included).
+        #[cfg(test)]
+        pub(super) fn open_handles(&self) -> usize {
+            self.dirs.iter().filter(|held| held.fd.is_some()).count()
         }
 
         /// Test hook: the handle cache's size.
@@ -940,6 +1005,17 @@ mod unix {
             Err(Errno::INVAL | Errno::NOSYS | Errno::NOTSUP) => {}
             other => return other,
         }
+        rename_noreplace_fallback(from, from_name, to, to_name, is_dir)
+    }
+
+    /// [`rename_noreplace`] without `renameat2`.
+    pub(super) fn rename_noreplace_fallback(
+        from: BorrowedFd<'_>,
+        from_name: &str,
+        to: BorrowedFd<'_>,
+        to_name: &str,
+        is_dir: bool,
+    ) -> Result<(), Errno> {
         if is_dir {
             // Not atomic: an empty directory made between the check and
             // the rename would be replaced (a non-empty one or a file makes
@@ -957,7 +1033,12 @@ mod unix {
     }
 
     /// Removes a replaced entry, if it is still the one moved aside.
-    fn remove_aside(dest: BorrowedFd<'_>, aside: &str, ident: Ident, is_dir: bool) -> io::Result<()> {
+    fn remove_aside(
+        dest: BorrowedFd<'_>,
+        aside: &str,
+        ident: Ident,
+        is_dir: bool,
+    ) -> io::Result<()> {
         if !is_dir {
             let stat = rfs::statat(dest, aside, AtFlags::SYMLINK_NOFOLLOW)?;
             if ident_of(&stat) != ident {
@@ -1060,6 +1141,10 @@ mod other {
             match self.never {}
         }
 
+        pub(crate) fn replaced_prefix(&self) -> &str {
+            match self.never {}
+        }
+
         /// # Errors
         ///
         /// Never returns.
@@ -1070,7 +1155,11 @@ mod other {
         /// # Errors
         ///
         /// Never returns.
-        pub(crate) fn create_file(&mut self, _parent: DirId, _name: &str) -> Result<StagedFile, Error> {
+        pub(crate) fn create_file(
+            &mut self,
+            _parent: DirId,
+            _name: &str,
+        ) -> Result<StagedFile, Error> {
             match self.never {}
         }
 
@@ -1110,7 +1199,12 @@ mod other {
         /// # Errors
         ///
         /// Never returns.
-        pub(crate) fn finish_dir(&mut self, _dir: DirId, _mode: u32, _mtime: i64) -> Result<(), Error> {
+        pub(crate) fn finish_dir(
+            &mut self,
+            _dir: DirId,
+            _mode: u32,
+            _mtime: i64,
+        ) -> Result<(), Error> {
             match self.never {}
         }
 
@@ -1139,5 +1233,783 @@ mod other {
         pub(crate) fn finish(self, _mode: u32, _mtime: i64) -> Result<(), Error> {
             match self.never {}
         }
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::fs;
+    use std::io::Write;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt, symlink};
+    use std::path::{Path, PathBuf};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::thread;
+
+    use super::*;
+
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    fn mode_of(path: &Path) -> u32 {
+        fs::symlink_metadata(path)
+            .map(|meta| meta.mode() & 0o7777)
+            .unwrap_or(u32::MAX)
+    }
+
+    /// Names in `dir`, sorted.
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .map(|entry| entry.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
+    /// Every entry below `dir`: mode, inode, mtime, and content or link target.
+    fn snapshot(dir: &Path) -> BTreeMap<String, (u32, u64, i64, Vec<u8>)> {
+        fn walk(base: &Path, rel: &str, out: &mut BTreeMap<String, (u32, u64, i64, Vec<u8>)>) {
+            for name in names(&base.join(rel)) {
+                let rel = if rel.is_empty() {
+                    name
+                } else {
+                    format!("{rel}/{name}")
+                };
+                let path = base.join(&rel);
+                let meta = fs::symlink_metadata(&path).expect("listed just now");
+                let content = if meta.file_type().is_symlink() {
+                    fs::read_link(&path)
+                        .expect("a symlink")
+                        .into_os_string()
+                        .into_encoded_bytes()
+                } else if meta.is_file() {
+                    fs::read(&path).unwrap_or_default()
+                } else {
+                    Vec::new()
+                };
+                out.insert(
+                    rel.clone(),
+                    (meta.mode() & 0o7777, meta.ino(), meta.mtime(), content),
+                );
+                if meta.is_dir() {
+                    walk(base, &rel, out);
+                }
+            }
+        }
+        let mut out = BTreeMap::new();
+        walk(dir, "", &mut out);
+        out
+    }
+
+    fn write_file(staging: &mut Staging, parent: DirId, name: &str, data: &[u8]) -> TestResult {
+        let mut file = staging.create_file(parent, name)?;
+        file.write_all(data)?;
+        file.finish(0o644, 1_000_000)?;
+        Ok(())
+    }
+
+    fn top(name: &str) -> Top {
+        Top {
+            name: name.to_owned(),
+            dir: None,
+        }
+    }
+
+    /// Runs `test` with a fresh destination directory, as an unprivileged
+    /// user when the suite runs as root (Linux: on its own thread, whose
+    /// uid alone is dropped), so that permission checks apply.
+    fn unprivileged(test: impl FnOnce(&Path) -> TestResult + Send + 'static) -> TestResult {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().to_path_buf();
+        #[cfg(target_os = "linux")]
+        let root = fs::metadata("/proc/self")?.uid() == 0;
+        #[cfg(not(target_os = "linux"))]
+        let root = false;
+        if root {
+            std::os::unix::fs::chown(&path, Some(65534), Some(65534))?;
+        }
+        let outcome = thread::spawn(move || -> Result<(), String> {
+            #[cfg(target_os = "linux")]
+            if root {
+                let nobody = rustix::thread::Uid::from_raw(65534);
+                rustix::thread::set_thread_res_uid(nobody, nobody, nobody)
+                    .map_err(|err| err.to_string())?;
+            }
+            test(&path).map_err(|err| err.to_string())
+        })
+        .join();
+        match outcome {
+            Ok(result) => result.map_err(Into::into),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+    }
+
+    #[test]
+    fn staging_is_private_and_files_are_private_while_written() -> TestResult {
+        let dest = tempfile::tempdir()?;
+        let mut staging = Staging::create(dest.path())?;
+        let root = dest.path().join(staging.name());
+        assert!(staging.name().starts_with(".kuvert-staging-"));
+        assert!(staging.replaced_prefix().starts_with(".kuvert-replaced-"));
+        let (pid, random) = staging
+            .name()
+            .strip_prefix(".kuvert-staging-")
+            .and_then(|rest| rest.split_once('-'))
+            .ok_or("staging name")?;
+        assert_eq!(pid, std::process::id().to_string());
+        assert!(random.len() == 12 && random.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(names(dest.path()), vec![staging.name().to_owned()]);
+        assert_eq!(mode_of(&root), 0o700);
+        assert_eq!(
+            names(&root),
+            Vec::<String>::new(),
+            "the umask probe is gone"
+        );
+        let dir = staging.make_dir(STAGING_ROOT, "top")?;
+        let sub = staging.make_dir(dir, "sub")?;
+        assert_eq!(mode_of(&root.join("top")), 0o700);
+        assert_eq!(mode_of(&root.join("top/sub")), 0o700);
+        let mut file = staging.create_file(sub, "f")?;
+        file.write_all(b"hello")?;
+        assert_eq!(mode_of(&root.join("top/sub/f")), 0o600);
+        let umask = staging.umask();
+        file.finish(0o666 & !umask, 1_000_000)?;
+        let meta = fs::metadata(root.join("top/sub/f"))?;
+        assert_eq!(meta.mode() & 0o7777, 0o664 & !umask);
+        assert_eq!(meta.mtime(), 1_000_000);
+        assert_eq!(fs::read(root.join("top/sub/f"))?, b"hello");
+        staging.finish_dir(sub, 0o750, 2_000_000)?;
+        assert_eq!(mode_of(&root.join("top/sub")), 0o750);
+        assert_eq!(fs::metadata(root.join("top/sub"))?.mtime(), 2_000_000);
+        drop(staging);
+        assert_eq!(names(dest.path()), Vec::<String>::new(), "staging removed");
+        Ok(())
+    }
+
+    #[test]
+    fn umask_probe_matches_the_process_umask() -> TestResult {
+        let Ok(status) = fs::read_to_string("/proc/self/status") else {
+            return Ok(()); // no procfs here
+        };
+        let line = status
+            .lines()
+            .find_map(|line| line.strip_prefix("Umask:"))
+            .ok_or("no Umask line")?;
+        let expected = u32::from_str_radix(line.trim(), 8)?;
+        let dest = tempfile::tempdir()?;
+        let staging = Staging::create(dest.path())?;
+        assert_eq!(staging.umask(), expected);
+        Ok(())
+    }
+
+    #[test]
+    fn set_id_sticky_and_world_write_are_dropped() -> TestResult {
+        let dest = tempfile::tempdir()?;
+        let mut staging = Staging::create(dest.path())?;
+        let root = dest.path().join(staging.name());
+        let top_dir = staging.make_dir(STAGING_ROOT, "t")?;
+        let sub = staging.make_dir(top_dir, "d")?;
+        let file = staging.create_file(sub, "f")?;
+        file.finish(0o7777, 0)?;
+        assert_eq!(mode_of(&root.join("t/d/f")), 0o775);
+        let file = staging.create_file(sub, "g")?;
+        file.finish(0o4757, 0)?;
+        assert_eq!(mode_of(&root.join("t/d/g")), 0o755);
+        staging.finish_dir(sub, 0o7777, 0)?;
+        assert_eq!(mode_of(&root.join("t/d")), 0o775);
+        let tops = [Top {
+            name: "t".into(),
+            dir: Some((top_dir, 0o3777, 7)),
+        }];
+        staging.publish(&tops, false)?;
+        assert_eq!(mode_of(&dest.path().join("t")), 0o775);
+        assert_eq!(fs::metadata(dest.path().join("t"))?.mtime(), 7);
+        assert_eq!(mode_of(&dest.path().join("t/d/f")), 0o775);
+        assert_eq!(names(dest.path()), vec!["t".to_owned()]);
+        Ok(())
+    }
+
+    #[test]
+    fn mtimes_are_clamped() -> TestResult {
+        let dest = tempfile::tempdir()?;
+        let mut staging = Staging::create(dest.path())?;
+        let root = dest.path().join(staging.name());
+        staging
+            .create_file(STAGING_ROOT, "old")?
+            .finish(0o600, -86_400)?;
+        staging
+            .create_file(STAGING_ROOT, "new")?
+            .finish(0o600, i64::MAX)?;
+        staging.symlink(STAGING_ROOT, "link", "old", i64::MIN)?;
+        assert_eq!(fs::metadata(root.join("old"))?.mtime(), 0);
+        assert_eq!(fs::metadata(root.join("new"))?.mtime(), MAX_MTIME);
+        assert_eq!(fs::symlink_metadata(root.join("link"))?.mtime(), 0);
+        Ok(())
+    }
+
+    #[test]
+    fn read_only_directories_are_cleaned_up_on_drop() -> TestResult {
+        unprivileged(|dest| {
+            let mut staging = Staging::create(dest)?;
+            let top_dir = staging.make_dir(STAGING_ROOT, "t")?;
+            let locked = staging.make_dir(top_dir, "locked")?;
+            let ro = staging.make_dir(top_dir, "ro")?;
+            let deep = staging.make_dir(ro, "deep")?;
+            write_file(&mut staging, locked, "f", b"1")?;
+            write_file(&mut staging, deep, "g", b"2")?;
+            staging.symlink(deep, "l", "../../locked/f", 0)?;
+            staging.finish_dir(locked, 0o000, 0)?;
+            staging.finish_dir(deep, 0o555, 0)?;
+            staging.finish_dir(ro, 0o500, 0)?;
+            let root = dest.join(staging.name());
+            assert_eq!(mode_of(&root.join("t/locked")), 0o000);
+            assert_eq!(mode_of(&root.join("t/ro")), 0o500);
+            drop(staging);
+            assert_eq!(names(dest), Vec::<String>::new());
+            Ok(())
+        })
+    }
+
+    #[test]
+    fn publish_refuses_an_existing_name_and_leaves_dest_as_it_was() -> TestResult {
+        let dest = tempfile::tempdir()?;
+        fs::write(dest.path().join("b"), b"theirs")?;
+        fs::create_dir(dest.path().join("other"))?;
+        let before = snapshot(dest.path());
+        let mut staging = Staging::create(dest.path())?;
+        let a = staging.make_dir(STAGING_ROOT, "a")?;
+        write_file(&mut staging, a, "inner", b"ours")?;
+        write_file(&mut staging, STAGING_ROOT, "b", b"ours")?;
+        write_file(&mut staging, STAGING_ROOT, "c", b"ours")?;
+        let tops = [
+            Top {
+                name: "a".into(),
+                dir: Some((a, 0o755, 0)),
+            },
+            top("b"),
+            top("c"),
+        ];
+        let err = staging.publish(&tops, false).err().ok_or("published")?;
+        match err {
+            Error::DestinationExists { path } => assert_eq!(path, dest.path().join("b")),
+            other => return Err(format!("unexpected {other:?}").into()),
+        }
+        assert_eq!(snapshot(dest.path()), before, "dest is as it was");
+        Ok(())
+    }
+
+    #[test]
+    fn publish_with_replace_swaps_in_and_removes_the_old_tree() -> TestResult {
+        unprivileged(|dest| {
+            // An earlier extraction, read-only all the way down.
+            fs::create_dir_all(dest.join("a/sub"))?;
+            fs::write(dest.join("a/sub/old"), b"old")?;
+            fs::write(dest.join("b"), b"old b")?;
+            fs::set_permissions(dest.join("a/sub"), fs::Permissions::from_mode(0o555))?;
+            fs::set_permissions(dest.join("a"), fs::Permissions::from_mode(0o555))?;
+            fs::write(dest.join("keep"), b"untouched")?;
+            let mut staging = Staging::create(dest)?;
+            let a = staging.make_dir(STAGING_ROOT, "a")?;
+            write_file(&mut staging, a, "new", b"new")?;
+            write_file(&mut staging, STAGING_ROOT, "b", b"new b")?;
+            write_file(&mut staging, STAGING_ROOT, "c", b"new c")?;
+            let tops = [
+                Top {
+                    name: "a".into(),
+                    dir: Some((a, 0o555, 42)),
+                },
+                top("b"),
+                top("c"),
+            ];
+            staging.publish(&tops, true)?;
+            assert_eq!(names(dest), vec!["a", "b", "c", "keep"]);
+            assert_eq!(names(&dest.join("a")), vec!["new"]);
+            assert_eq!(mode_of(&dest.join("a")), 0o555);
+            assert_eq!(fs::metadata(dest.join("a"))?.mtime(), 42);
+            assert_eq!(fs::read(dest.join("b"))?, b"new b");
+            assert_eq!(fs::read(dest.join("keep"))?, b"untouched");
+            Ok(())
+        })
+    }
+
+    #[test]
+    fn failed_replace_puts_the_old_tree_back() -> TestResult {
+        unprivileged(|dest| {
+            fs::create_dir_all(dest.join("a/sub"))?;
+            fs::write(dest.join("a/sub/old"), b"old")?;
+            fs::set_permissions(dest.join("a"), fs::Permissions::from_mode(0o555))?;
+            fs::write(dest.join("b"), b"old b")?;
+            let before = snapshot(dest);
+            let mut staging = Staging::create(dest)?;
+            let a = staging.make_dir(STAGING_ROOT, "a")?;
+            write_file(&mut staging, a, "new", b"new")?;
+            write_file(&mut staging, STAGING_ROOT, "b", b"new b")?;
+            write_file(&mut staging, STAGING_ROOT, "c", b"new c")?;
+            let tops = [
+                Top {
+                    name: "a".into(),
+                    dir: Some((a, 0o755, 0)),
+                },
+                top("c"),
+                top("b"),
+            ];
+            // After a and c are in and the old b is aside.
+            staging.fail_before_top(2);
+            let err = staging.publish(&tops, true).err().ok_or("published")?;
+            assert!(err.to_string().contains("i/o"), "{err}");
+            assert_eq!(
+                snapshot(dest),
+                before,
+                "the old entries are back, same inodes"
+            );
+            Ok(())
+        })
+    }
+
+    #[test]
+    fn failed_publish_without_existing_names_moves_everything_back() -> TestResult {
+        let dest = tempfile::tempdir()?;
+        let mut staging = Staging::create(dest.path())?;
+        write_file(&mut staging, STAGING_ROOT, "x", b"1")?;
+        write_file(&mut staging, STAGING_ROOT, "y", b"2")?;
+        staging.fail_before_top(1);
+        assert!(staging.publish(&[top("x"), top("y")], true).is_err());
+        assert_eq!(names(dest.path()), Vec::<String>::new());
+        Ok(())
+    }
+
+    #[test]
+    fn publish_skips_missing_tops() -> TestResult {
+        let dest = tempfile::tempdir()?;
+        let mut staging = Staging::create(dest.path())?;
+        write_file(&mut staging, STAGING_ROOT, "x", b"1")?;
+        write_file(&mut staging, STAGING_ROOT, "damaged", b"2")?;
+        staging.remove_file(STAGING_ROOT, "damaged")?;
+        staging.publish(&[top("x"), top("damaged")], false)?;
+        assert_eq!(names(dest.path()), vec!["x"]);
+        Ok(())
+    }
+
+    #[test]
+    fn hard_links_share_the_inode() -> TestResult {
+        let dest = tempfile::tempdir()?;
+        let mut staging = Staging::create(dest.path())?;
+        let t = staging.make_dir(STAGING_ROOT, "t")?;
+        let other = staging.make_dir(t, "other")?;
+        write_file(&mut staging, t, "data", &[7u8; 4096])?;
+        for i in 0..50 {
+            staging.hard_link(t, "data", other, &format!("link{i}"))?;
+        }
+        let root = dest.path().join(staging.name());
+        let original = fs::metadata(root.join("t/data"))?;
+        assert_eq!(original.nlink(), 51);
+        let link = fs::metadata(root.join("t/other/link7"))?;
+        assert_eq!(link.ino(), original.ino());
+        assert_eq!(link.dev(), original.dev());
+        assert!(
+            staging.hard_link(t, "data", other, "link7").is_err(),
+            "exists"
+        );
+        assert!(staging.hard_link(t, "missing", other, "x").is_err());
+        staging.symlink(STAGING_ROOT, "s", "t/data", 11)?;
+        let tops = [
+            Top {
+                name: "t".into(),
+                dir: Some((t, 0o755, 0)),
+            },
+            top("s"),
+        ];
+        staging.publish(&tops, false)?;
+        let published = fs::metadata(dest.path().join("t/other/link49"))?;
+        assert_eq!(published.ino(), original.ino());
+        assert_eq!(
+            fs::read_link(dest.path().join("s"))?,
+            PathBuf::from("t/data")
+        );
+        assert_eq!(fs::symlink_metadata(dest.path().join("s"))?.mtime(), 11);
+        Ok(())
+    }
+
+    #[test]
+    fn symlinks_are_literal_and_never_followed() -> TestResult {
+        let dest = tempfile::tempdir()?;
+        let outside = tempfile::tempdir()?;
+        let victim = outside.path().join("victim");
+        fs::write(&victim, b"precious")?;
+        let victim_mtime = fs::metadata(&victim)?.mtime();
+        let mut staging = Staging::create(dest.path())?;
+        let root = dest.path().join(staging.name());
+        let target = victim.to_str().ok_or("utf-8 temp path")?;
+        staging.symlink(STAGING_ROOT, "abs", target, 5)?;
+        staging.symlink(
+            STAGING_ROOT,
+            "dir",
+            outside.path().to_str().ok_or("utf-8")?,
+            5,
+        )?;
+        staging.symlink(STAGING_ROOT, "rel", "../../x/./y", 5)?;
+        assert_eq!(fs::read_link(root.join("abs"))?, victim);
+        assert_eq!(
+            fs::read_link(root.join("rel"))?,
+            PathBuf::from("../../x/./y")
+        );
+        assert_eq!(fs::symlink_metadata(root.join("abs"))?.mtime(), 5);
+        assert_eq!(
+            fs::metadata(&victim)?.mtime(),
+            victim_mtime,
+            "target untouched"
+        );
+        // Nothing is created, written or linked through a symlink.
+        assert!(staging.create_file(STAGING_ROOT, "abs").is_err());
+        assert!(staging.make_dir(STAGING_ROOT, "dir").is_err());
+        assert!(
+            staging
+                .symlink(STAGING_ROOT, "abs", "elsewhere", 0)
+                .is_err()
+        );
+        staging.hard_link(STAGING_ROOT, "abs", STAGING_ROOT, "abs2")?;
+        assert!(
+            fs::symlink_metadata(root.join("abs2"))?
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(
+            fs::symlink_metadata(root.join("abs2"))?.ino(),
+            fs::symlink_metadata(root.join("abs"))?.ino()
+        );
+        assert_eq!(fs::read(&victim)?, b"precious");
+        assert_eq!(names(outside.path()), vec!["victim"]);
+        assert_eq!(fs::metadata(&victim)?.nlink(), 1);
+        drop(staging);
+        assert_eq!(fs::read(&victim)?, b"precious");
+        Ok(())
+    }
+
+    /// Swaps `staged/d` for a symlink to `outside` (and back) until told to stop.
+    fn swapper(
+        staged: PathBuf,
+        outside: PathBuf,
+        stop: Arc<AtomicBool>,
+    ) -> thread::JoinHandle<u64> {
+        thread::spawn(move || {
+            let (d, real) = (staged.join("d"), staged.join("d.real"));
+            let mut swaps = 0;
+            while !stop.load(Ordering::Relaxed) {
+                if fs::rename(&d, &real).is_ok() {
+                    let _ = symlink(&outside, &d);
+                    std::hint::spin_loop();
+                    let _ = fs::remove_file(&d);
+                    let _ = fs::rename(&real, &d);
+                    swaps += 1;
+                    // Leave windows where the directory is in place, too.
+                    thread::sleep(std::time::Duration::from_micros(20));
+                }
+            }
+            swaps
+        })
+    }
+
+    fn race(max_open: usize) -> TestResult {
+        let dest = tempfile::tempdir()?;
+        let outside = tempfile::tempdir()?;
+        let mut staging = Staging::create(dest.path())?;
+        staging.set_max_open(max_open);
+        let d = staging.make_dir(STAGING_ROOT, "d")?;
+        let others = [
+            staging.make_dir(STAGING_ROOT, "e")?,
+            staging.make_dir(STAGING_ROOT, "f")?,
+        ];
+        let staged = dest.path().join(staging.name());
+        let stop = Arc::new(AtomicBool::new(false));
+        let handle = swapper(staged.clone(), outside.path().to_path_buf(), stop.clone());
+        let (mut written, mut refused) = (0, 0);
+        for i in 0..3000 {
+            // Touch other directories so that `d`'s handle is evicted.
+            staging.make_dir(others[i % 2], &format!("x{i}"))?;
+            let result = staging
+                .create_file(d, &format!("f{i}"))
+                .and_then(|mut file| {
+                    file.write_all(b"data")?;
+                    file.finish(0o644, 0)
+                });
+            match result {
+                Ok(()) => written += 1,
+                Err(_) => refused += 1,
+            }
+            if i % 3 == 0 {
+                let _ = staging.make_dir(d, &format!("g{i}"));
+                let _ = staging.symlink(d, &format!("s{i}"), "t", 0);
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        let swaps = handle.join().map_err(|_| "swapper panicked")?;
+        assert!(swaps > 0, "the swapper never ran");
+        assert!(written > 0, "no write got through at all");
+        assert_eq!(
+            names(outside.path()),
+            Vec::<String>::new(),
+            "nothing outside"
+        );
+        let landed = names(&staged.join("d"))
+            .iter()
+            .filter(|name| name.starts_with('f'))
+            .count();
+        assert_eq!(
+            landed, written,
+            "every write landed in the original directory"
+        );
+        if max_open > 3 {
+            assert_eq!(refused, 0, "a held handle follows the inode, not the name");
+        }
+        drop(staging);
+        assert_eq!(names(outside.path()), Vec::<String>::new());
+        assert_eq!(names(dest.path()), Vec::<String>::new());
+        Ok(())
+    }
+
+    #[test]
+    fn swapped_directory_never_redirects_a_write_held_handle() -> TestResult {
+        race(MAX_HELD_FOR_TESTS)
+    }
+
+    #[test]
+    fn swapped_directory_never_redirects_a_write_reopened_handle() -> TestResult {
+        race(2)
+    }
+
+    const MAX_HELD_FOR_TESTS: usize = 64;
+
+    #[test]
+    fn swapped_file_never_redirects_a_write() -> TestResult {
+        let dest = tempfile::tempdir()?;
+        let outside = tempfile::tempdir()?;
+        let victim = outside.path().join("victim");
+        fs::write(&victim, b"precious")?;
+        fs::set_permissions(&victim, fs::Permissions::from_mode(0o600))?;
+        let mut staging = Staging::create(dest.path())?;
+        let staged = dest.path().join(staging.name());
+        let mut file = staging.create_file(STAGING_ROOT, "f")?;
+        file.write_all(b"first ")?;
+        fs::rename(staged.join("f"), staged.join("f.real"))?;
+        symlink(&victim, staged.join("f"))?;
+        file.write_all(b"second")?;
+        file.finish(0o644, 9)?;
+        assert_eq!(fs::read(&victim)?, b"precious");
+        assert_eq!(mode_of(&victim), 0o600);
+        assert_eq!(fs::read(staged.join("f.real"))?, b"first second");
+        assert_eq!(mode_of(&staged.join("f.real")), 0o644);
+        drop(staging);
+        assert_eq!(fs::read(&victim)?, b"precious");
+        Ok(())
+    }
+
+    #[test]
+    fn replacing_a_symlink_replaces_the_link_not_its_target() -> TestResult {
+        let dest = tempfile::tempdir()?;
+        let outside = tempfile::tempdir()?;
+        fs::write(outside.path().join("keep"), b"1")?;
+        symlink(outside.path(), dest.path().join("a"))?;
+        symlink(outside.path().join("keep"), dest.path().join("b"))?;
+        let mut staging = Staging::create(dest.path())?;
+        let a = staging.make_dir(STAGING_ROOT, "a")?;
+        write_file(&mut staging, a, "new", b"2")?;
+        write_file(&mut staging, STAGING_ROOT, "b", b"3")?;
+        let tops = [
+            Top {
+                name: "a".into(),
+                dir: Some((a, 0o755, 0)),
+            },
+            top("b"),
+        ];
+        staging.publish(&tops, true)?;
+        assert!(fs::symlink_metadata(dest.path().join("a"))?.is_dir());
+        assert_eq!(names(&dest.path().join("a")), vec!["new"]);
+        assert_eq!(fs::read(dest.path().join("b"))?, b"3");
+        assert_eq!(names(outside.path()), vec!["keep"]);
+        assert_eq!(fs::read(outside.path().join("keep"))?, b"1");
+        assert_eq!(names(dest.path()), vec!["a", "b"]);
+        Ok(())
+    }
+
+    #[test]
+    fn reopening_refuses_a_replaced_directory() -> TestResult {
+        let dest = tempfile::tempdir()?;
+        let mut staging = Staging::create(dest.path())?;
+        staging.set_max_open(2);
+        let d = staging.make_dir(STAGING_ROOT, "d")?;
+        let e = staging.make_dir(STAGING_ROOT, "e")?;
+        let _f = staging.make_dir(e, "f")?; // evicts d
+        let staged = dest.path().join(staging.name());
+        fs::rename(staged.join("d"), staged.join("e/moved"))?;
+        fs::create_dir(staged.join("d"))?;
+        let err = staging
+            .create_file(d, "x")
+            .err()
+            .ok_or("wrote into an impostor")?;
+        let text = std::error::Error::source(&err)
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        assert!(text.contains("\"d\""), "{text}");
+        assert_eq!(names(&staged.join("d")), Vec::<String>::new());
+        Ok(())
+    }
+
+    #[test]
+    fn many_directories_stay_within_the_handle_cache() -> TestResult {
+        let dest = tempfile::tempdir()?;
+        let mut staging = Staging::create(dest.path())?;
+        let top_dir = staging.make_dir(STAGING_ROOT, "t")?;
+        let mut dirs = Vec::new();
+        for i in 0..300 {
+            let dir = staging.make_dir(top_dir, &format!("d{i}"))?;
+            let sub = staging.make_dir(dir, "sub")?;
+            dirs.push((dir, sub));
+        }
+        assert!(staging.open_handles() <= MAX_HELD_FOR_TESTS + 1);
+        // Revisit the earliest, long evicted.
+        for (i, (dir, sub)) in dirs.iter().enumerate() {
+            write_file(&mut staging, *sub, "f", format!("{i}").as_bytes())?;
+            staging.finish_dir(*sub, 0o555, 3)?;
+            staging.finish_dir(*dir, 0o755, 4)?;
+        }
+        assert!(staging.open_handles() <= MAX_HELD_FOR_TESTS + 1);
+        // Unreadable ones stay open, so that cleanup can restore them.
+        let locked = staging.make_dir(dirs[0].0, "locked")?;
+        staging.finish_dir(locked, 0o311, 0)?;
+        for i in 0..100 {
+            staging.make_dir(top_dir, &format!("later{i}"))?;
+        }
+        assert!(staging.open_handles() <= MAX_HELD_FOR_TESTS + 2);
+        let tops = [Top {
+            name: "t".into(),
+            dir: Some((top_dir, 0o755, 5)),
+        }];
+        staging.publish(&tops, false)?;
+        assert_eq!(fs::read(dest.path().join("t/d0/sub/f"))?, b"0");
+        assert_eq!(fs::read(dest.path().join("t/d299/sub/f"))?, b"299");
+        assert_eq!(mode_of(&dest.path().join("t/d7/sub")), 0o555);
+        assert_eq!(fs::metadata(dest.path().join("t/d7/sub"))?.mtime(), 3);
+        assert_eq!(fs::metadata(dest.path().join("t/d7"))?.mtime(), 4);
+        assert_eq!(fs::metadata(dest.path().join("t"))?.mtime(), 5);
+        Ok(())
+    }
+
+    #[test]
+    fn cleanup_never_follows_a_planted_symlink() -> TestResult {
+        unprivileged(|dest| {
+            let outside = dest.join("outside");
+            fs::create_dir_all(outside.join("sub"))?;
+            fs::write(outside.join("keep"), b"1")?;
+            fs::write(outside.join("sub/keep"), b"2")?;
+            let work = dest.join("work");
+            fs::create_dir(&work)?;
+            let mut staging = Staging::create(&work)?;
+            let d = staging.make_dir(STAGING_ROOT, "d")?;
+            let e = staging.make_dir(d, "e")?;
+            write_file(&mut staging, e, "mine", b"3")?;
+            let staged = work.join(staging.name());
+            symlink(&outside, staged.join("evil"))?;
+            symlink(&outside, staged.join("d/evil"))?;
+            symlink(outside.join("keep"), staged.join("d/evil-file"))?;
+            // A staged directory swapped for a link after its handle was taken.
+            fs::rename(staged.join("d/e"), staged.join("e-moved"))?;
+            symlink(outside.join("sub"), staged.join("d/e"))?;
+            staging.finish_dir(e, 0o555, 0)?;
+            assert_eq!(mode_of(&staged.join("e-moved")), 0o555, "set by handle");
+            assert_eq!(mode_of(&outside.join("sub")), 0o755, "not through the link");
+            drop(staging);
+            assert_eq!(names(&work), Vec::<String>::new());
+            assert_eq!(fs::read(outside.join("keep"))?, b"1");
+            assert_eq!(fs::read(outside.join("sub/keep"))?, b"2");
+            assert_eq!(names(&outside), vec!["keep", "sub"]);
+            Ok(())
+        })
+    }
+
+    #[test]
+    fn existing_names_are_errors_naming_the_staged_path() -> TestResult {
+        let dest = tempfile::tempdir()?;
+        let mut staging = Staging::create(dest.path())?;
+        let a = staging.make_dir(STAGING_ROOT, "a")?;
+        let b = staging.make_dir(a, "b")?;
+        write_file(&mut staging, b, "f", b"")?;
+        let err = staging.make_dir(a, "b").err().ok_or("made twice")?;
+        let Error::Io(io_err) = &err else {
+            return Err(format!("unexpected {err:?}").into());
+        };
+        assert_eq!(io_err.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(io_err.to_string(), "cannot create directory \"a/b\"");
+        assert!(staging.create_file(b, "f").is_err());
+        assert!(staging.make_dir(b, "f").is_err());
+        assert!(staging.make_dir(99, "x").is_err(), "unknown handle");
+        assert!(staging.finish_dir(STAGING_ROOT, 0o755, 0).is_err());
+        assert!(
+            staging.finish_dir(a, 0o755, 0).is_err(),
+            "top-level: set by publish"
+        );
+        let own = staging.name().to_owned();
+        assert!(staging.publish(&[top("a"), top(&own)], true).is_err());
+        assert_eq!(
+            names(dest.path()),
+            Vec::<String>::new(),
+            "moved back, cleaned up"
+        );
+        Ok(())
+    }
+
+    #[cfg(not(debug_assertions))]
+    #[test]
+    fn bad_names_are_errors_not_panics() -> TestResult {
+        let dest = tempfile::tempdir()?;
+        let mut staging = Staging::create(dest.path())?;
+        for bad in ["", ".", "..", "a/b", "/", "a\0b"] {
+            assert!(staging.make_dir(STAGING_ROOT, bad).is_err(), "{bad:?}");
+            assert!(staging.create_file(STAGING_ROOT, bad).is_err(), "{bad:?}");
+            assert!(
+                staging.symlink(STAGING_ROOT, bad, "t", 0).is_err(),
+                "{bad:?}"
+            );
+        }
+        assert!(staging.publish(&[top("..")], false).is_err());
+        assert_eq!(names(dest.path()), Vec::<String>::new());
+        Ok(())
+    }
+
+    #[test]
+    fn fallback_rename_never_replaces() -> TestResult {
+        use std::os::fd::AsFd;
+
+        use super::unix::rename_noreplace_fallback as rename;
+        let dir = tempfile::tempdir()?;
+        let (from, to) = (dir.path().join("from"), dir.path().join("to"));
+        fs::create_dir(&from)?;
+        fs::create_dir(&to)?;
+        fs::write(from.join("f"), b"new")?;
+        fs::write(to.join("f"), b"old")?;
+        fs::create_dir(from.join("d"))?;
+        fs::create_dir(to.join("d"))?;
+        symlink("/nowhere", from.join("l"))?;
+        let (from_fd, to_fd) = (fs::File::open(&from)?, fs::File::open(&to)?);
+        let (a, b) = (from_fd.as_fd(), to_fd.as_fd());
+        assert_eq!(rename(a, "f", b, "f", false), Err(rustix::io::Errno::EXIST));
+        assert_eq!(rename(a, "d", b, "d", true), Err(rustix::io::Errno::EXIST));
+        assert_eq!(fs::read(to.join("f"))?, b"old");
+        rename(a, "f", b, "g", false)?;
+        rename(a, "d", b, "e", true)?;
+        rename(a, "l", b, "l", false)?;
+        assert_eq!(names(&from), Vec::<String>::new());
+        assert_eq!(names(&to), vec!["d", "e", "f", "g", "l"]);
+        assert_eq!(fs::read_link(to.join("l"))?, PathBuf::from("/nowhere"));
+        Ok(())
+    }
+
+    #[test]
+    fn create_refuses_a_missing_destination() {
+        assert!(Staging::create(Path::new("/nonexistent/kuvert-dest")).is_err());
     }
 }
