@@ -80,6 +80,7 @@
 
 pub mod archive;
 mod error;
+mod escape;
 mod format;
 #[doc(hidden)]
 pub mod fuzz;
@@ -92,6 +93,7 @@ mod stream;
 mod volumes;
 
 pub use error::Error;
+pub use escape::escape_name;
 pub use format::FORMAT_VERSION;
 pub use keys::{
     Argon2Params, Identity, Limits, Passphrase, Recipient, X25519Identity, X25519Recipient,

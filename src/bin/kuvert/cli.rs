@@ -104,6 +104,48 @@ pub struct KeyArgs {
     /// never taken as an argument).
     #[arg(long, value_name = "FILE")]
     pub passphrase_file: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// Caps on the work a passphrase recipient may ask for. A header is not
+/// authenticated before its passphrase is tried, so anyone could write one
+/// asking for terabytes: it is refused before any work, unless raised here.
+#[derive(Debug, Args)]
+pub struct LimitArgs {
+    /// Largest Argon2id memory a passphrase recipient may ask for (default
+    /// 2G; K, M or G as for sizes). Raise it only for a set you trust.
+    #[arg(long, value_name = "SIZE", value_parser = size::argon2_memory)]
+    pub max_argon2_memory: Option<u32>,
+
+    /// Largest Argon2id pass count a passphrase recipient may ask for
+    /// (default 8).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_argon2_passes: Option<u32>,
+
+    /// Largest Argon2id lane count a passphrase recipient may ask for
+    /// (default 16).
+    #[arg(long, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=0x00FF_FFFF))]
+    pub max_argon2_lanes: Option<u32>,
+}
+
+impl LimitArgs {
+    /// The limits asked for, the library's defaults otherwise.
+    pub fn limits(&self) -> kuvert::Limits {
+        let mut limits = kuvert::Limits::default();
+        if let Some(kib) = self.max_argon2_memory {
+            limits.argon2_max_memory_kib = kib;
+        }
+        if let Some(passes) = self.max_argon2_passes {
+            limits.argon2_max_passes = passes;
+        }
+        if let Some(lanes) = self.max_argon2_lanes {
+            limits.argon2_max_lanes = lanes;
+        }
+        limits
+    }
 }
 
 #[derive(Debug, Args)]

@@ -7,9 +7,11 @@
 //! passphrase prompt, so an interrupted prompt still restores the terminal.
 
 use std::fs::{self, File};
-use std::io::{self, BufWriter, IsTerminal, Write};
+use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, Once};
+
+use zeroize::Zeroizing;
 
 use crate::report::{Fail, Result, io_fail};
 
@@ -152,7 +154,7 @@ pub struct TempOutput {
     temp: PathBuf,
     target: PathBuf,
     force: bool,
-    file: Option<BufWriter<File>>,
+    file: Option<Wiping<File>>,
 }
 
 impl TempOutput {
@@ -178,7 +180,7 @@ impl TempOutput {
             force,
             // Below the ~1 MiB blocks of `OpenReader::copy_to`, which then go
             // straight to the file instead of being copied into the buffer.
-            file: Some(BufWriter::with_capacity(512 << 10, file)),
+            file: Some(Wiping::with_capacity(512 << 10, file)),
         })
     }
 
@@ -188,7 +190,7 @@ impl TempOutput {
         let writer = self.file.take().expect("commit is called once");
         let file = writer
             .into_inner()
-            .map_err(|err| io_fail("cannot write", &self.temp, err.error()))?;
+            .map_err(|err| io_fail("cannot write", &self.temp, &err))?;
         file.sync_all()
             .map_err(|err| io_fail("cannot write", &self.temp, &err))?;
         drop(file);
@@ -220,6 +222,63 @@ impl Drop for TempOutput {
             let _ = fs::remove_file(&self.temp);
             forget_path(&self.temp);
         }
+    }
+}
+
+/// A buffered writer for plaintext: its buffer is allocated once and wiped
+/// when dropped (a `BufWriter` frees it as it is). It does not flush on
+/// drop: callers flush, or drop it on failure.
+#[derive(Debug)]
+pub struct Wiping<W: Write> {
+    inner: W,
+    buf: Zeroizing<Vec<u8>>,
+}
+
+impl<W: Write> Wiping<W> {
+    pub fn with_capacity(capacity: usize, inner: W) -> Self {
+        Wiping {
+            inner,
+            buf: Zeroizing::new(Vec::with_capacity(capacity)),
+        }
+    }
+
+    fn flush_buf(&mut self) -> io::Result<()> {
+        if !self.buf.is_empty() {
+            let written = self.inner.write_all(&self.buf);
+            // Wiped whether or not it was written: it is never retried.
+            self.buf.fill(0);
+            self.buf.clear();
+            written?;
+        }
+        Ok(())
+    }
+
+    /// Flushes the buffer and gives back the inner writer.
+    pub fn into_inner(mut self) -> io::Result<W> {
+        self.flush_buf()?;
+        let Wiping { inner, buf } = self;
+        drop(buf);
+        Ok(inner)
+    }
+}
+
+impl<W: Write> Write for Wiping<W> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if self.buf.len() + data.len() > self.buf.capacity() {
+            self.flush_buf()?;
+        }
+        if data.len() >= self.buf.capacity() {
+            // Large blocks go straight through, copied nowhere.
+            return self.inner.write(data);
+        }
+        // Within capacity: never reallocates, so no copy is left behind.
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.flush_buf()?;
+        self.inner.flush()
     }
 }
 

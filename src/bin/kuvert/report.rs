@@ -1,13 +1,14 @@
 //! What the CLI says when something fails: one line naming the file, the
 //! volume, the chunk and the byte offset where they are known.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::fmt::Write as _;
 use std::io;
 use std::path::Path;
 
-use kuvert::Error;
+use kuvert::{Error, escape_name};
 
 use crate::size::grouped;
 
@@ -203,9 +204,24 @@ impl Names {
                 self.volume(*volume)
             ),
             // While sealing, `path` is the file on disk.
-            Error::UnsafeEntry { path, reason } => format!("{path}: {reason}"),
-            Error::LimitExceeded { .. } => {
-                format!("{err}; the set asks for more work than kuvert allows untrusted input")
+            Error::UnsafeEntry { path, reason } => format!("{}: {reason}", escape_name(path)),
+            Error::LimitExceeded { what, found, .. } => {
+                // The flag that raises it, with the value this set needs.
+                let flag = match *what {
+                    "argon2id memory (KiB)" => Some(format!("--max-argon2-memory {found}K")),
+                    "argon2id passes" => Some(format!("--max-argon2-passes {found}")),
+                    "argon2id lanes" => Some(format!("--max-argon2-lanes {found}")),
+                    _ => None,
+                };
+                match flag {
+                    Some(flag) => format!(
+                        "{err}: the passphrase recipient asks for more work than kuvert allows \
+                         untrusted input; if you trust the set, raise the limit with {flag}"
+                    ),
+                    None => format!(
+                        "{err}; the set asks for more work than kuvert allows untrusted input"
+                    ),
+                }
             }
             other => chain(other),
         }
@@ -232,7 +248,11 @@ pub fn json_str(text: &str) -> String {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
+            // JSON demands only C0 escaped; everything `escape_name`
+            // escapes (DEL, C1, line separators, bidi controls) is too, so
+            // JSON shown on a terminal cannot move the cursor either. A
+            // decoder gets the same string back.
+            c if matches!(escape_name(c.encode_utf8(&mut [0; 4])), Cow::Owned(_)) => {
                 let _ = write!(out, "\\u{:04x}", c as u32);
             }
             c => out.push(c),
@@ -287,6 +307,10 @@ mod tests {
     #[test]
     fn json_strings_are_escaped() {
         assert_eq!(json_str("a\"b\\c\n\u{1}é"), "\"a\\\"b\\\\c\\n\\u0001é\"");
+        assert_eq!(
+            json_str("\x1b[2J\x7f\u{9b}\u{2028}\u{202e}ü"),
+            "\"\\u001b[2J\\u007f\\u009b\\u2028\\u202eü\""
+        );
     }
 
     #[test]
