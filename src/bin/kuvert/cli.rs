@@ -207,9 +207,12 @@ pub struct OpenArgs {
     #[command(flatten)]
     pub keys: KeyArgs,
 
-    /// Where to put the payload: the directory to extract an archive into
-    /// (default: the current directory; created if missing), or the file
-    /// for a stream or --tar (default and `-`: standard output).
+    /// Where to put the payload. An archive is extracted into the directory
+    /// DEST (created if missing); without -o, into a new directory named
+    /// after the set in the current directory (`register.001.kuv` gives
+    /// `register/`), which must not exist yet and is removed again if
+    /// extraction fails. A stream or --tar goes to the file DEST (without
+    /// -o, or with `-`: standard output).
     #[arg(short, long, value_name = "DEST")]
     pub output: Option<PathBuf>,
 
