@@ -1483,6 +1483,15 @@ fn sender_chosen_names_are_escaped_in_listings_and_messages() {
         ))
         .stderr(predicate::str::contains("\x1b").not());
     assert!(scene.path("out/a\nkuvert: extracted 0 entries").exists());
+
+    // Volume files are named by whoever wrote the disc.
+    fs::write(scene.path("junk\x1b[2J.kuv"), "not a volume").expect("write");
+    scene
+        .cmd()
+        .args(["open", "-i", "id.txt", "junk\x1b[2J.kuv"])
+        .assert()
+        .code(1)
+        .stderr("kuvert: junk\\x1b[2J.kuv is not a kuvert volume\n");
 }
 
 #[test]

@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 use std::fs;
-use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use kuvert::archive::{Archive, DEFAULT_MAX_INDEX_LEN, Entry, EntryKind, ExtractOptions, Payload};
@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 use crate::cli::{ListArgs, OpenArgs};
 use crate::output::{self, TempOutput, Wiping, check_stdout, is_dash};
 use crate::progress;
-use crate::report::{Fail, Names, Result, chain, io_fail, json_str, rfc3339};
+use crate::report::{Fail, Names, Result, chain, io_fail, json_str, rfc3339, shown};
 use crate::size::{grouped, human};
 use crate::volumes::{Volumes, opener, warn_unauthenticated_passphrase};
 
@@ -30,7 +30,7 @@ pub fn open(args: &OpenArgs, quiet: bool) -> Result<()> {
     if let Some(threads) = args.threads {
         opener = opener.threads(threads as usize);
     }
-    let first = volumes.paths[0].display().to_string();
+    let first = shown(&volumes.paths[0]);
     let total = volumes.total_len();
 
     output::install_interrupt_handler();
@@ -378,7 +378,7 @@ fn set_stem(name: &str) -> Option<&str> {
 pub fn list(args: &ListArgs) -> Result<()> {
     let volumes = Volumes::open(&args.volumes)?;
     let (opener, unauthenticated) = opener(&args.keys, &volumes)?;
-    let first = volumes.paths[0].display().to_string();
+    let first = shown(&volumes.paths[0]);
     let bar = progress::bar(true, None, "");
     let (sources, names) = volumes.with_progress(&bar, "reading");
     let reader = opener.open(sources).map_err(|err| names.fail(&err))?;
@@ -386,7 +386,8 @@ pub fn list(args: &ListArgs) -> Result<()> {
         warn_unauthenticated_passphrase();
     }
     let payload = Payload::detect(reader, DEFAULT_MAX_INDEX_LEN).map_err(|err| names.fail(&err))?;
-    let mut out = BufWriter::new(io::stdout().lock());
+    // Entry names are plaintext too.
+    let mut out = Wiping::with_capacity(8 << 10, io::stdout().lock());
     let written = match &payload {
         Payload::Stream(reader) => {
             if args.json {

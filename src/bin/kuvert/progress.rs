@@ -119,9 +119,12 @@ impl<S> ProgressSource<S> {
 
 impl<S: VolumeSource> VolumeSource for ProgressSource<S> {
     fn size(&self) -> io::Result<u64> {
-        self.inner
-            .size()
-            .map_err(|err| io::Error::new(err.kind(), format!("{}: {err}", self.path.display())))
+        self.inner.size().map_err(|err| {
+            io::Error::new(
+                err.kind(),
+                format!("{}: {err}", crate::report::shown(&self.path)),
+            )
+        })
     }
 
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
@@ -130,7 +133,7 @@ impl<S: VolumeSource> VolumeSource for ProgressSource<S> {
                 err.kind(),
                 format!(
                     "{} at byte {}: {err}",
-                    self.path.display(),
+                    crate::report::shown(&self.path),
                     crate::size::grouped(offset)
                 ),
             )

@@ -61,7 +61,13 @@ pub fn chain(err: &dyn StdError) -> String {
 
 /// An I/O failure about `path`: `cannot read parcel.kuv: …`.
 pub fn io_fail(what: &str, path: &Path, err: &io::Error) -> Fail {
-    Fail::data(format!("{what} {}: {}", path.display(), chain(err)))
+    Fail::data(format!("{what} {}: {}", shown(path), chain(err)))
+}
+
+/// A path for a message, escaped as `ls -b` would: volume files are named
+/// by whoever wrote the disc.
+pub fn shown(path: &Path) -> String {
+    escape_name(&path.to_string_lossy()).into_owned()
 }
 
 /// How the volumes of one command are named in messages.
@@ -80,7 +86,7 @@ impl Names {
 
     /// Records the next input and, if its header could be read, its number.
     pub fn push(&mut self, path: &Path, volume: Option<u32>) {
-        let name = path.display().to_string();
+        let name = shown(path);
         if let Some(volume) = volume {
             self.volumes.entry(volume).or_insert_with(|| name.clone());
         }

@@ -8,7 +8,7 @@ use kuvert::{FileSource, VolumeInfo, VolumeReport};
 
 use crate::cli::{InfoArgs, VerifyArgs};
 use crate::progress;
-use crate::report::{Fail, Names, Result, hex, io_fail, json_str};
+use crate::report::{Fail, Names, Result, hex, io_fail, json_str, shown};
 use crate::size::grouped;
 use crate::volumes::{Volumes, opener, warn_unauthenticated_passphrase};
 
@@ -40,7 +40,7 @@ pub fn verify(args: &VerifyArgs, quiet: bool) -> Result<()> {
     // One unlock per set, not per volume (a passphrase costs about a second).
     let mut verifier = opener.volume_verifier();
     for (index, source) in sources.iter().enumerate() {
-        let path = paths[index].display();
+        let path = shown(&paths[index]);
         let line = match verifier.verify(source) {
             Ok(report) => {
                 let last = if report.last_in_set {
@@ -144,7 +144,7 @@ fn check_set(paths: &[PathBuf], reports: &[(usize, VolumeReport)], damaged: &[u3
     let mut seen: Vec<(u32, usize)> = Vec::new();
     let mut last = None;
     for (index, report) in reports {
-        let path = paths[*index].display();
+        let path = shown(&paths[*index]);
         if report.set_id != set_id {
             check.problems += 1;
             check.lines.push(format!(
@@ -166,7 +166,7 @@ fn check_set(paths: &[PathBuf], reports: &[(usize, VolumeReport)], damaged: &[u3
             check.problems += 1;
             check.lines.push(format!(
                 "{} and {path} are both volume {}",
-                paths[*first].display(),
+                shown(&paths[*first]),
                 report.volume
             ));
             continue;
@@ -314,7 +314,7 @@ fn write_info_text(
     sets: &[SetSummary],
 ) -> io::Result<()> {
     for (path, info) in infos {
-        writeln!(out, "{}", path.display())?;
+        writeln!(out, "{}", shown(path))?;
         writeln!(out, "  format version  {}", info.version)?;
         writeln!(out, "  set id          {}", hex(&info.set_id))?;
         let shape = if !info.is_split() {

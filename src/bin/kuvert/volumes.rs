@@ -11,7 +11,7 @@ use crate::cli::KeyArgs;
 use crate::keys::{self, PassphraseSource};
 use crate::output::is_dash;
 use crate::progress::ProgressSource;
-use crate::report::{Fail, Names, Result, io_fail};
+use crate::report::{Fail, Names, Result, io_fail, shown};
 
 /// The volumes given, opened, with what their headers say.
 #[derive(Debug)]
@@ -42,7 +42,7 @@ impl Volumes {
             if path.is_dir() {
                 return Err(Fail::data(format!(
                     "{} is a directory, not a volume",
-                    path.display()
+                    shown(path)
                 )));
             }
             let source =
