@@ -1692,3 +1692,61 @@ fn a_passphrase_beside_public_keys_is_said_to_prove_nothing_on_open() {
         .stdout("alone")
         .stderr("");
 }
+
+#[test]
+fn ctrl_c_while_extracting_removes_the_default_directory() {
+    use std::io::Read;
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    use kuvert::archive::ArchiveWriter;
+
+    let scene = Scene::new();
+    let writer = kuvert::Sealer::new()
+        .recipient(scene_recipient(&scene))
+        .seal(kuvert::MemorySink::new())
+        .expect("seal");
+    let mut archive = ArchiveWriter::new(writer);
+    let size = 96u64 << 20;
+    let data = std::io::repeat(7).take(size);
+    archive
+        .append_file("big.bin", data, size, 0o644, 0)
+        .expect("append");
+    let volumes = archive.finish().expect("finish").into_volumes();
+    let name = write_volumes(&scene, "big", volumes).remove(0);
+
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("kuvert"))
+        .current_dir(scene.dir.path())
+        .args(["open", "-q", "-j", "1", "-i", "id.txt", &name])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // Interrupt once the file is being written into the staging directory.
+    let started = Instant::now();
+    let writing = || {
+        fs::read_dir(scene.path("big")).is_ok_and(|mut entries| {
+            entries.any(|e| {
+                e.ok()
+                    .and_then(|e| fs::read_dir(e.path()).ok())
+                    .is_some_and(|mut inner| inner.next().is_some())
+            })
+        })
+    };
+    while !writing() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "extraction did not start"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let output = child.wait_with_output().expect("wait");
+    assert_eq!(output.status.code(), Some(130), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("interrupted"));
+    assert_eq!(scene.listing(), [name.as_str(), "id.txt"]);
+}

@@ -5,11 +5,21 @@
 //! Ctrl-C: a handler (the `ctrlc` crate) removes every partial output this
 //! process registered, then exits with 130. It is installed only after any
 //! passphrase prompt, so an interrupted prompt still restores the terminal.
+//!
+//! The handler runs on its own thread while the command goes on; the
+//! command stops at its next volume read or write ([`stop_if_interrupted`])
+//! and never exits on its own after Ctrl-C ([`wait_if_interrupted`] in
+//! `main`), and the handler removes until nothing partial reappears. Without
+//! that, a directory removed under a running extraction was recreated by it
+//! and left behind, and a command that finished meanwhile exited 0 with part
+//! of its output removed.
 
 use std::fs::{self, File};
 use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, Once};
+use std::time::Duration;
 
 use zeroize::Zeroizing;
 
@@ -33,6 +43,8 @@ enum Partial {
 
 static PARTIALS: Mutex<Vec<Partial>> = Mutex::new(Vec::new());
 static HANDLER: Once = Once::new();
+/// Set by the Ctrl-C handler before it removes anything.
+static STOPPING: AtomicBool = AtomicBool::new(false);
 
 /// Installs the Ctrl-C handler (once).
 pub fn install_interrupt_handler() {
@@ -40,11 +52,39 @@ pub fn install_interrupt_handler() {
         // Without a handler Ctrl-C still ends the process; partial names
         // are then left behind, hidden and marked as partial.
         let _ = ctrlc::set_handler(|| {
-            remove_partials();
+            STOPPING.store(true, Ordering::SeqCst);
+            // The command stops within one read or write of a volume (or
+            // one entry's last write); until then it may recreate what was
+            // removed, so remove until nothing is left twice in a row.
+            let mut clean = 0;
+            for _ in 0..200 {
+                remove_partials();
+                std::thread::sleep(Duration::from_millis(10));
+                clean = if partials_left() { 0 } else { clean + 1 };
+                if clean == 2 {
+                    break;
+                }
+            }
             eprintln!("\nkuvert: interrupted; partial output removed");
             std::process::exit(INTERRUPTED);
         });
     });
+}
+
+/// After Ctrl-C, blocks for good: the handler removes partial output and
+/// ends the process. Called before each volume read and write.
+pub fn stop_if_interrupted() {
+    if STOPPING.load(Ordering::SeqCst) {
+        loop {
+            std::thread::park();
+        }
+    }
+}
+
+/// After Ctrl-C, blocks for good instead of letting the command exit with
+/// its own status: the exit status is the handler's 130.
+pub fn wait_if_interrupted() {
+    stop_if_interrupted();
 }
 
 fn lock() -> std::sync::MutexGuard<'static, Vec<Partial>> {
@@ -67,9 +107,43 @@ pub fn register_path(path: &Path) {
     lock().push(Partial::Path(path.to_path_buf()));
 }
 
-/// Forgets a registered path (it was published or already removed).
+/// Forgets a registered path (it was published or already removed). After
+/// Ctrl-C it stays registered and this blocks: an extraction that returned
+/// while the handler removed its staging is not whole, so its directory
+/// must go too. Checked under the lock the handler removes under.
 pub fn forget_path(path: &Path) {
-    lock().retain(|p| !matches!(p, Partial::Path(q) if q == path));
+    let mut partials = lock();
+    if STOPPING.load(Ordering::SeqCst) {
+        drop(partials);
+        stop_if_interrupted();
+    } else {
+        partials.retain(|p| !matches!(p, Partial::Path(q) if q == path));
+    }
+}
+
+/// Whether anything registered still exists.
+fn partials_left() -> bool {
+    lock().iter().any(|partial| match partial {
+        Partial::Path(path) => fs::symlink_metadata(path).is_ok(),
+        Partial::Matching {
+            dir,
+            prefix,
+            suffix,
+        } => {
+            let dir = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir.as_path()
+            };
+            fs::read_dir(dir).is_ok_and(|entries| {
+                entries.flatten().any(|entry| {
+                    let name = entry.file_name();
+                    let name = name.to_string_lossy();
+                    name.starts_with(prefix.as_str()) && name.ends_with(suffix.as_str())
+                })
+            })
+        }
+    })
 }
 
 fn remove_partials() {
