@@ -20,6 +20,7 @@
 //! | be addressed                           | [`X25519Identity`], [`Identity::parse_file`] |
 //! | write volumes to files or memory       | [`FileSink`], [`MemorySink`]               |
 //! | read volumes from files or memory      | [`FileSource`], `Vec<u8>`, `Bytes`, `&[u8]` |
+//! | print a name a sender chose            | [`escape_name`]                            |
 //!
 //! # Sealing onto CD-sized volumes and opening again
 //!

@@ -1352,6 +1352,21 @@ fn help_documents_exit_codes_and_presets() {
         .success()
         .stdout(predicate::str::contains("cd         732,954,624 bytes"))
         .stdout(predicate::str::contains("--passphrase-file"));
+    for command in ["open", "list", "verify"] {
+        kuvert()
+            .args([command, "--help"])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("Limits on untrusted headers:"))
+            .stdout(predicate::str::contains("--max-argon2-memory <SIZE>"));
+    }
+    kuvert()
+        .args(["open", "--help"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "without -o, into a new directory named after the set in the current directory",
+        ));
     kuvert()
         .arg("--version")
         .assert()

@@ -45,7 +45,8 @@ pub enum Command {
     /// Open a set: extract an archive, or write a stream.
     #[command(after_help = EXIT_CODES)]
     Open(OpenArgs),
-    /// List the entries of an archive.
+    /// List the entries of an archive (control characters in names shown
+    /// escaped, as by `ls -b`).
     #[command(after_help = EXIT_CODES)]
     List(ListArgs),
     /// Authenticate volumes without writing anything; a report per volume.
@@ -109,6 +110,8 @@ pub struct KeyArgs {
     pub limits: LimitArgs,
 }
 
+const LIMITS: &str = "Limits on untrusted headers";
+
 /// Caps on the work a passphrase recipient may ask for. A header is not
 /// authenticated before its passphrase is tried, so anyone could write one
 /// asking for terabytes: it is refused before any work, unless raised here.
@@ -116,18 +119,19 @@ pub struct KeyArgs {
 pub struct LimitArgs {
     /// Largest Argon2id memory a passphrase recipient may ask for (default
     /// 2G; K, M or G as for sizes). Raise it only for a set you trust.
-    #[arg(long, value_name = "SIZE", value_parser = size::argon2_memory)]
+    #[arg(long, value_name = "SIZE", value_parser = size::argon2_memory, help_heading = LIMITS)]
     pub max_argon2_memory: Option<u32>,
 
     /// Largest Argon2id pass count a passphrase recipient may ask for
     /// (default 8).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..),
+          help_heading = LIMITS)]
     pub max_argon2_passes: Option<u32>,
 
     /// Largest Argon2id lane count a passphrase recipient may ask for
     /// (default 16).
     #[arg(long, value_name = "N",
-          value_parser = clap::value_parser!(u32).range(1..=0x00FF_FFFF))]
+          value_parser = clap::value_parser!(u32).range(1..=0x00FF_FFFF), help_heading = LIMITS)]
     pub max_argon2_lanes: Option<u32>,
 }
 
