@@ -222,6 +222,9 @@ run 'cmp extract/register/persons.csv one/register/persons.csv'
 run "kuvert open -i recipient.key -o received/ ${reversed% }"
 open_took=$took
 run 'diff -rq extract received'
+# Without -o, an archive goes into a new directory named after the set.
+run "kuvert open -i recipient.key ${shuffled% }"
+run 'diff -rq extract register'
 
 step "summary"
 printf '%-30s %s bytes in %s files\n' "extract" "$(grouped "$extract_bytes")" "${#extract_files[@]}"

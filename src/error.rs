@@ -2,13 +2,17 @@
 
 use std::io;
 
+use crate::escape::escape_name;
+
 /// Everything that can go wrong sealing, opening or inspecting a volume set.
 ///
 /// Variants say what a caller can act on and where it happened. Volume
 /// numbers count from 1 (as printed on a disc label); `input` counts the
 /// volumes handed to the opener from 1, in the order given, for problems
 /// found before a volume's own number can be trusted. No variant ever
-/// carries key material or plaintext.
+/// carries key material or plaintext. Names a sender chose (entry paths)
+/// are displayed through [`escape_name`](crate::escape_name), so a message
+/// cannot move the cursor or forge a line.
 #[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -165,7 +169,7 @@ pub enum Error {
     /// An archive entry would be unsafe to extract or to seal: a path that
     /// is absolute or climbs with `..`, a link leading out of the
     /// destination, a duplicate name, or a special file.
-    #[error("unsafe entry {path:?}: {reason}")]
+    #[error("unsafe entry \"{}\": {reason}", escape_name(path))]
     UnsafeEntry {
         /// The entry's path as recorded (or the file on disk when sealing).
         path: String,
@@ -202,7 +206,7 @@ pub enum Error {
     Cancelled,
 
     /// A file or directory being sealed could not be read.
-    #[error("cannot read {}", path.display())]
+    #[error("cannot read {}", escape_name(&path.to_string_lossy()))]
     Input {
         /// The file or directory on disk.
         path: std::path::PathBuf,
@@ -221,14 +225,14 @@ pub enum Error {
     },
 
     /// A requested entry is not in the archive.
-    #[error("no entry {path:?} in the archive")]
+    #[error("no entry \"{}\" in the archive", escape_name(path))]
     EntryNotFound {
         /// The path asked for.
         path: String,
     },
 
     /// Extraction would replace something that already exists.
-    #[error("{} already exists", path.display())]
+    #[error("{} already exists", escape_name(&path.to_string_lossy()))]
     DestinationExists {
         /// The existing path.
         path: std::path::PathBuf,
@@ -294,5 +298,30 @@ impl Error {
             Some(Err(other)) => Error::Io(io::Error::new(kind, other)),
             None => Error::Io(io::Error::from(kind)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sender_chosen_paths_are_displayed_escaped() {
+        let err = Error::UnsafeEntry {
+            path: "a\n\x1b[2Jb".into(),
+            reason: "the same name twice",
+        };
+        assert_eq!(
+            err.to_string(),
+            "unsafe entry \"a\\n\\x1b[2Jb\": the same name twice"
+        );
+        let err = Error::EntryNotFound {
+            path: "x\u{202e}y".into(),
+        };
+        assert_eq!(err.to_string(), "no entry \"x\\u{202e}y\" in the archive");
+        let err = Error::DestinationExists {
+            path: "dest/\r".into(),
+        };
+        assert_eq!(err.to_string(), "dest/\\r already exists");
     }
 }

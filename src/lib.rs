@@ -20,6 +20,7 @@
 //! | be addressed                           | [`X25519Identity`], [`Identity::parse_file`] |
 //! | write volumes to files or memory       | [`FileSink`], [`MemorySink`]               |
 //! | read volumes from files or memory      | [`FileSource`], `Vec<u8>`, `Bytes`, `&[u8]` |
+//! | print a name a sender chose            | [`escape_name`]                            |
 //!
 //! # Sealing onto CD-sized volumes and opening again
 //!
@@ -80,6 +81,7 @@
 
 pub mod archive;
 mod error;
+mod escape;
 mod format;
 #[doc(hidden)]
 pub mod fuzz;
@@ -92,6 +94,7 @@ mod stream;
 mod volumes;
 
 pub use error::Error;
+pub use escape::escape_name;
 pub use format::FORMAT_VERSION;
 pub use keys::{
     Argon2Params, Identity, Limits, Passphrase, Recipient, X25519Identity, X25519Recipient,

@@ -5,6 +5,7 @@ use std::fmt;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::sync::Arc;
 
+use sha2::{Digest, Sha256};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::Error;
@@ -659,6 +660,10 @@ pub struct VolumeReport {
     pub volume: u32,
     /// Id of the set the volume belongs to.
     pub set_id: [u8; SET_ID_LEN],
+    /// SHA-256 of the header's set part (SPEC.md §3.2), authenticated.
+    /// Volumes open as one set only if this is equal (SPEC.md §7.2): two
+    /// that share a set id but differ here (other stanzas, say) do not.
+    pub set_digest: [u8; 32],
     /// Chunks in the volume, all authenticated.
     pub chunks: u64,
     /// Plaintext bytes the volume carries.
@@ -942,6 +947,7 @@ impl Opener {
         Ok(VolumeReport {
             volume: header.volume,
             set_id: header.set.set_id,
+            set_digest: Sha256::digest(header.set_bytes()).into(),
             chunks,
             plaintext_len: (chunks - 1) * geometry.plain_len() as u64 + (last.len - TAG_LEN) as u64,
             last_in_set: flag == ChunkFlag::EndOfSet,

@@ -1000,7 +1000,7 @@ fn extract_entries_and_tar() {
 }
 
 #[test]
-fn extracts_into_the_current_directory_by_default() {
+fn extracts_into_a_new_directory_named_after_the_set_by_default() {
     let scene = Scene::new();
     let tree = scene.make_tree("data");
     scene
@@ -1018,12 +1018,84 @@ fn extracts_into_the_current_directory_by_default() {
         .assert()
         .success();
     fs::create_dir(scene.path("here")).expect("mkdir");
-    let mut cmd = kuvert();
-    cmd.current_dir(scene.path("here"))
+    let in_here = || {
+        let mut cmd = kuvert();
+        cmd.current_dir(scene.path("here"));
+        cmd
+    };
+    in_here()
         .args(["open", "-q", "-i", "../id.txt", "../p.kuv"])
         .assert()
         .success()
         .stderr("");
+    assert_same_tree(&tree, &scene.path("here/p/data"));
+    assert_eq!(fs::read_dir(scene.path("here")).expect("list").count(), 1);
+
+    // Never into an existing directory, even with --force.
+    fs::write(scene.path("here/p/mine"), "kept").expect("write");
+    for force in [false, true] {
+        let mut cmd = in_here();
+        cmd.args(["open", "-i", "../id.txt"]);
+        if force {
+            cmd.arg("--force");
+        }
+        cmd.arg("../p.kuv").assert().code(1).stderr(
+            "kuvert: p already exists: without -o an archive is extracted into a new directory \
+             named after the set; give -o DIR to extract elsewhere (-o p to extract into it)\n",
+        );
+    }
+    assert_eq!(fs::read(scene.path("here/p/mine")).expect("kept"), b"kept");
+
+    // A split set, volumes in any order: named without the volume number.
+    scene.seal_split("register.kuv", &["data"]);
+    let mut volumes: Vec<String> = scene
+        .volumes("register")
+        .iter()
+        .map(|v| format!("../{v}"))
+        .collect();
+    volumes.reverse();
+    in_here()
+        .args(["open", "-i", "../id.txt"])
+        .args(&volumes)
+        .assert()
+        .success()
+        .stderr(predicate::str::ends_with("into register\n"));
+    assert_same_tree(&tree, &scene.path("here/register/data"));
+
+    // A name that would make a hidden directory (`~/.ssh`) is refused.
+    fs::copy(scene.path("p.kuv"), scene.path(".ssh.kuv")).expect("copy");
+    in_here()
+        .args(["open", "-i", "../id.txt", "../.ssh.kuv"])
+        .assert()
+        .code(2)
+        .stderr(
+            "kuvert: cannot name a directory after the volume .ssh.kuv: give -o DIR to say \
+             where to extract\n",
+        );
+    assert!(!scene.path("here/.ssh").exists());
+
+    // Created by kuvert, so removed again when extraction fails.
+    fs::copy(scene.path("p.kuv"), scene.path("bad.kuv")).expect("copy");
+    let len = fs::metadata(scene.path("bad.kuv")).expect("meta").len() as usize;
+    flip_byte(&scene.path("bad.kuv"), len / 2);
+    in_here()
+        .args(["open", "-i", "../id.txt", "../bad.kuv"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("failed authentication"));
+    assert!(!scene.path("here/bad").exists());
+    let mut names: Vec<String> = fs::read_dir(scene.path("here"))
+        .expect("list")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["p", "register"]);
+
+    // -o keeps its meaning: into DIR, existing or not.
+    in_here()
+        .args(["open", "-q", "-i", "../id.txt", "-o", ".", "../p.kuv"])
+        .assert()
+        .success();
     assert_same_tree(&tree, &scene.path("here/data"));
 }
 
@@ -1280,9 +1352,416 @@ fn help_documents_exit_codes_and_presets() {
         .success()
         .stdout(predicate::str::contains("cd         732,954,624 bytes"))
         .stdout(predicate::str::contains("--passphrase-file"));
+    for command in ["open", "list", "verify"] {
+        kuvert()
+            .args([command, "--help"])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("Limits on untrusted headers:"))
+            .stdout(predicate::str::contains("--max-argon2-memory <SIZE>"));
+    }
+    kuvert()
+        .args(["open", "--help"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "without -o, into a new directory named after the set in the current directory",
+        ));
     kuvert()
         .arg("--version")
         .assert()
         .success()
         .stdout(predicate::str::starts_with("kuvert "));
+}
+
+// ------------------------------------------------- sets built with the library
+
+/// The scene's public key, for sealing through the library.
+fn scene_recipient(scene: &Scene) -> kuvert::Recipient {
+    scene.recipient.parse().expect("recipient")
+}
+
+/// Writes the volumes of a set as `STEM.kuv` (one) or `STEM.NNN.kuv`.
+fn write_volumes(scene: &Scene, stem: &str, volumes: Vec<Vec<u8>>) -> Vec<String> {
+    let names: Vec<String> = if volumes.len() == 1 {
+        vec![format!("{stem}.kuv")]
+    } else {
+        (1..=volumes.len())
+            .map(|n| format!("{stem}.{n:03}.kuv"))
+            .collect()
+    };
+    for (name, bytes) in names.iter().zip(volumes) {
+        fs::write(scene.path(name), bytes).expect("write volume");
+    }
+    names
+}
+
+/// A stream sealed to `sealer` (recipients and passphrase set by the caller).
+fn seal_stream(sealer: &kuvert::Sealer, data: &[u8]) -> Vec<Vec<u8>> {
+    use std::io::Write;
+    let mut writer = sealer.seal(kuvert::MemorySink::new()).expect("seal");
+    writer.write_all(data).expect("write");
+    writer.finish().expect("finish").into_volumes()
+}
+
+/// A passphrase at the weakest costs the library writes: quick to open.
+fn quick_passphrase(sealer: kuvert::Sealer) -> kuvert::Sealer {
+    sealer
+        .passphrase(kuvert::Passphrase::new("correct horse battery staple"))
+        .argon2_params(kuvert::Argon2Params::MINIMUM)
+}
+
+#[test]
+fn sender_chosen_names_are_escaped_in_listings_and_messages() {
+    use kuvert::archive::ArchiveWriter;
+
+    let scene = Scene::new();
+    let writer = kuvert::Sealer::new()
+        .recipient(scene_recipient(&scene))
+        .chunk_size(4096)
+        .seal(kuvert::MemorySink::new())
+        .expect("seal");
+    let mut archive = ArchiveWriter::new(writer);
+    let big = pseudo_random(20_000, 9);
+    archive
+        .append_file("clear\x1b[2J", big.as_slice(), 20_000, 0o644, 0)
+        .expect("append");
+    archive
+        .append_file("a\nkuvert: extracted 0 entries", &b"x"[..], 1, 0o644, 0)
+        .expect("append");
+    archive
+        .append_file("doc\u{202e}txt.exe", &b""[..], 0, 0o644, 0)
+        .expect("append");
+    archive
+        .append_symlink("link", "\x1b]0;title\x07", 0)
+        .expect("append");
+    let volumes = archive.finish().expect("finish").into_volumes();
+    let name = write_volumes(&scene, "evil", volumes).remove(0);
+
+    scene
+        .cmd()
+        .args(["list", "-i", "id.txt", &name])
+        .assert()
+        .success()
+        .stdout("clear\\x1b[2J\na\\nkuvert: extracted 0 entries\ndoc\\u{202e}txt.exe\nlink\n");
+    let long = scene
+        .cmd()
+        .args(["list", "--long", "-i", "id.txt", &name])
+        .output()
+        .expect("run");
+    assert!(long.status.success());
+    let long = String::from_utf8(long.stdout).expect("utf-8");
+    assert_eq!(long.lines().count(), 4, "{long}");
+    assert!(long.contains("  link -> \\x1b]0;title\\x07\n"), "{long}");
+    assert!(!long.contains(['\x1b', '\x07', '\u{202e}']), "{long}");
+    scene
+        .cmd()
+        .args(["list", "--json", "-i", "id.txt", &name])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("\"path\":\"clear\\u001b[2J\""))
+        .stdout(predicate::str::contains("\"path\":\"doc\\u202etxt.exe\""))
+        .stdout(predicate::str::contains(
+            "\"link\":\"\\u001b]0;title\\u0007\"",
+        ));
+
+    // The library's error, as the CLI prints it.
+    scene
+        .cmd()
+        .args([
+            "open",
+            "-i",
+            "id.txt",
+            "-o",
+            "out",
+            "--entry",
+            "nope\x1b[2J",
+        ])
+        .arg(&name)
+        .assert()
+        .code(1)
+        .stderr("kuvert: no entry \"nope\\x1b[2J\" in the archive\n");
+
+    // A damaged entry is named escaped. Chunk 2 lies inside `clear…`'s data.
+    let header_len = kuvert::inspect(&fs::read(scene.path(&name)).expect("read"))
+        .expect("inspect")
+        .header_len as usize;
+    flip_byte(&scene.path(&name), header_len + 2 * 4096 + 100);
+    scene
+        .cmd()
+        .args(["open", "--salvage", "-i", "id.txt", "-o", "out", &name])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::starts_with(
+            "kuvert: clear\\x1b[2J: left out, chunk 2 of volume 1 (evil.kuv) failed \
+             authentication",
+        ))
+        .stderr(predicate::str::contains("\x1b").not());
+    assert!(scene.path("out/a\nkuvert: extracted 0 entries").exists());
+
+    // Volume files are named by whoever wrote the disc.
+    fs::write(scene.path("junk\x1b[2J.kuv"), "not a volume").expect("write");
+    scene
+        .cmd()
+        .args(["open", "-i", "id.txt", "junk\x1b[2J.kuv"])
+        .assert()
+        .code(1)
+        .stderr("kuvert: junk\\x1b[2J.kuv is not a kuvert volume\n");
+}
+
+#[test]
+fn verify_groups_volumes_by_their_whole_set_part() {
+    let scene = Scene::new();
+    let other = kuvert::X25519Identity::generate();
+    let data = pseudo_random(40_000, 4);
+    // The same seed gives the same file key and set id; the second set has
+    // one stanza more, so its set part differs.
+    let base = || {
+        kuvert::Sealer::new()
+            .recipient(scene_recipient(&scene))
+            .chunk_size(4096)
+            .volume_size(32 << 10)
+            .insecure_deterministic_seed([5; 32])
+    };
+    let a = write_volumes(&scene, "a", seal_stream(&base(), &data));
+    let b = write_volumes(
+        &scene,
+        "b",
+        seal_stream(&base().recipient(other.to_public()), &data),
+    );
+    assert_eq!((a.len(), b.len()), (2, 2));
+    let id = |name: &str| {
+        kuvert::inspect(&fs::read(scene.path(name)).expect("read"))
+            .expect("inspect")
+            .set_id
+    };
+    assert_eq!(id(&a[0]), id(&b[1]), "the splice needs one set id");
+
+    // Each volume is intact on its own, but they do not open together.
+    scene
+        .cmd()
+        .args(["open", "-i", "id.txt", "-o", "out.bin", &a[0], &b[1]])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("header failed authentication"));
+    scene
+        .cmd()
+        .args(["verify", "-i", "id.txt", &a[0], &b[1]])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("a.001.kuv: volume 1: intact"))
+        .stdout(predicate::str::contains("b.002.kuv: volume 2: intact"))
+        .stdout(predicate::str::contains(
+            "b.002.kuv (volume 2) has the set id of the others but a different set header \
+             (recipients or geometry): it does not open with them\n",
+        ))
+        .stdout(predicate::str::contains(": complete").not())
+        .stderr("kuvert: 1 problem found: the volumes are not intact\n");
+    // Volumes of one set still verify as complete.
+    scene
+        .cmd()
+        .args(["verify", "-i", "id.txt", &b[1], &b[0]])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(": complete, 2 volumes intact\n"));
+}
+
+#[test]
+fn argon2_caps_are_raised_by_flags_that_errors_name() {
+    let scene = Scene::new();
+    // A crafted header asking for 4 TiB: refused before any work.
+    let vector = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/argon2-over-cap");
+    fs::write(scene.path("pass"), "kuvert test vector passphrase\n").expect("write");
+    scene
+        .cmd()
+        .args(["open", "--passphrase-file", "pass", "-o", "out.bin"])
+        .arg(vector.join("v.001.kuv"))
+        .assert()
+        .code(1)
+        .stderr(
+            "kuvert: argon2id memory (KiB) is 4294967295, above the limit of 2097152: the \
+             passphrase recipient asks for more work than kuvert allows untrusted input; if you \
+             trust the set, raise the limit with --max-argon2-memory 4294967295K\n",
+        );
+
+    // 64 MiB, 3 passes, 4 lanes: each cap below it is named, and raising
+    // the cap to exactly what the set asks opens it.
+    fs::write(scene.path("pass"), "correct horse battery staple\n").expect("write");
+    let sealer = quick_passphrase(kuvert::Sealer::new());
+    let name = write_volumes(&scene, "p", seal_stream(&sealer, b"capped")).remove(0);
+    for (flag, value, said) in [
+        (
+            "--max-argon2-memory",
+            "32M",
+            "argon2id memory (KiB) is 65536, above the limit of 32768",
+        ),
+        (
+            "--max-argon2-passes",
+            "2",
+            "argon2id passes is 3, above the limit of 2",
+        ),
+        (
+            "--max-argon2-lanes",
+            "2",
+            "argon2id lanes is 4, above the limit of 2",
+        ),
+    ] {
+        for command in ["open", "list", "verify"] {
+            let found = match flag {
+                "--max-argon2-memory" => "65536K",
+                "--max-argon2-passes" => "3",
+                _ => "4",
+            };
+            let raise = format!("raise the limit with {flag} {found}");
+            let mut cmd = scene.cmd();
+            cmd.args([command, "--passphrase-file", "pass", flag, value, &name]);
+            let assert = cmd.assert().code(1);
+            let assert = if command == "verify" {
+                assert.stdout(
+                    predicate::str::contains(said).and(predicate::str::contains(raise.as_str())),
+                )
+            } else {
+                assert.stderr(
+                    predicate::str::contains(said).and(predicate::str::contains(raise.as_str())),
+                )
+            };
+            drop(assert);
+        }
+    }
+    scene
+        .cmd()
+        .args([
+            "open",
+            "--passphrase-file",
+            "pass",
+            "--max-argon2-memory",
+            "64M",
+        ])
+        .args(["--max-argon2-passes", "3", "--max-argon2-lanes", "4", &name])
+        .assert()
+        .success()
+        .stdout("capped");
+    for bad in ["1000", "0K", "4T", "4294967296K"] {
+        scene
+            .cmd()
+            .args([
+                "open",
+                "--passphrase-file",
+                "pass",
+                "--max-argon2-memory",
+                bad,
+                &name,
+            ])
+            .assert()
+            .code(2);
+    }
+}
+
+#[test]
+fn a_passphrase_beside_public_keys_is_said_to_prove_nothing_on_open() {
+    let scene = Scene::new();
+    fs::write(scene.path("pass"), "correct horse battery staple\n").expect("write");
+    const WARNING: &str = "kuvert: warning: the set also has public-key recipients, so the \
+                           passphrase does not prove who sealed it (any recipient could have)\n";
+    let mixed = quick_passphrase(kuvert::Sealer::new().recipient(scene_recipient(&scene)));
+    let name = write_volumes(&scene, "m", seal_stream(&mixed, b"mixed")).remove(0);
+    for quiet in [false, true] {
+        let mut cmd = scene.cmd();
+        cmd.args(["open", "--passphrase-file", "pass"]);
+        if quiet {
+            cmd.arg("-q");
+        }
+        cmd.arg(&name)
+            .assert()
+            .success()
+            .stdout("mixed")
+            .stderr(WARNING);
+    }
+    scene
+        .cmd()
+        .args(["list", "--passphrase-file", "pass", &name])
+        .assert()
+        .success()
+        .stderr(predicate::str::starts_with(WARNING));
+    scene
+        .cmd()
+        .args(["verify", "--passphrase-file", "pass", &name])
+        .assert()
+        .success()
+        .stderr(WARNING);
+    // Opened with the key, or a passphrase alone: nothing to say.
+    scene
+        .cmd()
+        .args(["open", "-i", "id.txt", &name])
+        .assert()
+        .success()
+        .stdout("mixed")
+        .stderr("");
+    let alone = quick_passphrase(kuvert::Sealer::new());
+    let name = write_volumes(&scene, "alone", seal_stream(&alone, b"alone")).remove(0);
+    scene
+        .cmd()
+        .args(["open", "--passphrase-file", "pass", &name])
+        .assert()
+        .success()
+        .stdout("alone")
+        .stderr("");
+}
+
+#[test]
+fn ctrl_c_while_extracting_removes_the_default_directory() {
+    use std::io::Read;
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    use kuvert::archive::ArchiveWriter;
+
+    let scene = Scene::new();
+    let writer = kuvert::Sealer::new()
+        .recipient(scene_recipient(&scene))
+        .seal(kuvert::MemorySink::new())
+        .expect("seal");
+    let mut archive = ArchiveWriter::new(writer);
+    let size = 96u64 << 20;
+    let data = std::io::repeat(7).take(size);
+    archive
+        .append_file("big.bin", data, size, 0o644, 0)
+        .expect("append");
+    let volumes = archive.finish().expect("finish").into_volumes();
+    let name = write_volumes(&scene, "big", volumes).remove(0);
+
+    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin!("kuvert"))
+        .current_dir(scene.dir.path())
+        .args(["open", "-q", "-j", "1", "-i", "id.txt", &name])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // Interrupt once the file is being written into the staging directory.
+    let started = Instant::now();
+    let writing = || {
+        fs::read_dir(scene.path("big")).is_ok_and(|mut entries| {
+            entries.any(|e| {
+                e.ok()
+                    .and_then(|e| fs::read_dir(e.path()).ok())
+                    .is_some_and(|mut inner| inner.next().is_some())
+            })
+        })
+    };
+    while !writing() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "extraction did not start"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let killed = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let output = child.wait_with_output().expect("wait");
+    assert_eq!(output.status.code(), Some(130), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("interrupted"));
+    assert_eq!(scene.listing(), [name.as_str(), "id.txt"]);
 }

@@ -342,8 +342,8 @@ mod unix {
             self.umask
         }
 
-        /// Name of the staging directory inside the destination (for a
-        /// Ctrl-C handler to remove).
+        /// Name of the staging directory inside the destination.
+        #[cfg(test)]
         pub(crate) fn name(&self) -> &str {
             &self.name
         }
@@ -354,6 +354,7 @@ mod unix {
         /// entry is the receiver's old data: an interrupted publish should
         /// rename it back (to the name in the same position of the tops
         /// given), not delete it.
+        #[cfg(test)]
         pub(crate) fn replaced_prefix(&self) -> &str {
             &self.aside_tag
         }

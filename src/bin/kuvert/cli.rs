@@ -45,7 +45,8 @@ pub enum Command {
     /// Open a set: extract an archive, or write a stream.
     #[command(after_help = EXIT_CODES)]
     Open(OpenArgs),
-    /// List the entries of an archive.
+    /// List the entries of an archive (control characters in names shown
+    /// escaped, as by `ls -b`).
     #[command(after_help = EXIT_CODES)]
     List(ListArgs),
     /// Authenticate volumes without writing anything; a report per volume.
@@ -104,6 +105,51 @@ pub struct KeyArgs {
     /// never taken as an argument).
     #[arg(long, value_name = "FILE")]
     pub passphrase_file: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+const LIMITS: &str = "Limits on untrusted headers";
+
+/// Caps on the work a passphrase recipient may ask for. A header is not
+/// authenticated before its passphrase is tried, so anyone could write one
+/// asking for terabytes: it is refused before any work, unless raised here.
+#[derive(Debug, Args)]
+pub struct LimitArgs {
+    /// Largest Argon2id memory a passphrase recipient may ask for (default
+    /// 2G; K, M or G as for sizes). Raise it only for a set you trust.
+    #[arg(long, value_name = "SIZE", value_parser = size::argon2_memory, help_heading = LIMITS)]
+    pub max_argon2_memory: Option<u32>,
+
+    /// Largest Argon2id pass count a passphrase recipient may ask for
+    /// (default 8).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..),
+          help_heading = LIMITS)]
+    pub max_argon2_passes: Option<u32>,
+
+    /// Largest Argon2id lane count a passphrase recipient may ask for
+    /// (default 16).
+    #[arg(long, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=0x00FF_FFFF), help_heading = LIMITS)]
+    pub max_argon2_lanes: Option<u32>,
+}
+
+impl LimitArgs {
+    /// The limits asked for, the library's defaults otherwise.
+    pub fn limits(&self) -> kuvert::Limits {
+        let mut limits = kuvert::Limits::default();
+        if let Some(kib) = self.max_argon2_memory {
+            limits.argon2_max_memory_kib = kib;
+        }
+        if let Some(passes) = self.max_argon2_passes {
+            limits.argon2_max_passes = passes;
+        }
+        if let Some(lanes) = self.max_argon2_lanes {
+            limits.argon2_max_lanes = lanes;
+        }
+        limits
+    }
 }
 
 #[derive(Debug, Args)]
@@ -165,9 +211,12 @@ pub struct OpenArgs {
     #[command(flatten)]
     pub keys: KeyArgs,
 
-    /// Where to put the payload: the directory to extract an archive into
-    /// (default: the current directory; created if missing), or the file
-    /// for a stream or --tar (default and `-`: standard output).
+    /// Where to put the payload. An archive is extracted into the directory
+    /// DEST (created if missing); without -o, into a new directory named
+    /// after the set in the current directory (`register.001.kuv` gives
+    /// `register/`), which must not exist yet and is removed again if
+    /// extraction fails. A stream or --tar goes to the file DEST (without
+    /// -o, or with `-`: standard output).
     #[arg(short, long, value_name = "DEST")]
     pub output: Option<PathBuf>,
 
@@ -192,9 +241,17 @@ pub struct OpenArgs {
     #[arg(long)]
     pub salvage: bool,
 
-    /// Replace existing files; allow binary output to a terminal.
+    /// Replace existing files: an extracted top-level entry that exists is
+    /// moved aside and deleted only once everything new is in place. Also
+    /// allows binary output to a terminal.
     #[arg(short, long)]
     pub force: bool,
+
+    /// Keep the archived permission bits instead of masking them with the
+    /// umask (as tar's --preserve-permissions). Set-uid, set-gid, sticky and
+    /// world-write bits are never set.
+    #[arg(long, conflicts_with = "tar")]
+    pub preserve_permissions: bool,
 
     /// The volumes of the set, in any order.
     #[arg(value_name = "VOLUME", required = true)]

@@ -34,6 +34,8 @@ fn main() -> ExitCode {
         Command::Verify(args) => verify::verify(args, quiet),
         Command::Info(args) => verify::info(args),
     };
+    // After Ctrl-C the handler ends the process, with 130.
+    output::wait_if_interrupted();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(fail) => {

@@ -1,18 +1,22 @@
 //! `kuvert open` and `kuvert list`.
 
+use std::borrow::Cow;
 use std::fs;
-use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use kuvert::archive::{Archive, ArchiveLimits, Entry, EntryKind, ExtractOptions, Payload};
-use kuvert::{OpenReader, VolumeSource};
+use kuvert::{OpenReader, VolumeSource, escape_name};
+use zeroize::Zeroizing;
 
 use crate::cli::{ListArgs, OpenArgs};
-use crate::output::{self, TempOutput, check_stdout, is_dash};
+use crate::output::{self, TempOutput, Wiping, check_stdout, is_dash};
 use crate::progress;
-use crate::report::{Fail, Names, Result, chain, io_fail, json_str, rfc3339};
+use crate::report::{Fail, Names, Result, chain, io_fail, json_str, rfc3339, shown};
 use crate::size::{grouped, human};
-use crate::volumes::{Volumes, opener};
+use crate::volumes::{Volumes, opener, warn_unauthenticated_passphrase};
 
 /// Tag bytes per chunk.
 const TAG_LEN: u64 = 16;
@@ -24,11 +28,11 @@ pub fn open(args: &OpenArgs, quiet: bool) -> Result<()> {
         ));
     }
     let volumes = Volumes::open(&args.volumes)?;
-    let mut opener = opener(&args.keys, &volumes)?;
+    let (mut opener, unauthenticated) = opener(&args.keys, &volumes)?;
     if let Some(threads) = args.threads {
         opener = opener.threads(threads as usize);
     }
-    let first = volumes.paths[0].display().to_string();
+    let first = shown(&volumes.paths[0]);
     let total = volumes.total_len();
 
     output::install_interrupt_handler();
@@ -36,6 +40,9 @@ pub fn open(args: &OpenArgs, quiet: bool) -> Result<()> {
     let (sources, names) = volumes.with_progress(&bar, "reading");
     let result = (|| {
         let reader = opener.open(sources).map_err(|err| names.fail(&err))?;
+        if unauthenticated {
+            bar.suspend(warn_unauthenticated_passphrase);
+        }
         let payload =
             Payload::detect(reader, &ArchiveLimits::new()).map_err(|err| names.fail(&err))?;
         match payload {
@@ -196,7 +203,7 @@ fn write_tar<S: VolumeSource + Sync>(
     let mut tar = archive.tar_reader().map_err(|err| names.fail(&err))?;
     if is_dash(&dest) {
         check_stdout(args.force)?;
-        let mut out = BufWriter::with_capacity(1 << 20, io::stdout().lock());
+        let mut out = Wiping::with_capacity(1 << 20, io::stdout().lock());
         copy_plain(&mut tar, &mut out, names, &dest)?;
         out.flush().map_err(stdout_fail)
     } else {
@@ -213,7 +220,8 @@ fn copy_plain(
     names: &Names,
     dest: &Path,
 ) -> Result<()> {
-    let mut buf = vec![0u8; 1 << 20];
+    // Plaintext: wiped when dropped.
+    let mut buf = Zeroizing::new(vec![0u8; 1 << 20]);
     loop {
         let n = match reader.read(&mut buf) {
             Ok(0) => return Ok(()),
@@ -232,44 +240,58 @@ fn copy_plain(
 }
 
 /// Extracts into the directory DEST (created if missing, and removed again
-/// if extraction fails).
+/// if extraction fails). Without `-o`, DEST is a new directory named after
+/// the set, never an existing one: an archive opened in a home directory
+/// cannot plant `.bashrc` there.
 fn extract<S: VolumeSource + Sync>(
     mut archive: Archive<S>,
     args: &OpenArgs,
     names: &Names,
     quiet: bool,
 ) -> Result<()> {
-    let dest = args.output.clone().unwrap_or_else(|| PathBuf::from("."));
-    if is_dash(&dest) {
-        return Err(Fail::usage(
-            "the set holds an archive, which is extracted into a directory: give -o DIR, or \
-             --tar -o - for a tar stream on standard output",
-        ));
-    }
-    let created = match fs::metadata(&dest) {
-        Ok(metadata) if metadata.is_dir() => false,
-        Ok(_) => {
-            return Err(Fail::data(format!(
-                "{} is not a directory: the set holds an archive",
-                dest.display()
-            )));
+    let (dest, created) = match &args.output {
+        Some(dest) if is_dash(dest) => {
+            return Err(Fail::usage(
+                "the set holds an archive, which is extracted into a directory: give -o DIR, or \
+                 --tar -o - for a tar stream on standard output",
+            ));
         }
-        Err(_) => {
-            fs::create_dir_all(&dest).map_err(|err| io_fail("cannot create", &dest, &err))?;
-            output::register_path(&dest);
-            true
+        Some(dest) => {
+            let created = match fs::metadata(dest) {
+                Ok(metadata) if metadata.is_dir() => false,
+                Ok(_) => {
+                    return Err(Fail::data(format!(
+                        "{} is not a directory: the set holds an archive",
+                        dest.display()
+                    )));
+                }
+                Err(_) => {
+                    fs::create_dir_all(dest).map_err(|err| io_fail("cannot create", dest, &err))?;
+                    output::register_path(dest);
+                    true
+                }
+            };
+            (dest.clone(), created)
         }
+        None => (create_default_dest(&args.volumes[0])?, true),
     };
     output::register_matching(
         &dest,
         format!(".kuvert-staging-{}-", std::process::id()),
         String::new(),
     );
+    let cancel = Arc::new(AtomicBool::new(false));
     let options = ExtractOptions::new()
         .entries(args.entries.iter().cloned())
         .salvage(args.salvage)
-        .overwrite(args.force);
+        .overwrite(args.force)
+        .preserve_permissions(args.preserve_permissions)
+        .cancel(Arc::clone(&cancel));
+    // A Ctrl-C stops the extraction between writes; the library removes its
+    // staging directory and leaves DEST as it was.
+    output::cooperate(cancel);
     let result = archive.extract(&dest, &options);
+    output::stop_cooperating();
     if created {
         output::forget_path(&dest);
     }
@@ -280,13 +302,20 @@ fn extract<S: VolumeSource + Sync>(
                 output::remove_any(&dest);
             }
             return Err(match err {
+                kuvert::Error::Cancelled => Fail {
+                    code: output::INTERRUPTED as u8,
+                    message: format!(
+                        "interrupted; nothing was extracted into {}",
+                        escape_name(&dest.to_string_lossy())
+                    ),
+                },
                 kuvert::Error::DestinationExists { path } => Fail::data(format!(
                     "{} already exists (use --force to replace it)",
-                    path.display()
+                    escape_name(&path.to_string_lossy())
                 )),
                 kuvert::Error::Io(inner) => Fail::data(format!(
                     "extracting into {}: {}",
-                    dest.display(),
+                    escape_name(&dest.to_string_lossy()),
                     chain(&inner)
                 )),
                 other => names.fail(&other),
@@ -296,28 +325,85 @@ fn extract<S: VolumeSource + Sync>(
     let damaged: Vec<String> = report
         .damaged
         .iter()
-        .map(|entry| format!("{}: left out, {}", entry.path, names.describe(&entry.error)))
+        .map(|entry| {
+            format!(
+                "{}: left out, {}",
+                escape_name(&entry.path),
+                names.describe(&entry.error)
+            )
+        })
         .collect();
     if !quiet && damaged.is_empty() {
         let count = report.extracted.len();
         eprintln!(
             "kuvert: extracted {count} entr{} into {}",
             if count == 1 { "y" } else { "ies" },
-            dest.display()
+            escape_name(&dest.to_string_lossy())
         );
     }
     report_damaged(&damaged, ("damaged entry", "damaged entries"), "left out")
 }
 
+/// The directory an archive goes to without `-o`: `./STEM` for a set named
+/// `STEM.kuv` or `STEM.NNN.kuv`, created here (not beside the volumes) and
+/// registered for removal on Ctrl-C. An existing path is never used.
+fn create_default_dest(volume: &Path) -> Result<PathBuf> {
+    let name = volume.file_name().unwrap_or_default().to_string_lossy();
+    let Some(stem) = set_stem(&name) else {
+        return Err(Fail::usage(format!(
+            "cannot name a directory after the volume {}: give -o DIR to say where to extract",
+            escape_name(&name)
+        )));
+    };
+    let dest = PathBuf::from(stem);
+    match fs::create_dir(&dest) {
+        Ok(()) => {
+            output::register_path(&dest);
+            Ok(dest)
+        }
+        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => Err(Fail::data(format!(
+            "{stem} already exists: without -o an archive is extracted into a new directory \
+             named after the set; give -o DIR to extract elsewhere (-o {stem} to extract into it)"
+        ))),
+        Err(err) => Err(io_fail("cannot create", &dest, &err)),
+    }
+}
+
+/// The set's name from a volume's file name: `register.001.kuv` and
+/// `register.kuv` give `register`; without `.kuv` the last extension goes.
+/// `None` for names that would make a hidden, empty or unprintable
+/// directory name (`.ssh.kuv` must not become `~/.ssh`).
+fn set_stem(name: &str) -> Option<&str> {
+    let base = match name.len().checked_sub(4) {
+        Some(at) if name.is_char_boundary(at) && name[at..].eq_ignore_ascii_case(".kuv") => {
+            &name[..at]
+        }
+        _ => name.rsplit_once('.').map_or(name, |(stem, _)| stem),
+    };
+    // A volume number: three or more digits.
+    let stem = match base.rsplit_once('.') {
+        Some((stem, number)) if number.len() >= 3 && number.bytes().all(|b| b.is_ascii_digit()) => {
+            stem
+        }
+        _ => base,
+    };
+    let printable = matches!(escape_name(stem), Cow::Borrowed(_));
+    (!stem.is_empty() && !stem.starts_with('.') && printable && stem.trim() == stem).then_some(stem)
+}
+
 pub fn list(args: &ListArgs) -> Result<()> {
     let volumes = Volumes::open(&args.volumes)?;
-    let opener = opener(&args.keys, &volumes)?;
-    let first = volumes.paths[0].display().to_string();
+    let (opener, unauthenticated) = opener(&args.keys, &volumes)?;
+    let first = shown(&volumes.paths[0]);
     let bar = progress::bar(true, None, "");
     let (sources, names) = volumes.with_progress(&bar, "reading");
     let reader = opener.open(sources).map_err(|err| names.fail(&err))?;
+    if unauthenticated {
+        warn_unauthenticated_passphrase();
+    }
     let payload = Payload::detect(reader, &ArchiveLimits::new()).map_err(|err| names.fail(&err))?;
-    let mut out = BufWriter::new(io::stdout().lock());
+    // Entry names are plaintext too.
+    let mut out = Wiping::with_capacity(8 << 10, io::stdout().lock());
     let written = match &payload {
         Payload::Stream(reader) => {
             if args.json {
@@ -346,11 +432,13 @@ pub fn list(args: &ListArgs) -> Result<()> {
     written.and_then(|()| out.flush()).map_err(stdout_fail)
 }
 
-/// Directories end with `/`, as in `tar -t`.
+/// Directories end with `/`, as in `tar -t`; control characters are
+/// escaped, as by `ls -b`.
 fn display_path(entry: &Entry) -> String {
+    let path = escape_name(&entry.path);
     match entry.kind {
-        EntryKind::Directory => format!("{}/", entry.path),
-        _ => entry.path.clone(),
+        EntryKind::Directory => format!("{path}/"),
+        _ => path.into_owned(),
     }
 }
 
@@ -362,8 +450,8 @@ fn write_long(out: &mut impl Write, entries: &[Entry]) -> io::Result<()> {
         .unwrap_or(1);
     for entry in entries {
         let link = match (entry.kind, &entry.link) {
-            (EntryKind::Symlink, Some(target)) => format!(" -> {target}"),
-            (EntryKind::Hardlink, Some(target)) => format!(" link to {target}"),
+            (EntryKind::Symlink, Some(target)) => format!(" -> {}", escape_name(target)),
+            (EntryKind::Hardlink, Some(target)) => format!(" link to {}", escape_name(target)),
             _ => String::new(),
         };
         writeln!(
@@ -429,6 +517,32 @@ fn write_json(out: &mut impl Write, entries: &[Entry]) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn set_stems_name_the_default_directory() {
+        for (name, stem) in [
+            ("register.001.kuv", Some("register")),
+            ("register.kuv", Some("register")),
+            ("x.kuv", Some("x")),
+            ("REGISTER.001.KUV", Some("REGISTER")),
+            ("backup.1234.kuv", Some("backup")),
+            ("parcel.bin", Some("parcel")),
+            ("parcel", Some("parcel")),
+            ("ünï code.kuv", Some("ünï code")),
+            (".kuv", None),
+            (".ssh.kuv", None),
+            (".bashrc.001.kuv", None),
+            ("001.kuv", Some("001")),
+            (".001.kuv", None),
+            ("a\\b.kuv", None),
+            ("a\u{1b}[2J.kuv", None),
+            ("a\nb.kuv", None),
+            (" .kuv", None),
+            ("", None),
+        ] {
+            assert_eq!(set_stem(name), stem, "{name:?}");
+        }
+    }
 
     #[test]
     fn modes_read_like_ls() {

@@ -5,11 +5,23 @@
 //! Ctrl-C: a handler (the `ctrlc` crate) removes every partial output this
 //! process registered, then exits with 130. It is installed only after any
 //! passphrase prompt, so an interrupted prompt still restores the terminal.
+//!
+//! The handler runs on its own thread while the command goes on; the
+//! command stops at its next volume read or write ([`stop_if_interrupted`])
+//! and never exits on its own after Ctrl-C ([`wait_if_interrupted`] in
+//! `main`), and the handler removes until nothing partial reappears. Without
+//! that, a directory removed under a running extraction was recreated by it
+//! and left behind, and a command that finished meanwhile exited 0 with part
+//! of its output removed.
 
 use std::fs::{self, File};
-use std::io::{self, BufWriter, IsTerminal, Write};
+use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, Once};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Once};
+use std::time::Duration;
+
+use zeroize::Zeroizing;
 
 use crate::report::{Fail, Result, io_fail};
 
@@ -30,7 +42,13 @@ enum Partial {
 }
 
 static PARTIALS: Mutex<Vec<Partial>> = Mutex::new(Vec::new());
+/// While set, the first Ctrl-C asks the running operation to stop by
+/// itself (the library cleans up after itself and leaves DEST as it was)
+/// instead of removing partial output from under it.
+static COOPERATING: Mutex<Option<Arc<AtomicBool>>> = Mutex::new(None);
 static HANDLER: Once = Once::new();
+/// Set by the Ctrl-C handler before it removes anything.
+static STOPPING: AtomicBool = AtomicBool::new(false);
 
 /// Installs the Ctrl-C handler (once).
 pub fn install_interrupt_handler() {
@@ -38,11 +56,64 @@ pub fn install_interrupt_handler() {
         // Without a handler Ctrl-C still ends the process; partial names
         // are then left behind, hidden and marked as partial.
         let _ = ctrlc::set_handler(|| {
-            remove_partials();
+            let cooperating = COOPERATING
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take();
+            if let Some(cancel) = cooperating {
+                cancel.store(true, Ordering::SeqCst);
+                eprintln!("\nkuvert: stopping (press Ctrl-C again to quit at once)");
+                return;
+            }
+            STOPPING.store(true, Ordering::SeqCst);
+            // The command stops within one read or write of a volume (or
+            // one entry's last write); until then it may recreate what was
+            // removed, so remove until nothing is left twice in a row.
+            let mut clean = 0;
+            for _ in 0..200 {
+                remove_partials();
+                std::thread::sleep(Duration::from_millis(10));
+                clean = if partials_left() { 0 } else { clean + 1 };
+                if clean == 2 {
+                    break;
+                }
+            }
             eprintln!("\nkuvert: interrupted; partial output removed");
             std::process::exit(INTERRUPTED);
         });
     });
+}
+
+/// Until [`stop_cooperating`], the first Ctrl-C sets `cancel` and nothing
+/// else; a second one removes partial output and ends the process.
+pub fn cooperate(cancel: Arc<AtomicBool>) {
+    *COOPERATING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(cancel);
+}
+
+/// Ends [`cooperate`].
+pub fn stop_cooperating() {
+    COOPERATING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take();
+}
+
+/// After Ctrl-C, blocks for good: the handler removes partial output and
+/// ends the process. Called before each volume read and write.
+pub fn stop_if_interrupted() {
+    if STOPPING.load(Ordering::SeqCst) {
+        loop {
+            std::thread::park();
+        }
+    }
+}
+
+/// After Ctrl-C, blocks for good instead of letting the command exit with
+/// its own status: the exit status is the handler's 130.
+pub fn wait_if_interrupted() {
+    stop_if_interrupted();
 }
 
 fn lock() -> std::sync::MutexGuard<'static, Vec<Partial>> {
@@ -65,9 +136,43 @@ pub fn register_path(path: &Path) {
     lock().push(Partial::Path(path.to_path_buf()));
 }
 
-/// Forgets a registered path (it was published or already removed).
+/// Forgets a registered path (it was published or already removed). After
+/// Ctrl-C it stays registered and this blocks: an extraction that returned
+/// while the handler removed its staging is not whole, so its directory
+/// must go too. Checked under the lock the handler removes under.
 pub fn forget_path(path: &Path) {
-    lock().retain(|p| !matches!(p, Partial::Path(q) if q == path));
+    let mut partials = lock();
+    if STOPPING.load(Ordering::SeqCst) {
+        drop(partials);
+        stop_if_interrupted();
+    } else {
+        partials.retain(|p| !matches!(p, Partial::Path(q) if q == path));
+    }
+}
+
+/// Whether anything registered still exists.
+fn partials_left() -> bool {
+    lock().iter().any(|partial| match partial {
+        Partial::Path(path) => fs::symlink_metadata(path).is_ok(),
+        Partial::Matching {
+            dir,
+            prefix,
+            suffix,
+        } => {
+            let dir = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir.as_path()
+            };
+            fs::read_dir(dir).is_ok_and(|entries| {
+                entries.flatten().any(|entry| {
+                    let name = entry.file_name();
+                    let name = name.to_string_lossy();
+                    name.starts_with(prefix.as_str()) && name.ends_with(suffix.as_str())
+                })
+            })
+        }
+    })
 }
 
 fn remove_partials() {
@@ -152,7 +257,7 @@ pub struct TempOutput {
     temp: PathBuf,
     target: PathBuf,
     force: bool,
-    file: Option<BufWriter<File>>,
+    file: Option<Wiping<File>>,
 }
 
 impl TempOutput {
@@ -178,7 +283,7 @@ impl TempOutput {
             force,
             // Below the ~1 MiB blocks of `OpenReader::copy_to`, which then go
             // straight to the file instead of being copied into the buffer.
-            file: Some(BufWriter::with_capacity(512 << 10, file)),
+            file: Some(Wiping::with_capacity(512 << 10, file)),
         })
     }
 
@@ -188,7 +293,7 @@ impl TempOutput {
         let writer = self.file.take().expect("commit is called once");
         let file = writer
             .into_inner()
-            .map_err(|err| io_fail("cannot write", &self.temp, err.error()))?;
+            .map_err(|err| io_fail("cannot write", &self.temp, &err))?;
         file.sync_all()
             .map_err(|err| io_fail("cannot write", &self.temp, &err))?;
         drop(file);
@@ -220,6 +325,63 @@ impl Drop for TempOutput {
             let _ = fs::remove_file(&self.temp);
             forget_path(&self.temp);
         }
+    }
+}
+
+/// A buffered writer for plaintext: its buffer is allocated once and wiped
+/// when dropped (a `BufWriter` frees it as it is). It does not flush on
+/// drop: callers flush, or drop it on failure.
+#[derive(Debug)]
+pub struct Wiping<W: Write> {
+    inner: W,
+    buf: Zeroizing<Vec<u8>>,
+}
+
+impl<W: Write> Wiping<W> {
+    pub fn with_capacity(capacity: usize, inner: W) -> Self {
+        Wiping {
+            inner,
+            buf: Zeroizing::new(Vec::with_capacity(capacity)),
+        }
+    }
+
+    fn flush_buf(&mut self) -> io::Result<()> {
+        if !self.buf.is_empty() {
+            let written = self.inner.write_all(&self.buf);
+            // Wiped whether or not it was written: it is never retried.
+            self.buf.fill(0);
+            self.buf.clear();
+            written?;
+        }
+        Ok(())
+    }
+
+    /// Flushes the buffer and gives back the inner writer.
+    pub fn into_inner(mut self) -> io::Result<W> {
+        self.flush_buf()?;
+        let Wiping { inner, buf } = self;
+        drop(buf);
+        Ok(inner)
+    }
+}
+
+impl<W: Write> Write for Wiping<W> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if self.buf.len() + data.len() > self.buf.capacity() {
+            self.flush_buf()?;
+        }
+        if data.len() >= self.buf.capacity() {
+            // Large blocks go straight through, copied nowhere.
+            return self.inner.write(data);
+        }
+        // Within capacity: never reallocates, so no copy is left behind.
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.flush_buf()?;
+        self.inner.flush()
     }
 }
 

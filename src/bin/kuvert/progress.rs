@@ -70,6 +70,7 @@ impl<S: VolumeSink> VolumeSink for ProgressSink<S> {
     }
 
     fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        crate::output::stop_if_interrupted();
         let result = self.inner.write_all(bytes);
         self.note(result)?;
         self.bar.inc(bytes.len() as u64);
@@ -119,18 +120,22 @@ impl<S> ProgressSource<S> {
 
 impl<S: VolumeSource> VolumeSource for ProgressSource<S> {
     fn size(&self) -> io::Result<u64> {
-        self.inner
-            .size()
-            .map_err(|err| io::Error::new(err.kind(), format!("{}: {err}", self.path.display())))
+        self.inner.size().map_err(|err| {
+            io::Error::new(
+                err.kind(),
+                format!("{}: {err}", crate::report::shown(&self.path)),
+            )
+        })
     }
 
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        crate::output::stop_if_interrupted();
         self.inner.read_exact_at(buf, offset).map_err(|err| {
             io::Error::new(
                 err.kind(),
                 format!(
                     "{} at byte {}: {err}",
-                    self.path.display(),
+                    crate::report::shown(&self.path),
                     crate::size::grouped(offset)
                 ),
             )

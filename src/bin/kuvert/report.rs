@@ -1,13 +1,14 @@
 //! What the CLI says when something fails: one line naming the file, the
 //! volume, the chunk and the byte offset where they are known.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::fmt::Write as _;
 use std::io;
 use std::path::Path;
 
-use kuvert::Error;
+use kuvert::{Error, escape_name};
 
 use crate::size::grouped;
 
@@ -60,7 +61,13 @@ pub fn chain(err: &dyn StdError) -> String {
 
 /// An I/O failure about `path`: `cannot read parcel.kuv: …`.
 pub fn io_fail(what: &str, path: &Path, err: &io::Error) -> Fail {
-    Fail::data(format!("{what} {}: {}", path.display(), chain(err)))
+    Fail::data(format!("{what} {}: {}", shown(path), chain(err)))
+}
+
+/// A path for a message, escaped as `ls -b` would: volume files are named
+/// by whoever wrote the disc.
+pub fn shown(path: &Path) -> String {
+    escape_name(&path.to_string_lossy()).into_owned()
 }
 
 /// How the volumes of one command are named in messages.
@@ -79,7 +86,7 @@ impl Names {
 
     /// Records the next input and, if its header could be read, its number.
     pub fn push(&mut self, path: &Path, volume: Option<u32>) {
-        let name = path.display().to_string();
+        let name = shown(path);
         if let Some(volume) = volume {
             self.volumes.entry(volume).or_insert_with(|| name.clone());
         }
@@ -203,9 +210,24 @@ impl Names {
                 self.volume(*volume)
             ),
             // While sealing, `path` is the file on disk.
-            Error::UnsafeEntry { path, reason } => format!("{path}: {reason}"),
-            Error::LimitExceeded { .. } => {
-                format!("{err}; the set asks for more work than kuvert allows untrusted input")
+            Error::UnsafeEntry { path, reason } => format!("{}: {reason}", escape_name(path)),
+            Error::LimitExceeded { what, found, .. } => {
+                // The flag that raises it, with the value this set needs.
+                let flag = match *what {
+                    "argon2id memory (KiB)" => Some(format!("--max-argon2-memory {found}K")),
+                    "argon2id passes" => Some(format!("--max-argon2-passes {found}")),
+                    "argon2id lanes" => Some(format!("--max-argon2-lanes {found}")),
+                    _ => None,
+                };
+                match flag {
+                    Some(flag) => format!(
+                        "{err}: the passphrase recipient asks for more work than kuvert allows \
+                         untrusted input; if you trust the set, raise the limit with {flag}"
+                    ),
+                    None => format!(
+                        "{err}; the set asks for more work than kuvert allows untrusted input"
+                    ),
+                }
             }
             other => chain(other),
         }
@@ -232,7 +254,11 @@ pub fn json_str(text: &str) -> String {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
+            // JSON demands only C0 escaped; everything `escape_name`
+            // escapes (DEL, C1, line separators, bidi controls) is too, so
+            // JSON shown on a terminal cannot move the cursor either. A
+            // decoder gets the same string back.
+            c if matches!(escape_name(c.encode_utf8(&mut [0; 4])), Cow::Owned(_)) => {
                 let _ = write!(out, "\\u{:04x}", c as u32);
             }
             c => out.push(c),
@@ -287,6 +313,10 @@ mod tests {
     #[test]
     fn json_strings_are_escaped() {
         assert_eq!(json_str("a\"b\\c\n\u{1}é"), "\"a\\\"b\\\\c\\n\\u0001é\"");
+        assert_eq!(
+            json_str("\x1b[2J\x7f\u{9b}\u{2028}\u{202e}ü"),
+            "\"\\u001b[2J\\u007f\\u009b\\u2028\\u202eü\""
+        );
     }
 
     #[test]

@@ -64,6 +64,19 @@ pub fn chunk_size(text: &str) -> Result<usize, String> {
     usize::try_from(bytes).map_err(|_| format!("{text:?} is too large"))
 }
 
+/// Parses `--max-argon2-memory`: a size in whole KiB, as Argon2id counts
+/// memory, up to 2^32 − 1 KiB.
+pub fn argon2_memory(text: &str) -> Result<u32, String> {
+    let bytes = parse(text, false)?;
+    if !bytes.is_multiple_of(1024) {
+        return Err(format!(
+            "{text:?}: Argon2id memory is counted in KiB: use a number with K, M or G"
+        ));
+    }
+    u32::try_from(bytes / 1024)
+        .map_err(|_| format!("{text:?}: Argon2id memory is at most 4294967295K"))
+}
+
 /// `1,234,567`.
 pub fn grouped(n: u64) -> String {
     let digits = n.to_string();
@@ -119,6 +132,19 @@ mod tests {
 
     fn preset(name: &str) -> kuvert::media::Preset {
         *PRESETS.iter().find(|p| p.name == name).expect("preset")
+    }
+
+    #[test]
+    fn argon2_memory_is_whole_kib() {
+        assert_eq!(argon2_memory("64M"), Ok(64 << 10));
+        assert_eq!(argon2_memory("4294967295K"), Ok(u32::MAX));
+        // The help names the library's default.
+        let limits = kuvert::Limits::default();
+        assert_eq!(argon2_memory("2G"), Ok(limits.argon2_max_memory_kib));
+        assert_eq!((limits.argon2_max_passes, limits.argon2_max_lanes), (8, 16));
+        for bad in ["1000", "4T", "4294967296K", "0K", "x"] {
+            assert!(argon2_memory(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

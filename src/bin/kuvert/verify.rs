@@ -8,9 +8,9 @@ use kuvert::{FileSource, VolumeInfo, VolumeReport};
 
 use crate::cli::{InfoArgs, VerifyArgs};
 use crate::progress;
-use crate::report::{Fail, Names, Result, hex, io_fail, json_str};
+use crate::report::{Fail, Names, Result, hex, io_fail, json_str, shown};
 use crate::size::grouped;
-use crate::volumes::{Volumes, opener};
+use crate::volumes::{Volumes, opener, warn_unauthenticated_passphrase};
 
 const UNAUTHENTICATED_PASSPHRASE: &str = "a passphrase is mixed with public-key recipients: \
      the set carries no proof that its sender knew the passphrase";
@@ -25,7 +25,7 @@ fn single_names(path: &std::path::Path, volume: Option<u32>) -> Names {
 
 pub fn verify(args: &VerifyArgs, quiet: bool) -> Result<()> {
     let volumes = Volumes::open(&args.volumes)?;
-    let opener = opener(&args.keys, &volumes)?;
+    let (opener, unauthenticated) = opener(&args.keys, &volumes)?;
     let paths = volumes.paths.clone();
     let claimed: Vec<Option<u32>> = volumes
         .infos
@@ -40,7 +40,7 @@ pub fn verify(args: &VerifyArgs, quiet: bool) -> Result<()> {
     // One unlock per set, not per volume (a passphrase costs about a second).
     let mut verifier = opener.volume_verifier();
     for (index, source) in sources.iter().enumerate() {
-        let path = paths[index].display();
+        let path = shown(&paths[index]);
         let line = match verifier.verify(source) {
             Ok(report) => {
                 let last = if report.last_in_set {
@@ -67,6 +67,9 @@ pub fn verify(args: &VerifyArgs, quiet: bool) -> Result<()> {
         bar.suspend(|| println!("{line}"));
     }
     bar.finish_and_clear();
+    if unauthenticated && !reports.is_empty() {
+        warn_unauthenticated_passphrase();
+    }
 
     let damaged: Vec<u32> = (0..paths.len())
         .filter(|index| !reports.iter().any(|(i, _)| i == index))
@@ -117,21 +120,31 @@ fn check_set(paths: &[PathBuf], reports: &[(usize, VolumeReport)], damaged: &[u3
         return check;
     }
     // The set is the one most intact volumes belong to (the first on a tie).
-    let set_id = reports
+    // A set is its whole set part, not its id: `open` refuses volumes whose
+    // set parts differ even when their ids agree (SPEC.md §7.2).
+    let digest = reports
         .iter()
-        .map(|(_, r)| r.set_id)
-        .max_by_key(|id| {
+        .map(|(_, r)| r.set_digest)
+        .max_by_key(|digest| {
             (
-                reports.iter().filter(|(_, r)| r.set_id == *id).count(),
-                std::cmp::Reverse(reports.iter().position(|(_, r)| r.set_id == *id)),
+                reports
+                    .iter()
+                    .filter(|(_, r)| r.set_digest == *digest)
+                    .count(),
+                std::cmp::Reverse(reports.iter().position(|(_, r)| r.set_digest == *digest)),
             )
         })
         .expect("reports is not empty");
+    let set_id = reports
+        .iter()
+        .find(|(_, r)| r.set_digest == digest)
+        .map(|(_, r)| r.set_id)
+        .expect("the digest is one of the reports'");
     let mut numbers = BTreeSet::new();
     let mut seen: Vec<(u32, usize)> = Vec::new();
     let mut last = None;
     for (index, report) in reports {
-        let path = paths[*index].display();
+        let path = shown(&paths[*index]);
         if report.set_id != set_id {
             check.problems += 1;
             check.lines.push(format!(
@@ -140,11 +153,20 @@ fn check_set(paths: &[PathBuf], reports: &[(usize, VolumeReport)], damaged: &[u3
             ));
             continue;
         }
+        if report.set_digest != digest {
+            check.problems += 1;
+            check.lines.push(format!(
+                "{path} (volume {}) has the set id of the others but a different set header \
+                 (recipients or geometry): it does not open with them",
+                report.volume
+            ));
+            continue;
+        }
         if let Some((_, first)) = seen.iter().find(|(number, _)| *number == report.volume) {
             check.problems += 1;
             check.lines.push(format!(
                 "{} and {path} are both volume {}",
-                paths[*first].display(),
+                shown(&paths[*first]),
                 report.volume
             ));
             continue;
@@ -292,7 +314,7 @@ fn write_info_text(
     sets: &[SetSummary],
 ) -> io::Result<()> {
     for (path, info) in infos {
-        writeln!(out, "{}", path.display())?;
+        writeln!(out, "{}", shown(path))?;
         writeln!(out, "  format version  {}", info.version)?;
         writeln!(out, "  set id          {}", hex(&info.set_id))?;
         let shape = if !info.is_split() {

@@ -11,7 +11,7 @@ use crate::cli::KeyArgs;
 use crate::keys::{self, PassphraseSource};
 use crate::output::is_dash;
 use crate::progress::ProgressSource;
-use crate::report::{Fail, Names, Result, io_fail};
+use crate::report::{Fail, Names, Result, io_fail, shown};
 
 /// The volumes given, opened, with what their headers say.
 #[derive(Debug)]
@@ -42,7 +42,7 @@ impl Volumes {
             if path.is_dir() {
                 return Err(Fail::data(format!(
                     "{} is a directory, not a volume",
-                    path.display()
+                    shown(path)
                 )));
             }
             let source =
@@ -108,10 +108,12 @@ impl Volumes {
     }
 }
 
-/// An opener with the keys asked for. Without `-i`, `-p` or
-/// `--passphrase-file`, a set with a passphrase recipient asks for the
-/// passphrase (from `KUVERT_PASSPHRASE_FILE` if set).
-pub fn opener(args: &KeyArgs, volumes: &Volumes) -> Result<Opener> {
+/// An opener with the keys asked for, and whether a passphrase was read for
+/// a set that also has public-key recipients (then the passphrase proves
+/// nothing about the sender: see [`warn_unauthenticated_passphrase`]).
+/// Without `-i`, `-p` or `--passphrase-file`, a set with a passphrase
+/// recipient asks for the passphrase (from `KUVERT_PASSPHRASE_FILE` if set).
+pub fn opener(args: &KeyArgs, volumes: &Volumes) -> Result<(Opener, bool)> {
     let stdin_users = args.identities.iter().filter(|p| is_dash(p)).count()
         + usize::from(args.passphrase_file.as_deref().is_some_and(is_dash));
     if stdin_users > 1 {
@@ -128,7 +130,10 @@ pub fn opener(args: &KeyArgs, volumes: &Volumes) -> Result<Opener> {
             )));
         }
     }
-    let mut opener = Opener::new().identities(identities);
+    let passphrase_read = source.is_some();
+    let mut opener = Opener::new()
+        .identities(identities)
+        .limits(args.limits.limits());
     if let Some(source) = source {
         if source == PassphraseSource::Prompt && !volumes.has_passphrase() {
             // Asking would be pointless: say so before prompting.
@@ -140,5 +145,22 @@ pub fn opener(args: &KeyArgs, volumes: &Volumes) -> Result<Opener> {
         }
         opener = opener.passphrase(keys::read_passphrase(&source)?);
     }
-    Ok(opener)
+    // With -i as well the identity may have opened it; said all the same.
+    let unauthenticated = passphrase_read
+        && volumes
+            .infos
+            .iter()
+            .flatten()
+            .any(VolumeInfo::passphrase_is_unauthenticated);
+    Ok((opener, unauthenticated))
+}
+
+/// Says on standard error, once a set has opened, that a passphrase beside
+/// public-key recipients does not prove who sealed it. A warning, not a
+/// summary: `-q` keeps it, as it keeps the same warning of `kuvert seal`.
+pub fn warn_unauthenticated_passphrase() {
+    eprintln!(
+        "kuvert: warning: the set also has public-key recipients, so the passphrase does not \
+         prove who sealed it (any recipient could have)"
+    );
 }
