@@ -180,7 +180,11 @@ pub enum Error {
     /// Two entries would be one file: the same path, or paths equal after
     /// Unicode normalisation and case folding (SPEC.md §12.3), in the name
     /// itself or in a parent directory.
-    #[error("entries {path:?} and {other:?} name the same file on a case-folding or normalising file system")]
+    #[error(
+        "entries \"{}\" and \"{}\" would be one file on a file system that folds case or normalises names",
+        escape_name(path),
+        escape_name(other)
+    )]
     NameCollision {
         /// The later entry's path.
         path: String,
@@ -190,7 +194,10 @@ pub enum Error {
 
     /// An entry's tar header says something else than the index
     /// (SPEC.md §12.8): `tar -x` would extract another file than kuvert.
-    #[error("entry {path:?}: tar header at payload byte {offset} disagrees with the index: {reason}")]
+    #[error(
+        "entry \"{}\": the tar header at content byte {offset} disagrees with the index: {reason}",
+        escape_name(path)
+    )]
     TarMismatch {
         /// The entry's path, as the index gives it.
         path: String,

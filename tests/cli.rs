@@ -1419,9 +1419,9 @@ fn sender_chosen_names_are_escaped_in_listings_and_messages() {
     let writer = kuvert::Sealer::new()
         .recipient(scene_recipient(&scene))
         .chunk_size(4096)
-        .seal(kuvert::MemorySink::new())
+        .seal_archive(kuvert::MemorySink::new())
         .expect("seal");
-    let mut archive = ArchiveWriter::new(writer);
+    let mut archive: ArchiveWriter<_> = writer;
     let big = pseudo_random(20_000, 9);
     archive
         .append_file("clear\x1b[2J", big.as_slice(), 20_000, 0o644, 0)
@@ -1719,9 +1719,9 @@ fn ctrl_c_while_extracting_removes_the_default_directory() {
     let scene = Scene::new();
     let writer = kuvert::Sealer::new()
         .recipient(scene_recipient(&scene))
-        .seal(kuvert::MemorySink::new())
+        .seal_archive(kuvert::MemorySink::new())
         .expect("seal");
-    let mut archive = ArchiveWriter::new(writer);
+    let mut archive: ArchiveWriter<_> = writer;
     let size = 96u64 << 20;
     let data = std::io::repeat(7).take(size);
     archive

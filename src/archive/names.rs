@@ -7,6 +7,8 @@ use std::fmt;
 use caseless::default_case_fold_str;
 use unicode_normalization::UnicodeNormalization;
 
+use crate::escape::escape_name;
+
 /// Longest path or link target in the index, in bytes.
 pub(crate) const MAX_PATH_LEN: usize = 4096;
 
@@ -91,17 +93,16 @@ pub enum PortabilityWarning {
 
 impl fmt::Display for PortabilityWarning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PortabilityWarning::ReservedOnWindows { path } => {
-                write!(f, "{path:?}: a name Windows reserves")
-            }
+        let (path, what) = match self {
+            PortabilityWarning::ReservedOnWindows { path } => (path, "a name Windows reserves"),
             PortabilityWarning::TrailingDotOrSpace { path } => {
-                write!(f, "{path:?}: ends in a dot or space, which Windows drops")
+                (path, "ends in a dot or space, which Windows drops")
             }
             PortabilityWarning::CharacterNotOnWindows { path } => {
-                write!(f, "{path:?}: holds a character Windows names cannot hold")
+                (path, "holds a character Windows names cannot hold")
             }
-        }
+        };
+        write!(f, "\"{}\": {what}", escape_name(path))
     }
 }
 
