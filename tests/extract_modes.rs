@@ -101,8 +101,16 @@ fn extracted_modes_follow_the_umask_and_never_carry_special_bits() {
         .env_remove("KUVERT_PASSPHRASE_FILE")
         .args(["seal", "-r", &recipient, "-o", "modes.kuv", "src"]));
 
-    for umask in [0o077, 0o022, 0o027, 0o002, 0o000] {
-        let out = format!("out-{umask:03o}");
+    let runs = [
+        (0o077, false),
+        (0o022, false),
+        (0o027, false),
+        (0o002, false),
+        (0o000, false),
+        (0o077, true),
+    ];
+    for (umask, preserve) in runs {
+        let out = format!("out-{umask:03o}-{preserve}");
         let script = format!("umask {umask:03o} && exec \"$0\" \"$@\"");
         run(Command::new("sh")
             .current_dir(dir)
@@ -110,26 +118,30 @@ fn extracted_modes_follow_the_umask_and_never_carry_special_bits() {
             .arg("-c")
             .arg(&script)
             .arg(kuvert())
-            .args(["open", "-i", "id.txt", "-o", &out, "modes.kuv"]));
+            .args(["open", "-i", "id.txt", "-o", &out, "modes.kuv"])
+            .args(preserve.then_some("--preserve-permissions")));
         let found = modes(&dir.join(&out));
         let want: BTreeMap<String, u32> = TREE
             .iter()
-            .map(|(path, mode)| ((*path).to_owned(), mode & 0o777 & !umask & !0o002))
+            .map(|(path, mode)| {
+                let mask = if preserve { 0 } else { umask };
+                ((*path).to_owned(), mode & 0o777 & !mask & !0o002)
+            })
             .collect();
         for (path, mode) in &found {
             assert_eq!(
                 mode & 0o7002,
                 0,
-                "umask {umask:03o}: {path} is {mode:o}: set-id, sticky or world-writable"
+                "umask {umask:03o} preserve {preserve}: {path} is {mode:o}: set-id, sticky or world-writable"
             );
         }
-        assert_eq!(found, want, "umask {umask:03o}");
+        assert_eq!(found, want, "umask {umask:03o} preserve {preserve}");
         // Nothing else in the destination, no staging left behind.
         let names: Vec<String> = fs::read_dir(dir.join(&out))
             .expect("list")
             .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
             .collect();
-        assert_eq!(names, ["src"], "umask {umask:03o}");
+        assert_eq!(names, ["src"], "umask {umask:03o} preserve {preserve}");
         // The files are the files.
         for (path, _) in TREE.iter().filter(|(path, _)| !path.ends_with('/')) {
             let data = fs::read(dir.join(&out).join(path)).expect("read");

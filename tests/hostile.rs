@@ -2232,3 +2232,71 @@ fn many_unreadable_directories_extract_under_a_low_descriptor_limit() {
             .collect::<String>()
     );
 }
+
+/// The same refusals through `kuvert open`: exit status 1, and the outer
+/// directory exactly as it was, with `-o DEST` and with the default
+/// destination (a new directory named after the set).
+#[cfg(feature = "cli")]
+#[test]
+fn kuvert_open_refuses_hostile_archives_and_leaves_nothing() {
+    let work = tempfile::tempdir().expect("work");
+    fs::write(
+        work.path().join("id.txt"),
+        format!("{}\n", &*identity().to_secret_string()),
+    )
+    .expect("identity");
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "reported exploit",
+            craft(vec![
+                dir("d"),
+                symlink("d/up", ".."),
+                symlink("esc", "d/up/../.."),
+            ]),
+        ),
+        ("dot-dot path", craft(vec![file("../escape", b"x")])),
+        (
+            "absolute path",
+            craft(vec![file("/tmp/kuvert-escape", b"x")]),
+        ),
+        ("hard link out", craft(vec![hardlink("h", "/etc/passwd")])),
+        ("alias", craft(vec![file("D/x", b"1"), file("d/y", b"2")])),
+        (
+            "tar says otherwise",
+            craft(vec![
+                file("f", b"x").tar(|t| t.path = Some(b"../f".to_vec())),
+            ]),
+        ),
+        (
+            "late failure",
+            craft(vec![
+                file("ok", b"fine"),
+                file("bad", b"x").tar(|t| t.padding = 1),
+            ]),
+        ),
+    ];
+    for (case, payload) in cases {
+        let parcel = work.path().join("parcel.kuv");
+        fs::write(&parcel, &seal_raw_archive(&payload)[0]).expect("parcel");
+        for with_dest in [true, false] {
+            let scene = Scene::new();
+            let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin!("kuvert"));
+            cmd.current_dir(scene.outer.path())
+                .env_remove("KUVERT_PASSPHRASE_FILE")
+                .arg("open")
+                .arg("-i")
+                .arg(work.path().join("id.txt"));
+            if with_dest {
+                cmd.args(["-o", "dest"]);
+            }
+            let output = cmd.arg(&parcel).output().expect("run kuvert");
+            assert_eq!(
+                output.status.code(),
+                Some(1),
+                "{case}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            scene.assert_untouched(&format!("{case} (kuvert open, -o given: {with_dest})"));
+        }
+    }
+}
