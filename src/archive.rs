@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use crate::error::Error;
-use crate::format::Reader;
-use crate::payload::{OpenReader, SealWriter};
+use crate::format::{PayloadKind, Reader};
+use crate::payload::{OpenReader, SealWriter, Sealer};
 use crate::volumes::{VolumeSink, VolumeSource};
 
 /// Last 16 bytes of an archive payload: marks the 32-byte trailer.
@@ -149,8 +149,9 @@ impl<W: Write> Write for Counting<W> {
 /// use kuvert::{MemorySink, Sealer, X25519Identity};
 ///
 /// let identity = X25519Identity::generate();
-/// let writer = Sealer::new().recipient(identity.to_public()).seal(MemorySink::new())?;
-/// let mut archive = ArchiveWriter::new(writer);
+/// let mut archive = Sealer::new()
+///     .recipient(identity.to_public())
+///     .seal_archive(MemorySink::new())?;
 /// archive.append_file("extract/patients.csv", &b"id,icd10\n"[..], 9, 0o640, 1_700_000_000)?;
 /// let volumes = archive.finish()?.into_volumes();
 /// # Ok::<(), kuvert::Error>(())
@@ -161,9 +162,24 @@ pub struct ArchiveWriter<S: VolumeSink> {
     names: HashSet<String>,
 }
 
+impl Sealer {
+    /// Starts sealing an archive of files and directories into `sink`: the
+    /// payload's kind is [`PayloadKind::Archive`] (SPEC.md §6.7, §12).
+    ///
+    /// # Errors
+    ///
+    /// As [`Sealer::seal`].
+    pub fn seal_archive<S: VolumeSink>(&self, sink: S) -> Result<ArchiveWriter<S>, Error> {
+        Ok(ArchiveWriter::new(
+            self.seal_kind(sink, PayloadKind::Archive)?,
+        ))
+    }
+}
+
 impl<S: VolumeSink> ArchiveWriter<S> {
-    /// Starts an archive in a payload that nothing has been written to.
-    pub fn new(writer: SealWriter<S>) -> Self {
+    /// Starts an archive in an archive-kind payload whose content nothing
+    /// has been written to; see [`Sealer::seal_archive`].
+    pub(crate) fn new(writer: SealWriter<S>) -> Self {
         let mut tar = tar::Builder::new(Counting {
             inner: writer,
             written: 0,
@@ -598,7 +614,7 @@ fn parse_index(bytes: &[u8], index_offset: u64) -> Result<Vec<Entry>, Error> {
     Ok(entries)
 }
 
-/// What a payload turned out to be.
+/// What a payload is, as its authenticated prefix says.
 #[derive(Debug)]
 pub enum Payload<S> {
     /// Entries with an index.
@@ -608,26 +624,37 @@ pub enum Payload<S> {
 }
 
 impl<S: VolumeSource> Payload<S> {
-    /// Looks for an archive trailer at the end of the payload (one or two
-    /// chunk decryptions) and reads the index if there is one.
+    /// Goes by the payload's kind ([`OpenReader::kind`], from its
+    /// authenticated prefix, SPEC.md §6.7): a stream is returned as it is,
+    /// whatever its last bytes; an archive must end in a trailer, whose
+    /// index is read (one or two chunk decryptions and the index's own).
     ///
     /// # Errors
     ///
-    /// [`Error::MalformedArchive`] if a trailer is present but the index is
-    /// inconsistent; [`Error::LimitExceeded`] if the index is longer than
-    /// `max_index_len`; chunk errors while reading them.
+    /// For an archive: [`Error::MalformedArchive`] if it has no trailer or
+    /// the index is inconsistent; [`Error::LimitExceeded`] if the index is
+    /// longer than `max_index_len`; chunk errors while reading them.
     pub fn detect(mut reader: OpenReader<S>, max_index_len: u64) -> Result<Self, Error> {
+        if reader.kind() != PayloadKind::Archive {
+            reader.seek(SeekFrom::Start(0))?;
+            return Ok(Payload::Stream(reader));
+        }
         let len = reader.len();
         if len < TRAILER_LEN + 8 {
-            return Ok(Payload::Stream(reader));
+            return Err(Error::MalformedArchive {
+                offset: 0,
+                reason: "archive shorter than an index count and its trailer",
+            });
         }
         let mut trailer = [0u8; TRAILER_LEN as usize];
         reader.seek(SeekFrom::Start(len - TRAILER_LEN))?;
         reader.read_exact(&mut trailer).map_err(Error::from_io)?;
         let trailer_at = len - TRAILER_LEN;
         if trailer[16..31] != TRAILER_MAGIC[..15] {
-            reader.seek(SeekFrom::Start(0))?;
-            return Ok(Payload::Stream(reader));
+            return Err(Error::MalformedArchive {
+                offset: trailer_at + 16,
+                reason: "archive does not end in the trailer magic",
+            });
         }
         if trailer[31] != TRAILER_MAGIC[15] {
             return Err(Error::MalformedArchive {
@@ -1249,11 +1276,10 @@ mod tests {
     fn pax_record_lengths_count_themselves() {
         // 9 digits of value + "path=" + " " + "\n": the length field is two digits.
         let identity = crate::X25519Identity::generate();
-        let writer = crate::Sealer::new()
+        let mut archive = crate::Sealer::new()
             .recipient(identity.to_public())
-            .seal(crate::MemorySink::new())
+            .seal_archive(crate::MemorySink::new())
             .expect("seal");
-        let mut archive = ArchiveWriter::new(writer);
         let long = format!("{}/file", "d".repeat(200));
         archive
             .append_file(&long, &b"x"[..], 1, 0o600, 0)

@@ -16,13 +16,12 @@ fn identity() -> X25519Identity {
 }
 
 fn writer() -> ArchiveWriter<MemorySink> {
-    let writer = Sealer::new()
+    Sealer::new()
         .recipient(identity().to_public())
         .chunk_size(CHUNK)
         .volume_size(2048 + 3 * CHUNK as u64)
-        .seal(MemorySink::new())
-        .expect("seal");
-    ArchiveWriter::new(writer)
+        .seal_archive(MemorySink::new())
+        .expect("seal")
 }
 
 fn open(volumes: Vec<Vec<u8>>) -> Payload<Vec<u8>> {
@@ -308,11 +307,17 @@ fn crafted(entries: &[Crafted<'_>]) -> Vec<Vec<u8>> {
     payload.extend_from_slice(&(tar_stream.len() as u64).to_be_bytes());
     payload.extend_from_slice(&(index.len() as u64).to_be_bytes());
     payload.extend_from_slice(b"kuvert-index\0\0\0\x01");
-    let mut writer = Sealer::new()
-        .recipient(identity().to_public())
-        .seal(MemorySink::new())
-        .expect("seal");
-    writer.write_all(&payload).expect("write");
+    seal_archive_content(&payload)
+}
+
+/// Seals `content` as an archive-kind payload, valid archive or not,
+/// through the test hook (the public sealer writes only valid archives).
+fn seal_archive_content(content: &[u8]) -> Vec<Vec<u8>> {
+    let sealer = Sealer::new().recipient(identity().to_public());
+    let mut writer =
+        kuvert::testing::seal_content(&sealer, MemorySink::new(), kuvert::PayloadKind::Archive)
+            .expect("seal");
+    writer.write_all(content).expect("write");
     writer.finish().expect("finish").into_volumes()
 }
 
@@ -391,12 +396,7 @@ fn an_index_that_lies_is_malformed() {
     reader.read_to_end(&mut payload).expect("read");
     let at = payload.len() - 32;
     payload[at..at + 8].copy_from_slice(&1u64.to_be_bytes());
-    let mut writer = Sealer::new()
-        .recipient(identity().to_public())
-        .seal(MemorySink::new())
-        .expect("seal");
-    writer.write_all(&payload).expect("write");
-    volumes = writer.finish().expect("finish").into_volumes();
+    volumes = seal_archive_content(&payload);
     let reader = Opener::new()
         .identity(identity())
         .open(volumes)

@@ -1600,12 +1600,11 @@ fn scratch_dir() -> tempfile::TempDir {
 /// does. Returns the time each step took.
 fn many_empty_files(count: usize) -> [(&'static str, Duration); 3] {
     let started = Instant::now();
-    let writer = kuvert::Sealer::new()
+    let mut archive = kuvert::Sealer::new()
         .recipient(identity(8).to_public())
         .volume_size(64 << 20)
-        .seal(kuvert::MemorySink::new())
+        .seal_archive(kuvert::MemorySink::new())
         .expect("seal");
-    let mut archive = kuvert::archive::ArchiveWriter::new(writer);
     for index in 0..count {
         archive
             .append_file(

@@ -202,13 +202,11 @@ fn cases() -> Vec<Case> {
         small.clone(),
     );
 
-    let mut archive = kuvert::archive::ArchiveWriter::new(
-        to(1)
-            .chunk_size(CHUNK)
-            .insecure_deterministic_seed([10; 32])
-            .seal(MemorySink::new())
-            .expect("seal"),
-    );
+    let mut archive = to(1)
+        .chunk_size(CHUNK)
+        .insecure_deterministic_seed([10; 32])
+        .seal_archive(MemorySink::new())
+        .expect("seal");
     archive
         .append_dir("extract", 0o755, 1_700_000_000)
         .expect("dir");

@@ -36,6 +36,12 @@ pub fn open(args: &OpenArgs, quiet: bool) -> Result<()> {
     let (sources, names) = volumes.with_progress(&bar, "reading");
     let result = (|| {
         let reader = opener.open(sources).map_err(|err| names.fail(&err))?;
+        for warning in reader.warnings() {
+            bar.suspend(|| eprintln!("kuvert: warning: {warning}"));
+        }
+        if args.raw {
+            return write_stream(reader, args, &names, quiet);
+        }
         let payload =
             Payload::detect(reader, DEFAULT_MAX_INDEX_LEN).map_err(|err| names.fail(&err))?;
         match payload {

@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use kuvert::archive::ArchiveWriter;
 use kuvert::{FileSink, Sealer, VolumeSink};
 
 use crate::cli::SealArgs;
@@ -170,8 +169,8 @@ fn run<S: VolumeSink>(
     from_stdin: bool,
     names: &Names,
 ) -> Result<(S, u64)> {
-    let mut writer = sealer.seal(sink).map_err(|err| names.fail(&err))?;
     if from_stdin {
+        let mut writer = sealer.seal(sink).map_err(|err| names.fail(&err))?;
         // Read straight into the chunk buffers: no copy of the plaintext.
         let mut stdin = NotingReads {
             inner: io::stdin().lock(),
@@ -186,7 +185,7 @@ fn run<S: VolumeSink>(
         let sink = writer.finish().map_err(|err| names.fail(&err))?;
         return Ok((sink, total));
     }
-    let mut archive = ArchiveWriter::new(writer);
+    let mut archive = sealer.seal_archive(sink).map_err(|err| names.fail(&err))?;
     for input in inputs {
         // Disk errors come back as `Error::Input`, naming the file; write
         // errors as `Error::Io`, which the names blame on the output.
