@@ -707,7 +707,8 @@ pub struct VolumeReport {
     pub set_id: [u8; SET_ID_LEN],
     /// Chunks in the volume, all authenticated.
     pub chunks: u64,
-    /// Plaintext bytes the volume carries.
+    /// Payload bytes the volume carries (on volume 1 these include the
+    /// 4-byte payload prefix, SPEC.md §6.7).
     pub plaintext_len: u64,
     /// Whether this is the last volume of its set.
     pub last_in_set: bool,
@@ -1278,6 +1279,21 @@ impl<S: VolumeSource> OpenReader<S> {
         let at = pos.saturating_add(self.start);
         self.set
             .chunk_position(at / self.set.geometry.plain_len() as u64)
+    }
+
+    /// Content offsets that chunk `chunk` holds (empty past the end; chunk
+    /// 0 starts with the payload prefix, which is not content), e.g. to
+    /// know which bytes a failed chunk stands for.
+    pub fn chunk_span(&self, chunk: u64) -> std::ops::Range<u64> {
+        let plain_len = self.set.geometry.plain_len() as u64;
+        let payload_end = self.start + self.len;
+        let at = |chunk: u64| {
+            chunk
+                .saturating_mul(plain_len)
+                .clamp(self.start, payload_end)
+                - self.start
+        };
+        at(chunk)..at(chunk.saturating_add(1))
     }
 
     /// Gives the volumes back.

@@ -400,10 +400,12 @@ fn damaged_stream_writes_nothing_unless_salvaging() {
         ));
     let salvaged = fs::read(scene.path("out.bin")).expect("salvaged");
     assert_eq!(salvaged.len(), data.len());
-    let plain = 4096 - 16;
-    assert!(salvaged[..2 * plain] == data[..2 * plain]);
-    assert!(salvaged[2 * plain..3 * plain].iter().all(|&b| b == 0));
-    assert!(salvaged[3 * plain..] == data[3 * plain..]);
+    // Chunk 2 holds content [2·P − 4, 3·P − 4): the payload starts with its
+    // 4-byte prefix (SPEC.md §6.7).
+    let (from, to) = (2 * (4096 - 16) - 4, 3 * (4096 - 16) - 4);
+    assert!(salvaged[..from] == data[..from]);
+    assert!(salvaged[from..to].iter().all(|&b| b == 0));
+    assert!(salvaged[to..] == data[to..]);
 }
 
 // ---------------------------------------------------------------- passphrases

@@ -18,7 +18,8 @@ mod common;
 use kuvert::{Opener, inspect};
 
 use common::{
-    Failure, H1, L1, data, expect_io_err, failure, identity, open_err, read_released, seal, types,
+    Failure, H1, L1, content, data, expect_io_err, failure, identity, open_err,
+    open_released_payload, payload, read_released_payload, seal, seal_payload, types,
 };
 
 const C: usize = 4096;
@@ -28,6 +29,7 @@ const L: u64 = L1;
 
 /// A sealed set and everything needed to predict how it fails.
 struct Fixture {
+    /// The whole payload, prefix included: the chunk layer's plaintext.
     plaintext: Vec<u8>,
     /// Volumes in volume order (volume n at index n − 1).
     volumes: Vec<Vec<u8>>,
@@ -45,8 +47,8 @@ enum Flag {
 
 impl Fixture {
     fn new(len: usize, volume_size: Option<u64>, seed: u64) -> Self {
-        let plaintext = data(len, seed);
-        let volumes = seal(&plaintext, C, volume_size, &identity(1));
+        let plaintext = payload(len, seed);
+        let volumes = seal_payload(&plaintext, C, volume_size, &identity(1));
         let k = inspect(&volumes[0]).expect("inspect").chunks_per_volume;
         Fixture {
             plaintext,
@@ -281,7 +283,7 @@ fn open_damaged(fixture: &Fixture, volume: u32, damaged: &[u8]) -> Result<(), Fa
             .collect()
     };
     let mut reader = Fixture::opener().open(inputs).map_err(failure)?;
-    let released = read_released(&mut reader, &[1000, 5000, 1]);
+    let released = read_released_payload(&mut reader, &[1000, 5000, 1]);
     match released.error {
         None => {
             assert!(released.bytes == fixture.plaintext, "opened to other bytes");
@@ -769,7 +771,7 @@ fn released_bytes_stop_at_the_failing_chunk_with_any_read_size() {
             fixture.volumes[2].as_slice(),
         ];
         let mut reader = Fixture::opener().open(inputs).expect("opens");
-        let released = read_released(&mut reader, sizes);
+        let released = read_released_payload(&mut reader, sizes);
         assert_eq!(
             released.error.map(failure),
             Some(Failure::Unauthenticated {
@@ -857,10 +859,10 @@ fn cutting_sets_that_end_on_a_chunk_or_volume_boundary_is_caught() {
     truncation_sweep(&full, 2, near_boundaries(H + 2 * C as u64));
     truncation_sweep(&full, 1, near_boundaries(H + 2 * C as u64));
 
-    // The empty payload: one chunk of just a tag.
-    let empty = Fixture::new(0, None, 4);
-    assert_eq!(empty.volumes[0].len() as u64, H + 16);
-    truncation_sweep(&empty, 1, 0..H + 16);
+    // The empty stream: one chunk of its payload prefix and a tag.
+    let empty = Fixture::new(4, None, 4);
+    assert_eq!(empty.volumes[0].len() as u64, H + 4 + 16);
+    truncation_sweep(&empty, 1, 0..H + 4 + 16);
 }
 
 #[test]
@@ -983,7 +985,7 @@ fn a_volume_given_twice_is_named_with_both_inputs() {
 fn a_volume_of_another_set_is_foreign_even_with_the_same_key_and_data() {
     let fixture = Fixture::three_volumes();
     // Sealed again to the same key from the same data: same sizes, new set.
-    let other = seal(&fixture.plaintext, C, Some(H + 2 * C as u64), &identity(1));
+    let other = seal_payload(&fixture.plaintext, C, Some(H + 2 * C as u64), &identity(1));
     assert_eq!(other.len(), 3);
     let opener = Fixture::opener();
     let v = &fixture.volumes;
@@ -1011,7 +1013,7 @@ fn a_volume_of_another_set_is_foreign_even_with_the_same_key_and_data() {
     );
     // A foreign volume sealed to a stranger is foreign too: the set that
     // unlocks is the reference even if it is not the majority.
-    let stranger = seal(&fixture.plaintext, C, Some(H + 2 * C as u64), &identity(2));
+    let stranger = seal_payload(&fixture.plaintext, C, Some(H + 2 * C as u64), &identity(2));
     assert_eq!(
         open_err(&opener, vec![&v[0], &stranger[1], &stranger[2]]),
         Failure::ForeignVolume {
@@ -1128,10 +1130,8 @@ fn swapped_chunks_fail_at_the_first_moved_one() {
     // at the same local index (0↔2, 1↔3) and at different ones (3↔4).
     for (a, b) in [(0, 1), (0, 2), (1, 3), (3, 4), (2, 4), (0, 4)] {
         let swapped = swap_chunks(&fixture, a, b);
-        let mut reader = Fixture::opener()
-            .open(swapped)
-            .expect("the final chunk is in place");
-        let released = read_released(&mut reader, &[2000]);
+        // Chunk 0 holds the payload prefix: `open` authenticates it.
+        let released = open_released_payload(&Fixture::opener(), swapped, &[2000]);
         let volume = (a / 2 + 1) as u32;
         assert_eq!(
             released.error.map(failure),
@@ -1204,7 +1204,7 @@ fn chunks_from_another_set_with_the_same_key_do_not_authenticate() {
     // Same recipient, same plaintext, same geometry: only the file key and
     // set id differ, and so every chunk's key.
     let fixture = Fixture::three_volumes();
-    let other = seal(&fixture.plaintext, C, Some(H + 2 * C as u64), &identity(1));
+    let other = seal_payload(&fixture.plaintext, C, Some(H + 2 * C as u64), &identity(1));
     let mut mixed = fixture.volumes[1].clone();
     mixed[H as usize..].copy_from_slice(&other[1][H as usize..]);
     assert_eq!(
@@ -1508,17 +1508,18 @@ fn the_forger_reproduces_the_spec_worked_example() {
         set.payload_key(),
         forge::array32("598dd83392da575cca9b0d07a1a4afa495b5bfa1a0bfc67893697ef0cd96bb88")
     );
-    let volumes = set.seal(b"hello", &no_extensions);
+    // The payload: the stream prefix (SPEC.md §6.7), then the content.
+    let volumes = set.seal(b"\0\0\0\0hello", &no_extensions);
     assert_eq!(volumes.len(), 1);
     let volume = &volumes[0];
-    assert_eq!(volume.len(), 2069);
+    assert_eq!(volume.len(), 2073);
     assert_eq!(
         volume[155..187],
         forge::hex("5d39dc0d9f00ac6fc84da3a2aef67463a5e905264ef170f0d1184a4007a850b1")
     );
     assert_eq!(
         volume[2048..],
-        forge::hex("6f0496f0df96d8e5941787ffaacfb51f8dc10e1be2")
+        forge::hex("0761fa9cd8237320941f330c30b53f9b1bdad27ea4dcaa68c8")
     );
     assert_eq!(
         common::open(volumes, forge::identity()).expect("the example opens"),
@@ -1531,8 +1532,8 @@ fn sets_built_from_the_spec_alone_open_in_the_library() {
     // Chunk nonces, flags, placement and key schedule: built here from
     // SPEC.md, read by the library.
     for (k, len) in [
-        (0u64, 0usize),
-        (0, 1),
+        (0u64, 4usize),
+        (0, 5),
         (0, 3 * P),
         (0, 3 * P + 1),
         (1, 3 * P),
@@ -1541,7 +1542,7 @@ fn sets_built_from_the_spec_alone_open_in_the_library() {
         (3, 7 * P + 9),
     ] {
         let set = forge::Set::new(k);
-        let plaintext = data(len, k * 1000 + len as u64);
+        let plaintext = payload(len, k * 1000 + len as u64);
         let volumes = set.seal(&plaintext, &no_extensions);
         for (index, volume) in volumes.iter().enumerate() {
             let report = forged_opener().verify_volume(volume).expect("verify");
@@ -1551,11 +1552,11 @@ fn sets_built_from_the_spec_alone_open_in_the_library() {
         let mut reversed = volumes.clone();
         reversed.reverse();
         assert!(
-            common::open(reversed, forge::identity()).expect("open") == plaintext,
+            common::open(reversed, forge::identity()).expect("open") == content(&plaintext),
             "K = {k}, len = {len}"
         );
         // And the library's own sets match the spec's layout: same lengths.
-        let ours = seal(
+        let ours = seal_payload(
             &plaintext,
             C,
             (k > 0).then(|| H + k * C as u64),
@@ -1571,7 +1572,7 @@ fn optional_extension_records_in_a_volume_record_are_skipped() {
     // SPEC.md §3.3: non-critical records are authenticated by the MAC and
     // skipped; they differ per volume without making the set part differ.
     let set = forge::Set::new(2);
-    let plaintext = data(5 * P + 1000, 8);
+    let plaintext = payload(5 * P + 1000, 8);
     let volumes = set.seal(&plaintext, &|v| match v {
         2 => vec![0x00, 0x07, 0x00, 0x03, 0xAA, 0xBB, 0xCC],
         3 => vec![0x12, 0x34, 0x00, 0x00, 0x7F, 0xFF, 0x00, 0x01, 0x00],
@@ -1580,7 +1581,7 @@ fn optional_extension_records_in_a_volume_record_are_skipped() {
     assert_eq!(volumes.len(), 3);
     assert_eq!(
         common::open(volumes, forge::identity()).expect("open"),
-        plaintext
+        content(&plaintext)
     );
 }
 
@@ -1588,7 +1589,7 @@ fn optional_extension_records_in_a_volume_record_are_skipped() {
 /// so that its L is 2091 and its H 4096 while the others have H = 2048.
 fn set_with_one_long_header(odd: u32) -> (Vec<Vec<u8>>, Vec<u8>) {
     let set = forge::Set::new(2);
-    let plaintext = data(5 * P + 1000, 9);
+    let plaintext = payload(5 * P + 1000, 9);
     let volumes = set.seal(&plaintext, &|v| {
         if v == odd {
             let mut record = vec![0x00, 0x01];
@@ -1623,7 +1624,7 @@ fn each_volume_places_its_chunks_after_its_own_header() {
     for odd in 1..=3 {
         let (volumes, plaintext) = set_with_one_long_header(odd);
         match common::open(volumes, forge::identity()) {
-            Ok(opened) => assert!(opened == plaintext, "volume {odd} with H = 4096"),
+            Ok(opened) => assert!(opened == content(&plaintext), "volume {odd} with H = 4096"),
             Err(err) => wrong.push((odd, failure(err))),
         }
     }
@@ -1722,7 +1723,7 @@ fn an_end_of_volume_chunk_anywhere_but_a_full_volume_end_is_malformed() {
 fn wrong_flags_on_interior_chunks_fail_when_read() {
     let set = forge::Set::new(0);
     let p = set.plain_len();
-    let plaintext = data(3 * p - 7, 4);
+    let plaintext = payload(3 * p - 7, 4);
     let chunk = |g: usize, flag: u8| {
         let end = ((g + 1) * p).min(plaintext.len());
         set.chunk(g as u64, flag, &plaintext[g * p..end])
@@ -1737,11 +1738,13 @@ fn wrong_flags_on_interior_chunks_fail_when_read() {
             &[],
             &[chunk(0, flags[0]), chunk(1, flags[1]), chunk(2, flags[2])],
         );
-        let mut reader = forged_opener()
-            .open(vec![volume])
-            .expect("the final chunk is right");
-        assert_eq!(reader.len(), plaintext.len() as u64);
-        let released = read_released(&mut reader, &[700]);
+        if bad > 0 {
+            let reader = forged_opener()
+                .open(vec![volume.clone()])
+                .expect("the final chunk and chunk 0 are right");
+            assert_eq!(reader.len(), content(&plaintext).len() as u64);
+        }
+        let released = open_released_payload(&forged_opener(), vec![volume], &[700]);
         assert_eq!(
             released.error.map(failure),
             Some(Failure::Unauthenticated {
@@ -1816,7 +1819,7 @@ fn stanzas_are_tried_in_header_order_and_a_cap_stops_the_search() {
     body.extend_from_slice(&[0x22; 80]);
     let mut set = forge::Set::new(0);
     set.stanzas = vec![(b"argon2id".to_vec(), body), forge::x25519_stanza()];
-    let volumes = set.seal(b"ordered", &no_extensions);
+    let volumes = set.seal(b"\0\0\0\0ordered", &no_extensions);
     assert_eq!(
         common::open(volumes.clone(), forge::identity()).expect("the x25519 stanza opens"),
         b"ordered"
@@ -1839,7 +1842,7 @@ fn stanzas_are_tried_in_header_order_and_a_cap_stops_the_search() {
     body.extend_from_slice(&1u32.to_be_bytes());
     body.extend_from_slice(&[0x22; 80]);
     set.stanzas[0].1 = body;
-    let volumes = set.seal(b"ordered", &no_extensions);
+    let volumes = set.seal(b"\0\0\0\0ordered", &no_extensions);
     assert_eq!(
         common::open_with(&both, volumes.clone()).expect("opens"),
         b"ordered"

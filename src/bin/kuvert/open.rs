@@ -152,10 +152,7 @@ fn copy_salvaging<S: VolumeSource + Sync, W: Write + ?Sized>(
             Ok(_) => return Ok(damaged),
             Err(err @ kuvert::Error::Unauthenticated { chunk, .. }) if salvage => {
                 let at = start + counting.written;
-                let end = chunk
-                    .saturating_add(1)
-                    .saturating_mul(plain_len)
-                    .min(reader.len());
+                let end = reader.chunk_span(chunk).end;
                 let zeros = vec![0u8; (end.saturating_sub(at)).min(plain_len) as usize];
                 out.write_all(&zeros)
                     .map_err(|err| io_fail("cannot write", dest, &err))?;
