@@ -8,6 +8,8 @@
     reason = "every test crate includes this module and uses a different subset of it"
 )]
 
+pub mod forge;
+
 use std::io::{self, Read, Write};
 
 use kuvert::{Error, MemorySink, OpenReader, Opener, Sealer, VolumeSource, X25519Identity};
