@@ -446,6 +446,17 @@ mod tests {
     }
 
     #[test]
+    fn hmac_and_hkdf_states_are_wiped_on_drop() {
+        // Compiles only with the `zeroize` features of hmac and sha2 (see
+        // Cargo.toml). `Hmac<Sha256>` holds two SHA-256 cores and a block
+        // buffer, each wiped by its own `Drop` with those features (hmac
+        // declares no marker of its own); HKDF's state is such an HMAC.
+        fn wiped_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+        wiped_on_drop::<Sha256>();
+        wiped_on_drop::<sha2::block_api::Sha256VarCore>();
+    }
+
+    #[test]
     fn debug_never_prints_keys() {
         let file_key = FileKey::from_bytes(Zeroizing::new([0x41; KEY_LEN]));
         assert_eq!(format!("{file_key:?}"), "FileKey(<redacted>)");
