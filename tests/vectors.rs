@@ -838,12 +838,10 @@ fn parse_meta(text: &str) -> BTreeMap<String, Vec<String>> {
 }
 
 /// Opens one committed vector as its meta says, using only the files.
-fn open_vector(
-    case_dir: &Path,
-) -> (
-    BTreeMap<String, Vec<String>>,
-    Result<(PayloadKind, Vec<u8>), Error>,
-) {
+/// What opening a vector gave: the payload kind and the content.
+type Opened = Result<(PayloadKind, Vec<u8>), Error>;
+
+fn open_vector(case_dir: &Path) -> (BTreeMap<String, Vec<String>>, Opened) {
     let fields = parse_meta(&fs::read_to_string(case_dir.join("meta")).expect("meta"));
     let mut opener = Opener::new();
     for text in fields.get("identity").into_iter().flatten() {
