@@ -222,10 +222,27 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// The payload prefix (its first 4 plaintext bytes, SPEC.md §6.7)
+    /// breaks a rule: an unknown kind, nonzero flags, a nonzero records
+    /// length, or a payload shorter than the prefix. It authenticated, so
+    /// only a key holder can have written it.
+    #[error("malformed payload prefix at payload byte {offset}: {reason}")]
+    MalformedPayload {
+        /// Payload offset of the offending field (the payload length if
+        /// the payload ends inside the prefix). The prefix is in chunk 0.
+        offset: u64,
+        /// Which rule was broken.
+        reason: &'static str,
+    },
+
     /// The archive index is inconsistent with the payload it describes.
     #[error("malformed archive index at payload byte {offset}: {reason}")]
     MalformedArchive {
-        /// Plaintext offset of the offending index field.
+        /// Offset of the offending index field within the payload's content
+        /// (after the payload prefix, SPEC.md §6.7), as [`OpenReader`]
+        /// positions count.
+        ///
+        /// [`OpenReader`]: crate::OpenReader
         offset: u64,
         /// Which rule was broken.
         reason: &'static str,

@@ -483,6 +483,74 @@ pub(crate) fn chunk_nonce(counter: u64, flag: ChunkFlag) -> [u8; 12] {
     nonce
 }
 
+/// Length of the payload prefix that opens every payload (SPEC.md §6.7).
+pub(crate) const PAYLOAD_PREFIX_LEN: usize = 4;
+
+/// What a payload holds, as its authenticated prefix says (SPEC.md §6.7).
+///
+/// The kind sits inside the encrypted payload, so it is not visible without
+/// a key; it is authenticated by chunk 0's tag.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PayloadKind {
+    /// One opaque byte stream (for example sealed from standard input).
+    Stream,
+    /// Entries: TAR ‖ INDEX ‖ TRAILER (SPEC.md §12).
+    Archive,
+}
+
+impl PayloadKind {
+    const STREAM: u8 = 0x00;
+    const ARCHIVE: u8 = 0x01;
+
+    fn code(self) -> u8 {
+        match self {
+            PayloadKind::Stream => Self::STREAM,
+            PayloadKind::Archive => Self::ARCHIVE,
+        }
+    }
+
+    fn from_code(code: u8) -> Option<Self> {
+        match code {
+            Self::STREAM => Some(PayloadKind::Stream),
+            Self::ARCHIVE => Some(PayloadKind::Archive),
+            _ => None,
+        }
+    }
+}
+
+/// The payload prefix: kind, flags (0), records length (0 in this version;
+/// reserved for the records of a later version, which follow the prefix).
+pub(crate) fn encode_payload_prefix(kind: PayloadKind) -> [u8; PAYLOAD_PREFIX_LEN] {
+    [kind.code(), 0, 0, 0]
+}
+
+/// Parses the payload prefix from the first plaintext bytes of chunk 0
+/// (`first`, at most the whole payload) of a payload `payload_len` bytes
+/// long, and returns the kind and the payload offset where the content
+/// starts (SPEC.md §6.7).
+pub(crate) fn parse_payload_prefix(
+    first: &[u8],
+    payload_len: u64,
+) -> Result<(PayloadKind, u64), Error> {
+    let malformed = |offset, reason| Error::MalformedPayload { offset, reason };
+    let Some(prefix) = first.get(..PAYLOAD_PREFIX_LEN) else {
+        return Err(malformed(
+            payload_len,
+            "payload ends inside its 4-byte prefix",
+        ));
+    };
+    let kind = PayloadKind::from_code(prefix[0]).ok_or(malformed(0, "unknown payload kind"))?;
+    if prefix[1] != 0 {
+        return Err(malformed(1, "payload flags are not zero"));
+    }
+    let records_len = u16::from_be_bytes([prefix[2], prefix[3]]);
+    if records_len != 0 {
+        return Err(malformed(2, "payload records length is not zero"));
+    }
+    Ok((kind, PAYLOAD_PREFIX_LEN as u64))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -564,5 +632,28 @@ mod tests {
         assert!(parse_extensions(&[0x80, 0x01, 0x00, 0x00], 1, 0).is_err());
         assert!(parse_extensions(&[0x00, 0x01, 0x00, 0x02, 0xFF], 1, 0).is_err());
         assert!(parse_extensions(&[0x00], 1, 0).is_err());
+    }
+
+    #[test]
+    fn payload_prefix_round_trips_and_refuses_each_rule() {
+        for kind in [PayloadKind::Stream, PayloadKind::Archive] {
+            let prefix = encode_payload_prefix(kind);
+            assert_eq!(parse_payload_prefix(&prefix, 4).expect("valid"), (kind, 4));
+            let mut longer = prefix.to_vec();
+            longer.extend_from_slice(b"content");
+            assert_eq!(parse_payload_prefix(&longer, 11).expect("valid"), (kind, 4));
+        }
+        let rule = |bytes: &[u8], len: u64| match parse_payload_prefix(bytes, len) {
+            Err(Error::MalformedPayload { offset, .. }) => offset,
+            other => panic!("{bytes:?}: {other:?}"),
+        };
+        assert_eq!(rule(&[], 0), 0);
+        assert_eq!(rule(&[0, 0, 0], 3), 3);
+        assert_eq!(rule(&[2, 0, 0, 0], 4), 0);
+        assert_eq!(rule(&[0xFF, 0, 0, 0], 4), 0);
+        assert_eq!(rule(&[0, 1, 0, 0], 4), 1);
+        assert_eq!(rule(&[1, 0x80, 0, 0], 4), 1);
+        assert_eq!(rule(&[0, 0, 0, 1], 4), 2);
+        assert_eq!(rule(&[1, 0, 1, 0], 4), 2);
     }
 }

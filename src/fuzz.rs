@@ -7,7 +7,7 @@
 use std::io::{Read, Write};
 
 use crate::archive::Payload;
-use crate::{MemorySink, Opener, Sealer, X25519Identity, inspect};
+use crate::{MemorySink, Opener, PayloadKind, Sealer, X25519Identity, inspect};
 
 /// The secret of the fixed identity the open targets use; the seed corpora
 /// are sealed to it (it is `identity(1)` of tests/vectors.rs).
@@ -40,16 +40,17 @@ pub fn open(data: &[u8]) {
     }
 }
 
-/// Seals `data` as a payload and reads it as an archive (SPEC.md §12): the
-/// trailer, the index, and every entry's data. The index parser sees the
-/// bytes exactly as given; sealing only gets them past authentication.
+/// Seals `data` as the content of an archive-kind payload and reads it as
+/// an archive (SPEC.md §12): the trailer, the index, and every entry's
+/// data. The index parser sees the bytes exactly as given; sealing only
+/// gets them past authentication.
 pub fn archive(data: &[u8]) {
     let identity = X25519Identity::from_bytes(IDENTITY);
-    let mut writer = Sealer::new()
+    let sealer = Sealer::new()
         .recipient(identity.to_public())
         .chunk_size(4096)
-        .threads(1)
-        .seal(MemorySink::new())
+        .threads(1);
+    let mut writer = crate::testing::seal_content(&sealer, MemorySink::new(), PayloadKind::Archive)
         .expect("valid options");
     writer.write_all(data).expect("memory sink");
     let volumes = writer.finish().expect("memory sink").into_volumes();

@@ -274,6 +274,50 @@ impl Default for Limits {
     }
 }
 
+/// Something opening found worth telling the user, though the set opened;
+/// see [`OpenReader::warnings`](crate::OpenReader::warnings).
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Warning {
+    /// The passphrase stanza that opened the set asks for Argon2id costs
+    /// below what this library writes ([`Argon2Params::MINIMUM`]: 64 MiB,
+    /// 3 passes): the passphrase is cheaper to guess than it should be.
+    WeakArgon2 {
+        /// Memory cost of the stanza, in KiB.
+        memory_kib: u32,
+        /// Passes of the stanza.
+        passes: u32,
+    },
+    /// The set opened with a passphrase, but it also carries public-key
+    /// stanzas: anyone holding one of those keys could have sealed it, so
+    /// the passphrase proves nothing about who did (SPEC.md §4.1).
+    PassphraseBesidePublicKeys,
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Warning::WeakArgon2 { memory_kib, passes } => write!(
+                f,
+                "the passphrase stanza's Argon2id costs ({memory_kib} KiB, {passes} passes) are \
+                 below {} KiB and {} passes: the passphrase is cheap to guess",
+                Argon2Params::MINIMUM.memory_kib(),
+                Argon2Params::MINIMUM.passes()
+            ),
+            Warning::PassphraseBesidePublicKeys => f.write_str(
+                "the set also carries public-key recipients: the passphrase does not prove \
+                 who sealed it",
+            ),
+        }
+    }
+}
+
+/// A file key found by [`unlock`], and what is worth telling about it.
+pub(crate) struct Unlocked {
+    pub(crate) file_key: FileKey,
+    pub(crate) warnings: Vec<Warning>,
+}
+
 /// Builds the recipient stanzas of a new set, in the order given.
 pub(crate) fn wrap_for_recipients(
     file_key: &FileKey,
@@ -325,9 +369,10 @@ pub(crate) fn unlock(
     identities: &[Identity],
     passphrase: Option<&Passphrase>,
     limits: &Limits,
-) -> Result<FileKey, Error> {
+) -> Result<Unlocked, Error> {
     let mut wrong_passphrase = false;
     for stanza in &header.set.stanzas {
+        let mut warnings = Vec::new();
         let file_key = match stanza.kind.as_str() {
             x25519::STANZA_TYPE => identities.iter().find_map(|identity| match identity {
                 Identity::X25519(identity) => identity.unwrap(stanza),
@@ -335,7 +380,18 @@ pub(crate) fn unlock(
             passphrase::STANZA_TYPE => match passphrase {
                 Some(passphrase) => {
                     match passphrase::unwrap(passphrase, stanza, limits, header.volume)? {
-                        Some(file_key) => Some(file_key),
+                        Some((file_key, params)) => {
+                            if params.is_below_minimum() {
+                                warnings.push(Warning::WeakArgon2 {
+                                    memory_kib: params.memory_kib(),
+                                    passes: params.passes(),
+                                });
+                            }
+                            if header.set.stanzas.len() > 1 {
+                                warnings.push(Warning::PassphraseBesidePublicKeys);
+                            }
+                            Some(file_key)
+                        }
                         None => {
                             wrong_passphrase = true;
                             None
@@ -348,7 +404,7 @@ pub(crate) fn unlock(
         };
         if let Some(file_key) = file_key {
             file_key.verify_header(header)?;
-            return Ok(file_key);
+            return Ok(Unlocked { file_key, warnings });
         }
     }
     if wrong_passphrase {
@@ -387,6 +443,17 @@ mod tests {
             *file_key.derive(&set_id, HEADER_LABEL),
             *file_key.derive(&[3; SET_ID_LEN], HEADER_LABEL)
         );
+    }
+
+    #[test]
+    fn hmac_and_hkdf_states_are_wiped_on_drop() {
+        // Compiles only with the `zeroize` features of hmac and sha2 (see
+        // Cargo.toml). `Hmac<Sha256>` holds two SHA-256 cores and a block
+        // buffer, each wiped by its own `Drop` with those features (hmac
+        // declares no marker of its own); HKDF's state is such an HMAC.
+        fn wiped_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+        wiped_on_drop::<Sha256>();
+        wiped_on_drop::<sha2::block_api::Sha256VarCore>();
     }
 
     #[test]

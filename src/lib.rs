@@ -12,8 +12,10 @@
 //!
 //! | to …                                   | use                                        |
 //! |----------------------------------------|--------------------------------------------|
-//! | seal a payload                         | [`Sealer`] → [`SealWriter`] (`Write`)      |
+//! | seal a byte stream                     | [`Sealer::seal`] → [`SealWriter`] (`Write`) |
+//! | seal files and directories             | [`Sealer::seal_archive`] → [`archive::ArchiveWriter`] |
 //! | open a set and read or seek in it      | [`Opener`] → [`OpenReader`] (`Read + Seek`)|
+//! | tell a stream from an archive          | [`OpenReader::kind`], [`archive::Payload::detect`] |
 //! | check one disc on its own              | [`Opener::verify_volume`]                  |
 //! | read a header without any key          | [`inspect`]                                |
 //! | address someone                        | [`X25519Recipient`], [`Passphrase`]        |
@@ -91,14 +93,16 @@ mod payload;
 mod pipeline;
 mod rand;
 mod stream;
+#[doc(hidden)]
+pub mod testing;
 mod volumes;
 
 pub use error::Error;
 pub use escape::escape_name;
-pub use format::FORMAT_VERSION;
+pub use format::{FORMAT_VERSION, PayloadKind};
 pub use keys::{
-    Argon2Params, Identity, Limits, Passphrase, Recipient, X25519Identity, X25519Recipient,
-    parse_recipients_file,
+    Argon2Params, Identity, Limits, Passphrase, Recipient, Warning, X25519Identity,
+    X25519Recipient, parse_recipients_file,
 };
 pub use payload::{
     OpenReader, Opener, SealWriter, Sealer, VolumeInfo, VolumeReport, VolumeVerifier, inspect,

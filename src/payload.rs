@@ -11,9 +11,11 @@ use zeroize::{Zeroize, Zeroizing};
 use crate::error::Error;
 use crate::format::{
     self, ChunkFlag, DEFAULT_CHUNK_EXP, Geometry, Header, MAX_CHUNK_EXP, MAX_HEADER_LEN,
-    MIN_CHUNK_EXP, PREAMBLE_LEN, SET_ID_LEN, SetHeader, TAG_LEN,
+    MIN_CHUNK_EXP, PAYLOAD_PREFIX_LEN, PREAMBLE_LEN, PayloadKind, SET_ID_LEN, SetHeader, TAG_LEN,
 };
-use crate::keys::{self, Argon2Params, FileKey, Identity, Limits, Passphrase, Recipient};
+use crate::keys::{
+    self, Argon2Params, FileKey, Identity, Limits, Passphrase, Recipient, Unlocked, Warning,
+};
 use crate::pipeline::{self, InFlight, Pending, SealBatch, SealPool};
 use crate::rand::Randomness;
 use crate::stream::ChunkCipher;
@@ -138,21 +140,53 @@ impl Sealer {
     }
 
     /// Draws every random value from `seed`. Only for test vectors: anyone
-    /// who knows the seed can open the result.
+    /// who knows the seed can open the result, and two sets sealed with one
+    /// seed share their file key.
+    ///
+    /// Only with the test-only feature `insecure-test-hooks`, which
+    /// no library user should enable (this crate's own tests turn it on
+    /// through its dev-dependency on itself).
+    #[cfg(any(test, feature = "insecure-test-hooks"))]
     #[doc(hidden)]
     pub fn insecure_deterministic_seed(mut self, seed: [u8; 32]) -> Self {
         self.seed = Some(Zeroizing::new(seed));
         self
     }
 
-    /// Starts sealing into `sink`. Nothing is written until the first chunk.
+    /// Starts sealing a byte stream into `sink`: the payload's kind is
+    /// [`PayloadKind::Stream`], and opening gives back exactly the bytes
+    /// written. Nothing is written until the first chunk.
+    ///
+    /// For files and directories use
+    /// [`seal_archive`](Sealer::seal_archive).
     ///
     /// # Errors
     ///
     /// [`Error::InvalidOption`] if there is no recipient, the chunk size is
     /// not a power of two from 4 KiB to 16 MiB, the passphrase is empty, or
-    /// the volume size cannot hold the header and one chunk.
+    /// the volume size cannot hold the header and one chunk;
+    /// [`Error::LimitExceeded`] if the Argon2id costs are above what a
+    /// default [`Opener`] accepts ([`Limits::default`]).
     pub fn seal<S: VolumeSink>(&self, sink: S) -> Result<SealWriter<S>, Error> {
+        self.seal_kind(sink, PayloadKind::Stream)
+    }
+
+    /// Starts sealing a payload of `kind`: its prefix (SPEC.md §6.7) is
+    /// written first, so what the caller writes is the content.
+    pub(crate) fn seal_kind<S: VolumeSink>(
+        &self,
+        sink: S,
+        kind: PayloadKind,
+    ) -> Result<SealWriter<S>, Error> {
+        let mut writer = self.seal_unprefixed(sink)?;
+        writer.push_prefix(&format::encode_payload_prefix(kind));
+        Ok(writer)
+    }
+
+    /// Starts sealing with no payload prefix: the bytes written are the
+    /// whole payload. Only for crafting payloads in tests
+    /// ([`crate::testing`]).
+    pub(crate) fn seal_unprefixed<S: VolumeSink>(&self, sink: S) -> Result<SealWriter<S>, Error> {
         if self.recipients.is_empty() && self.passphrase.is_none() {
             return Err(Error::option("no recipient and no passphrase"));
         }
@@ -163,6 +197,10 @@ impl Sealer {
             )));
         }
         let chunk_exp = chunk_exponent(self.chunk_size)?;
+        if self.passphrase.is_some() {
+            // Never write a set that a default opener refuses.
+            self.argon2.check_limits(&Limits::default())?;
+        }
 
         let mut rng = match &self.seed {
             Some(seed) => Randomness::Seeded {
@@ -297,6 +335,14 @@ impl<S: VolumeSink> fmt::Debug for SealWriter<S> {
 }
 
 impl<S: VolumeSink> SealWriter<S> {
+    /// Puts the payload prefix into the first chunk of a fresh writer.
+    fn push_prefix(&mut self, prefix: &[u8; PAYLOAD_PREFIX_LEN]) {
+        debug_assert_eq!(self.filled, 0, "the prefix opens the payload");
+        // The first batch buffer is at least one chunk (≥ 4 KiB) long.
+        self.batch[..PAYLOAD_PREFIX_LEN].copy_from_slice(prefix);
+        self.filled = PAYLOAD_PREFIX_LEN;
+    }
+
     /// Chunks in every volume but the last; 0 if the set is not split.
     pub fn chunks_per_volume(&self) -> u64 {
         self.geometry.chunks_per_volume
@@ -666,7 +712,8 @@ pub struct VolumeReport {
     pub set_digest: [u8; 32],
     /// Chunks in the volume, all authenticated.
     pub chunks: u64,
-    /// Plaintext bytes the volume carries.
+    /// Payload bytes the volume carries (on volume 1 these include the
+    /// 4-byte payload prefix, SPEC.md §6.7).
     pub plaintext_len: u64,
     /// Whether this is the last volume of its set.
     pub last_in_set: bool,
@@ -709,7 +756,7 @@ impl Opener {
         self
     }
 
-    fn unlock(&self, header: &Header) -> Result<FileKey, Error> {
+    fn unlock(&self, header: &Header) -> Result<Unlocked, Error> {
         keys::unlock(
             header,
             &self.identities,
@@ -732,7 +779,9 @@ impl Opener {
     /// [`Error::WrongPassphrase`], [`Error::HeaderDamaged`],
     /// [`Error::ForeignVolume`], [`Error::DuplicateVolume`],
     /// [`Error::VolumeMissing`], [`Error::Truncated`],
-    /// [`Error::TrailingData`], [`Error::Unauthenticated`] (last chunk).
+    /// [`Error::TrailingData`], [`Error::Unauthenticated`] (last chunk or
+    /// chunk 0, which holds the payload prefix), [`Error::MalformedChunk`],
+    /// [`Error::MalformedPayload`].
     pub fn open<S: VolumeSource>(&self, volumes: Vec<S>) -> Result<OpenReader<S>, Error> {
         if volumes.is_empty() {
             return Err(Error::NoVolumes);
@@ -745,7 +794,7 @@ impl Opener {
         for (index, volume) in volumes.iter().enumerate() {
             headers.push(read_header(volume, index + 1)?);
         }
-        let (reference, file_key) = self.unlock_set(&headers)?;
+        let (reference, Unlocked { file_key, warnings }) = self.unlock_set(&headers)?;
         let reference_set = headers[reference].0.set_bytes().to_vec();
         let set_id = headers[reference].0.set.set_id;
         for (index, (header, _)) in headers.iter().enumerate() {
@@ -801,7 +850,9 @@ impl Opener {
         let cipher = ChunkCipher::new(&file_key.payload_key(&set_id));
         let (number, len, geometry) = (ordered[last].0, ordered[last].2, ordered[last].3);
         let final_chunk = LastChunk::locate(&geometry, number, len)?;
-        let mut buf = Vec::with_capacity(geometry.chunk_len());
+        // Wiped on every path out, including the errors below, which may
+        // come after the chunk opened: it then holds plaintext.
+        let mut buf = Zeroizing::new(Vec::with_capacity(geometry.chunk_len()));
         match final_chunk.authenticate(&cipher, &geometry, &ordered[last].4, &mut buf)? {
             ChunkFlag::EndOfSet => {}
             _ => {
@@ -811,10 +862,10 @@ impl Opener {
             }
         }
         let final_plain = final_chunk.len - TAG_LEN;
-        let len = final_chunk.chunk * geometry.plain_len() as u64 + final_plain as u64;
+        let payload_len = final_chunk.chunk * geometry.plain_len() as u64 + final_plain as u64;
         buf.zeroize();
         let data_offsets = ordered.iter().map(|entry| entry.3.data_offset).collect();
-        Ok(OpenReader {
+        let mut reader = OpenReader {
             set: ChunkSet {
                 volumes: ordered.into_iter().map(|(.., volume)| volume).collect(),
                 data_offsets,
@@ -825,11 +876,22 @@ impl Opener {
             },
             set_id,
             threads,
-            len,
+            kind: PayloadKind::Stream,
+            start: 0,
+            len: 0,
             pos: 0,
-            buf: Zeroizing::new(buf),
+            buf,
             buffered: None,
-        })
+            warnings,
+        };
+        // The payload prefix (SPEC.md §6.7): chunk 0 authenticates before
+        // any of it is looked at, and stays buffered for the first read.
+        reader.load(0)?;
+        let (kind, start) = format::parse_payload_prefix(&reader.buf, payload_len)?;
+        reader.kind = kind;
+        reader.start = start;
+        reader.len = payload_len - start;
+        Ok(reader)
     }
 
     /// Opens a set of one volume.
@@ -844,7 +906,7 @@ impl Opener {
     /// Finds the file key, trying each distinct set header (at most three,
     /// the most common first) so that one damaged header among several
     /// volumes is named as such rather than hiding the key.
-    fn unlock_set(&self, headers: &[(Header, u64)]) -> Result<(usize, FileKey), Error> {
+    fn unlock_set(&self, headers: &[(Header, u64)]) -> Result<(usize, Unlocked), Error> {
         let mut candidates: Vec<(usize, usize)> = Vec::new();
         for (index, (header, _)) in headers.iter().enumerate() {
             if candidates
@@ -864,7 +926,7 @@ impl Opener {
         let mut first_error = None;
         for &(index, _) in candidates.iter().take(3) {
             match self.unlock(&headers[index].0) {
-                Ok(file_key) => return Ok((index, file_key)),
+                Ok(unlocked) => return Ok((index, unlocked)),
                 Err(err) => {
                     first_error.get_or_insert(err);
                 }
@@ -887,7 +949,7 @@ impl Opener {
         volume: &S,
     ) -> Result<VolumeReport, Error> {
         let (header, len) = read_header(volume, 1)?;
-        let file_key = self.unlock(&header)?;
+        let file_key = self.unlock(&header)?.file_key;
         self.verify_with(volume, &header, len, &file_key)
     }
 
@@ -911,7 +973,8 @@ impl Opener {
         let cipher = ChunkCipher::new(&file_key.payload_key(&header.set.set_id));
         let last = LastChunk::locate(&geometry, header.volume, len)?;
         let first = geometry.first_chunk(header.volume);
-        let mut buf = Vec::with_capacity(geometry.chunk_len());
+        // Wiped on drop too: an error after the chunk opened leaves plaintext.
+        let mut buf = Zeroizing::new(Vec::with_capacity(geometry.chunk_len()));
         // The last chunk first, as `open` does, so that trailing bytes and
         // cuts are named as such rather than as a failed interior chunk.
         let flag = last.authenticate(&cipher, &geometry, volume, &mut buf)?;
@@ -993,7 +1056,7 @@ impl VolumeVerifier<'_> {
                 at
             }
             None => {
-                let file_key = self.opener.unlock(&header)?;
+                let file_key = self.opener.unlock(&header)?.file_key;
                 self.keys.push((header.set_bytes().to_vec(), file_key));
                 self.keys.len() - 1
             }
@@ -1137,7 +1200,12 @@ impl LastChunk {
     }
 }
 
-/// The plaintext of an opened set; see [`Opener::open`].
+/// The content of an opened set; see [`Opener::open`].
+///
+/// Positions, [`len`](Self::len), `Read`, `Seek`, [`copy_to`](Self::copy_to)
+/// and [`locate`](Self::locate) all count the payload's *content*: the
+/// bytes after its prefix (SPEC.md §6.7), which are exactly the bytes that
+/// were sealed. [`kind`](Self::kind) says what they are.
 ///
 /// Reads and seeks cost at most one chunk decryption; a chunk that fails
 /// authentication yields an `io::Error` wrapping
@@ -1147,11 +1215,17 @@ pub struct OpenReader<S> {
     set: ChunkSet<S>,
     set_id: [u8; SET_ID_LEN],
     threads: usize,
+    kind: PayloadKind,
+    /// Payload offset of the content: the prefix length.
+    start: u64,
+    /// Content length.
     len: u64,
+    /// Content position.
     pos: u64,
     /// The plaintext of chunk `buffered` (after its tag is dropped). Wiped on drop.
     buf: Zeroizing<Vec<u8>>,
     buffered: Option<u64>,
+    warnings: Vec<Warning>,
 }
 
 impl<S> fmt::Debug for OpenReader<S> {
@@ -1159,6 +1233,7 @@ impl<S> fmt::Debug for OpenReader<S> {
         f.debug_struct("OpenReader")
             .field("volumes", &self.set.volumes.len())
             .field("geometry", &self.set.geometry)
+            .field("kind", &self.kind)
             .field("len", &self.len)
             .field("pos", &self.pos)
             .finish_non_exhaustive()
@@ -1166,14 +1241,27 @@ impl<S> fmt::Debug for OpenReader<S> {
 }
 
 impl<S: VolumeSource> OpenReader<S> {
-    /// Plaintext length, known because the last chunk authenticated.
+    /// Content length (the bytes sealed), known because the last chunk
+    /// authenticated.
     pub fn len(&self) -> u64 {
         self.len
     }
 
-    /// Whether the plaintext is empty.
+    /// Whether the content is empty.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// What the payload holds, from its authenticated prefix: a stream, or
+    /// an archive to read with [`Payload::detect`](crate::archive::Payload::detect).
+    pub fn kind(&self) -> PayloadKind {
+        self.kind
+    }
+
+    /// What opening found worth telling the user though the set opened,
+    /// such as a passphrase stanza with weak Argon2id costs.
+    pub fn warnings(&self) -> &[Warning] {
+        &self.warnings
     }
 
     /// Number of volumes in the set.
@@ -1191,11 +1279,27 @@ impl<S: VolumeSource> OpenReader<S> {
         self.set.geometry.chunk_len()
     }
 
-    /// Volume and byte offset of the chunk holding plaintext offset `pos`,
+    /// Volume and byte offset of the chunk holding content offset `pos`,
     /// for reports on damaged data.
     pub fn locate(&self, pos: u64) -> (u32, u64) {
+        let at = pos.saturating_add(self.start);
         self.set
-            .chunk_position(pos / self.set.geometry.plain_len() as u64)
+            .chunk_position(at / self.set.geometry.plain_len() as u64)
+    }
+
+    /// Content offsets that chunk `chunk` holds (empty past the end; chunk
+    /// 0 starts with the payload prefix, which is not content), e.g. to
+    /// know which bytes a failed chunk stands for.
+    pub fn chunk_span(&self, chunk: u64) -> std::ops::Range<u64> {
+        let plain_len = self.set.geometry.plain_len() as u64;
+        let payload_end = self.start + self.len;
+        let at = |chunk: u64| {
+            chunk
+                .saturating_mul(plain_len)
+                .clamp(self.start, payload_end)
+                - self.start
+        };
+        at(chunk)..at(chunk.saturating_add(1))
     }
 
     /// Gives the volumes back.
@@ -1240,15 +1344,16 @@ impl<S: VolumeSource + Sync> OpenReader<S> {
         }
         let len = limit.min(self.len - self.pos);
         let plain_len = self.set.geometry.plain_len() as u64;
-        let first = self.pos / plain_len;
-        let last = (self.pos + len - 1) / plain_len;
+        let at = self.start + self.pos;
+        let first = at / plain_len;
+        let last = (at + len - 1) / plain_len;
         if last - first < 2 {
             // A piece within one or two chunks, such as a small archive
             // entry: the `Read` path, whose buffered chunk serves the next
             // small piece too, costs less than starting a pipeline.
             return self.copy_small(out, len);
         }
-        let skip = (self.pos % plain_len) as usize;
+        let skip = (at % plain_len) as usize;
         let set = &self.set;
         let open = |chunk: u64, buf: &mut [u8]| set.open_chunk(chunk, buf);
         let range = pipeline::ChunkRange {
@@ -1272,14 +1377,15 @@ impl<S: VolumeSource> OpenReader<S> {
         let mut written = 0;
         while written < len {
             let plain_len = self.set.geometry.plain_len() as u64;
-            let chunk = self.pos / plain_len;
+            let at = self.start + self.pos;
+            let chunk = at / plain_len;
             if self.buffered != Some(chunk)
                 && let Err(err) = self.load(chunk)
             {
                 self.pos = start;
                 return Err(err);
             }
-            let within = (self.pos % plain_len) as usize;
+            let within = (at % plain_len) as usize;
             let n = ((self.buf.len() - within) as u64).min(len - written) as usize;
             if let Err(err) = out.write_all(&self.buf[within..within + n]) {
                 self.pos = start;
@@ -1353,8 +1459,9 @@ impl<S: VolumeSource> Read for OpenReader<S> {
             return Ok(0);
         }
         let plain_len = self.set.geometry.plain_len() as u64;
-        let chunk = self.pos / plain_len;
-        let within = (self.pos % plain_len) as usize;
+        let at = self.start + self.pos;
+        let chunk = at / plain_len;
+        let within = (at % plain_len) as usize;
         if self.buffered != Some(chunk) {
             self.load(chunk)?;
         }
@@ -1432,12 +1539,37 @@ mod tests {
     fn sizes_around_chunk_boundaries_round_trip() {
         let identity = X25519Identity::generate();
         let plain = 4096 - TAG_LEN;
-        for len in [0, 1, plain - 1, plain, plain + 1, 3 * plain, 3 * plain + 7] {
+        // Content lengths that put the payload (prefix included) around
+        // chunk boundaries.
+        let prefix = PAYLOAD_PREFIX_LEN;
+        for len in [
+            0,
+            1,
+            plain - prefix - 1,
+            plain - prefix,
+            plain - prefix + 1,
+            plain,
+            3 * plain - prefix,
+            3 * plain + 7,
+        ] {
             let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
             let volumes = seal(&identity, &data, 4096, None);
             assert_eq!(volumes.len(), 1);
-            let chunks = len.div_ceil(plain).max(1);
-            assert_eq!(volumes[0].len(), 2048 + len + chunks * TAG_LEN, "len {len}");
+            let payload = prefix + len;
+            let chunks = payload.div_ceil(plain);
+            assert_eq!(
+                volumes[0].len(),
+                2048 + payload + chunks * TAG_LEN,
+                "len {len}"
+            );
+            let reader = Opener::new()
+                .identity(same_identity(&identity))
+                .open(volumes.clone())
+                .expect("open");
+            assert_eq!(
+                (reader.len(), reader.kind()),
+                (len as u64, PayloadKind::Stream)
+            );
             assert_eq!(open(same_identity(&identity), volumes).expect("open"), data);
         }
     }
@@ -1457,7 +1589,7 @@ mod tests {
     #[test]
     fn payload_ending_on_a_volume_boundary_has_no_empty_volume() {
         let identity = X25519Identity::generate();
-        let data = vec![1u8; 2 * (4096 - TAG_LEN)];
+        let data = vec![1u8; 2 * (4096 - TAG_LEN) - PAYLOAD_PREFIX_LEN];
         let volumes = seal(&identity, &data, 4096, Some(2048 + 2 * 4096));
         assert_eq!(volumes.len(), 1);
         let volumes = seal(&identity, &data, 4096, Some(2048 + 4096));

@@ -318,6 +318,67 @@ fn stream_through_stdin_and_stdout() {
 }
 
 #[test]
+fn a_stream_that_ends_like_an_archive_is_opened_as_sealed_and_raw_gives_any_content() {
+    let scene = Scene::new();
+    let tree = scene.make_tree("tree");
+    scene
+        .cmd()
+        .args(["seal", "-r", &scene.recipient, "-o", "a.kuv"])
+        .arg(&tree)
+        .assert()
+        .success();
+    let run = |args: &[&str], stdin: Option<Vec<u8>>| {
+        let mut cmd = scene.cmd();
+        cmd.args(args);
+        if let Some(stdin) = stdin {
+            cmd.write_stdin(stdin);
+        }
+        let output = cmd.output().expect("run");
+        assert!(output.status.success(), "{args:?}: {:?}", output.stderr);
+        output.stdout
+    };
+    // --raw: the archive's content as it is, TAR ‖ INDEX ‖ TRAILER.
+    let raw = run(&["open", "-i", "id.txt", "--raw", "-o", "-", "a.kuv"], None);
+    assert_eq!(raw[raw.len() - 16..], *b"kuvert-index\0\0\0\x01");
+    let tar = run(&["open", "-i", "id.txt", "--tar", "-o", "-", "a.kuv"], None);
+    assert!(raw.starts_with(&tar) && raw.len() > tar.len());
+
+    // Those bytes sealed from standard input are a stream: `open -o -` and
+    // `--raw` give them back exactly, and nothing is extracted. So does a
+    // stream ending in the trailer with another layout version.
+    let mut other_version = raw.clone();
+    *other_version.last_mut().expect("not empty") = 0x02;
+    for content in [raw, other_version] {
+        run(
+            &["seal", "-r", &scene.recipient, "-f", "-o", "s.kuv", "-"],
+            Some(content.clone()),
+        );
+        let opened = run(&["open", "-i", "id.txt", "-o", "-", "s.kuv"], None);
+        assert!(opened == content, "the stream differs from what was sealed");
+        let raw = run(&["open", "-i", "id.txt", "--raw", "-o", "-", "s.kuv"], None);
+        assert!(raw == content);
+        scene
+            .cmd()
+            .args(["list", "-i", "id.txt", "s.kuv"])
+            .assert()
+            .success()
+            .stdout("")
+            .stderr(predicate::str::contains("single stream"));
+    }
+    // Nothing was extracted: the directory holds what it held.
+    assert_eq!(scene.listing(), ["a.kuv", "id.txt", "s.kuv", "tree"]);
+    // --raw to a file.
+    run(
+        &["open", "-i", "id.txt", "--raw", "-o", "raw.bin", "s.kuv"],
+        None,
+    );
+    assert_eq!(
+        fs::read(scene.path("raw.bin")).expect("raw file").last(),
+        Some(&0x02)
+    );
+}
+
+#[test]
 fn stream_to_a_file_never_replaces_without_force() {
     let scene = Scene::new();
     scene
@@ -400,10 +461,12 @@ fn damaged_stream_writes_nothing_unless_salvaging() {
         ));
     let salvaged = fs::read(scene.path("out.bin")).expect("salvaged");
     assert_eq!(salvaged.len(), data.len());
-    let plain = 4096 - 16;
-    assert!(salvaged[..2 * plain] == data[..2 * plain]);
-    assert!(salvaged[2 * plain..3 * plain].iter().all(|&b| b == 0));
-    assert!(salvaged[3 * plain..] == data[3 * plain..]);
+    // Chunk 2 holds content [2·P − 4, 3·P − 4): the payload starts with its
+    // 4-byte prefix (SPEC.md §6.7).
+    let (from, to) = (2 * (4096 - 16) - 4, 3 * (4096 - 16) - 4);
+    assert!(salvaged[..from] == data[..from]);
+    assert!(salvaged[from..to].iter().all(|&b| b == 0));
+    assert!(salvaged[to..] == data[to..]);
 }
 
 // ---------------------------------------------------------------- passphrases

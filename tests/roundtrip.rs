@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use kuvert::{
     Argon2Params, FileSink, FileSource, Identity, MemorySink, Opener, Passphrase, Sealer,
-    VolumeSink, X25519Identity, inspect,
+    VolumeSink, Warning, X25519Identity, inspect,
 };
 use proptest::prelude::*;
 
@@ -29,12 +29,17 @@ struct Shape {
     len: u64,
 }
 
-/// The volumes the format prescribes for `len` plaintext bytes in chunks of
-/// `chunk` bytes, `per_volume` chunks per volume (0 = unsplit), behind a
-/// padded header of `header` bytes (SPEC.md §6.1, §6.5).
+/// Bytes of the payload prefix (SPEC.md §6.7) before the content sealed.
+const PREFIX: u64 = 4;
+
+/// The volumes the format prescribes for a stream of `len` content bytes
+/// (a payload of PREFIX + `len` bytes) in chunks of `chunk` bytes,
+/// `per_volume` chunks per volume (0 = unsplit), behind a padded header of
+/// `header` bytes (SPEC.md §6.1, §6.5, §6.7). `plaintext` counts payload
+/// bytes, as [`kuvert::VolumeReport::plaintext_len`] does.
 fn expected_shapes(len: usize, chunk: usize, per_volume: u64, header: u64) -> Vec<Shape> {
     let p = plain(chunk) as u64;
-    let len = len as u64;
+    let len = len as u64 + PREFIX;
     let chunks = len.div_ceil(p).max(1);
     let final_plain = len - (chunks - 1) * p;
     let per = if per_volume == 0 { chunks } else { per_volume };
@@ -65,7 +70,7 @@ const TAG_U64: u64 = common::TAG as u64;
 fn expected_shapes_model_is_itself_right() {
     // One full-volume example worked by hand: 4096-byte chunks, P = 4080,
     // 2 chunks per volume, 5 full chunks and 7 bytes: 6 chunks, 3 volumes.
-    let shapes = expected_shapes(5 * 4080 + 7, 4096, 2, 2048);
+    let shapes = expected_shapes(5 * 4080 + 7 - 4, 4096, 2, 2048);
     assert_eq!(
         shapes,
         [
@@ -90,8 +95,8 @@ fn expected_shapes_model_is_itself_right() {
         expected_shapes(0, 4096, 0, 2048),
         [Shape {
             chunks: 1,
-            plaintext: 0,
-            len: 2048 + 16
+            plaintext: 4,
+            len: 2048 + 4 + 16
         }]
     );
 }
@@ -215,7 +220,7 @@ fn check_round_trip(case: &Case) -> Result<(), TestCaseError> {
         prop_assert_eq!(report.last_in_set, index + 1 == volumes.len());
         total += report.plaintext_len;
     }
-    prop_assert_eq!(total, case.len as u64);
+    prop_assert_eq!(total, case.len as u64 + PREFIX);
 
     // The whole set, handed over in a shuffled order, read with short reads.
     let order = permutation(volumes.len(), case.shuffle);
@@ -292,7 +297,7 @@ fn every_boundary_length_round_trips_unsplit_and_split() {
 fn payload_ending_on_a_volume_boundary_has_no_empty_volume() {
     let me = identity(1);
     for per_volume in 1..=3u64 {
-        let len = 2 * per_volume as usize * plain(4096);
+        let len = 2 * per_volume as usize * plain(4096) - PREFIX as usize;
         let volumes = seal(&data(len, 3), 4096, Some(H1 + per_volume * 4096), &me);
         assert_eq!(volumes.len(), 2, "K = {per_volume}");
         let last = inspect(volumes[1].as_slice()).expect("inspect");
@@ -460,7 +465,13 @@ fn x25519_and_passphrase_each_open_a_mixed_set() {
     // One volume verified with the passphrase.
     let report = by_passphrase.verify_volume(&volumes[2]).expect("verify");
     assert!(report.last_in_set);
-    assert_eq!(report.plaintext_len, 100);
+    assert_eq!(report.plaintext_len, 100 + PREFIX);
+    // Opened by the passphrase, the set says the passphrase proves nothing;
+    // opened by the key, nothing to say.
+    let reader = must_open(&by_passphrase, volumes.clone());
+    assert_eq!(reader.warnings(), [Warning::PassphraseBesidePublicKeys]);
+    let reader = must_open(&Opener::new().identity(same_identity(&me)), volumes);
+    assert_eq!(reader.warnings(), []);
 }
 
 #[test]
@@ -722,7 +733,7 @@ fn file_sink_and_source_round_trip_one_volume() {
     assert_eq!(source.path(), path);
     assert_eq!(
         inspect(&source).expect("inspect").len,
-        2048 + 2 * 4096 + 3 + 16
+        2048 + 2 * 4096 + PREFIX + 3 + 16
     );
     assert_eq!(open(vec![source], me).expect("open"), plaintext);
 }
@@ -801,7 +812,8 @@ fn an_empty_payload_is_one_tag_sized_chunk() {
     for volume_size in [None, Some(H1 + 4096)] {
         let volumes = seal(b"", 4096, volume_size, &me);
         assert_eq!(volumes.len(), 1);
-        assert_eq!(volumes[0].len() as u64, H1 + 16);
+        // The payload is the 4-byte stream prefix alone.
+        assert_eq!(volumes[0].len() as u64, H1 + PREFIX + 16);
         let reader = must_open(&Opener::new().identity(same_identity(&me)), volumes);
         assert!(reader.is_empty());
         assert_eq!(reader.len(), 0);
@@ -929,7 +941,7 @@ fn the_largest_volume_size_gives_one_volume_and_opens() {
 fn sixteen_mebibyte_chunks_round_trip_at_their_boundary() {
     let me = identity(1);
     let chunk = 1usize << 24;
-    let plaintext = data(plain(chunk) + 1, 3);
+    let plaintext = data(plain(chunk) - PREFIX as usize + 1, 3);
     let volumes = seal(&plaintext, chunk, None, &me);
     assert_eq!(volumes[0].len(), 2048 + chunk + 1 + 16);
     assert_eq!(open(volumes, me).expect("open"), plaintext);
@@ -1008,7 +1020,7 @@ fn volume_files_changed_after_opening_fail_when_read() {
             offset: H1 + 3 * 4096
         })
     );
-    assert!(released.bytes == plaintext[..3 * plain(4096)]);
+    assert!(released.bytes == plaintext[..3 * plain(4096) - PREFIX as usize]);
 
     // Cut the file under an open reader: the read fails with the I/O error.
     bytes[last] ^= 1;
@@ -1023,7 +1035,7 @@ fn volume_files_changed_after_opening_fail_when_read() {
         released.error.map(failure),
         Some(Failure::Io(io::ErrorKind::UnexpectedEof))
     );
-    assert!(released.bytes == plaintext[..plain(4096)]);
+    assert!(released.bytes == plaintext[..plain(4096) - PREFIX as usize]);
 }
 
 fn hex(text: &str) -> Vec<u8> {
@@ -1088,8 +1100,9 @@ fn the_spec_worked_example_opens_byte_for_byte() {
     ));
     assert_eq!(volume.len(), 187);
     volume.resize(2048, 0);
-    volume.extend(hex("6f0496f0df96d8e5941787ffaacfb51f8dc10e1be2"));
-    assert_eq!(volume.len(), 2069);
+    // Chunk 0: the stream prefix 00000000 and "hello", sealed (§6.7).
+    volume.extend(hex("0761fa9cd8237320941f330c30b53f9b1bdad27ea4dcaa68c8"));
+    assert_eq!(volume.len(), 2073);
 
     let info = inspect(&volume).expect("inspect");
     assert_eq!(info.header_len, 2048);
@@ -1099,7 +1112,7 @@ fn the_spec_worked_example_opens_byte_for_byte() {
         .identity(X25519Identity::from_bytes([1; 32]))
         .verify_volume(&volume)
         .expect("verify");
-    assert_eq!((report.chunks, report.plaintext_len), (1, 5));
+    assert_eq!((report.chunks, report.plaintext_len), (1, 4 + 5));
     assert!(report.last_in_set);
     assert_eq!(open(vec![volume.clone()], example).expect("open"), b"hello");
     // Any other identity is a stranger to it.

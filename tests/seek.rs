@@ -13,6 +13,9 @@ use common::{Failure, H1, data, expect_io_err, failure, identity, must_open, sea
 
 const C: usize = 4096;
 const P: usize = C - 16;
+/// Content offset o lies at payload offset o + PREFIX (the payload prefix,
+/// SPEC.md §6.7), so chunk g holds content [g·P − PREFIX, (g+1)·P − PREFIX).
+const PREFIX: usize = 4;
 
 fn open_set(len: usize, per_volume: u64, seed: u64) -> (OpenReader<Vec<u8>>, Vec<u8>) {
     open_set_with_threads(len, per_volume, seed, 1)
@@ -250,12 +253,14 @@ fn locate_names_the_volume_and_chunk_offset_of_a_position() {
     let (reader, _) = open_set(5 * P + 1, 2, 4);
     let c = C as u64;
     let p = P as u64;
+    let prefix = PREFIX as u64;
     assert_eq!(reader.locate(0), (1, H1));
-    assert_eq!(reader.locate(p - 1), (1, H1));
-    assert_eq!(reader.locate(p), (1, H1 + c));
-    assert_eq!(reader.locate(2 * p), (2, H1));
+    assert_eq!(reader.locate(p - prefix - 1), (1, H1));
+    assert_eq!(reader.locate(p - prefix), (1, H1 + c));
+    assert_eq!(reader.locate(2 * p - prefix - 1), (1, H1 + c));
+    assert_eq!(reader.locate(2 * p - prefix), (2, H1));
     assert_eq!(reader.locate(4 * p + 5), (3, H1));
-    assert_eq!(reader.locate(5 * p), (3, H1 + c));
+    assert_eq!(reader.locate(5 * p - prefix), (3, H1 + c));
 }
 
 #[test]
@@ -272,17 +277,17 @@ fn a_damaged_chunk_fails_only_where_it_is_read() {
     };
 
     // Seeking over it costs nothing and reads after it work.
-    reader
-        .seek(SeekFrom::Start(3 * P as u64 + 1))
-        .expect("seek");
+    let at = 3 * P - PREFIX + 1;
+    reader.seek(SeekFrom::Start(at as u64)).expect("seek");
     let mut buf = vec![0u8; P];
     reader
         .read_exact(&mut buf)
         .expect("chunk 3 and 4 are intact");
-    assert!(buf == plaintext[3 * P + 1..4 * P + 1]);
+    assert!(buf == plaintext[at..at + P]);
 
     // Into it, from anywhere, fails, and the position does not move.
-    for at in [2 * P as u64, 3 * P as u64 - 1, 2 * P as u64 + 100] {
+    let (first, last) = ((2 * P - PREFIX) as u64, (3 * P - PREFIX) as u64 - 1);
+    for at in [first, last, first + 100] {
         reader.seek(SeekFrom::Start(at)).expect("seek");
         let mut byte = [0u8; 1];
         assert_eq!(expect_io_err(reader.read(&mut byte)), unauthenticated);
@@ -290,18 +295,16 @@ fn a_damaged_chunk_fails_only_where_it_is_read() {
         assert_eq!(reader.stream_position().expect("position"), at);
     }
     // A read that starts before it stops at its start, then fails.
-    reader
-        .seek(SeekFrom::Start(2 * P as u64 - 3))
-        .expect("seek");
+    reader.seek(SeekFrom::Start(first - 3)).expect("seek");
     let mut buf = [0u8; 10];
     assert_eq!(reader.read(&mut buf).expect("the tail of chunk 1"), 3);
-    assert_eq!(buf[..3], plaintext[2 * P - 3..2 * P]);
+    assert_eq!(buf[..3], plaintext[first as usize - 3..first as usize]);
     assert_eq!(expect_io_err(reader.read(&mut buf)), unauthenticated);
     // The chunk before is still readable afterwards.
     reader.seek(SeekFrom::Start(0)).expect("seek");
-    let mut head = vec![0u8; 2 * P];
+    let mut head = vec![0u8; first as usize];
     reader.read_exact(&mut head).expect("chunks 0 and 1");
-    assert!(head == plaintext[..2 * P]);
+    assert!(head == plaintext[..first as usize]);
 }
 
 #[test]
@@ -321,15 +324,20 @@ fn copy_to_stops_exactly_at_a_damaged_chunk_on_any_thread_count() {
             offset: H1 + local * C as u64,
         };
         for threads in [1, 2, 3] {
-            let mut reader = must_open(
-                &Opener::new().identity(identity(1)).threads(threads),
-                broken.clone(),
-            );
+            let opener = Opener::new().identity(identity(1)).threads(threads);
+            if damaged == 0 {
+                // Chunk 0 holds the payload prefix: `open` authenticates it.
+                let got = opener.open(broken.clone()).map(drop).map_err(failure);
+                assert_eq!(got, Err(want.clone()), "{threads} threads");
+                continue;
+            }
+            let mut reader = must_open(&opener, broken.clone());
             for start in [0u64, 1, P as u64 * 255 + 7, P as u64 * 600] {
                 reader.seek(SeekFrom::Start(start)).expect("seek");
                 let mut out = Vec::new();
                 let result = reader.copy_to(&mut out, u64::MAX);
-                let stop = damaged * P as u64;
+                // Content offset where the damaged chunk starts.
+                let stop = damaged * P as u64 - PREFIX as u64;
                 if stop + P as u64 > start {
                     // The damaged chunk lies in the copied range.
                     let got = result.map_err(failure).expect_err("damage stops the copy");
@@ -353,10 +361,10 @@ fn copy_to_stops_exactly_at_a_damaged_chunk_on_any_thread_count() {
                 }
             }
             // A limit that ends before the damaged chunk never touches it.
-            if damaged > 0 {
+            {
                 reader.seek(SeekFrom::Start(0)).expect("seek");
                 let mut out = Vec::new();
-                let limit = damaged * P as u64;
+                let limit = damaged * P as u64 - PREFIX as u64;
                 assert_eq!(reader.copy_to(&mut out, limit).expect("before"), limit);
                 assert!(out == plaintext[..limit as usize]);
                 assert_eq!(reader.stream_position().expect("position"), limit);

@@ -31,7 +31,10 @@ use std::time::{Duration, Instant};
 
 use kuvert::{Opener, inspect};
 
-use common::{Failure, data, failure, identity, read_released, seal};
+use common::{
+    Failure, STREAM_PREFIX, data, failure, identity, payload, read_released_payload, seal,
+    seal_payload,
+};
 
 const C: usize = 4096;
 const P: usize = C - 16;
@@ -42,6 +45,7 @@ const L: u64 = 187;
 
 /// The bit-flip fixture: two volumes, the last one ending in a partial chunk.
 struct TwoVolumes {
+    /// The whole payload, prefix included: the chunk layer's plaintext.
     plaintext: Vec<u8>,
     /// Volume n at index n − 1.
     volumes: Vec<Vec<u8>>,
@@ -49,8 +53,8 @@ struct TwoVolumes {
 
 impl TwoVolumes {
     fn new() -> Self {
-        let plaintext = data(3 * P + 1000, 21);
-        let volumes = seal(&plaintext, C, Some(H + 2 * C as u64), &identity(3));
+        let plaintext = payload(3 * P + 1000, 21);
+        let volumes = seal_payload(&plaintext, C, Some(H + 2 * C as u64), &identity(3));
         let lens: Vec<usize> = volumes.iter().map(Vec::len).collect();
         assert_eq!(lens, [10240, 7160]);
         TwoVolumes { plaintext, volumes }
@@ -147,7 +151,7 @@ fn open_damaged(
     let started = Instant::now();
     let opened = TwoVolumes::opener().open(inputs);
     let result = opened.map_err(failure).and_then(|mut reader| {
-        let released = read_released(&mut reader, &[1000, 1, 4096, 333]);
+        let released = read_released_payload(&mut reader, &[1000, 1, 4096, 333]);
         match released.error {
             None => {
                 assert!(released.bytes == set.plaintext, "opened to other bytes");
@@ -528,6 +532,7 @@ enum Outcome {
 /// A set cut into its chunks, with its twin, for rearranging.
 struct Chunked {
     name: &'static str,
+    /// The whole payload, prefix included.
     plaintext: Vec<u8>,
     /// Chunks per volume, 0 if unsplit.
     k: u64,
@@ -539,10 +544,10 @@ struct Chunked {
 
 impl Chunked {
     fn new(name: &'static str, len: usize, volume_size: Option<u64>, seed: u64) -> Self {
-        let plaintext = data(len, seed);
+        let plaintext = payload(len, seed);
         let sets = [
-            seal(&plaintext, C, volume_size, &identity(4)),
-            seal(&plaintext, C, volume_size, &identity(4)),
+            seal_payload(&plaintext, C, volume_size, &identity(4)),
+            seal_payload(&plaintext, C, volume_size, &identity(4)),
         ];
         let k = inspect(&sets[0][0]).expect("inspect").chunks_per_volume;
         let cut = |volumes: &Vec<Vec<u8>>| -> Vec<Vec<u8>> {
@@ -744,11 +749,17 @@ impl Chunked {
                 (c, Flag::Interior)
             };
             if !self.opens(layout, volume, offset, len, chunk, flag) {
-                return Outcome::AtRead(Failure::Unauthenticated {
+                let failure = Failure::Unauthenticated {
                     chunk,
                     volume,
                     offset,
-                });
+                };
+                // Chunk 0 holds the payload prefix (SPEC.md §6.7): opening
+                // reads it.
+                return match chunk {
+                    0 => Outcome::AtOpen(failure),
+                    _ => Outcome::AtRead(failure),
+                };
             }
         }
         Outcome::Opens
@@ -762,7 +773,8 @@ impl Chunked {
         volumes.reverse();
         let started = Instant::now();
         let opened = Chunked::opener().open(volumes);
-        let released = opened.map(|mut reader| read_released(&mut reader, &[5000, 7, 4096]));
+        let released =
+            opened.map(|mut reader| read_released_payload(&mut reader, &[5000, 7, 4096]));
         timing.record(started.elapsed());
         let released = match released {
             Ok(released) => released,
@@ -942,13 +954,13 @@ fn the_chunk_model_agrees_with_the_spec_text() {
             offset: H
         })
     );
-    // Chunks 0 and 1 swapped: the set opens (its end is intact) and the
-    // first read fails at chunk 0 (R1).
+    // Chunks 0 and 1 swapped: the end is intact, but opening reads the
+    // payload prefix in chunk 0 and fails there (R1).
     let mut layout = three.original();
     layout[0].swap(0, 1);
     assert_eq!(
         three.expected(&layout),
-        Outcome::AtRead(Failure::Unauthenticated {
+        Outcome::AtOpen(Failure::Unauthenticated {
             chunk: 0,
             volume: 1,
             offset: H
@@ -1397,7 +1409,8 @@ mod memory {
                 name: "16 MiB chunks and K near 2^40, verified",
                 op: "verify",
                 volumes: vec![big_path],
-                outcome: "ok 23".into(),
+                // Payload bytes: the 4-byte prefix and the 23 sealed.
+                outcome: "ok 27".into(),
                 bound: bound(&[2048], 16 * MIB),
             },
             Case {
@@ -1411,7 +1424,7 @@ mod memory {
                 name: "the 4 KiB-chunk two-volume set, opened and read",
                 op: "open-read",
                 volumes: small_paths,
-                outcome: format!("ok {}", small.plaintext.len()),
+                outcome: format!("ok {}", small.plaintext.len() - super::STREAM_PREFIX.len()),
                 bound: bound(&[2048, 2048], 4 * KIB),
             },
         ]
@@ -1600,12 +1613,11 @@ fn scratch_dir() -> tempfile::TempDir {
 /// does. Returns the time each step took.
 fn many_empty_files(count: usize) -> [(&'static str, Duration); 3] {
     let started = Instant::now();
-    let writer = kuvert::Sealer::new()
+    let mut archive = kuvert::Sealer::new()
         .recipient(identity(8).to_public())
         .volume_size(64 << 20)
         .seal_archive(kuvert::MemorySink::new())
         .expect("seal");
-    let mut archive = writer;
     for index in 0..count {
         archive
             .append_file(

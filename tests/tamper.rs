@@ -18,7 +18,8 @@ mod common;
 use kuvert::{Opener, inspect};
 
 use common::{
-    Failure, H1, L1, data, expect_io_err, failure, identity, open_err, read_released, seal, types,
+    Failure, H1, L1, content, data, expect_io_err, failure, identity, open_err,
+    open_released_payload, payload, read_released_payload, seal, seal_payload, types,
 };
 
 const C: usize = 4096;
@@ -28,6 +29,7 @@ const L: u64 = L1;
 
 /// A sealed set and everything needed to predict how it fails.
 struct Fixture {
+    /// The whole payload, prefix included: the chunk layer's plaintext.
     plaintext: Vec<u8>,
     /// Volumes in volume order (volume n at index n − 1).
     volumes: Vec<Vec<u8>>,
@@ -45,8 +47,8 @@ enum Flag {
 
 impl Fixture {
     fn new(len: usize, volume_size: Option<u64>, seed: u64) -> Self {
-        let plaintext = data(len, seed);
-        let volumes = seal(&plaintext, C, volume_size, &identity(1));
+        let plaintext = payload(len, seed);
+        let volumes = seal_payload(&plaintext, C, volume_size, &identity(1));
         let k = inspect(&volumes[0]).expect("inspect").chunks_per_volume;
         Fixture {
             plaintext,
@@ -281,7 +283,7 @@ fn open_damaged(fixture: &Fixture, volume: u32, damaged: &[u8]) -> Result<(), Fa
             .collect()
     };
     let mut reader = Fixture::opener().open(inputs).map_err(failure)?;
-    let released = read_released(&mut reader, &[1000, 5000, 1]);
+    let released = read_released_payload(&mut reader, &[1000, 5000, 1]);
     match released.error {
         None => {
             assert!(released.bytes == fixture.plaintext, "opened to other bytes");
@@ -769,7 +771,7 @@ fn released_bytes_stop_at_the_failing_chunk_with_any_read_size() {
             fixture.volumes[2].as_slice(),
         ];
         let mut reader = Fixture::opener().open(inputs).expect("opens");
-        let released = read_released(&mut reader, sizes);
+        let released = read_released_payload(&mut reader, sizes);
         assert_eq!(
             released.error.map(failure),
             Some(Failure::Unauthenticated {
@@ -857,10 +859,10 @@ fn cutting_sets_that_end_on_a_chunk_or_volume_boundary_is_caught() {
     truncation_sweep(&full, 2, near_boundaries(H + 2 * C as u64));
     truncation_sweep(&full, 1, near_boundaries(H + 2 * C as u64));
 
-    // The empty payload: one chunk of just a tag.
-    let empty = Fixture::new(0, None, 4);
-    assert_eq!(empty.volumes[0].len() as u64, H + 16);
-    truncation_sweep(&empty, 1, 0..H + 16);
+    // The empty stream: one chunk of its payload prefix and a tag.
+    let empty = Fixture::new(4, None, 4);
+    assert_eq!(empty.volumes[0].len() as u64, H + 4 + 16);
+    truncation_sweep(&empty, 1, 0..H + 4 + 16);
 }
 
 #[test]
@@ -983,7 +985,7 @@ fn a_volume_given_twice_is_named_with_both_inputs() {
 fn a_volume_of_another_set_is_foreign_even_with_the_same_key_and_data() {
     let fixture = Fixture::three_volumes();
     // Sealed again to the same key from the same data: same sizes, new set.
-    let other = seal(&fixture.plaintext, C, Some(H + 2 * C as u64), &identity(1));
+    let other = seal_payload(&fixture.plaintext, C, Some(H + 2 * C as u64), &identity(1));
     assert_eq!(other.len(), 3);
     let opener = Fixture::opener();
     let v = &fixture.volumes;
@@ -1011,7 +1013,7 @@ fn a_volume_of_another_set_is_foreign_even_with_the_same_key_and_data() {
     );
     // A foreign volume sealed to a stranger is foreign too: the set that
     // unlocks is the reference even if it is not the majority.
-    let stranger = seal(&fixture.plaintext, C, Some(H + 2 * C as u64), &identity(2));
+    let stranger = seal_payload(&fixture.plaintext, C, Some(H + 2 * C as u64), &identity(2));
     assert_eq!(
         open_err(&opener, vec![&v[0], &stranger[1], &stranger[2]]),
         Failure::ForeignVolume {
@@ -1128,10 +1130,8 @@ fn swapped_chunks_fail_at_the_first_moved_one() {
     // at the same local index (0↔2, 1↔3) and at different ones (3↔4).
     for (a, b) in [(0, 1), (0, 2), (1, 3), (3, 4), (2, 4), (0, 4)] {
         let swapped = swap_chunks(&fixture, a, b);
-        let mut reader = Fixture::opener()
-            .open(swapped)
-            .expect("the final chunk is in place");
-        let released = read_released(&mut reader, &[2000]);
+        // Chunk 0 holds the payload prefix: `open` authenticates it.
+        let released = open_released_payload(&Fixture::opener(), swapped, &[2000]);
         let volume = (a / 2 + 1) as u32;
         assert_eq!(
             released.error.map(failure),
@@ -1204,7 +1204,7 @@ fn chunks_from_another_set_with_the_same_key_do_not_authenticate() {
     // Same recipient, same plaintext, same geometry: only the file key and
     // set id differ, and so every chunk's key.
     let fixture = Fixture::three_volumes();
-    let other = seal(&fixture.plaintext, C, Some(H + 2 * C as u64), &identity(1));
+    let other = seal_payload(&fixture.plaintext, C, Some(H + 2 * C as u64), &identity(1));
     let mut mixed = fixture.volumes[1].clone();
     mixed[H as usize..].copy_from_slice(&other[1][H as usize..]);
     assert_eq!(
@@ -1290,201 +1290,7 @@ fn damage_in_a_single_unsplit_volume_names_the_key_or_the_header() {
     );
 }
 
-/// Damage that only a holder of the file key can do, built with an
-/// independent implementation of the key schedule and chunk construction
-/// (SPEC.md §5–§6) on the normal dependencies of the crate. The file key is
-/// the one of SPEC.md §3.5: the x25519 stanza there wraps it for the identity
-/// 01…01, so any header built around that stanza opens with that identity.
-mod forge {
-    use chacha20poly1305::{AeadInOut, ChaCha20Poly1305, KeyInit};
-    use hkdf::Hkdf;
-    use hmac::{Hmac, Mac};
-    use kuvert::X25519Identity;
-    use sha2::Sha256;
-
-    pub const TAG: usize = 16;
-
-    pub fn hex(text: &str) -> Vec<u8> {
-        let digits: Vec<u8> = text
-            .bytes()
-            .filter(|b| !b.is_ascii_whitespace())
-            .map(|b| match b {
-                b'0'..=b'9' => b - b'0',
-                b'a'..=b'f' => b - b'a' + 10,
-                _ => panic!("not hex: {b}"),
-            })
-            .collect();
-        digits
-            .chunks(2)
-            .map(|pair| pair[0] << 4 | pair[1])
-            .collect()
-    }
-
-    pub fn array32(text: &str) -> [u8; 32] {
-        hex(text).try_into().expect("32 bytes of hex")
-    }
-
-    pub const FK: &str = "221b4bf2002e2c2b2353681054427a0b7be8734c0c921fab7db7555fa9e5c5ff";
-    pub const SID: &str = "27f450da63c4f0fd762a721e7160da7f32334e1f514cfede45f8d2b4ec72f0cc";
-    pub const E: &str = "be2c406cd7ca81ee7182d30d26cf83e981dd377629bdf13514d6334c359f9a54";
-    pub const W: &str = "74dbf4b11d3b4ab6a53a273d420c30f80c456ee9c6186eb4e1dc13555ce88378\
-                         d62d174e0c30175a7981a01d23c8e0d5";
-
-    /// The identity r = 01…01 of SPEC.md §3.5.
-    pub fn identity() -> X25519Identity {
-        X25519Identity::from_bytes([1; 32])
-    }
-
-    /// The x25519 stanza of SPEC.md §3.5, which wraps FK for [`identity`].
-    pub fn x25519_stanza() -> (Vec<u8>, Vec<u8>) {
-        let mut body = hex(E);
-        body.extend_from_slice(&hex(W));
-        (b"x25519".to_vec(), body)
-    }
-
-    pub fn hkdf(ikm: &[u8], salt: &[u8], info: &[u8]) -> [u8; 32] {
-        let mut out = [0u8; 32];
-        Hkdf::<Sha256>::new(Some(salt), ikm)
-            .expand(info, &mut out)
-            .expect("32 bytes is a valid HKDF output length");
-        out
-    }
-
-    /// The fields of a set part, and what a key holder can make from them.
-    #[derive(Clone)]
-    pub struct Set {
-        pub set_id: [u8; 32],
-        pub chunk_exp: u8,
-        pub k: u64,
-        pub stanzas: Vec<(Vec<u8>, Vec<u8>)>,
-    }
-
-    impl Set {
-        pub fn new(k: u64) -> Self {
-            Set {
-                set_id: array32(SID),
-                chunk_exp: 12,
-                k,
-                stanzas: vec![x25519_stanza()],
-            }
-        }
-
-        pub fn chunk_len(&self) -> usize {
-            1 << self.chunk_exp
-        }
-
-        pub fn plain_len(&self) -> usize {
-            self.chunk_len() - TAG
-        }
-
-        pub fn header_key(&self) -> [u8; 32] {
-            hkdf(&hex(FK), &self.set_id, b"kuvert/v1 header")
-        }
-
-        pub fn payload_key(&self) -> [u8; 32] {
-            hkdf(&hex(FK), &self.set_id, b"kuvert/v1 payload")
-        }
-
-        /// Header bytes [0, L) of volume `volume` with the given extension
-        /// area, MAC included (SPEC.md §3, §5.1).
-        pub fn header(&self, volume: u32, extensions: &[u8]) -> Vec<u8> {
-            let stanzas: usize = self
-                .stanzas
-                .iter()
-                .map(|(t, b)| 3 + t.len() + b.len())
-                .sum();
-            let len = 58 + stanzas + 8 + extensions.len() + 32;
-            let mut out = Vec::with_capacity(len);
-            out.extend_from_slice(b"\x89KUV\r\n\x1a\n");
-            out.extend_from_slice(&1u16.to_be_bytes());
-            out.extend_from_slice(&u32::try_from(len).expect("small").to_be_bytes());
-            out.extend_from_slice(&0u16.to_be_bytes());
-            out.extend_from_slice(&self.set_id);
-            out.push(self.chunk_exp);
-            out.extend_from_slice(&self.k.to_be_bytes());
-            out.push(u8::try_from(self.stanzas.len()).expect("few stanzas"));
-            for (kind, body) in &self.stanzas {
-                out.push(u8::try_from(kind.len()).expect("short type"));
-                out.extend_from_slice(kind);
-                out.extend_from_slice(&u16::try_from(body.len()).expect("small").to_be_bytes());
-                out.extend_from_slice(body);
-            }
-            out.extend_from_slice(&volume.to_be_bytes());
-            out.extend_from_slice(&0u16.to_be_bytes());
-            out.extend_from_slice(
-                &u16::try_from(extensions.len())
-                    .expect("small")
-                    .to_be_bytes(),
-            );
-            out.extend_from_slice(extensions);
-            let mut mac = <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(&self.header_key())
-                .expect("HMAC takes any key length");
-            mac.update(&out);
-            let mac: [u8; 32] = mac.finalize().into_bytes().into();
-            out.extend_from_slice(&mac);
-            assert_eq!(out.len(), len);
-            out
-        }
-
-        /// Chunk `g` sealed with nonce flag `flag` (SPEC.md §6.2).
-        pub fn chunk(&self, g: u64, flag: u8, plaintext: &[u8]) -> Vec<u8> {
-            let mut nonce = [0u8; 12];
-            nonce[3..11].copy_from_slice(&g.to_be_bytes());
-            nonce[11] = flag;
-            let key = self.payload_key();
-            let mut out = plaintext.to_vec();
-            let tag = ChaCha20Poly1305::new((&key).into())
-                .encrypt_inout_detached(&nonce.into(), &[], out.as_mut_slice().into())
-                .expect("small chunk");
-            out.extend_from_slice(&tag);
-            out
-        }
-
-        /// A volume: its header with `extensions`, zero padding to its own
-        /// H, then `chunks` back to back.
-        pub fn volume(&self, volume: u32, extensions: &[u8], chunks: &[Vec<u8>]) -> Vec<u8> {
-            let mut out = self.header(volume, extensions);
-            out.resize(out.len().div_ceil(2048) * 2048, 0);
-            for chunk in chunks {
-                out.extend_from_slice(chunk);
-            }
-            out
-        }
-
-        /// Seals `plaintext` the way SPEC.md §6 prescribes, giving volume v
-        /// the extension area `extensions(v)`.
-        pub fn seal(&self, plaintext: &[u8], extensions: &dyn Fn(u32) -> Vec<u8>) -> Vec<Vec<u8>> {
-            let p = self.plain_len();
-            let n = plaintext.len().div_ceil(p).max(1) as u64;
-            let mut volumes: Vec<Vec<Vec<u8>>> = Vec::new();
-            for g in 0..n {
-                let flag = if g + 1 == n {
-                    0x01
-                } else if self.k != 0 && (g + 1) % self.k == 0 {
-                    0x02
-                } else {
-                    0x00
-                };
-                let start = g as usize * p;
-                let end = (start + p).min(plaintext.len());
-                let chunk = self.chunk(g, flag, &plaintext[start..end]);
-                let volume = g.checked_div(self.k).unwrap_or(0) as usize;
-                if volumes.len() == volume {
-                    volumes.push(Vec::new());
-                }
-                volumes[volume].push(chunk);
-            }
-            volumes
-                .iter()
-                .enumerate()
-                .map(|(index, chunks)| {
-                    let number = index as u32 + 1;
-                    self.volume(number, &extensions(number), chunks)
-                })
-                .collect()
-        }
-    }
-}
+use common::forge;
 
 fn no_extensions(_: u32) -> Vec<u8> {
     Vec::new()
@@ -1508,17 +1314,18 @@ fn the_forger_reproduces_the_spec_worked_example() {
         set.payload_key(),
         forge::array32("598dd83392da575cca9b0d07a1a4afa495b5bfa1a0bfc67893697ef0cd96bb88")
     );
-    let volumes = set.seal(b"hello", &no_extensions);
+    // The payload: the stream prefix (SPEC.md §6.7), then the content.
+    let volumes = set.seal(b"\0\0\0\0hello", &no_extensions);
     assert_eq!(volumes.len(), 1);
     let volume = &volumes[0];
-    assert_eq!(volume.len(), 2069);
+    assert_eq!(volume.len(), 2073);
     assert_eq!(
         volume[155..187],
         forge::hex("5d39dc0d9f00ac6fc84da3a2aef67463a5e905264ef170f0d1184a4007a850b1")
     );
     assert_eq!(
         volume[2048..],
-        forge::hex("6f0496f0df96d8e5941787ffaacfb51f8dc10e1be2")
+        forge::hex("0761fa9cd8237320941f330c30b53f9b1bdad27ea4dcaa68c8")
     );
     assert_eq!(
         common::open(volumes, forge::identity()).expect("the example opens"),
@@ -1531,8 +1338,8 @@ fn sets_built_from_the_spec_alone_open_in_the_library() {
     // Chunk nonces, flags, placement and key schedule: built here from
     // SPEC.md, read by the library.
     for (k, len) in [
-        (0u64, 0usize),
-        (0, 1),
+        (0u64, 4usize),
+        (0, 5),
         (0, 3 * P),
         (0, 3 * P + 1),
         (1, 3 * P),
@@ -1541,7 +1348,7 @@ fn sets_built_from_the_spec_alone_open_in_the_library() {
         (3, 7 * P + 9),
     ] {
         let set = forge::Set::new(k);
-        let plaintext = data(len, k * 1000 + len as u64);
+        let plaintext = payload(len, k * 1000 + len as u64);
         let volumes = set.seal(&plaintext, &no_extensions);
         for (index, volume) in volumes.iter().enumerate() {
             let report = forged_opener().verify_volume(volume).expect("verify");
@@ -1551,11 +1358,11 @@ fn sets_built_from_the_spec_alone_open_in_the_library() {
         let mut reversed = volumes.clone();
         reversed.reverse();
         assert!(
-            common::open(reversed, forge::identity()).expect("open") == plaintext,
+            common::open(reversed, forge::identity()).expect("open") == content(&plaintext),
             "K = {k}, len = {len}"
         );
         // And the library's own sets match the spec's layout: same lengths.
-        let ours = seal(
+        let ours = seal_payload(
             &plaintext,
             C,
             (k > 0).then(|| H + k * C as u64),
@@ -1571,7 +1378,7 @@ fn optional_extension_records_in_a_volume_record_are_skipped() {
     // SPEC.md §3.3: non-critical records are authenticated by the MAC and
     // skipped; they differ per volume without making the set part differ.
     let set = forge::Set::new(2);
-    let plaintext = data(5 * P + 1000, 8);
+    let plaintext = payload(5 * P + 1000, 8);
     let volumes = set.seal(&plaintext, &|v| match v {
         2 => vec![0x00, 0x07, 0x00, 0x03, 0xAA, 0xBB, 0xCC],
         3 => vec![0x12, 0x34, 0x00, 0x00, 0x7F, 0xFF, 0x00, 0x01, 0x00],
@@ -1580,7 +1387,7 @@ fn optional_extension_records_in_a_volume_record_are_skipped() {
     assert_eq!(volumes.len(), 3);
     assert_eq!(
         common::open(volumes, forge::identity()).expect("open"),
-        plaintext
+        content(&plaintext)
     );
 }
 
@@ -1588,7 +1395,7 @@ fn optional_extension_records_in_a_volume_record_are_skipped() {
 /// so that its L is 2091 and its H 4096 while the others have H = 2048.
 fn set_with_one_long_header(odd: u32) -> (Vec<Vec<u8>>, Vec<u8>) {
     let set = forge::Set::new(2);
-    let plaintext = data(5 * P + 1000, 9);
+    let plaintext = payload(5 * P + 1000, 9);
     let volumes = set.seal(&plaintext, &|v| {
         if v == odd {
             let mut record = vec![0x00, 0x01];
@@ -1623,7 +1430,7 @@ fn each_volume_places_its_chunks_after_its_own_header() {
     for odd in 1..=3 {
         let (volumes, plaintext) = set_with_one_long_header(odd);
         match common::open(volumes, forge::identity()) {
-            Ok(opened) => assert!(opened == plaintext, "volume {odd} with H = 4096"),
+            Ok(opened) => assert!(opened == content(&plaintext), "volume {odd} with H = 4096"),
             Err(err) => wrong.push((odd, failure(err))),
         }
     }
@@ -1722,7 +1529,7 @@ fn an_end_of_volume_chunk_anywhere_but_a_full_volume_end_is_malformed() {
 fn wrong_flags_on_interior_chunks_fail_when_read() {
     let set = forge::Set::new(0);
     let p = set.plain_len();
-    let plaintext = data(3 * p - 7, 4);
+    let plaintext = payload(3 * p - 7, 4);
     let chunk = |g: usize, flag: u8| {
         let end = ((g + 1) * p).min(plaintext.len());
         set.chunk(g as u64, flag, &plaintext[g * p..end])
@@ -1737,11 +1544,13 @@ fn wrong_flags_on_interior_chunks_fail_when_read() {
             &[],
             &[chunk(0, flags[0]), chunk(1, flags[1]), chunk(2, flags[2])],
         );
-        let mut reader = forged_opener()
-            .open(vec![volume])
-            .expect("the final chunk is right");
-        assert_eq!(reader.len(), plaintext.len() as u64);
-        let released = read_released(&mut reader, &[700]);
+        if bad > 0 {
+            let reader = forged_opener()
+                .open(vec![volume.clone()])
+                .expect("the final chunk and chunk 0 are right");
+            assert_eq!(reader.len(), content(&plaintext).len() as u64);
+        }
+        let released = open_released_payload(&forged_opener(), vec![volume], &[700]);
         assert_eq!(
             released.error.map(failure),
             Some(Failure::Unauthenticated {
@@ -1816,7 +1625,7 @@ fn stanzas_are_tried_in_header_order_and_a_cap_stops_the_search() {
     body.extend_from_slice(&[0x22; 80]);
     let mut set = forge::Set::new(0);
     set.stanzas = vec![(b"argon2id".to_vec(), body), forge::x25519_stanza()];
-    let volumes = set.seal(b"ordered", &no_extensions);
+    let volumes = set.seal(b"\0\0\0\0ordered", &no_extensions);
     assert_eq!(
         common::open(volumes.clone(), forge::identity()).expect("the x25519 stanza opens"),
         b"ordered"
@@ -1839,7 +1648,7 @@ fn stanzas_are_tried_in_header_order_and_a_cap_stops_the_search() {
     body.extend_from_slice(&1u32.to_be_bytes());
     body.extend_from_slice(&[0x22; 80]);
     set.stanzas[0].1 = body;
-    let volumes = set.seal(b"ordered", &no_extensions);
+    let volumes = set.seal(b"\0\0\0\0ordered", &no_extensions);
     assert_eq!(
         common::open_with(&both, volumes.clone()).expect("opens"),
         b"ordered"

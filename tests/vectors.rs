@@ -11,15 +11,20 @@
 //! cargo test --release --test vectors -- --ignored write_vectors
 //! ```
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use kuvert::{
-    Argon2Params, Error, Identity, Limits, MemorySink, Opener, Passphrase, Sealer, X25519Identity,
+    Argon2Params, Error, Identity, Limits, MemorySink, Opener, Passphrase, PayloadKind, Sealer,
+    X25519Identity,
 };
 use sha2::{Digest, Sha256};
+
+use common::forge;
 
 const CHUNK: usize = 4096;
 const PLAIN: usize = CHUNK - 16;
@@ -39,7 +44,9 @@ struct Case {
 }
 
 enum Outcome {
-    Plaintext(Vec<u8>),
+    /// The set opens to this content (the payload after its prefix) of
+    /// this kind (SPEC.md §6.7).
+    Plaintext(PayloadKind, Vec<u8>),
     Error(String),
 }
 
@@ -79,6 +86,36 @@ fn seal(sealer: Sealer, seed: u8, data: &[u8]) -> Vec<Vec<u8>> {
     writer.finish().expect("memory sink").into_volumes()
 }
 
+/// Seals `payload` as the whole payload, its first bytes taken as the
+/// prefix whatever they are (SPEC.md §6.7), through the test hook.
+fn seal_raw(sealer: Sealer, seed: u8, payload: &[u8]) -> Vec<Vec<u8>> {
+    let sealer = sealer
+        .chunk_size(CHUNK)
+        .insecure_deterministic_seed([seed; 32]);
+    let mut writer =
+        kuvert::testing::seal_raw_payload(&sealer, MemorySink::new()).expect("valid options");
+    writer.write_all(payload).expect("memory sink");
+    writer.finish().expect("memory sink").into_volumes()
+}
+
+/// The stream prefix followed by `content`: a whole stream payload.
+fn stream_payload(content: &[u8]) -> Vec<u8> {
+    let mut payload = common::STREAM_PREFIX.to_vec();
+    payload.extend_from_slice(content);
+    payload
+}
+
+/// One extension record (SPEC.md §3.3): type, length, body.
+fn extension(kind: u16, body: &[u8]) -> Vec<u8> {
+    let mut out = kind.to_be_bytes().to_vec();
+    out.extend_from_slice(&u16::try_from(body.len()).expect("short body").to_be_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+/// Offset S of the volume record in a forged header with the §3.5 stanza.
+const FORGED_S: usize = 58 + 1 + 6 + 2 + 80;
+
 fn to(byte: u8) -> Sealer {
     Sealer::new().recipient(X25519Identity::from_bytes(identity(byte)).to_public())
 }
@@ -98,7 +135,7 @@ fn cases() -> Vec<Case> {
                 passphrase,
                 volumes,
                 order,
-                outcome: Outcome::Plaintext(data),
+                outcome: Outcome::Plaintext(PayloadKind::Stream, data),
             });
         };
 
@@ -161,24 +198,25 @@ fn cases() -> Vec<Case> {
 
     ok(
         "empty",
-        "empty payload: one chunk holding only a tag",
+        "empty stream: one chunk holding the 4-byte payload prefix and a tag",
         vec![identity(1)],
         None,
         seal(to(1), 6, b""),
         Vec::new(),
     );
 
-    let exact = plaintext(3 * PLAIN);
+    // Payloads fill whole chunks when the content is 4 bytes short of them.
+    let exact = plaintext(3 * PLAIN - 4);
     ok(
         "exact-multiple",
-        "payload of exactly three full chunks: the final chunk is full",
+        "payload (prefix and content) of exactly three full chunks: the final chunk is full",
         vec![identity(1)],
         None,
         seal(to(1), 7, &exact),
         exact.clone(),
     );
 
-    let boundary = plaintext(4 * PLAIN);
+    let boundary = plaintext(4 * PLAIN - 4);
     ok(
         "volume-boundary",
         "payload ends exactly at the end of volume 2: no empty third volume",
@@ -232,14 +270,73 @@ fn cases() -> Vec<Case> {
         reader.read_to_end(&mut out).expect("read");
         out
     };
+    let archive_case = Case {
+        name: "archive",
+        description: "an archive payload (SPEC.md §12): directory, file and symlink, with index \
+                      and trailer",
+        identities: vec![identity(1)],
+        passphrase: None,
+        volumes: archive_volumes,
+        order: vec![1],
+        outcome: Outcome::Plaintext(PayloadKind::Archive, archive_payload.clone()),
+    };
+
+    // A stream whose last 32 bytes are exactly the archive's trailer: the
+    // prefix says stream, so it is one, byte for byte.
+    let mut like_archive = plaintext(500);
+    like_archive.extend_from_slice(&archive_payload[archive_payload.len() - 32..]);
     ok(
-        "archive",
-        "an archive payload (SPEC.md §12): directory, file and symlink, with index and trailer",
+        "stream-ending-in-trailer",
+        "a stream whose last 32 bytes are an archive trailer: still a stream (SPEC.md §12.1)",
         vec![identity(1)],
         None,
-        archive_volumes,
-        archive_payload,
+        seal(to(1), 11, &like_archive),
+        like_archive.clone(),
     );
+
+    // Key-holder vectors forged from SPEC.md §3.5's file key and stanza
+    // (tests/common/forge.rs): what the reference encoder never writes.
+    let forged = forge::Set::new(0);
+    let note = extension(0x0001, b"note");
+    ok(
+        "extension-skipped",
+        "a non-critical extension record (type 0x0001, 4 bytes) in the volume record: skipped",
+        vec![[1; 32]],
+        None,
+        forged.seal(&stream_payload(&small), &|_| note.clone()),
+        small.clone(),
+    );
+    let mut unknown = forge::Set::new(0);
+    unknown
+        .stanzas
+        .insert(0, (b"future-pq".to_vec(), vec![0x5A; 40]));
+    ok(
+        "unknown-stanza-beside",
+        "an unknown stanza type before the x25519 stanza: skipped, and the x25519 one opens",
+        vec![[1; 32]],
+        None,
+        unknown.seal(&stream_payload(&small), &|_| Vec::new()),
+        small.clone(),
+    );
+    // Volume 2's header holds a 2000-byte non-critical record, so its H is
+    // 4096 while volumes 1 and 3 have H = 2048 (SPEC.md §3.4).
+    let split = forge::Set::new(2);
+    let long_note = extension(0x0002, &[0x33; 2000]);
+    let differing = split.seal(&stream_payload(&multi), &|v| match v {
+        2 => long_note.clone(),
+        _ => Vec::new(),
+    });
+    assert_eq!(differing[1].len(), 4096 + 2 * CHUNK);
+    ok(
+        "differing-h",
+        "volume 2 of 3 has a longer header (a non-critical extension record), so H = 4096 there \
+         and 2048 elsewhere: each volume's chunks follow its own H",
+        vec![[1; 32]],
+        None,
+        differing,
+        multi.clone(),
+    );
+    cases.push(archive_case);
 
     // Negative vectors, derived from the positive ones.
     let mut bad = |name,
@@ -259,6 +356,89 @@ fn cases() -> Vec<Case> {
             outcome: Outcome::Error(error),
         });
     };
+
+    // Extension records that break SPEC.md §3.3: refused before any key.
+    let critical = extension(0x8001, b"note");
+    bad(
+        "extension-critical",
+        "a critical extension record (type 0x8001) in the volume record",
+        vec![[1; 32]],
+        None,
+        forged.seal(&stream_payload(&small), &|_| critical.clone()),
+        vec![1],
+        format!("MalformedHeader input=1 offset={}", FORGED_S + 8),
+    );
+    let mut past = extension(0x0001, b"note");
+    past[2..4].copy_from_slice(&10u16.to_be_bytes());
+    bad(
+        "extension-past-area",
+        "an extension record whose length (10) runs past its 8-byte extension area",
+        vec![[1; 32]],
+        None,
+        forged.seal(&stream_payload(&small), &|_| past.clone()),
+        vec![1],
+        format!("MalformedHeader input=1 offset={}", FORGED_S + 8),
+    );
+    let mut alone = forge::Set::new(0);
+    alone.stanzas = vec![(b"future-pq".to_vec(), vec![0x5A; 40])];
+    bad(
+        "unknown-stanza",
+        "a header whose only stanza has an unknown type: skipped, so no key matches",
+        vec![[1; 32]],
+        None,
+        alone.seal(&stream_payload(&small), &|_| Vec::new()),
+        vec![1],
+        "NoMatchingKey stanza_types=future-pq".into(),
+    );
+
+    // Payload prefixes that break SPEC.md §6.7, sealed with the test hook.
+    let with_prefix = |prefix: [u8; 4]| {
+        let mut payload = prefix.to_vec();
+        payload.extend_from_slice(&small);
+        payload
+    };
+    for (name, description, payload, offset) in [
+        (
+            "payload-kind-unknown",
+            "payload prefix with kind 0x02",
+            with_prefix([2, 0, 0, 0]),
+            0,
+        ),
+        (
+            "payload-flags",
+            "payload prefix with flags 0x01",
+            with_prefix([0, 1, 0, 0]),
+            1,
+        ),
+        (
+            "payload-records",
+            "payload prefix with a records length of 1",
+            with_prefix([1, 0, 0, 1]),
+            2,
+        ),
+        (
+            "payload-short",
+            "a 3-byte payload: it ends inside its prefix",
+            vec![0; 3],
+            3,
+        ),
+        (
+            "payload-empty",
+            "an empty payload (one chunk of only a tag): no prefix at all",
+            Vec::new(),
+            0,
+        ),
+    ] {
+        bad(
+            name,
+            description,
+            vec![identity(1)],
+            None,
+            seal_raw(to(1), 12, &payload),
+            vec![1],
+            format!("MalformedPayload offset={offset}"),
+        );
+    }
     let single = seal(to(1), 1, &small);
     let three = multi_volumes;
 
@@ -390,6 +570,7 @@ fn cases() -> Vec<Case> {
     );
 
     let mut v = seal(to(1), 7, &exact);
+    assert_eq!(v[0].len(), H + 3 * CHUNK, "the final chunk is full");
     v[0].extend_from_slice(&[0u8; 40]);
     bad(
         "trailing-last-volume",
@@ -546,6 +727,7 @@ fn describe(err: &Error) -> String {
         Error::MalformedChunk { chunk, volume, .. } => {
             format!("MalformedChunk chunk={chunk} volume={volume}")
         }
+        Error::MalformedPayload { offset, .. } => format!("MalformedPayload offset={offset}"),
         other => format!("{other:?}"),
     }
 }
@@ -580,8 +762,13 @@ fn meta(case: &Case) -> String {
     let order: Vec<String> = case.order.iter().map(|&n| volume_name(n)).collect();
     out.push_str(&format!("volumes: {}\n", order.join(" ")));
     match &case.outcome {
-        Outcome::Plaintext(data) => {
+        Outcome::Plaintext(kind, data) => {
             out.push_str("expect: plaintext\n");
+            let kind = match kind {
+                PayloadKind::Archive => "archive",
+                _ => "stream",
+            };
+            out.push_str(&format!("payload-kind: {kind}\n"));
             out.push_str(&format!("plaintext-length: {}\n", data.len()));
             out.push_str(&format!(
                 "plaintext-sha256: {}\n",
@@ -604,7 +791,7 @@ fn write_vectors() {
         for (index, volume) in case.volumes.iter().enumerate() {
             fs::write(case_dir.join(volume_name(index + 1)), volume).expect("write volume");
         }
-        if let Outcome::Plaintext(data) = &case.outcome {
+        if let Outcome::Plaintext(_, data) = &case.outcome {
             fs::write(case_dir.join("plaintext"), data).expect("write plaintext");
         }
         fs::write(case_dir.join("meta"), meta(&case)).expect("write meta");
@@ -651,7 +838,10 @@ fn parse_meta(text: &str) -> BTreeMap<String, Vec<String>> {
 }
 
 /// Opens one committed vector as its meta says, using only the files.
-fn open_vector(case_dir: &Path) -> (BTreeMap<String, Vec<String>>, Result<Vec<u8>, Error>) {
+/// What opening a vector gave: the payload kind and the content.
+type Opened = Result<(PayloadKind, Vec<u8>), Error>;
+
+fn open_vector(case_dir: &Path) -> (BTreeMap<String, Vec<String>>, Opened) {
     let fields = parse_meta(&fs::read_to_string(case_dir.join("meta")).expect("meta"));
     let mut opener = Opener::new();
     for text in fields.get("identity").into_iter().flatten() {
@@ -667,7 +857,7 @@ fn open_vector(case_dir: &Path) -> (BTreeMap<String, Vec<String>>, Result<Vec<u8
     let result = opener.open(volumes).and_then(|mut reader| {
         let mut out = Vec::new();
         reader.read_to_end(&mut out).map_err(Error::from_io)?;
-        Ok(out)
+        Ok((reader.kind(), out))
     });
     (fields, result)
 }
@@ -684,8 +874,13 @@ fn vectors_open_as_recorded() {
         let expect = &fields["expect"][0];
         let name = case_dir.display();
         match (expect.strip_prefix("error "), result) {
-            (None, Ok(data)) => {
+            (None, Ok((kind, data))) => {
                 assert_eq!(expect, "plaintext", "{name}");
+                let kind = match kind {
+                    PayloadKind::Archive => "archive",
+                    _ => "stream",
+                };
+                assert_eq!(kind, fields["payload-kind"][0], "{name}");
                 assert_eq!(
                     data.len().to_string(),
                     fields["plaintext-length"][0],
@@ -737,5 +932,6 @@ fn chunk_errors_release_only_the_authenticated_prefix() {
         format!("Unauthenticated chunk=3 volume=2 offset={}", H + CHUNK)
     );
     let original = fs::read(vectors_dir().join("multi-volume/plaintext")).expect("plaintext");
-    assert_eq!(released, original[..3 * PLAIN]);
+    // Chunks 0–2, less the 4-byte payload prefix (SPEC.md §6.7).
+    assert_eq!(released, original[..3 * PLAIN - 4]);
 }

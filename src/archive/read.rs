@@ -13,6 +13,7 @@ use super::tar_check::check_header;
 use super::tree::ArchiveLimits;
 use super::{Entry, EntryKind};
 use crate::error::Error;
+use crate::format::PayloadKind;
 use crate::payload::OpenReader;
 use crate::volumes::VolumeSource;
 
@@ -36,7 +37,7 @@ impl<S: VolumeSource> Payload<S> {
     /// or holds more entries, than `limits` allow; chunk errors while
     /// reading them.
     pub fn detect(mut reader: OpenReader<S>, limits: &ArchiveLimits) -> Result<Self, Error> {
-        if !guess_archive(&mut reader)? {
+        if reader.kind() != PayloadKind::Archive {
             reader.seek(SeekFrom::Start(0))?;
             return Ok(Payload::Stream(reader));
         }
@@ -314,16 +315,4 @@ impl<S: VolumeSource> Read for TarReader<'_, S> {
             }
         }
     }
-}
-
-/// Stand-in until the payload prefix lands: the trailer magic at the end.
-fn guess_archive<S: VolumeSource>(reader: &mut OpenReader<S>) -> Result<bool, Error> {
-    let len = reader.len();
-    if len < TRAILER_LEN + 8 {
-        return Ok(false);
-    }
-    let mut magic = [0u8; 16];
-    reader.seek(SeekFrom::Start(len - 16))?;
-    reader.read_exact(&mut magic).map_err(Error::from_io)?;
-    Ok(magic[..15] == super::index::TRAILER_MAGIC[..15])
 }

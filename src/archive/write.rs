@@ -575,7 +575,9 @@ impl crate::payload::Sealer {
     ///
     /// As [`Sealer::seal`](crate::Sealer::seal).
     pub fn seal_archive<S: VolumeSink>(&self, sink: S) -> Result<ArchiveWriter<S>, Error> {
-        Ok(ArchiveWriter::new(self.seal(sink)?))
+        Ok(ArchiveWriter::new(
+            self.seal_kind(sink, crate::PayloadKind::Archive)?,
+        ))
     }
 }
 

@@ -91,7 +91,9 @@ impl Argon2Params {
     ///
     /// [`Error::InvalidOption`] if memory is below 64 MiB, passes below 3, or
     /// lanes outside 1..=16 (weaker than RFC 9106's second option, or more
-    /// lanes than a default opener accepts).
+    /// lanes than a default opener accepts); [`Error::LimitExceeded`] if
+    /// memory or passes are above the caps of [`Limits::default`] (2 GiB,
+    /// 8 passes), since a default opener would refuse the set.
     pub fn new(memory_kib: u32, passes: u32, lanes: u32) -> Result<Self, Error> {
         if memory_kib < Self::MINIMUM.memory_kib || passes < Self::MINIMUM.passes {
             return Err(Error::option(
@@ -101,11 +103,36 @@ impl Argon2Params {
         if !(1..=16).contains(&lanes) {
             return Err(Error::option("Argon2id lanes outside 1..=16"));
         }
-        Ok(Argon2Params {
+        let params = Argon2Params {
             memory_kib,
             passes,
             lanes,
-        })
+        };
+        params.check_limits(&Limits::default())?;
+        Ok(params)
+    }
+
+    /// Any costs at all, even below [`Argon2Params::MINIMUM`]: only for
+    /// tests that need weak or hostile stanzas.
+    #[cfg(any(test, feature = "insecure-test-hooks"))]
+    pub(crate) fn unchecked(memory_kib: u32, passes: u32, lanes: u32) -> Self {
+        Argon2Params {
+            memory_kib,
+            passes,
+            lanes,
+        }
+    }
+
+    /// Refuses costs above `limits`, naming them as an opener would: a set
+    /// sealed with them would not open with those limits.
+    pub(crate) fn check_limits(&self, limits: &Limits) -> Result<(), Error> {
+        check_caps(self, limits)
+    }
+
+    /// Whether these costs are below [`Argon2Params::MINIMUM`]'s memory or
+    /// passes: weaker than this library ever writes.
+    pub(crate) fn is_below_minimum(&self) -> bool {
+        self.memory_kib < Self::MINIMUM.memory_kib || self.passes < Self::MINIMUM.passes
     }
 
     /// Memory cost in KiB.
@@ -231,28 +258,17 @@ pub(super) fn check(stanza: &Stanza, input: usize) -> Result<(), Error> {
     Ok(())
 }
 
-/// Opens a checked argon2id stanza. `Ok(None)` means a wrong passphrase.
-///
-/// The costs are compared with `limits` before any work is done.
-pub(super) fn unwrap(
-    passphrase: &Passphrase,
-    stanza: &Stanza,
-    limits: &Limits,
-    volume: u32,
-) -> Result<Option<FileKey>, Error> {
-    let body = split(&stanza.body).ok_or(Error::HeaderDamaged { volume })?;
+/// Compares costs with the caps in SPEC.md §4.3's order: memory, passes,
+/// lanes; the first above its cap is named.
+fn check_caps(params: &Argon2Params, limits: &Limits) -> Result<(), Error> {
     let caps = [
         (
             "argon2id memory (KiB)",
-            body.params.memory_kib,
+            params.memory_kib,
             limits.argon2_max_memory_kib,
         ),
-        (
-            "argon2id passes",
-            body.params.passes,
-            limits.argon2_max_passes,
-        ),
-        ("argon2id lanes", body.params.lanes, limits.argon2_max_lanes),
+        ("argon2id passes", params.passes, limits.argon2_max_passes),
+        ("argon2id lanes", params.lanes, limits.argon2_max_lanes),
     ];
     for (what, found, limit) in caps {
         if found > limit {
@@ -263,6 +279,21 @@ pub(super) fn unwrap(
             });
         }
     }
+    Ok(())
+}
+
+/// Opens a checked argon2id stanza and gives its costs beside the file
+/// key. `Ok(None)` means a wrong passphrase.
+///
+/// The costs are compared with `limits` before any work is done.
+pub(super) fn unwrap(
+    passphrase: &Passphrase,
+    stanza: &Stanza,
+    limits: &Limits,
+    volume: u32,
+) -> Result<Option<(FileKey, Argon2Params)>, Error> {
+    let body = split(&stanza.body).ok_or(Error::HeaderDamaged { volume })?;
+    check_caps(&body.params, limits)?;
     let Derived {
         wrap_key,
         commitment,
@@ -273,7 +304,7 @@ pub(super) fn unwrap(
     // The commitment matched, so the passphrase is right: a failure now
     // means the stanza was altered after sealing.
     unwrap_file_key(&wrap_key, body.wrapped)
-        .map(Some)
+        .map(|file_key| Some((file_key, body.params)))
         .ok_or(Error::HeaderDamaged { volume })
 }
 
@@ -300,10 +331,12 @@ mod tests {
         assert_eq!(stanza.body.len(), BODY_LEN);
         check(&stanza, 1).expect("well-formed");
         let limits = Limits::default();
-        let opened = unwrap(&"correct horse battery staple".into(), &stanza, &limits, 1)
+        let (opened, params) = unwrap(&"correct horse battery staple".into(), &stanza, &limits, 1)
             .expect("no error")
             .expect("right passphrase");
         assert_eq!(opened.as_bytes(), file_key.as_bytes());
+        assert_eq!(params, Argon2Params::MINIMUM);
+        assert!(!params.is_below_minimum());
         assert!(
             unwrap(&"wrong".into(), &stanza, &limits, 1)
                 .expect("no error")
@@ -343,6 +376,39 @@ mod tests {
         let mut short = stanza;
         short.body.pop();
         assert!(check(&short, 1).is_err());
+    }
+
+    #[test]
+    fn costs_a_default_opener_refuses_are_refused_for_sealing() {
+        assert!(matches!(
+            Argon2Params::new(2 * 1024 * 1024 + 1, 3, 4),
+            Err(Error::LimitExceeded { what: "argon2id memory (KiB)", found, limit })
+                if found == 2 * 1024 * 1024 + 1 && limit == 2 * 1024 * 1024
+        ));
+        assert!(matches!(
+            Argon2Params::new(64 * 1024, 9, 4),
+            Err(Error::LimitExceeded {
+                what: "argon2id passes",
+                found: 9,
+                limit: 8
+            })
+        ));
+        Argon2Params::new(2 * 1024 * 1024, 8, 16).expect("exactly at the caps");
+        assert!(matches!(
+            Argon2Params::unchecked(64 * 1024, 3, 17).check_limits(&Limits::default()),
+            Err(Error::LimitExceeded {
+                what: "argon2id lanes",
+                found: 17,
+                limit: 16
+            })
+        ));
+    }
+
+    #[test]
+    fn below_minimum_means_memory_or_passes() {
+        assert!(Argon2Params::unchecked(64 * 1024 - 1, 3, 4).is_below_minimum());
+        assert!(Argon2Params::unchecked(64 * 1024, 2, 4).is_below_minimum());
+        assert!(!Argon2Params::unchecked(64 * 1024, 3, 1).is_below_minimum());
     }
 
     #[test]

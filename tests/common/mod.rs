@@ -8,6 +8,8 @@
     reason = "every test crate includes this module and uses a different subset of it"
 )]
 
+pub mod forge;
+
 use std::io::{self, Read, Write};
 
 use kuvert::{Error, MemorySink, OpenReader, Opener, Sealer, VolumeSource, X25519Identity};
@@ -40,6 +42,71 @@ pub fn data(len: usize, seed: u64) -> Vec<u8> {
             (state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 56) as u8
         })
         .collect()
+}
+
+/// The payload prefix of a stream (SPEC.md §6.7): kind 0x00, flags 0,
+/// records length 0. [`Sealer::seal`] writes it before the content.
+pub const STREAM_PREFIX: [u8; 4] = [0; 4];
+
+/// A whole stream payload of `len` ≥ 4 bytes, as the chunk layer sees it:
+/// [`STREAM_PREFIX`] and then `len − 4` bytes of [`data`]. Tests of chunk
+/// framing model payload offsets; [`seal_payload`] seals it and
+/// [`read_released_payload`] gives it back whole.
+pub fn payload(len: usize, seed: u64) -> Vec<u8> {
+    assert!(
+        len >= STREAM_PREFIX.len(),
+        "a payload holds at least its prefix"
+    );
+    let mut payload = STREAM_PREFIX.to_vec();
+    payload.extend_from_slice(&data(len - STREAM_PREFIX.len(), seed));
+    payload
+}
+
+/// The content of a stream payload made by [`payload`]: what was sealed.
+pub fn content(payload: &[u8]) -> &[u8] {
+    assert_eq!(
+        payload[..STREAM_PREFIX.len()],
+        STREAM_PREFIX,
+        "a stream payload"
+    );
+    &payload[STREAM_PREFIX.len()..]
+}
+
+/// Seals a stream payload made by [`payload`], so that the set's payload is
+/// exactly those bytes (the sealer writes the prefix, the rest is content).
+pub fn seal_payload(
+    payload: &[u8],
+    chunk: usize,
+    volume_size: Option<u64>,
+    identity: &X25519Identity,
+) -> Vec<Vec<u8>> {
+    seal(content(payload), chunk, volume_size, identity)
+}
+
+/// As [`read_released`] on a stream's reader, with the payload prefix put
+/// back in front: the released bytes as payload bytes, so that offsets are
+/// chunk offsets.
+pub fn read_released_payload<R: Read>(reader: &mut R, sizes: &[usize]) -> Released {
+    let mut released = read_released(reader, sizes);
+    released.bytes.splice(0..0, STREAM_PREFIX);
+    released
+}
+
+/// Opens a stream set and reads it as [`read_released_payload`] does; if
+/// opening fails (chunk 0, which holds the prefix, is authenticated by
+/// `open`), nothing was released and that error is the outcome.
+pub fn open_released_payload<S: VolumeSource>(
+    opener: &Opener,
+    volumes: Vec<S>,
+    sizes: &[usize],
+) -> Released {
+    match opener.open(volumes) {
+        Ok(mut reader) => read_released_payload(&mut reader, sizes),
+        Err(err) => Released {
+            bytes: Vec::new(),
+            error: Some(err),
+        },
+    }
 }
 
 /// A fixed identity, so that tests can make as many copies as they need
@@ -300,6 +367,9 @@ pub enum Failure {
     InvalidOption,
     CounterExhausted,
     NoVolumes,
+    MalformedPayload {
+        offset: u64,
+    },
     Other(String),
 }
 
@@ -345,6 +415,7 @@ pub fn failure(err: Error) -> Failure {
         Error::InvalidOption { .. } => Failure::InvalidOption,
         Error::CounterExhausted => Failure::CounterExhausted,
         Error::NoVolumes => Failure::NoVolumes,
+        Error::MalformedPayload { offset, .. } => Failure::MalformedPayload { offset },
         other => Failure::Other(format!("{other:?}")),
     }
 }

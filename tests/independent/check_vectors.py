@@ -4,9 +4,11 @@
 Written from SPEC.md alone (§10.1 for the `meta` format). For each case it
 decodes the volumes as `meta` says and compares:
 
-- `expect: plaintext`: the authenticated length, the SHA-256 and the bytes
-  of the `plaintext` file; then §7.4 verify_volume on every volume, a few
-  random-access reads (§6.3) and the §12.1 stream/archive detection. For an
+- `expect: plaintext`: the payload kind (§6.7), the authenticated content
+  length, the SHA-256 and the bytes of the `plaintext` file (the content:
+  the payload after its prefix, §10); then §7.4 verify_volume on every
+  volume, a few random-access reads (§6.3) and the §12.1 archive reading
+  for archive payloads. For an
   archive payload it lists the index entries and checks them against the
   TAR part as Python's tarfile module reads it.
 - `expect: error ...`: the variant and exactly the fields §10.1 renders.
@@ -139,7 +141,7 @@ def run_case(d: str) -> tuple[str, list[str]]:
     keys = [k for k, _ in meta]
     one = {k: v for k, v in meta}
     known = {"description", "identity", "passphrase", "volumes", "expect",
-             "plaintext-length", "plaintext-sha256"}
+             "payload-kind", "plaintext-length", "plaintext-sha256"}
     check(set(keys) <= known, f"unknown meta keys {sorted(set(keys) - known)}")
     for k in keys:
         check(k == "identity" or keys.count(k) == 1, f"meta key {k} repeats")
@@ -153,9 +155,11 @@ def run_case(d: str) -> tuple[str, list[str]]:
     if expect == "plaintext":
         want_len = int(one["plaintext-length"])
         want_sha = one["plaintext-sha256"]
+        want_kind = one["payload-kind"]
         want = open(os.path.join(d, "plaintext"), "rb").read()
         try:
             s = kd.open_set(paths, ids, pw)
+            check(s.kind == want_kind, f"payload kind {s.kind}, want {want_kind}")
             check(s.length == want_len, f"authenticated length {s.length}, want {want_len}")
             got = s.read_all()
         except kd.KuvertError as e:
@@ -174,11 +178,14 @@ def run_case(d: str) -> tuple[str, list[str]]:
             check(rep.last == (rep.v == len(set(paths))),
                   f"verify_volume({names[v - 1]}): last={rep.last} for volume {rep.v}")
             total += rep.plaintext
-        check(total == want_len, f"verify_volume plaintext sum {total}, want {want_len}")
-        # §12.1 stream or archive.
+        # Payload bytes: the content and its 4-byte prefix (§6.7).
+        check(total == want_len + kd.PREFIX_LEN,
+              f"verify_volume plaintext sum {total}, want {want_len} + {kd.PREFIX_LEN}")
+        # §12.1: archives by their kind only.
         arc = kd.read_archive(s)
-        same = kd.read_archive_bytes(got)
-        check((arc is None) == (same is None), "archive detection differs between reads")
+        same = kd.read_archive_bytes(got, kind=s.kind)
+        check((arc is None) == (same is None) == (s.kind == "stream"),
+              "archive reading differs between reads or from the kind")
         s.close()
         if arc is None:
             return f"plaintext {want_len} bytes, stream, {s.volumes} volume(s)", []
@@ -221,7 +228,7 @@ EXAMPLE = dict(
     SID="27f450da63c4f0fd762a721e7160da7f32334e1f514cfede45f8d2b4ec72f0cc",
     e="e5fce506de1581ec5c8d332695ac1c5710a56a6fac4c13e34be69bf7cc424ec9",
     E="be2c406cd7ca81ee7182d30d26cf83e981dd377629bdf13514d6334c359f9a54",
-    S="7dbd6738f1bdcec6a79d98b2ec07079d99b9e9ebc2ca6371fcf807ba22325668",
+    Z="7dbd6738f1bdcec6a79d98b2ec07079d99b9e9ebc2ca6371fcf807ba22325668",
     wk="d3183d06a92e55e2e6c37418f05bb3dbb9ca6fd0aaa88dc7779638f02c54af14",
     W="74dbf4b11d3b4ab6a53a273d420c30f80c456ee9c6186eb4e1dc13555ce88378"
       "d62d174e0c30175a7981a01d23c8e0d5",
@@ -229,7 +236,7 @@ EXAMPLE = dict(
     MAC="5d39dc0d9f00ac6fc84da3a2aef67463a5e905264ef170f0d1184a4007a850b1",
     K_payload="598dd83392da575cca9b0d07a1a4afa495b5bfa1a0bfc67893697ef0cd96bb88",
     nonce="000000000000000000000001",
-    chunk0="6f0496f0df96d8e5941787ffaacfb51f8dc10e1be2",
+    chunk0="0761fa9cd8237320941f330c30b53f9b1bdad27ea4dcaa68c8",
 )
 
 
@@ -246,9 +253,9 @@ def run_example() -> str:
     check(kd.encode_recipient(R) == x["R_kuvert"], "kuvert recipient does not re-encode")
     check(kd.encode_recipient(R, age=True) == x["R_age"], "age recipient does not re-encode")
     check(kd.x25519_base(x["e"]) == x["E"], "E != X25519(e, BASE)")
-    check(kd.x25519(x["e"], R) == x["S"], "S != X25519(e, R)")
-    check(kd.x25519(r, x["E"]) == x["S"], "S != X25519(r, E)")
-    check(kd.hkdf(x["S"], x["E"] + R, kd.LABEL_X25519) == x["wk"], "wrap key differs")
+    check(kd.x25519(x["e"], R) == x["Z"], "Z != X25519(e, R)")
+    check(kd.x25519(r, x["E"]) == x["Z"], "Z != X25519(r, E)")
+    check(kd.hkdf(x["Z"], x["E"] + R, kd.LABEL_X25519) == x["wk"], "wrap key differs")
     check(kd.unwrap(x["wk"], x["W"]) == x["FK"], "W does not unwrap to FK")
     check(kd.hkdf(x["FK"], x["SID"], kd.LABEL_HEADER) == x["K_hdr"], "K_hdr differs")
     check(kd.payload_key(x["FK"], x["SID"]) == x["K_payload"], "K_payload differs")
@@ -262,18 +269,19 @@ def run_example() -> str:
     check(len(mac_input) == 155, f"MAC input is {len(mac_input)} bytes, table says 155")
     check(kd.hmac_sha256(x["K_hdr"], mac_input) == x["MAC"], "MAC differs")
     vol = mac_input + x["MAC"] + bytes(2048 - 187) + x["chunk0"]
-    check(len(vol) == 2069, f"volume is {len(vol)} bytes, §3.5 says 2069")
+    check(len(vol) == 2073, f"volume is {len(vol)} bytes, §3.5 says 2073")
     h = kd.read_header(vol)
     check((h.L, h.H, h.S, h.v, h.K, h.C) == (187, 2048, 147, 1, 0, 4096), "header fields differ")
     s = kd.open_set([vol], [r])
+    check(s.read_payload(0, 9) == b"\x00\x00\x00\x00hello", "payload is not prefix + hello")
     data = s.read_all()
-    check(data == b"hello", f"payload {data!r}")
+    check(s.kind == "stream" and data == b"hello", f"{s.kind} content {data!r}")
     rep = kd.verify_volume(vol, [r])
-    check(rep.last and rep.chunks == 1 and rep.plaintext == 5, "verify_volume report differs")
+    check(rep.last and rep.chunks == 1 and rep.plaintext == 9, "verify_volume report differs")
     # §3.5 arithmetic: x25519 + argon2id gives L = 306; n x25519 stanzas L = 98 + 89n.
     check(187 + 1 + 8 + 2 + 108 == 306, "x25519 + argon2id L")
     check(98 + 89 * 21 <= 2048 < 98 + 89 * 22, "H grows to 4096 at n = 22")
-    return "SPEC.md §3.5 values reproduce the 2069-byte volume; opens to b'hello'"
+    return "SPEC.md §3.5 values reproduce the 2073-byte volume; a stream of b'hello'"
 
 
 # ---------------------------------------------------------------------------

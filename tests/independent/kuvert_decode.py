@@ -10,7 +10,8 @@ Library use:
 
     ids = [parse_identity("KUVERT-SECRET-KEY-1...")]
     s = open_set(["v.001.kuv", "v.002.kuv"], identities=ids)
-    data = s.read_all()                  # or s.read(offset, n), s.chunks()
+    s.kind                               # "stream" or "archive" (§6.7)
+    data = s.read_all()                  # the content; or s.read(offset, n)
     arc = read_archive(s)                # None for a stream payload (§12.1)
 
 CLI:
@@ -73,6 +74,10 @@ FLAG_END_OF_VOLUME = 0x02
 
 # §4.2 parse-time low-order check scalar (any clamped scalar works).
 LOW_ORDER_PROBE = bytes([0x5A]) * 32
+
+# §6.7 payload prefix: kind, flags, records length
+PREFIX_LEN = 4
+PAYLOAD_KINDS = {0x00: "stream", 0x01: "archive"}
 
 # §12.1
 TRAILER_MAGIC = b"kuvert-index" + b"\x00\x00\x00\x01"
@@ -702,9 +707,25 @@ class KuvertSet:
         self._kp = kp
         self.g_f = g_f
         self.r_f = r_f
-        self.length = g_f * self.P + r_f - TAG   # §6.3
+        self.payload_length = g_f * self.P + r_f - TAG   # §6.3
         self.volumes = len(headers)
         self._cache: tuple[int, bytes] | None = None
+        self.kind, self.start = self._read_prefix()      # §6.7, §7.2 step 7
+        self.length = self.payload_length - self.start   # content length
+
+    def _read_prefix(self) -> tuple[str, int]:
+        """§6.7 / §7.2 step 7: the payload prefix, from chunk 0."""
+        n = self.payload_length
+        if n < PREFIX_LEN:
+            raise KuvertError("MalformedPayload", "payload ends inside its prefix", offset=n)
+        pre = self.chunk(0)[:PREFIX_LEN]     # authenticates chunk 0 first
+        if pre[0] not in PAYLOAD_KINDS:
+            raise KuvertError("MalformedPayload", f"unknown kind {pre[0]:#04x}", offset=0)
+        if pre[1] != 0:
+            raise KuvertError("MalformedPayload", "flags are not zero", offset=1)
+        if pre[2:4] != b"\x00\x00":
+            raise KuvertError("MalformedPayload", "records length is not zero", offset=2)
+        return PAYLOAD_KINDS[pre[0]], PREFIX_LEN
 
     # §6.2
     def flag(self, g: int) -> int:
@@ -740,10 +761,10 @@ class KuvertSet:
         for g in range(self.g_f + 1):
             yield self.chunk(g)
 
-    def read(self, o: int, n: int) -> bytes:
+    def read_payload(self, o: int, n: int) -> bytes:
         """Bytes [o, o+n) of the payload, clipped at len (§6.3, §7.3)."""
         out = bytearray()
-        end = min(self.length, o + n)
+        end = min(self.payload_length, o + n)
         while o < end:
             g, within = divmod(o, self.P)
             pt = self.chunk(g)
@@ -752,11 +773,18 @@ class KuvertSet:
             o += len(take)
         return bytes(out)
 
+    def read(self, o: int, n: int) -> bytes:
+        """Bytes [o, o+n) of the content (the payload after its prefix)."""
+        if o >= self.length:
+            return b""
+        return self.read_payload(self.start + o, min(n, self.length - o))
+
     def read_all(self) -> bytes:
+        """The content: every chunk, in order, less the prefix."""
         out = bytearray()
         for pt in self.chunks():
             out += pt
-        return bytes(out)
+        return bytes(out[self.start:])
 
     def close(self):
         for s in self.sources.values():
@@ -948,10 +976,13 @@ def _ma(offset: int, reason: str) -> KuvertError:
     return KuvertError("MalformedArchive", reason, offset=offset)
 
 
-def parse_trailer(length: int, trailer: bytes) -> tuple[int, int] | None:
-    """§12.1: None for a stream; (index offset, index length) or raise."""
-    if length < MIN_ARCHIVE_LEN or trailer[16:31] != TRAILER_MAGIC[:15]:
-        return None
+def parse_trailer(length: int, trailer: bytes) -> tuple[int, int]:
+    """§12.1, on an archive's content of `length` bytes: (index offset,
+    index length) or raise. Offsets are content offsets."""
+    if length < MIN_ARCHIVE_LEN:
+        raise _ma(0, "archive shorter than an index count and its trailer")
+    if trailer[16:31] != TRAILER_MAGIC[:15]:
+        raise _ma(length - 16, "archive does not end in the trailer magic")
     if trailer[31] != TRAILER_MAGIC[15]:
         raise _ma(length - 1, "archive layout version is not 1")
     ioff, ilen = struct.unpack(">QQ", trailer[:16])
@@ -1011,28 +1042,25 @@ def parse_index(index: bytes, ioff: int) -> list[Entry]:
 
 
 def read_archive(s: KuvertSet, index_cap: int = DEFAULT_INDEX_CAP) -> Archive | None:
-    """§12.1-§12.2 on an opened set: None for a stream payload."""
+    """§12.1-§12.2 on an opened set: None for a stream payload (§6.7: the
+    kind, not the last bytes, decides)."""
+    if s.kind != "archive":
+        return None
     n = s.length
-    if n < MIN_ARCHIVE_LEN:
-        return None
-    loc = parse_trailer(n, s.read(n - TRAILER_LEN, TRAILER_LEN))
-    if loc is None:
-        return None
-    ioff, ilen = loc
+    tail = s.read(n - TRAILER_LEN, TRAILER_LEN) if n >= MIN_ARCHIVE_LEN else b""
+    ioff, ilen = parse_trailer(n, tail)
     if ilen > index_cap:
         raise KuvertError("LimitExceeded", what="archive index length", found=ilen, limit=index_cap)
     return Archive(ioff, ilen, parse_index(s.read(ioff, ilen), ioff))
 
 
-def read_archive_bytes(payload: bytes, index_cap: int = DEFAULT_INDEX_CAP) -> Archive | None:
-    """As read_archive, on a payload held in memory."""
+def read_archive_bytes(payload: bytes, index_cap: int = DEFAULT_INDEX_CAP,
+                       kind: str = "archive") -> Archive | None:
+    """As read_archive, on content of the given kind held in memory."""
+    if kind != "archive":
+        return None
     n = len(payload)
-    if n < MIN_ARCHIVE_LEN:
-        return None
-    loc = parse_trailer(n, payload[n - TRAILER_LEN:])
-    if loc is None:
-        return None
-    ioff, ilen = loc
+    ioff, ilen = parse_trailer(n, payload[n - TRAILER_LEN:] if n >= MIN_ARCHIVE_LEN else b"")
     if ilen > index_cap:
         raise KuvertError("LimitExceeded", what="archive index length", found=ilen, limit=index_cap)
     return Archive(ioff, ilen, parse_index(payload[ioff:ioff + ilen], ioff))
@@ -1151,7 +1179,8 @@ def main(argv=None) -> int:
         out = open(args.output, "wb") if args.output else sys.stdout.buffer
         written = 0
         try:
-            for pt in s.chunks():
+            for g, pt in enumerate(s.chunks()):
+                pt = pt[s.start:] if g == 0 else pt      # the content only
                 out.write(pt)
                 written += len(pt)
         except KuvertError:

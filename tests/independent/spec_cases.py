@@ -120,11 +120,17 @@ def header(fk: bytes, sid: bytes, sp: bytes, v: int, ext: bytes = b"") -> bytes:
     return mi + mac + bytes(H - L)
 
 
-def seal(payload: bytes, stanzas_fn, K=0, c=12, seed=b"seed", flags=None,
-         extra=(), ext=None, fk=None, sid=None):
-    """Returns (volumes, fk, sid). `flags` overrides chunk flags by g,
-    `extra` appends chunk plaintexts (so the payload rule can be broken),
-    `ext(v)` gives volume v's extension area."""
+STREAM = b"\x00\x00\x00\x00"    # §6.7: kind 0x00, flags 0, records length 0
+ARCHIVE = b"\x01\x00\x00\x00"
+
+
+def seal(content: bytes, stanzas_fn, K=0, c=12, seed=b"seed", flags=None,
+         extra=(), ext=None, fk=None, sid=None, prefix=STREAM):
+    """Returns (volumes, fk, sid). The payload is `prefix` ‖ `content`
+    (§6.7; prefix=b"" seals `content` as the whole payload). `flags`
+    overrides chunk flags by g, `extra` appends chunk plaintexts (so the
+    payload rule can be broken), `ext(v)` gives volume v's extension area."""
+    payload = prefix + content
     rng = Rng(seed)
     fk = fk or rng.bytes(32)
     sid = sid or rng.bytes(32)
@@ -426,10 +432,10 @@ def set_rows():
         "TrailingData", volume=3, offset=10240))
     # Final chunk (§7.2 step 6)
     add("F1 empty final chunk after data", expect_error(
-        lambda: kd.open_set(seal(data(2 * P4), to(R_A), extra=[b""])[0], [ID_A]),
+        lambda: kd.open_set(seal(data(2 * P4 - 4), to(R_A), extra=[b""])[0], [ID_A]),
         "MalformedChunk", chunk=2, volume=1, what="empty final chunk after data"))
     add("F1 also split", expect_error(
-        lambda: kd.open_set(seal(data(2 * P4), to(R_A), K=2, extra=[b""])[0], [ID_A]),
+        lambda: kd.open_set(seal(data(2 * P4 - 4), to(R_A), K=2, extra=[b""])[0], [ID_A]),
         "MalformedChunk", chunk=2, volume=2, what="empty final chunk after data"))
     add("F2 0x02 before the volume is full", expect_error(
         lambda: kd.open_set(seal(data(P4 + 5), to(R_A), K=3, flags={1: 2})[0], [ID_A]),
@@ -438,10 +444,10 @@ def set_rows():
         lambda: kd.open_set(seal(data(P4 + 5), to(R_A), K=2, flags={1: 2})[0], [ID_A]),
         "MalformedChunk", chunk=1, volume=1, what="end-of-volume chunk before the volume is full"))
     add("F3 0x02 at a full volume end", expect_error(
-        lambda: kd.open_set(seal(data(2 * P4), to(R_A), K=2, flags={1: 2})[0], [ID_A]),
+        lambda: kd.open_set(seal(data(2 * P4 - 4), to(R_A), K=2, flags={1: 2})[0], [ID_A]),
         "VolumeMissing", volume=2))
     add("F5 then S-rule: 0x01 chunk then a full extra chunk", expect_error(
-        lambda: kd.open_set([seal(data(2 * P4), to(R_A))[0][0] + bytes(4096)], [ID_A]),
+        lambda: kd.open_set([seal(data(2 * P4 - 4), to(R_A))[0][0] + bytes(4096)], [ID_A]),
         "TrailingData", volume=1, offset=2048 + 2 * 4096))
     add("F6 cut 15 bytes into chunk 2", expect_error(
         lambda: kd.open_set([vols[0], vols[1], vols[2][:2048 + 4096 + 15]], [ID_A]),
@@ -474,17 +480,63 @@ def set_rows():
         except kd.KuvertError as e:
             out.append((name, False, str(e)))
     report("§7.4 volume 1 of 3", vols[0], (1, 2, 2 * P4, False))
-    report("§7.4 volume 3 of 3", vols[2], (3, 2, P4 + 77, True))
-    report("§7.4 empty payload", seal(b"", to(R_A))[0][0], (1, 1, 0, True))
+    report("§7.4 volume 3 of 3", vols[2], (3, 2, P4 + 77 + 4, True))
+    report("§7.4 empty stream (its prefix alone)", seal(b"", to(R_A))[0][0], (1, 1, 4, True))
     bad_interior = patched(vols[0], 2100, bytes([vols[0][2100] ^ 1]))
     add("§7.4 interior chunk", expect_error(lambda: kd.verify_volume(bad_interior, [ID_A]),
                                             "Unauthenticated", chunk=0, volume=1, offset=2048))
     add("§7.4 step 3 before step 4", expect_error(
         lambda: kd.verify_volume(bad_interior + bytes(5), [ID_A]), "TrailingData", volume=1, offset=10240))
-    one = seal(data(3 * P4), to(R_A))[0][0]
+    one = seal(data(3 * P4 - 4), to(R_A))[0][0]
     add("§7.4 trailing after full final (unsplit)", expect_error(
         lambda: kd.verify_volume(patched(one, 2100, b"\xff") + bytes(7), [ID_A]),
         "TrailingData", volume=1, offset=2048 + 3 * 4096))
+
+    # §6.7 payload prefix (§7.2 step 7), all checked when the set is opened
+    def raw(payload):
+        return seal(payload, to(R_A), prefix=b"")[0]
+    add("P1 empty payload (no prefix)", expect_error(
+        lambda: kd.open_set(raw(b""), [ID_A]), "MalformedPayload", offset=0))
+    add("P1 payload of 3 bytes", expect_error(
+        lambda: kd.open_set(raw(b"\x00" * 3), [ID_A]), "MalformedPayload", offset=3))
+    add("P2 kind 0x02", expect_error(
+        lambda: kd.open_set(raw(b"\x02\x00\x00\x00abc"), [ID_A]), "MalformedPayload", offset=0))
+    add("P2 kind 0xff", expect_error(
+        lambda: kd.open_set(raw(b"\xff\x00\x00\x00"), [ID_A]), "MalformedPayload", offset=0))
+    add("P3 flags 0x80", expect_error(
+        lambda: kd.open_set(raw(b"\x01\x80\x00\x00abc"), [ID_A]), "MalformedPayload", offset=1))
+    add("P4 records length 1", expect_error(
+        lambda: kd.open_set(raw(b"\x00\x00\x00\x01abc"), [ID_A]), "MalformedPayload", offset=2))
+    add("P4 records length 0x0100", expect_error(
+        lambda: kd.open_set(raw(b"\x00\x00\x01\x00" + data(300)), [ID_A]),
+        "MalformedPayload", offset=2))
+    add("P2 checked before P3 and P4", expect_error(
+        lambda: kd.open_set(raw(b"\x07\x01\x01\x01"), [ID_A]), "MalformedPayload", offset=0))
+    # Chunk 0 is authenticated before its prefix is looked at: a damaged
+    # chunk 0 fails when the set is opened, before any read.
+    add("R1 chunk 0 is read at open", expect_error(
+        lambda: kd.open_set([patched(vols[0], 2100, bytes([vols[0][2100] ^ 1])), vols[1], vols[2]],
+                            [ID_A]),
+        "Unauthenticated", chunk=0, volume=1, offset=2048))
+    add("kind 0x00: a stream, even ending in an archive trailer", expect_ok(
+        lambda: kd.open_set(seal(archive(b"", []), to(R_A))[0], [ID_A]), archive(b"", [])))
+    try:
+        st = kd.open_set(seal(archive(b"", []), to(R_A))[0], [ID_A])
+        arc = kd.read_archive(st)
+        out.append(("§12.1 a stream is never read as an archive", arc is None and st.kind == "stream",
+                    f"kind {st.kind}, archive {arc}"))
+        ar = kd.open_set(seal(archive(b"", []), to(R_A), prefix=ARCHIVE)[0], [ID_A])
+        arc = kd.read_archive(ar)
+        out.append(("§12.1 kind 0x01 is read as an archive", ar.kind == "archive" and arc is not None
+                    and arc.entries == [], f"kind {ar.kind}, archive {arc}"))
+    except kd.KuvertError as e:
+        out.append(("§12.1 stream and archive kinds", False, str(e)))
+    add("§12.1 archive kind without a trailer", expect_error(
+        lambda: kd.read_archive(kd.open_set(seal(data(100), to(R_A), prefix=ARCHIVE)[0], [ID_A])),
+        "MalformedArchive", offset=100 - 16))
+    add("§12.1 archive kind shorter than 40 bytes", expect_error(
+        lambda: kd.read_archive(kd.open_set(seal(data(39), to(R_A), prefix=ARCHIVE)[0], [ID_A])),
+        "MalformedArchive", offset=0))
     return out
 
 
@@ -588,9 +640,10 @@ def archive_rows():
         out.append((name,) + expect_error(lambda: kd.read_archive_bytes(payload), variant, **f))
 
     ok("archive: well formed", archive(tar, good), 2)
-    out.append(("archive: stream without magic", kd.read_archive_bytes(data(5000)) is None, "stream"))
-    out.append(("archive: magic but 39 bytes is a stream",
-                kd.read_archive_bytes(bytes(23) + kd.TRAILER_MAGIC) is None, "stream"))
+    out.append(("archive: a stream is not read, whatever its bytes",
+                kd.read_archive_bytes(archive(tar, good), kind="stream") is None, "stream"))
+    bad("archive: no trailer magic", data(5000), 5000 - 16)
+    bad("archive: magic but 39 bytes", bytes(23) + kd.TRAILER_MAGIC, 0)
     ok("archive: empty index (40 bytes)", struct.pack(">Q", 0) + struct.pack(">QQ", 0, 8) + kd.TRAILER_MAGIC, 0)
     n = len(archive(tar, good))
     bad("archive: offset+length != len-32", archive(tar, good, ioff=T - 1), n - 32)

@@ -229,6 +229,11 @@ pub struct OpenArgs {
     #[arg(long)]
     pub tar: bool,
 
+    /// Write the payload's content as it is, whatever its kind (for an
+    /// archive: its tar stream, index and trailer), to DEST or standard output.
+    #[arg(long, conflicts_with_all = ["tar", "entries"])]
+    pub raw: bool,
+
     /// Threads that authenticate chunks (default: one per core). The output
     /// is the same for every count.
     #[arg(short = 'j', long = "threads", value_name = "THREADS",

@@ -43,6 +43,15 @@ pub fn open(args: &OpenArgs, quiet: bool) -> Result<()> {
         if unauthenticated {
             bar.suspend(warn_unauthenticated_passphrase);
         }
+        for warning in reader.warnings() {
+            // The passphrase notice above says it in the CLI's words.
+            if !matches!(warning, kuvert::Warning::PassphraseBesidePublicKeys) {
+                bar.suspend(|| eprintln!("kuvert: warning: {warning}"));
+            }
+        }
+        if args.raw {
+            return write_stream(reader, args, &names, quiet);
+        }
         let payload =
             Payload::detect(reader, &ArchiveLimits::new()).map_err(|err| names.fail(&err))?;
         match payload {
@@ -153,10 +162,7 @@ fn copy_salvaging<S: VolumeSource + Sync, W: Write + ?Sized>(
             Ok(_) => return Ok(damaged),
             Err(err @ kuvert::Error::Unauthenticated { chunk, .. }) if salvage => {
                 let at = start + counting.written;
-                let end = chunk
-                    .saturating_add(1)
-                    .saturating_mul(plain_len)
-                    .min(reader.len());
+                let end = reader.chunk_span(chunk).end;
                 let zeros = vec![0u8; (end.saturating_sub(at)).min(plain_len) as usize];
                 out.write_all(&zeros)
                     .map_err(|err| io_fail("cannot write", dest, &err))?;

@@ -185,9 +185,7 @@ fn run<S: VolumeSink>(
         let sink = writer.finish().map_err(|err| names.fail(&err))?;
         return Ok((sink, total));
     }
-    let mut archive = sealer
-        .seal_archive(sink)
-        .map_err(|err| names.fail(&err))?;
+    let mut archive = sealer.seal_archive(sink).map_err(|err| names.fail(&err))?;
     for input in inputs {
         // Disk errors come back as `Error::Input`, naming the file; write
         // errors as `Error::Io`, which the names blame on the output.
