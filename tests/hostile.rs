@@ -8,7 +8,11 @@
 //! the archive layer can refuse it), and extracted into `outer/dest`. Each
 //! refusal asserts the exact error variant, that nothing in `outer` changed
 //! (recursively, symlinks not followed), and that nothing new is left in
-//! DEST, the staging directory included.
+//! DEST, the staging directory included. A few cases run `kuvert open` and
+//! `kuvert list` too (feature `cli`).
+//!
+//! Offsets and `what` strings are asserted exactly; reasons by a keyword, as
+//! SPEC.md §12 words them.
 #![cfg(unix)]
 
 use std::collections::{BTreeMap, HashSet};
@@ -919,31 +923,46 @@ fn dot_dot_in_every_position_of_link_targets() {
         } else {
             format!("{}/l", CHAIN[..depth].join("/"))
         };
+        // One scene for all targets at this depth (hundreds of cases): a
+        // refusal must leave it exactly as it was, and a success is
+        // checked and then emptied again.
+        let scene = Scene::new();
+        let limits = ArchiveLimits::new();
+        let options = ExtractOptions::new();
         for steps in &sequences {
             let (target, expect) = model(depth, steps);
             let mut entries = base.clone();
             entries.push(symlink(&link_path, &target));
             let case = format!("{link_path} -> {target:?}");
-            match expect {
-                Ok(()) => {
-                    let (scene, _) = extracted(&craft(entries), &case);
+            let result = scene.extract(&craft(entries), &limits, &options);
+            match (expect, result) {
+                (Ok(()), Ok(_)) => {
+                    scene.assert_contained(&case);
                     assert_eq!(
                         fs::read_link(scene.dest.join(&link_path)).expect("link"),
                         Path::new(&target),
                         "{case}"
                     );
+                    fs::remove_dir_all(&scene.dest).expect("empty DEST");
+                    fs::create_dir(&scene.dest).expect("DEST again");
                     fine += 1;
                 }
+                (Ok(()), Err(err)) => panic!("{case}: {err:?}"),
+                (Err(_), Ok(report)) => panic!("{case}: extracted {:?}", report.extracted),
                 // An empty target is no link at all: the index is refused.
-                Err("empty") => match refused(&craft(entries), &case) {
-                    Error::MalformedArchive { reason, .. } => {
-                        assert!(reason.contains("link target missing"), "{case}: {reason}");
-                        refusals += 1;
+                (Err("empty"), Err(err)) => {
+                    scene.assert_untouched(&case);
+                    match err {
+                        Error::MalformedArchive { reason, .. } => {
+                            assert!(reason.contains("link target missing"), "{case}: {reason}")
+                        }
+                        other => panic!("{case}: {other:?}"),
                     }
-                    other => panic!("{case}: {other:?}"),
-                },
-                Err(why) => {
-                    assert_unsafe(&refused(&craft(entries), &case), &link_path, why, &case);
+                    refusals += 1;
+                }
+                (Err(why), Err(err)) => {
+                    scene.assert_untouched(&case);
+                    assert_unsafe(&err, &link_path, why, &case);
                     refusals += 1;
                 }
             }
@@ -2044,6 +2063,19 @@ fn a_damaged_chunk_leaves_the_destination_as_it_was() {
 }
 
 #[test]
+fn a_cancelled_extraction_leaves_the_destination_as_it_was() {
+    let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let payload = craft(vec![dir("d"), file("d/f", b"x")]);
+    let err = refused_with(
+        &payload,
+        &ArchiveLimits::new(),
+        &ExtractOptions::new().cancel(flag),
+        "cancelled",
+    );
+    assert!(matches!(err, Error::Cancelled), "{err:?}");
+}
+
+#[test]
 fn an_empty_archive_extracts_nothing() {
     let (_, snap) = extracted(&craft(Vec::new()), "empty");
     assert!(snap.is_empty(), "{snap:?}");
@@ -2298,5 +2330,82 @@ fn kuvert_open_refuses_hostile_archives_and_leaves_nothing() {
             );
             scene.assert_untouched(&format!("{case} (kuvert open, -o given: {with_dest})"));
         }
+    }
+}
+
+/// Sender-chosen names never reach a terminal raw: `kuvert list` and the
+/// messages of `kuvert open` escape control characters, so a name cannot
+/// move the cursor or forge a line.
+#[cfg(feature = "cli")]
+#[test]
+fn kuvert_escapes_control_characters_in_names() {
+    let work = tempfile::tempdir().expect("work");
+    fs::write(
+        work.path().join("id.txt"),
+        format!("{}\n", &*identity().to_secret_string()),
+    )
+    .expect("identity");
+    let raw = |bytes: &[u8]| {
+        bytes
+            .iter()
+            .any(|&b| (b < 0x20 && b != b'\n') || b == 0x7f || b == 0x9b)
+    };
+    let run = |args: &[&str], payload: &[u8]| {
+        let parcel = work.path().join("parcel.kuv");
+        fs::write(&parcel, &seal_raw_archive(payload)[0]).expect("parcel");
+        std::process::Command::new(assert_cmd::cargo::cargo_bin!("kuvert"))
+            .current_dir(work.path())
+            .env_remove("KUVERT_PASSPHRASE_FILE")
+            .args(args)
+            .args(["-i", "id.txt", "parcel.kuv"])
+            .output()
+            .expect("run kuvert")
+    };
+    let names = [
+        "\x1b[2J",
+        "line\nforged: ok",
+        "cr\rreturn",
+        "bell\x07",
+        "\u{9b}31m",
+    ];
+    let mut entries: Vec<Spec> = names.iter().map(|name| file(name, b"x")).collect();
+    entries.push(symlink("\x1b[1mlink", "\x1b[2J"));
+    let listing = run(&["list"], &craft(entries.clone()));
+    assert!(
+        listing.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listing.stderr)
+    );
+    assert!(
+        !raw(&listing.stdout),
+        "list: {:?}",
+        String::from_utf8_lossy(&listing.stdout)
+    );
+    assert!(
+        !raw(&listing.stderr),
+        "list: {:?}",
+        String::from_utf8_lossy(&listing.stderr)
+    );
+    let lines = String::from_utf8_lossy(&listing.stdout).lines().count();
+    assert!(
+        lines <= entries.len() + 2,
+        "a name forged a line: {lines} lines"
+    );
+    for (case, payload) in [
+        ("unsafe path", craft(vec![file("\x1b[2J/../\nx", b"x")])),
+        (
+            "collision",
+            craft(vec![file("\x1b[A", b"1"), file("\x1b[a", b"2")]),
+        ),
+        (
+            "mismatch",
+            craft(vec![file("\x07\r", b"x").tar(|t| t.mode = Some(0o600))]),
+        ),
+    ] {
+        let output = run(&["open", "-o", "dest"], &payload);
+        assert_eq!(output.status.code(), Some(1), "{case}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!raw(&output.stderr), "{case}: {stderr:?}");
+        assert_eq!(stderr.lines().count(), 1, "{case}: {stderr:?}");
     }
 }
