@@ -390,12 +390,15 @@ fn identity() -> X25519Identity {
 /// authenticated payload-kind prefix lands, this switches to the hidden
 /// hook that seals raw archive bytes.
 fn seal_raw_archive(payload: &[u8]) -> Vec<Vec<u8>> {
-    let mut writer = Sealer::new()
+    let sealer = Sealer::new()
         .recipient(identity().to_public())
         .chunk_size(4096)
-        .threads(1)
-        .seal(MemorySink::new())
-        .expect("seal");
+        .threads(1);
+    // The public sealer refuses such archives; this hook seals any content
+    // under the archive kind (SPEC.md §6.7).
+    let mut writer =
+        kuvert::testing::seal_content(&sealer, MemorySink::new(), kuvert::PayloadKind::Archive)
+            .expect("seal");
     writer.write_all(payload).expect("write");
     writer.finish().expect("finish").into_volumes()
 }

@@ -290,8 +290,15 @@ impl<S: VolumeSource + Sync> Archive<S> {
                 return Err(Error::Cancelled);
             }
             let entry = self.entries[index].clone();
-            match self.stage_entry(index, node, &entry, &mut plan, sequential, &final_mode, cancel)
-            {
+            match self.stage_entry(
+                index,
+                node,
+                &entry,
+                &mut plan,
+                sequential,
+                &final_mode,
+                cancel,
+            ) {
                 Ok(true) => {
                     created[node] = true;
                     extracted.push(index);
@@ -375,7 +382,10 @@ impl<S: VolumeSource + Sync> Archive<S> {
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |since| since.as_secs() as i64);
         let dir_meta = |node: NodeId| match tree.node(node).entry {
-            Some(index) => (final_mode(self.entries[index].mode), self.entries[index].mtime),
+            Some(index) => (
+                final_mode(self.entries[index].mode),
+                self.entries[index].mtime,
+            ),
             None => (final_mode(0o777), now),
         };
         let made = std::mem::take(&mut plan.made);
@@ -431,24 +441,27 @@ impl<S: VolumeSource + Sync> Archive<S> {
             }
             EntryKind::File => {
                 let parent = plan.parent_dir(node)?;
-                let file = plan.staging.create_file(parent, &plan.tree.node(node).name)?;
+                let file = plan
+                    .staging
+                    .create_file(parent, &plan.tree.node(node).name)?;
                 let mut watched = Watched {
                     inner: file,
                     cancel,
                 };
                 // A cancel rides out of the sink inside an io::Error.
-                let copied = self
-                    .reader
-                    .copy_to(&mut watched, entry.size)
-                    .map_err(|err| match err {
-                        Error::Io(inner) => Error::from_io(inner),
-                        other => other,
-                    });
+                let copied =
+                    self.reader
+                        .copy_to(&mut watched, entry.size)
+                        .map_err(|err| match err {
+                            Error::Io(inner) => Error::from_io(inner),
+                            other => other,
+                        });
                 let file = watched.inner;
                 match copied {
                     Ok(written) if written == entry.size => {}
                     Ok(_) => {
-                        plan.staging.remove_file(parent, &plan.tree.node(node).name)?;
+                        plan.staging
+                            .remove_file(parent, &plan.tree.node(node).name)?;
                         return Err(Error::MalformedArchive {
                             offset: entry.data_offset,
                             reason: "entry data runs past the payload",
@@ -456,7 +469,8 @@ impl<S: VolumeSource + Sync> Archive<S> {
                     }
                     Err(err) => {
                         drop(file);
-                        plan.staging.remove_file(parent, &plan.tree.node(node).name)?;
+                        plan.staging
+                            .remove_file(parent, &plan.tree.node(node).name)?;
                         return Err(err);
                     }
                 }

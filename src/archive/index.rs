@@ -246,20 +246,30 @@ mod tests {
         let entries = sample();
         let bytes = encode_index(&entries);
         assert_eq!(parse_index(&bytes, INDEX_AT, 10).expect("valid"), entries);
-        assert_eq!(parse_index(&encode_index(&[]), 1024, 10).expect("empty"), vec![]);
+        assert_eq!(
+            parse_index(&encode_index(&[]), 1024, 10).expect("empty"),
+            vec![]
+        );
     }
 
     #[test]
     fn trailer_round_trips() {
         let trailer = encode_trailer(1000, 200);
-        assert_eq!(parse_trailer(&trailer, 1232, 1 << 20).expect("valid"), (1000, 200));
+        assert_eq!(
+            parse_trailer(&trailer, 1232, 1 << 20).expect("valid"),
+            (1000, 200)
+        );
         assert!(matches!(
             parse_trailer(&trailer, 1233, 1 << 20),
             Err(Error::MalformedArchive { offset: 1201, .. })
         ));
         assert!(matches!(
             parse_trailer(&trailer, 1232, 199),
-            Err(Error::LimitExceeded { found: 200, limit: 199, .. })
+            Err(Error::LimitExceeded {
+                found: 200,
+                limit: 199,
+                ..
+            })
         ));
         let mut other = trailer;
         other[31] = 2;
@@ -274,8 +284,14 @@ mod tests {
         let entries = sample();
         let bytes = encode_index(&entries);
         let refused = |bytes: &[u8], at: u64| parse_index(bytes, at, 10).is_err();
-        assert!(refused(&bytes, INDEX_AT - 512), "offsets past the tar stream");
-        assert!(refused(&bytes, INDEX_AT + 512), "a gap before the end blocks");
+        assert!(
+            refused(&bytes, INDEX_AT - 512),
+            "offsets past the tar stream"
+        );
+        assert!(
+            refused(&bytes, INDEX_AT + 512),
+            "a gap before the end blocks"
+        );
         assert!(refused(&bytes[..bytes.len() - 1], INDEX_AT));
         let mut extra = bytes.clone();
         extra.push(0);
@@ -285,15 +301,29 @@ mod tests {
         assert!(refused(&huge, INDEX_AT), "count larger than the index");
         assert!(matches!(
             parse_index(&bytes, INDEX_AT, 2),
-            Err(Error::LimitExceeded { found: 3, limit: 2, .. })
+            Err(Error::LimitExceeded {
+                found: 3,
+                limit: 2,
+                ..
+            })
         ));
         for lie in [
             // A gap between entries: a tar reader would find headers there.
-            vec![Entry { header_offset: 512, data_offset: 1024, ..sample()[0].clone() }],
+            vec![Entry {
+                header_offset: 512,
+                data_offset: 1024,
+                ..sample()[0].clone()
+            }],
             // Header region not a whole number of blocks.
-            vec![Entry { data_offset: 700, ..sample()[0].clone() }],
+            vec![Entry {
+                data_offset: 700,
+                ..sample()[0].clone()
+            }],
             // Data on a directory.
-            vec![Entry { size: 1, ..entry("d", EntryKind::Directory, None, 0) }],
+            vec![Entry {
+                size: 1,
+                ..entry("d", EntryKind::Directory, None, 0)
+            }],
             // A link without a target.
             vec![entry("l", EntryKind::Symlink, None, 0)],
         ] {

@@ -128,7 +128,7 @@ pub(crate) fn portability(path: &str) -> Option<PortabilityWarning> {
         let reserved = matches!(stem.as_str(), "CON" | "PRN" | "AUX" | "NUL")
             || ((stem.starts_with("COM") || stem.starts_with("LPT"))
                 && stem.len() == 4
-                && matches!(stem.as_bytes()[3], b'0'..=b'9'))
+                && stem.as_bytes()[3].is_ascii_digit())
             || matches!(
                 stem.as_str(),
                 "COM¹" | "COM²" | "COM³" | "LPT¹" | "LPT²" | "LPT³" | "CONIN$" | "CONOUT$"
@@ -159,7 +159,14 @@ mod tests {
         ] {
             assert!(check_relative(bad).is_err(), "{bad:?}");
         }
-        for good in ["a", "a/b", "dir/file.csv", "ünïcode/名前", "..hidden", "a/...b"] {
+        for good in [
+            "a",
+            "a/b",
+            "dir/file.csv",
+            "ünïcode/名前",
+            "..hidden",
+            "a/...b",
+        ] {
             assert!(check_relative(good).is_ok(), "{good:?}");
         }
     }
@@ -200,7 +207,14 @@ mod tests {
             };
             assert_eq!(kind, expect, "{path}");
         }
-        for fine in ["console", "COM", "COM10", "nul_", "a.b/c d", "register/persons.csv"] {
+        for fine in [
+            "console",
+            "COM",
+            "COM10",
+            "nul_",
+            "a.b/c d",
+            "register/persons.csv",
+        ] {
             assert_eq!(portability(fine), None, "{fine}");
         }
     }

@@ -167,9 +167,14 @@ impl<S: VolumeSource> Archive<S> {
     pub(crate) fn read_header_region(&mut self, index: usize) -> Result<Vec<u8>, Error> {
         let entry = &self.entries[index];
         let len = entry.data_offset - entry.header_offset;
-        debug_assert!(len <= MAX_HEADER_REGION, "parse_index bounds header regions");
+        debug_assert!(
+            len <= MAX_HEADER_REGION,
+            "parse_index bounds header regions"
+        );
         let mut region = vec![0u8; len as usize];
-        self.reader.read_exact(&mut region).map_err(Error::from_io)?;
+        self.reader
+            .read_exact(&mut region)
+            .map_err(Error::from_io)?;
         Ok(region)
     }
 
@@ -253,7 +258,10 @@ impl<S: VolumeSource> TarReader<'_, S> {
         match self.state {
             TarState::Start if self.next == self.archive.entries.len() => {
                 let mut end = vec![0u8; TAR_END_LEN as usize];
-                self.archive.reader.read_exact(&mut end).map_err(Error::from_io)?;
+                self.archive
+                    .reader
+                    .read_exact(&mut end)
+                    .map_err(Error::from_io)?;
                 if end.iter().any(|&b| b != 0) {
                     return Err(Error::MalformedArchive {
                         offset: self.archive.tar_len - TAR_END_LEN,

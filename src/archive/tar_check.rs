@@ -23,7 +23,7 @@ pub(crate) fn check_header(region: &[u8], entry: &Entry) -> Result<(), Error> {
         reason,
     };
     let block = BLOCK as usize;
-    if region.len() < block || region.len() % block != 0 {
+    if region.len() < block || !region.len().is_multiple_of(block) {
         return Err(fail(0, "header blocks of the wrong length"));
     }
     let mut pax = Pax::default();
@@ -33,7 +33,9 @@ pub(crate) fn check_header(region: &[u8], entry: &Entry) -> Result<(), Error> {
         if first.entry_type() != tar::EntryType::XHeader {
             return Err(fail(0, "more than one header block without a pax header"));
         }
-        let body_len = first.size().map_err(|_| fail(0, "pax header size unreadable"))?;
+        let body_len = first
+            .size()
+            .map_err(|_| fail(0, "pax header size unreadable"))?;
         let body_end = block as u64 + body_len;
         if body_end.div_ceil(BLOCK) * BLOCK != ustar_at as u64 {
             return Err(fail(0, "pax header size does not fill the header blocks"));
@@ -180,7 +182,11 @@ mod tests {
             b"9 path=\n9 path=\n",
             b"x path=a\n",
         ] {
-            assert!(parse_pax(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+            assert!(
+                parse_pax(bad).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 }

@@ -302,10 +302,11 @@ impl Tree {
                 EntryKind::Symlink => {
                     // The link checked is the one named, whichever link
                     // further down its chain broke the rule.
-                    self.resolve(id, entries, &mut visits, 0).map_err(|err| match err {
-                        Error::UnsafeEntry { reason, .. } => unsafe_entry(&entry.path, reason),
-                        other => other,
-                    })?;
+                    self.resolve(id, entries, &mut visits, 0)
+                        .map_err(|err| match err {
+                            Error::UnsafeEntry { reason, .. } => unsafe_entry(&entry.path, reason),
+                            other => other,
+                        })?;
                 }
                 EntryKind::Hardlink => {
                     let target = entry.link.as_deref().unwrap_or("");
@@ -524,7 +525,11 @@ mod tests {
         for entries in [
             vec![entry("f", F, None), entry("f/x", F, None)],
             vec![entry("l", L, Some("d")), entry("l/x", F, None)],
-            vec![entry("h", F, None), entry("g", H, Some("h")), entry("g/x", F, None)],
+            vec![
+                entry("h", F, None),
+                entry("g", H, Some("h")),
+                entry("g/x", F, None),
+            ],
         ] {
             assert!(
                 matches!(check(&entries), Err(Error::UnsafeEntry { .. })),
@@ -541,7 +546,11 @@ mod tests {
             vec![entry("d", D, None), entry("h", H, Some("d"))],
             vec![entry("f", F, None), entry("h", H, Some("F"))],
             vec![entry("f", F, None), entry("h", H, Some("./f"))],
-            vec![entry("f", F, None), entry("g", H, Some("f")), entry("h", H, Some("g"))],
+            vec![
+                entry("f", F, None),
+                entry("g", H, Some("f")),
+                entry("h", H, Some("g")),
+            ],
         ] {
             assert!(
                 matches!(check(&entries), Err(Error::UnsafeEntry { .. })),
@@ -552,7 +561,10 @@ mod tests {
 
     #[test]
     fn limits_hold() {
-        let limits = ArchiveLimits::new().max_entries(2).max_depth(3).max_total_size(10);
+        let limits = ArchiveLimits::new()
+            .max_entries(2)
+            .max_depth(3)
+            .max_total_size(10);
         let insert_all = |entries: &[Entry]| {
             let mut tree = Tree::new(limits);
             entries
@@ -560,11 +572,21 @@ mod tests {
                 .enumerate()
                 .try_for_each(|(i, e)| tree.insert(i, e).map(drop))
         };
-        let too_many = [entry("a", D, None), entry("b", D, None), entry("c", D, None)];
+        let too_many = [
+            entry("a", D, None),
+            entry("b", D, None),
+            entry("c", D, None),
+        ];
         let too_deep = [entry("a/b/c/d", D, None)];
         let too_big = [
-            Entry { size: 6, ..entry("a", F, None) },
-            Entry { size: 6, ..entry("b", F, None) },
+            Entry {
+                size: 6,
+                ..entry("a", F, None)
+            },
+            Entry {
+                size: 6,
+                ..entry("b", F, None)
+            },
         ];
         for (entries, what) in [
             (&too_many[..], "archive entries"),

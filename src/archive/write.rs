@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use super::index::{BLOCK, encode_index, encode_trailer};
-use super::names::{check_link_target, portability, PortabilityWarning};
+use super::names::{PortabilityWarning, check_link_target, portability};
 use super::tree::{ArchiveLimits, Tree};
 use super::{Entry, EntryKind};
 use crate::error::Error;
@@ -260,7 +260,8 @@ impl<S: VolumeSink> ArchiveWriter<S> {
         match self.inodes.get(&key) {
             Some(first) => Some(first.clone()),
             None => {
-                self.inodes.insert(key, name.trim_end_matches('/').to_owned());
+                self.inodes
+                    .insert(key, name.trim_end_matches('/').to_owned());
                 None
             }
         }
@@ -278,7 +279,15 @@ impl<S: VolumeSink> ArchiveWriter<S> {
     /// [`Error::UnsafeEntry`] for a bad name; [`Error::NameCollision`];
     /// [`Error::Io`].
     pub fn append_dir(&mut self, name: &str, mode: u32, mtime: i64) -> Result<(), Error> {
-        self.append(name, EntryKind::Directory, None, mode, mtime, 0, io::empty())
+        self.append(
+            name,
+            EntryKind::Directory,
+            None,
+            mode,
+            mtime,
+            0,
+            io::empty(),
+        )
     }
 
     /// Appends a file of exactly `size` bytes read from `data`.
@@ -437,7 +446,9 @@ impl<S: VolumeSink> ArchiveWriter<S> {
             read: 0,
         };
         // Errors of the data reader ride inside io::Error; take them back out.
-        self.tar.append(&header, &mut counted).map_err(Error::from_io)?;
+        self.tar
+            .append(&header, &mut counted)
+            .map_err(Error::from_io)?;
         let mut probe = [0u8; 1];
         if counted.read != entry.size || counted.inner.into_inner().read(&mut probe)? != 0 {
             return Err(Error::Io(io::Error::other(format!(
@@ -544,7 +555,13 @@ fn short_name(path: &str) -> String {
         .chars()
         .rev()
         .take(90)
-        .map(|c| if c.is_ascii() && c != '/' && !c.is_ascii_control() { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii() && c != '/' && !c.is_ascii_control() {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect::<String>()
         .chars()
         .rev()

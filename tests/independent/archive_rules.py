@@ -279,9 +279,11 @@ KIND_NODE = {KIND_FILE: "file", KIND_DIR: "dir", KIND_SYMLINK: "symlink",
 def select(entries: list[Entry], selection: list[str] | None) -> list[Entry]:
     if selection is None:
         return list(entries)
-    # READING: names match entry paths byte for byte (not by key); a name
-    # that selects no entry at all is EntryNotFound{path = that name}, the
-    # first such name in the caller's order, checked before every §12.4 rule.
+    # §12.4: names match entry paths byte for byte (not by key) once
+    # trailing `/` are removed; a name that selects no entry at all is
+    # EntryNotFound{path = that name}, the first such name in the caller's
+    # order, checked before every §12.4 rule.
+    selection = [name.rstrip("/") for name in selection]
     for name in selection:
         if not any(e.path == name or e.path.startswith(name + "/") for e in entries):
             raise Refusal("EntryNotFound", {"path": name})
@@ -540,9 +542,8 @@ def check_end_blocks(content: bytes, entries: list[Entry], ioff: int):
     start = ioff - 1024
     blk = content[start:ioff]
     if blk.strip(b"\x00"):
-        i = next(j for j, b in enumerate(blk) if b)
-        # READING: named after the last entry ("" when there is none).
-        raise _tar(entries[-1].path if entries else "", start + i, "nonzero end block")
+        # §12.8: MalformedArchive at index offset - 1024.
+        raise Refusal("MalformedArchive", {"offset": start}, "nonzero end block")
 
 
 # ---------------------------------------------------------------------------
