@@ -62,7 +62,7 @@ pub fn archive(data: &[u8]) {
     let limits = crate::archive::ArchiveLimits::new().max_index_len(1 << 20);
     if let Ok(Payload::Archive(mut archive)) = Payload::detect(reader, &limits) {
         // The extraction rules over the whole tree, without a file system.
-        let _ = archive.check_tree();
+        let _ = archive.check_entries();
         let paths: Vec<String> = archive.entries().iter().map(|e| e.path.clone()).collect();
         for path in &paths {
             if let Ok(mut data) = archive.read_entry(path) {

@@ -674,6 +674,12 @@ fn the_reported_exploit_is_refused() {
         "passwd",
     );
     assert_unsafe(&err, "esc", "out of the destination", "passwd");
+    // `kuvert open --tar | tar -x` is refused alike, before any byte.
+    let mut archive = open_payload(&payload, &ArchiveLimits::new()).expect("the index reads");
+    match archive.tar_reader() {
+        Err(err) => assert_unsafe(&err, "esc", "out of the destination", "tar stream"),
+        Ok(_) => panic!("the tar stream of the exploit was handed out"),
+    }
     // Without the escaping link the rest extracts, targets exactly as archived.
     let (scene, _) = extracted(&craft(vec![dir("d"), symlink("d/up", "..")]), "d/up alone");
     assert_eq!(

@@ -196,21 +196,6 @@ impl<S: VolumeSource + Sync> Archive<S> {
         Ok(chosen)
     }
 
-    /// Checks every entry as extracting them all would (SPEC.md
-    /// §12.3–§12.7), without touching a file system.
-    ///
-    /// # Errors
-    ///
-    /// As the checks of [`extract`](Self::extract).
-    #[doc(hidden)]
-    pub fn check_tree(&self) -> Result<(), Error> {
-        let mut tree = Tree::new(self.limits);
-        for (index, entry) in self.entries.iter().enumerate() {
-            tree.insert(index, entry)?;
-        }
-        tree.check_links(&self.entries)
-    }
-
     /// Extracts entries into the directory `dest`, which must exist.
     ///
     /// The chosen entries are checked as a tree first (SPEC.md §12.4–§12.7):

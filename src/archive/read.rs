@@ -10,7 +10,7 @@ use super::index::{
     BLOCK, MAX_HEADER_REGION, TAR_END_LEN, TRAILER_LEN, parse_index, parse_trailer,
 };
 use super::tar_check::check_header;
-use super::tree::ArchiveLimits;
+use super::tree::{ArchiveLimits, Tree};
 use super::{Entry, EntryKind};
 use crate::error::Error;
 use crate::format::PayloadKind;
@@ -209,17 +209,38 @@ impl<S: VolumeSource> Archive<S> {
         Ok(())
     }
 
-    /// The tar stream alone (without index and trailer), from its start,
-    /// checked as it is read: every entry's header blocks must say what the
-    /// index says and all padding must be zero, so `tar -x` on it meets
-    /// exactly the entries of [`entries`](Self::entries). A header is
-    /// released only after it was checked.
+    /// Checks every entry as extracting them all would (SPEC.md
+    /// §12.3–§12.7): paths, aliases, parents, links and limits, without a
+    /// file system and without reading any entry.
     ///
     /// # Errors
     ///
-    /// I/O errors of seeking; [`Error::TarMismatch`] and chunk errors
-    /// arrive through `Read` (recover them with [`Error::from_io`]).
+    /// [`Error::UnsafeEntry`], [`Error::NameCollision`] or
+    /// [`Error::LimitExceeded`], naming the first entry that breaks a rule.
+    pub fn check_entries(&self) -> Result<(), Error> {
+        let mut tree = Tree::new(self.limits);
+        for (index, entry) in self.entries.iter().enumerate() {
+            tree.insert(index, entry)?;
+        }
+        tree.check_links(&self.entries)
+    }
+
+    /// The tar stream alone (without index and trailer), from its start,
+    /// checked as extraction checks: first every entry by the rules of
+    /// [`check_entries`](Self::check_entries), so no archive that `extract`
+    /// refuses reaches `tar -x` either; then, as it is read, every entry's
+    /// header blocks must say what the index says and all padding must be
+    /// zero, so `tar -x` on it meets exactly the entries of
+    /// [`entries`](Self::entries). A header is released only after it was
+    /// checked.
+    ///
+    /// # Errors
+    ///
+    /// As [`check_entries`](Self::check_entries); I/O errors of seeking;
+    /// [`Error::TarMismatch`] and chunk errors arrive through `Read`
+    /// (recover them with [`Error::from_io`]).
     pub fn tar_reader(&mut self) -> Result<TarReader<'_, S>, Error> {
+        self.check_entries()?;
         self.reader.seek(SeekFrom::Start(0))?;
         Ok(TarReader {
             archive: self,
