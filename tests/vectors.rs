@@ -3,8 +3,9 @@
 //! to open it and what must happen.
 //!
 //! `vectors_open_as_recorded` checks the committed files against their
-//! `meta`; `vectors_are_reproducible` proves this implementation still writes
-//! them byte for byte. Regenerate (only when the format changes, together
+//! `meta`; `archive_vectors_extract_as_recorded` extracts every archive-kind
+//! case and compares with its `archive` line; `vectors_are_reproducible`
+//! proves this implementation still writes them byte for byte. Regenerate (only when the format changes, together
 //! with SPEC.md) with:
 //!
 //! ```text
