@@ -3,8 +3,9 @@
 //! to open it and what must happen.
 //!
 //! `vectors_open_as_recorded` checks the committed files against their
-//! `meta`; `vectors_are_reproducible` proves this implementation still writes
-//! them byte for byte. Regenerate (only when the format changes, together
+//! `meta`; `archive_vectors_extract_as_recorded` extracts every archive-kind
+//! case and compares with its `archive` line; `vectors_are_reproducible`
+//! proves this implementation still writes them byte for byte. Regenerate (only when the format changes, together
 //! with SPEC.md) with:
 //!
 //! ```text
@@ -18,12 +19,14 @@ use std::fs;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
+use kuvert::archive::{ArchiveLimits, ExtractOptions, Payload};
 use kuvert::{
     Argon2Params, Error, Identity, Limits, MemorySink, Opener, Passphrase, PayloadKind, Sealer,
     X25519Identity,
 };
 use sha2::{Digest, Sha256};
 
+use common::craft::{Craft, Spec, craft, dir, file, hardlink, symlink};
 use common::forge;
 
 const CHUNK: usize = 4096;
@@ -41,6 +44,9 @@ struct Case {
     /// Order in which the volumes are handed to the decoder (1-based file numbers).
     order: Vec<usize>,
     outcome: Outcome,
+    /// For an archive-kind case: what extracting everything gives, as the
+    /// `archive` meta line says it (`entries N` or `error …`, SPEC.md §10.1).
+    archive: Option<String>,
 }
 
 enum Outcome {
@@ -136,6 +142,7 @@ fn cases() -> Vec<Case> {
                 volumes,
                 order,
                 outcome: Outcome::Plaintext(PayloadKind::Stream, data),
+                archive: None,
             });
         };
 
@@ -279,6 +286,7 @@ fn cases() -> Vec<Case> {
         volumes: archive_volumes,
         order: vec![1],
         outcome: Outcome::Plaintext(PayloadKind::Archive, archive_payload.clone()),
+        archive: Some("entries 3".into()),
     };
 
     // A stream whose last 32 bytes are exactly the archive's trailer: the
@@ -337,6 +345,7 @@ fn cases() -> Vec<Case> {
         multi.clone(),
     );
     cases.push(archive_case);
+    cases.extend(archive_cases());
 
     // Negative vectors, derived from the positive ones.
     let mut bad = |name,
@@ -354,6 +363,7 @@ fn cases() -> Vec<Case> {
             volumes,
             order,
             outcome: Outcome::Error(error),
+            archive: None,
         });
     };
 
@@ -671,6 +681,201 @@ fn cases() -> Vec<Case> {
     cases
 }
 
+/// Seals `content` as the content of an archive-kind payload, whatever it
+/// holds (SPEC.md §6.7), through the test hook: the public `ArchiveWriter`
+/// refuses to write most of these.
+fn seal_archive_content(sealer: Sealer, seed: u8, content: &[u8]) -> Vec<Vec<u8>> {
+    let sealer = sealer
+        .chunk_size(CHUNK)
+        .insecure_deterministic_seed([seed; 32]);
+    let mut writer =
+        kuvert::testing::seal_content(&sealer, MemorySink::new(), PayloadKind::Archive)
+            .expect("valid options");
+    writer.write_all(content).expect("memory sink");
+    writer.finish().expect("memory sink").into_volumes()
+}
+
+/// The index offset an archive content's trailer gives (SPEC.md §12.1).
+fn index_offset(content: &[u8]) -> u64 {
+    let at = content.len() - 32;
+    u64::from_be_bytes(content[at..at + 8].try_into().expect("8 bytes"))
+}
+
+/// The §12 vectors: archive contents crafted by hand (tests/common/craft.rs),
+/// each set opening to its content, and what extracting everything must
+/// give (SPEC.md §10.1 `archive`).
+fn archive_cases() -> Vec<Case> {
+    let at = |i: u64| 1_700_000_000 + i as i64;
+    let mut out = Vec::new();
+    let mut add = |name, description, seed, content: Vec<u8>, archive: String| {
+        out.push(Case {
+            name,
+            description,
+            identities: vec![identity(1)],
+            passphrase: None,
+            volumes: seal_archive_content(to(1), seed, &content),
+            order: vec![1],
+            outcome: Outcome::Plaintext(PayloadKind::Archive, content),
+            archive: Some(archive),
+        });
+    };
+
+    add(
+        "archive-escape-via-link",
+        "the reported exploit: d/, d/up -> .., esc -> d/up/../..; d/up ends at the root, so \
+         esc's second `..` climbs above it",
+        20,
+        craft(vec![
+            dir("d"),
+            symlink("d/up", ".."),
+            symlink("esc", "d/up/../.."),
+        ]),
+        "error UnsafeEntry path=esc".into(),
+    );
+    add(
+        "archive-absolute-symlink",
+        "a symlink whose target is absolute: d/passwd -> /etc/passwd",
+        21,
+        craft(vec![dir("d"), symlink("d/passwd", "/etc/passwd")]),
+        "error UnsafeEntry path=d/passwd".into(),
+    );
+    add(
+        "archive-dotdot-path",
+        "an entry path with `..` components: docs/../../escaped.txt after docs/",
+        22,
+        craft(vec![
+            dir("docs"),
+            file("docs/../../escaped.txt", b"outside\n"),
+        ]),
+        "error UnsafeEntry path=docs/../../escaped.txt".into(),
+    );
+    add(
+        "archive-case-collision",
+        "Report.csv and report.csv: one file on a case-folding file system",
+        23,
+        craft(vec![
+            file("Report.csv", b"upper\n"),
+            file("report.csv", b"lower\n"),
+        ]),
+        "error NameCollision path=report.csv other=Report.csv".into(),
+    );
+    let (nfc, nfd) = ("m\u{e4}rz.csv", "ma\u{308}rz.csv");
+    add(
+        "archive-nfc-nfd",
+        "m\u{e4}rz.csv spelt with U+00E4 (NFC), then with a + U+0308 (NFD): canonically \
+         equivalent names collide",
+        24,
+        craft(vec![file(nfc, b"nfc\n"), file(nfd, b"nfd\n")]),
+        format!("error NameCollision path={nfd} other={nfc}"),
+    );
+    add(
+        "archive-file-as-parent",
+        "a file f, then f/x: the path runs through a file",
+        25,
+        craft(vec![file("f", b"file\n"), file("f/x", b"below a file\n")]),
+        "error UnsafeEntry path=f/x".into(),
+    );
+    add(
+        "archive-hardlink-forward",
+        "a hard link h -> f before the file f: a hard link names an earlier file",
+        26,
+        craft(vec![hardlink("h", "f"), file("f", b"later\n")]),
+        "error UnsafeEntry path=h".into(),
+    );
+    // The second entry's ustar header says ../../b where the index says b.
+    let tar_path = Craft::new(vec![
+        file("a", b"first"),
+        file("b", b"second").tar(|t| t.path = Some(b"../../b".to_vec())),
+    ]);
+    let (content, placed) = tar_path.build();
+    add(
+        "archive-tar-path",
+        "the tar header of entry b gives the path ../../b: tar -x would write elsewhere than \
+         the index says",
+        27,
+        content,
+        format!("error TarMismatch path=b offset={}", placed[1].ustar_offset),
+    );
+    let mut gap = vec![file("a", b"first"), file("b", b"second")];
+    gap[0].tar.gap_after = 1;
+    let content = craft(gap);
+    // Entry 1 starts after the count (8) and entry 0 (45 + its 1-byte path).
+    let entry_1 = index_offset(&content) + 8 + 46;
+    add(
+        "archive-gap",
+        "a zero block between entries a and b: b's header offset is not a's end, so the tar \
+         stream does not tile",
+        28,
+        content,
+        format!("error MalformedArchive offset={entry_1}"),
+    );
+    let mut end_blocks = vec![0u8; 1024];
+    end_blocks[1023] = 0x01;
+    let end_block = Craft {
+        end_blocks: Some(end_blocks),
+        ..Craft::new(vec![file("a", b"first")])
+    };
+    let content = end_block.payload();
+    let end_at = index_offset(&content) - 1024;
+    add(
+        "archive-end-block",
+        "the last byte of the second end block is 01: refused when the whole stream is read",
+        29,
+        content,
+        format!("error MalformedArchive offset={end_at}"),
+    );
+    let deep = vec!["d"; 257].join("/");
+    add(
+        "archive-path-depth",
+        "a file at depth 257 (one above the 256 components allowed)",
+        30,
+        craft(vec![file(&deep, b"deep\n")]),
+        format!(
+            "error LimitExceeded found=257 limit={} what=archive path depth",
+            ArchiveLimits::new().max_depth
+        ),
+    );
+
+    // Sound archives the checks must accept.
+    let inside: Vec<Spec> = vec![
+        dir("a"),
+        dir("a/b"),
+        file("a/b/f", b"data"),
+        symlink("a/b/self", "."),
+        symlink("a/up", ".."),
+        symlink("a/b/to_f", "../b/f"),
+        symlink("via", "a/up/a/b/self/self/to_f"),
+        symlink("a/b/c", "../../a/./b//f"),
+        symlink("a/b/dangling", "../nothing-here"),
+        symlink("a/b/chain", "../up/a/b/c"),
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(i, spec)| spec.mtime(at(i as u64)))
+    .collect();
+    add(
+        "archive-links-inside",
+        "links through links that stay inside: a/up -> .., via -> a/up/a/b/self/self/to_f, \
+         a/b/chain -> ../up/a/b/c, a dangling a/b/dangling -> ../nothing-here",
+        31,
+        craft(inside),
+        "entries 10".into(),
+    );
+    add(
+        "archive-hardlinks-implicit-dirs",
+        "a file under parents no entry names (data/, data/2024/) and two hard links to it, one \
+         under another missing parent (backup/)",
+        32,
+        craft(vec![
+            file("data/2024/report.csv", b"id,value\n1,42\n"),
+            hardlink("copy.csv", "data/2024/report.csv"),
+            hardlink("backup/report.csv", "data/2024/report.csv"),
+        ]),
+        "entries 3".into(),
+    );
+    out
+}
+
 /// The identity of the age recipient used above, from age's documentation.
 fn age_identity_bytes() -> [u8; 32] {
     // AGE-SECRET-KEY-1GFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPQ4EGAEX
@@ -728,6 +933,12 @@ fn describe(err: &Error) -> String {
             format!("MalformedChunk chunk={chunk} volume={volume}")
         }
         Error::MalformedPayload { offset, .. } => format!("MalformedPayload offset={offset}"),
+        Error::MalformedArchive { offset, .. } => format!("MalformedArchive offset={offset}"),
+        Error::UnsafeEntry { path, .. } => format!("UnsafeEntry path={path}"),
+        Error::NameCollision { path, other } => format!("NameCollision path={path} other={other}"),
+        Error::TarMismatch { path, offset, .. } => {
+            format!("TarMismatch path={path} offset={offset}")
+        }
         other => format!("{other:?}"),
     }
 }
@@ -776,6 +987,9 @@ fn meta(case: &Case) -> String {
             ));
         }
         Outcome::Error(error) => out.push_str(&format!("expect: error {error}\n")),
+    }
+    if let Some(archive) = &case.archive {
+        out.push_str(&format!("archive: {archive}\n"));
     }
     out
 }
@@ -843,6 +1057,20 @@ type Opened = Result<(PayloadKind, Vec<u8>), Error>;
 
 fn open_vector(case_dir: &Path) -> (BTreeMap<String, Vec<String>>, Opened) {
     let fields = parse_meta(&fs::read_to_string(case_dir.join("meta")).expect("meta"));
+    let (opener, volumes) = opener_and_volumes(case_dir, &fields);
+    let result = opener.open(volumes).and_then(|mut reader| {
+        let mut out = Vec::new();
+        reader.read_to_end(&mut out).map_err(Error::from_io)?;
+        Ok((reader.kind(), out))
+    });
+    (fields, result)
+}
+
+/// The opener a vector's meta describes, and its volumes in meta order.
+fn opener_and_volumes(
+    case_dir: &Path,
+    fields: &BTreeMap<String, Vec<String>>,
+) -> (Opener, Vec<Vec<u8>>) {
     let mut opener = Opener::new();
     for text in fields.get("identity").into_iter().flatten() {
         opener = opener.identities(Identity::parse_file(text).expect("identity"));
@@ -854,12 +1082,35 @@ fn open_vector(case_dir: &Path) -> (BTreeMap<String, Vec<String>>, Opened) {
         .split(' ')
         .map(|name| fs::read(case_dir.join(name)).expect("volume"))
         .collect();
-    let result = opener.open(volumes).and_then(|mut reader| {
-        let mut out = Vec::new();
-        reader.read_to_end(&mut out).map_err(Error::from_io)?;
-        Ok((reader.kind(), out))
+    (opener, volumes)
+}
+
+/// What extracting everything of an archive vector into an empty directory
+/// gives, rendered as the `archive` meta line (SPEC.md §10.1).
+fn archive_outcome(case_dir: &Path, fields: &BTreeMap<String, Vec<String>>) -> String {
+    let (opener, volumes) = opener_and_volumes(case_dir, fields);
+    let reader = opener.open(volumes).expect("an archive vector's set opens");
+    let dest = tempfile::tempdir().expect("tempdir");
+    let result = Payload::detect(reader, &ArchiveLimits::new()).and_then(|payload| match payload {
+        Payload::Archive(mut archive) => archive.extract(dest.path(), &ExtractOptions::new()),
+        Payload::Stream(_) => panic!(
+            "{}: an archive-kind set read as a stream",
+            case_dir.display()
+        ),
     });
-    (fields, result)
+    match result {
+        Ok(report) => format!("entries {}", report.extracted.len()),
+        Err(err) => {
+            let left = fs::read_dir(dest.path()).expect("dest").count();
+            assert_eq!(
+                left,
+                0,
+                "{}: a refusal left {left} names behind",
+                case_dir.display()
+            );
+            format!("error {}", describe(&err))
+        }
+    }
 }
 
 #[test]
@@ -904,6 +1155,39 @@ fn vectors_open_as_recorded() {
         checked += 1;
     }
     assert!(checked >= 20, "only {checked} vectors found");
+}
+
+/// Every archive-kind vector carries an `archive` line, and extracting
+/// everything (`Payload::detect`, then `Archive::extract` into an empty
+/// directory) gives exactly what it says.
+#[test]
+fn archive_vectors_extract_as_recorded() {
+    let mut checked = 0;
+    for entry in fs::read_dir(vectors_dir()).expect("vectors dir") {
+        let case_dir = entry.expect("entry").path();
+        if !case_dir.is_dir() {
+            continue;
+        }
+        let fields = parse_meta(&fs::read_to_string(case_dir.join("meta")).expect("meta"));
+        let name = case_dir.display();
+        let is_archive = fields
+            .get("payload-kind")
+            .is_some_and(|kind| kind[0] == "archive");
+        let Some(want) = fields.get("archive") else {
+            assert!(
+                !is_archive,
+                "{name}: an archive-kind case without `archive`"
+            );
+            continue;
+        };
+        assert!(
+            is_archive,
+            "{name}: `archive` on a case that is not archive-kind"
+        );
+        assert_eq!(archive_outcome(&case_dir, &fields), want[0], "{name}");
+        checked += 1;
+    }
+    assert!(checked >= 14, "only {checked} archive vectors found");
 }
 
 #[test]

@@ -8,6 +8,7 @@
     reason = "every test crate includes this module and uses a different subset of it"
 )]
 
+pub mod craft;
 pub mod forge;
 
 use std::io::{self, Read, Write};

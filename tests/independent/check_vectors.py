@@ -11,6 +11,12 @@ decodes the volumes as `meta` says and compares:
   for archive payloads. For an
   archive payload it lists the index entries and checks them against the
   TAR part as Python's tarfile module reads it.
+- `archive: entries N` / `archive: error ...` (archive-kind cases): the
+  decoded content goes through archive_rules.check_archive (the §12 checks,
+  written from SPEC.md alone), which must extract everything as N entries or
+  refuse with exactly that variant and those fields. Only `entries` cases
+  are also listed and checked against tarfile (a refused archive need not
+  tile or agree with its tar stream).
 - `expect: error ...`: the variant and exactly the fields §10.1 renders.
 
 It also rebuilds the SPEC.md §3.5 worked example from the values printed
@@ -36,6 +42,7 @@ import traceback
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+import archive_rules  # noqa: E402
 import kuvert_decode as kd  # noqa: E402
 
 DEFAULT_DIR = os.path.normpath(os.path.join(HERE, "..", "vectors"))
@@ -43,7 +50,7 @@ DEFAULT_DIR = os.path.normpath(os.path.join(HERE, "..", "vectors"))
 # §10.1 field names. `what` comes last and may hold spaces; splitting at the
 # next ` <known field>=` also reads it correctly.
 FIELDS = ("input", "volume", "chunk", "offset", "length", "version", "first",
-          "second", "found", "limit", "what", "stanza_types")
+          "second", "found", "limit", "what", "stanza_types", "path", "other")
 _FIELD_SPLIT = re.compile(r" (?=(?:%s)=)" % "|".join(FIELDS))
 
 
@@ -75,6 +82,30 @@ def parse_expected_error(s: str) -> tuple[str, dict[str, str]]:
                 raise ValueError(f"field {k} given twice")
             fields[k] = v
     return head, fields
+
+
+def check_archive_expectation(content: bytes, want: str) -> str:
+    """§10.1 `archive`: run the §12 checks over the whole content (extract
+    everything) and compare with `entries N` or `error Variant fields`."""
+    got = archive_rules.check_archive(content)
+    if want.startswith("entries "):
+        n = int(want[len("entries "):])
+        check(isinstance(got, archive_rules.Plan),
+              f"archive: expected {want}, archive_rules refuses: {got}")
+        # Entries extracted: every plan item but the implicit directories
+        # (§12.4: no entry names them; they carry no archived mode).
+        made = [i for i in got.items if not (i.kind == "dir" and i.mode is None)]
+        check(len(made) == n, f"archive: {len(made)} entries extracted, want {n}")
+        return f"archive_rules extracts {n} entries ({len(got.items)} plan items)"
+    check(want.startswith("error "), f"cannot parse archive {want!r}")
+    variant, fields = parse_expected_error(want[len("error "):])
+    check(isinstance(got, archive_rules.Refusal),
+          f"archive: expected {want[len('error '):]}, archive_rules extracts "
+          f"{len(got.items) if isinstance(got, archive_rules.Plan) else got}")
+    have = {k: str(v) for k, v in got.fields.items()}
+    check(got.variant == variant and have == fields,
+          f"archive: expected {variant} {fields}, archive_rules gives {got}")
+    return f"archive_rules refuses: {got}"
 
 
 def rendered_fields(e: kd.KuvertError) -> dict[str, str]:
@@ -141,7 +172,7 @@ def run_case(d: str) -> tuple[str, list[str]]:
     keys = [k for k, _ in meta]
     one = {k: v for k, v in meta}
     known = {"description", "identity", "passphrase", "volumes", "expect",
-             "payload-kind", "plaintext-length", "plaintext-sha256"}
+             "payload-kind", "plaintext-length", "plaintext-sha256", "archive"}
     check(set(keys) <= known, f"unknown meta keys {sorted(set(keys) - known)}")
     for k in keys:
         check(k == "identity" or keys.count(k) == 1, f"meta key {k} repeats")
@@ -157,6 +188,9 @@ def run_case(d: str) -> tuple[str, list[str]]:
         want_sha = one["plaintext-sha256"]
         want_kind = one["payload-kind"]
         want = open(os.path.join(d, "plaintext"), "rb").read()
+        want_archive = one.get("archive")
+        check((want_archive is not None) == (want_kind == "archive"),
+              "`archive` must be given exactly for archive-kind cases")
         try:
             s = kd.open_set(paths, ids, pw)
             check(s.kind == want_kind, f"payload kind {s.kind}, want {want_kind}")
@@ -181,6 +215,11 @@ def run_case(d: str) -> tuple[str, list[str]]:
         # Payload bytes: the content and its 4-byte prefix (§6.7).
         check(total == want_len + kd.PREFIX_LEN,
               f"verify_volume plaintext sum {total}, want {want_len} + {kd.PREFIX_LEN}")
+        if want_archive is not None and want_archive.startswith("error "):
+            # A refused archive: only the §12 checks; the set itself opened.
+            s.close()
+            return (f"plaintext {want_len} bytes, archive; "
+                    f"{check_archive_expectation(got, want_archive)}"), []
         # §12.1: archives by their kind only.
         arc = kd.read_archive(s)
         same = kd.read_archive_bytes(got, kind=s.kind)
@@ -190,8 +229,10 @@ def run_case(d: str) -> tuple[str, list[str]]:
         if arc is None:
             return f"plaintext {want_len} bytes, stream, {s.volumes} volume(s)", []
         lines = check_archive_against_tar(got, arc)
+        rules = check_archive_expectation(got, want_archive)
         return (f"plaintext {want_len} bytes, archive: TAR {arc.tar_length} bytes, "
-                f"index {arc.index_length} bytes, {len(arc.entries)} entries match tar"), lines
+                f"index {arc.index_length} bytes, {len(arc.entries)} entries match tar; "
+                f"{rules}"), lines
 
     check(expect.startswith("error "), f"cannot parse expect {expect!r}")
     variant, fields = parse_expected_error(expect[len("error "):])
