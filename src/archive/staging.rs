@@ -14,13 +14,25 @@
 //! # Resources
 //!
 //! At most 64 directory handles are kept open (least recently used first
-//! out, plus the destination, the staging root and directories whose final
-//! mode lacks owner read or search, which cleanup could not reopen). An
-//! evicted handle is reopened component by component from the nearest open
-//! ancestor, `O_NOFOLLOW` at each step, and must still be the inode that
-//! was made (device and inode compared): a directory swapped for a symlink
-//! fails to reopen, one swapped for another directory is refused. Cleanup
-//! holds one descriptor per level and stops at 512 levels.
+//! out, plus the destination and the staging root), whatever the number,
+//! modes and depth of the directories. An evicted handle is reopened
+//! component by component from the nearest open ancestor, `O_NOFOLLOW` at
+//! each step, and must still be the inode that was made (device and inode
+//! compared): a directory swapped for a symlink fails to reopen, one
+//! swapped for another directory is refused.
+//!
+//! A directory whose final mode lacks owner read or search could be
+//! neither reopened nor emptied by cleanup, so it stays 0700 in staging:
+//! its mode (and mtime) is applied as the very last step of publishing,
+//! deepest first, once nothing needs cleaning up any more (see
+//! [`Staging::publish`]).
+//!
+//! Cleanup (and the removal of replaced entries) walks the tree depth
+//! first with an explicit stack, holding handles for at most the 32
+//! deepest levels of the current path; a level let go is reopened the same
+//! way as an evicted handle when the walk returns to it. Any depth a path
+//! can have (4096 bytes hold at most 2048 components) is removed; cleanup
+//! refuses to descend below 16384 levels.
 //!
 //! # Security
 //!
@@ -124,7 +136,7 @@ pub(crate) use other::Staging;
 
 #[cfg(unix)]
 mod unix {
-    use std::collections::VecDeque;
+    use std::collections::{HashSet, VecDeque};
     use std::ffi::CString;
     use std::fs::File;
     use std::io::{self, Write};
@@ -150,8 +162,14 @@ mod unix {
     /// usual 1024-descriptor limit. Evicted ones are reopened through their
     /// parents' handles and checked by inode.
     const MAX_OPEN_DIRS: usize = 64;
-    /// Deepest tree removed on cleanup; each level holds one descriptor.
-    const MAX_CLEANUP_DEPTH: usize = 512;
+    /// Deepest tree removed on cleanup: eight times the components a
+    /// 4096-byte path holds, a bound against a tree that never ends (a
+    /// bind mount of an ancestor), not against any real one.
+    const MAX_CLEANUP_DEPTH: usize = 16_384;
+    /// Handles held by a walk below the destination or staging root:
+    /// cleanup keeps those of the deepest levels of its current path,
+    /// applying deferred modes keeps the most recently used.
+    pub(super) const WALK_HANDLES: usize = 32;
 
     const DIR_FLAGS: OFlags = OFlags::RDONLY
         .union(OFlags::DIRECTORY)
@@ -208,9 +226,10 @@ mod unix {
         parent: DirId,
         name: String,
         ident: Ident,
-        /// Kept open until drop: its final mode lacks owner read or search,
-        /// so cleanup could not reopen it to make it writable again.
-        pinned: bool,
+        /// Final mode and mtime not applied yet: the mode lacks owner read
+        /// or search, so neither cleanup nor a reopen could enter it. Set
+        /// when publishing, once everything is in place.
+        deferred: Option<(u32, i64)>,
     }
 
     /// One undoable step of publishing.
@@ -319,7 +338,7 @@ mod unix {
                 parent: STAGING_ROOT,
                 name,
                 ident,
-                pinned: true,
+                deferred: None,
             });
             // From here on Drop removes the staging directory.
             let root = staging.root();
@@ -387,7 +406,7 @@ mod unix {
                 parent,
                 name: name.to_owned(),
                 ident,
-                pinned: false,
+                deferred: None,
             });
             self.store(id, fd);
             Ok(id)
@@ -497,7 +516,10 @@ mod unix {
         ///
         /// Call it once the directory's contents are complete (symlinks
         /// included), deepest first. Top-level directories get theirs from
-        /// [`publish`](Self::publish) instead.
+        /// [`publish`](Self::publish) instead. A mode without owner read or
+        /// search is only recorded: the directory stays 0700 in staging,
+        /// so that cleanup can always empty it, and gets its mode and mtime
+        /// at the end of publishing.
         ///
         /// # Errors
         ///
@@ -518,11 +540,11 @@ mod unix {
             }
             let bits = safe_mode(mode_bits);
             self.ensure_open(dir)?;
-            if bits & 0o500 != 0o500 {
-                // Cleanup could not reopen it: keep the handle.
-                self.open.retain(|&id| id != dir);
-                self.dirs[dir].pinned = true;
+            if !enterable(bits) {
+                self.dirs[dir].deferred = Some((bits, mtime));
+                return Ok(());
             }
+            self.dirs[dir].deferred = None;
             let fd = self.held(dir);
             rfs::fchmod(fd, mode(bits))
                 .and_then(|()| rfs::futimens(fd, &timestamps(mtime)))
@@ -550,30 +572,39 @@ mod unix {
         /// once all tops are in place are the replaced entries removed.
         ///
         /// Tops that are not in staging (left out by salvaging) are
-        /// skipped. Top-level directories get their mode and mtime through
-        /// their held handles after the move.
+        /// skipped. Top-level directories get their mode and mtime after
+        /// the move, one handle at a time.
+        ///
+        /// Last, once everything is in place and staging is empty, the
+        /// directories whose final mode lacks owner read or search get
+        /// their mode and mtime: deepest first, so that each is reached
+        /// through ancestors still searchable, each reopened component by
+        /// component from the destination (or a cached ancestor, at most
+        /// 32 handles), `O_NOFOLLOW` and checked by device and inode. A
+        /// failure there leaves that directory 0700, nothing in staging.
         ///
         /// # Errors
         ///
         /// [`Error::DestinationExists`]; [`Error::Io`] naming the entry. If
         /// publishing failed and could not be undone, the error says which
         /// names were left in the destination. If everything was published
-        /// but a replaced entry could not be removed, the error names what
-        /// was left behind.
+        /// but a replaced entry could not be removed or a directory's final
+        /// mode not applied, the error names those.
         pub(crate) fn publish(mut self, tops: &[Top], replace: bool) -> Result<(), Error> {
             let mut steps = Vec::new();
             if let Err(err) = self.move_tops(tops, replace, &mut steps) {
                 return Err(self.undo(&steps, err));
             }
-            if let Err(err) = self.finish_tops(tops) {
+            let mut deferred = Vec::new();
+            if let Err(err) = self.finish_tops(tops, &mut deferred) {
                 return Err(self.undo(&steps, err));
             }
             // Published: Drop must never touch these directories again.
             for held in self.dirs.iter_mut().skip(1) {
                 held.fd = None;
-                held.pinned = false;
             }
             self.open.clear();
+            let unset = self.apply_deferred(&steps, deferred);
             let mut left = Vec::new();
             let mut first = None;
             for step in &steps {
@@ -589,14 +620,132 @@ mod unix {
                     first.get_or_insert(err);
                 }
             }
-            match first {
-                None => Ok(()),
-                Some(err) => Err(located(
+            match (first, unset) {
+                (None, None) => Ok(()),
+                (Some(err), None) => Err(located(
                     err,
                     "remove the replaced entries (the new ones are in place)",
                     left.join(", "),
                 )),
+                (None, Some((err, unset))) => Err(located(
+                    err,
+                    "set the final mode of (the new entries are in place)",
+                    unset.join(", "),
+                )),
+                (Some(err), Some((_, unset))) => Err(located(
+                    err,
+                    "remove the replaced entries (before the semicolon) or set the \
+                     final mode of (after it; the new entries are in place)",
+                    format!("{}; {}", left.join(", "), unset.join(", ")),
+                )),
             }
+        }
+
+        /// Applies the deferred modes and mtimes (see
+        /// [`finish_dir`](Self::finish_dir)) to the directories now in the
+        /// destination, deepest first, holding at most [`WALK_HANDLES`]
+        /// handles. `tops` are the top-level ones [`finish_tops`]
+        /// (Self::finish_tops) deferred. Returns the first failure and the
+        /// paths whose mode could not be applied.
+        fn apply_deferred(
+            &self,
+            steps: &[Step],
+            tops: Vec<(DirId, u32, i64)>,
+        ) -> Option<(io::Error, Vec<String>)> {
+            // A parent is always made (and numbered) before its children.
+            let mut depth = vec![0usize; self.dirs.len()];
+            let mut top_of = vec![STAGING_ROOT; self.dirs.len()];
+            for id in 1..self.dirs.len() {
+                let parent = self.dirs[id].parent;
+                depth[id] = depth[parent] + 1;
+                top_of[id] = if parent == STAGING_ROOT {
+                    id
+                } else {
+                    top_of[parent]
+                };
+            }
+            let moved: HashSet<&str> = steps
+                .iter()
+                .filter_map(|step| match step {
+                    Step::Moved {
+                        name, is_dir: true, ..
+                    } => Some(name.as_str()),
+                    _ => None,
+                })
+                .collect();
+            let mut deferred = tops;
+            deferred.extend(
+                self.dirs
+                    .iter()
+                    .enumerate()
+                    .skip(1)
+                    .filter_map(|(id, held)| held.deferred.map(|(bits, mtime)| (id, bits, mtime))),
+            );
+            // Only what was published: what is left in staging is removed.
+            let mut published = vec![false; self.dirs.len()];
+            for (id, held) in self.dirs.iter().enumerate().skip(1) {
+                published[id] = held.parent == STAGING_ROOT && moved.contains(&held.name.as_str());
+            }
+            deferred.retain(|&(id, ..)| id != STAGING_ROOT && published[top_of[id]]);
+            deferred.sort_by_key(|&(id, ..)| std::cmp::Reverse(depth[id]));
+            let mut cache = Vec::new();
+            let mut first = None;
+            let mut unset = Vec::new();
+            for (dir, bits, mtime) in deferred {
+                let result = self.open_published(&mut cache, dir).and_then(|pos| {
+                    let fd = &cache[pos].1;
+                    rfs::fchmod(fd, mode(bits))
+                        .and_then(|()| rfs::futimens(fd, &timestamps(mtime)))
+                        .map_err(io::Error::from)
+                });
+                if let Err(err) = result {
+                    unset.push(
+                        self.dest_path
+                            .join(self.dir_path(dir))
+                            .display()
+                            .to_string(),
+                    );
+                    first.get_or_insert(err);
+                }
+            }
+            first.map(|err| (err, unset))
+        }
+
+        /// Opens the published directory `dir` into `cache` (least recently
+        /// used first, at most [`WALK_HANDLES`]) from its nearest cached
+        /// ancestor or else from the destination, component by component,
+        /// `O_NOFOLLOW` and checked to be the inode made; returns its
+        /// position in `cache`.
+        fn open_published(
+            &self,
+            cache: &mut Vec<(DirId, OwnedFd)>,
+            dir: DirId,
+        ) -> io::Result<usize> {
+            let mut chain = Vec::new();
+            let mut base = None;
+            let mut id = dir;
+            while id != STAGING_ROOT {
+                if let Some(pos) = cache.iter().position(|(cached, _)| *cached == id) {
+                    let entry = cache.remove(pos);
+                    cache.push(entry);
+                    base = Some(cache.len() - 1);
+                    break;
+                }
+                chain.push(id);
+                id = self.dirs[id].parent;
+            }
+            for &step in chain.iter().rev() {
+                let held = &self.dirs[step];
+                let from = base.map_or(self.dest.as_fd(), |pos| cache[pos].1.as_fd());
+                let fd = reopen(from, &held.name, held.ident)?;
+                if cache.len() >= WALK_HANDLES {
+                    // The least recently used: never `from`, the newest.
+                    cache.remove(0);
+                }
+                cache.push((step, fd));
+                base = Some(cache.len() - 1);
+            }
+            base.ok_or_else(|| io::Error::other("staging: not a published directory"))
         }
 
         fn move_tops(
@@ -702,19 +851,24 @@ mod unix {
         }
 
         /// Applies the top-level directories' final modes and mtimes, now
-        /// that they are in the destination; on failure makes them all
-        /// writable again so that they can be moved back.
-        fn finish_tops(&mut self, tops: &[Top]) -> Result<(), Error> {
-            let mut handles = Vec::new();
+        /// that they are in the destination, one handle at a time; on
+        /// failure makes them all writable again so that they can be moved
+        /// back. Those whose mode lacks owner read or search are left 0700
+        /// and added to `deferred`.
+        fn finish_tops(
+            &mut self,
+            tops: &[Top],
+            deferred: &mut Vec<(DirId, u32, i64)>,
+        ) -> Result<(), Error> {
+            let mut now = Vec::new();
             for top in tops {
                 let Some((dir, bits, mtime)) = top.dir else {
                     continue;
                 };
-                let held = self
-                    .dirs
-                    .get(dir)
-                    .filter(|held| held.parent == STAGING_ROOT && dir != STAGING_ROOT);
-                let Some(held) = held.filter(|held| held.name == top.name) else {
+                let is_top = self.dirs.get(dir).is_some_and(|held| {
+                    held.parent == STAGING_ROOT && dir != STAGING_ROOT && held.name == top.name
+                });
+                if !is_top {
                     return Err(Error::Io(io::Error::new(
                         io::ErrorKind::InvalidInput,
                         format!(
@@ -722,29 +876,44 @@ mod unix {
                             top.name
                         ),
                     )));
-                };
-                let fd = match &held.fd {
-                    Some(fd) => fd.try_clone(),
-                    None => reopen(self.dest.as_fd(), &held.name, held.ident),
                 }
-                .map_err(|err| located(err, "open directory", self.dir_path(dir)))?;
-                handles.push((fd, bits, mtime, dir));
+                let bits = safe_mode(bits);
+                if enterable(bits) {
+                    now.push((dir, bits, mtime));
+                } else {
+                    deferred.push((dir, bits, mtime));
+                }
             }
-            for (done, (fd, bits, mtime, dir)) in handles.iter().enumerate() {
-                let result = rfs::fchmod(fd, mode(safe_mode(*bits)))
-                    .and_then(|()| rfs::futimens(fd, &timestamps(*mtime)));
+            for (done, &(dir, bits, mtime)) in now.iter().enumerate() {
+                let result = self.top_handle(dir).and_then(|fd| {
+                    rfs::fchmod(&fd, mode(bits))
+                        .and_then(|()| rfs::futimens(&fd, &timestamps(mtime)))
+                        .map_err(io::Error::from)
+                });
                 if let Err(err) = result {
-                    for (fd, ..) in &handles[..=done] {
-                        let _ = rfs::fchmod(fd, mode(0o700));
+                    // Their modes have owner read and search: reopenable.
+                    for &(dir, ..) in &now[..=done] {
+                        if let Ok(fd) = self.top_handle(dir) {
+                            let _ = rfs::fchmod(&fd, mode(0o700));
+                        }
                     }
                     return Err(located(
                         err,
                         "set the mode and mtime of",
-                        self.dir_path(*dir),
+                        self.dir_path(dir),
                     ));
                 }
             }
             Ok(())
+        }
+
+        /// A handle of top-level directory `dir`, now in the destination.
+        fn top_handle(&self, dir: DirId) -> io::Result<OwnedFd> {
+            let held = &self.dirs[dir];
+            match &held.fd {
+                Some(fd) => fd.try_clone(),
+                None => reopen(self.dest.as_fd(), &held.name, held.ident),
+            }
         }
 
         /// Reverses `steps`, newest first, moving only what is still the
@@ -808,7 +977,7 @@ mod unix {
                 )));
             };
             if held.fd.is_some() {
-                if !held.pinned && self.open.back() != Some(&dir) {
+                if dir != STAGING_ROOT && self.open.back() != Some(&dir) {
                     self.open.retain(|&id| id != dir);
                     self.open.push_back(dir);
                 }
@@ -890,15 +1059,15 @@ mod unix {
 
     impl Drop for Staging {
         fn drop(&mut self) {
-            // Directories made unreadable or unsearchable are held open:
-            // make every held one writable again, by handle.
-            for held in self.dirs.iter().skip(1) {
-                if let Some(fd) = &held.fd {
-                    let _ = rfs::fchmod(fd, mode(0o700));
-                }
+            // Cleanup needs descriptors of its own: let the cache go. Every
+            // staged directory has owner read and search (restrictive
+            // modes are only applied once published).
+            for held in self.dirs.iter_mut().skip(1) {
+                held.fd = None;
             }
+            self.open.clear();
             let root = self.root();
-            let _ = clear_dir(root, 1);
+            let _ = clear_dir(root);
             let ours = self.dirs[STAGING_ROOT].ident;
             let still = rfs::statat(&self.dest, self.name.as_str(), AtFlags::SYMLINK_NOFOLLOW)
                 .is_ok_and(|stat| ident_of(&stat) == ours);
@@ -980,9 +1149,19 @@ mod unix {
         Ok(0o777 & !(stat?.st_mode as u32))
     }
 
+    /// Whether a directory with mode `bits` can be reopened and emptied by
+    /// its owner: owner read and search.
+    fn enterable(bits: u32) -> bool {
+        bits & 0o500 == 0o500
+    }
+
     /// Opens directory `name` in `base` without following a symlink, and
     /// checks it is still the inode `ident`.
-    fn reopen(base: BorrowedFd<'_>, name: &str, ident: Ident) -> io::Result<OwnedFd> {
+    fn reopen<P: rustix::path::Arg>(
+        base: BorrowedFd<'_>,
+        name: P,
+        ident: Ident,
+    ) -> io::Result<OwnedFd> {
         let fd = rfs::openat(base, name, DIR_FLAGS, Mode::empty())?;
         if ident_of(&rfs::fstat(&fd)?) != ident {
             return Err(io::Error::other(
@@ -1049,52 +1228,173 @@ mod unix {
         }
         let fd = reopen(dest, aside, ident)?;
         let _ = rfs::fchmod(&fd, mode(0o700));
-        clear_dir(fd.as_fd(), 1)?;
+        clear_dir(fd.as_fd())?;
         drop(fd);
         Ok(rfs::unlinkat(dest, aside, AtFlags::REMOVEDIR)?)
     }
 
-    /// Removes everything inside `dir`, by handle, never following a
+    /// One directory on the path of [`clear_dir`]'s walk.
+    pub(super) struct Level {
+        /// Its name in the level above (empty for the base).
+        pub(super) name: CString,
+        /// What reopening it must find (unused for the base).
+        pub(super) ident: Ident,
+        /// Its handle, or `None` while let go (always for the base).
+        pub(super) fd: Option<OwnedFd>,
+        /// The entries still to remove.
+        pub(super) names: Vec<CString>,
+    }
+
+    /// Removes everything inside `base`, by handle, never following a
     /// symlink; directories are made 0700 first so read-only ones empty.
-    fn clear_dir(dir: BorrowedFd<'_>, depth: usize) -> io::Result<()> {
-        if depth > MAX_CLEANUP_DEPTH {
-            return Err(io::Error::other("the tree is too deep to remove"));
+    ///
+    /// Depth first with an explicit stack of [`Level`]s rather than
+    /// recursion: besides `base`, at most [`WALK_HANDLES`] handles are held,
+    /// those of the deepest levels of the current path. Returning to a
+    /// level whose handle was let go reopens it (and the levels between)
+    /// from the nearest held level, component by component, `O_NOFOLLOW`,
+    /// each checked to be the inode listed before; a level that fails to
+    /// reopen is given up with everything below it, never entered. The
+    /// cost is one reopen per level for every [`WALK_HANDLES`] levels
+    /// climbed, negligible at the depths a path can have.
+    fn clear_dir(base: BorrowedFd<'_>) -> io::Result<()> {
+        let mut levels = vec![Level {
+            name: CString::default(),
+            ident: (0, 0),
+            fd: None,
+            names: list_dir(base)?,
+        }];
+        let mut first: Option<io::Error> = None;
+        loop {
+            let depth = levels.len() - 1;
+            let Some(name) = levels[depth].names.pop() else {
+                if depth == 0 {
+                    break;
+                }
+                // Emptied (as far as it goes): remove it from its parent.
+                let done = levels.pop().expect("depth > 0");
+                drop(done.fd);
+                let result = current(base, &mut levels).and_then(|parent| {
+                    Ok(rfs::unlinkat(
+                        parent,
+                        done.name.as_c_str(),
+                        AtFlags::REMOVEDIR,
+                    )?)
+                });
+                if let Err(err) = result {
+                    first.get_or_insert(err);
+                }
+                continue;
+            };
+            match enter(base, &mut levels, &name) {
+                Ok(None) => {}
+                Ok(Some((child, ident, names))) => {
+                    if levels.len() > MAX_CLEANUP_DEPTH {
+                        first.get_or_insert(io::Error::other("the tree is too deep to remove"));
+                        continue;
+                    }
+                    levels.push(Level {
+                        name,
+                        ident,
+                        fd: Some(child),
+                        names,
+                    });
+                    let deepest = levels.len() - 1;
+                    if deepest > WALK_HANDLES {
+                        levels[deepest - WALK_HANDLES].fd = None;
+                    }
+                }
+                Err(err) => {
+                    first.get_or_insert(err);
+                }
+            }
         }
-        // Collect first: removing while reading may skip entries.
-        let mut names: Vec<CString> = Vec::new();
+        first.map_or(Ok(()), Err)
+    }
+
+    /// Removes `name` from the deepest level if it is not a directory to
+    /// descend into; else returns that directory's handle (made 0700),
+    /// identity and entries.
+    fn enter(
+        base: BorrowedFd<'_>,
+        levels: &mut Vec<Level>,
+        name: &CString,
+    ) -> io::Result<Option<(OwnedFd, Ident, Vec<CString>)>> {
+        let dir = current(base, levels)?;
+        let stat = rfs::statat(dir, name.as_c_str(), AtFlags::SYMLINK_NOFOLLOW)?;
+        if !FileType::from_raw_mode(stat.st_mode).is_dir() {
+            rfs::unlinkat(dir, name.as_c_str(), AtFlags::empty())?;
+            return Ok(None);
+        }
+        match rfs::openat(dir, name.as_c_str(), DIR_FLAGS, Mode::empty()) {
+            Ok(child) => {
+                let _ = rfs::fchmod(&child, mode(0o700));
+                let ident = ident_of(&rfs::fstat(&child)?);
+                let names = list_dir(child.as_fd())?;
+                Ok(Some((child, ident, names)))
+            }
+            // Swapped for something else since: remove that, unfollowed.
+            Err(Errno::NOTDIR | Errno::LOOP) => {
+                rfs::unlinkat(dir, name.as_c_str(), AtFlags::empty())?;
+                Ok(None)
+            }
+            // Unreadable: removable still if empty.
+            Err(_) => {
+                rfs::unlinkat(dir, name.as_c_str(), AtFlags::REMOVEDIR)?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// The deepest level's handle, reopened if it was let go (see
+    /// [`clear_dir`]). On failure the levels from the one that failed to
+    /// reopen down are dropped, unvisited.
+    pub(super) fn current<'a>(
+        base: BorrowedFd<'a>,
+        levels: &'a mut Vec<Level>,
+    ) -> io::Result<BorrowedFd<'a>> {
+        let deepest = levels.len() - 1;
+        if deepest > 0 && levels[deepest].fd.is_none() {
+            let mut held = deepest;
+            while held > 0 && levels[held].fd.is_none() {
+                held -= 1;
+            }
+            for step in held + 1..=deepest {
+                let parent = match &levels[step - 1].fd {
+                    Some(fd) => fd.as_fd(),
+                    None => base,
+                };
+                match reopen(parent, levels[step].name.as_c_str(), levels[step].ident) {
+                    Ok(fd) => levels[step].fd = Some(fd),
+                    Err(err) => {
+                        levels.truncate(step);
+                        return Err(err);
+                    }
+                }
+                // Keep only the deepest WALK_HANDLES levels' handles.
+                if step - 1 > 0 && step - 1 + WALK_HANDLES <= deepest {
+                    levels[step - 1].fd = None;
+                }
+            }
+        }
+        match levels.last().and_then(|level| level.fd.as_ref()) {
+            Some(fd) => Ok(fd.as_fd()),
+            None if levels.len() == 1 => Ok(base),
+            None => Err(io::Error::other("cleanup lost a directory handle")),
+        }
+    }
+
+    /// The names in `dir`, without `.` and `..`. Collected first: removing
+    /// while reading may skip entries.
+    fn list_dir(dir: BorrowedFd<'_>) -> io::Result<Vec<CString>> {
+        let mut names = Vec::new();
         for entry in rfs::Dir::read_from(dir)? {
             let name = entry?.file_name().to_owned();
             if name.as_bytes() != b"." && name.as_bytes() != b".." {
                 names.push(name);
             }
         }
-        let mut first = None;
-        for name in names {
-            if let Err(err) = remove_entry(dir, &name, depth) {
-                first.get_or_insert(err);
-            }
-        }
-        first.map_or(Ok(()), Err)
-    }
-
-    fn remove_entry(dir: BorrowedFd<'_>, name: &CString, depth: usize) -> io::Result<()> {
-        let stat = rfs::statat(dir, name.as_c_str(), AtFlags::SYMLINK_NOFOLLOW)?;
-        if !FileType::from_raw_mode(stat.st_mode).is_dir() {
-            return Ok(rfs::unlinkat(dir, name.as_c_str(), AtFlags::empty())?);
-        }
-        match rfs::openat(dir, name.as_c_str(), DIR_FLAGS, Mode::empty()) {
-            Ok(child) => {
-                let _ = rfs::fchmod(&child, mode(0o700));
-                clear_dir(child.as_fd(), depth + 1)?;
-            }
-            // Swapped for something else since: remove that, unfollowed.
-            Err(Errno::NOTDIR | Errno::LOOP) => {
-                return Ok(rfs::unlinkat(dir, name.as_c_str(), AtFlags::empty())?);
-            }
-            // Unreadable: removable still if empty.
-            Err(_) => {}
-        }
-        Ok(rfs::unlinkat(dir, name.as_c_str(), AtFlags::REMOVEDIR)?)
+        Ok(names)
     }
 
     const _: () = assert!(MAX_OPEN_DIRS >= 2);
@@ -1468,7 +1768,7 @@ mod tests {
             staging.finish_dir(deep, 0o555, 0)?;
             staging.finish_dir(ro, 0o500, 0)?;
             let root = dest.join(staging.name());
-            assert_eq!(mode_of(&root.join("t/locked")), 0o000);
+            assert_eq!(mode_of(&root.join("t/locked")), 0o700, "deferred");
             assert_eq!(mode_of(&root.join("t/ro")), 0o500);
             drop(staging);
             assert_eq!(names(dest), Vec::<String>::new());
@@ -1879,13 +2179,13 @@ mod tests {
             staging.finish_dir(*dir, 0o755, 4)?;
         }
         assert!(staging.open_handles() <= MAX_HELD_FOR_TESTS + 1);
-        // Unreadable ones stay open, so that cleanup can restore them.
+        // Unreadable ones are not held either: their modes are deferred.
         let locked = staging.make_dir(dirs[0].0, "locked")?;
-        staging.finish_dir(locked, 0o311, 0)?;
+        staging.finish_dir(locked, 0o311, 6)?;
         for i in 0..100 {
             staging.make_dir(top_dir, &format!("later{i}"))?;
         }
-        assert!(staging.open_handles() <= MAX_HELD_FOR_TESTS + 2);
+        assert!(staging.open_handles() <= MAX_HELD_FOR_TESTS + 1);
         let tops = [Top {
             name: "t".into(),
             dir: Some((top_dir, 0o755, 5)),
@@ -1897,6 +2197,8 @@ mod tests {
         assert_eq!(fs::metadata(dest.path().join("t/d7/sub"))?.mtime(), 3);
         assert_eq!(fs::metadata(dest.path().join("t/d7"))?.mtime(), 4);
         assert_eq!(fs::metadata(dest.path().join("t"))?.mtime(), 5);
+        assert_eq!(mode_of(&dest.path().join("t/d0/locked")), 0o311);
+        assert_eq!(fs::metadata(dest.path().join("t/d0/locked"))?.mtime(), 6);
         Ok(())
     }
 
@@ -2007,6 +2309,219 @@ mod tests {
         assert_eq!(names(&to), vec!["d", "e", "f", "g", "l"]);
         assert_eq!(fs::read_link(to.join("l"))?, PathBuf::from("/nowhere"));
         Ok(())
+    }
+
+    /// Runs the ignored test `name` of this binary in a child process
+    /// under `ulimit -n limit`.
+    fn in_child_under_fd_limit(name: &str, limit: u32) -> TestResult {
+        let exe = std::env::current_exe()?;
+        let output = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "ulimit -n {limit} && exec \"$0\" --exact {name} --ignored --test-threads=1"
+            ))
+            .arg(exe)
+            .output()?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(
+            stdout.contains("1 passed"),
+            "the child ran nothing: {stdout}"
+        );
+        Ok(())
+    }
+
+    /// A chain of `depth` directories named `d` below `parent`; returns
+    /// the deepest.
+    fn chain(staging: &mut Staging, parent: DirId, depth: usize) -> Result<DirId, Error> {
+        let mut dir = parent;
+        for _ in 0..depth {
+            dir = staging.make_dir(dir, "d")?;
+        }
+        Ok(dir)
+    }
+
+    /// Deeper than any path (2048 components), under a descriptor limit
+    /// far below one per level.
+    const DEEP: usize = 2100;
+
+    #[test]
+    #[ignore = "run by deep_trees_are_removed_under_a_low_descriptor_limit"]
+    fn deep_trees_child() -> TestResult {
+        unprivileged(|dest| {
+            // Cleanup of a deep staged tree, read-only levels included.
+            let mut staging = Staging::create(dest)?;
+            staging.set_max_open(8);
+            let top_dir = staging.make_dir(STAGING_ROOT, "a")?;
+            let bottom = chain(&mut staging, top_dir, DEEP)?;
+            write_file(&mut staging, bottom, "f", b"deep")?;
+            let middle = staging.make_dir(top_dir, "m")?;
+            let lower = chain(&mut staging, middle, 100)?;
+            write_file(&mut staging, lower, "g", b"")?;
+            staging.finish_dir(lower, 0o555, 0)?;
+            staging.finish_dir(middle, 0o500, 0)?;
+            drop(staging);
+            assert_eq!(names(dest), Vec::<String>::new(), "deep staging removed");
+            // Published, then replaced: the old deep tree is removed.
+            let mut staging = Staging::create(dest)?;
+            staging.set_max_open(8);
+            let top_dir = staging.make_dir(STAGING_ROOT, "a")?;
+            let bottom = chain(&mut staging, top_dir, DEEP)?;
+            write_file(&mut staging, bottom, "f", b"old")?;
+            staging.finish_dir(bottom, 0o555, 0)?;
+            let tops = [Top {
+                name: "a".into(),
+                dir: Some((top_dir, 0o755, 0)),
+            }];
+            staging.publish(&tops, false)?;
+            assert_eq!(names(dest), vec!["a"]);
+            let mut staging = Staging::create(dest)?;
+            staging.set_max_open(8);
+            let top_dir = staging.make_dir(STAGING_ROOT, "a")?;
+            write_file(&mut staging, top_dir, "new", b"new")?;
+            let tops = [Top {
+                name: "a".into(),
+                dir: Some((top_dir, 0o755, 0)),
+            }];
+            staging.publish(&tops, true)?;
+            assert_eq!(names(dest), vec!["a"], "the replaced tree is gone");
+            assert_eq!(names(&dest.join("a")), vec!["new"]);
+            Ok(())
+        })
+    }
+
+    #[test]
+    fn deep_trees_are_removed_under_a_low_descriptor_limit() -> TestResult {
+        in_child_under_fd_limit("archive::staging::tests::deep_trees_child", 48)
+    }
+
+    #[test]
+    fn cleanup_gives_up_a_level_replaced_while_it_was_let_go() -> TestResult {
+        use std::ffi::CString;
+        use std::os::fd::AsFd;
+
+        use super::unix::{Level, WALK_HANDLES, current};
+        let dest = tempfile::tempdir()?;
+        let outside = tempfile::tempdir()?;
+        fs::write(outside.path().join("keep"), b"1")?;
+        let mut staging = Staging::create(dest.path())?;
+        let top_dir = staging.make_dir(STAGING_ROOT, "a")?;
+        chain(&mut staging, top_dir, WALK_HANDLES + 8)?;
+        let staged = dest.path().join(staging.name());
+        // As a walk that let `a` go would see it on returning, once `a`
+        // was swapped for a link, then for another directory.
+        fs::rename(staged.join("a"), staged.join("b"))?;
+        symlink(outside.path(), staged.join("a"))?;
+        let root = rustix::fs::open(
+            &staged,
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY,
+            rustix::fs::Mode::empty(),
+        )?;
+        let stat = fs::metadata(staged.join("b"))?;
+        let level = |name: &str| -> Result<Level, std::ffi::NulError> {
+            Ok(Level {
+                name: CString::new(name)?,
+                ident: (stat.dev(), stat.ino()),
+                fd: None,
+                names: vec![CString::new("keep")?],
+            })
+        };
+        let mut levels = vec![level("")?, level("a")?];
+        let err = current(root.as_fd(), &mut levels).err();
+        assert!(err.is_some(), "followed the link");
+        assert_eq!(levels.len(), 1, "the level is given up");
+        fs::remove_file(staged.join("a"))?;
+        fs::create_dir(staged.join("a"))?;
+        fs::write(staged.join("a/keep"), b"2")?;
+        levels.push(level("a")?);
+        let err = current(root.as_fd(), &mut levels).err();
+        assert!(err.is_some(), "entered an impostor");
+        assert_eq!(levels.len(), 1);
+        assert_eq!(fs::read(staged.join("a/keep"))?, b"2");
+        drop(staging);
+        assert_eq!(names(dest.path()), Vec::<String>::new());
+        assert_eq!(names(outside.path()), vec!["keep"]);
+        Ok(())
+    }
+
+    /// Restrictive modes for [`restrictive_directories_child`].
+    const RESTRICTIVE: [u32; 4] = [0o000, 0o300, 0o600, 0o100];
+
+    /// Builds `t` with 200 directories of restrictive modes, each holding
+    /// a file and a directory of mode 0o000; returns `t`.
+    fn restrictive_tree(staging: &mut Staging) -> Result<DirId, Box<dyn std::error::Error>> {
+        staging.set_max_open(8);
+        let top_dir = staging.make_dir(STAGING_ROOT, "t")?;
+        let mut made = Vec::new();
+        for i in 0..200 {
+            let dir = staging.make_dir(top_dir, &format!("d{i}"))?;
+            write_file(staging, dir, "f", b"x")?;
+            let inner = staging.make_dir(dir, "inner")?;
+            made.push((dir, inner, i));
+        }
+        // Not deepest first on purpose: publishing orders them itself.
+        for &(dir, inner, i) in &made {
+            staging.finish_dir(dir, RESTRICTIVE[i % 4], 100 + i as i64)?;
+            staging.finish_dir(inner, 0o000, 7)?;
+        }
+        Ok(top_dir)
+    }
+
+    #[test]
+    #[ignore = "run by restrictive_directories_under_a_low_descriptor_limit"]
+    fn restrictive_directories_child() -> TestResult {
+        unprivileged(|dest| {
+            // Failing before publishing: all removed, as an unprivileged user.
+            let mut staging = Staging::create(dest)?;
+            restrictive_tree(&mut staging)?;
+            let staged = dest.join(staging.name());
+            assert_eq!(mode_of(&staged.join("t/d0")), 0o700, "deferred");
+            drop(staging);
+            assert_eq!(names(dest), Vec::<String>::new());
+            // Publishing: the modes are applied, deepest first.
+            let mut staging = Staging::create(dest)?;
+            let top_dir = restrictive_tree(&mut staging)?;
+            let tops = [Top {
+                name: "t".into(),
+                dir: Some((top_dir, 0o755, 5)),
+            }];
+            staging.publish(&tops, false)?;
+            assert_eq!(names(dest), vec!["t"]);
+            assert_eq!(names(&dest.join("t")).len(), 200);
+            for i in 0..200 {
+                let dir = dest.join(format!("t/d{i}"));
+                assert_eq!(mode_of(&dir), RESTRICTIVE[i % 4], "{i}");
+                assert_eq!(fs::symlink_metadata(&dir)?.mtime(), 100 + i as i64);
+                if RESTRICTIVE[i % 4] & 0o100 != 0 {
+                    assert_eq!(mode_of(&dir.join("inner")), 0o000, "{i}");
+                    assert_eq!(fs::symlink_metadata(dir.join("inner"))?.mtime(), 7);
+                }
+            }
+            assert_eq!(fs::metadata(dest.join("t"))?.mtime(), 5);
+            // A restrictive top-level directory, published and replaced.
+            let mut staging = Staging::create(dest)?;
+            let top_dir = staging.make_dir(STAGING_ROOT, "u")?;
+            let sub = staging.make_dir(top_dir, "s")?;
+            staging.finish_dir(sub, 0o000, 0)?;
+            let tops = [Top {
+                name: "u".into(),
+                dir: Some((top_dir, 0o300, 9)),
+            }];
+            staging.publish(&tops, false)?;
+            assert_eq!(mode_of(&dest.join("u")), 0o300);
+            assert_eq!(fs::symlink_metadata(dest.join("u"))?.mtime(), 9);
+            assert_eq!(names(dest), vec!["t", "u"]);
+            Ok(())
+        })
+    }
+
+    #[test]
+    fn restrictive_directories_under_a_low_descriptor_limit() -> TestResult {
+        in_child_under_fd_limit("archive::staging::tests::restrictive_directories_child", 48)
     }
 
     #[test]
