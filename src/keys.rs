@@ -6,6 +6,8 @@ mod passphrase;
 mod x25519;
 
 use std::fmt;
+use std::str::FromStr;
+use std::time::SystemTime;
 
 use chacha20poly1305::{AeadInOut, ChaCha20Poly1305, KeyInit, Tag};
 use hkdf::Hkdf;
@@ -43,9 +45,10 @@ impl From<X25519Recipient> for Recipient {
     }
 }
 
-impl std::str::FromStr for Recipient {
+impl FromStr for Recipient {
     type Err = Error;
 
+    /// Parses `kuvert1…` or `age1…`, as [`X25519Recipient`] does.
     fn from_str(text: &str) -> Result<Self, Error> {
         text.parse().map(Recipient::X25519)
     }
@@ -60,8 +63,11 @@ impl fmt::Display for Recipient {
 }
 
 /// A secret key that can open sets sealed to its [`Recipient`].
+///
+/// `Clone` for the reason [`X25519Identity`] is: every copy wipes its key
+/// on drop.
 #[non_exhaustive]
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum Identity {
     /// An X25519 secret key (`KUVERT-SECRET-KEY-1…` or `AGE-SECRET-KEY-1…`).
     X25519(X25519Identity),
@@ -70,6 +76,16 @@ pub enum Identity {
 impl From<X25519Identity> for Identity {
     fn from(identity: X25519Identity) -> Self {
         Identity::X25519(identity)
+    }
+}
+
+impl FromStr for Identity {
+    type Err = Error;
+
+    /// Parses `KUVERT-SECRET-KEY-1…` or `AGE-SECRET-KEY-1…`, as
+    /// [`X25519Identity`] does.
+    fn from_str(text: &str) -> Result<Self, Error> {
+        text.parse().map(Identity::X25519)
     }
 }
 
@@ -82,50 +98,101 @@ impl Identity {
     }
 
     /// Parses an identity file: one identity per line; blank lines and lines
-    /// starting with `#` are ignored. age identity files are read as they are.
+    /// starting with `#` are ignored, and so is whitespace around a key.
+    /// age identity files (`age-keygen` output) are read as they are, and
+    /// [`X25519Identity::to_file_string`] writes one.
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidKey`] naming the first line that is not an identity,
-    /// or if the file holds none.
+    /// [`Error::KeyFileLine`] naming the first line that is not an identity
+    /// and why, or [`Error::EmptyKeyFile`] if the file holds none.
     pub fn parse_file(text: &str) -> Result<Vec<Identity>, Error> {
-        let mut identities = Vec::new();
-        for (number, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let identity = line
-                .parse::<X25519Identity>()
-                .map_err(|_| Error::key(format!("line {} is not an identity", number + 1)))?;
-            identities.push(Identity::X25519(identity));
-        }
-        if identities.is_empty() {
-            return Err(Error::key("no identity in the file"));
-        }
-        Ok(identities)
+        parse_key_file(text, IDENTITY)
     }
 }
 
+/// What an identity file holds, in messages.
+const IDENTITY: &str = "identity";
+/// What a recipients file holds, in messages.
+const RECIPIENT: &str = "recipient";
+
 /// Parses a recipients file: one recipient per line; blank lines and lines
-/// starting with `#` are ignored.
+/// starting with `#` are ignored, and so is whitespace around a key. The
+/// same rules as [`Identity::parse_file`].
 ///
 /// # Errors
 ///
-/// [`Error::InvalidKey`] naming the first line that is not a recipient.
+/// [`Error::KeyFileLine`] naming the first line that is not a recipient and
+/// why, or [`Error::EmptyKeyFile`] if the file holds none: sealing to
+/// nobody is never what an empty file meant.
 pub fn parse_recipients_file(text: &str) -> Result<Vec<Recipient>, Error> {
-    let mut recipients = Vec::new();
-    for (number, line) in text.lines().enumerate() {
+    parse_key_file(text, RECIPIENT)
+}
+
+/// The one parser of identity and recipients files, so both follow the
+/// same rules. The text of a bad line is never put into the error: in an
+/// identity file it may be a mistyped secret key.
+fn parse_key_file<K: FromStr<Err = Error>>(text: &str, what: &'static str) -> Result<Vec<K>, Error> {
+    let mut keys = Vec::new();
+    for (index, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let recipient = line
-            .parse::<Recipient>()
-            .map_err(|_| Error::key(format!("line {} is not a recipient", number + 1)))?;
-        recipients.push(recipient);
+        let key = line.parse::<K>().map_err(|err| Error::KeyFileLine {
+            what,
+            line: index + 1,
+            reason: match err {
+                Error::InvalidKey { reason } => reason,
+                other => other.to_string(),
+            },
+        })?;
+        keys.push(key);
     }
-    Ok(recipients)
+    if keys.is_empty() {
+        return Err(Error::EmptyKeyFile { what });
+    }
+    Ok(keys)
+}
+
+/// An identity file in `age-keygen`'s shape, in one allocation that is
+/// wiped on drop.
+fn identity_file(created: SystemTime, public: &str, secret: &str) -> Zeroizing<String> {
+    let created = created
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    let created = rfc3339_utc(created);
+    const CREATED: &str = "# created: ";
+    const PUBLIC: &str = "# public key: ";
+    let len = CREATED.len() + created.len() + PUBLIC.len() + public.len() + secret.len() + 3;
+    let mut file = Zeroizing::new(String::with_capacity(len));
+    for part in [CREATED, &created, "\n", PUBLIC, public, "\n", secret, "\n"] {
+        file.push_str(part);
+    }
+    debug_assert_eq!(file.len(), len, "sized exactly: no reallocation");
+    file
+}
+
+/// Seconds since the Unix epoch as RFC 3339 in UTC: `2026-11-29T05:01:20Z`.
+fn rfc3339_utc(secs: u64) -> String {
+    let days = secs / 86_400;
+    let rest = secs % 86_400;
+    // Howard Hinnant's days-to-civil, for days ≥ 0 (from 1970-01-01).
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest / 60 % 60,
+        rest % 60
+    )
 }
 
 /// The 32-byte key of one set. Fresh per set, never derived from a

@@ -597,12 +597,12 @@ impl VolumeSink for FailingSink {
         self.inner.start_volume(number)
     }
 
-    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.writes += 1;
         if self.writes - 1 == self.fail_at {
             return Err(io::Error::other("disc full"));
         }
-        self.inner.write_all(bytes)
+        self.inner.append(bytes)
     }
 
     fn finish(&mut self) -> io::Result<()> {
