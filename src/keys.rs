@@ -548,7 +548,7 @@ mod tests {
 
     #[test]
     fn identity_files_skip_comments_and_name_bad_lines() {
-        let identity = X25519Identity::generate();
+        let identity = X25519Identity::generate().expect("os randomness");
         let text = format!(
             "# created: today\n# public key: {}\n\n{}\n",
             identity.to_public(),
@@ -556,10 +556,142 @@ mod tests {
         );
         assert_eq!(Identity::parse_file(&text).expect("valid file").len(), 1);
         let bad = format!("{}\nnot a key\n", identity.to_secret_string().as_str());
+        let err = Identity::parse_file(&bad).expect_err("line 2 is no key");
+        assert_eq!(
+            err.to_string(),
+            "line 2 is not an identity: not a valid X25519 identity"
+        );
         assert!(matches!(
-            Identity::parse_file(&bad),
-            Err(Error::InvalidKey { reason }) if reason == "line 2 is not an identity"
+            err,
+            Error::KeyFileLine { what: "identity", line: 2, .. }
         ));
-        assert!(Identity::parse_file("# nothing\n").is_err());
+    }
+
+    #[test]
+    fn both_key_files_refuse_emptiness_alike() {
+        for text in ["", "\n", "# created: today\n\n   \n# more\n"] {
+            let identities = Identity::parse_file(text).expect_err("no identity");
+            assert!(
+                matches!(identities, Error::EmptyKeyFile { what: "identity" }),
+                "{identities:?}"
+            );
+            assert_eq!(identities.to_string(), "no identity in the file");
+            let recipients = parse_recipients_file(text).expect_err("no recipient");
+            assert!(
+                matches!(recipients, Error::EmptyKeyFile { what: "recipient" }),
+                "{recipients:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_lines_keep_their_number_and_reason_but_not_their_text() {
+        let identity = X25519Identity::generate().expect("os randomness");
+        let secret = identity.to_secret_string();
+        // A low-order point: the reason says so, where a file of one kind
+        // used to say only "not a recipient".
+        let hrp = bech32::Hrp::parse("kuvert").expect("hrp");
+        let low_order = bech32::encode_lower::<bech32::Bech32>(hrp, &[0; KEY_LEN]).expect("32 bytes");
+        let zero = X25519Recipient::from_str(&low_order).expect_err("low order");
+        let text = format!("# team\n{}\n\n{low_order}\n", identity.to_public());
+        match parse_recipients_file(&text) {
+            Err(Error::KeyFileLine {
+                what: "recipient",
+                line: 4,
+                reason,
+            }) => assert_eq!(
+                Error::InvalidKey { reason }.to_string(),
+                zero.to_string()
+            ),
+            other => panic!("{other:?}"),
+        }
+        // A secret key one character off is not echoed into the message.
+        let mut typo = secret.to_string();
+        typo.pop();
+        let err = Identity::parse_file(&format!("\n{typo}\n")).expect_err("typo");
+        assert!(matches!(err, Error::KeyFileLine { line: 2, .. }));
+        assert!(!format!("{err} {err:?}").contains(&typo[20..]));
+        // A secret key in a recipients file is refused, line named.
+        assert!(matches!(
+            parse_recipients_file(&secret),
+            Err(Error::KeyFileLine { line: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn identities_and_recipients_parse_from_str() {
+        let identity = X25519Identity::generate().expect("os randomness");
+        for text in [
+            identity.to_secret_string(),
+            identity.to_age_secret_string(),
+        ] {
+            let parsed: Identity = text.parse().expect("identity");
+            assert_eq!(parsed.to_recipient(), Recipient::X25519(identity.to_public()));
+            // Surrounding whitespace is ignored, as by X25519Identity.
+            let padded: Identity = format!("  {}\n", text.as_str()).parse().expect("padded");
+            assert_eq!(padded.to_recipient(), parsed.to_recipient());
+        }
+        let recipient = identity.to_public();
+        for text in [recipient.to_string(), recipient.to_age_string()] {
+            assert_eq!(
+                text.parse::<Recipient>().expect("recipient"),
+                Recipient::X25519(recipient.clone())
+            );
+        }
+        assert!(recipient.to_string().parse::<Identity>().is_err());
+        assert!(identity.to_secret_string().parse::<Recipient>().is_err());
+        assert!(matches!(
+            "".parse::<Identity>(),
+            Err(Error::InvalidKey { .. })
+        ));
+    }
+
+    #[test]
+    fn identity_file_writer_matches_age_keygen() {
+        // The age-keygen file of `age_keygen_output_is_an_identity_file`,
+        // written again from its key and its creation time.
+        let secret = "AGE-SECRET-KEY-124UMNKZQYS3PYU6NY44FU7UFAUHUGVMDG974W7DUT070FFCNCR7QMUUVCW";
+        let identity: X25519Identity = secret.parse().expect("age identity");
+        let created = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_795_928_480);
+        assert_eq!(
+            identity.to_age_file_string(created).as_str(),
+            "# created: 2026-11-29T05:01:20Z\n\
+             # public key: age1xafqnldth57j79qvaejezpslq347rj9dzgvff6y9jhulmgl87euq9uandu\n\
+             AGE-SECRET-KEY-124UMNKZQYS3PYU6NY44FU7UFAUHUGVMDG974W7DUT070FFCNCR7QMUUVCW\n"
+        );
+        let own = identity.to_file_string(created);
+        let lines: Vec<&str> = own.lines().collect();
+        assert_eq!(lines[0], "# created: 2026-11-29T05:01:20Z");
+        assert_eq!(lines[1], format!("# public key: {}", identity.to_public()));
+        assert_eq!(lines[2], identity.to_secret_string().as_str());
+        assert_eq!(lines.len(), 3);
+        assert!(own.ends_with('\n'));
+        let parsed = Identity::parse_file(&own).expect("parses back");
+        assert_eq!(parsed.len(), 1);
+        assert_eq!(parsed[0].to_recipient(), identity.to_public().into());
+        // Before the epoch: the epoch, never a panic.
+        let early = identity.to_file_string(SystemTime::UNIX_EPOCH - std::time::Duration::from_secs(5));
+        assert!(early.starts_with("# created: 1970-01-01T00:00:00Z\n"));
+    }
+
+    #[test]
+    fn dates_are_rfc3339_utc() {
+        assert_eq!(rfc3339_utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339_utc(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339_utc(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(rfc3339_utc(4_107_542_399), "2100-02-28T23:59:59Z");
+        assert_eq!(rfc3339_utc(253_402_300_799), "9999-12-31T23:59:59Z");
+    }
+
+    #[test]
+    fn cloned_identities_open_and_wipe_themselves() {
+        // Every copy of a secret key wipes itself: the key lives only in a
+        // StaticSecret, whose Drop zeroizes it.
+        fn wiped_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+        wiped_on_drop::<x25519_dalek::StaticSecret>();
+        let identity = Identity::from(X25519Identity::generate().expect("os randomness"));
+        let copy = identity.clone();
+        assert_eq!(copy.to_recipient(), identity.to_recipient());
+        assert_eq!(format!("{copy:?}"), "X25519(X25519Identity(<redacted>))");
     }
 }

@@ -558,4 +558,92 @@ mod tests {
         assert_eq!(fs::read(&paths[1]).expect("volume 2"), [2]);
         assert_eq!(fs::read_dir(dir.path()).expect("list").count(), 2);
     }
+
+    #[test]
+    fn write_sink_takes_one_volume_and_refuses_a_second() {
+        let mut sink = WriteSink::new(Vec::new());
+        assert!(sink.append(b"early").is_err(), "no volume started");
+        sink.start_volume(1).expect("volume 1");
+        sink.append(b"header").expect("write");
+        sink.append(b" chunks").expect("write");
+        for number in [2, 1] {
+            let err = sink.start_volume(number).expect_err("a second volume");
+            assert!(matches!(
+                Error::from_io(err),
+                Error::SplitRefused { volume } if volume == number
+            ));
+        }
+        sink.finish().expect("flush");
+        assert_eq!(sink.get_ref().as_slice(), b"header chunks");
+        assert_eq!(sink.into_inner(), b"header chunks");
+        // Volume 2 first is refused too: a `Write` holds volume 1.
+        let err = WriteSink::new(io::sink()).start_volume(2).expect_err("not 1");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn boxed_and_shared_sources_and_sinks_forward() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("v.kuv");
+        fs::write(&path, b"from a file").expect("write");
+        let sources: Vec<Box<dyn VolumeSource>> = vec![
+            Box::new(FileSource::open(&path).expect("open")),
+            Box::new(b"from memory".to_vec()),
+            Box::new(std::sync::Arc::new(bytes::Bytes::from_static(b"shared"))),
+        ];
+        let mut buf = [0u8; 4];
+        sources[0].read_exact_at(&mut buf, 7).expect("file");
+        assert_eq!(&buf, b"file");
+        sources[1].read_exact_at(&mut buf, 0).expect("memory");
+        assert_eq!(&buf, b"from");
+        assert_eq!(sources[2].size().expect("len"), 6);
+        assert_eq!(sources[0].name(), Some(path.to_string_lossy().as_ref()));
+        assert_eq!((&sources[0]).name(), sources[0].name());
+        assert_eq!(sources[1].name(), None);
+        assert_eq!(sources[2].name(), None);
+
+        let mut sink: Box<dyn VolumeSink> = Box::new(MemorySink::new());
+        sink.start_volume(1).expect("start");
+        sink.append(b"boxed").expect("write");
+        sink.finish().expect("finish");
+    }
+
+    #[test]
+    fn file_source_open_names_the_path() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("missing.kuv");
+        match FileSource::open(&path) {
+            Err(err @ Error::Input { .. }) => {
+                assert!(err.to_string().contains("missing.kuv"), "{err}");
+                let Error::Input { path: named, source } = err else {
+                    unreachable!("matched above")
+                };
+                assert_eq!(named, path);
+                assert_eq!(source.kind(), io::ErrorKind::NotFound);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn partial_paths_are_the_files_before_publishing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("set.kuv");
+        let mut sink = FileSink::new(&path);
+        let expected: Vec<PathBuf> = (1..=2).map(|n| sink.partial_path(n)).collect();
+        assert_eq!(
+            expected[1].file_name().expect("name").to_string_lossy(),
+            format!(".set.kuv.002.{}.kuvert-partial", std::process::id())
+        );
+        assert!(sink.partial_paths().is_empty());
+        for number in 1..=2 {
+            sink.start_volume(number).expect("start");
+            sink.append(&[number as u8]).expect("write");
+        }
+        assert_eq!(sink.partial_paths(), expected);
+        assert!(expected.iter().all(|p| p.exists()));
+        sink.finish().expect("finish");
+        assert!(sink.partial_paths().is_empty());
+        assert!(expected.iter().all(|p| !p.exists()));
+    }
 }
