@@ -132,7 +132,10 @@ pub fn parse_recipients_file(text: &str) -> Result<Vec<Recipient>, Error> {
 /// The one parser of identity and recipients files, so both follow the
 /// same rules. The text of a bad line is never put into the error: in an
 /// identity file it may be a mistyped secret key.
-fn parse_key_file<K: FromStr<Err = Error>>(text: &str, what: &'static str) -> Result<Vec<K>, Error> {
+fn parse_key_file<K: FromStr<Err = Error>>(
+    text: &str,
+    what: &'static str,
+) -> Result<Vec<K>, Error> {
     let mut keys = Vec::new();
     for (index, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -563,7 +566,11 @@ mod tests {
         );
         assert!(matches!(
             err,
-            Error::KeyFileLine { what: "identity", line: 2, .. }
+            Error::KeyFileLine {
+                what: "identity",
+                line: 2,
+                ..
+            }
         ));
     }
 
@@ -591,7 +598,8 @@ mod tests {
         // A low-order point: the reason says so, where a file of one kind
         // used to say only "not a recipient".
         let hrp = bech32::Hrp::parse("kuvert").expect("hrp");
-        let low_order = bech32::encode_lower::<bech32::Bech32>(hrp, &[0; KEY_LEN]).expect("32 bytes");
+        let low_order =
+            bech32::encode_lower::<bech32::Bech32>(hrp, &[0; KEY_LEN]).expect("32 bytes");
         let zero = X25519Recipient::from_str(&low_order).expect_err("low order");
         let text = format!("# team\n{}\n\n{low_order}\n", identity.to_public());
         match parse_recipients_file(&text) {
@@ -599,10 +607,7 @@ mod tests {
                 what: "recipient",
                 line: 4,
                 reason,
-            }) => assert_eq!(
-                Error::InvalidKey { reason }.to_string(),
-                zero.to_string()
-            ),
+            }) => assert_eq!(Error::InvalidKey { reason }.to_string(), zero.to_string()),
             other => panic!("{other:?}"),
         }
         // A secret key one character off is not echoed into the message.
@@ -621,12 +626,12 @@ mod tests {
     #[test]
     fn identities_and_recipients_parse_from_str() {
         let identity = X25519Identity::generate().expect("os randomness");
-        for text in [
-            identity.to_secret_string(),
-            identity.to_age_secret_string(),
-        ] {
+        for text in [identity.to_secret_string(), identity.to_age_secret_string()] {
             let parsed: Identity = text.parse().expect("identity");
-            assert_eq!(parsed.to_recipient(), Recipient::X25519(identity.to_public()));
+            assert_eq!(
+                parsed.to_recipient(),
+                Recipient::X25519(identity.to_public())
+            );
             // Surrounding whitespace is ignored, as by X25519Identity.
             let padded: Identity = format!("  {}\n", text.as_str()).parse().expect("padded");
             assert_eq!(padded.to_recipient(), parsed.to_recipient());
@@ -670,7 +675,8 @@ mod tests {
         assert_eq!(parsed.len(), 1);
         assert_eq!(parsed[0].to_recipient(), identity.to_public().into());
         // Before the epoch: the epoch, never a panic.
-        let early = identity.to_file_string(SystemTime::UNIX_EPOCH - std::time::Duration::from_secs(5));
+        let early =
+            identity.to_file_string(SystemTime::UNIX_EPOCH - std::time::Duration::from_secs(5));
         assert!(early.starts_with("# created: 1970-01-01T00:00:00Z\n"));
     }
 

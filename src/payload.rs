@@ -749,7 +749,8 @@ impl Opener {
 
     /// Adds several identities to try: [`Identity`]s, or keys of one kind.
     pub fn identities(mut self, identities: impl IntoIterator<Item = impl Into<Identity>>) -> Self {
-        self.identities.extend(identities.into_iter().map(Into::into));
+        self.identities
+            .extend(identities.into_iter().map(Into::into));
         self
     }
 

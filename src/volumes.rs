@@ -577,7 +577,9 @@ mod tests {
         assert_eq!(sink.get_ref().as_slice(), b"header chunks");
         assert_eq!(sink.into_inner(), b"header chunks");
         // Volume 2 first is refused too: a `Write` holds volume 1.
-        let err = WriteSink::new(io::sink()).start_volume(2).expect_err("not 1");
+        let err = WriteSink::new(io::sink())
+            .start_volume(2)
+            .expect_err("not 1");
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
     }
 
@@ -598,7 +600,10 @@ mod tests {
         assert_eq!(&buf, b"from");
         assert_eq!(sources[2].size().expect("len"), 6);
         assert_eq!(sources[0].name(), Some(path.to_string_lossy().as_ref()));
-        assert_eq!((&sources[0]).name(), sources[0].name());
+        fn name_of<S: VolumeSource>(source: S) -> Option<String> {
+            source.name().map(String::from)
+        }
+        assert_eq!(name_of(&sources[0]).as_deref(), sources[0].name());
         assert_eq!(sources[1].name(), None);
         assert_eq!(sources[2].name(), None);
 
@@ -615,7 +620,11 @@ mod tests {
         match FileSource::open(&path) {
             Err(err @ Error::Input { .. }) => {
                 assert!(err.to_string().contains("missing.kuv"), "{err}");
-                let Error::Input { path: named, source } = err else {
+                let Error::Input {
+                    path: named,
+                    source,
+                } = err
+                else {
                     unreachable!("matched above")
                 };
                 assert_eq!(named, path);

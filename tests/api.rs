@@ -110,7 +110,9 @@ fn a_write_sink_round_trips_and_refuses_a_split() {
         Error::SplitRefused { volume: 2 }
     ));
     let mut writer = split.seal(WriteSink::new(Vec::new())).expect("seal");
-    writer.write_all(&content[..20_000]).expect("fits volume 1 so far");
+    writer
+        .write_all(&content[..20_000])
+        .expect("fits volume 1 so far");
     let err = writer.finish().map(drop).expect_err("volume 2 at the end");
     assert!(
         matches!(typed(err), Error::SplitRefused { volume: 2 }),
@@ -123,10 +125,7 @@ fn keys_round_trip_through_from_str_and_display() {
     let identity = X25519Identity::generate().expect("os randomness");
     let recipient = identity.to_public();
     for text in [recipient.to_string(), recipient.to_age_string()] {
-        assert_eq!(
-            text.parse::<X25519Recipient>().expect("x25519"),
-            recipient
-        );
+        assert_eq!(text.parse::<X25519Recipient>().expect("x25519"), recipient);
         let parsed: Recipient = text.parse().expect("recipient");
         assert_eq!(parsed, Recipient::X25519(recipient.clone()));
         assert_eq!(
@@ -134,10 +133,7 @@ fn keys_round_trip_through_from_str_and_display() {
             parsed
         );
     }
-    for text in [
-        identity.to_secret_string(),
-        identity.to_age_secret_string(),
-    ] {
+    for text in [identity.to_secret_string(), identity.to_age_secret_string()] {
         let parsed: Identity = text.parse().expect("identity");
         assert_eq!(parsed.to_recipient(), Recipient::X25519(recipient.clone()));
         let Identity::X25519(inner) = &parsed else {

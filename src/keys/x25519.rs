@@ -356,7 +356,12 @@ mod tests {
         check(&stanza, 1).expect("well-formed stanza");
         let opened = identity.unwrap(&stanza).expect("addressee opens");
         assert_eq!(opened.as_bytes(), file_key.as_bytes());
-        assert!(X25519Identity::generate().expect("os randomness").unwrap(&stanza).is_none());
+        assert!(
+            X25519Identity::generate()
+                .expect("os randomness")
+                .unwrap(&stanza)
+                .is_none()
+        );
     }
 
     #[test]
@@ -385,7 +390,10 @@ mod tests {
     #[test]
     fn nonzero_bech32_padding_is_refused() {
         // 32 bytes are 256 bits in 52 five-bit groups (260 bits): 4 padding bits.
-        let good = X25519Identity::generate().expect("os randomness").to_public().to_string();
+        let good = X25519Identity::generate()
+            .expect("os randomness")
+            .to_public()
+            .to_string();
         let hrp = Hrp::parse(RECIPIENT_HRP).expect("hrp");
         let parsed = CheckedHrpstring::new::<Bech32>(&good).expect("valid");
         let mut groups: Vec<bech32::Fe32> = parsed.fe32_iter().collect();
