@@ -172,7 +172,7 @@ pub enum Error {
 
     /// A line of an identity or recipients file is not a key of its kind.
     /// The line itself is not repeated: it may be a mistyped secret key.
-    #[error("line {line} is not {} {what}: {reason}", if what.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" })]
+    #[error("line {line} is not {} {what}: {reason}", article(what))]
     KeyFileLine {
         /// What the file holds: `"identity"` or `"recipient"`.
         what: &'static str,
@@ -301,6 +301,15 @@ pub enum Error {
     /// Nothing to open: no volume was given.
     #[error("no volumes given")]
     NoVolumes,
+}
+
+/// `a` or `an` before a word in a message: `a recipient`, `an identity`.
+fn article(word: &str) -> &'static str {
+    if word.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    }
 }
 
 impl Error {
