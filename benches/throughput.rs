@@ -71,7 +71,7 @@ impl VolumeSink for ReusedSink {
         Ok(())
     }
 
-    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.0.extend_from_slice(bytes);
         Ok(())
     }

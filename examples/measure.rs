@@ -44,7 +44,7 @@ fn main() -> Result<()> {
 
     let mut buf = vec![0u8; size];
     fill_pattern(&mut buf);
-    let identity = X25519Identity::generate();
+    let identity = X25519Identity::generate()?;
     let sealers = [1, 2].map(|threads| {
         Sealer::new()
             .recipient(identity.to_public())
@@ -235,7 +235,7 @@ impl VolumeSink for ReusedSink {
         Ok(())
     }
 
-    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.buf.extend_from_slice(bytes);
         Ok(())
     }

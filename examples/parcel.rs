@@ -270,7 +270,7 @@ fn run(options: &Options) -> Result<()> {
     println!("threads      {threads} (the default: all cores, for sealing and opening)");
 
     // (b) The recipient's key.
-    let identity = X25519Identity::generate();
+    let identity = X25519Identity::generate()?;
     let recipient = identity.to_public();
     println!("recipient    {recipient}");
 

@@ -111,6 +111,17 @@ pub enum Error {
         volume: u32,
     },
 
+    /// The sink writes a single volume (a [`WriteSink`]), but the set
+    /// needs another: seal without a volume size, or to a [`FileSink`].
+    ///
+    /// [`WriteSink`]: crate::WriteSink
+    /// [`FileSink`]: crate::FileSink
+    #[error("cannot start volume {volume}: the sink writes a single volume")]
+    SplitRefused {
+        /// The volume the sealer asked for, from 1.
+        volume: u32,
+    },
+
     /// The same volume number was given more than once.
     #[error("volume {volume} was given twice (inputs {first} and {second})")]
     DuplicateVolume {
@@ -157,6 +168,26 @@ pub enum Error {
     InvalidKey {
         /// What is wrong with it.
         reason: String,
+    },
+
+    /// A line of an identity or recipients file is not a key of its kind.
+    /// The line itself is not repeated: it may be a mistyped secret key.
+    #[error("line {line} is not {} {what}: {reason}", article(what))]
+    KeyFileLine {
+        /// What the file holds: `"identity"` or `"recipient"`.
+        what: &'static str,
+        /// Line number, from 1.
+        line: usize,
+        /// Why the line is not a key.
+        reason: String,
+    },
+
+    /// An identity or recipients file holds no key, only blank lines and
+    /// comments.
+    #[error("no {what} in the file")]
+    EmptyKeyFile {
+        /// What the file should hold: `"identity"` or `"recipient"`.
+        what: &'static str,
     },
 
     /// A sealing or opening option is out of range.
@@ -212,7 +243,8 @@ pub enum Error {
     #[error("cancelled")]
     Cancelled,
 
-    /// A file or directory being sealed could not be read.
+    /// A file or directory being sealed, or a volume file being opened
+    /// ([`FileSource::open`](crate::FileSource::open)), could not be read.
     #[error("cannot read {}", escape_name(&path.to_string_lossy()))]
     Input {
         /// The file or directory on disk.
@@ -271,6 +303,15 @@ pub enum Error {
     NoVolumes,
 }
 
+/// `a` or `an` before a word in a message: `a recipient`, `an identity`.
+fn article(word: &str) -> &'static str {
+    if word.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    }
+}
+
 impl Error {
     pub(crate) fn malformed(input: usize, offset: u64, reason: &'static str) -> Self {
         Error::MalformedHeader {
@@ -299,7 +340,11 @@ impl From<Error> for io::Error {
         let kind = match err {
             Error::Io(inner) => return inner,
             Error::Truncated { .. } | Error::VolumeMissing { .. } => io::ErrorKind::UnexpectedEof,
-            Error::InvalidOption { .. } | Error::InvalidKey { .. } => io::ErrorKind::InvalidInput,
+            Error::InvalidOption { .. }
+            | Error::InvalidKey { .. }
+            | Error::KeyFileLine { .. }
+            | Error::EmptyKeyFile { .. }
+            | Error::SplitRefused { .. } => io::ErrorKind::InvalidInput,
             Error::DestinationExists { .. } => io::ErrorKind::AlreadyExists,
             Error::EntryNotFound { .. } => io::ErrorKind::NotFound,
             Error::Cancelled => io::ErrorKind::Other,

@@ -6,6 +6,8 @@ mod passphrase;
 mod x25519;
 
 use std::fmt;
+use std::str::FromStr;
+use std::time::SystemTime;
 
 use chacha20poly1305::{AeadInOut, ChaCha20Poly1305, KeyInit, Tag};
 use hkdf::Hkdf;
@@ -43,9 +45,10 @@ impl From<X25519Recipient> for Recipient {
     }
 }
 
-impl std::str::FromStr for Recipient {
+impl FromStr for Recipient {
     type Err = Error;
 
+    /// Parses `kuvert1…` or `age1…`, as [`X25519Recipient`] does.
     fn from_str(text: &str) -> Result<Self, Error> {
         text.parse().map(Recipient::X25519)
     }
@@ -60,8 +63,11 @@ impl fmt::Display for Recipient {
 }
 
 /// A secret key that can open sets sealed to its [`Recipient`].
+///
+/// `Clone` for the reason [`X25519Identity`] is: every copy wipes its key
+/// on drop.
 #[non_exhaustive]
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub enum Identity {
     /// An X25519 secret key (`KUVERT-SECRET-KEY-1…` or `AGE-SECRET-KEY-1…`).
     X25519(X25519Identity),
@@ -70,6 +76,16 @@ pub enum Identity {
 impl From<X25519Identity> for Identity {
     fn from(identity: X25519Identity) -> Self {
         Identity::X25519(identity)
+    }
+}
+
+impl FromStr for Identity {
+    type Err = Error;
+
+    /// Parses `KUVERT-SECRET-KEY-1…` or `AGE-SECRET-KEY-1…`, as
+    /// [`X25519Identity`] does.
+    fn from_str(text: &str) -> Result<Self, Error> {
+        text.parse().map(Identity::X25519)
     }
 }
 
@@ -82,50 +98,104 @@ impl Identity {
     }
 
     /// Parses an identity file: one identity per line; blank lines and lines
-    /// starting with `#` are ignored. age identity files are read as they are.
+    /// starting with `#` are ignored, and so is whitespace around a key.
+    /// age identity files (`age-keygen` output) are read as they are, and
+    /// [`X25519Identity::to_file_string`] writes one.
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidKey`] naming the first line that is not an identity,
-    /// or if the file holds none.
+    /// [`Error::KeyFileLine`] naming the first line that is not an identity
+    /// and why, or [`Error::EmptyKeyFile`] if the file holds none.
     pub fn parse_file(text: &str) -> Result<Vec<Identity>, Error> {
-        let mut identities = Vec::new();
-        for (number, line) in text.lines().enumerate() {
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let identity = line
-                .parse::<X25519Identity>()
-                .map_err(|_| Error::key(format!("line {} is not an identity", number + 1)))?;
-            identities.push(Identity::X25519(identity));
-        }
-        if identities.is_empty() {
-            return Err(Error::key("no identity in the file"));
-        }
-        Ok(identities)
+        parse_key_file(text, IDENTITY)
     }
 }
 
+/// What an identity file holds, in messages.
+const IDENTITY: &str = "identity";
+/// What a recipients file holds, in messages.
+const RECIPIENT: &str = "recipient";
+
 /// Parses a recipients file: one recipient per line; blank lines and lines
-/// starting with `#` are ignored.
+/// starting with `#` are ignored, and so is whitespace around a key. The
+/// same rules as [`Identity::parse_file`].
 ///
 /// # Errors
 ///
-/// [`Error::InvalidKey`] naming the first line that is not a recipient.
+/// [`Error::KeyFileLine`] naming the first line that is not a recipient and
+/// why, or [`Error::EmptyKeyFile`] if the file holds none: sealing to
+/// nobody is never what an empty file meant.
 pub fn parse_recipients_file(text: &str) -> Result<Vec<Recipient>, Error> {
-    let mut recipients = Vec::new();
-    for (number, line) in text.lines().enumerate() {
+    parse_key_file(text, RECIPIENT)
+}
+
+/// The one parser of identity and recipients files, so both follow the
+/// same rules. The text of a bad line is never put into the error: in an
+/// identity file it may be a mistyped secret key.
+fn parse_key_file<K: FromStr<Err = Error>>(
+    text: &str,
+    what: &'static str,
+) -> Result<Vec<K>, Error> {
+    let mut keys = Vec::new();
+    for (index, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let recipient = line
-            .parse::<Recipient>()
-            .map_err(|_| Error::key(format!("line {} is not a recipient", number + 1)))?;
-        recipients.push(recipient);
+        let key = line.parse::<K>().map_err(|err| Error::KeyFileLine {
+            what,
+            line: index + 1,
+            reason: match err {
+                Error::InvalidKey { reason } => reason,
+                other => other.to_string(),
+            },
+        })?;
+        keys.push(key);
     }
-    Ok(recipients)
+    if keys.is_empty() {
+        return Err(Error::EmptyKeyFile { what });
+    }
+    Ok(keys)
+}
+
+/// An identity file in `age-keygen`'s shape, in one allocation that is
+/// wiped on drop.
+fn identity_file(created: SystemTime, public: &str, secret: &str) -> Zeroizing<String> {
+    let created = created
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    let created = rfc3339_utc(created);
+    const CREATED: &str = "# created: ";
+    const PUBLIC: &str = "# public key: ";
+    let len = CREATED.len() + created.len() + PUBLIC.len() + public.len() + secret.len() + 3;
+    let mut file = Zeroizing::new(String::with_capacity(len));
+    for part in [CREATED, &created, "\n", PUBLIC, public, "\n", secret, "\n"] {
+        file.push_str(part);
+    }
+    debug_assert_eq!(file.len(), len, "sized exactly: no reallocation");
+    file
+}
+
+/// Seconds since the Unix epoch as RFC 3339 in UTC: `2026-11-29T05:01:20Z`.
+fn rfc3339_utc(secs: u64) -> String {
+    let days = secs / 86_400;
+    let rest = secs % 86_400;
+    // Howard Hinnant's days-to-civil, for days ≥ 0 (from 1970-01-01).
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rest / 3600,
+        rest / 60 % 60,
+        rest % 60
+    )
 }
 
 /// The 32-byte key of one set. Fresh per set, never derived from a
@@ -481,7 +551,7 @@ mod tests {
 
     #[test]
     fn identity_files_skip_comments_and_name_bad_lines() {
-        let identity = X25519Identity::generate();
+        let identity = X25519Identity::generate().expect("os randomness");
         let text = format!(
             "# created: today\n# public key: {}\n\n{}\n",
             identity.to_public(),
@@ -489,10 +559,145 @@ mod tests {
         );
         assert_eq!(Identity::parse_file(&text).expect("valid file").len(), 1);
         let bad = format!("{}\nnot a key\n", identity.to_secret_string().as_str());
+        let err = Identity::parse_file(&bad).expect_err("line 2 is no key");
+        assert_eq!(
+            err.to_string(),
+            "line 2 is not an identity: not a valid X25519 identity"
+        );
         assert!(matches!(
-            Identity::parse_file(&bad),
-            Err(Error::InvalidKey { reason }) if reason == "line 2 is not an identity"
+            err,
+            Error::KeyFileLine {
+                what: "identity",
+                line: 2,
+                ..
+            }
         ));
-        assert!(Identity::parse_file("# nothing\n").is_err());
+    }
+
+    #[test]
+    fn both_key_files_refuse_emptiness_alike() {
+        for text in ["", "\n", "# created: today\n\n   \n# more\n"] {
+            let identities = Identity::parse_file(text).expect_err("no identity");
+            assert!(
+                matches!(identities, Error::EmptyKeyFile { what: "identity" }),
+                "{identities:?}"
+            );
+            assert_eq!(identities.to_string(), "no identity in the file");
+            let recipients = parse_recipients_file(text).expect_err("no recipient");
+            assert!(
+                matches!(recipients, Error::EmptyKeyFile { what: "recipient" }),
+                "{recipients:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_lines_keep_their_number_and_reason_but_not_their_text() {
+        let identity = X25519Identity::generate().expect("os randomness");
+        let secret = identity.to_secret_string();
+        // A low-order point: the reason says so, where a file of one kind
+        // used to say only "not a recipient".
+        let hrp = bech32::Hrp::parse("kuvert").expect("hrp");
+        let low_order =
+            bech32::encode_lower::<bech32::Bech32>(hrp, &[0; KEY_LEN]).expect("32 bytes");
+        let zero = X25519Recipient::from_str(&low_order).expect_err("low order");
+        let text = format!("# team\n{}\n\n{low_order}\n", identity.to_public());
+        match parse_recipients_file(&text) {
+            Err(Error::KeyFileLine {
+                what: "recipient",
+                line: 4,
+                reason,
+            }) => assert_eq!(Error::InvalidKey { reason }.to_string(), zero.to_string()),
+            other => panic!("{other:?}"),
+        }
+        // A secret key one character off is not echoed into the message.
+        let mut typo = secret.to_string();
+        typo.pop();
+        let err = Identity::parse_file(&format!("\n{typo}\n")).expect_err("typo");
+        assert!(matches!(err, Error::KeyFileLine { line: 2, .. }));
+        assert!(!format!("{err} {err:?}").contains(&typo[20..]));
+        // A secret key in a recipients file is refused, line named.
+        assert!(matches!(
+            parse_recipients_file(&secret),
+            Err(Error::KeyFileLine { line: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn identities_and_recipients_parse_from_str() {
+        let identity = X25519Identity::generate().expect("os randomness");
+        for text in [identity.to_secret_string(), identity.to_age_secret_string()] {
+            let parsed: Identity = text.parse().expect("identity");
+            assert_eq!(
+                parsed.to_recipient(),
+                Recipient::X25519(identity.to_public())
+            );
+            // Surrounding whitespace is ignored, as by X25519Identity.
+            let padded: Identity = format!("  {}\n", text.as_str()).parse().expect("padded");
+            assert_eq!(padded.to_recipient(), parsed.to_recipient());
+        }
+        let recipient = identity.to_public();
+        for text in [recipient.to_string(), recipient.to_age_string()] {
+            assert_eq!(
+                text.parse::<Recipient>().expect("recipient"),
+                Recipient::X25519(recipient.clone())
+            );
+        }
+        assert!(recipient.to_string().parse::<Identity>().is_err());
+        assert!(identity.to_secret_string().parse::<Recipient>().is_err());
+        assert!(matches!(
+            "".parse::<Identity>(),
+            Err(Error::InvalidKey { .. })
+        ));
+    }
+
+    #[test]
+    fn identity_file_writer_matches_age_keygen() {
+        // The age-keygen file of `age_keygen_output_is_an_identity_file`,
+        // written again from its key and its creation time.
+        let secret = "AGE-SECRET-KEY-124UMNKZQYS3PYU6NY44FU7UFAUHUGVMDG974W7DUT070FFCNCR7QMUUVCW";
+        let identity: X25519Identity = secret.parse().expect("age identity");
+        let created = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_795_928_480);
+        assert_eq!(
+            identity.to_age_file_string(created).as_str(),
+            "# created: 2026-11-29T05:01:20Z\n\
+             # public key: age1xafqnldth57j79qvaejezpslq347rj9dzgvff6y9jhulmgl87euq9uandu\n\
+             AGE-SECRET-KEY-124UMNKZQYS3PYU6NY44FU7UFAUHUGVMDG974W7DUT070FFCNCR7QMUUVCW\n"
+        );
+        let own = identity.to_file_string(created);
+        let lines: Vec<&str> = own.lines().collect();
+        assert_eq!(lines[0], "# created: 2026-11-29T05:01:20Z");
+        assert_eq!(lines[1], format!("# public key: {}", identity.to_public()));
+        assert_eq!(lines[2], identity.to_secret_string().as_str());
+        assert_eq!(lines.len(), 3);
+        assert!(own.ends_with('\n'));
+        let parsed = Identity::parse_file(&own).expect("parses back");
+        assert_eq!(parsed.len(), 1);
+        assert_eq!(parsed[0].to_recipient(), identity.to_public().into());
+        // Before the epoch: the epoch, never a panic.
+        let early =
+            identity.to_file_string(SystemTime::UNIX_EPOCH - std::time::Duration::from_secs(5));
+        assert!(early.starts_with("# created: 1970-01-01T00:00:00Z\n"));
+    }
+
+    #[test]
+    fn dates_are_rfc3339_utc() {
+        assert_eq!(rfc3339_utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339_utc(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339_utc(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(rfc3339_utc(4_107_542_399), "2100-02-28T23:59:59Z");
+        assert_eq!(rfc3339_utc(253_402_300_799), "9999-12-31T23:59:59Z");
+    }
+
+    #[test]
+    fn cloned_identities_open_and_wipe_themselves() {
+        // Every copy of a secret key wipes itself: the key lives only in a
+        // StaticSecret, whose Drop zeroizes it.
+        fn wiped_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+        wiped_on_drop::<x25519_dalek::StaticSecret>();
+        let identity = Identity::from(X25519Identity::generate().expect("os randomness"));
+        let copy = identity.clone();
+        assert_eq!(copy.to_recipient(), identity.to_recipient());
+        assert_eq!(format!("{copy:?}"), "X25519(X25519Identity(<redacted>))");
     }
 }

@@ -20,7 +20,7 @@
 //! | read a header without any key          | [`inspect`]                                |
 //! | address someone                        | [`X25519Recipient`], [`Passphrase`]        |
 //! | be addressed                           | [`X25519Identity`], [`Identity::parse_file`] |
-//! | write volumes to files or memory       | [`FileSink`], [`MemorySink`]               |
+//! | write volumes to files, memory, a `Write` | [`FileSink`], [`MemorySink`], [`WriteSink`] |
 //! | read volumes from files or memory      | [`FileSource`], `Vec<u8>`, `Bytes`, `&[u8]` |
 //! | print a name a sender chose            | [`escape_name`]                            |
 //!
@@ -30,7 +30,7 @@
 //! use std::io::{Read, Write};
 //! use kuvert::{MemorySink, Opener, Sealer, X25519Identity};
 //!
-//! let identity = X25519Identity::generate();
+//! let identity = X25519Identity::generate()?;
 //! let mut writer = Sealer::new()
 //!     .recipient(identity.to_public())
 //!     .volume_size(1 << 20) // 1 MiB here; 700 MiB for a CD
@@ -107,4 +107,4 @@ pub use keys::{
 pub use payload::{
     OpenReader, Opener, SealWriter, Sealer, VolumeInfo, VolumeReport, VolumeVerifier, inspect,
 };
-pub use volumes::{FileSink, FileSource, MemorySink, VolumeSink, VolumeSource};
+pub use volumes::{FileSink, FileSource, MemorySink, VolumeSink, VolumeSource, WriteSink};

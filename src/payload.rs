@@ -30,7 +30,7 @@ const MAX_STANZAS: usize = 255;
 /// use std::io::Write;
 /// use kuvert::{MemorySink, Sealer, X25519Identity};
 ///
-/// let identity = X25519Identity::generate();
+/// let identity = X25519Identity::generate()?;
 /// let mut writer = Sealer::new()
 ///     .recipient(identity.to_public())
 ///     .seal(MemorySink::new())?;
@@ -39,6 +39,9 @@ const MAX_STANZAS: usize = 255;
 /// assert_eq!(volumes.len(), 1);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+///
+/// `Clone`: its secrets (passphrase, test seed) wipe themselves in every copy.
+#[derive(Clone)]
 pub struct Sealer {
     recipients: Vec<Recipient>,
     passphrase: Option<Passphrase>,
@@ -94,8 +97,19 @@ impl Sealer {
         self
     }
 
-    /// Adds several recipients.
-    pub fn recipients(self, recipients: impl IntoIterator<Item = Recipient>) -> Self {
+    /// Adds several recipients: [`Recipient`]s, or keys of one kind.
+    ///
+    /// ```
+    /// use kuvert::{Sealer, X25519Identity, X25519Recipient};
+    ///
+    /// let team: Vec<X25519Recipient> = (0..3)
+    ///     .map(|_| X25519Identity::generate().map(|id| id.to_public()))
+    ///     .collect::<Result<_, _>>()?;
+    /// let sealer = Sealer::new().recipients(team);
+    /// # let _ = sealer;
+    /// # Ok::<(), kuvert::Error>(())
+    /// ```
+    pub fn recipients(self, recipients: impl IntoIterator<Item = impl Into<Recipient>>) -> Self {
         recipients.into_iter().fold(self, Sealer::recipient)
     }
 
@@ -503,12 +517,12 @@ impl<S: VolumeSink> SealWriter<S> {
             };
             let at = j * chunk_len;
             if at > run_start {
-                self.sink.write_all(&sealed[run_start..at])?;
+                self.sink.append(&sealed[run_start..at])?;
             }
             self.write_header(volume)?;
             run_start = at;
         }
-        self.sink.write_all(&sealed[run_start..])?;
+        self.sink.append(&sealed[run_start..])?;
         self.free.push(batch.buf);
         Ok(())
     }
@@ -519,7 +533,7 @@ impl<S: VolumeSink> SealWriter<S> {
         header.extend_from_slice(&mac);
         header.resize(self.geometry.data_offset as usize, 0);
         self.sink.start_volume(volume)?;
-        self.sink.write_all(&header)?;
+        self.sink.append(&header)?;
         Ok(())
     }
 
@@ -690,7 +704,9 @@ fn read_header<S: VolumeSource + ?Sized>(source: &S, input: usize) -> Result<(He
 }
 
 /// Configures opening: keys to try and limits on what a header may ask.
-#[derive(Debug, Default)]
+///
+/// `Clone`: its identities and passphrase wipe themselves in every copy.
+#[derive(Clone, Debug, Default)]
 pub struct Opener {
     identities: Vec<Identity>,
     passphrase: Option<Passphrase>,
@@ -731,9 +747,10 @@ impl Opener {
         self
     }
 
-    /// Adds several identities to try.
-    pub fn identities(mut self, identities: impl IntoIterator<Item = Identity>) -> Self {
-        self.identities.extend(identities);
+    /// Adds several identities to try: [`Identity`]s, or keys of one kind.
+    pub fn identities(mut self, identities: impl IntoIterator<Item = impl Into<Identity>>) -> Self {
+        self.identities
+            .extend(identities.into_iter().map(Into::into));
         self
     }
 
@@ -1537,7 +1554,7 @@ mod tests {
 
     #[test]
     fn sizes_around_chunk_boundaries_round_trip() {
-        let identity = X25519Identity::generate();
+        let identity = X25519Identity::generate().expect("os randomness");
         let plain = 4096 - TAG_LEN;
         // Content lengths that put the payload (prefix included) around
         // chunk boundaries.
@@ -1576,7 +1593,7 @@ mod tests {
 
     #[test]
     fn volumes_never_exceed_the_size_asked_for() {
-        let identity = X25519Identity::generate();
+        let identity = X25519Identity::generate().expect("os randomness");
         let data = vec![7u8; 10 * 4096];
         let size = 2048 + 3 * 4096 + 100;
         let volumes = seal(&identity, &data, 4096, Some(size));
@@ -1588,7 +1605,7 @@ mod tests {
 
     #[test]
     fn payload_ending_on_a_volume_boundary_has_no_empty_volume() {
-        let identity = X25519Identity::generate();
+        let identity = X25519Identity::generate().expect("os randomness");
         let data = vec![1u8; 2 * (4096 - TAG_LEN) - PAYLOAD_PREFIX_LEN];
         let volumes = seal(&identity, &data, 4096, Some(2048 + 2 * 4096));
         assert_eq!(volumes.len(), 1);
@@ -1599,7 +1616,7 @@ mod tests {
 
     #[test]
     fn invalid_options_are_refused() {
-        let identity = X25519Identity::generate();
+        let identity = X25519Identity::generate().expect("os randomness");
         assert!(Sealer::new().seal(MemorySink::new()).is_err());
         for chunk in [0, 2048, 4095, 3 * 4096, 32 << 20] {
             let sealer = Sealer::new()
@@ -1621,7 +1638,7 @@ mod tests {
 
     #[test]
     fn dropped_writer_never_opens_as_complete() {
-        let identity = X25519Identity::generate();
+        let identity = X25519Identity::generate().expect("os randomness");
         for threads in [1, 2] {
             let mut sink = MemorySink::new();
             {
@@ -1660,7 +1677,7 @@ mod tests {
 
     #[test]
     fn copy_from_writes_the_same_bytes_as_write() {
-        let identity = X25519Identity::generate();
+        let identity = X25519Identity::generate().expect("os randomness");
         let plain = 4096 - TAG_LEN;
         let per_batch = (1 << 20) / 4096;
         let batch = per_batch * plain;

@@ -1,14 +1,16 @@
-//! Where volumes go and come from: small traits with file and memory
-//! implementations. This layer moves bytes; it knows no keys.
+//! Where volumes go and come from: small traits with file, memory and
+//! `Write` implementations. This layer moves bytes; it knows no keys.
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use crate::error::Error;
+
 /// Writes the volumes of a set, one after another.
 ///
 /// [`SealWriter`](crate::SealWriter) calls `start_volume` before the first
-/// byte of each volume, then `write_all`, and `finish` once after the last
+/// byte of each volume, then `append`, and `finish` once after the last
 /// chunk. A sink that is dropped without `finish` must not leave anything
 /// that looks finished (the file sink removes its temporary files).
 pub trait VolumeSink {
@@ -21,10 +23,13 @@ pub trait VolumeSink {
 
     /// Appends bytes to the current volume.
     ///
+    /// Not named `write_all`, so that it never shadows
+    /// [`Write::write_all`] on a type that is both a sink and a writer.
+    ///
     /// # Errors
     ///
     /// Any I/O error writing.
-    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()>;
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()>;
 
     /// Makes every volume durable and visible under its final name.
     ///
@@ -39,8 +44,24 @@ impl<S: VolumeSink + ?Sized> VolumeSink for &mut S {
         (**self).start_volume(number)
     }
 
-    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
-        (**self).write_all(bytes)
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        (**self).append(bytes)
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        (**self).finish()
+    }
+}
+
+/// A boxed sink, so a tool can choose its sink at run time
+/// (`Box<dyn VolumeSink>`).
+impl<S: VolumeSink + ?Sized> VolumeSink for Box<S> {
+    fn start_volume(&mut self, number: u32) -> io::Result<()> {
+        (**self).start_volume(number)
+    }
+
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        (**self).append(bytes)
     }
 
     fn finish(&mut self) -> io::Result<()> {
@@ -72,7 +93,7 @@ impl VolumeSink for MemorySink {
         Ok(())
     }
 
-    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
         match self.volumes.last_mut() {
             Some(volume) => {
                 volume.extend_from_slice(bytes);
@@ -84,6 +105,89 @@ impl VolumeSink for MemorySink {
 
     fn finish(&mut self) -> io::Result<()> {
         Ok(())
+    }
+}
+
+/// Writes a set of one volume to any [`Write`]: standard output, a pipe, a
+/// socket.
+///
+/// A `Write` can neither seek nor make new files, so the set must fit one
+/// volume: seal without [`Sealer::volume_size`], or with one the payload
+/// fits. If the sealer asks for a second volume, `start_volume` fails with
+/// [`Error::SplitRefused`] (inside the `io::Error`, as
+/// [`Error::from_io`] recovers it) and the output holds an unfinished
+/// volume that no opener accepts. Writes go straight to `W`: wrap it in a
+/// [`BufWriter`] if small writes are costly (the sealer writes its header,
+/// then batches of about 1 MiB).
+///
+/// ```
+/// use std::io::Write;
+/// use kuvert::{Opener, Sealer, WriteSink, X25519Identity};
+///
+/// let identity = X25519Identity::generate()?;
+/// let mut writer = Sealer::new()
+///     .recipient(identity.to_public())
+///     .seal(WriteSink::new(Vec::new()))?;
+/// writer.write_all(b"to standard output")?;
+/// let volume: Vec<u8> = writer.finish()?.into_inner();
+/// let mut reader = Opener::new().identity(identity).open_one(volume)?;
+/// let mut text = String::new();
+/// std::io::Read::read_to_string(&mut reader, &mut text)?;
+/// assert_eq!(text, "to standard output");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// [`Sealer::volume_size`]: crate::Sealer::volume_size
+#[derive(Debug)]
+pub struct WriteSink<W: Write> {
+    out: W,
+    started: bool,
+}
+
+impl<W: Write> WriteSink<W> {
+    /// A sink writing the one volume of a set to `out`.
+    pub fn new(out: W) -> Self {
+        WriteSink {
+            out,
+            started: false,
+        }
+    }
+
+    /// The writer.
+    pub fn get_ref(&self) -> &W {
+        &self.out
+    }
+
+    /// The writer; writing to it directly corrupts the volume.
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.out
+    }
+
+    /// The writer back, as [`SealWriter::finish`](crate::SealWriter::finish)
+    /// returns the sink.
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+}
+
+impl<W: Write> VolumeSink for WriteSink<W> {
+    fn start_volume(&mut self, number: u32) -> io::Result<()> {
+        if number != 1 || self.started {
+            return Err(Error::SplitRefused { volume: number }.into());
+        }
+        self.started = true;
+        Ok(())
+    }
+
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        if !self.started {
+            return Err(io::Error::other("write before the first volume"));
+        }
+        self.out.write_all(bytes)
+    }
+
+    fn finish(&mut self) -> io::Result<()> {
+        self.out.flush()
     }
 }
 
@@ -122,6 +226,32 @@ impl FileSink {
         &self.finished
     }
 
+    /// The hidden partial files written so far and not yet published
+    /// under their final names, volume 1 first: what to remove if the
+    /// process is ended before the sink is dropped (a signal handler).
+    /// Empty once [`finish`](VolumeSink::finish) has succeeded.
+    pub fn partial_paths(&self) -> &[PathBuf] {
+        &self.partial
+    }
+
+    /// The hidden name volume `number` is written under until `finish`:
+    /// `.NAME.NNN.PID.kuvert-partial` beside the final path, where NAME is
+    /// the final file name, NNN the volume number and PID this process's
+    /// id. Known before the file exists, so a signal handler can learn it
+    /// before [`start_volume`](VolumeSink::start_volume) creates it.
+    pub fn partial_path(&self, number: u32) -> PathBuf {
+        let name = self
+            .path
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "kuvert".into());
+        let dir = self.path.parent().unwrap_or(Path::new(""));
+        dir.join(format!(
+            ".{name}.{number:03}.{}.kuvert-partial",
+            std::process::id()
+        ))
+    }
+
     /// The final names a set of `count` volumes gets for `path`.
     pub fn volume_paths(path: &Path, count: u32) -> Vec<PathBuf> {
         if count <= 1 {
@@ -135,19 +265,6 @@ impl FileSink {
         (1..=count)
             .map(|number| PathBuf::from(format!("{stem}.{number:03}.kuv")))
             .collect()
-    }
-
-    fn partial_path(&self, number: u32) -> PathBuf {
-        let name = self
-            .path
-            .file_name()
-            .map(|name| name.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "kuvert".into());
-        let dir = self.path.parent().unwrap_or(Path::new(""));
-        dir.join(format!(
-            ".{name}.{number:03}.{}.kuvert-partial",
-            std::process::id()
-        ))
     }
 
     fn close_current(&mut self) -> io::Result<()> {
@@ -169,7 +286,7 @@ impl VolumeSink for FileSink {
         Ok(())
     }
 
-    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
         match &mut self.current {
             Some(writer) => writer.write_all(bytes),
             None => Err(io::Error::other("write before the first volume")),
@@ -221,6 +338,12 @@ pub trait VolumeSource {
     ///
     /// Any I/O error, or [`io::ErrorKind::UnexpectedEof`].
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
+
+    /// A name for messages, such as the file a volume was opened from;
+    /// `None` (the default) for sources without one, such as memory.
+    fn name(&self) -> Option<&str> {
+        None
+    }
 }
 
 impl<S: VolumeSource + ?Sized> VolumeSource for &S {
@@ -230,6 +353,42 @@ impl<S: VolumeSource + ?Sized> VolumeSource for &S {
 
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         (**self).read_exact_at(buf, offset)
+    }
+
+    fn name(&self) -> Option<&str> {
+        (**self).name()
+    }
+}
+
+/// A boxed source, so sources of different types can be opened as one set:
+/// a `Vec<Box<dyn VolumeSource>>` of files and memory, say (add `+ Sync`
+/// for [`OpenReader::copy_to`](crate::OpenReader::copy_to) and verifying).
+impl<S: VolumeSource + ?Sized> VolumeSource for Box<S> {
+    fn size(&self) -> io::Result<u64> {
+        (**self).size()
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        (**self).read_exact_at(buf, offset)
+    }
+
+    fn name(&self) -> Option<&str> {
+        (**self).name()
+    }
+}
+
+/// A shared source, for sets opened from several threads at once.
+impl<S: VolumeSource + ?Sized> VolumeSource for std::sync::Arc<S> {
+    fn size(&self) -> io::Result<u64> {
+        (**self).size()
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        (**self).read_exact_at(buf, offset)
+    }
+
+    fn name(&self) -> Option<&str> {
+        (**self).name()
     }
 }
 
@@ -276,6 +435,8 @@ impl VolumeSource for bytes::Bytes {
 pub struct FileSource {
     file: File,
     path: PathBuf,
+    /// The path as UTF-8 (lossily), for [`VolumeSource::name`].
+    name: String,
 }
 
 impl FileSource {
@@ -283,11 +444,18 @@ impl FileSource {
     ///
     /// # Errors
     ///
-    /// Any I/O error opening the file.
-    pub fn open(path: impl Into<PathBuf>) -> io::Result<Self> {
+    /// [`Error::Input`] naming `path`, with the operating system's error as
+    /// its source.
+    pub fn open(path: impl Into<PathBuf>) -> Result<Self, Error> {
         let path = path.into();
-        let file = File::open(&path)?;
-        Ok(FileSource { file, path })
+        match File::open(&path) {
+            Ok(file) => Ok(FileSource {
+                file,
+                name: path.to_string_lossy().into_owned(),
+                path,
+            }),
+            Err(source) => Err(Error::Input { path, source }),
+        }
     }
 
     /// The path the volume was opened from.
@@ -299,6 +467,11 @@ impl FileSource {
 impl VolumeSource for FileSource {
     fn size(&self) -> io::Result<u64> {
         Ok(self.file.metadata()?.len())
+    }
+
+    /// The path the volume was opened from.
+    fn name(&self) -> Option<&str> {
+        Some(&self.name)
     }
 
     #[cfg(unix)]
@@ -365,7 +538,7 @@ mod tests {
         {
             let mut sink = FileSink::new(&path);
             sink.start_volume(1).expect("start");
-            sink.write_all(b"partial").expect("write");
+            sink.append(b"partial").expect("write");
         }
         assert_eq!(fs::read_dir(dir.path()).expect("list").count(), 0);
     }
@@ -377,12 +550,109 @@ mod tests {
         let mut sink = FileSink::new(&path);
         for number in 1..=2 {
             sink.start_volume(number).expect("start");
-            sink.write_all(&[number as u8]).expect("write");
+            sink.append(&[number as u8]).expect("write");
         }
         sink.finish().expect("finish");
         let paths = sink.paths().to_vec();
         drop(sink);
         assert_eq!(fs::read(&paths[1]).expect("volume 2"), [2]);
         assert_eq!(fs::read_dir(dir.path()).expect("list").count(), 2);
+    }
+
+    #[test]
+    fn write_sink_takes_one_volume_and_refuses_a_second() {
+        let mut sink = WriteSink::new(Vec::new());
+        assert!(sink.append(b"early").is_err(), "no volume started");
+        sink.start_volume(1).expect("volume 1");
+        sink.append(b"header").expect("write");
+        sink.append(b" chunks").expect("write");
+        for number in [2, 1] {
+            let err = sink.start_volume(number).expect_err("a second volume");
+            assert!(matches!(
+                Error::from_io(err),
+                Error::SplitRefused { volume } if volume == number
+            ));
+        }
+        sink.finish().expect("flush");
+        assert_eq!(sink.get_ref().as_slice(), b"header chunks");
+        assert_eq!(sink.into_inner(), b"header chunks");
+        // Volume 2 first is refused too: a `Write` holds volume 1.
+        let err = WriteSink::new(io::sink())
+            .start_volume(2)
+            .expect_err("not 1");
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn boxed_and_shared_sources_and_sinks_forward() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("v.kuv");
+        fs::write(&path, b"from a file").expect("write");
+        let sources: Vec<Box<dyn VolumeSource>> = vec![
+            Box::new(FileSource::open(&path).expect("open")),
+            Box::new(b"from memory".to_vec()),
+            Box::new(std::sync::Arc::new(bytes::Bytes::from_static(b"shared"))),
+        ];
+        let mut buf = [0u8; 4];
+        sources[0].read_exact_at(&mut buf, 7).expect("file");
+        assert_eq!(&buf, b"file");
+        sources[1].read_exact_at(&mut buf, 0).expect("memory");
+        assert_eq!(&buf, b"from");
+        assert_eq!(sources[2].size().expect("len"), 6);
+        assert_eq!(sources[0].name(), Some(path.to_string_lossy().as_ref()));
+        fn name_of<S: VolumeSource>(source: S) -> Option<String> {
+            source.name().map(String::from)
+        }
+        assert_eq!(name_of(&sources[0]).as_deref(), sources[0].name());
+        assert_eq!(sources[1].name(), None);
+        assert_eq!(sources[2].name(), None);
+
+        let mut sink: Box<dyn VolumeSink> = Box::new(MemorySink::new());
+        sink.start_volume(1).expect("start");
+        sink.append(b"boxed").expect("write");
+        sink.finish().expect("finish");
+    }
+
+    #[test]
+    fn file_source_open_names_the_path() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("missing.kuv");
+        match FileSource::open(&path) {
+            Err(err @ Error::Input { .. }) => {
+                assert!(err.to_string().contains("missing.kuv"), "{err}");
+                let Error::Input {
+                    path: named,
+                    source,
+                } = err
+                else {
+                    unreachable!("matched above")
+                };
+                assert_eq!(named, path);
+                assert_eq!(source.kind(), io::ErrorKind::NotFound);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn partial_paths_are_the_files_before_publishing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("set.kuv");
+        let mut sink = FileSink::new(&path);
+        let expected: Vec<PathBuf> = (1..=2).map(|n| sink.partial_path(n)).collect();
+        assert_eq!(
+            expected[1].file_name().expect("name").to_string_lossy(),
+            format!(".set.kuv.002.{}.kuvert-partial", std::process::id())
+        );
+        assert!(sink.partial_paths().is_empty());
+        for number in 1..=2 {
+            sink.start_volume(number).expect("start");
+            sink.append(&[number as u8]).expect("write");
+        }
+        assert_eq!(sink.partial_paths(), expected);
+        assert!(expected.iter().all(|p| p.exists()));
+        sink.finish().expect("finish");
+        assert!(sink.partial_paths().is_empty());
+        assert!(expected.iter().all(|p| !p.exists()));
     }
 }

@@ -1575,7 +1575,7 @@ fn sender_chosen_names_are_escaped_in_listings_and_messages() {
 #[test]
 fn verify_groups_volumes_by_their_whole_set_part() {
     let scene = Scene::new();
-    let other = kuvert::X25519Identity::generate();
+    let other = kuvert::X25519Identity::generate().expect("os randomness");
     let data = pseudo_random(40_000, 4);
     // The same seed gives the same file key and set id; the second set has
     // one stanza more, so its set part differs.

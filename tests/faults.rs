@@ -91,7 +91,7 @@ impl VolumeSink for FaultySink {
         Ok(())
     }
 
-    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
         let fails = self.call(Call::Write(bytes.len()));
         let volume = self.volumes.last_mut().expect("a volume was started");
         if fails {
@@ -388,15 +388,15 @@ impl<S: VolumeSink> VolumeSink for Flaky<S> {
         self.inner.start_volume(number)
     }
 
-    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.calls += 1;
         if self.calls == self.fail_at {
             if self.fault == Fault::Torn {
-                self.inner.write_all(&bytes[..bytes.len() / 2])?;
+                self.inner.append(&bytes[..bytes.len() / 2])?;
             }
             return Err(injected());
         }
-        self.inner.write_all(bytes)
+        self.inner.append(bytes)
     }
 
     fn finish(&mut self) -> io::Result<()> {

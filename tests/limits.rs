@@ -1343,14 +1343,17 @@ fn recipient_files_skip_comments_and_name_the_bad_line() {
     let text = format!("# team\r\n{a}\r\n\n   {}  \n", b.to_age_string());
     let parsed = kuvert::parse_recipients_file(&text).expect("valid file");
     assert_eq!(parsed, [a.clone().into(), b.into()]);
-    assert!(
-        kuvert::parse_recipients_file("# nobody\n\n")
-            .expect("an empty recipient file is not an error")
-            .is_empty()
-    );
+    assert!(matches!(
+        kuvert::parse_recipients_file("# nobody\n\n"),
+        Err(kuvert::Error::EmptyKeyFile { what: "recipient" })
+    ));
     let bad = format!("{a}\nkuvert1notakey\n");
     match kuvert::parse_recipients_file(&bad) {
-        Err(kuvert::Error::InvalidKey { reason }) => assert!(reason.contains("line 2"), "{reason}"),
+        Err(kuvert::Error::KeyFileLine {
+            what: "recipient",
+            line: 2,
+            reason,
+        }) => assert_eq!(reason, "not a valid X25519 recipient"),
         other => panic!("{other:?}"),
     }
 }

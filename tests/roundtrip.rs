@@ -321,7 +321,7 @@ fn large_headers_shift_the_chunks_and_shrink_the_volumes() {
     // 25 recipients: L = 14 + 44 + 25·89 + 8 + 32 = 2323, so H = 4096.
     let ids: Vec<X25519Identity> = (0..25).map(|i| identity(100 + i)).collect();
     let sealer = Sealer::new()
-        .recipients(ids.iter().map(|id| id.to_public().into()))
+        .recipients(ids.iter().map(|id| id.to_public()))
         .chunk_size(4096)
         .volume_size(4096 + 2 * 4096 + 4095);
     let plaintext = data(5 * plain(4096), 9);
@@ -347,7 +347,7 @@ fn large_headers_shift_the_chunks_and_shrink_the_volumes() {
 fn every_recipient_opens_and_a_stranger_is_told_which_stanzas_there_are() {
     let ids = [identity(11), identity(12), identity(13)];
     let sealer = Sealer::new()
-        .recipients(ids.iter().map(|id| id.to_public().into()))
+        .recipients(ids.iter().map(|id| id.to_public()))
         .chunk_size(4096)
         .volume_size(H1 + 2 * 4096);
     let plaintext = data(3 * plain(4096) + 5, 4);
@@ -597,12 +597,12 @@ impl VolumeSink for FailingSink {
         self.inner.start_volume(number)
     }
 
-    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.writes += 1;
         if self.writes - 1 == self.fail_at {
             return Err(io::Error::other("disc full"));
         }
-        self.inner.write_all(bytes)
+        self.inner.append(bytes)
     }
 
     fn finish(&mut self) -> io::Result<()> {
@@ -880,7 +880,7 @@ fn at_most_255_stanzas_fit_a_header() {
             X25519Identity::from_bytes(bytes)
         })
         .collect();
-    let recipients = || ids.iter().map(|id| id.to_public().into());
+    let recipients = || ids.iter().map(|id| id.to_public());
     // 256 recipients, or 255 and a passphrase: refused before any wrapping
     // (and before any Argon2 work).
     assert_eq!(

@@ -73,7 +73,7 @@ pub struct Skipped {
 /// ```
 /// use kuvert::{MemorySink, Sealer, X25519Identity};
 ///
-/// let identity = X25519Identity::generate();
+/// let identity = X25519Identity::generate()?;
 /// let sealer = Sealer::new().recipient(identity.to_public());
 /// let mut archive = sealer.seal_archive(MemorySink::new())?;
 /// archive.append_file("extract/patients.csv", &b"id,icd10\n"[..], 9, 0o640, 1_700_000_000)?;

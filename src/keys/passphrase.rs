@@ -24,6 +24,10 @@ const COMMIT_LEN: usize = 32;
 const BODY_LEN: usize = SALT_LEN + 4 + 4 + 4 + COMMIT_LEN + WRAPPED_KEY_LEN;
 
 /// A passphrase. Wiped on drop, never printed.
+///
+/// `Clone` is safe: a clone is another `Zeroizing<String>`, wiped (its whole
+/// allocation) on drop like the original.
+#[derive(Clone)]
 pub struct Passphrase(Zeroizing<String>);
 
 impl Passphrase {

@@ -2,13 +2,16 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::time::SystemTime;
 
 use bech32::primitives::decode::CheckedHrpstring;
 use bech32::{Bech32, Hrp};
 use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::Zeroizing;
 
-use super::{FileKey, KEY_LEN, WRAPPED_KEY_LEN, hkdf32, unwrap_file_key, wrap_file_key};
+use super::{
+    FileKey, KEY_LEN, WRAPPED_KEY_LEN, hkdf32, identity_file, unwrap_file_key, wrap_file_key,
+};
 use crate::error::Error;
 use crate::format::Stanza;
 use crate::rand::Randomness;
@@ -92,25 +95,35 @@ impl FromStr for X25519Recipient {
     }
 }
 
-/// An X25519 secret key. Wiped on drop, never printed, not `Clone`.
+/// An X25519 secret key. Wiped on drop, never printed.
 ///
 /// Written as `KUVERT-SECRET-KEY-1…`; age identities (`AGE-SECRET-KEY-1…`)
 /// are accepted as they are.
+///
+/// # Security
+///
+/// `Clone` is safe here because every copy wipes itself: the key lives
+/// only in an `x25519_dalek::StaticSecret`, which zeroizes its bytes on drop
+/// (`ZeroizeOnDrop`, checked by a test), and a clone is another such value.
+/// A clone is explicit and no more durable than the original; what it
+/// costs is a second place the key sits until dropped, so clone an identity
+/// only to hand it to something that keeps it (an [`Opener`] per thread,
+/// say), not for convenience.
+///
+/// [`Opener`]: crate::Opener
+#[derive(Clone)]
 pub struct X25519Identity(StaticSecret);
 
 impl X25519Identity {
     /// A new identity from the operating system's random source.
     ///
-    /// # Panics
+    /// # Errors
     ///
-    /// If the operating system has no random source, as key generation
-    /// cannot go on without one.
-    pub fn generate() -> Self {
-        let mut rng = Randomness::Os;
-        let bytes = rng
-            .array::<KEY_LEN>()
-            .expect("the operating system's random source is available");
-        X25519Identity(StaticSecret::from(*bytes))
+    /// [`Error::Io`] if the operating system's random source fails; no key
+    /// is made from anything else.
+    pub fn generate() -> Result<Self, Error> {
+        let bytes = Randomness::Os.array::<KEY_LEN>()?;
+        Ok(X25519Identity(StaticSecret::from(*bytes)))
     }
 
     /// An identity from 32 secret bytes (test vectors, key import).
@@ -131,6 +144,47 @@ impl X25519Identity {
     /// The secret in age's encoding (`AGE-SECRET-KEY-1…`).
     pub fn to_age_secret_string(&self) -> Zeroizing<String> {
         Zeroizing::new(encode(AGE_IDENTITY_HRP, self.0.as_bytes(), true))
+    }
+
+    /// An identity file holding this key, as `age-keygen` writes one: a
+    /// `# created:` line (RFC 3339, UTC, whole seconds), a `# public key:`
+    /// line, then the secret in kuvert's encoding. [`Identity::parse_file`]
+    /// reads it back; so do age and rage, which skip `#` lines.
+    ///
+    /// The whole file is secret: it is wiped on drop, and built in one
+    /// allocation, so no reallocation leaves a copy of the key behind.
+    /// Times before 1970 are written as 1970-01-01T00:00:00Z.
+    ///
+    /// ```
+    /// use std::time::SystemTime;
+    /// use kuvert::{Identity, X25519Identity};
+    ///
+    /// let identity = X25519Identity::generate()?;
+    /// let file = identity.to_file_string(SystemTime::now());
+    /// assert!(file.starts_with("# created: "));
+    /// let parsed = Identity::parse_file(&file)?;
+    /// assert_eq!(parsed[0].to_recipient(), identity.to_public().into());
+    /// # Ok::<(), kuvert::Error>(())
+    /// ```
+    ///
+    /// [`Identity::parse_file`]: crate::Identity::parse_file
+    pub fn to_file_string(&self, created: SystemTime) -> Zeroizing<String> {
+        identity_file(
+            created,
+            &self.to_public().to_string(),
+            &self.to_secret_string(),
+        )
+    }
+
+    /// As [`to_file_string`](Self::to_file_string), in age's encodings
+    /// (`age1…`, `AGE-SECRET-KEY-1…`): byte for byte the shape of an
+    /// `age-keygen` file, for people who use age too.
+    pub fn to_age_file_string(&self, created: SystemTime) -> Zeroizing<String> {
+        identity_file(
+            created,
+            &self.to_public().to_age_string(),
+            &self.to_age_secret_string(),
+        )
     }
 
     /// Unwraps the file key from an x25519 stanza addressed to this identity.
@@ -266,7 +320,7 @@ mod tests {
 
     #[test]
     fn own_encoding_round_trips() {
-        let identity = X25519Identity::generate();
+        let identity = X25519Identity::generate().expect("os randomness");
         let text = identity.to_secret_string();
         assert!(text.starts_with("KUVERT-SECRET-KEY-1"));
         let again: X25519Identity = text.parse().expect("own identity");
@@ -293,7 +347,7 @@ mod tests {
     fn stanza_opens_only_for_its_identity() {
         let mut rng = Randomness::Os;
         let file_key = FileKey::generate(&mut rng).expect("rng");
-        let identity = X25519Identity::generate();
+        let identity = X25519Identity::generate().expect("os randomness");
         let stanza = identity
             .to_public()
             .wrap(&file_key, &mut rng)
@@ -302,7 +356,12 @@ mod tests {
         check(&stanza, 1).expect("well-formed stanza");
         let opened = identity.unwrap(&stanza).expect("addressee opens");
         assert_eq!(opened.as_bytes(), file_key.as_bytes());
-        assert!(X25519Identity::generate().unwrap(&stanza).is_none());
+        assert!(
+            X25519Identity::generate()
+                .expect("os randomness")
+                .unwrap(&stanza)
+                .is_none()
+        );
     }
 
     #[test]
@@ -331,7 +390,10 @@ mod tests {
     #[test]
     fn nonzero_bech32_padding_is_refused() {
         // 32 bytes are 256 bits in 52 five-bit groups (260 bits): 4 padding bits.
-        let good = X25519Identity::generate().to_public().to_string();
+        let good = X25519Identity::generate()
+            .expect("os randomness")
+            .to_public()
+            .to_string();
         let hrp = Hrp::parse(RECIPIENT_HRP).expect("hrp");
         let parsed = CheckedHrpstring::new::<Bech32>(&good).expect("valid");
         let mut groups: Vec<bech32::Fe32> = parsed.fe32_iter().collect();

@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 
 use crate::cli::{KeyArgs, KeygenArgs};
 use crate::output::{is_dash, write_private};
-use crate::report::{Fail, Result, io_fail, rfc3339};
+use crate::report::{Fail, Result, chain, io_fail};
 
 /// Names a file holding a passphrase (first line) for batch jobs.
 pub const PASSPHRASE_FILE_ENV: &str = "KUVERT_PASSPHRASE_FILE";
@@ -42,21 +42,18 @@ pub fn keygen(args: &KeygenArgs) -> Result<()> {
             "keygen takes an input file only with -y (to print its recipients)",
         ));
     }
-    let identity = X25519Identity::generate();
+    let identity = X25519Identity::generate()
+        .map_err(|err| Fail::data(format!("cannot generate a key: {}", chain(&err))))?;
     let recipient = identity.to_public();
-    let (public, secret) = if args.age {
-        (recipient.to_age_string(), identity.to_age_secret_string())
+    let created = SystemTime::now();
+    let (public, text) = if args.age {
+        (
+            recipient.to_age_string(),
+            identity.to_age_file_string(created),
+        )
     } else {
-        (recipient.to_string(), identity.to_secret_string())
+        (recipient.to_string(), identity.to_file_string(created))
     };
-    let created = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |since| since.as_secs() as i64);
-    let text = Zeroizing::new(format!(
-        "# created: {}\n# public key: {public}\n{}\n",
-        rfc3339(created),
-        secret.as_str()
-    ));
     match &args.output {
         Some(path) if !is_dash(path) => write_private(path, text.as_bytes())?,
         _ => write_stdout(text.as_bytes())?,
@@ -101,12 +98,7 @@ fn write_stdout(bytes: &[u8]) -> Result<()> {
 
 fn parse_identity_file(path: &Path) -> Result<Vec<Identity>> {
     let text = read_text(path)?;
-    Identity::parse_file(&text).map_err(|err| match err {
-        kuvert::Error::InvalidKey { reason } => {
-            Fail::data(format!("{}: {reason}", display_input(path)))
-        }
-        other => Fail::data(format!("{}: {other}", display_input(path))),
-    })
+    Identity::parse_file(&text).map_err(|err| Fail::data(format!("{}: {err}", display_input(path))))
 }
 
 fn display_input(path: &Path) -> String {
@@ -141,13 +133,7 @@ pub fn recipients(inline: &[String], files: &[PathBuf]) -> Result<Vec<Recipient>
     for path in files {
         let text = read_text(path)?;
         let parsed = kuvert::parse_recipients_file(&text)
-            .map_err(|err| Fail::data(format!("{}: {}", display_input(path), err_reason(&err))))?;
-        if parsed.is_empty() {
-            return Err(Fail::data(format!(
-                "{}: no recipients in the file",
-                display_input(path)
-            )));
-        }
+            .map_err(|err| Fail::data(format!("{}: {err}", display_input(path))))?;
         recipients.extend(parsed);
     }
     Ok(recipients)

@@ -69,9 +69,9 @@ impl<S: VolumeSink> VolumeSink for ProgressSink<S> {
         self.note(result)
     }
 
-    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
         crate::output::stop_if_interrupted();
-        let result = self.inner.write_all(bytes);
+        let result = self.inner.append(bytes);
         self.note(result)?;
         self.bar.inc(bytes.len() as u64);
         Ok(())

@@ -2,12 +2,12 @@
 //! a stream, onto volume files or standard output.
 
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Read, Stdout, Write};
+use std::io::{self, BufWriter, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use kuvert::{FileSink, Sealer, VolumeSink};
+use kuvert::{FileSink, Sealer, VolumeSink, WriteSink};
 
 use crate::cli::SealArgs;
 use crate::keys::{self, PassphraseSource};
@@ -129,28 +129,23 @@ pub fn seal(args: &SealArgs, quiet: bool) -> Result<()> {
     output::install_interrupt_handler();
     if to_stdout {
         let bar = progress::bar(quiet, total, first_message);
-        let sink = ProgressSink::new(StdoutSink::new(), bar.clone(), Arc::clone(&failed));
+        let stdout = WriteSink::new(BufWriter::with_capacity(1 << 20, io::stdout()));
+        let sink = ProgressSink::new(stdout, bar.clone(), Arc::clone(&failed));
         let result = run(&sealer, sink, &inputs, from_stdin, &names);
         bar.finish_and_clear();
         result.map(drop).map_err(blame_output)
     } else {
-        let dir = parent_dir(&args.output);
-        let name = file_name(&args.output)?;
-        output::register_matching(
-            &dir,
-            format!(".{name}."),
-            format!(".{}.kuvert-partial", std::process::id()),
-        );
+        file_name(&args.output)?;
         let bar = progress::bar(quiet, total, first_message);
         let sink = ProgressSink::new(
-            FileSink::new(&args.output),
+            RegisteredSink(FileSink::new(&args.output)),
             bar.clone(),
             Arc::clone(&failed),
         );
         let result = run(&sealer, sink, &inputs, from_stdin, &names);
         bar.finish_and_clear();
         let (sink, plaintext) = result.map_err(blame_output)?;
-        let paths = sink.inner.paths().to_vec();
+        let paths = sink.inner.0.paths().to_vec();
         if args.force {
             remove_stale(&args.output, &paths, quiet);
         }
@@ -440,34 +435,22 @@ fn summarize(paths: &[PathBuf], inputs: &[Input], plaintext: u64, from_stdin: bo
     );
 }
 
-/// Standard output as the one volume of an unsplit set.
-struct StdoutSink {
-    out: BufWriter<Stdout>,
-}
+/// A file sink whose partial files the Ctrl-C handler knows: each is
+/// registered under the name the library gives it before it is created.
+struct RegisteredSink(FileSink);
 
-impl StdoutSink {
-    fn new() -> Self {
-        StdoutSink {
-            out: BufWriter::with_capacity(1 << 20, io::stdout()),
-        }
-    }
-}
-
-impl VolumeSink for StdoutSink {
+impl VolumeSink for RegisteredSink {
     fn start_volume(&mut self, number: u32) -> io::Result<()> {
-        if number == 1 {
-            Ok(())
-        } else {
-            Err(io::Error::other("standard output takes a single volume"))
-        }
+        output::register_path(&self.0.partial_path(number));
+        self.0.start_volume(number)
     }
 
-    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.out.write_all(bytes)
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.0.append(bytes)
     }
 
     fn finish(&mut self) -> io::Result<()> {
-        self.out.flush()
+        self.0.finish()
     }
 }
 

@@ -8,7 +8,7 @@ use kuvert::{FileSource, VolumeInfo, VolumeReport};
 
 use crate::cli::{InfoArgs, VerifyArgs};
 use crate::progress;
-use crate::report::{Fail, Names, Result, hex, io_fail, json_str, shown};
+use crate::report::{Fail, Names, Result, hex, json_str, shown};
 use crate::size::grouped;
 use crate::volumes::{Volumes, opener, warn_unauthenticated_passphrase};
 
@@ -217,7 +217,7 @@ pub fn info(args: &InfoArgs) -> Result<()> {
     let mut errors: Vec<(PathBuf, String)> = Vec::new();
     for path in &args.volumes {
         let result = FileSource::open(path)
-            .map_err(|err| io_fail("cannot open", path, &err).message)
+            .map_err(|err| crate::volumes::open_fail(path, &err).message)
             .and_then(|source| {
                 kuvert::inspect(&source).map_err(|err| single_names(path, None).describe(&err))
             });

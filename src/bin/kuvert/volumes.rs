@@ -1,6 +1,6 @@
 //! Volumes named on the command line and the keys that open them.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU32;
 
@@ -45,8 +45,7 @@ impl Volumes {
                     shown(path)
                 )));
             }
-            let source =
-                FileSource::open(path).map_err(|err| io_fail("cannot open", path, &err))?;
+            let source = FileSource::open(path).map_err(|err| open_fail(path, &err))?;
             let info = kuvert::inspect(&source).ok();
             volumes
                 .names
@@ -163,4 +162,12 @@ pub fn warn_unauthenticated_passphrase() {
         "kuvert: warning: the set also has public-key recipients, so the passphrase does not \
          prove who sealed it (any recipient could have)"
     );
+}
+
+/// `cannot open parcel.kuv: …` for a failed [`FileSource::open`].
+pub fn open_fail(path: &Path, err: &kuvert::Error) -> Fail {
+    match err {
+        kuvert::Error::Input { source, .. } => io_fail("cannot open", path, source),
+        other => Fail::data(format!("cannot open {}: {other}", shown(path))),
+    }
 }
