@@ -402,8 +402,11 @@ fn run(options: &Options) -> Result<()> {
         cipher_len += info.len;
     }
     let verify_total = verify_start.elapsed();
-    if carried != plain_len {
-        return Err(format!("volumes carry {carried} bytes, {plain_len} were sealed").into());
+    // The volumes carry the payload: the content and its prefix.
+    if carried != plain_len + kuvert::PAYLOAD_PREFIX_LEN as u64 {
+        return Err(
+            format!("volumes carry {carried} payload bytes, {plain_len} were sealed").into(),
+        );
     }
     println!(
         "  verify     {} volume(s) alone in {}: {} of ciphertext, {:.3}% overhead",

@@ -483,8 +483,9 @@ pub(crate) fn chunk_nonce(counter: u64, flag: ChunkFlag) -> [u8; 12] {
     nonce
 }
 
-/// Length of the payload prefix that opens every payload (SPEC.md §6.7).
-pub(crate) const PAYLOAD_PREFIX_LEN: usize = 4;
+/// Length of the payload prefix that opens every payload (SPEC.md §6.7): the
+/// payload bytes a set carries are its content plus these.
+pub const PAYLOAD_PREFIX_LEN: usize = 4;
 
 /// What a payload holds, as its authenticated prefix says (SPEC.md §6.7).
 ///

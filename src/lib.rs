@@ -99,7 +99,7 @@ mod volumes;
 
 pub use error::Error;
 pub use escape::escape_name;
-pub use format::{FORMAT_VERSION, PayloadKind};
+pub use format::{FORMAT_VERSION, PAYLOAD_PREFIX_LEN, PayloadKind};
 pub use keys::{
     Argon2Params, Identity, Limits, Passphrase, Recipient, Warning, X25519Identity,
     X25519Recipient, parse_recipients_file,
