@@ -96,6 +96,11 @@ impl Header {
         &self.bytes[self.bytes.len() - MAC_LEN..]
     }
 
+    /// The set part (SPEC.md §3.2): the bytes every volume of a set shares.
+    pub(crate) fn set_bytes(&self) -> &[u8] {
+        &self.bytes[self.set_bytes.clone()]
+    }
+
     pub(crate) fn geometry(&self) -> Geometry {
         Geometry::new(
             self.set.chunk_exp,

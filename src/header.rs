@@ -1,0 +1,124 @@
+//! Reading a volume's header without any key (SPEC.md §7.1): [`inspect`]
+//! for callers, [`read_header`] for opening and verifying. It sits above
+//! [`crate::keys`], since it checks the stanzas, and below opening and
+//! verifying, which start here.
+
+use crate::error::Error;
+use crate::format::{self, Header, PREAMBLE_LEN, SET_ID_LEN};
+use crate::keys;
+use crate::volumes::VolumeSource;
+
+/// What a volume's header says, read without any key.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeInfo {
+    /// Format version (always 1 here).
+    pub version: u16,
+    /// Random id shared by every volume of the set.
+    pub set_id: [u8; SET_ID_LEN],
+    /// This volume's number, from 1 (not authenticated without a key).
+    pub volume: u32,
+    /// Ciphertext chunk size in bytes.
+    pub chunk_size: usize,
+    /// Chunks in every volume but the last; 0 if the set is not split.
+    pub chunks_per_volume: u64,
+    /// Recipient stanza types, in header order.
+    pub stanza_types: Vec<String>,
+    /// Padded header length: offset of the first chunk.
+    pub header_len: u64,
+    /// Length of the volume in bytes.
+    pub len: u64,
+}
+
+impl VolumeInfo {
+    /// Whether the set was sealed with a volume size.
+    pub fn is_split(&self) -> bool {
+        self.chunks_per_volume != 0
+    }
+
+    /// Whether the volume holds as many chunks as a non-final volume: if
+    /// not, it can only be the last volume of its set.
+    pub fn is_full(&self) -> bool {
+        let full = self
+            .chunks_per_volume
+            .checked_mul(self.chunk_size as u64)
+            .and_then(|data| data.checked_add(self.header_len));
+        self.chunks_per_volume != 0 && full == Some(self.len)
+    }
+
+    /// Whether a passphrase stanza sits beside public-key stanzas: then the
+    /// set carries no proof that its sender knew the passphrase.
+    pub fn passphrase_is_unauthenticated(&self) -> bool {
+        let passphrase = self.stanza_types.iter().any(|t| t == "argon2id");
+        passphrase && self.stanza_types.len() > 1
+    }
+}
+
+/// Reads a volume's header without any key (SPEC.md §3).
+///
+/// # Errors
+///
+/// [`Error::NotKuvert`], [`Error::UnsupportedVersion`],
+/// [`Error::MalformedHeader`], [`Error::LimitExceeded`] or [`Error::Io`].
+pub fn inspect<S: VolumeSource + ?Sized>(volume: &S) -> Result<VolumeInfo, Error> {
+    let (header, len) = read_header(volume, 1)?;
+    let geometry = header.geometry();
+    Ok(VolumeInfo {
+        version: format::FORMAT_VERSION,
+        set_id: header.set.set_id,
+        volume: header.volume,
+        chunk_size: geometry.chunk_len(),
+        chunks_per_volume: geometry.chunks_per_volume,
+        stanza_types: header.set.stanzas.iter().map(|s| s.kind.clone()).collect(),
+        header_len: geometry.data_offset,
+        len,
+    })
+}
+
+/// Reads, bounds and parses one volume's header (SPEC.md §7.1), checks its
+/// stanzas and its padding, and returns it with the volume's length.
+/// `input` is the volume's position among those given, from 1, for errors.
+///
+/// # Errors
+///
+/// As [`inspect`].
+pub(crate) fn read_header<S: VolumeSource + ?Sized>(
+    source: &S,
+    input: usize,
+) -> Result<(Header, u64), Error> {
+    let len = source.size()?;
+    let mut preamble = [0u8; PREAMBLE_LEN];
+    let available = len.min(PREAMBLE_LEN as u64) as usize;
+    source.read_exact_at(&mut preamble[..available], 0)?;
+    let header_len = format::parse_preamble(&preamble[..available], input)?;
+    if u64::from(header_len) > len {
+        return Err(Error::malformed(
+            input,
+            10,
+            "header runs past the end of the volume",
+        ));
+    }
+    let mut bytes = vec![0u8; header_len as usize];
+    source.read_exact_at(&mut bytes, 0)?;
+    let header = format::parse_header(&bytes, input)?;
+    keys::check_stanzas(&header, input)?;
+
+    let data_offset = header.geometry().data_offset;
+    if len < data_offset {
+        return Err(Error::malformed(
+            input,
+            len,
+            "volume ends inside the header padding",
+        ));
+    }
+    let mut padding = vec![0u8; (data_offset - u64::from(header_len)) as usize];
+    source.read_exact_at(&mut padding, header_len.into())?;
+    if let Some(at) = padding.iter().position(|&b| b != 0) {
+        return Err(Error::malformed(
+            input,
+            u64::from(header_len) + at as u64,
+            "header padding is not zero",
+        ));
+    }
+    Ok((header, len))
+}
