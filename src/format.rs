@@ -591,6 +591,15 @@ mod tests {
     }
 
     #[test]
+    fn the_set_part_is_shared_and_the_volume_record_is_not() {
+        let one = parse_header(&sample_header(1), 1).expect("valid header");
+        let two = parse_header(&sample_header(2), 1).expect("valid header");
+        assert_eq!(one.set_bytes(), two.set_bytes());
+        assert_ne!(one.bytes, two.bytes);
+        assert_eq!(one.set_bytes(), encode_set_header(&sample_set()));
+    }
+
+    #[test]
     fn every_prefix_of_a_header_is_refused() {
         let bytes = sample_header(1);
         for len in 0..bytes.len() {

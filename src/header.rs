@@ -122,3 +122,96 @@ pub(crate) fn read_header<S: VolumeSource + ?Sized>(
     }
     Ok((header, len))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{Argon2Params, Passphrase, X25519Identity};
+    use crate::seal::tests::seal;
+    use crate::{MemorySink, Sealer};
+
+    #[test]
+    fn inspect_reads_what_the_sealer_wrote() {
+        let identity = X25519Identity::generate();
+        let volumes = seal(&identity, &[1u8; 20_000], 4096, Some(2048 + 3 * 4096));
+        assert_eq!(volumes.len(), 2);
+        let first = inspect(&volumes[0]).expect("inspect");
+        let second = inspect(&volumes[1]).expect("inspect");
+        assert_eq!(
+            (
+                first.version,
+                first.volume,
+                first.chunk_size,
+                first.chunks_per_volume
+            ),
+            (1, 1, 4096, 3)
+        );
+        assert_eq!(first.stanza_types, ["x25519"]);
+        assert_eq!((first.header_len, first.len), (2048, 2048 + 3 * 4096));
+        assert_eq!(second.set_id, first.set_id);
+        assert_eq!(second.volume, 2);
+        assert!(first.is_split() && first.is_full());
+        assert!(second.is_split() && !second.is_full());
+        assert!(!first.passphrase_is_unauthenticated());
+
+        let unsplit = inspect(&seal(&identity, b"x", 4096, None)[0]).expect("inspect");
+        assert!(!unsplit.is_split() && !unsplit.is_full());
+    }
+
+    #[test]
+    fn a_passphrase_beside_a_key_is_flagged() {
+        let identity = X25519Identity::generate();
+        let mut writer = Sealer::new()
+            .recipient(identity.to_public())
+            .passphrase(Passphrase::new("kuvert"))
+            .argon2_params(Argon2Params::MINIMUM)
+            .seal(MemorySink::new())
+            .expect("seal");
+        std::io::Write::write_all(&mut writer, b"x").expect("write");
+        let volumes = writer.finish().expect("finish").into_volumes();
+        let info = inspect(&volumes[0]).expect("inspect");
+        assert_eq!(info.stanza_types, ["x25519", "argon2id"]);
+        assert!(info.passphrase_is_unauthenticated());
+    }
+
+    #[test]
+    fn padding_must_be_there_and_zero() {
+        let identity = X25519Identity::generate();
+        let volume = seal(&identity, b"x", 4096, None).remove(0);
+        let (header, len) = read_header(&volume, 1).expect("read");
+        assert_eq!(len, volume.len() as u64);
+        let header_len = header.bytes.len();
+        assert!(header_len < 2048);
+
+        let mut dirty = volume.clone();
+        dirty[2047] = 1;
+        assert!(matches!(
+            read_header(&dirty, 3),
+            Err(Error::MalformedHeader {
+                input: 3,
+                offset: 2047,
+                reason: "header padding is not zero"
+            })
+        ));
+        assert!(matches!(
+            read_header(&volume[..2000], 1),
+            Err(Error::MalformedHeader {
+                offset: 2000,
+                reason: "volume ends inside the header padding",
+                ..
+            })
+        ));
+        assert!(matches!(
+            read_header(&volume[..header_len - 1], 1),
+            Err(Error::MalformedHeader {
+                offset: 10,
+                reason: "header runs past the end of the volume",
+                ..
+            })
+        ));
+        assert!(matches!(
+            read_header(&volume[..5], 2),
+            Err(Error::NotKuvert { input: 2 } | Error::MalformedHeader { input: 2, .. })
+        ));
+    }
+}

@@ -162,3 +162,156 @@ impl LastChunk {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use zeroize::Zeroizing;
+
+    use super::*;
+    use crate::format::SET_ID_LEN;
+    use crate::keys::FileKey;
+
+    const C: usize = 4096;
+    /// Plaintext of a full chunk.
+    const P: usize = C - TAG_LEN;
+    const H: u64 = 2048;
+
+    fn cipher() -> ChunkCipher {
+        let key = FileKey::from_bytes(Zeroizing::new([5; 32])).payload_key(&[0; SET_ID_LEN]);
+        ChunkCipher::new(&key)
+    }
+
+    /// 4 KiB chunks, `per_volume` of them per volume, a 2,048-byte header.
+    fn geometry(per_volume: u64) -> Geometry {
+        Geometry::new(12, per_volume, 100)
+    }
+
+    /// Chunk `counter` sealed with `flag`, `plain` bytes of plaintext.
+    fn chunk(counter: u64, flag: ChunkFlag, plain: usize) -> Vec<u8> {
+        let mut bytes = vec![counter as u8; plain];
+        let tag = cipher().seal_detached(counter, flag, &mut bytes);
+        bytes.extend_from_slice(&tag);
+        bytes
+    }
+
+    /// A volume: a zeroed header, then `chunks`.
+    fn volume(chunks: &[Vec<u8>]) -> Vec<u8> {
+        let mut bytes = vec![0u8; H as usize];
+        chunks.iter().for_each(|c| bytes.extend_from_slice(c));
+        bytes
+    }
+
+    fn classify(geometry: &Geometry, number: u32, volume: &[u8]) -> Result<ChunkFlag, Error> {
+        let last = LastChunk::locate(geometry, number, volume.len() as u64)?;
+        last.authenticate(&cipher(), geometry, volume, &mut Vec::new())
+    }
+
+    #[test]
+    fn the_last_chunk_is_found_from_the_length() {
+        let split = geometry(3);
+        let full = H + 3 * C as u64;
+        assert!(matches!(
+            LastChunk::locate(&split, 1, H),
+            Err(Error::Truncated {
+                volume: 1,
+                length: H
+            })
+        ));
+        assert!(matches!(
+            LastChunk::locate(&split, 1, full + 1),
+            Err(Error::TrailingData {
+                volume: 1,
+                offset
+            }) if offset == full
+        ));
+        let last = LastChunk::locate(&split, 2, H + C as u64 + 100).expect("locate");
+        assert_eq!((last.chunk, last.len), (4, 100));
+        let last = LastChunk::locate(&geometry(0), 1, H + 5 * C as u64).expect("locate");
+        assert_eq!((last.chunk, last.len), (4, C));
+    }
+
+    #[test]
+    fn volumes_before_the_last_are_full() {
+        let split = geometry(3);
+        let full = H + 3 * C as u64;
+        assert!(check_full_volume(&split, 2, full).is_ok());
+        assert!(matches!(
+            check_full_volume(&split, 2, full - 1),
+            Err(Error::Truncated { volume: 2, length }) if length == full - 1
+        ));
+        assert!(matches!(
+            check_full_volume(&split, 2, full + 1),
+            Err(Error::TrailingData { volume: 2, offset }) if offset == full
+        ));
+        assert!(check_full_volume(&geometry(0), 1, 12_345).is_ok());
+    }
+
+    #[test]
+    fn end_of_set_and_end_of_volume_are_accepted_where_they_may_be() {
+        use ChunkFlag::{EndOfSet, EndOfVolume, Interior};
+        let (unsplit, split) = (geometry(0), geometry(3));
+        let short_end = volume(&[chunk(0, Interior, P), chunk(1, EndOfSet, 100)]);
+        assert_eq!(classify(&unsplit, 1, &short_end).expect("end"), EndOfSet);
+        let empty_set = volume(&[chunk(0, EndOfSet, 0)]);
+        assert_eq!(classify(&unsplit, 1, &empty_set).expect("end"), EndOfSet);
+        let full = volume(&[
+            chunk(3, Interior, P),
+            chunk(4, Interior, P),
+            chunk(5, EndOfVolume, P),
+        ]);
+        assert_eq!(classify(&split, 2, &full).expect("end"), EndOfVolume);
+    }
+
+    #[test]
+    fn a_wrong_last_chunk_is_named() {
+        use ChunkFlag::{EndOfSet, EndOfVolume, Interior};
+        let (unsplit, split) = (geometry(0), geometry(3));
+        let interior = || chunk(0, Interior, P);
+        let empty_after_data = volume(&[interior(), chunk(1, EndOfSet, 0)]);
+        assert!(matches!(
+            classify(&unsplit, 1, &empty_after_data),
+            Err(Error::MalformedChunk {
+                chunk: 1,
+                reason: "empty final chunk after data",
+                ..
+            })
+        ));
+        let early_end_of_volume = volume(&[interior(), chunk(1, EndOfVolume, P)]);
+        assert!(matches!(
+            classify(&split, 1, &early_end_of_volume),
+            Err(Error::MalformedChunk {
+                chunk: 1,
+                reason: "end-of-volume chunk before the volume is full",
+                ..
+            })
+        ));
+        let cut_at_boundary = volume(&[interior(), chunk(1, Interior, P)]);
+        assert!(matches!(
+            classify(&unsplit, 1, &cut_at_boundary),
+            Err(Error::Truncated { volume: 1, .. })
+        ));
+        let mut cut_below_a_tag = volume(&[interior()]);
+        cut_below_a_tag.extend_from_slice(&[0; 10]);
+        assert!(matches!(
+            classify(&unsplit, 1, &cut_below_a_tag),
+            Err(Error::Truncated { volume: 1, .. })
+        ));
+        let mut trailing = volume(&[interior(), chunk(1, EndOfSet, P)]);
+        trailing.extend_from_slice(&[0; 50]);
+        assert!(matches!(
+            classify(&unsplit, 1, &trailing),
+            Err(Error::TrailingData { volume: 1, offset }) if offset == H + 2 * C as u64
+        ));
+        let mut damaged = volume(&[interior(), chunk(1, EndOfSet, 100)]);
+        let at = damaged.len() - 1;
+        damaged[at] ^= 1;
+        assert!(matches!(
+            classify(&unsplit, 1, &damaged),
+            Err(Error::Unauthenticated {
+                chunk: 1,
+                volume: 1,
+                offset
+            }) if offset == H + C as u64
+        ));
+    }
+}

@@ -569,3 +569,143 @@ impl<S: VolumeSource> Seek for OpenReader<S> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::X25519Identity;
+    use crate::seal::tests::{open, same_identity, seal};
+
+    /// A set of four volumes of 3, 3, 3 and 1 chunks.
+    fn four_volumes(identity: &X25519Identity) -> (Vec<u8>, Vec<Vec<u8>>) {
+        let data: Vec<u8> = (0..10 * (4096 - TAG_LEN) - 4).map(|i| i as u8).collect();
+        let volumes = seal(identity, &data, 4096, Some(2048 + 3 * 4096));
+        assert_eq!(volumes.len(), 4);
+        (data, volumes)
+    }
+
+    #[test]
+    fn volumes_open_in_any_order() {
+        let identity = X25519Identity::generate();
+        let (data, volumes) = four_volumes(&identity);
+        for order in [[3, 2, 1, 0], [1, 3, 0, 2]] {
+            let shuffled = order.iter().map(|&i| volumes[i].clone()).collect();
+            assert_eq!(
+                open(same_identity(&identity), shuffled).expect("open"),
+                data
+            );
+        }
+    }
+
+    #[test]
+    fn the_assembly_names_gaps_duplicates_and_a_missing_end() {
+        let identity = X25519Identity::generate();
+        let (_, volumes) = four_volumes(&identity);
+        let pick = |indices: &[usize]| indices.iter().map(|&i| volumes[i].clone()).collect();
+        let opened = |indices: &[usize]| open(same_identity(&identity), pick(indices));
+        assert!(matches!(
+            opened(&[0, 2, 3]),
+            Err(Error::VolumeMissing { volume: 2 })
+        ));
+        assert!(matches!(
+            opened(&[1, 2, 3]),
+            Err(Error::VolumeMissing { volume: 1 })
+        ));
+        assert!(matches!(
+            opened(&[3, 0, 1, 2, 1]),
+            Err(Error::DuplicateVolume {
+                volume: 2,
+                first: 3,
+                second: 5
+            })
+        ));
+        // Volume 3 ends with an end-of-volume chunk: the set goes on.
+        assert!(matches!(
+            opened(&[0, 1, 2]),
+            Err(Error::VolumeMissing { volume: 4 })
+        ));
+        // A volume cut short in the middle of the set.
+        let mut cut = pick(&[0, 1, 2, 3]);
+        cut[1].truncate(2048 + 2 * 4096);
+        assert!(matches!(
+            open(same_identity(&identity), cut),
+            Err(Error::Truncated {
+                volume: 2,
+                length: 10240
+            })
+        ));
+        assert!(matches!(
+            Opener::new().open(Vec::<Vec<u8>>::new()),
+            Err(Error::NoVolumes)
+        ));
+    }
+
+    #[test]
+    fn a_volume_of_another_set_is_foreign() {
+        let identity = X25519Identity::generate();
+        let (_, mut volumes) = four_volumes(&identity);
+        let (_, other) = four_volumes(&identity);
+        volumes[2] = other[2].clone();
+        assert!(matches!(
+            open(same_identity(&identity), volumes),
+            Err(Error::ForeignVolume {
+                input: 3,
+                volume: 3
+            })
+        ));
+    }
+
+    #[test]
+    fn seeks_read_and_copy_agree_with_the_plaintext() {
+        let identity = X25519Identity::generate();
+        let (data, volumes) = four_volumes(&identity);
+        let mut reader = Opener::new()
+            .identity(same_identity(&identity))
+            .threads(2)
+            .open(volumes)
+            .expect("open");
+        assert_eq!(reader.len(), data.len() as u64);
+        for (target, at) in [
+            (SeekFrom::Start(5000), 5000),
+            (SeekFrom::Current(-4001), 1000),
+            (SeekFrom::End(-1), data.len() - 1),
+            (SeekFrom::Start(0), 0),
+        ] {
+            assert_eq!(reader.seek(target).expect("seek"), at as u64);
+            let mut byte = [0u8];
+            reader.read_exact(&mut byte).expect("read");
+            assert_eq!(byte[0], data[at], "at {at}");
+        }
+        assert!(reader.seek(SeekFrom::Current(-2)).is_err());
+        reader.seek(SeekFrom::Start(100)).expect("seek");
+        let mut copied = Vec::new();
+        assert_eq!(
+            reader.copy_to(&mut copied, u64::MAX).expect("copy"),
+            data.len() as u64 - 100
+        );
+        assert_eq!(copied, data[100..]);
+        // Past the end: nothing, and no error.
+        assert_eq!(reader.copy_to(&mut copied, u64::MAX).expect("copy"), 0);
+        reader.seek(SeekFrom::Start(u64::MAX)).expect("seek");
+        assert_eq!(reader.read(&mut [0u8; 8]).expect("read"), 0);
+    }
+
+    #[test]
+    fn chunk_positions_count_content_and_each_volume_header() {
+        let identity = X25519Identity::generate();
+        let (data, volumes) = four_volumes(&identity);
+        let reader = Opener::new()
+            .identity(same_identity(&identity))
+            .open(volumes)
+            .expect("open");
+        let plain = (4096 - TAG_LEN) as u64;
+        // Content offset 0 is payload offset 4, in chunk 0.
+        assert_eq!(reader.locate(0), (1, 2048));
+        assert_eq!(reader.locate(plain - 4), (1, 2048 + 4096));
+        assert_eq!(reader.locate(3 * plain - 4), (2, 2048));
+        assert_eq!(reader.chunk_span(0), 0..plain - 4);
+        assert_eq!(reader.chunk_span(1), plain - 4..2 * plain - 4);
+        assert_eq!(reader.chunk_span(9), 9 * plain - 4..data.len() as u64);
+        assert_eq!(reader.chunk_span(10), data.len() as u64..data.len() as u64);
+    }
+}

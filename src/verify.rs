@@ -167,3 +167,69 @@ impl VolumeVerifier<'_> {
             .verify_with(volume, &header, len, &self.keys[at].1)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::PAYLOAD_PREFIX_LEN;
+    use crate::keys::X25519Identity;
+    use crate::seal::tests::{same_identity, seal};
+
+    #[test]
+    fn every_volume_of_a_set_verifies_alone() {
+        let identity = X25519Identity::generate();
+        let data = vec![9u8; 10 * (4096 - TAG_LEN)];
+        let volumes = seal(&identity, &data, 4096, Some(2048 + 3 * 4096));
+        assert_eq!(volumes.len(), 4);
+        let opener = Opener::new().identity(same_identity(&identity)).threads(2);
+        let mut verifier = opener.volume_verifier();
+        let mut carried = 0;
+        for (index, volume) in volumes.iter().enumerate() {
+            let report = opener.verify_volume(volume).expect("verify");
+            assert_eq!(verifier.verify(volume).expect("verify"), report);
+            assert_eq!(report.volume as usize, index + 1);
+            assert_eq!(report.chunks, if index < 3 { 3 } else { 2 });
+            assert_eq!(report.last_in_set, index == 3);
+            carried += report.plaintext_len;
+        }
+        assert_eq!(carried, (PAYLOAD_PREFIX_LEN + data.len()) as u64);
+        assert!(format!("{verifier:?}").contains("sets: 1"));
+    }
+
+    #[test]
+    fn a_damaged_chunk_is_named() {
+        let identity = X25519Identity::generate();
+        let data = vec![9u8; 10 * (4096 - TAG_LEN)];
+        let mut volumes = seal(&identity, &data, 4096, Some(2048 + 3 * 4096));
+        // Chunk 4: the second of volume 2.
+        volumes[1][2048 + 4096 + 10] ^= 1;
+        let opener = Opener::new().identity(same_identity(&identity));
+        assert!(opener.verify_volume(&volumes[0]).is_ok());
+        assert!(matches!(
+            opener.verify_volume(&volumes[1]),
+            Err(Error::Unauthenticated {
+                chunk: 4,
+                volume: 2,
+                offset: 6144
+            })
+        ));
+        // The last chunk of a volume is checked first, and names a cut at
+        // a chunk boundary.
+        volumes[2].truncate(2048 + 2 * 4096);
+        assert!(matches!(
+            opener.volume_verifier().verify(&volumes[2]),
+            Err(Error::Truncated { volume: 3, .. })
+        ));
+    }
+
+    #[test]
+    fn without_the_key_nothing_is_verified() {
+        let identity = X25519Identity::generate();
+        let volumes = seal(&identity, b"x", 4096, None);
+        let stranger = Opener::new().identity(X25519Identity::generate());
+        assert!(matches!(
+            stranger.verify_volume(&volumes[0]),
+            Err(Error::NoMatchingKey { .. })
+        ));
+    }
+}
