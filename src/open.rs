@@ -124,11 +124,11 @@ impl Opener {
             }
         }
 
-        let mut ordered = assemble(&headers, volumes)?;
-        let Some(last) = ordered.pop() else {
+        let ordered = assemble(&headers, volumes)?;
+        let Some((last, before)) = ordered.split_last() else {
             return Err(Error::NoVolumes);
         };
-        for volume in &ordered {
+        for volume in before {
             check_full_volume(&volume.geometry, volume.number, volume.len)?;
         }
 
@@ -149,7 +149,6 @@ impl Opener {
         let final_plain = final_chunk.len - TAG_LEN;
         let payload_len = final_chunk.chunk * geometry.plain_len() as u64 + final_plain as u64;
         buf.zeroize();
-        ordered.push(last);
         let data_offsets = ordered.iter().map(|v| v.geometry.data_offset).collect();
         let mut reader = OpenReader {
             set: ChunkSet {
