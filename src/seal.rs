@@ -280,6 +280,7 @@ fn read_some<R: Read + ?Sized>(input: &mut R, buf: &mut [u8]) -> Result<usize, E
     }
 }
 
+/// The exponent of a chunk size: a power of two from 4 KiB to 16 MiB.
 fn chunk_exponent(chunk_size: usize) -> Result<u8, Error> {
     let exp = chunk_size.trailing_zeros();
     let valid = chunk_size.is_power_of_two()

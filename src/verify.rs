@@ -67,6 +67,8 @@ impl Opener {
         }
     }
 
+    /// Verifies `volume`, whose header is read and unlocked to `file_key`
+    /// (SPEC.md §7.4 steps 2 to 4).
     fn verify_with<S: VolumeSource + Sync + ?Sized>(
         &self,
         volume: &S,
@@ -80,8 +82,9 @@ impl Opener {
         let first = geometry.first_chunk(header.volume);
         // Wiped on drop too: an error after the chunk opened leaves plaintext.
         let mut buf = Zeroizing::new(Vec::with_capacity(geometry.chunk_len()));
-        // The last chunk first, as `open` does, so that trailing bytes and
-        // cuts are named as such rather than as a failed interior chunk.
+        // The last chunk first, as opening a set does, so that trailing
+        // bytes and cuts are named as such rather than as a failed interior
+        // chunk.
         let flag = last.authenticate(&cipher, &geometry, volume, &mut buf)?;
         buf.zeroize();
         if last.chunk > first {
