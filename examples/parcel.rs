@@ -41,7 +41,7 @@ use std::time::{Duration, Instant};
 use kuvert::{FileSink, FileSource, Opener, Sealer, X25519Identity, inspect};
 use sha2::{Digest, Sha256};
 
-/// People in the register of the story (DESIGN.md).
+/// People in the register once posted on two unencrypted CDs (README.md).
 const DEFAULT_RECORDS: u64 = 5_282_616;
 /// Seed of the extract: the same record count always gives the same bytes.
 const DEFAULT_SEED: u64 = 0x6b75_7665_7274_2021;

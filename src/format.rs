@@ -96,6 +96,11 @@ impl Header {
         &self.bytes[self.bytes.len() - MAC_LEN..]
     }
 
+    /// The set part (SPEC.md §3.2): the bytes every volume of a set shares.
+    pub(crate) fn set_bytes(&self) -> &[u8] {
+        &self.bytes[self.set_bytes.clone()]
+    }
+
     pub(crate) fn geometry(&self) -> Geometry {
         Geometry::new(
             self.set.chunk_exp,
@@ -584,6 +589,15 @@ mod tests {
         assert_eq!(header.mac(), &[0xAA; MAC_LEN]);
         assert_eq!(header.mac_input().len(), bytes.len() - MAC_LEN);
         assert_eq!(header.geometry().data_offset, 2048);
+    }
+
+    #[test]
+    fn the_set_part_is_shared_and_the_volume_record_is_not() {
+        let one = parse_header(&sample_header(1), 1).expect("valid header");
+        let two = parse_header(&sample_header(2), 1).expect("valid header");
+        assert_eq!(one.set_bytes(), two.set_bytes());
+        assert_ne!(one.bytes, two.bytes);
+        assert_eq!(one.set_bytes(), encode_set_header(&sample_set()));
     }
 
     #[test]

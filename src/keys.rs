@@ -271,13 +271,7 @@ impl fmt::Debug for PayloadKey {
 }
 
 impl PayloadKey {
-    #[cfg(not(feature = "ring"))]
-    pub(crate) fn cipher(&self) -> ChaCha20Poly1305 {
-        ChaCha20Poly1305::new((&*self.0).into())
-    }
-
-    /// The raw key, for the `ring` chunk backend.
-    #[cfg(feature = "ring")]
+    /// The raw key, for the chunk AEAD backend (crate::stream).
     pub(crate) fn as_bytes(&self) -> &[u8; KEY_LEN] {
         &self.0
     }

@@ -87,24 +87,29 @@ mod escape;
 mod format;
 #[doc(hidden)]
 pub mod fuzz;
+mod header;
 mod keys;
+mod last_chunk;
 pub mod media;
-mod payload;
+mod open;
 mod pipeline;
 mod rand;
+mod seal;
 mod stream;
 #[doc(hidden)]
 pub mod testing;
+mod verify;
 mod volumes;
 
 pub use error::Error;
 pub use escape::escape_name;
 pub use format::{FORMAT_VERSION, PAYLOAD_PREFIX_LEN, PayloadKind};
+pub use header::{VolumeInfo, inspect};
 pub use keys::{
     Argon2Params, Identity, Limits, Passphrase, Recipient, Warning, X25519Identity,
     X25519Recipient, parse_recipients_file,
 };
-pub use payload::{
-    OpenReader, Opener, SealWriter, Sealer, VolumeInfo, VolumeReport, VolumeVerifier, inspect,
-};
+pub use open::{OpenReader, Opener};
+pub use seal::{SealWriter, Sealer};
+pub use verify::{VolumeReport, VolumeVerifier};
 pub use volumes::{FileSink, FileSource, MemorySink, VolumeSink, VolumeSource, WriteSink};

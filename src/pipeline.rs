@@ -1,4 +1,4 @@
-//! Parallel sealing and opening (DESIGN.md, "Performance model").
+//! Parallel sealing and opening.
 //!
 //! Chunks are independent once the payload key is known, so work is cut into
 //! *batches* of consecutive chunks (about 1 MiB each; per-chunk tasks cost

@@ -2,42 +2,32 @@
 //! ChaCha20-Poly1305 key per set, nonce = counter ‖ flag. Bytes in, bytes
 //! out; this layer never sees a reader, a writer or a volume.
 //!
-//! Two interchangeable backends, byte for byte the same output:
-//! - default: the `chacha20poly1305` crate (RustCrypto); its AVX-512 ChaCha20
-//!   needs `--cfg chacha20_avx512` at build time, which this repository's
-//!   `.cargo/config.toml` sets but dependents do not inherit;
-//! - feature `ring`: `ring`'s assembly (BoringSSL's fused AVX2
-//!   ChaCha20-Poly1305 on x86-64), fast without any build flag. `ring` does
-//!   not wipe its key copy on drop.
+//! Two interchangeable backends, byte for byte the same output, one file
+//! each: `stream/rustcrypto.rs` (the `chacha20poly1305` crate, the default) and
+//! `stream/ring.rs` (feature `ring`). The choice is made here and nowhere else.
 
-#[cfg(not(feature = "ring"))]
-use chacha20poly1305::{AeadInOut, ChaCha20Poly1305, Tag};
+// The one place a backend is chosen.
 #[cfg(feature = "ring")]
-use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, Tag, UnboundKey};
+mod ring;
+#[cfg(not(feature = "ring"))]
+mod rustcrypto;
+#[cfg(feature = "ring")]
+use self::ring::Aead as Backend;
+#[cfg(not(feature = "ring"))]
+use self::rustcrypto::Aead as Backend;
 
 use crate::format::{ChunkFlag, TAG_LEN, chunk_nonce};
 use crate::keys::PayloadKey;
 
 /// Seals and opens the chunks of one set.
 pub(crate) struct ChunkCipher {
-    #[cfg(not(feature = "ring"))]
-    aead: ChaCha20Poly1305,
-    #[cfg(feature = "ring")]
-    aead: LessSafeKey,
+    aead: Backend,
 }
 
 impl ChunkCipher {
-    #[cfg(not(feature = "ring"))]
     pub(crate) fn new(key: &PayloadKey) -> Self {
-        ChunkCipher { aead: key.cipher() }
-    }
-
-    #[cfg(feature = "ring")]
-    pub(crate) fn new(key: &PayloadKey) -> Self {
-        let key = UnboundKey::new(&CHACHA20_POLY1305, key.as_bytes())
-            .expect("a 32-byte key is a ChaCha20-Poly1305 key");
         ChunkCipher {
-            aead: LessSafeKey::new(key),
+            aead: Backend::new(key.as_bytes()),
         }
     }
 
@@ -48,24 +38,7 @@ impl ChunkCipher {
         flag: ChunkFlag,
         body: &mut [u8],
     ) -> [u8; TAG_LEN] {
-        let nonce = chunk_nonce(counter, flag);
-        #[cfg(not(feature = "ring"))]
-        let tag = self
-            .aead
-            .encrypt_inout_detached(&nonce.into(), &[], body.into())
-            .expect("a chunk of at most 16 MiB is below the ChaCha20-Poly1305 limit")
-            .into();
-        #[cfg(feature = "ring")]
-        let tag = {
-            let tag = self
-                .aead
-                .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::empty(), body)
-                .expect("a chunk of at most 16 MiB is below the ChaCha20-Poly1305 limit");
-            let mut bytes = [0u8; TAG_LEN];
-            bytes.copy_from_slice(tag.as_ref());
-            bytes
-        };
-        tag
+        self.aead.seal(chunk_nonce(counter, flag), body)
     }
 
     /// Opens `chunk` (ciphertext ‖ tag) in place. On success the plaintext is
@@ -76,29 +49,10 @@ impl ChunkCipher {
             return false;
         };
         let (body, tag) = chunk.split_at_mut(split);
-        let Ok(tag) = Tag::try_from(&*tag) else {
+        let Ok(tag) = <&[u8; TAG_LEN]>::try_from(&*tag) else {
             return false;
         };
-        let nonce = chunk_nonce(counter, flag);
-        #[cfg(not(feature = "ring"))]
-        let opened = self
-            .aead
-            .decrypt_inout_detached(&nonce.into(), &[], body.into(), &tag)
-            .is_ok();
-        // On failure ring overwrites the body (never releasing plaintext);
-        // callers already treat a failed chunk's bytes as garbage.
-        #[cfg(feature = "ring")]
-        let opened = self
-            .aead
-            .open_in_place_separate_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::empty(),
-                tag,
-                body,
-                0..,
-            )
-            .is_ok();
-        opened
+        self.aead.open(chunk_nonce(counter, flag), body, tag)
     }
 }
 

@@ -11,7 +11,7 @@
 
 use crate::error::Error;
 use crate::format::PayloadKind;
-use crate::payload::{SealWriter, Sealer};
+use crate::seal::{SealWriter, Sealer};
 use crate::volumes::VolumeSink;
 
 /// Starts sealing a payload of `kind` whose content is whatever is written

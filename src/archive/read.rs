@@ -14,7 +14,7 @@ use super::tree::{ArchiveLimits, Tree};
 use super::{Entry, EntryKind};
 use crate::error::Error;
 use crate::format::PayloadKind;
-use crate::payload::OpenReader;
+use crate::open::OpenReader;
 use crate::volumes::VolumeSource;
 
 /// What a payload is, as its authenticated prefix says (SPEC.md §6.7).

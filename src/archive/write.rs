@@ -15,7 +15,7 @@ use super::names::{PortabilityWarning, check_link_target, portability};
 use super::tree::{ArchiveLimits, Tree};
 use super::{Entry, EntryKind};
 use crate::error::Error;
-use crate::payload::SealWriter;
+use crate::seal::SealWriter;
 use crate::volumes::VolumeSink;
 
 /// Largest value an 11-digit octal ustar field holds.
@@ -584,7 +584,7 @@ fn permissions(metadata: &fs::Metadata) -> u32 {
     }
 }
 
-impl crate::payload::Sealer {
+impl crate::seal::Sealer {
     /// Starts sealing an archive payload into `sink`: entries are appended
     /// through the returned writer (SPEC.md §12).
     ///

@@ -1,0 +1,217 @@
+//! Reading a volume's header without any key (SPEC.md §7.1): [`inspect`]
+//! for callers, [`read_header`] for opening and verifying. It sits above
+//! [`crate::keys`], since it checks the stanzas, and below opening and
+//! verifying, which start here.
+
+use crate::error::Error;
+use crate::format::{self, Header, PREAMBLE_LEN, SET_ID_LEN};
+use crate::keys;
+use crate::volumes::VolumeSource;
+
+/// What a volume's header says, read without any key.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeInfo {
+    /// Format version (always 1 here).
+    pub version: u16,
+    /// Random id shared by every volume of the set.
+    pub set_id: [u8; SET_ID_LEN],
+    /// This volume's number, from 1 (not authenticated without a key).
+    pub volume: u32,
+    /// Ciphertext chunk size in bytes.
+    pub chunk_size: usize,
+    /// Chunks in every volume but the last; 0 if the set is not split.
+    pub chunks_per_volume: u64,
+    /// Recipient stanza types, in header order.
+    pub stanza_types: Vec<String>,
+    /// Padded header length: offset of the first chunk.
+    pub header_len: u64,
+    /// Length of the volume in bytes.
+    pub len: u64,
+}
+
+impl VolumeInfo {
+    /// Whether the set was sealed with a volume size.
+    pub fn is_split(&self) -> bool {
+        self.chunks_per_volume != 0
+    }
+
+    /// Whether the volume holds as many chunks as a non-final volume: if
+    /// not, it can only be the last volume of its set.
+    pub fn is_full(&self) -> bool {
+        let full = self
+            .chunks_per_volume
+            .checked_mul(self.chunk_size as u64)
+            .and_then(|data| data.checked_add(self.header_len));
+        self.chunks_per_volume != 0 && full == Some(self.len)
+    }
+
+    /// Whether a passphrase stanza sits beside public-key stanzas: then the
+    /// set carries no proof that its sender knew the passphrase.
+    pub fn passphrase_is_unauthenticated(&self) -> bool {
+        let passphrase = self.stanza_types.iter().any(|t| t == "argon2id");
+        passphrase && self.stanza_types.len() > 1
+    }
+}
+
+/// Reads a volume's header without any key (SPEC.md §3).
+///
+/// # Errors
+///
+/// [`Error::NotKuvert`], [`Error::UnsupportedVersion`],
+/// [`Error::MalformedHeader`], [`Error::LimitExceeded`] or [`Error::Io`].
+pub fn inspect<S: VolumeSource + ?Sized>(volume: &S) -> Result<VolumeInfo, Error> {
+    let (header, len) = read_header(volume, 1)?;
+    let geometry = header.geometry();
+    Ok(VolumeInfo {
+        version: format::FORMAT_VERSION,
+        set_id: header.set.set_id,
+        volume: header.volume,
+        chunk_size: geometry.chunk_len(),
+        chunks_per_volume: geometry.chunks_per_volume,
+        stanza_types: header.set.stanzas.iter().map(|s| s.kind.clone()).collect(),
+        header_len: geometry.data_offset,
+        len,
+    })
+}
+
+/// Reads, bounds and parses one volume's header (SPEC.md §7.1), checks its
+/// stanzas and its padding, and returns it with the volume's length.
+/// `input` is the volume's position among those given, from 1, for errors.
+///
+/// # Errors
+///
+/// As [`inspect`].
+pub(crate) fn read_header<S: VolumeSource + ?Sized>(
+    source: &S,
+    input: usize,
+) -> Result<(Header, u64), Error> {
+    let len = source.size()?;
+    let mut preamble = [0u8; PREAMBLE_LEN];
+    let available = len.min(PREAMBLE_LEN as u64) as usize;
+    source.read_exact_at(&mut preamble[..available], 0)?;
+    let header_len = format::parse_preamble(&preamble[..available], input)?;
+    if u64::from(header_len) > len {
+        return Err(Error::malformed(
+            input,
+            10,
+            "header runs past the end of the volume",
+        ));
+    }
+    let mut bytes = vec![0u8; header_len as usize];
+    source.read_exact_at(&mut bytes, 0)?;
+    let header = format::parse_header(&bytes, input)?;
+    keys::check_stanzas(&header, input)?;
+
+    let data_offset = header.geometry().data_offset;
+    if len < data_offset {
+        return Err(Error::malformed(
+            input,
+            len,
+            "volume ends inside the header padding",
+        ));
+    }
+    let mut padding = vec![0u8; (data_offset - u64::from(header_len)) as usize];
+    source.read_exact_at(&mut padding, header_len.into())?;
+    if let Some(at) = padding.iter().position(|&b| b != 0) {
+        return Err(Error::malformed(
+            input,
+            u64::from(header_len) + at as u64,
+            "header padding is not zero",
+        ));
+    }
+    Ok((header, len))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{Argon2Params, Passphrase, X25519Identity};
+    use crate::seal::tests::seal;
+    use crate::{MemorySink, Sealer};
+
+    #[test]
+    fn inspect_reads_what_the_sealer_wrote() {
+        let identity = X25519Identity::generate().expect("os randomness");
+        let volumes = seal(&identity, &[1u8; 20_000], 4096, Some(2048 + 3 * 4096));
+        assert_eq!(volumes.len(), 2);
+        let first = inspect(&volumes[0]).expect("inspect");
+        let second = inspect(&volumes[1]).expect("inspect");
+        assert_eq!(
+            (
+                first.version,
+                first.volume,
+                first.chunk_size,
+                first.chunks_per_volume
+            ),
+            (1, 1, 4096, 3)
+        );
+        assert_eq!(first.stanza_types, ["x25519"]);
+        assert_eq!((first.header_len, first.len), (2048, 2048 + 3 * 4096));
+        assert_eq!(second.set_id, first.set_id);
+        assert_eq!(second.volume, 2);
+        assert!(first.is_split() && first.is_full());
+        assert!(second.is_split() && !second.is_full());
+        assert!(!first.passphrase_is_unauthenticated());
+
+        let unsplit = inspect(&seal(&identity, b"x", 4096, None)[0]).expect("inspect");
+        assert!(!unsplit.is_split() && !unsplit.is_full());
+    }
+
+    #[test]
+    fn a_passphrase_beside_a_key_is_flagged() {
+        let identity = X25519Identity::generate().expect("os randomness");
+        let mut writer = Sealer::new()
+            .recipient(identity.to_public())
+            .passphrase(Passphrase::new("kuvert"))
+            .argon2_params(Argon2Params::MINIMUM)
+            .seal(MemorySink::new())
+            .expect("seal");
+        std::io::Write::write_all(&mut writer, b"x").expect("write");
+        let volumes = writer.finish().expect("finish").into_volumes();
+        let info = inspect(&volumes[0]).expect("inspect");
+        assert_eq!(info.stanza_types, ["x25519", "argon2id"]);
+        assert!(info.passphrase_is_unauthenticated());
+    }
+
+    #[test]
+    fn padding_must_be_there_and_zero() {
+        let identity = X25519Identity::generate().expect("os randomness");
+        let volume = seal(&identity, b"x", 4096, None).remove(0);
+        let (header, len) = read_header(&volume, 1).expect("read");
+        assert_eq!(len, volume.len() as u64);
+        let header_len = header.bytes.len();
+        assert!(header_len < 2048);
+
+        let mut dirty = volume.clone();
+        dirty[2047] = 1;
+        assert!(matches!(
+            read_header(&dirty, 3),
+            Err(Error::MalformedHeader {
+                input: 3,
+                offset: 2047,
+                reason: "header padding is not zero"
+            })
+        ));
+        assert!(matches!(
+            read_header(&volume[..2000], 1),
+            Err(Error::MalformedHeader {
+                offset: 2000,
+                reason: "volume ends inside the header padding",
+                ..
+            })
+        ));
+        assert!(matches!(
+            read_header(&volume[..header_len - 1], 1),
+            Err(Error::MalformedHeader {
+                offset: 10,
+                reason: "header runs past the end of the volume",
+                ..
+            })
+        ));
+        assert!(matches!(
+            read_header(&volume[..5], 2),
+            Err(Error::NotKuvert { input: 2 } | Error::MalformedHeader { input: 2, .. })
+        ));
+    }
+}

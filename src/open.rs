@@ -1,0 +1,713 @@
+//! Opening a set: [`Opener`] (keys and limits) assembles the volumes given
+//! in any order into one set (SPEC.md §7.2) and hands out an [`OpenReader`]
+//! (`Read + Seek`) over its content (§7.3).
+
+use std::fmt;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::error::Error;
+use crate::format::{self, ChunkFlag, Geometry, Header, PayloadKind, SET_ID_LEN, TAG_LEN};
+use crate::header::read_header;
+use crate::keys::{self, Identity, Limits, Passphrase, Unlocked, Warning};
+use crate::last_chunk::{LastChunk, check_full_volume};
+use crate::pipeline;
+use crate::stream::ChunkCipher;
+use crate::volumes::VolumeSource;
+
+/// Configures opening: keys to try and limits on what a header may ask.
+///
+/// `Clone`: its identities and passphrase wipe themselves in every copy.
+#[derive(Clone, Debug, Default)]
+pub struct Opener {
+    identities: Vec<Identity>,
+    passphrase: Option<Passphrase>,
+    limits: Limits,
+    threads: Option<usize>,
+}
+
+impl Opener {
+    /// An opener with no keys and default [`Limits`].
+    pub fn new() -> Self {
+        Opener::default()
+    }
+
+    /// Adds an identity to try.
+    pub fn identity(mut self, identity: impl Into<Identity>) -> Self {
+        self.identities.push(identity.into());
+        self
+    }
+
+    /// Adds several identities to try: [`Identity`]s, or keys of one kind.
+    pub fn identities(mut self, identities: impl IntoIterator<Item = impl Into<Identity>>) -> Self {
+        self.identities
+            .extend(identities.into_iter().map(Into::into));
+        self
+    }
+
+    /// Sets the passphrase to try.
+    pub fn passphrase(mut self, passphrase: Passphrase) -> Self {
+        self.passphrase = Some(passphrase);
+        self
+    }
+
+    /// Threads that authenticate chunks in [`OpenReader::copy_to`]
+    /// (default: all cores; 1 starts none).
+    pub fn threads(mut self, threads: usize) -> Self {
+        self.threads = Some(threads);
+        self
+    }
+
+    /// Replaces the limits on untrusted headers.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The threads asked for, or all cores.
+    pub(crate) fn thread_count(&self) -> usize {
+        self.threads.unwrap_or_else(pipeline::default_threads)
+    }
+
+    /// Unlocks one header with the opener's keys (SPEC.md §4.4).
+    pub(crate) fn unlock(&self, header: &Header) -> Result<Unlocked, Error> {
+        keys::unlock(
+            header,
+            &self.identities,
+            self.passphrase.as_ref(),
+            &self.limits,
+        )
+    }
+
+    /// Opens a set from its volumes, given in any order.
+    ///
+    /// Before returning, every header is authenticated, the set is checked
+    /// to be whole (no volume missing, duplicated or foreign), and the last
+    /// chunk is authenticated, so [`OpenReader::len`] is known. Chunks are
+    /// authenticated as they are read; no byte is returned before its chunk
+    /// has been.
+    ///
+    /// # Errors
+    ///
+    /// Any header error of [`inspect`](crate::inspect); [`Error::NoMatchingKey`],
+    /// [`Error::WrongPassphrase`], [`Error::HeaderDamaged`],
+    /// [`Error::ForeignVolume`], [`Error::DuplicateVolume`],
+    /// [`Error::VolumeMissing`], [`Error::Truncated`],
+    /// [`Error::TrailingData`], [`Error::Unauthenticated`] (last chunk or
+    /// chunk 0, which holds the payload prefix), [`Error::MalformedChunk`],
+    /// [`Error::MalformedPayload`].
+    pub fn open<S: VolumeSource>(&self, volumes: Vec<S>) -> Result<OpenReader<S>, Error> {
+        if volumes.is_empty() {
+            return Err(Error::NoVolumes);
+        }
+        let threads = self.thread_count();
+        if threads == 0 {
+            return Err(Error::option("0 threads"));
+        }
+        let mut headers = Vec::with_capacity(volumes.len());
+        for (index, volume) in volumes.iter().enumerate() {
+            headers.push(read_header(volume, index + 1)?);
+        }
+        let (reference, Unlocked { file_key, warnings }) = self.unlock_set(&headers)?;
+        let reference_set = headers[reference].0.set_bytes().to_vec();
+        let set_id = headers[reference].0.set.set_id;
+        for (index, (header, _)) in headers.iter().enumerate() {
+            if header.set.set_id != set_id {
+                return Err(Error::ForeignVolume {
+                    input: index + 1,
+                    volume: header.volume,
+                });
+            }
+            file_key.verify_header(header)?;
+            if header.set_bytes() != reference_set.as_slice() {
+                return Err(Error::HeaderDamaged {
+                    volume: header.volume,
+                });
+            }
+        }
+
+        let ordered = assemble(&headers, volumes)?;
+        let Some((last, before)) = ordered.split_last() else {
+            return Err(Error::NoVolumes);
+        };
+        for volume in before {
+            check_full_volume(&volume.geometry, volume.number, volume.len)?;
+        }
+
+        let cipher = ChunkCipher::new(&file_key.payload_key(&set_id));
+        let (number, geometry) = (last.number, last.geometry);
+        let final_chunk = LastChunk::locate(&geometry, number, last.len)?;
+        // Wiped on every path out, including the errors below, which may
+        // come after the chunk opened: it then holds plaintext.
+        let mut buf = Zeroizing::new(Vec::with_capacity(geometry.chunk_len()));
+        match final_chunk.authenticate(&cipher, &geometry, &last.source, &mut buf)? {
+            ChunkFlag::EndOfSet => {}
+            _ => {
+                return Err(Error::VolumeMissing {
+                    volume: number.saturating_add(1),
+                });
+            }
+        }
+        let final_plain = final_chunk.len - TAG_LEN;
+        let payload_len = final_chunk.chunk * geometry.plain_len() as u64 + final_plain as u64;
+        buf.zeroize();
+        let data_offsets = ordered.iter().map(|v| v.geometry.data_offset).collect();
+        let mut reader = OpenReader {
+            set: ChunkSet {
+                volumes: ordered.into_iter().map(|v| v.source).collect(),
+                data_offsets,
+                geometry,
+                cipher,
+                final_chunk: final_chunk.chunk,
+                final_chunk_len: final_chunk.len,
+            },
+            set_id,
+            threads,
+            kind: PayloadKind::Stream,
+            start: 0,
+            len: 0,
+            pos: 0,
+            buf,
+            buffered: None,
+            warnings,
+        };
+        // The payload prefix (SPEC.md §6.7): chunk 0 authenticates before
+        // any of it is looked at, and stays buffered for the first read.
+        reader.load(0)?;
+        let (kind, start) = format::parse_payload_prefix(&reader.buf, payload_len)?;
+        reader.kind = kind;
+        reader.start = start;
+        reader.len = payload_len - start;
+        Ok(reader)
+    }
+
+    /// Opens a set of one volume.
+    ///
+    /// # Errors
+    ///
+    /// As [`Opener::open`].
+    pub fn open_one<S: VolumeSource>(&self, volume: S) -> Result<OpenReader<S>, Error> {
+        self.open(vec![volume])
+    }
+
+    /// Finds the file key, trying each distinct set header (at most three,
+    /// the most common first) so that one damaged header among several
+    /// volumes is named as such rather than hiding the key.
+    fn unlock_set(&self, headers: &[(Header, u64)]) -> Result<(usize, Unlocked), Error> {
+        let mut candidates: Vec<(usize, usize)> = Vec::new();
+        for (index, (header, _)) in headers.iter().enumerate() {
+            if candidates
+                .iter()
+                .any(|&(seen, _)| headers[seen].0.set_bytes() == header.set_bytes())
+            {
+                continue;
+            }
+            let same_set = headers
+                .iter()
+                .filter(|(other, _)| other.set.set_id == header.set.set_id)
+                .count();
+            candidates.push((index, same_set));
+        }
+        // Stable: equal counts keep input order.
+        candidates.sort_by_key(|&(_, same_set)| std::cmp::Reverse(same_set));
+        let mut first_error = None;
+        for &(index, _) in candidates.iter().take(3) {
+            match self.unlock(&headers[index].0) {
+                Ok(unlocked) => return Ok((index, unlocked)),
+                Err(err) => {
+                    first_error.get_or_insert(err);
+                }
+            }
+        }
+        Err(first_error.unwrap_or(Error::NoVolumes))
+    }
+}
+
+/// One volume of a set being assembled, with what its header says.
+struct SetVolume<S> {
+    /// Volume number, from 1 (authenticated).
+    number: u32,
+    /// Position among the volumes given, from 1, for errors.
+    input: usize,
+    /// Length in bytes.
+    len: u64,
+    /// The volume's own geometry: optional extensions may give volumes
+    /// different header lengths H (SPEC.md §3.4).
+    geometry: Geometry,
+    source: S,
+}
+
+/// Orders authenticated volumes by their numbers and checks that they are
+/// exactly 1 … n, with no gap and no duplicate (SPEC.md §7.2 step 4).
+fn assemble<S>(headers: &[(Header, u64)], volumes: Vec<S>) -> Result<Vec<SetVolume<S>>, Error> {
+    let mut ordered: Vec<SetVolume<S>> = headers
+        .iter()
+        .zip(volumes)
+        .enumerate()
+        .map(|(index, ((header, len), source))| SetVolume {
+            number: header.volume,
+            input: index + 1,
+            len: *len,
+            geometry: header.geometry(),
+            source,
+        })
+        .collect();
+    ordered.sort_by_key(|v| (v.number, v.input));
+    for (expected, pair) in (1u32..).zip(ordered.windows(2)) {
+        if pair[0].number == pair[1].number {
+            return Err(Error::DuplicateVolume {
+                volume: pair[0].number,
+                first: pair[0].input,
+                second: pair[1].input,
+            });
+        }
+        if pair[0].number != expected {
+            return Err(Error::VolumeMissing { volume: expected });
+        }
+    }
+    let count = ordered.len();
+    if let Some(last) = ordered.last()
+        && last.number as usize != count
+    {
+        return Err(Error::VolumeMissing {
+            volume: (count as u32).min(last.number),
+        });
+    }
+    Ok(ordered)
+}
+
+/// The content of an opened set; see [`Opener::open`].
+///
+/// Positions, [`len`](Self::len), `Read`, `Seek`, [`copy_to`](Self::copy_to)
+/// and [`locate`](Self::locate) all count the payload's *content*: the
+/// bytes after its prefix (SPEC.md §6.7), which are exactly the bytes that
+/// were sealed. [`kind`](Self::kind) says what they are.
+///
+/// Reads and seeks cost at most one chunk decryption; a chunk that fails
+/// authentication yields an `io::Error` wrapping
+/// [`Error::Unauthenticated`] (recover it with [`Error::from_io`]) and no
+/// byte of it.
+pub struct OpenReader<S> {
+    set: ChunkSet<S>,
+    set_id: [u8; SET_ID_LEN],
+    threads: usize,
+    kind: PayloadKind,
+    /// Payload offset of the content: the prefix length.
+    start: u64,
+    /// Content length.
+    len: u64,
+    /// Content position.
+    pos: u64,
+    /// The plaintext of chunk `buffered` (after its tag is dropped). Wiped on drop.
+    buf: Zeroizing<Vec<u8>>,
+    buffered: Option<u64>,
+    warnings: Vec<Warning>,
+}
+
+impl<S> fmt::Debug for OpenReader<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpenReader")
+            .field("volumes", &self.set.volumes.len())
+            .field("geometry", &self.set.geometry)
+            .field("kind", &self.kind)
+            .field("len", &self.len)
+            .field("pos", &self.pos)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: VolumeSource> OpenReader<S> {
+    /// Content length (the bytes sealed), known because the last chunk
+    /// authenticated.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether the content is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// What the payload holds, from its authenticated prefix: a stream, or
+    /// an archive to read with [`Payload::detect`](crate::archive::Payload::detect).
+    pub fn kind(&self) -> PayloadKind {
+        self.kind
+    }
+
+    /// What opening found worth telling the user though the set opened,
+    /// such as a passphrase stanza with weak Argon2id costs.
+    pub fn warnings(&self) -> &[Warning] {
+        &self.warnings
+    }
+
+    /// Number of volumes in the set.
+    pub fn volume_count(&self) -> usize {
+        self.set.volumes.len()
+    }
+
+    /// Id of the set.
+    pub fn set_id(&self) -> &[u8; SET_ID_LEN] {
+        &self.set_id
+    }
+
+    /// Ciphertext chunk size.
+    pub fn chunk_size(&self) -> usize {
+        self.set.geometry.chunk_len()
+    }
+
+    /// Volume and byte offset of the chunk holding content offset `pos`,
+    /// for reports on damaged data.
+    pub fn locate(&self, pos: u64) -> (u32, u64) {
+        let at = pos.saturating_add(self.start);
+        self.set
+            .chunk_position(at / self.set.geometry.plain_len() as u64)
+    }
+
+    /// Content offsets that chunk `chunk` holds (empty past the end; chunk
+    /// 0 starts with the payload prefix, which is not content), e.g. to
+    /// know which bytes a failed chunk stands for.
+    pub fn chunk_span(&self, chunk: u64) -> std::ops::Range<u64> {
+        let plain_len = self.set.geometry.plain_len() as u64;
+        let payload_end = self.start + self.len;
+        let at = |chunk: u64| {
+            chunk
+                .saturating_mul(plain_len)
+                .clamp(self.start, payload_end)
+                - self.start
+        };
+        at(chunk)..at(chunk.saturating_add(1))
+    }
+
+    /// Gives the volumes back.
+    pub fn into_volumes(self) -> Vec<S> {
+        self.set.volumes
+    }
+
+    fn load(&mut self, chunk: u64) -> Result<(), Error> {
+        self.buffered = None;
+        self.buf.resize(self.set.geometry.chunk_len(), 0);
+        match self.set.open_chunk(chunk, &mut self.buf) {
+            Ok(plain) => {
+                self.buf.truncate(plain);
+                self.buffered = Some(chunk);
+                Ok(())
+            }
+            Err(err) => {
+                self.buf.zeroize();
+                Err(err)
+            }
+        }
+    }
+}
+
+impl<S: VolumeSource + Sync> OpenReader<S> {
+    /// Writes the plaintext from the current position to `out`, at most
+    /// `limit` bytes (`u64::MAX` for all), and moves the position past it.
+    ///
+    /// This is the fast path for whole payloads: chunks are read and
+    /// authenticated on the opener's threads, about 1 MiB at a time, and
+    /// written in order in large blocks. A chunk that fails authentication
+    /// stops the copy after everything before it was written; nothing of
+    /// it is.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unauthenticated`] for a damaged chunk, [`Error::Io`] for
+    /// errors reading volumes or writing `out`.
+    pub fn copy_to<W: Write + ?Sized>(&mut self, out: &mut W, limit: u64) -> Result<u64, Error> {
+        if self.pos >= self.len || limit == 0 {
+            return Ok(0);
+        }
+        let len = limit.min(self.len - self.pos);
+        let plain_len = self.set.geometry.plain_len() as u64;
+        let at = self.start + self.pos;
+        let first = at / plain_len;
+        let last = (at + len - 1) / plain_len;
+        if last - first < 2 {
+            // A piece within one or two chunks, such as a small archive
+            // entry: the `Read` path, whose buffered chunk serves the next
+            // small piece too, costs less than starting a pipeline.
+            return self.copy_small(out, len);
+        }
+        let skip = (at % plain_len) as usize;
+        let set = &self.set;
+        let open = |chunk: u64, buf: &mut [u8]| set.open_chunk(chunk, buf);
+        let range = pipeline::ChunkRange {
+            first,
+            last,
+            skip,
+            len,
+        };
+        let result = pipeline::open_range(&set.geometry, self.threads, range, &open, out);
+        // On failure the position is left where the copy started.
+        let written = result?;
+        self.pos += written;
+        Ok(written)
+    }
+}
+
+impl<S: VolumeSource> OpenReader<S> {
+    /// Copies `len` bytes through the buffered chunk.
+    fn copy_small<W: Write + ?Sized>(&mut self, out: &mut W, len: u64) -> Result<u64, Error> {
+        let start = self.pos;
+        let mut written = 0;
+        while written < len {
+            let plain_len = self.set.geometry.plain_len() as u64;
+            let at = self.start + self.pos;
+            let chunk = at / plain_len;
+            if self.buffered != Some(chunk)
+                && let Err(err) = self.load(chunk)
+            {
+                self.pos = start;
+                return Err(err);
+            }
+            let within = (at % plain_len) as usize;
+            let n = ((self.buf.len() - within) as u64).min(len - written) as usize;
+            if let Err(err) = out.write_all(&self.buf[within..within + n]) {
+                self.pos = start;
+                return Err(Error::Io(err));
+            }
+            self.pos += n as u64;
+            written += n as u64;
+        }
+        Ok(written)
+    }
+}
+
+/// The volumes of an opened set and what is needed to open any chunk.
+struct ChunkSet<S> {
+    volumes: Vec<S>,
+    /// Padded header length H of each volume, volume 1 first.
+    data_offsets: Vec<u64>,
+    geometry: Geometry,
+    cipher: ChunkCipher,
+    final_chunk: u64,
+    final_chunk_len: usize,
+}
+
+impl<S: VolumeSource> ChunkSet<S> {
+    /// Volume and byte offset of a chunk, with that volume's own H.
+    fn chunk_position(&self, chunk: u64) -> (u32, u64) {
+        let (volume, offset) = self.geometry.locate(chunk);
+        let data_offset = self
+            .data_offsets
+            .get(volume as usize - 1)
+            .copied()
+            .unwrap_or(self.geometry.data_offset);
+        (volume, offset - self.geometry.data_offset + data_offset)
+    }
+
+    fn flag(&self, chunk: u64) -> ChunkFlag {
+        if chunk == self.final_chunk {
+            ChunkFlag::EndOfSet
+        } else if self.geometry.ends_volume(chunk) {
+            ChunkFlag::EndOfVolume
+        } else {
+            ChunkFlag::Interior
+        }
+    }
+
+    /// Reads chunk `chunk` into `buf` (at least C bytes), authenticates it
+    /// in place and returns the length of its plaintext at `buf[..n]`.
+    fn open_chunk(&self, chunk: u64, buf: &mut [u8]) -> Result<usize, Error> {
+        let (volume, offset) = self.chunk_position(chunk);
+        let len = if chunk == self.final_chunk {
+            self.final_chunk_len
+        } else {
+            self.geometry.chunk_len()
+        };
+        let buf = &mut buf[..len];
+        self.volumes[volume as usize - 1].read_exact_at(buf, offset)?;
+        if !self.cipher.open(chunk, self.flag(chunk), buf) {
+            return Err(Error::Unauthenticated {
+                chunk,
+                volume,
+                offset,
+            });
+        }
+        Ok(len - TAG_LEN)
+    }
+}
+
+impl<S: VolumeSource> Read for OpenReader<S> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.pos >= self.len || out.is_empty() {
+            return Ok(0);
+        }
+        let plain_len = self.set.geometry.plain_len() as u64;
+        let at = self.start + self.pos;
+        let chunk = at / plain_len;
+        let within = (at % plain_len) as usize;
+        if self.buffered != Some(chunk) {
+            self.load(chunk)?;
+        }
+        let n = out.len().min(self.buf.len() - within);
+        out[..n].copy_from_slice(&self.buf[within..within + n]);
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl<S: VolumeSource> Seek for OpenReader<S> {
+    fn seek(&mut self, target: SeekFrom) -> io::Result<u64> {
+        let (base, delta) = match target {
+            SeekFrom::Start(offset) => {
+                self.pos = offset;
+                return Ok(offset);
+            }
+            SeekFrom::End(delta) => (self.len, delta),
+            SeekFrom::Current(delta) => (self.pos, delta),
+        };
+        match base.checked_add_signed(delta) {
+            Some(pos) => {
+                self.pos = pos;
+                Ok(pos)
+            }
+            None => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "seek before the start or past u64",
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::X25519Identity;
+    use crate::seal::tests::{open, same_identity, seal};
+
+    /// A set of four volumes of 3, 3, 3 and 1 chunks.
+    fn four_volumes(identity: &X25519Identity) -> (Vec<u8>, Vec<Vec<u8>>) {
+        let data: Vec<u8> = (0..10 * (4096 - TAG_LEN) - 4).map(|i| i as u8).collect();
+        let volumes = seal(identity, &data, 4096, Some(2048 + 3 * 4096));
+        assert_eq!(volumes.len(), 4);
+        (data, volumes)
+    }
+
+    #[test]
+    fn volumes_open_in_any_order() {
+        let identity = X25519Identity::generate().expect("os randomness");
+        let (data, volumes) = four_volumes(&identity);
+        for order in [[3, 2, 1, 0], [1, 3, 0, 2]] {
+            let shuffled = order.iter().map(|&i| volumes[i].clone()).collect();
+            assert_eq!(
+                open(same_identity(&identity), shuffled).expect("open"),
+                data
+            );
+        }
+    }
+
+    #[test]
+    fn the_assembly_names_gaps_duplicates_and_a_missing_end() {
+        let identity = X25519Identity::generate().expect("os randomness");
+        let (_, volumes) = four_volumes(&identity);
+        let pick = |indices: &[usize]| indices.iter().map(|&i| volumes[i].clone()).collect();
+        let opened = |indices: &[usize]| open(same_identity(&identity), pick(indices));
+        assert!(matches!(
+            opened(&[0, 2, 3]),
+            Err(Error::VolumeMissing { volume: 2 })
+        ));
+        assert!(matches!(
+            opened(&[1, 2, 3]),
+            Err(Error::VolumeMissing { volume: 1 })
+        ));
+        assert!(matches!(
+            opened(&[3, 0, 1, 2, 1]),
+            Err(Error::DuplicateVolume {
+                volume: 2,
+                first: 3,
+                second: 5
+            })
+        ));
+        // Volume 3 ends with an end-of-volume chunk: the set goes on.
+        assert!(matches!(
+            opened(&[0, 1, 2]),
+            Err(Error::VolumeMissing { volume: 4 })
+        ));
+        // A volume cut short in the middle of the set.
+        let mut cut = pick(&[0, 1, 2, 3]);
+        cut[1].truncate(2048 + 2 * 4096);
+        assert!(matches!(
+            open(same_identity(&identity), cut),
+            Err(Error::Truncated {
+                volume: 2,
+                length: 10240
+            })
+        ));
+        assert!(matches!(
+            Opener::new().open(Vec::<Vec<u8>>::new()),
+            Err(Error::NoVolumes)
+        ));
+    }
+
+    #[test]
+    fn a_volume_of_another_set_is_foreign() {
+        let identity = X25519Identity::generate().expect("os randomness");
+        let (_, mut volumes) = four_volumes(&identity);
+        let (_, other) = four_volumes(&identity);
+        volumes[2] = other[2].clone();
+        assert!(matches!(
+            open(same_identity(&identity), volumes),
+            Err(Error::ForeignVolume {
+                input: 3,
+                volume: 3
+            })
+        ));
+    }
+
+    #[test]
+    fn seeks_read_and_copy_agree_with_the_plaintext() {
+        let identity = X25519Identity::generate().expect("os randomness");
+        let (data, volumes) = four_volumes(&identity);
+        let mut reader = Opener::new()
+            .identity(same_identity(&identity))
+            .threads(2)
+            .open(volumes)
+            .expect("open");
+        assert_eq!(reader.len(), data.len() as u64);
+        for (target, at) in [
+            (SeekFrom::Start(5000), 5000),
+            (SeekFrom::Current(-4001), 1000),
+            (SeekFrom::End(-1), data.len() - 1),
+            (SeekFrom::Start(0), 0),
+        ] {
+            assert_eq!(reader.seek(target).expect("seek"), at as u64);
+            let mut byte = [0u8];
+            reader.read_exact(&mut byte).expect("read");
+            assert_eq!(byte[0], data[at], "at {at}");
+        }
+        assert!(reader.seek(SeekFrom::Current(-2)).is_err());
+        reader.seek(SeekFrom::Start(100)).expect("seek");
+        let mut copied = Vec::new();
+        assert_eq!(
+            reader.copy_to(&mut copied, u64::MAX).expect("copy"),
+            data.len() as u64 - 100
+        );
+        assert_eq!(copied, data[100..]);
+        // Past the end: nothing, and no error.
+        assert_eq!(reader.copy_to(&mut copied, u64::MAX).expect("copy"), 0);
+        reader.seek(SeekFrom::Start(u64::MAX)).expect("seek");
+        assert_eq!(reader.read(&mut [0u8; 8]).expect("read"), 0);
+    }
+
+    #[test]
+    fn chunk_positions_count_content_and_each_volume_header() {
+        let identity = X25519Identity::generate().expect("os randomness");
+        let (data, volumes) = four_volumes(&identity);
+        let reader = Opener::new()
+            .identity(same_identity(&identity))
+            .open(volumes)
+            .expect("open");
+        let plain = (4096 - TAG_LEN) as u64;
+        // Content offset 0 is payload offset 4, in chunk 0.
+        assert_eq!(reader.locate(0), (1, 2048));
+        assert_eq!(reader.locate(plain - 4), (1, 2048 + 4096));
+        assert_eq!(reader.locate(3 * plain - 4), (2, 2048));
+        assert_eq!(reader.chunk_span(0), 0..plain - 4);
+        assert_eq!(reader.chunk_span(1), plain - 4..2 * plain - 4);
+        assert_eq!(reader.chunk_span(9), 9 * plain - 4..data.len() as u64);
+        assert_eq!(reader.chunk_span(10), data.len() as u64..data.len() as u64);
+    }
+}

@@ -1,0 +1,875 @@
+//! Sealing one payload onto a volume set: [`Sealer`] (the options) →
+//! [`SealWriter`] (`Write`). Chunks are gathered into batches, sealed in
+//! place (on worker threads if asked, see [`crate::pipeline`]) and written
+//! in order, each volume starting with its header (SPEC.md §6.6).
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::sync::Arc;
+
+use zeroize::Zeroizing;
+
+use crate::error::Error;
+use crate::format::{
+    self, DEFAULT_CHUNK_EXP, Geometry, MAX_CHUNK_EXP, MAX_HEADER_LEN, MIN_CHUNK_EXP,
+    PAYLOAD_PREFIX_LEN, PayloadKind, SET_ID_LEN, SetHeader,
+};
+use crate::keys::{self, Argon2Params, FileKey, Limits, Passphrase, Recipient};
+use crate::pipeline::{self, InFlight, Pending, SealBatch, SealPool};
+use crate::rand::Randomness;
+use crate::stream::ChunkCipher;
+use crate::volumes::VolumeSink;
+
+/// Most stanzas a header may hold (the count is one byte).
+const MAX_STANZAS: usize = 255;
+
+/// Configures and starts sealing a payload.
+///
+/// ```
+/// use std::io::Write;
+/// use kuvert::{MemorySink, Sealer, X25519Identity};
+///
+/// let identity = X25519Identity::generate()?;
+/// let mut writer = Sealer::new()
+///     .recipient(identity.to_public())
+///     .seal(MemorySink::new())?;
+/// writer.write_all(b"register extract")?;
+/// let volumes = writer.finish()?.into_volumes();
+/// assert_eq!(volumes.len(), 1);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// `Clone`: its secrets (passphrase, test seed) wipe themselves in every copy.
+#[derive(Clone)]
+pub struct Sealer {
+    recipients: Vec<Recipient>,
+    passphrase: Option<Passphrase>,
+    argon2: Argon2Params,
+    chunk_size: usize,
+    volume_size: Option<u64>,
+    threads: Option<usize>,
+    seed: Option<Zeroizing<[u8; 32]>>,
+}
+
+impl fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sealer")
+            .field("recipients", &self.recipients)
+            .field("passphrase", &self.passphrase.is_some())
+            .field("argon2", &self.argon2)
+            .field("chunk_size", &self.chunk_size)
+            .field("volume_size", &self.volume_size)
+            .field("threads", &self.threads)
+            .finish()
+    }
+}
+
+impl Default for Sealer {
+    fn default() -> Self {
+        Sealer::new()
+    }
+}
+
+impl Sealer {
+    /// Default chunk size: 64 KiB of ciphertext, 32 CD sectors.
+    pub const DEFAULT_CHUNK_SIZE: usize = 1 << DEFAULT_CHUNK_EXP;
+
+    /// A sealer with no recipients, 64 KiB chunks and one unsplit volume.
+    pub fn new() -> Self {
+        Sealer {
+            recipients: Vec::new(),
+            passphrase: None,
+            argon2: Argon2Params::DEFAULT,
+            chunk_size: Self::DEFAULT_CHUNK_SIZE,
+            volume_size: None,
+            threads: None,
+            seed: None,
+        }
+    }
+
+    /// Adds a recipient. Giving the same one twice adds it once.
+    pub fn recipient(mut self, recipient: impl Into<Recipient>) -> Self {
+        let recipient = recipient.into();
+        if !self.recipients.contains(&recipient) {
+            self.recipients.push(recipient);
+        }
+        self
+    }
+
+    /// Adds several recipients: [`Recipient`]s, or keys of one kind.
+    ///
+    /// ```
+    /// use kuvert::{Sealer, X25519Identity, X25519Recipient};
+    ///
+    /// let team: Vec<X25519Recipient> = (0..3)
+    ///     .map(|_| X25519Identity::generate().map(|id| id.to_public()))
+    ///     .collect::<Result<_, _>>()?;
+    /// let sealer = Sealer::new().recipients(team);
+    /// # let _ = sealer;
+    /// # Ok::<(), kuvert::Error>(())
+    /// ```
+    pub fn recipients(self, recipients: impl IntoIterator<Item = impl Into<Recipient>>) -> Self {
+        recipients.into_iter().fold(self, Sealer::recipient)
+    }
+
+    /// Also seals to a passphrase (Argon2id).
+    ///
+    /// # Security
+    ///
+    /// With public-key recipients beside it, anyone holding one of those
+    /// keys can seal a set that opens with this passphrase: the passphrase
+    /// then proves nothing about who sealed the set.
+    pub fn passphrase(mut self, passphrase: Passphrase) -> Self {
+        self.passphrase = Some(passphrase);
+        self
+    }
+
+    /// Argon2id costs for the passphrase stanza (default
+    /// [`Argon2Params::DEFAULT`]).
+    pub fn argon2_params(mut self, params: Argon2Params) -> Self {
+        self.argon2 = params;
+        self
+    }
+
+    /// Ciphertext chunk size: a power of two from 4 KiB to 16 MiB.
+    pub fn chunk_size(mut self, bytes: usize) -> Self {
+        self.chunk_size = bytes;
+        self
+    }
+
+    /// Largest size of one volume, header included; the set is split into
+    /// as many volumes as it needs. Without it the set is one volume.
+    pub fn volume_size(mut self, bytes: u64) -> Self {
+        self.volume_size = Some(bytes);
+        self
+    }
+
+    /// Threads that seal chunks (default: all cores). With 1, everything
+    /// happens in the writing thread and no thread is started. The bytes
+    /// written are the same for every thread count.
+    pub fn threads(mut self, threads: usize) -> Self {
+        self.threads = Some(threads);
+        self
+    }
+
+    /// Draws every random value from `seed`. Only for test vectors: anyone
+    /// who knows the seed can open the result, and two sets sealed with one
+    /// seed share their file key.
+    ///
+    /// Only with the test-only feature `insecure-test-hooks`, which
+    /// no library user should enable (this crate's own tests turn it on
+    /// through its dev-dependency on itself).
+    #[cfg(any(test, feature = "insecure-test-hooks"))]
+    #[doc(hidden)]
+    pub fn insecure_deterministic_seed(mut self, seed: [u8; 32]) -> Self {
+        self.seed = Some(Zeroizing::new(seed));
+        self
+    }
+
+    /// Starts sealing a byte stream into `sink`: the payload's kind is
+    /// [`PayloadKind::Stream`], and opening gives back exactly the bytes
+    /// written. Nothing is written until the first chunk.
+    ///
+    /// For files and directories use
+    /// [`seal_archive`](Sealer::seal_archive).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidOption`] if there is no recipient, the chunk size is
+    /// not a power of two from 4 KiB to 16 MiB, the passphrase is empty, or
+    /// the volume size cannot hold the header and one chunk;
+    /// [`Error::LimitExceeded`] if the Argon2id costs are above what a
+    /// default [`Opener`](crate::Opener) accepts ([`Limits::default`]).
+    pub fn seal<S: VolumeSink>(&self, sink: S) -> Result<SealWriter<S>, Error> {
+        self.seal_kind(sink, PayloadKind::Stream)
+    }
+
+    /// Starts sealing a payload of `kind`: its prefix (SPEC.md §6.7) is
+    /// written first, so what the caller writes is the content.
+    pub(crate) fn seal_kind<S: VolumeSink>(
+        &self,
+        sink: S,
+        kind: PayloadKind,
+    ) -> Result<SealWriter<S>, Error> {
+        let mut writer = self.seal_unprefixed(sink)?;
+        writer.push_prefix(&format::encode_payload_prefix(kind));
+        Ok(writer)
+    }
+
+    /// Starts sealing with no payload prefix: the bytes written are the
+    /// whole payload. Only for crafting payloads in tests
+    /// ([`crate::testing`]).
+    pub(crate) fn seal_unprefixed<S: VolumeSink>(&self, sink: S) -> Result<SealWriter<S>, Error> {
+        if self.recipients.is_empty() && self.passphrase.is_none() {
+            return Err(Error::option("no recipient and no passphrase"));
+        }
+        let stanza_count = self.recipients.len() + usize::from(self.passphrase.is_some());
+        if stanza_count > MAX_STANZAS {
+            return Err(Error::option(format!(
+                "{stanza_count} recipients; at most {MAX_STANZAS} fit a header"
+            )));
+        }
+        let chunk_exp = chunk_exponent(self.chunk_size)?;
+        if self.passphrase.is_some() {
+            // Never write a set that a default opener refuses.
+            self.argon2.check_limits(&Limits::default())?;
+        }
+
+        let mut rng = match &self.seed {
+            Some(seed) => Randomness::Seeded {
+                seed: seed.clone(),
+                counter: 0,
+            },
+            None => Randomness::Os,
+        };
+        let file_key = FileKey::generate(&mut rng)?;
+        let set_id = *rng.array::<SET_ID_LEN>()?;
+        let passphrase = self.passphrase.as_ref().map(|p| (p, &self.argon2));
+        let stanzas = keys::wrap_for_recipients(&file_key, &self.recipients, passphrase, &mut rng)?;
+
+        // The header length does not depend on K, so the geometry can be
+        // fixed before K is known.
+        let mut set = SetHeader {
+            set_id,
+            chunk_exp,
+            chunks_per_volume: 0,
+            stanzas,
+        };
+        let header_len = format::header_len(format::encode_set_header(&set).len());
+        if header_len > MAX_HEADER_LEN as usize {
+            return Err(Error::option("the recipients do not fit a 1 MiB header"));
+        }
+        let data_offset = format::padded_header_len(header_len as u64);
+        if let Some(volume_size) = self.volume_size {
+            let per_volume = volume_size.saturating_sub(data_offset) / self.chunk_size as u64;
+            if per_volume == 0 {
+                return Err(Error::option(format!(
+                    "a volume of {volume_size} bytes cannot hold the {data_offset}-byte header \
+                     and one {}-byte chunk",
+                    self.chunk_size
+                )));
+            }
+            set.chunks_per_volume = per_volume;
+        }
+        let geometry = Geometry::new(chunk_exp, set.chunks_per_volume, header_len as u64);
+        let threads = self.threads.unwrap_or_else(pipeline::default_threads);
+        if threads == 0 {
+            return Err(Error::option("0 threads"));
+        }
+        let cipher = Arc::new(ChunkCipher::new(&file_key.payload_key(&set_id)));
+        let per_batch = pipeline::batch_chunks(&geometry);
+        let pool = (threads > 1).then(|| SealPool::new(threads, Arc::clone(&cipher), geometry));
+        Ok(SealWriter {
+            cipher,
+            set_bytes: format::encode_set_header(&set),
+            set_id,
+            file_key,
+            geometry,
+            // One chunk to start: small payloads never allocate a whole batch.
+            batch: Zeroizing::new(vec![0u8; geometry.chunk_len()]),
+            filled: 0,
+            per_batch,
+            counter: 0,
+            max_in_flight: if pool.is_some() {
+                threads * pipeline::DEPTH_PER_THREAD
+            } else {
+                0
+            },
+            pool,
+            in_flight: InFlight::new(),
+            free: Vec::new(),
+            failed: false,
+            sink,
+        })
+    }
+}
+
+/// One `read`, retried when interrupted.
+fn read_some<R: Read + ?Sized>(input: &mut R, buf: &mut [u8]) -> Result<usize, Error> {
+    loop {
+        match input.read(buf) {
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            result => return result.map_err(Error::Io),
+        }
+    }
+}
+
+/// The exponent of a chunk size: a power of two from 4 KiB to 16 MiB.
+fn chunk_exponent(chunk_size: usize) -> Result<u8, Error> {
+    let exp = chunk_size.trailing_zeros();
+    let valid = chunk_size.is_power_of_two()
+        && (u32::from(MIN_CHUNK_EXP)..=u32::from(MAX_CHUNK_EXP)).contains(&exp);
+    if !valid {
+        return Err(Error::option(format!(
+            "chunk size {chunk_size} is not a power of two from 4 KiB to 16 MiB"
+        )));
+    }
+    Ok(exp as u8)
+}
+
+/// Seals a payload as it is written; see [`Sealer`].
+///
+/// Call [`finish`](Self::finish): only it writes the end-of-set chunk, so a
+/// writer dropped early never leaves a set that opens as complete.
+///
+/// Plaintext is gathered into batches of about 1 MiB of chunks, sealed in
+/// place (by worker threads if the sealer has more than one) and written to
+/// the sink in order. Memory stays at threads × 2 batches.
+pub struct SealWriter<S: VolumeSink> {
+    sink: S,
+    cipher: Arc<ChunkCipher>,
+    file_key: FileKey,
+    set_id: [u8; SET_ID_LEN],
+    set_bytes: Vec<u8>,
+    geometry: Geometry,
+    /// Plaintext being gathered, chunk j at `j·C`, room for each tag. Wiped
+    /// on drop; sealing in place leaves no plaintext in handed-out buffers.
+    batch: Zeroizing<Vec<u8>>,
+    /// Plaintext bytes in `batch`.
+    filled: usize,
+    per_batch: usize,
+    /// Global index of the batch's first chunk.
+    counter: u64,
+    pool: Option<SealPool>,
+    in_flight: InFlight,
+    max_in_flight: usize,
+    /// Sealed buffers to reuse: no allocation in the steady state.
+    free: Vec<Zeroizing<Vec<u8>>>,
+    failed: bool,
+}
+
+impl<S: VolumeSink> fmt::Debug for SealWriter<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SealWriter")
+            .field("geometry", &self.geometry)
+            .field("counter", &self.counter)
+            .field("threads", &self.pool.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: VolumeSink> SealWriter<S> {
+    /// Puts the payload prefix into the first chunk of a fresh writer.
+    fn push_prefix(&mut self, prefix: &[u8; PAYLOAD_PREFIX_LEN]) {
+        debug_assert_eq!(self.filled, 0, "the prefix opens the payload");
+        // The first batch buffer is at least one chunk (≥ 4 KiB) long.
+        self.batch[..PAYLOAD_PREFIX_LEN].copy_from_slice(prefix);
+        self.filled = PAYLOAD_PREFIX_LEN;
+    }
+
+    /// Chunks in every volume but the last; 0 if the set is not split.
+    pub fn chunks_per_volume(&self) -> u64 {
+        self.geometry.chunks_per_volume
+    }
+
+    /// Bytes of each volume before its first chunk (the padded header).
+    pub fn header_len(&self) -> u64 {
+        self.geometry.data_offset
+    }
+
+    /// Grows the batch buffer to at least `needed` bytes (doubling, up to a
+    /// whole batch). The old buffer is wiped as it is dropped, so no copy of
+    /// the plaintext is left behind the way a plain reallocation would.
+    fn grow_batch(&mut self, needed: usize) {
+        let full = self.per_batch * self.geometry.chunk_len();
+        let len = (self.batch.len() * 2).max(needed).min(full);
+        let mut grown = Zeroizing::new(vec![0u8; len]);
+        let used = self.batch.len();
+        grown[..used].copy_from_slice(&self.batch);
+        self.batch = grown;
+    }
+
+    /// Refuses more data once a write to the sink has failed.
+    fn check_usable(&self) -> Result<(), Error> {
+        if self.failed {
+            return Err(Error::Io(io::Error::other(
+                "an earlier write failed; the set cannot be finished",
+            )));
+        }
+        Ok(())
+    }
+
+    /// Gathers plaintext: `fill` puts up to a slice's length of it into the
+    /// room left in the current chunk and says how much; returns that. The
+    /// one place where `write` and `copy_from` take in data.
+    ///
+    /// A full batch is handed out only once more data has arrived: the
+    /// final chunk is left for `finish`, which sets the end-of-set flag. So
+    /// when the batch is full, `fill` writes into the next batch's first
+    /// chunk instead, and the full one goes out only if that gave bytes.
+    ///
+    /// # Errors
+    ///
+    /// An error of `fill` (nothing is lost: sealing can go on), or of
+    /// sealing and writing the full batch (the set can then no longer be
+    /// finished).
+    fn gather(
+        &mut self,
+        fill: impl FnOnce(&mut [u8]) -> Result<usize, Error>,
+    ) -> Result<usize, Error> {
+        let plain_len = self.geometry.plain_len();
+        let chunk_len = self.geometry.chunk_len();
+        if self.filled == self.per_batch * plain_len {
+            let mut next = self.fresh_buffer();
+            let n = match fill(&mut next[..plain_len]) {
+                Ok(n) if n > 0 => n,
+                nothing_or_error => {
+                    self.free.push(next);
+                    return nothing_or_error;
+                }
+            };
+            if let Err(err) = self.dispatch(Some((next, n))) {
+                self.failed = true;
+                return Err(err);
+            }
+            return Ok(n);
+        }
+        let (chunk, within) = (self.filled / plain_len, self.filled % plain_len);
+        if (chunk + 1) * chunk_len > self.batch.len() {
+            self.grow_batch((chunk + 1) * chunk_len);
+        }
+        let at = chunk * chunk_len + within;
+        let n = fill(&mut self.batch[at..at + plain_len - within])?;
+        self.filled += n;
+        Ok(n)
+    }
+
+    /// Hands the gathered batch out for sealing and writes what is due.
+    /// `next` is the next batch (a whole buffer and the plaintext bytes
+    /// already in its first chunk); `None` marks the batch's last chunk as
+    /// the end of the set, after which nothing more is gathered.
+    fn dispatch(&mut self, next: Option<(Zeroizing<Vec<u8>>, usize)>) -> Result<(), Error> {
+        let end_of_set = next.is_none();
+        let plain_len = self.geometry.plain_len();
+        let chunks = self.filled.div_ceil(plain_len).max(1);
+        let last_len = self.filled - (chunks - 1) * plain_len;
+        // Advance first, so a failed advance never leaves a used nonce behind.
+        let first = self.counter;
+        let after = first
+            .checked_add(chunks as u64)
+            .ok_or(Error::CounterExhausted)?;
+        if let Some(volume_index) = (after - 1).checked_div(self.geometry.chunks_per_volume) {
+            u32::try_from(volume_index + 1).map_err(|_| Error::CounterExhausted)?;
+        }
+        let (fresh, filled) = next.unwrap_or_else(|| (Zeroizing::new(Vec::new()), 0));
+        let buf = std::mem::replace(&mut self.batch, fresh);
+        self.counter = after;
+        self.filled = filled;
+        let mut batch = SealBatch {
+            buf,
+            first,
+            chunks,
+            last_len,
+            end_of_set,
+        };
+        let pending = match &self.pool {
+            Some(pool) => pool.submit(batch),
+            None => {
+                batch.seal(&self.cipher, &self.geometry);
+                Pending::Ready(batch)
+            }
+        };
+        self.in_flight.push_back(pending);
+        while self.in_flight.len() > self.max_in_flight {
+            self.write_next()?;
+        }
+        Ok(())
+    }
+
+    /// A whole batch buffer: a sealed one to reuse, or a new one.
+    fn fresh_buffer(&mut self) -> Zeroizing<Vec<u8>> {
+        self.free.pop().unwrap_or_else(|| {
+            Zeroizing::new(vec![0u8; self.per_batch * self.geometry.chunk_len()])
+        })
+    }
+
+    /// Seals everything `input` gives until its end and returns how many
+    /// bytes that was; then call [`finish`](Self::finish). The same as
+    /// [`io::copy`] into this writer, but `input` reads straight into the
+    /// chunk buffers, so each byte is copied once less: the fast path for
+    /// whole streams, as [`OpenReader::copy_to`](crate::OpenReader::copy_to)
+    /// is for opening.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] from `input` (nothing read is lost: sealing can go on)
+    /// or from the sink (the set can then no longer be finished).
+    pub fn copy_from<R: Read + ?Sized>(&mut self, input: &mut R) -> Result<u64, Error> {
+        self.check_usable()?;
+        let mut total = 0u64;
+        loop {
+            match self.gather(|room| read_some(input, room))? {
+                0 => return Ok(total),
+                n => total += n as u64,
+            }
+        }
+    }
+
+    /// Waits for the oldest batch and writes it, with a volume header
+    /// before every chunk that starts a volume.
+    fn write_next(&mut self) -> Result<(), Error> {
+        let Some(pending) = self.in_flight.pop_front() else {
+            return Ok(());
+        };
+        let batch = pending.wait()?;
+        let chunk_len = self.geometry.chunk_len();
+        let sealed = &batch.buf[..batch.sealed_len(&self.geometry)];
+        let mut run_start = 0;
+        for j in 0..batch.chunks {
+            let counter = batch.first + j as u64;
+            let volume = match self.geometry.chunks_per_volume {
+                0 if counter == 0 => 1,
+                0 => continue,
+                per if counter.is_multiple_of(per) => (counter / per + 1) as u32,
+                _ => continue,
+            };
+            let at = j * chunk_len;
+            if at > run_start {
+                self.sink.append(&sealed[run_start..at])?;
+            }
+            self.write_header(volume)?;
+            run_start = at;
+        }
+        self.sink.append(&sealed[run_start..])?;
+        self.free.push(batch.buf);
+        Ok(())
+    }
+
+    fn write_header(&mut self, volume: u32) -> Result<(), Error> {
+        let mut header = format::encode_mac_input(&self.set_bytes, volume);
+        let mac = self.file_key.compute_header_mac(&self.set_id, &header);
+        header.extend_from_slice(&mac);
+        header.resize(self.geometry.data_offset as usize, 0);
+        self.sink.start_volume(volume)?;
+        self.sink.append(&header)?;
+        Ok(())
+    }
+
+    /// Seals the last chunk, marks the end of the set and finishes the sink.
+    ///
+    /// # Errors
+    ///
+    /// Any error of the sink, or an earlier failed write.
+    pub fn finish(mut self) -> Result<S, Error> {
+        if self.failed {
+            return Err(Error::Io(io::Error::other(
+                "an earlier write failed; the set was not finished",
+            )));
+        }
+        self.dispatch(None)?;
+        while !self.in_flight.is_empty() {
+            self.write_next()?;
+        }
+        self.sink.finish()?;
+        let SealWriter { sink, pool, .. } = self;
+        drop(pool);
+        Ok(sink)
+    }
+}
+
+impl<S: VolumeSink> Write for SealWriter<S> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.check_usable()?;
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        self.gather(|room| {
+            let n = room.len().min(buf.len());
+            room[..n].copy_from_slice(&buf[..n]);
+            Ok(n)
+        })
+        .map_err(io::Error::from)
+    }
+
+    /// Does nothing: chunks are written whole, and the last one only by
+    /// [`finish`](SealWriter::finish).
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    //! Also the sealing helpers of the other files' tests.
+
+    use std::io::Read;
+
+    use super::*;
+    use crate::format::TAG_LEN;
+    use crate::keys::X25519Identity;
+    use crate::open::Opener;
+    use crate::volumes::MemorySink;
+
+    /// Seals `data` to `identity` with `chunk`-byte chunks and volumes of
+    /// at most `volume` bytes.
+    pub(crate) fn seal(
+        identity: &X25519Identity,
+        data: &[u8],
+        chunk: usize,
+        volume: Option<u64>,
+    ) -> Vec<Vec<u8>> {
+        let mut sealer = Sealer::new()
+            .recipient(identity.to_public())
+            .chunk_size(chunk);
+        if let Some(size) = volume {
+            sealer = sealer.volume_size(size);
+        }
+        let mut writer = sealer.seal(MemorySink::new()).expect("seal");
+        writer.write_all(data).expect("write");
+        writer.finish().expect("finish").into_volumes()
+    }
+
+    /// Opens `volumes` and reads all of their content.
+    pub(crate) fn open(identity: X25519Identity, volumes: Vec<Vec<u8>>) -> Result<Vec<u8>, Error> {
+        let mut reader = Opener::new().identity(identity).open(volumes)?;
+        let mut out = Vec::new();
+        reader.read_to_end(&mut out).map_err(Error::from_io)?;
+        Ok(out)
+    }
+
+    /// A copy of `identity` (identities are not `Clone`).
+    pub(crate) fn same_identity(identity: &X25519Identity) -> X25519Identity {
+        identity.to_secret_string().parse().expect("own identity")
+    }
+
+    #[test]
+    fn sizes_around_chunk_boundaries_round_trip() {
+        let identity = X25519Identity::generate().expect("os randomness");
+        let plain = 4096 - TAG_LEN;
+        // Content lengths that put the payload (prefix included) around
+        // chunk boundaries.
+        let prefix = PAYLOAD_PREFIX_LEN;
+        for len in [
+            0,
+            1,
+            plain - prefix - 1,
+            plain - prefix,
+            plain - prefix + 1,
+            plain,
+            3 * plain - prefix,
+            3 * plain + 7,
+        ] {
+            let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let volumes = seal(&identity, &data, 4096, None);
+            assert_eq!(volumes.len(), 1);
+            let payload = prefix + len;
+            let chunks = payload.div_ceil(plain);
+            assert_eq!(
+                volumes[0].len(),
+                2048 + payload + chunks * TAG_LEN,
+                "len {len}"
+            );
+            let reader = Opener::new()
+                .identity(same_identity(&identity))
+                .open(volumes.clone())
+                .expect("open");
+            assert_eq!(
+                (reader.len(), reader.kind()),
+                (len as u64, PayloadKind::Stream)
+            );
+            assert_eq!(open(same_identity(&identity), volumes).expect("open"), data);
+        }
+    }
+
+    #[test]
+    fn volumes_never_exceed_the_size_asked_for() {
+        let identity = X25519Identity::generate().expect("os randomness");
+        let data = vec![7u8; 10 * 4096];
+        let size = 2048 + 3 * 4096 + 100;
+        let volumes = seal(&identity, &data, 4096, Some(size));
+        assert_eq!(volumes.len(), 4);
+        assert!(volumes.iter().all(|v| v.len() as u64 <= size));
+        assert_eq!(volumes[0].len(), 2048 + 3 * 4096);
+        assert_eq!(open(same_identity(&identity), volumes).expect("open"), data);
+    }
+
+    #[test]
+    fn payload_ending_on_a_volume_boundary_has_no_empty_volume() {
+        let identity = X25519Identity::generate().expect("os randomness");
+        let data = vec![1u8; 2 * (4096 - TAG_LEN) - PAYLOAD_PREFIX_LEN];
+        let volumes = seal(&identity, &data, 4096, Some(2048 + 2 * 4096));
+        assert_eq!(volumes.len(), 1);
+        let volumes = seal(&identity, &data, 4096, Some(2048 + 4096));
+        assert_eq!(volumes.len(), 2);
+        assert_eq!(open(same_identity(&identity), volumes).expect("open"), data);
+    }
+
+    #[test]
+    fn invalid_options_are_refused() {
+        let identity = X25519Identity::generate().expect("os randomness");
+        assert!(Sealer::new().seal(MemorySink::new()).is_err());
+        for chunk in [0, 2048, 4095, 3 * 4096, 32 << 20] {
+            let sealer = Sealer::new()
+                .recipient(identity.to_public())
+                .chunk_size(chunk);
+            assert!(matches!(
+                sealer.seal(MemorySink::new()),
+                Err(Error::InvalidOption { .. })
+            ));
+        }
+        let tiny = Sealer::new()
+            .recipient(identity.to_public())
+            .volume_size(4096);
+        assert!(matches!(
+            tiny.seal(MemorySink::new()),
+            Err(Error::InvalidOption { .. })
+        ));
+    }
+
+    #[test]
+    fn dropped_writer_never_opens_as_complete() {
+        let identity = X25519Identity::generate().expect("os randomness");
+        for threads in [1, 2] {
+            let mut sink = MemorySink::new();
+            {
+                let mut writer = Sealer::new()
+                    .recipient(identity.to_public())
+                    .chunk_size(4096)
+                    .threads(threads)
+                    .seal(&mut sink)
+                    .expect("seal");
+                // Many batches, so that chunks reach the sink.
+                writer.write_all(&vec![0u8; 8 << 20]).expect("write");
+            }
+            let volumes = sink.into_volumes();
+            assert!(!volumes.is_empty(), "{threads} threads");
+            assert!(matches!(
+                open(same_identity(&identity), volumes),
+                Err(Error::Truncated { volume: 1, .. })
+            ));
+        }
+    }
+
+    /// Gives at most `step` bytes per read, as a pipe may.
+    struct Trickle<'a> {
+        data: &'a [u8],
+        step: usize,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = buf.len().min(self.step).min(self.data.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn copy_from_writes_the_same_bytes_as_write() {
+        let identity = X25519Identity::generate().expect("os randomness");
+        let plain = 4096 - TAG_LEN;
+        let per_batch = (1 << 20) / 4096;
+        let batch = per_batch * plain;
+        for len in [
+            0,
+            1,
+            plain,
+            batch - 1,
+            batch,
+            batch + 1,
+            2 * batch,
+            3 * batch + 17,
+        ] {
+            let data: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
+            for (threads, volume, step) in [(1, None, 1 << 20), (2, Some(2048 + 7 * 4096), 1000)] {
+                let sealer = || {
+                    let sealer = Sealer::new()
+                        .recipient(identity.to_public())
+                        .chunk_size(4096)
+                        .threads(threads)
+                        .insecure_deterministic_seed([9; 32]);
+                    match volume {
+                        Some(size) => sealer.volume_size(size),
+                        None => sealer,
+                    }
+                };
+                let mut writer = sealer().seal(MemorySink::new()).expect("seal");
+                writer.write_all(&data).expect("write");
+                let written = writer.finish().expect("finish").into_volumes();
+
+                let mut writer = sealer().seal(MemorySink::new()).expect("seal");
+                let mut input = Trickle { data: &data, step };
+                assert_eq!(writer.copy_from(&mut input).expect("copy"), len as u64);
+                // Nothing more to read: a second call adds nothing.
+                assert_eq!(writer.copy_from(&mut input).expect("copy"), 0);
+                let copied = writer.finish().expect("finish").into_volumes();
+                assert!(written == copied, "len {len}, {threads} threads");
+                assert_eq!(open(same_identity(&identity), copied).expect("open"), data);
+            }
+        }
+    }
+
+    /// Takes `budget` bytes, then fails every write.
+    struct FailingSink {
+        budget: usize,
+    }
+
+    impl VolumeSink for FailingSink {
+        fn start_volume(&mut self, _: u32) -> io::Result<()> {
+            Ok(())
+        }
+
+        fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+            self.budget = self
+                .budget
+                .checked_sub(bytes.len())
+                .ok_or_else(|| io::Error::other("disc full"))?;
+            Ok(())
+        }
+
+        fn finish(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_failed_sink_write_refuses_everything_after_it() {
+        let identity = X25519Identity::generate().expect("os randomness");
+        let mut writer = Sealer::new()
+            .recipient(identity.to_public())
+            .chunk_size(4096)
+            .threads(1)
+            .seal(FailingSink { budget: 1 << 20 })
+            .expect("seal");
+        let data = vec![5u8; 64 << 10];
+        let err = loop {
+            if let Err(err) = writer.write(&data) {
+                break err;
+            }
+        };
+        assert_eq!(err.to_string(), "disc full");
+        assert!(writer.write(&data).is_err());
+        assert!(writer.write(&[]).is_err(), "not even an empty write");
+        assert!(matches!(
+            writer.copy_from(&mut &data[..]),
+            Err(Error::Io(_))
+        ));
+        assert!(matches!(writer.finish(), Err(Error::Io(_))));
+    }
+
+    #[test]
+    fn short_writes_across_batches_give_the_same_bytes() {
+        let identity = X25519Identity::generate().expect("os randomness");
+        let data: Vec<u8> = (0..3 * (1 << 20) + 12_345)
+            .map(|i| (i % 241) as u8)
+            .collect();
+        let sealer = Sealer::new()
+            .recipient(identity.to_public())
+            .chunk_size(4096)
+            .threads(1)
+            .insecure_deterministic_seed([3; 32]);
+        let mut whole = sealer.seal(MemorySink::new()).expect("seal");
+        whole.write_all(&data).expect("write");
+        let whole = whole.finish().expect("finish").into_volumes();
+        for step in [1, 4079, 4080, 4081, 100_000] {
+            let mut writer = sealer.seal(MemorySink::new()).expect("seal");
+            for piece in data.chunks(step) {
+                writer.write_all(piece).expect("write");
+            }
+            let pieces = writer.finish().expect("finish").into_volumes();
+            assert!(whole == pieces, "step {step}");
+        }
+        assert_eq!(open(same_identity(&identity), whole).expect("open"), data);
+    }
+}

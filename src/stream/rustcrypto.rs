@@ -1,0 +1,33 @@
+//! The default chunk AEAD backend: the `chacha20poly1305` crate
+//! (RustCrypto). Its AVX-512 ChaCha20 needs `--cfg chacha20_avx512` at build
+//! time, which this repository's `.cargo/config.toml` sets but dependents do
+//! not inherit. With its `zeroize` feature (on, see Cargo.toml) its key copy
+//! is wiped on drop.
+
+use chacha20poly1305::{AeadInOut, ChaCha20Poly1305, KeyInit, Tag};
+
+use crate::format::TAG_LEN;
+
+/// ChaCha20-Poly1305 under one payload key.
+pub(crate) struct Aead(ChaCha20Poly1305);
+
+impl Aead {
+    pub(crate) fn new(key: &[u8; 32]) -> Self {
+        Aead(ChaCha20Poly1305::new(key.into()))
+    }
+
+    /// Encrypts `body` in place and returns its tag.
+    pub(crate) fn seal(&self, nonce: [u8; 12], body: &mut [u8]) -> [u8; TAG_LEN] {
+        self.0
+            .encrypt_inout_detached(&nonce.into(), &[], body.into())
+            .expect("a chunk of at most 16 MiB is below the ChaCha20-Poly1305 limit")
+            .into()
+    }
+
+    /// Decrypts `body` in place if `tag` authenticates it.
+    pub(crate) fn open(&self, nonce: [u8; 12], body: &mut [u8], tag: &[u8; TAG_LEN]) -> bool {
+        self.0
+            .decrypt_inout_detached(&nonce.into(), &[], body.into(), &Tag::from(*tag))
+            .is_ok()
+    }
+}
