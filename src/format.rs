@@ -9,11 +9,13 @@ use crate::error::Error;
 pub(crate) const MAGIC: [u8; 8] = *b"\x89KUV\r\n\x1a\n";
 /// The one format version this library writes and reads.
 pub const FORMAT_VERSION: u16 = 1;
-/// Headers are padded to a multiple of this, the sector size of CDs, DVDs and
-/// BDs, so every chunk starts on a sector boundary.
-pub(crate) const SECTOR: u64 = 2048;
-/// Poly1305 tag length.
-pub(crate) const TAG_LEN: usize = 16;
+/// Volume headers are padded to a multiple of this many bytes, the sector
+/// size of CDs, DVDs and BDs, so every chunk starts on a sector boundary
+/// (SPEC.md §5).
+pub const SECTOR: u64 = 2048;
+/// Poly1305 tag length: a ciphertext chunk of C bytes carries C − 16 bytes
+/// of plaintext.
+pub const TAG_LEN: usize = 16;
 /// HMAC-SHA-256 output length.
 pub(crate) const MAC_LEN: usize = 32;
 /// Length of the random set id.
@@ -171,9 +173,19 @@ impl Geometry {
     }
 }
 
-/// H: the header length L rounded up to a whole number of sectors.
-pub(crate) fn padded_header_len(header_len: u64) -> u64 {
+/// H: the header length L rounded up to a whole number of [`SECTOR`]s, the
+/// offset of every volume's first chunk. A sealed volume's H is
+/// [`SealWriter::header_len`](crate::SealWriter::header_len).
+pub const fn padded_header_len(header_len: u64) -> u64 {
     header_len.div_ceil(SECTOR) * SECTOR
+}
+
+/// Plaintext bytes in a full chunk of `chunk_size` ciphertext bytes:
+/// `chunk_size −` [`TAG_LEN`] (0 if `chunk_size` cannot hold a tag).
+/// `chunk_size` is what [`Sealer::chunk_size`](crate::Sealer::chunk_size) set, or
+/// [`OpenReader::chunk_size`](crate::OpenReader::chunk_size).
+pub const fn plaintext_per_chunk(chunk_size: usize) -> usize {
+    chunk_size.saturating_sub(TAG_LEN)
 }
 
 /// A bounds-checked cursor over untrusted bytes. Every read either returns

@@ -103,7 +103,10 @@ mod volumes;
 
 pub use error::Error;
 pub use escape::escape_name;
-pub use format::{FORMAT_VERSION, PAYLOAD_PREFIX_LEN, PayloadKind};
+pub use format::{
+    FORMAT_VERSION, PAYLOAD_PREFIX_LEN, PayloadKind, SECTOR, TAG_LEN, padded_header_len,
+    plaintext_per_chunk,
+};
 pub use header::{VolumeInfo, inspect};
 pub use keys::{
     Argon2Params, Identity, Limits, Passphrase, Recipient, Warning, X25519Identity,

@@ -10,7 +10,7 @@ use hmac::{Hmac, Mac};
 use kuvert::X25519Identity;
 use sha2::Sha256;
 
-pub const TAG: usize = 16;
+pub const TAG: usize = kuvert::TAG_LEN;
 
 pub fn hex(text: &str) -> Vec<u8> {
     let digits: Vec<u8> = text
@@ -152,7 +152,7 @@ impl Set {
     /// H, then `chunks` back to back.
     pub fn volume(&self, volume: u32, extensions: &[u8], chunks: &[Vec<u8>]) -> Vec<u8> {
         let mut out = self.header(volume, extensions);
-        out.resize(out.len().div_ceil(2048) * 2048, 0);
+        out.resize(kuvert::padded_header_len(out.len() as u64) as usize, 0);
         for chunk in chunks {
             out.extend_from_slice(chunk);
         }

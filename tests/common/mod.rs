@@ -16,9 +16,9 @@ use std::io::{self, Read, Write};
 use kuvert::{Error, MemorySink, OpenReader, Opener, Sealer, VolumeSource, X25519Identity};
 
 /// Poly1305 tag length: ciphertext chunk C carries C − 16 plaintext bytes.
-pub const TAG: usize = 16;
+pub const TAG: usize = kuvert::TAG_LEN;
 /// Headers are padded to a multiple of this.
-pub const SECTOR: u64 = 2048;
+pub const SECTOR: u64 = kuvert::SECTOR;
 /// Padded header length of a set with one x25519 recipient (L = 187).
 pub const H1: u64 = 2048;
 /// Header length L of a set with exactly one x25519 recipient.
@@ -26,7 +26,7 @@ pub const L1: u64 = 187;
 
 /// Plaintext bytes in a full chunk of `chunk` ciphertext bytes.
 pub fn plain(chunk: usize) -> usize {
-    chunk - TAG
+    kuvert::plaintext_per_chunk(chunk)
 }
 
 /// Bytes that differ from chunk to chunk and from offset to offset, so that

@@ -18,9 +18,6 @@ use crate::report::{Fail, Names, Result, chain, io_fail, json_str, rfc3339, show
 use crate::size::{grouped, human};
 use crate::volumes::{Volumes, opener, warn_unauthenticated_passphrase};
 
-/// Tag bytes per chunk.
-const TAG_LEN: u64 = 16;
-
 pub fn open(args: &OpenArgs, quiet: bool) -> Result<()> {
     if args.salvage && args.tar {
         return Err(Fail::usage(
@@ -148,7 +145,7 @@ fn copy_salvaging<S: VolumeSource + Sync, W: Write + ?Sized>(
     names: &Names,
     dest: &Path,
 ) -> Result<Vec<String>> {
-    let plain_len = reader.chunk_size() as u64 - TAG_LEN;
+    let plain_len = kuvert::plaintext_per_chunk(reader.chunk_size()) as u64;
     let mut damaged = Vec::new();
     loop {
         let start = reader
