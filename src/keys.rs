@@ -401,6 +401,27 @@ pub(crate) fn wrap_for_recipients(
     Ok(stanzas)
 }
 
+/// Stanzas of exactly the types and lengths [`wrap_for_recipients`] writes,
+/// with zero bodies: a header's length, known without wrapping a key (and
+/// so without running Argon2id).
+pub(crate) fn placeholder_stanzas(recipients: &[Recipient], passphrase: bool) -> Vec<Stanza> {
+    let placeholder = |kind: &str, len: usize| Stanza {
+        at: 0,
+        kind: kind.to_owned(),
+        body: vec![0; len],
+    };
+    let mut stanzas: Vec<Stanza> = recipients
+        .iter()
+        .map(|recipient| match recipient {
+            Recipient::X25519(_) => placeholder(x25519::STANZA_TYPE, x25519::BODY_LEN),
+        })
+        .collect();
+    if passphrase {
+        stanzas.push(placeholder(passphrase::STANZA_TYPE, passphrase::BODY_LEN));
+    }
+    stanzas
+}
+
 /// Checks the stanzas whose types this version knows (SPEC.md §4) before
 /// any key is tried: exact body lengths, Argon2id parameter ranges, and at
 /// most one passphrase stanza.

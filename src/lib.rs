@@ -113,6 +113,6 @@ pub use keys::{
     X25519Recipient, parse_recipients_file,
 };
 pub use open::{OpenReader, Opener};
-pub use seal::{SealWriter, Sealer};
+pub use seal::{Plan, SealWriter, Sealer};
 pub use verify::{VolumeReport, VolumeVerifier};
 pub use volumes::{FileSink, FileSource, MemorySink, VolumeSink, VolumeSource, WriteSink};

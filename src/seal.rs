@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 use crate::error::Error;
 use crate::format::{
     self, DEFAULT_CHUNK_EXP, Geometry, MAX_CHUNK_EXP, MAX_HEADER_LEN, MIN_CHUNK_EXP,
-    PAYLOAD_PREFIX_LEN, PayloadKind, SET_ID_LEN, SetHeader,
+    PAYLOAD_PREFIX_LEN, PayloadKind, SET_ID_LEN, SetHeader, TAG_LEN,
 };
 use crate::keys::{self, Argon2Params, FileKey, Limits, Passphrase, Recipient};
 use crate::pipeline::{self, InFlight, Pending, SealBatch, SealPool};
@@ -200,21 +200,7 @@ impl Sealer {
     /// whole payload. Only for crafting payloads in tests
     /// ([`crate::testing`]).
     pub(crate) fn seal_unprefixed<S: VolumeSink>(&self, sink: S) -> Result<SealWriter<S>, Error> {
-        if self.recipients.is_empty() && self.passphrase.is_none() {
-            return Err(Error::option("no recipient and no passphrase"));
-        }
-        let stanza_count = self.recipients.len() + usize::from(self.passphrase.is_some());
-        if stanza_count > MAX_STANZAS {
-            return Err(Error::option(format!(
-                "{stanza_count} recipients; at most {MAX_STANZAS} fit a header"
-            )));
-        }
-        let chunk_exp = chunk_exponent(self.chunk_size)?;
-        if self.passphrase.is_some() {
-            // Never write a set that a default opener refuses.
-            self.argon2.check_limits(&Limits::default())?;
-        }
-
+        let chunk_exp = self.check_options()?;
         let mut rng = match &self.seed {
             Some(seed) => Randomness::Seeded {
                 seed: seed.clone(),
@@ -236,22 +222,8 @@ impl Sealer {
             stanzas,
         };
         let header_len = format::header_len(format::encode_set_header(&set).len());
-        if header_len > MAX_HEADER_LEN as usize {
-            return Err(Error::option("the recipients do not fit a 1 MiB header"));
-        }
-        let data_offset = format::padded_header_len(header_len as u64);
-        if let Some(volume_size) = self.volume_size {
-            let per_volume = volume_size.saturating_sub(data_offset) / self.chunk_size as u64;
-            if per_volume == 0 {
-                return Err(Error::option(format!(
-                    "a volume of {volume_size} bytes cannot hold the {data_offset}-byte header \
-                     and one {}-byte chunk",
-                    self.chunk_size
-                )));
-            }
-            set.chunks_per_volume = per_volume;
-        }
-        let geometry = Geometry::new(chunk_exp, set.chunks_per_volume, header_len as u64);
+        let geometry = self.geometry(chunk_exp, header_len)?;
+        set.chunks_per_volume = geometry.chunks_per_volume;
         let threads = self.threads.unwrap_or_else(pipeline::default_threads);
         if threads == 0 {
             return Err(Error::option("0 threads"));
@@ -281,6 +253,173 @@ impl Sealer {
             failed: false,
             sink,
         })
+    }
+
+    /// Checks the options that need no key; returns the chunk exponent.
+    fn check_options(&self) -> Result<u8, Error> {
+        if self.recipients.is_empty() && self.passphrase.is_none() {
+            return Err(Error::option("no recipient and no passphrase"));
+        }
+        let stanza_count = self.recipients.len() + usize::from(self.passphrase.is_some());
+        if stanza_count > MAX_STANZAS {
+            return Err(Error::option(format!(
+                "{stanza_count} recipients; at most {MAX_STANZAS} fit a header"
+            )));
+        }
+        let chunk_exp = chunk_exponent(self.chunk_size)?;
+        if self.passphrase.is_some() {
+            // Never write a set that a default opener refuses.
+            self.argon2.check_limits(&Limits::default())?;
+        }
+        Ok(chunk_exp)
+    }
+
+    /// The geometry of a set whose header is `header_len` (L) bytes long:
+    /// chunks per volume from the volume size.
+    fn geometry(&self, chunk_exp: u8, header_len: usize) -> Result<Geometry, Error> {
+        if header_len > MAX_HEADER_LEN as usize {
+            return Err(Error::option("the recipients do not fit a 1 MiB header"));
+        }
+        let data_offset = format::padded_header_len(header_len as u64);
+        let mut chunks_per_volume = 0;
+        if let Some(volume_size) = self.volume_size {
+            chunks_per_volume = volume_size.saturating_sub(data_offset) / self.chunk_size as u64;
+            if chunks_per_volume == 0 {
+                return Err(Error::option(format!(
+                    "a volume of {volume_size} bytes cannot hold the {data_offset}-byte header \
+                     and one {}-byte chunk",
+                    self.chunk_size
+                )));
+            }
+        }
+        Ok(Geometry::new(
+            chunk_exp,
+            chunks_per_volume,
+            header_len as u64,
+        ))
+    }
+
+    /// What sealing `len` bytes of content (a stream, or an archive's tar
+    /// and index) with these options writes: how many volumes, how long each
+    /// is, and the total, exactly, byte for byte. Nothing is sealed and no
+    /// key is derived, so it is cheap even with a passphrase: for progress
+    /// bars and for checking that a set fits its media before sealing it.
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use kuvert::{MemorySink, Sealer, X25519Identity};
+    ///
+    /// let sealer = Sealer::new()
+    ///     .recipient(X25519Identity::generate()?.to_public())
+    ///     .chunk_size(4096)
+    ///     .volume_size(16384);
+    /// let plan = sealer.plan(40_000)?;
+    /// let mut writer = sealer.seal(MemorySink::new())?;
+    /// writer.write_all(&[7; 40_000])?;
+    /// let volumes = writer.finish()?.into_volumes();
+    /// assert_eq!(plan.volume_count(), volumes.len() as u64);
+    /// assert_eq!(plan.total_len(), volumes.iter().map(|v| v.len() as u64).sum::<u64>());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The option errors of [`seal`](Self::seal), and
+    /// [`Error::CounterExhausted`] if `len` bytes need more chunks or
+    /// volumes than a set can number.
+    pub fn plan(&self, len: u64) -> Result<Plan, Error> {
+        let chunk_exp = self.check_options()?;
+        let set = SetHeader {
+            set_id: [0; SET_ID_LEN],
+            chunk_exp,
+            chunks_per_volume: 0,
+            stanzas: keys::placeholder_stanzas(&self.recipients, self.passphrase.is_some()),
+        };
+        let header_len = format::header_len(format::encode_set_header(&set).len());
+        let geometry = self.geometry(chunk_exp, header_len)?;
+        Plan::new(&geometry, len)
+    }
+}
+
+/// The sizes a set will have, from [`Sealer::plan`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Plan {
+    header_len: u64,
+    chunks: u64,
+    volumes: u64,
+    full_volume_len: u64,
+    last_volume_len: u64,
+    total_len: u64,
+}
+
+impl Plan {
+    fn new(geometry: &Geometry, content_len: u64) -> Result<Plan, Error> {
+        let payload = content_len
+            .checked_add(PAYLOAD_PREFIX_LEN as u64)
+            .ok_or(Error::CounterExhausted)?;
+        let plain = geometry.plain_len() as u64;
+        let chunk = geometry.chunk_len() as u64;
+        let header = geometry.data_offset;
+        // The final chunk may be short, never empty unless the payload is.
+        let chunks = payload.div_ceil(plain).max(1);
+        let last_chunk = payload - (chunks - 1) * plain + TAG_LEN as u64;
+        let per = match geometry.chunks_per_volume {
+            0 => chunks,
+            per => per,
+        };
+        let volumes = chunks.div_ceil(per);
+        u32::try_from(volumes).map_err(|_| Error::CounterExhausted)?;
+        let in_last = chunks - (volumes - 1) * per;
+        let too_long = || Error::CounterExhausted;
+        let full_volume_len = per
+            .checked_mul(chunk)
+            .and_then(|data| data.checked_add(header))
+            .ok_or_else(too_long)?;
+        // Below the full length, which fits.
+        let last_volume_len = header + (in_last - 1) * chunk + last_chunk;
+        let total_len = (volumes - 1)
+            .checked_mul(full_volume_len)
+            .and_then(|full| full.checked_add(last_volume_len))
+            .ok_or_else(too_long)?;
+        Ok(Plan {
+            header_len: header,
+            chunks,
+            volumes,
+            full_volume_len,
+            last_volume_len,
+            total_len,
+        })
+    }
+
+    /// Number of volumes.
+    pub fn volume_count(&self) -> u64 {
+        self.volumes
+    }
+
+    /// Length of volume `volume` (from 1), or `None` past the last one.
+    /// Every volume but the last is full.
+    pub fn volume_len(&self, volume: u32) -> Option<u64> {
+        match u64::from(volume) {
+            0 => None,
+            v if v < self.volumes => Some(self.full_volume_len),
+            v if v == self.volumes => Some(self.last_volume_len),
+            _ => None,
+        }
+    }
+
+    /// Bytes of each volume before its first chunk (the padded header, H).
+    pub fn header_len(&self) -> u64 {
+        self.header_len
+    }
+
+    /// Number of chunks in the set.
+    pub fn chunk_count(&self) -> u64 {
+        self.chunks
+    }
+
+    /// Total sealed bytes, all volumes together.
+    pub fn total_len(&self) -> u64 {
+        self.total_len
     }
 }
 
@@ -669,6 +808,82 @@ pub(crate) mod tests {
             );
             assert_eq!(open(same_identity(&identity), volumes).expect("open"), data);
         }
+    }
+
+    /// Checks `sealer.plan(len)` against what sealing `len` bytes writes.
+    fn assert_plan_matches(sealer: &Sealer, len: usize) {
+        let plan = sealer.plan(len as u64).expect("plan");
+        let mut writer = sealer.seal(MemorySink::new()).expect("seal");
+        writer.write_all(&vec![3u8; len]).expect("write");
+        let volumes = writer.finish().expect("finish").into_volumes();
+        let lens: Vec<u64> = volumes.iter().map(|v| v.len() as u64).collect();
+        let planned: Vec<u64> = (1..=plan.volume_count() as u32)
+            .map(|v| plan.volume_len(v).expect("planned volume"))
+            .collect();
+        assert_eq!(planned, lens, "content of {len} bytes");
+        assert_eq!(plan.total_len(), lens.iter().sum::<u64>());
+        assert_eq!(plan.volume_len(plan.volume_count() as u32 + 1), None);
+        assert_eq!(plan.volume_len(0), None);
+    }
+
+    #[test]
+    fn plan_is_what_sealing_writes() {
+        let identity = X25519Identity::generate().expect("os randomness");
+        let chunk = 4096;
+        let plain = chunk - TAG_LEN;
+        let prefix = PAYLOAD_PREFIX_LEN;
+        let per_volume = 3;
+        let volume = 2048 + per_volume as u64 * chunk as u64 + 100;
+        let mut lens = vec![0, 1, 100];
+        for chunks in [
+            1,
+            2,
+            per_volume,
+            per_volume + 1,
+            2 * per_volume,
+            7 * per_volume,
+        ] {
+            let boundary = chunks * plain - prefix;
+            lens.extend([boundary - 1, boundary, boundary + 1]);
+        }
+        let unsplit = Sealer::new()
+            .recipient(identity.to_public())
+            .chunk_size(chunk)
+            .threads(1);
+        let split = unsplit.clone().volume_size(volume);
+        let two = X25519Identity::generate().expect("os randomness");
+        let many = split.clone().recipient(two.to_public()).threads(3);
+        for len in lens {
+            assert_plan_matches(&unsplit, len);
+            assert_plan_matches(&split, len);
+            assert_plan_matches(&many, len);
+        }
+        // A passphrase stanza has its own length; planning runs no Argon2id.
+        let passphrase = split
+            .clone()
+            .passphrase(Passphrase::from("correct horse"))
+            .argon2_params(Argon2Params::MINIMUM);
+        for len in [0, 5 * plain] {
+            assert_plan_matches(&passphrase, len);
+        }
+        assert_eq!(unsplit.plan(0).expect("plan").header_len(), 2048);
+    }
+
+    #[test]
+    fn plan_refuses_what_seal_refuses() {
+        assert!(Sealer::new().plan(1).is_err());
+        let identity = X25519Identity::generate().expect("os randomness");
+        let sealer = Sealer::new().recipient(identity.to_public());
+        assert!(sealer.clone().chunk_size(1000).plan(1).is_err());
+        assert!(sealer.clone().volume_size(4096).plan(1).is_err());
+        assert!(
+            sealer
+                .clone()
+                .chunk_size(4096)
+                .volume_size(2048 + 4096)
+                .plan(u64::MAX)
+                .is_err()
+        );
     }
 
     #[test]

@@ -21,7 +21,7 @@ const COMMIT_LABEL: &[u8] = b"kuvert/v1 argon2id commit";
 const SALT_LEN: usize = 16;
 const COMMIT_LEN: usize = 32;
 /// Salt, memory, passes, lanes, commitment, wrapped file key.
-const BODY_LEN: usize = SALT_LEN + 4 + 4 + 4 + COMMIT_LEN + WRAPPED_KEY_LEN;
+pub(super) const BODY_LEN: usize = SALT_LEN + 4 + 4 + 4 + COMMIT_LEN + WRAPPED_KEY_LEN;
 
 /// A passphrase. Wiped on drop, never printed.
 ///

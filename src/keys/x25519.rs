@@ -19,7 +19,7 @@ use crate::rand::Randomness;
 pub(super) const STANZA_TYPE: &str = "x25519";
 const LABEL: &[u8] = b"kuvert/v1 x25519";
 /// Ephemeral share followed by the wrapped file key.
-const BODY_LEN: usize = KEY_LEN + WRAPPED_KEY_LEN;
+pub(super) const BODY_LEN: usize = KEY_LEN + WRAPPED_KEY_LEN;
 
 const RECIPIENT_HRP: &str = "kuvert";
 const IDENTITY_HRP: &str = "kuvert-secret-key-";

@@ -16,9 +16,6 @@ use crate::progress::{self, ProgressSink};
 use crate::report::{Fail, Names, Result, chain, io_fail};
 use crate::size::{grouped, human};
 
-/// Volume header bytes to allow for in progress estimates.
-const HEADER_ESTIMATE: u64 = 2048;
-
 /// One top-level input of an archive.
 struct Input {
     disk: PathBuf,
@@ -110,7 +107,10 @@ pub fn seal(args: &SealArgs, quiet: bool) -> Result<()> {
                 + 1024,
         )
     };
-    let total = plaintext.map(|p| ciphertext_estimate(p, chunk_size, args.volume_size));
+    // An invalid option has no plan; sealing reports it.
+    let total = plaintext
+        .and_then(|p| sealer.plan(p).ok())
+        .map(|plan| plan.total_len());
     let names = Names::new();
     let failed = Arc::new(AtomicBool::new(false));
     let output_name = if to_stdout {
@@ -290,17 +290,6 @@ fn estimate(path: &Path) -> u64 {
     }
 }
 
-/// Ciphertext bytes for `plaintext` bytes: tags and volume headers.
-fn ciphertext_estimate(plaintext: u64, chunk: usize, volume_size: Option<u64>) -> u64 {
-    let chunk = chunk as u64;
-    let chunks = plaintext.div_ceil(chunk - 16).max(1);
-    let data = chunks * chunk;
-    let volumes = volume_size.map_or(1, |size| {
-        data.div_ceil(size.saturating_sub(HEADER_ESTIMATE).max(chunk))
-    });
-    data + volumes * HEADER_ESTIMATE
-}
-
 /// Length of standard input if it is a regular file.
 fn stdin_len() -> Option<u64> {
     #[cfg(unix)]
@@ -470,14 +459,5 @@ mod tests {
             Some("parcel")
         );
         assert_eq!(split_stem(Path::new("parcel")).as_deref(), Some("parcel"));
-    }
-
-    #[test]
-    fn estimates_cover_tags_and_headers() {
-        assert_eq!(ciphertext_estimate(0, 65536, None), 65536 + 2048);
-        assert_eq!(
-            ciphertext_estimate(3 * 65520, 65536, Some(2048 + 65536)),
-            3 * 65536 + 3 * 2048
-        );
     }
 }
