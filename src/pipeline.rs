@@ -114,8 +114,23 @@ pub(crate) struct SealPool {
     workers: Vec<JoinHandle<()>>,
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Sealing threads started by pools created on this thread: lets a test
+    /// see that a small payload starts none, without timing anything.
+    static SEAL_THREADS_STARTED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Sealing threads that pools created on the calling thread have started.
+#[cfg(test)]
+pub(crate) fn seal_threads_started() -> usize {
+    SEAL_THREADS_STARTED.with(std::cell::Cell::get)
+}
+
 impl SealPool {
     pub(crate) fn new(threads: usize, cipher: Arc<ChunkCipher>, geometry: Geometry) -> Self {
+        #[cfg(test)]
+        SEAL_THREADS_STARTED.with(|started| started.set(started.get() + threads));
         let (jobs, queue) = mpsc::channel::<SealJob>();
         let queue = Arc::new(Mutex::new(queue));
         let workers = (0..threads)

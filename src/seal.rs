@@ -145,8 +145,10 @@ impl Sealer {
     }
 
     /// Threads that seal chunks (default: all cores). With 1, everything
-    /// happens in the writing thread and no thread is started. The bytes
-    /// written are the same for every thread count.
+    /// happens in the writing thread and no thread is started; with more,
+    /// threads start only once a second batch (about 1 MiB) is needed, so a
+    /// small payload never pays for them. The bytes written are the same
+    /// for every thread count.
     pub fn threads(mut self, threads: usize) -> Self {
         self.threads = Some(threads);
         self
@@ -230,7 +232,6 @@ impl Sealer {
         }
         let cipher = Arc::new(ChunkCipher::new(&file_key.payload_key(&set_id)));
         let per_batch = pipeline::batch_chunks(&geometry);
-        let pool = (threads > 1).then(|| SealPool::new(threads, Arc::clone(&cipher), geometry));
         Ok(SealWriter {
             cipher,
             set_bytes: format::encode_set_header(&set),
@@ -242,12 +243,13 @@ impl Sealer {
             filled: 0,
             per_batch,
             counter: 0,
-            max_in_flight: if pool.is_some() {
+            max_in_flight: if threads > 1 {
                 threads * pipeline::DEPTH_PER_THREAD
             } else {
                 0
             },
-            pool,
+            threads,
+            pool: None,
             in_flight: InFlight::new(),
             free: Vec::new(),
             failed: false,
@@ -452,8 +454,9 @@ fn chunk_exponent(chunk_size: usize) -> Result<u8, Error> {
 /// writer dropped early never leaves a set that opens as complete.
 ///
 /// Plaintext is gathered into batches of about 1 MiB of chunks, sealed in
-/// place (by worker threads if the sealer has more than one) and written to
-/// the sink in order. Memory stays at threads × 2 batches.
+/// place (by worker threads if the sealer has more than one, started once a
+/// second batch is needed) and written to the sink in order. Memory stays at
+/// threads × 2 batches.
 pub struct SealWriter<S: VolumeSink> {
     sink: S,
     cipher: Arc<ChunkCipher>,
@@ -469,6 +472,9 @@ pub struct SealWriter<S: VolumeSink> {
     per_batch: usize,
     /// Global index of the batch's first chunk.
     counter: u64,
+    /// Threads to seal on; more than one starts a pool, but only once a
+    /// second batch is needed, so a payload of one batch starts none.
+    threads: usize,
     pool: Option<SealPool>,
     in_flight: InFlight,
     max_in_flight: usize,
@@ -482,7 +488,7 @@ impl<S: VolumeSink> fmt::Debug for SealWriter<S> {
         f.debug_struct("SealWriter")
             .field("geometry", &self.geometry)
             .field("counter", &self.counter)
-            .field("threads", &self.pool.is_some())
+            .field("threads", &self.threads)
             .finish_non_exhaustive()
     }
 }
@@ -601,6 +607,15 @@ impl<S: VolumeSink> SealWriter<S> {
             last_len,
             end_of_set,
         };
+        // A second batch is coming: only now are threads worth starting.
+        // A payload that fits one batch is sealed right here by `finish`.
+        if self.pool.is_none() && self.threads > 1 && !end_of_set {
+            self.pool = Some(SealPool::new(
+                self.threads,
+                Arc::clone(&self.cipher),
+                self.geometry,
+            ));
+        }
         let pending = match &self.pool {
             Some(pool) => pool.submit(batch),
             None => {
@@ -883,6 +898,35 @@ pub(crate) mod tests {
                 .volume_size(2048 + 4096)
                 .plan(u64::MAX)
                 .is_err()
+        );
+    }
+
+    #[test]
+    fn a_payload_of_one_batch_starts_no_thread() {
+        let identity = X25519Identity::generate().expect("os randomness");
+        let sealer = Sealer::new().recipient(identity.to_public()).threads(4);
+        let seal_len = |len: usize| {
+            let mut writer = sealer.seal(MemorySink::new()).expect("seal");
+            writer.write_all(&vec![9u8; len]).expect("write");
+            writer.finish().expect("finish").into_volumes()
+        };
+        let geometry = Geometry::new(DEFAULT_CHUNK_EXP, 0, 0);
+        let batch = pipeline::batch_chunks(&geometry) * geometry.plain_len() - PAYLOAD_PREFIX_LEN;
+        let before = pipeline::seal_threads_started();
+        for len in [0, 14, batch] {
+            let volumes = seal_len(len);
+            assert_eq!(pipeline::seal_threads_started(), before, "{len} bytes");
+            assert_eq!(
+                open(same_identity(&identity), volumes).expect("open"),
+                vec![9u8; len]
+            );
+        }
+        // One byte more needs a second batch: now the workers start.
+        let volumes = seal_len(batch + 1);
+        assert_eq!(pipeline::seal_threads_started(), before + 4);
+        assert_eq!(
+            open(same_identity(&identity), volumes).expect("open"),
+            vec![9u8; batch + 1]
         );
     }
 
