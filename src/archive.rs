@@ -22,7 +22,7 @@ mod write;
 
 pub use extract::{DamagedEntry, ExtractOptions, ExtractReport};
 pub use names::PortabilityWarning;
-pub use read::{Archive, Payload};
+pub use read::{Archive, DetectError, Payload};
 pub use tree::ArchiveLimits;
 pub use write::{ArchiveWriter, Skipped, WalkEntry};
 

@@ -301,6 +301,11 @@ pub enum Error {
     /// Nothing to open: no volume was given.
     #[error("no volumes given")]
     NoVolumes,
+
+    /// An archive was asked for ([`Opener::open_archive`](crate::Opener::open_archive))
+    /// but the payload is a stream.
+    #[error("the payload is a stream, not an archive")]
+    NotAnArchive,
 }
 
 /// `a` or `an` before a word in a message: `a recipient`, `an identity`.

@@ -276,3 +276,52 @@ fn disk_errors_name_the_file_being_sealed() {
         other => panic!("expected Error::Input, got {other:?}"),
     }
 }
+
+#[test]
+fn open_archive_opens_archives_and_refuses_streams() {
+    let (_dir, volumes) = sealed_tree();
+    let opener = Opener::new().identity(identity());
+    let limits = ArchiveLimits::new().max_index_len(1 << 20);
+    let archive = opener.open_archive(volumes, &limits).expect("open_archive");
+    assert!(archive.entry("extract/readme.txt").is_some());
+
+    let mut stream = Sealer::new()
+        .recipient(identity().to_public())
+        .seal(MemorySink::new())
+        .expect("seal");
+    stream.write_all(b"not an archive").expect("write");
+    let volumes = stream.finish().expect("finish").into_volumes();
+    assert!(matches!(
+        opener.open_archive(volumes, &limits),
+        Err(Error::NotAnArchive)
+    ));
+}
+
+#[test]
+fn a_failed_detect_gives_the_reader_back() {
+    let (_dir, volumes) = sealed_tree();
+    let reader = Opener::new()
+        .identity(identity())
+        .open(volumes)
+        .expect("open");
+    let err = Payload::try_detect(reader, &ArchiveLimits::new().max_entries(1))
+        .expect_err("six entries are above a limit of one");
+    assert!(matches!(err.error(), Error::LimitExceeded { .. }));
+    // The same reader, with its key: no second open (or Argon2id run).
+    match Payload::try_detect(err.into_reader(), &ArchiveLimits::new()) {
+        Ok(Payload::Archive(archive)) => assert_eq!(archive.entries().len(), 6),
+        _ => panic!("the archive opens with the reader given back"),
+    }
+    // And `?` turns the error into an `Error`.
+    let reader = Opener::new()
+        .identity(identity())
+        .open(sealed_tree().1)
+        .expect("open");
+    let detect = || -> Result<Payload<Vec<u8>>, Error> {
+        Ok(Payload::try_detect(
+            reader,
+            &ArchiveLimits::new().max_entries(1),
+        )?)
+    };
+    assert!(matches!(detect(), Err(Error::LimitExceeded { .. })));
+}

@@ -14,7 +14,7 @@ use super::tree::{ArchiveLimits, Tree};
 use super::{Entry, EntryKind};
 use crate::error::Error;
 use crate::format::PayloadKind;
-use crate::open::OpenReader;
+use crate::open::{OpenReader, Opener};
 use crate::volumes::VolumeSource;
 
 /// What a payload is, as its authenticated prefix says (SPEC.md §6.7).
@@ -30,39 +30,163 @@ impl<S: VolumeSource> Payload<S> {
     /// Reads the index of an archive payload (the trailer and the index
     /// cost the chunks they occupy); a stream is given back as it is.
     ///
+    /// On an error the reader is dropped; to keep it (and not derive the
+    /// key again, which with a passphrase means another Argon2id run) use
+    /// [`try_detect`](Self::try_detect).
+    ///
     /// # Errors
     ///
     /// [`Error::MalformedArchive`] if an archive's trailer or index breaks
     /// SPEC.md §12.1–§12.2; [`Error::LimitExceeded`] if the index is longer,
     /// or holds more entries, than `limits` allow; chunk errors while
     /// reading them.
-    pub fn detect(mut reader: OpenReader<S>, limits: &ArchiveLimits) -> Result<Self, Error> {
-        if reader.kind() != PayloadKind::Archive {
-            reader.seek(SeekFrom::Start(0))?;
-            return Ok(Payload::Stream(reader));
+    pub fn detect(reader: OpenReader<S>, limits: &ArchiveLimits) -> Result<Self, Error> {
+        Self::try_detect(reader, limits).map_err(Error::from)
+    }
+
+    /// [`detect`](Self::detect), giving the reader back with the error:
+    /// after a limit is hit, say, the caller can retry with other `limits`
+    /// or read the payload as bytes, with the key it already has.
+    ///
+    /// The error is a [`DetectError`] holding both, as
+    /// [`io::IntoInnerError`] does for a buffered writer, rather than a
+    /// `(Error, OpenReader)` pair: it converts into [`Error`] with `?`, so a
+    /// caller that does not want the reader back writes nothing more.
+    ///
+    /// ```
+    /// use kuvert::archive::{ArchiveLimits, Payload};
+    /// use kuvert::{MemorySink, Opener, Sealer, X25519Identity};
+    ///
+    /// let identity = X25519Identity::generate()?;
+    /// let sealer = Sealer::new().recipient(identity.to_public());
+    /// let mut archive = sealer.seal_archive(MemorySink::new())?;
+    /// archive.append_file("a.txt", &b"a"[..], 1, 0o644, 0)?;
+    /// let volumes = archive.finish()?.into_volumes();
+    /// let reader = Opener::new().identity(identity).open(volumes)?;
+    /// // No index fits 0 bytes: the reader comes back with the error.
+    /// let err = Payload::try_detect(reader, &ArchiveLimits::new().max_index_len(0)).unwrap_err();
+    /// let reader = err.into_reader();
+    /// let Payload::Archive(archive) = Payload::detect(reader, &ArchiveLimits::new())? else {
+    ///     unreachable!("sealed as an archive");
+    /// };
+    /// assert_eq!(archive.entries().len(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// Those of [`detect`](Self::detect), with the reader; its position is
+    /// then unspecified (seek before reading).
+    pub fn try_detect(
+        mut reader: OpenReader<S>,
+        limits: &ArchiveLimits,
+    ) -> Result<Self, DetectError<S>> {
+        match read_index(&mut reader, limits) {
+            Ok(None) => Ok(Payload::Stream(reader)),
+            Ok(Some((entries, tar_len))) => Ok(Payload::Archive(Archive {
+                reader,
+                entries,
+                tar_len,
+                limits: *limits,
+            })),
+            Err(error) => Err(DetectError {
+                error,
+                reader: Box::new(reader),
+            }),
         }
-        let len = reader.len();
-        if len < TRAILER_LEN + 8 {
-            return Err(Error::MalformedArchive {
-                offset: 0,
-                reason: "an archive payload shorter than its index and trailer",
-            });
-        }
-        let mut trailer = [0u8; TRAILER_LEN as usize];
-        reader.seek(SeekFrom::Start(len - TRAILER_LEN))?;
-        reader.read_exact(&mut trailer).map_err(Error::from_io)?;
-        let (index_offset, index_len) = parse_trailer(&trailer, len, limits.max_index_len)?;
-        let mut index = zeroize::Zeroizing::new(vec![0u8; index_len as usize]);
-        reader.seek(SeekFrom::Start(index_offset))?;
-        reader.read_exact(&mut index).map_err(Error::from_io)?;
-        let entries = parse_index(&index, index_offset, limits.max_entries)?;
+    }
+}
+
+/// Reads an archive's trailer and index and rewinds the reader; `None` for a
+/// stream.
+fn read_index<S: VolumeSource>(
+    reader: &mut OpenReader<S>,
+    limits: &ArchiveLimits,
+) -> Result<Option<(Vec<Entry>, u64)>, Error> {
+    if reader.kind() != PayloadKind::Archive {
         reader.seek(SeekFrom::Start(0))?;
-        Ok(Payload::Archive(Archive {
-            reader,
-            entries,
-            tar_len: index_offset,
-            limits: *limits,
-        }))
+        return Ok(None);
+    }
+    let len = reader.len();
+    if len < TRAILER_LEN + 8 {
+        return Err(Error::MalformedArchive {
+            offset: 0,
+            reason: "an archive payload shorter than its index and trailer",
+        });
+    }
+    let mut trailer = [0u8; TRAILER_LEN as usize];
+    reader.seek(SeekFrom::Start(len - TRAILER_LEN))?;
+    reader.read_exact(&mut trailer).map_err(Error::from_io)?;
+    let (index_offset, index_len) = parse_trailer(&trailer, len, limits.max_index_len)?;
+    let mut index = zeroize::Zeroizing::new(vec![0u8; index_len as usize]);
+    reader.seek(SeekFrom::Start(index_offset))?;
+    reader.read_exact(&mut index).map_err(Error::from_io)?;
+    let entries = parse_index(&index, index_offset, limits.max_entries)?;
+    reader.seek(SeekFrom::Start(0))?;
+    Ok(Some((entries, index_offset)))
+}
+
+/// Why [`Payload::try_detect`] failed, with the reader it was given.
+#[derive(Debug)]
+pub struct DetectError<S> {
+    error: Error,
+    // Boxed: an error should stay small on the success path's stack.
+    reader: Box<OpenReader<S>>,
+}
+
+impl<S> DetectError<S> {
+    /// The error.
+    pub fn error(&self) -> &Error {
+        &self.error
+    }
+
+    /// The reader, opened and authenticated as it was; seek before reading.
+    pub fn into_reader(self) -> OpenReader<S> {
+        *self.reader
+    }
+
+    /// The error and the reader.
+    pub fn into_parts(self) -> (Error, OpenReader<S>) {
+        (self.error, *self.reader)
+    }
+}
+
+impl<S> std::fmt::Display for DetectError<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.error, f)
+    }
+}
+
+impl<S: std::fmt::Debug> std::error::Error for DetectError<S> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        std::error::Error::source(&self.error)
+    }
+}
+
+impl<S> From<DetectError<S>> for Error {
+    fn from(err: DetectError<S>) -> Self {
+        err.error
+    }
+}
+
+impl Opener {
+    /// Opens `volumes` as an archive and reads its index:
+    /// [`open`](Self::open) and then [`Payload::detect`], for a caller that
+    /// expects an archive.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`open`](Self::open) and [`Payload::detect`], and
+    /// [`Error::NotAnArchive`] if the payload is a stream.
+    pub fn open_archive<S: VolumeSource>(
+        &self,
+        volumes: Vec<S>,
+        limits: &ArchiveLimits,
+    ) -> Result<Archive<S>, Error> {
+        match Payload::detect(self.open(volumes)?, limits)? {
+            Payload::Archive(archive) => Ok(archive),
+            Payload::Stream(_) => Err(Error::NotAnArchive),
+        }
     }
 }
 
