@@ -16,9 +16,14 @@ use crate::escape::escape_name;
 #[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The underlying reader or writer failed.
+    /// The underlying reader or writer failed, and no more is known of
+    /// where; the OS error is the [`source`](std::error::Error::source).
+    ///
+    /// `?` on an `io::Error` that carries one of this crate's errors (as
+    /// the [`Read`](std::io::Read) adapters make them) gives that error
+    /// back, never this variant.
     #[error("i/o error")]
-    Io(#[from] io::Error),
+    Io(#[source] io::Error),
 
     /// The input does not start with the kuvert magic bytes.
     #[error("input {input} is not a kuvert volume")]
@@ -354,19 +359,31 @@ impl From<Error> for io::Error {
     }
 }
 
+/// `?` on an `io::Error` that carries one of ours (made by this crate's
+/// `Read`/`Write` adapters) gives ours back; any other I/O error becomes
+/// [`Error::Io`], unchanged.
+impl From<io::Error> for Error {
+    fn from(err: io::Error) -> Self {
+        if !err.get_ref().is_some_and(|inner| inner.is::<Error>()) {
+            return Error::Io(err);
+        }
+        match err.into_inner().map(|inner| inner.downcast::<Error>()) {
+            Some(Ok(typed)) => *typed,
+            // Unreachable: the inner error was checked to be ours above.
+            Some(Err(other)) => Error::Io(io::Error::other(other)),
+            None => Error::Io(io::Error::other("i/o error")),
+        }
+    }
+}
+
 impl Error {
     /// Recovers the typed error from an `io::Error` made by this crate's
     /// `Read`/`Write` adapters; other I/O errors become [`Error::Io`].
+    ///
+    /// The same as `Error::from(err)` (and `?`); kept for callers that
+    /// name it in `map_err`.
     pub fn from_io(err: io::Error) -> Self {
-        if err.get_ref().is_none() {
-            return Error::Io(err);
-        }
-        let kind = err.kind();
-        match err.into_inner().map(|inner| inner.downcast::<Error>()) {
-            Some(Ok(typed)) => *typed,
-            Some(Err(other)) => Error::Io(io::Error::new(kind, other)),
-            None => Error::Io(io::Error::from(kind)),
-        }
+        Error::from(err)
     }
 }
 

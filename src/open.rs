@@ -286,7 +286,7 @@ fn assemble<S>(headers: &[(Header, u64)], volumes: Vec<S>) -> Result<Vec<SetVolu
 ///
 /// Reads and seeks cost at most one chunk decryption; a chunk that fails
 /// authentication yields an `io::Error` wrapping
-/// [`Error::Unauthenticated`] (recover it with [`Error::from_io`]) and no
+/// [`Error::Unauthenticated`] (recovered by `?` into [`Error`]) and no
 /// byte of it.
 pub struct OpenReader<S> {
     set: ChunkSet<S>,
