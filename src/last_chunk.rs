@@ -104,8 +104,7 @@ impl LastChunk {
         };
         let mut try_open = |chunk: u64, len: usize, offset: u64, flag: ChunkFlag| {
             buf.resize(len, 0);
-            source
-                .read_exact_at(buf, offset)
+            crate::volumes::read_at(source, buf, offset, self.volume, Some(chunk))
                 .map(|()| cipher.open(chunk, flag, buf))
         };
         if self.len >= TAG_LEN {
