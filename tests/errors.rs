@@ -181,3 +181,40 @@ fn an_unreadable_sector_is_reported_where_it_is_by_every_path() {
     let err = opener.open(sources(&volumes, 3, len - 1)).expect_err("EIO");
     assert_read_at(&err, (3, 3), H1 + last * C as u64, Some(8 + last));
 }
+
+#[test]
+fn a_cut_that_the_length_proves_is_truncation() {
+    let key = identity(11);
+    let volumes = three_volumes(&key);
+    let opener = Opener::new().identity(same_identity(&key));
+    let cut = |len: u64| {
+        let mut cut = volumes.clone();
+        cut[2].truncate(len as usize);
+        opener.open(cut).map(|_| ()).expect_err("cut")
+    };
+    // Volume 3 cut 16 bytes into its second chunk: a final chunk after
+    // data holds more than its tag, so this is what is left of a longer one.
+    for len in [H1 + C as u64 + 1, H1 + C as u64 + 15, H1 + C as u64 + 16] {
+        match cut(len) {
+            Error::Truncated { volume: 3, length } => assert_eq!(length, len),
+            other => panic!("cut to {len}: expected truncation, got {other:?}"),
+        }
+    }
+    // 17 bytes could be a whole final chunk of one byte, damaged.
+    assert!(matches!(
+        cut(H1 + C as u64 + 17),
+        Error::Unauthenticated {
+            chunk: 9,
+            volume: 3,
+            ..
+        }
+    ));
+    // A volume other than the last, cut inside a chunk: its length must
+    // be that of a full volume.
+    let mut short = volumes.clone();
+    short[1].truncate(H1 as usize + C + 100);
+    assert!(matches!(
+        opener.open(short).map(|_| ()).expect_err("cut"),
+        Error::Truncated { volume: 2, length } if length == H1 + C as u64 + 100
+    ));
+}
