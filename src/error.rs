@@ -1,8 +1,70 @@
 //! The one error type of the crate.
 
+use std::fmt;
 use std::io;
 
 use crate::escape::escape_name;
+
+/// Where in a volume set something happened: the volume, the byte within
+/// it, the chunk there if known, and the volume's name if its source has
+/// one ([`VolumeSource::name`](crate::VolumeSource::name)).
+///
+/// Displayed as `volume 2 (disc/register.002.kuv) at byte 1234 (chunk 9)`,
+/// the name escaped with [`escape_name`](crate::escape_name).
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// Volume number, from 1. Before a volume's header was read (and so
+    /// its number could be trusted), the volume's position among the
+    /// inputs given, from 1.
+    pub volume: u32,
+    /// Byte offset within the volume.
+    pub offset: u64,
+    /// Global chunk index at that offset, from 0; `None` inside a header.
+    pub chunk: Option<u64>,
+    /// The source's name, such as the file the volume was opened from.
+    pub name: Option<String>,
+}
+
+impl Location {
+    /// A location in volume `volume` at byte `offset`, with no chunk or name.
+    pub fn new(volume: u32, offset: u64) -> Self {
+        Location {
+            volume,
+            offset,
+            chunk: None,
+            name: None,
+        }
+    }
+
+    /// The same location, in chunk `chunk`.
+    #[must_use]
+    pub fn chunk(mut self, chunk: u64) -> Self {
+        self.chunk = Some(chunk);
+        self
+    }
+
+    /// The same location, in the volume named `name`.
+    #[must_use]
+    pub fn name(mut self, name: Option<impl Into<String>>) -> Self {
+        self.name = name.map(Into::into);
+        self
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "volume {}", self.volume)?;
+        if let Some(name) = &self.name {
+            write!(f, " ({})", escape_name(name))?;
+        }
+        write!(f, " at byte {}", self.offset)?;
+        if let Some(chunk) = self.chunk {
+            write!(f, " (chunk {chunk})")?;
+        }
+        Ok(())
+    }
+}
 
 /// Everything that can go wrong sealing, opening or inspecting a volume set.
 ///
@@ -16,9 +78,26 @@ use crate::escape::escape_name;
 #[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// The underlying reader or writer failed.
+    /// The underlying reader or writer failed, and no more is known of
+    /// where; the OS error is the [`source`](std::error::Error::source).
+    ///
+    /// `?` on an `io::Error` that carries one of this crate's errors (as
+    /// the [`Read`](std::io::Read) adapters make them) gives that error
+    /// back, never this variant.
     #[error("i/o error")]
-    Io(#[from] io::Error),
+    Io(#[source] io::Error),
+
+    /// A volume could not be read (an unreadable sector, a file cut under
+    /// an open reader): where, and the OS error as the
+    /// [`source`](std::error::Error::source).
+    #[error("cannot read {at}")]
+    Read {
+        /// Where the failed read started.
+        at: Location,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
 
     /// The input does not start with the kuvert magic bytes.
     #[error("input {input} is not a kuvert volume")]
@@ -344,6 +423,7 @@ impl From<Error> for io::Error {
     fn from(err: Error) -> Self {
         let kind = match err {
             Error::Io(inner) => return inner,
+            Error::Read { ref source, .. } => source.kind(),
             Error::Truncated { .. } | Error::VolumeMissing { .. } => io::ErrorKind::UnexpectedEof,
             Error::InvalidOption { .. }
             | Error::InvalidKey { .. }
@@ -359,19 +439,31 @@ impl From<Error> for io::Error {
     }
 }
 
+/// `?` on an `io::Error` that carries one of ours (made by this crate's
+/// `Read`/`Write` adapters) gives ours back; any other I/O error becomes
+/// [`Error::Io`], unchanged.
+impl From<io::Error> for Error {
+    fn from(err: io::Error) -> Self {
+        if !err.get_ref().is_some_and(|inner| inner.is::<Error>()) {
+            return Error::Io(err);
+        }
+        match err.into_inner().map(|inner| inner.downcast::<Error>()) {
+            Some(Ok(typed)) => *typed,
+            // Unreachable: the inner error was checked to be ours above.
+            Some(Err(other)) => Error::Io(io::Error::other(other)),
+            None => Error::Io(io::Error::other("i/o error")),
+        }
+    }
+}
+
 impl Error {
     /// Recovers the typed error from an `io::Error` made by this crate's
     /// `Read`/`Write` adapters; other I/O errors become [`Error::Io`].
+    ///
+    /// The same as `Error::from(err)` (and `?`); kept for callers that
+    /// name it in `map_err`.
     pub fn from_io(err: io::Error) -> Self {
-        if err.get_ref().is_none() {
-            return Error::Io(err);
-        }
-        let kind = err.kind();
-        match err.into_inner().map(|inner| inner.downcast::<Error>()) {
-            Some(Ok(typed)) => *typed,
-            Some(Err(other)) => Error::Io(io::Error::new(kind, other)),
-            None => Error::Io(io::Error::from(kind)),
-        }
+        Error::from(err)
     }
 }
 

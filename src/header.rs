@@ -89,7 +89,13 @@ pub(crate) fn read_header<S: VolumeSource + ?Sized>(
     let len = source.size()?;
     let mut preamble = [0u8; PREAMBLE_LEN];
     let available = len.min(PREAMBLE_LEN as u64) as usize;
-    source.read_exact_at(&mut preamble[..available], 0)?;
+    crate::volumes::read_at(
+        source,
+        &mut preamble[..available],
+        0,
+        volume_input(input),
+        None,
+    )?;
     let header_len = format::parse_preamble(&preamble[..available], input)?;
     if u64::from(header_len) > len {
         return Err(Error::malformed(
@@ -99,7 +105,7 @@ pub(crate) fn read_header<S: VolumeSource + ?Sized>(
         ));
     }
     let mut bytes = vec![0u8; header_len as usize];
-    source.read_exact_at(&mut bytes, 0)?;
+    crate::volumes::read_at(source, &mut bytes, 0, volume_input(input), None)?;
     let header = format::parse_header(&bytes, input)?;
     keys::check_stanzas(&header, input)?;
 
@@ -112,7 +118,13 @@ pub(crate) fn read_header<S: VolumeSource + ?Sized>(
         ));
     }
     let mut padding = vec![0u8; (data_offset - u64::from(header_len)) as usize];
-    source.read_exact_at(&mut padding, header_len.into())?;
+    crate::volumes::read_at(
+        source,
+        &mut padding,
+        header_len.into(),
+        volume_input(input),
+        None,
+    )?;
     if let Some(at) = padding.iter().position(|&b| b != 0) {
         return Err(Error::malformed(
             input,
@@ -121,6 +133,12 @@ pub(crate) fn read_header<S: VolumeSource + ?Sized>(
         ));
     }
     Ok((header, len))
+}
+
+/// An input position as a [`Location`](crate::Location) volume (saturating:
+/// no set has `u32::MAX` volumes).
+fn volume_input(input: usize) -> u32 {
+    u32::try_from(input).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]

@@ -104,8 +104,7 @@ impl LastChunk {
         };
         let mut try_open = |chunk: u64, len: usize, offset: u64, flag: ChunkFlag| {
             buf.resize(len, 0);
-            source
-                .read_exact_at(buf, offset)
+            crate::volumes::read_at(source, buf, offset, self.volume, Some(chunk))
                 .map(|()| cipher.open(chunk, flag, buf))
         };
         if self.len >= TAG_LEN {
@@ -152,7 +151,10 @@ impl LastChunk {
                 });
             }
         }
-        if self.len < TAG_LEN {
+        // A final chunk after data holds more than its tag (SPEC.md §6.4),
+        // so a last chunk of a bare tag (or less) that did not open is what
+        // is left of a longer one: the length proves a cut.
+        if self.len < TAG_LEN || (self.len == TAG_LEN && self.chunk != 0) {
             return Err(truncated);
         }
         Err(Error::Unauthenticated {

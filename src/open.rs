@@ -286,7 +286,7 @@ fn assemble<S>(headers: &[(Header, u64)], volumes: Vec<S>) -> Result<Vec<SetVolu
 ///
 /// Reads and seeks cost at most one chunk decryption; a chunk that fails
 /// authentication yields an `io::Error` wrapping
-/// [`Error::Unauthenticated`] (recover it with [`Error::from_io`]) and no
+/// [`Error::Unauthenticated`] (recovered by `?` into [`Error`]) and no
 /// byte of it.
 pub struct OpenReader<S> {
     set: ChunkSet<S>,
@@ -413,8 +413,9 @@ impl<S: VolumeSource + Sync> OpenReader<S> {
     ///
     /// # Errors
     ///
-    /// [`Error::Unauthenticated`] for a damaged chunk, [`Error::Io`] for
-    /// errors reading volumes or writing `out`.
+    /// [`Error::Unauthenticated`] for a damaged chunk, [`Error::Read`]
+    /// (with the volume, byte and chunk) for errors reading volumes,
+    /// [`Error::Io`] for errors writing `out`.
     pub fn copy_to<W: Write + ?Sized>(&mut self, out: &mut W, limit: u64) -> Result<u64, Error> {
         if self.pos >= self.len || limit == 0 {
             return Ok(0);
@@ -518,7 +519,13 @@ impl<S: VolumeSource> ChunkSet<S> {
             self.geometry.chunk_len()
         };
         let buf = &mut buf[..len];
-        self.volumes[volume as usize - 1].read_exact_at(buf, offset)?;
+        crate::volumes::read_at(
+            &self.volumes[volume as usize - 1],
+            buf,
+            offset,
+            volume,
+            Some(chunk),
+        )?;
         if !self.cipher.open(chunk, self.flag(chunk), buf) {
             return Err(Error::Unauthenticated {
                 chunk,

@@ -91,7 +91,7 @@ impl Opener {
             let open = |chunk: u64, buf: &mut [u8]| {
                 let (_, offset) = geometry.locate(chunk);
                 let buf = &mut buf[..geometry.chunk_len()];
-                volume.read_exact_at(buf, offset)?;
+                crate::volumes::read_at(volume, buf, offset, header.volume, Some(chunk))?;
                 if cipher.open(chunk, ChunkFlag::Interior, buf) {
                     Ok(geometry.plain_len())
                 } else {

@@ -323,6 +323,28 @@ impl Drop for FileSink {
     }
 }
 
+/// Reads `buf` from `source` at `offset`, reporting a failure as
+/// [`Error::Read`] at volume `volume` (chunk `chunk`), named after the source.
+pub(crate) fn read_at<S: VolumeSource + ?Sized>(
+    source: &S,
+    buf: &mut [u8],
+    offset: u64,
+    volume: u32,
+    chunk: Option<u64>,
+) -> Result<(), Error> {
+    source
+        .read_exact_at(buf, offset)
+        .map_err(|err| Error::Read {
+            at: crate::Location {
+                volume,
+                offset,
+                chunk,
+                name: source.name().map(str::to_owned),
+            },
+            source: err,
+        })
+}
+
 /// A volume to read from, at any offset.
 pub trait VolumeSource {
     /// Length of the volume in bytes.

@@ -216,7 +216,9 @@ impl Shape {
                 Err(truncated)
             };
         }
-        if r < 16 {
+        // A bare tag after data is never a whole final chunk (SPEC.md §7.2
+        // step 6.3): the length proves the cut.
+        if r < 16 || (r == 16 && g != 0) {
             return Err(truncated);
         }
         Err(Failure::Unauthenticated {

@@ -726,7 +726,8 @@ impl Chunked {
                     offset: off,
                 });
             }
-            if r < 16 {
+            // SPEC.md §7.2 step 6.3: a bare tag after data proves a cut.
+            if r < 16 || (r == 16 && g != 0) {
                 return truncated;
             }
             return Outcome::AtOpen(Failure::Unauthenticated {

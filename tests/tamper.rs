@@ -177,7 +177,7 @@ impl Fixture {
         if n >= 2 && chunks.get(n as usize - 2) == Some(&(c, Flag::EndOfSet)) {
             return Err(Failure::TrailingData { volume, offset });
         }
-        if r < 16 {
+        if r < 16 || (r == 16 && chunk != 0) {
             return Err(Failure::Truncated {
                 volume,
                 length: len,
@@ -880,9 +880,18 @@ fn the_length_model_agrees_with_the_spec_text() {
             length: H + c
         })
     );
-    // Cut inside a chunk, at least a tag left: damage.
+    // Cut inside a chunk after data, exactly a tag left: no final chunk
+    // after data is a bare tag, so the length proves the cut.
     assert_eq!(
         f.outcome_at_length(3, 1, H + c + 16),
+        Err(Failure::Truncated {
+            volume: 3,
+            length: H + c + 16
+        })
+    );
+    // Cut inside a chunk, more than a tag left: damage.
+    assert_eq!(
+        f.outcome_at_length(3, 1, H + c + 17),
         Err(Failure::Unauthenticated {
             chunk: 5,
             volume: 3,

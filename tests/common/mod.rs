@@ -378,6 +378,9 @@ pub enum Failure {
 pub fn failure(err: Error) -> Failure {
     match err {
         Error::Io(inner) => Failure::Io(inner.kind()),
+        // Where a read failed is checked by tests/errors.rs; the sweeps
+        // compare the OS error's kind, as for any other I/O error.
+        Error::Read { source, .. } => Failure::Io(source.kind()),
         Error::NotKuvert { input } => Failure::NotKuvert { input },
         Error::UnsupportedVersion { input, version } => {
             Failure::UnsupportedVersion { input, version }

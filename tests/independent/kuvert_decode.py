@@ -686,7 +686,8 @@ def _classify_last(src: Source, h: Header, v: int, K: int, C: int,
     if k >= 2 and aead_open(kp, nonce(g - 1, FLAG_END_OF_SET),
                             src.read_at(off - C, C)) is not None:
         raise KuvertError("TrailingData", "bytes after the final chunk", volume=v, offset=off)
-    if r < TAG:
+    if r < TAG or (r == TAG and g != 0):
+        # No final chunk after data is a bare tag: what is left was longer.
         raise KuvertError("Truncated", volume=v, length=n)
     raise KuvertError("Unauthenticated", chunk=g, volume=v, offset=off)
 

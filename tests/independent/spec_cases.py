@@ -452,6 +452,9 @@ def set_rows():
     add("F6 cut 15 bytes into chunk 2", expect_error(
         lambda: kd.open_set([vols[0], vols[1], vols[2][:2048 + 4096 + 15]], [ID_A]),
         "Truncated", volume=3, length=2048 + 4096 + 15))
+    add("F6 cut 16 bytes into chunk 5 (a bare tag after data)", expect_error(
+        lambda: kd.open_set([vols[0], vols[1], vols[2][:2048 + 4096 + 16]], [ID_A]),
+        "Truncated", volume=3, length=2048 + 4096 + 16))
     add("F7 final chunk cut by 1 byte (r >= 16)", expect_error(
         lambda: kd.open_set([vols[0], vols[1], vols[2][:-1]], [ID_A]), "Unauthenticated",
         chunk=5, volume=3, offset=2048 + 4096))

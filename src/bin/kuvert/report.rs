@@ -123,6 +123,7 @@ impl Names {
     pub fn describe(&self, err: &Error) -> String {
         match err {
             Error::Io(inner) => chain(inner),
+            Error::Read { source, .. } => format!("{err}: {}", chain(source)),
             Error::NotKuvert { input } => {
                 format!("{} is not a kuvert volume", self.input(*input))
             }

@@ -1,0 +1,220 @@
+//! Errors a tool author meets through the public API: typed errors that
+//! survive `?` out of `Read` adapters, read failures of a source reported
+//! with their location, and cuts reported as truncation.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+
+use kuvert::{Error, Opener};
+
+use common::{H1, identity, same_identity, seal};
+
+const C: usize = 4096;
+
+/// Text lines, long enough for several chunks.
+fn lines(count: usize) -> Vec<u8> {
+    (0..count)
+        .flat_map(|i| format!("row {i:06},some,csv,fields\n").into_bytes())
+        .collect()
+}
+
+/// Counts the lines of an opened set with `?` straight into `kuvert::Error`.
+fn count_lines(volumes: Vec<Vec<u8>>, identity: kuvert::X25519Identity) -> Result<usize, Error> {
+    let reader = Opener::new().identity(identity).open(volumes)?;
+    let mut count = 0;
+    for line in BufReader::new(reader).lines() {
+        line?;
+        count += 1;
+    }
+    Ok(count)
+}
+
+#[test]
+fn question_mark_through_buf_read_lines_keeps_the_typed_error() {
+    let key = identity(9);
+    let data = lines(2000);
+    let mut volumes = seal(&data, C, None, &key);
+    assert_eq!(
+        count_lines(volumes.clone(), same_identity(&key)).expect("an intact set opens"),
+        2000
+    );
+    // Damage chunk 3.
+    let offset = H1 + 3 * C as u64;
+    volumes[0][offset as usize + 100] ^= 0x40;
+    match count_lines(volumes, same_identity(&key)) {
+        Err(Error::Unauthenticated {
+            chunk: 3,
+            volume: 1,
+            offset: found,
+        }) => assert_eq!(found, offset),
+        other => panic!("expected chunk 3 unauthenticated, got {other:?}"),
+    }
+}
+
+/// EIO, as an unreadable disc sector gives it.
+const EIO: i32 = 5;
+
+/// A volume in memory, named like a file, whose bytes at `bad` cannot be
+/// read: any read overlapping that byte fails with EIO.
+struct FailingSource {
+    bytes: Vec<u8>,
+    bad: u64,
+    name: String,
+}
+
+impl kuvert::VolumeSource for FailingSource {
+    fn size(&self) -> std::io::Result<u64> {
+        Ok(self.bytes.len() as u64)
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        if (offset..offset + buf.len() as u64).contains(&self.bad) {
+            return Err(std::io::Error::from_raw_os_error(EIO));
+        }
+        self.bytes.read_exact_at(buf, offset)
+    }
+
+    fn name(&self) -> Option<&str> {
+        Some(&self.name)
+    }
+}
+
+/// Chunk C = 4096, 4 chunks per volume: volume 2 holds chunks 4..8 at
+/// H + (chunk − 4)·C, volume 3 the rest.
+fn three_volumes(key: &kuvert::X25519Identity) -> Vec<Vec<u8>> {
+    let volume_size = H1 + 4 * C as u64;
+    let volumes = seal(&lines(1700), C, Some(volume_size), key);
+    assert_eq!(volumes.len(), 3, "the fixture has three volumes");
+    volumes
+}
+
+/// The volumes as sources, volume `failing` (from 1) unreadable at `bad`.
+fn sources(volumes: &[Vec<u8>], failing: usize, bad: u64) -> Vec<FailingSource> {
+    volumes
+        .iter()
+        .enumerate()
+        .map(|(index, bytes)| FailingSource {
+            bytes: bytes.clone(),
+            bad: if index + 1 == failing { bad } else { u64::MAX },
+            name: format!("disc/register.{:03}.kuv", index + 1),
+        })
+        .collect()
+}
+
+/// Checks `err` is a read failure at exactly this place (volume number,
+/// and the number in the file name), with EIO as its
+/// source, and how it reads.
+fn assert_read_at(err: &Error, (volume, file): (u32, u32), offset: u64, chunk: Option<u64>) {
+    let Error::Read { at, source } = err else {
+        panic!("expected a read failure, got {err:?}");
+    };
+    let expected =
+        kuvert::Location::new(volume, offset).name(Some(format!("disc/register.{file:03}.kuv")));
+    let expected = match chunk {
+        Some(chunk) => expected.chunk(chunk),
+        None => expected,
+    };
+    assert_eq!(at, &expected);
+    assert_eq!(source.raw_os_error(), Some(EIO));
+    let source = std::error::Error::source(err).expect("the OS error is the source");
+    assert_eq!(
+        source.to_string(),
+        std::io::Error::from_raw_os_error(EIO).to_string()
+    );
+    let mut text =
+        format!("cannot read volume {volume} (disc/register.{file:03}.kuv) at byte {offset}");
+    if let Some(chunk) = chunk {
+        text.push_str(&format!(" (chunk {chunk})"));
+    }
+    assert_eq!(err.to_string(), text);
+}
+
+#[test]
+fn an_unreadable_sector_is_reported_where_it_is_by_every_path() {
+    let key = identity(10);
+    let volumes = three_volumes(&key);
+    let opener = Opener::new().identity(same_identity(&key));
+    // Chunk 5 is the second chunk of volume 2.
+    let offset = H1 + C as u64;
+    let bad = offset + 1234;
+
+    // Read, and `?` out of it.
+    let mut reader = opener
+        .open(sources(&volumes, 2, bad))
+        .expect("the bad sector is not read when opening");
+    let mut out = Vec::new();
+    let err = Error::from(std::io::Read::read_to_end(&mut reader, &mut out).expect_err("EIO"));
+    assert_read_at(&err, (2, 2), offset, Some(5));
+    assert_eq!(
+        out.len() as u64,
+        reader.chunk_span(4).end,
+        "everything before chunk 5"
+    );
+
+    // copy_to, on the opener's threads.
+    let mut reader = opener.open(sources(&volumes, 2, bad)).expect("opens");
+    let err = reader.copy_to(&mut Vec::new(), u64::MAX).expect_err("EIO");
+    assert_read_at(&err, (2, 2), offset, Some(5));
+
+    // The verifiers.
+    let failing = sources(&volumes, 2, bad);
+    let err = opener.verify_volume(&failing[1]).expect_err("EIO");
+    assert_read_at(&err, (2, 2), offset, Some(5));
+    let err = opener
+        .volume_verifier()
+        .verify(&failing[1])
+        .expect_err("EIO");
+    assert_read_at(&err, (2, 2), offset, Some(5));
+    opener.verify_volume(&failing[0]).expect("volume 1 reads");
+
+    // A header: the volume's number is not known yet, so its position
+    // among the inputs stands for it.
+    let err = opener.open(sources(&volumes, 2, 100)).expect_err("EIO");
+    assert_read_at(&err, (2, 2), 0, None);
+    let err = kuvert::inspect(&sources(&volumes, 3, 100)[2]).expect_err("EIO");
+    assert_read_at(&err, (1, 3), 0, None);
+
+    // The last chunk, read while opening.
+    let len = volumes[2].len() as u64;
+    let last = (len - H1).div_ceil(C as u64) - 1;
+    let err = opener.open(sources(&volumes, 3, len - 1)).expect_err("EIO");
+    assert_read_at(&err, (3, 3), H1 + last * C as u64, Some(8 + last));
+}
+
+#[test]
+fn a_cut_that_the_length_proves_is_truncation() {
+    let key = identity(11);
+    let volumes = three_volumes(&key);
+    let opener = Opener::new().identity(same_identity(&key));
+    let cut = |len: u64| {
+        let mut cut = volumes.clone();
+        cut[2].truncate(len as usize);
+        opener.open(cut).map(|_| ()).expect_err("cut")
+    };
+    // Volume 3 cut 16 bytes into its second chunk: a final chunk after
+    // data holds more than its tag, so this is what is left of a longer one.
+    for len in [H1 + C as u64 + 1, H1 + C as u64 + 15, H1 + C as u64 + 16] {
+        match cut(len) {
+            Error::Truncated { volume: 3, length } => assert_eq!(length, len),
+            other => panic!("cut to {len}: expected truncation, got {other:?}"),
+        }
+    }
+    // 17 bytes could be a whole final chunk of one byte, damaged.
+    assert!(matches!(
+        cut(H1 + C as u64 + 17),
+        Error::Unauthenticated {
+            chunk: 9,
+            volume: 3,
+            ..
+        }
+    ));
+    // A volume other than the last, cut inside a chunk: its length must
+    // be that of a full volume.
+    let mut short = volumes.clone();
+    short[1].truncate(H1 as usize + C + 100);
+    assert!(matches!(
+        opener.open(short).map(|_| ()).expect_err("cut"),
+        Error::Truncated { volume: 2, length } if length == H1 + C as u64 + 100
+    ));
+}
