@@ -402,18 +402,8 @@ impl<S: VolumeSource> TarReader<'_, S> {
     fn advance(&mut self) -> Result<(), Error> {
         match self.state {
             TarState::Start if self.next == self.archive.entries.len() => {
-                let mut end = vec![0u8; TAR_END_LEN as usize];
-                self.archive
-                    .reader
-                    .read_exact(&mut end)
-                    .map_err(Error::from_io)?;
-                if end.iter().any(|&b| b != 0) {
-                    return Err(Error::MalformedArchive {
-                        offset: self.archive.tar_len - TAR_END_LEN,
-                        reason: "the tar stream's two end blocks are not zero",
-                    });
-                }
-                self.pending = end;
+                self.archive.check_end_blocks()?;
+                self.pending = vec![0u8; TAR_END_LEN as usize];
                 self.state = TarState::Done;
             }
             TarState::Start => {
