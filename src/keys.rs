@@ -163,7 +163,9 @@ fn parse_key_file<K: FromStr<Err = Error>>(
 fn identity_file(created: SystemTime, public: &str, secret: &str) -> Zeroizing<String> {
     let created = created
         .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |since| since.as_secs());
+        .map_or(0, |since| {
+            i64::try_from(since.as_secs()).unwrap_or(i64::MAX)
+        });
     let created = rfc3339_utc(created);
     const CREATED: &str = "# created: ";
     const PUBLIC: &str = "# public key: ";
@@ -176,20 +178,21 @@ fn identity_file(created: SystemTime, public: &str, secret: &str) -> Zeroizing<S
     file
 }
 
-/// Seconds since the Unix epoch as RFC 3339 in UTC: `2026-11-29T05:01:20Z`.
-fn rfc3339_utc(secs: u64) -> String {
-    let days = secs / 86_400;
-    let rest = secs % 86_400;
-    // Howard Hinnant's days-to-civil, for days ≥ 0 (from 1970-01-01).
+/// Seconds since the Unix epoch as RFC 3339 in UTC, `2026-11-29T05:01:20Z`:
+/// how kuvert writes times (identity files, listings of entry mtimes).
+pub fn rfc3339_utc(secs: i64) -> String {
+    let days = secs.div_euclid(86_400);
+    let rest = secs.rem_euclid(86_400);
+    // Howard Hinnant's days-to-civil.
     let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
     let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
     let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
     let mp = (5 * doy + 2) / 153;
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
+    let year = yoe + era * 400 + i64::from(month <= 2);
     format!(
         "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
         rest / 3600,
@@ -702,6 +705,7 @@ mod tests {
         assert_eq!(rfc3339_utc(1_700_000_000), "2023-11-14T22:13:20Z");
         assert_eq!(rfc3339_utc(4_107_542_399), "2100-02-28T23:59:59Z");
         assert_eq!(rfc3339_utc(253_402_300_799), "9999-12-31T23:59:59Z");
+        assert_eq!(rfc3339_utc(-1), "1969-12-31T23:59:59Z");
     }
 
     #[test]

@@ -15,6 +15,7 @@ use kuvert::{
 };
 use proptest::prelude::*;
 
+use common::forge::hex;
 use common::{
     Failure, H1, ShortReads, data, expect_err, failure, identity, must_open, open, open_err,
     open_with, permutation, plain, read_all, read_released, same_identity, seal, seal_with, sealer,
@@ -1036,22 +1037,6 @@ fn volume_files_changed_after_opening_fail_when_read() {
         Some(Failure::Io(io::ErrorKind::UnexpectedEof))
     );
     assert!(released.bytes == plaintext[..plain(4096) - PREFIX as usize]);
-}
-
-fn hex(text: &str) -> Vec<u8> {
-    let digits: Vec<u8> = text
-        .bytes()
-        .filter(|b| !b.is_ascii_whitespace())
-        .map(|b| match b {
-            b'0'..=b'9' => b - b'0',
-            b'a'..=b'f' => b - b'a' + 10,
-            _ => panic!("not hex: {b}"),
-        })
-        .collect();
-    digits
-        .chunks(2)
-        .map(|pair| pair[0] << 4 | pair[1])
-        .collect()
 }
 
 #[test]
