@@ -5,21 +5,68 @@ use std::io;
 
 use crate::escape::escape_name;
 
-/// Where in a volume set something happened: the volume, the byte within
-/// it, the chunk there if known, and the volume's name if its source has
-/// one ([`VolumeSource::name`](crate::VolumeSource::name)).
+/// Which volume a [`Location`] is in: its number, or only its position
+/// among the volumes given.
 ///
-/// Displayed as `volume 2 (disc/register.002.kuv) at byte 1234 (chunk 9)`,
-/// the name escaped with [`escape_name`](crate::escape_name).
+/// A volume's number comes from its header, and is trusted only once the
+/// header authenticated; before that (a header that does not parse, or
+/// does not authenticate, or belongs to another set) a volume is named by
+/// where it was in the list handed to the opener.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Volume {
+    /// Volume number from an authenticated header, from 1, as printed on
+    /// a disc label. Displayed as `volume 2`.
+    Number(u32),
+    /// Position among the volumes given, from 1, in the order given.
+    /// Displayed as `input 2`.
+    Input(usize),
+}
+
+impl Volume {
+    /// The volume number, if the header was trusted.
+    pub fn number(self) -> Option<u32> {
+        match self {
+            Volume::Number(number) => Some(number),
+            Volume::Input(_) => None,
+        }
+    }
+
+    /// The position among the volumes given, if that is all that is known.
+    pub fn input(self) -> Option<usize> {
+        match self {
+            Volume::Input(input) => Some(input),
+            Volume::Number(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for Volume {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Volume::Number(number) => write!(f, "volume {number}"),
+            Volume::Input(input) => write!(f, "input {input}"),
+        }
+    }
+}
+
+/// Where in a volume set something happened: the volume, the byte within
+/// it and the chunk there where they mean something, and the volume's name
+/// if its source has one ([`VolumeSource::name`](crate::VolumeSource::name)).
+///
+/// Displayed with the name first, as
+/// `disc/register.002.kuv (volume 2) at byte 1,234 (chunk 9)`; without a
+/// name as `volume 2 at byte 1,234 (chunk 9)`; a fact about a whole volume
+/// as `disc/register.002.kuv (input 2)`. The name is escaped with
+/// [`escape_name`](crate::escape_name): whoever wrote the disc chose it.
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Location {
-    /// Volume number, from 1. Before a volume's header was read (and so
-    /// its number could be trusted), the volume's position among the
-    /// inputs given, from 1.
-    pub volume: u32,
-    /// Byte offset within the volume.
-    pub offset: u64,
+    /// The volume: its number, or its position among the inputs.
+    pub volume: Volume,
+    /// Byte offset within the volume; `None` for a fact about the whole
+    /// volume (not a kuvert volume, a header that failed authentication).
+    pub offset: Option<u64>,
     /// Global chunk index at that offset, from 0; `None` inside a header.
     pub chunk: Option<u64>,
     /// The source's name, such as the file the volume was opened from.
@@ -27,14 +74,31 @@ pub struct Location {
 }
 
 impl Location {
-    /// A location in volume `volume` at byte `offset`, with no chunk or name.
-    pub fn new(volume: u32, offset: u64) -> Self {
+    /// The whole of volume `volume`, with no byte, chunk or name.
+    pub fn new(volume: Volume) -> Self {
         Location {
             volume,
-            offset,
+            offset: None,
             chunk: None,
             name: None,
         }
+    }
+
+    /// The whole of the volume numbered `number` (from an authenticated header).
+    pub fn volume(number: u32) -> Self {
+        Location::new(Volume::Number(number))
+    }
+
+    /// The whole of the volume given at position `input`, from 1.
+    pub fn input(input: usize) -> Self {
+        Location::new(Volume::Input(input))
+    }
+
+    /// The same volume, at byte `offset`.
+    #[must_use]
+    pub fn byte(mut self, offset: u64) -> Self {
+        self.offset = Some(offset);
+        self
     }
 
     /// The same location, in chunk `chunk`.
@@ -50,15 +114,22 @@ impl Location {
         self.name = name.map(Into::into);
         self
     }
+
+    /// A copy at byte `offset`, for errors raised from one volume's header.
+    pub(crate) fn at_byte(&self, offset: u64) -> Self {
+        self.clone().byte(offset)
+    }
 }
 
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "volume {}", self.volume)?;
-        if let Some(name) = &self.name {
-            write!(f, " ({})", escape_name(name))?;
+        match &self.name {
+            Some(name) => write!(f, "{} ({})", escape_name(name), self.volume)?,
+            None => write!(f, "{}", self.volume)?,
         }
-        write!(f, " at byte {}", self.offset)?;
+        if let Some(offset) = self.offset {
+            write!(f, " at byte {}", grouped(offset))?;
+        }
         if let Some(chunk) = self.chunk {
             write!(f, " (chunk {chunk})")?;
         }
@@ -66,13 +137,157 @@ impl fmt::Display for Location {
     }
 }
 
+/// `1234567` as `1,234,567`: byte offsets in volumes of gigabytes are read
+/// by people comparing them with `ls -l` and hex dumps.
+fn grouped(value: u64) -> String {
+    let digits = value.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}
+
+/// Why a key or recipient string is not one. Never holds the string: it
+/// may be a mistyped secret key.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    /// Not bech32: a character outside its alphabet, mixed case, no `1`
+    /// separator, or a checksum that fails (a mistyped or cut key).
+    #[error("not a valid X25519 {what}: not bech32, or its checksum fails")]
+    Bech32 {
+        /// What was asked for: `"identity"` or `"recipient"`.
+        what: &'static str,
+    },
+    /// Valid bech32, but with the prefix of something else, such as a
+    /// secret key given as a recipient.
+    #[error("not an X25519 {what}: its prefix is \"{}\"", escape_name(found))]
+    WrongPrefix {
+        /// What was asked for: `"identity"` or `"recipient"`.
+        what: &'static str,
+        /// The human-readable part found, lowercased (a prefix such as
+        /// `kuvert-secret-key-`, never key material).
+        found: String,
+    },
+    /// The bits that pad the data to whole bytes are not zero (BIP 173).
+    #[error("not a valid X25519 {what}: nonzero padding bits")]
+    Padding {
+        /// What was asked for: `"identity"` or `"recipient"`.
+        what: &'static str,
+    },
+    /// The key is not 32 bytes long.
+    #[error("not a valid X25519 {what}: {found} bytes, not 32")]
+    Length {
+        /// What was asked for: `"identity"` or `"recipient"`.
+        what: &'static str,
+        /// Bytes the string decodes to.
+        found: usize,
+    },
+    /// The recipient is not a canonical encoding of a curve point.
+    #[error("X25519 recipient is not a canonical curve point (SPEC.md §4.2)")]
+    NotCanonical,
+    /// The recipient is a low-order point: sealing to it would give away
+    /// the file key.
+    #[error("X25519 recipient is a low-order point")]
+    LowOrder,
+}
+
+/// Which sealing or opening option is out of range, and by how much.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OptionError {
+    /// Threads were set to 0 ([`Sealer::threads`](crate::Sealer::threads),
+    /// [`Opener::threads`](crate::Opener::threads)).
+    #[error("0 threads: at least 1 is needed")]
+    NoThreads,
+    /// A sealer with no recipient and no passphrase: nobody could open it.
+    #[error("no recipient and no passphrase")]
+    NoRecipients,
+    /// More recipients than a header holds stanzas.
+    #[error("{found} recipients; at most {max} fit a header")]
+    TooManyRecipients {
+        /// Recipients given, the passphrase counted as one.
+        found: usize,
+        /// Stanzas a header holds.
+        max: usize,
+    },
+    /// The recipients' stanzas make a header above the format's maximum.
+    #[error("the recipients need a {found}-byte header, above the maximum of {max}")]
+    HeaderTooLarge {
+        /// Header length the recipients need.
+        found: u64,
+        /// Longest header the format allows (1 MiB).
+        max: u64,
+    },
+    /// The chunk size is not a power of two within the format's range.
+    #[error("chunk size {found} is not a power of two from {min} to {max}")]
+    ChunkSize {
+        /// Chunk size asked for.
+        found: usize,
+        /// Smallest chunk size (4 KiB).
+        min: usize,
+        /// Largest chunk size (16 MiB).
+        max: usize,
+    },
+    /// The volume size cannot hold the header and one chunk.
+    #[error(
+        "a volume of {volume_size} bytes cannot hold the {header_len}-byte header and one {chunk_size}-byte chunk"
+    )]
+    VolumeTooSmall {
+        /// Volume size asked for.
+        volume_size: u64,
+        /// Padded header length.
+        header_len: u64,
+        /// Chunk size in force.
+        chunk_size: usize,
+    },
+    /// Argon2id costs below RFC 9106's second option (64 MiB, 3 passes).
+    #[error(
+        "Argon2id costs of {memory_kib} KiB and {passes} passes are below RFC 9106's second option (64 MiB, 3 passes)"
+    )]
+    Argon2BelowMinimum {
+        /// Memory asked for, in KiB.
+        memory_kib: u32,
+        /// Passes asked for.
+        passes: u32,
+    },
+    /// Argon2id lanes outside 1..=16.
+    #[error("{found} Argon2id lanes, outside 1..=16")]
+    Argon2Lanes {
+        /// Lanes asked for.
+        found: u32,
+    },
+    /// The Argon2id implementation refuses the parameters.
+    #[error("Argon2id refuses {memory_kib} KiB, {passes} passes, {lanes} lanes")]
+    Argon2Params {
+        /// Memory in KiB.
+        memory_kib: u32,
+        /// Passes.
+        passes: u32,
+        /// Lanes.
+        lanes: u32,
+    },
+    /// The passphrase is longer than Argon2id takes.
+    #[error("the passphrase is longer than Argon2id takes")]
+    Argon2Input,
+    /// The passphrase is empty.
+    #[error("the passphrase is empty")]
+    EmptyPassphrase,
+}
+
 /// Everything that can go wrong sealing, opening or inspecting a volume set.
 ///
-/// Variants say what a caller can act on and where it happened. Volume
-/// numbers count from 1 (as printed on a disc label); `input` counts the
-/// volumes handed to the opener from 1, in the order given, for problems
-/// found before a volume's own number can be trusted. No variant ever
-/// carries key material or plaintext. Names a sender chose (entry paths)
+/// Variants say what a caller can act on and where it happened: every
+/// variant about a place in a volume carries it as one [`Location`] (`at`),
+/// which names the volume's source where it has a name, and says whether
+/// the volume is known by its authenticated number or only by its position
+/// among the volumes given ([`Volume`]). Variants about a chunk also carry
+/// its index as a plain `chunk` field to match on. No variant ever carries
+/// key material or plaintext. Names a sender chose (entry paths)
 /// are displayed through [`escape_name`](crate::escape_name), so a message
 /// cannot move the cursor or forge a line.
 #[non_exhaustive]
@@ -100,28 +315,27 @@ pub enum Error {
     },
 
     /// The input does not start with the kuvert magic bytes.
-    #[error("input {input} is not a kuvert volume")]
+    #[error("{at}: not a kuvert volume")]
     NotKuvert {
-        /// Position of the volume among the inputs, from 1.
-        input: usize,
+        /// The volume, by its position among the inputs.
+        at: Location,
     },
 
     /// The volume was written by a format version this library does not read.
-    #[error("input {input} uses format version {version}, this library reads version 1")]
+    #[error("{at}: format version {version}, this library reads version 1")]
     UnsupportedVersion {
-        /// Position of the volume among the inputs, from 1.
-        input: usize,
+        /// The volume, by its position among the inputs.
+        at: Location,
         /// Version number found in the header.
         version: u16,
     },
 
     /// The header breaks a rule of SPEC.md §3 before any key was tried.
-    #[error("input {input}: malformed header at byte {offset}: {reason}")]
+    #[error("{at}: malformed header: {reason}")]
     MalformedHeader {
-        /// Position of the volume among the inputs, from 1.
-        input: usize,
-        /// Byte offset of the offending field within the volume.
-        offset: u64,
+        /// The volume, by its position among the inputs, and the byte of
+        /// the offending field.
+        at: Location,
         /// Which rule was broken.
         reason: &'static str,
     },
@@ -153,30 +367,31 @@ pub enum Error {
     /// The header did not authenticate under the unwrapped file key.
     ///
     /// The volume was altered after sealing, or crafted.
-    #[error("volume {volume}: header failed authentication")]
+    #[error("{at}: header failed authentication (it claims to be volume {volume})")]
     HeaderDamaged {
-        /// Volume number from the header, from 1.
+        /// The volume, by its position among the inputs: a header that
+        /// does not authenticate says nothing trustworthy, its number
+        /// included.
+        at: Location,
+        /// Volume number the header claims (not authenticated), from 1.
         volume: u32,
     },
 
     /// A chunk failed authentication; deliberately silent about why.
-    #[error("chunk {chunk} (volume {volume}, byte {offset}) failed authentication")]
+    #[error("{at}: failed authentication")]
     Unauthenticated {
-        /// Global chunk index, from 0.
+        /// Global chunk index, from 0 (also in `at`).
         chunk: u64,
-        /// Volume number, from 1.
-        volume: u32,
-        /// Byte offset of the chunk within its volume.
-        offset: u64,
+        /// The volume by number, the chunk's first byte, and the chunk.
+        at: Location,
     },
 
     /// A volume ends before its last chunk: it was cut short.
-    #[error("volume {volume} is truncated: it ends at byte {length} before its last chunk")]
+    #[error("{at}: truncated, the volume ends there before its last chunk")]
     Truncated {
-        /// Volume number, from 1.
-        volume: u32,
-        /// Length of the volume as found.
-        length: u64,
+        /// The volume by number, at its end: the offset is the length of
+        /// the volume as found.
+        at: Location,
     },
 
     /// A volume of the set was not given.
@@ -202,42 +417,40 @@ pub enum Error {
     },
 
     /// The same volume number was given more than once.
-    #[error("volume {volume} was given twice (inputs {first} and {second})")]
+    #[error("{at}: volume {volume} again, already given as {first}")]
     DuplicateVolume {
-        /// Volume number, from 1.
+        /// Volume number both headers give (authenticated), from 1.
         volume: u32,
-        /// Position of the first copy among the inputs, from 1.
-        first: usize,
-        /// Position of the second copy among the inputs, from 1.
-        second: usize,
+        /// The later copy, by its position among the inputs.
+        at: Location,
+        /// The earlier copy, by its position among the inputs.
+        first: Location,
     },
 
     /// A volume belongs to a different set than the others.
-    #[error("input {input} (volume {volume}) belongs to another set")]
+    #[error("{at}: belongs to another set (its header says volume {volume})")]
     ForeignVolume {
-        /// Position of the volume among the inputs, from 1.
-        input: usize,
-        /// Volume number that volume claims, from 1.
+        /// The volume, by its position among the inputs.
+        at: Location,
+        /// Volume number that volume claims (not authenticated), from 1.
         volume: u32,
     },
 
     /// Bytes follow the last chunk of a volume.
-    #[error("volume {volume} has trailing bytes after byte {offset}")]
+    #[error("{at}: trailing bytes after the last chunk")]
     TrailingData {
-        /// Volume number, from 1.
-        volume: u32,
-        /// Offset where the trailing bytes start.
-        offset: u64,
+        /// The volume by number, and where the trailing bytes start.
+        at: Location,
     },
 
     /// A chunk authenticated but breaks a rule only the key holder could
     /// break, such as an empty final chunk after data (SPEC.md §6).
-    #[error("chunk {chunk} (volume {volume}) is malformed: {reason}")]
+    #[error("{at}: malformed chunk: {reason}")]
     MalformedChunk {
-        /// Global chunk index, from 0.
+        /// Global chunk index, from 0 (also in `at`).
         chunk: u64,
-        /// Volume number, from 1.
-        volume: u32,
+        /// The volume by number, the chunk's first byte, and the chunk.
+        at: Location,
         /// Which rule was broken.
         reason: &'static str,
     },
@@ -246,7 +459,7 @@ pub enum Error {
     #[error("invalid key: {reason}")]
     InvalidKey {
         /// What is wrong with it.
-        reason: String,
+        reason: KeyError,
     },
 
     /// A line of an identity or recipients file is not a key of its kind.
@@ -258,7 +471,7 @@ pub enum Error {
         /// Line number, from 1.
         line: usize,
         /// Why the line is not a key.
-        reason: String,
+        reason: KeyError,
     },
 
     /// An identity or recipients file holds no key, only blank lines and
@@ -272,8 +485,8 @@ pub enum Error {
     /// A sealing or opening option is out of range.
     #[error("invalid option: {reason}")]
     InvalidOption {
-        /// What is wrong with it.
-        reason: String,
+        /// Which option, and what is wrong with it.
+        reason: OptionError,
     },
 
     /// An archive entry would be unsafe to extract or to seal: a path that
@@ -397,24 +610,20 @@ fn article(word: &str) -> &'static str {
 }
 
 impl Error {
-    pub(crate) fn malformed(input: usize, offset: u64, reason: &'static str) -> Self {
+    /// [`Error::MalformedHeader`] at byte `offset` of the volume `volume`.
+    pub(crate) fn malformed(volume: &Location, offset: u64, reason: &'static str) -> Self {
         Error::MalformedHeader {
-            input,
-            offset,
+            at: volume.at_byte(offset),
             reason,
         }
     }
 
-    pub(crate) fn key(reason: impl Into<String>) -> Self {
-        Error::InvalidKey {
-            reason: reason.into(),
-        }
+    pub(crate) fn key(reason: KeyError) -> Self {
+        Error::InvalidKey { reason }
     }
 
-    pub(crate) fn option(reason: impl Into<String>) -> Self {
-        Error::InvalidOption {
-            reason: reason.into(),
-        }
+    pub(crate) fn option(reason: OptionError) -> Self {
+        Error::InvalidOption { reason }
     }
 }
 
@@ -470,6 +679,105 @@ impl Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn locations_lead_with_the_name_and_say_what_is_known() {
+        let name = Some("disc/register.002.kuv");
+        assert_eq!(
+            Location::volume(2)
+                .byte(1234)
+                .chunk(9)
+                .name(name)
+                .to_string(),
+            "disc/register.002.kuv (volume 2) at byte 1,234 (chunk 9)"
+        );
+        assert_eq!(
+            Location::volume(2).byte(1234).chunk(9).to_string(),
+            "volume 2 at byte 1,234 (chunk 9)"
+        );
+        assert_eq!(
+            Location::input(3).byte(10).name(name).to_string(),
+            "disc/register.002.kuv (input 3) at byte 10"
+        );
+        assert_eq!(Location::input(3).to_string(), "input 3");
+        assert_eq!(
+            Location::volume(1).name(name).to_string(),
+            "disc/register.002.kuv (volume 1)"
+        );
+        assert_eq!(
+            Location::volume(7).byte(68_222_976).to_string(),
+            "volume 7 at byte 68,222,976"
+        );
+        // A name chosen by whoever wrote the disc cannot move the cursor.
+        assert_eq!(
+            Location::input(1).name(Some("a\x1b[2Jb")).to_string(),
+            "a\\x1b[2Jb (input 1)"
+        );
+    }
+
+    #[test]
+    fn volumes_say_whether_their_number_is_known() {
+        assert_eq!(Volume::Number(4).number(), Some(4));
+        assert_eq!(Volume::Number(4).input(), None);
+        assert_eq!(Volume::Input(2).input(), Some(2));
+        assert_eq!(Volume::Input(2).number(), None);
+        assert_eq!(Location::volume(4).volume, Volume::Number(4));
+        let at = Location::input(2).byte(5).chunk(1).name(Some("x"));
+        assert_eq!(
+            (at.offset, at.chunk, at.name.as_deref()),
+            (Some(5), Some(1), Some("x"))
+        );
+    }
+
+    #[test]
+    fn offsets_are_grouped_in_threes() {
+        for (value, text) in [
+            (0, "0"),
+            (999, "999"),
+            (1000, "1,000"),
+            (123_456, "123,456"),
+            (u64::MAX, "18,446,744,073,709,551,615"),
+        ] {
+            assert_eq!(grouped(value), text);
+        }
+    }
+
+    #[test]
+    fn located_errors_read_as_one_line() {
+        let at = Location::volume(2).byte(10_240).name(Some("p.002.kuv"));
+        assert_eq!(
+            Error::Truncated { at: at.clone() }.to_string(),
+            "p.002.kuv (volume 2) at byte 10,240: truncated, the volume ends there before its last chunk"
+        );
+        assert_eq!(
+            Error::Unauthenticated {
+                chunk: 9,
+                at: at.clone().chunk(9)
+            }
+            .to_string(),
+            "p.002.kuv (volume 2) at byte 10,240 (chunk 9): failed authentication"
+        );
+        assert_eq!(
+            Error::DuplicateVolume {
+                volume: 2,
+                at: Location::input(3).name(Some("b.kuv")),
+                first: Location::input(1).name(Some("a.kuv")),
+            }
+            .to_string(),
+            "b.kuv (input 3): volume 2 again, already given as a.kuv (input 1)"
+        );
+        assert_eq!(
+            Error::InvalidOption {
+                reason: OptionError::ChunkSize {
+                    found: 5000,
+                    min: 4096,
+                    max: 1 << 24
+                }
+            }
+            .to_string(),
+            "invalid option: chunk size 5000 is not a power of two from 4096 to 16777216"
+        );
+    }
 
     #[test]
     fn sender_chosen_paths_are_displayed_escaped() {

@@ -2,7 +2,7 @@
 //! where each chunk lives. Parsing here is bounded and key-free; keys are
 //! tried in [`crate::keys`], chunks opened in [`crate::stream`].
 
-use crate::error::Error;
+use crate::error::{Error, Location};
 
 /// Magic bytes at offset 0 of every volume: a high byte and CR LF ^Z LF, so
 /// text-mode transfers and wrong files are caught at once (as PNG does).
@@ -79,8 +79,11 @@ pub(crate) struct SetHeader {
 #[derive(Debug, Clone)]
 pub(crate) struct Header {
     pub(crate) set: SetHeader,
-    /// Volume number, from 1.
+    /// Volume number, from 1 (trusted once the MAC verified).
     pub(crate) volume: u32,
+    /// Where the header was read: the volume by its position among the
+    /// inputs, and its source's name, for errors found later.
+    pub(crate) origin: Location,
     /// Exact header bytes `0..L`, MAC included.
     pub(crate) bytes: Vec<u8>,
     /// Range of `bytes` that must be identical across the set.
@@ -88,6 +91,15 @@ pub(crate) struct Header {
 }
 
 impl Header {
+    /// [`Error::HeaderDamaged`] for this header: where it was read, and
+    /// the number it claims.
+    pub(crate) fn damaged(&self) -> Error {
+        Error::HeaderDamaged {
+            at: self.origin.clone(),
+            volume: self.volume,
+        }
+    }
+
     /// Bytes covered by the header MAC.
     pub(crate) fn mac_input(&self) -> &[u8] {
         &self.bytes[..self.bytes.len() - MAC_LEN]
@@ -190,18 +202,19 @@ pub const fn plaintext_per_chunk(chunk_size: usize) -> usize {
 
 /// A bounds-checked cursor over untrusted bytes. Every read either returns
 /// exactly what was asked for or an error naming the offset.
-pub(crate) struct Reader<'a> {
+pub(crate) struct Reader<'a, 'l> {
     bytes: &'a [u8],
     pos: usize,
-    input: usize,
+    /// The volume the bytes are from, for errors.
+    volume: &'l Location,
 }
 
-impl<'a> Reader<'a> {
-    pub(crate) fn new(bytes: &'a [u8], input: usize) -> Self {
+impl<'a, 'l> Reader<'a, 'l> {
+    pub(crate) fn new(bytes: &'a [u8], volume: &'l Location) -> Self {
         Reader {
             bytes,
             pos: 0,
-            input,
+            volume,
         }
     }
 
@@ -210,7 +223,7 @@ impl<'a> Reader<'a> {
     }
 
     pub(crate) fn error(&self, reason: &'static str) -> Error {
-        Error::malformed(self.input, self.pos as u64, reason)
+        Error::malformed(self.volume, self.pos as u64, reason)
     }
 
     pub(crate) fn take(&mut self, len: usize, what: &'static str) -> Result<&'a [u8], Error> {
@@ -258,15 +271,20 @@ impl<'a> Reader<'a> {
 
 /// Reads the fixed 14-byte preamble and returns the header length L
 /// (SPEC.md §3.1). `volume_len` bounds L before anything is allocated.
-pub(crate) fn parse_preamble(preamble: &[u8], input: usize) -> Result<u32, Error> {
+/// `volume` names the volume in errors.
+pub(crate) fn parse_preamble(preamble: &[u8], volume: &Location) -> Result<u32, Error> {
+    let input = volume;
     if preamble.len() < 8 || preamble[..8] != MAGIC {
-        return Err(Error::NotKuvert { input });
+        return Err(Error::NotKuvert { at: input.clone() });
     }
     let mut reader = Reader::new(preamble, input);
     reader.take(8, "magic")?;
     let version = reader.u16("volume shorter than its preamble")?;
     if version != FORMAT_VERSION {
-        return Err(Error::UnsupportedVersion { input, version });
+        return Err(Error::UnsupportedVersion {
+            at: input.clone(),
+            version,
+        });
     }
     let header_len = reader.u32("volume shorter than its preamble")?;
     if (header_len as usize) < MIN_HEADER_LEN {
@@ -287,8 +305,10 @@ pub(crate) fn parse_preamble(preamble: &[u8], input: usize) -> Result<u32, Error
 pub(crate) const PREAMBLE_LEN: usize = SET_START;
 
 /// Parses a whole header of exactly L bytes (SPEC.md §3). Does no
-/// cryptography: the result is authenticated later by its MAC.
-pub(crate) fn parse_header(bytes: &[u8], input: usize) -> Result<Header, Error> {
+/// cryptography: the result is authenticated later by its MAC. `volume`
+/// names the volume in errors, and is kept in the header for later ones.
+pub(crate) fn parse_header(bytes: &[u8], volume: &Location) -> Result<Header, Error> {
+    let input = volume;
     let header_len = parse_preamble(bytes, input)?;
     if bytes.len() != header_len as usize {
         return Err(Error::malformed(input, 10, "header length does not match"));
@@ -380,17 +400,18 @@ pub(crate) fn parse_header(bytes: &[u8], input: usize) -> Result<Header, Error> 
             stanzas,
         },
         volume,
+        origin: input.clone(),
         bytes: bytes.to_vec(),
         set_bytes: SET_START..set_end,
     })
 }
 
-fn parse_stanza(r: &mut Reader<'_>) -> Result<Stanza, Error> {
+fn parse_stanza(r: &mut Reader<'_, '_>) -> Result<Stanza, Error> {
     let type_at = r.pos();
     let type_len = r.u8("stanza type length")?;
     if type_len == 0 || usize::from(type_len) > MAX_STANZA_TYPE_LEN {
         return Err(Error::malformed(
-            r.input,
+            r.volume,
             type_at as u64,
             "stanza type length out of range 1..=32",
         ));
@@ -401,7 +422,7 @@ fn parse_stanza(r: &mut Reader<'_>) -> Result<Stanza, Error> {
         .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-._".contains(b))
     {
         return Err(Error::malformed(
-            r.input,
+            r.volume,
             type_at as u64 + 1,
             "stanza type has characters outside a-z 0-9 - . _",
         ));
@@ -419,7 +440,7 @@ fn parse_stanza(r: &mut Reader<'_>) -> Result<Stanza, Error> {
 /// Walks the volume record's extension area (SPEC.md §3.3). Version 1 defines
 /// no extension: optional ones (type high bit clear) are skipped, critical
 /// ones (high bit set) are refused.
-fn parse_extensions(area: &[u8], input: usize, base: usize) -> Result<(), Error> {
+fn parse_extensions(area: &[u8], input: &Location, base: usize) -> Result<(), Error> {
     let mut r = Reader::new(area, input);
     while r.pos() < area.len() {
         let at = base + r.pos();
@@ -595,7 +616,7 @@ mod tests {
     #[test]
     fn header_round_trips() {
         let bytes = sample_header(2);
-        let header = parse_header(&bytes, 1).expect("valid header");
+        let header = parse_header(&bytes, &Location::input(1)).expect("valid header");
         assert_eq!(header.set, sample_set());
         assert_eq!(header.volume, 2);
         assert_eq!(header.mac(), &[0xAA; MAC_LEN]);
@@ -605,8 +626,8 @@ mod tests {
 
     #[test]
     fn the_set_part_is_shared_and_the_volume_record_is_not() {
-        let one = parse_header(&sample_header(1), 1).expect("valid header");
-        let two = parse_header(&sample_header(2), 1).expect("valid header");
+        let one = parse_header(&sample_header(1), &Location::input(1)).expect("valid header");
+        let two = parse_header(&sample_header(2), &Location::input(1)).expect("valid header");
         assert_eq!(one.set_bytes(), two.set_bytes());
         assert_ne!(one.bytes, two.bytes);
         assert_eq!(one.set_bytes(), encode_set_header(&sample_set()));
@@ -616,7 +637,10 @@ mod tests {
     fn every_prefix_of_a_header_is_refused() {
         let bytes = sample_header(1);
         for len in 0..bytes.len() {
-            assert!(parse_header(&bytes[..len], 1).is_err(), "prefix {len}");
+            assert!(
+                parse_header(&bytes[..len], &Location::input(1)).is_err(),
+                "prefix {len}"
+            );
         }
     }
 
@@ -655,10 +679,10 @@ mod tests {
 
     #[test]
     fn critical_extensions_are_refused() {
-        assert!(parse_extensions(&[0x00, 0x01, 0x00, 0x01, 0xFF], 1, 0).is_ok());
-        assert!(parse_extensions(&[0x80, 0x01, 0x00, 0x00], 1, 0).is_err());
-        assert!(parse_extensions(&[0x00, 0x01, 0x00, 0x02, 0xFF], 1, 0).is_err());
-        assert!(parse_extensions(&[0x00], 1, 0).is_err());
+        assert!(parse_extensions(&[0x00, 0x01, 0x00, 0x01, 0xFF], &Location::input(1), 0).is_ok());
+        assert!(parse_extensions(&[0x80, 0x01, 0x00, 0x00], &Location::input(1), 0).is_err());
+        assert!(parse_extensions(&[0x00, 0x01, 0x00, 0x02, 0xFF], &Location::input(1), 0).is_err());
+        assert!(parse_extensions(&[0x00], &Location::input(1), 0).is_err());
     }
 
     #[test]

@@ -3,10 +3,10 @@
 //! [`crate::keys`], since it checks the stanzas, and below opening and
 //! verifying, which start here.
 
-use crate::error::Error;
+use crate::error::{Error, Volume};
 use crate::format::{self, Header, PREAMBLE_LEN, SET_ID_LEN};
 use crate::keys;
-use crate::volumes::VolumeSource;
+use crate::volumes::{VolumeSource, location, read_at};
 
 /// What a volume's header says, read without any key.
 #[non_exhaustive]
@@ -59,7 +59,8 @@ impl VolumeInfo {
 /// # Errors
 ///
 /// [`Error::NotKuvert`], [`Error::UnsupportedVersion`],
-/// [`Error::MalformedHeader`], [`Error::LimitExceeded`] or [`Error::Io`].
+/// [`Error::MalformedHeader`] or [`Error::Read`], each at `input 1` and
+/// named after the source.
 pub fn inspect<S: VolumeSource + ?Sized>(volume: &S) -> Result<VolumeInfo, Error> {
     let (header, len) = read_header(volume, 1)?;
     let geometry = header.geometry();
@@ -77,7 +78,9 @@ pub fn inspect<S: VolumeSource + ?Sized>(volume: &S) -> Result<VolumeInfo, Error
 
 /// Reads, bounds and parses one volume's header (SPEC.md §7.1), checks its
 /// stanzas and its padding, and returns it with the volume's length.
-/// `input` is the volume's position among those given, from 1, for errors.
+/// `input` is the volume's position among those given, from 1: errors name
+/// the volume by it (and by the source's name), since its number is not
+/// trusted before the header authenticates.
 ///
 /// # Errors
 ///
@@ -86,16 +89,16 @@ pub(crate) fn read_header<S: VolumeSource + ?Sized>(
     source: &S,
     input: usize,
 ) -> Result<(Header, u64), Error> {
-    let len = source.size()?;
+    let volume = Volume::Input(input);
+    let origin = location(source, volume);
+    let input = &origin;
+    let len = source.size().map_err(|source| Error::Read {
+        at: origin.clone(),
+        source,
+    })?;
     let mut preamble = [0u8; PREAMBLE_LEN];
     let available = len.min(PREAMBLE_LEN as u64) as usize;
-    crate::volumes::read_at(
-        source,
-        &mut preamble[..available],
-        0,
-        volume_input(input),
-        None,
-    )?;
+    read_at(source, &mut preamble[..available], 0, volume, None)?;
     let header_len = format::parse_preamble(&preamble[..available], input)?;
     if u64::from(header_len) > len {
         return Err(Error::malformed(
@@ -105,9 +108,9 @@ pub(crate) fn read_header<S: VolumeSource + ?Sized>(
         ));
     }
     let mut bytes = vec![0u8; header_len as usize];
-    crate::volumes::read_at(source, &mut bytes, 0, volume_input(input), None)?;
+    read_at(source, &mut bytes, 0, volume, None)?;
     let header = format::parse_header(&bytes, input)?;
-    keys::check_stanzas(&header, input)?;
+    keys::check_stanzas(&header)?;
 
     let data_offset = header.geometry().data_offset;
     if len < data_offset {
@@ -118,13 +121,7 @@ pub(crate) fn read_header<S: VolumeSource + ?Sized>(
         ));
     }
     let mut padding = vec![0u8; (data_offset - u64::from(header_len)) as usize];
-    crate::volumes::read_at(
-        source,
-        &mut padding,
-        header_len.into(),
-        volume_input(input),
-        None,
-    )?;
+    read_at(source, &mut padding, header_len.into(), volume, None)?;
     if let Some(at) = padding.iter().position(|&b| b != 0) {
         return Err(Error::malformed(
             input,
@@ -135,18 +132,12 @@ pub(crate) fn read_header<S: VolumeSource + ?Sized>(
     Ok((header, len))
 }
 
-/// An input position as a [`Location`](crate::Location) volume (saturating:
-/// no set has `u32::MAX` volumes).
-fn volume_input(input: usize) -> u32 {
-    u32::try_from(input).unwrap_or(u32::MAX)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::keys::{Argon2Params, Passphrase, X25519Identity};
     use crate::seal::tests::seal;
-    use crate::{MemorySink, Sealer};
+    use crate::{Location, MemorySink, Sealer};
 
     #[test]
     fn inspect_reads_what_the_sealer_wrote() {
@@ -206,30 +197,34 @@ mod tests {
         assert!(matches!(
             read_header(&dirty, 3),
             Err(Error::MalformedHeader {
-                input: 3,
-                offset: 2047,
+                at,
                 reason: "header padding is not zero"
-            })
+            }) if at == Location::input(3).byte(2047)
         ));
         assert!(matches!(
             read_header(&volume[..2000], 1),
             Err(Error::MalformedHeader {
-                offset: 2000,
+                at: Location {
+                    offset: Some(2000),
+                    ..
+                },
                 reason: "volume ends inside the header padding",
-                ..
             })
         ));
         assert!(matches!(
             read_header(&volume[..header_len - 1], 1),
             Err(Error::MalformedHeader {
-                offset: 10,
+                at: Location {
+                    offset: Some(10),
+                    ..
+                },
                 reason: "header runs past the end of the volume",
-                ..
             })
         ));
         assert!(matches!(
             read_header(&volume[..5], 2),
-            Err(Error::NotKuvert { input: 2 } | Error::MalformedHeader { input: 2, .. })
+            Err(Error::NotKuvert { at })
+                if at == Location::input(2)
         ));
     }
 }

@@ -142,13 +142,14 @@ fn parse_key_file<K: FromStr<Err = Error>>(
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let key = line.parse::<K>().map_err(|err| Error::KeyFileLine {
-            what,
-            line: index + 1,
-            reason: match err {
-                Error::InvalidKey { reason } => reason,
-                other => other.to_string(),
+        let key = line.parse::<K>().map_err(|err| match err {
+            Error::InvalidKey { reason } => Error::KeyFileLine {
+                what,
+                line: index + 1,
+                reason,
             },
+            // Parsing a key string raises nothing else.
+            other => other,
         })?;
         keys.push(key);
     }
@@ -244,10 +245,7 @@ impl FileKey {
     pub(crate) fn verify_header(&self, header: &Header) -> Result<(), Error> {
         let mut mac = self.header_mac(&header.set.set_id);
         mac.update(header.mac_input());
-        mac.verify_slice(header.mac())
-            .map_err(|_| Error::HeaderDamaged {
-                volume: header.volume,
-            })
+        mac.verify_slice(header.mac()).map_err(|_| header.damaged())
     }
 
     /// The payload key (SPEC.md §5.2). Only call after [`Self::verify_header`].
@@ -428,7 +426,8 @@ pub(crate) fn placeholder_stanzas(recipients: &[Recipient], passphrase: bool) ->
 /// Checks the stanzas whose types this version knows (SPEC.md §4) before
 /// any key is tried: exact body lengths, Argon2id parameter ranges, and at
 /// most one passphrase stanza.
-pub(crate) fn check_stanzas(header: &Header, input: usize) -> Result<(), Error> {
+pub(crate) fn check_stanzas(header: &Header) -> Result<(), Error> {
+    let input = &header.origin;
     let mut passphrase_stanzas = 0;
     for stanza in &header.set.stanzas {
         match stanza.kind.as_str() {
@@ -466,26 +465,24 @@ pub(crate) fn unlock(
                 Identity::X25519(identity) => identity.unwrap(stanza),
             }),
             passphrase::STANZA_TYPE => match passphrase {
-                Some(passphrase) => {
-                    match passphrase::unwrap(passphrase, stanza, limits, header.volume)? {
-                        Some((file_key, params)) => {
-                            if params.is_below_minimum() {
-                                warnings.push(Warning::WeakArgon2 {
-                                    memory_kib: params.memory_kib(),
-                                    passes: params.passes(),
-                                });
-                            }
-                            if header.set.stanzas.len() > 1 {
-                                warnings.push(Warning::PassphraseBesidePublicKeys);
-                            }
-                            Some(file_key)
+                Some(passphrase) => match passphrase::unwrap(passphrase, stanza, limits, header)? {
+                    Some((file_key, params)) => {
+                        if params.is_below_minimum() {
+                            warnings.push(Warning::WeakArgon2 {
+                                memory_kib: params.memory_kib(),
+                                passes: params.passes(),
+                            });
                         }
-                        None => {
-                            wrong_passphrase = true;
-                            None
+                        if header.set.stanzas.len() > 1 {
+                            warnings.push(Warning::PassphraseBesidePublicKeys);
                         }
+                        Some(file_key)
                     }
-                }
+                    None => {
+                        wrong_passphrase = true;
+                        None
+                    }
+                },
                 None => None,
             },
             _ => None,
@@ -506,6 +503,7 @@ pub(crate) fn unlock(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::KeyError;
 
     #[test]
     fn wrap_round_trips_and_refuses_other_keys() {
@@ -580,14 +578,14 @@ mod tests {
         let err = Identity::parse_file(&bad).expect_err("line 2 is no key");
         assert_eq!(
             err.to_string(),
-            "line 2 is not an identity: not a valid X25519 identity"
+            "line 2 is not an identity: not a valid X25519 identity: not bech32, or its checksum fails"
         );
         assert!(matches!(
             err,
             Error::KeyFileLine {
                 what: "identity",
                 line: 2,
-                ..
+                reason: KeyError::Bech32 { what: "identity" },
             }
         ));
     }
@@ -634,11 +632,21 @@ mod tests {
         let err = Identity::parse_file(&format!("\n{typo}\n")).expect_err("typo");
         assert!(matches!(err, Error::KeyFileLine { line: 2, .. }));
         assert!(!format!("{err} {err:?}").contains(&typo[20..]));
-        // A secret key in a recipients file is refused, line named.
+        // A secret key in a recipients file is refused, line named, by its
+        // prefix alone.
+        let err = parse_recipients_file(&secret).expect_err("a secret key");
         assert!(matches!(
-            parse_recipients_file(&secret),
-            Err(Error::KeyFileLine { line: 1, .. })
+            &err,
+            Error::KeyFileLine {
+                line: 1,
+                reason: KeyError::WrongPrefix { what: "recipient", found },
+                ..
+            } if found == "kuvert-secret-key-"
         ));
+        assert_eq!(
+            err.to_string(),
+            "line 1 is not a recipient: not an X25519 recipient: its prefix is \"kuvert-secret-key-\""
+        );
     }
 
     #[test]

@@ -5,26 +5,26 @@
 //! Opening a set (§7.2) and verifying one volume (§7.4) apply the same
 //! rules, so they live here, below both.
 
-use crate::error::Error;
+use crate::error::{Error, Location};
 use crate::format::{ChunkFlag, Geometry, TAG_LEN};
 use crate::stream::ChunkCipher;
 use crate::volumes::VolumeSource;
 
 /// A volume other than the last must hold exactly K chunks (SPEC.md §7.2
-/// step 5).
-pub(crate) fn check_full_volume(geometry: &Geometry, volume: u32, len: u64) -> Result<(), Error> {
+/// step 5). `name` is the volume's source's name, for errors.
+pub(crate) fn check_full_volume(
+    geometry: &Geometry,
+    volume: u32,
+    len: u64,
+    name: Option<&str>,
+) -> Result<(), Error> {
     let full = geometry.full_volume_len().unwrap_or(len);
+    let at = Location::volume(volume).name(name);
     if len < full {
-        return Err(Error::Truncated {
-            volume,
-            length: len,
-        });
+        return Err(Error::Truncated { at: at.byte(len) });
     }
     if len > full {
-        return Err(Error::TrailingData {
-            volume,
-            offset: full,
-        });
+        return Err(Error::TrailingData { at: at.byte(full) });
     }
     Ok(())
 }
@@ -33,6 +33,8 @@ pub(crate) fn check_full_volume(geometry: &Geometry, volume: u32, len: u64) -> R
 /// (SPEC.md §7.2 step 6).
 pub(crate) struct LastChunk {
     volume: u32,
+    /// The whole volume, by number and name, for errors.
+    at: Location,
     volume_len: u64,
     /// Global index.
     pub(crate) chunk: u64,
@@ -43,29 +45,31 @@ pub(crate) struct LastChunk {
 impl LastChunk {
     /// Finds the last chunk of volume `volume`, `volume_len` bytes long;
     /// the header has been read, so the volume holds at least its padded
-    /// header.
+    /// header. `name` is the volume's source's name, for errors.
     ///
     /// # Errors
     ///
     /// [`Error::Truncated`] if no chunk follows the header,
     /// [`Error::TrailingData`] if the volume is longer than a full one,
     /// [`Error::CounterExhausted`] if the chunk index overflows.
-    pub(crate) fn locate(geometry: &Geometry, volume: u32, volume_len: u64) -> Result<Self, Error> {
+    pub(crate) fn locate(
+        geometry: &Geometry,
+        volume: u32,
+        volume_len: u64,
+        name: Option<&str>,
+    ) -> Result<Self, Error> {
+        let at = Location::volume(volume).name(name);
         let data = volume_len - geometry.data_offset;
         let chunk_len = geometry.chunk_len() as u64;
         if data == 0 {
             return Err(Error::Truncated {
-                volume,
-                length: volume_len,
+                at: at.byte(volume_len),
             });
         }
         if let Some(full) = geometry.full_volume_len()
             && volume_len > full
         {
-            return Err(Error::TrailingData {
-                volume,
-                offset: full,
-            });
+            return Err(Error::TrailingData { at: at.byte(full) });
         }
         let chunks = data.div_ceil(chunk_len);
         let chunk = geometry
@@ -74,6 +78,7 @@ impl LastChunk {
             .ok_or(Error::CounterExhausted)?;
         Ok(LastChunk {
             volume,
+            at,
             volume_len,
             chunk,
             len: (data - (chunks - 1) * chunk_len) as usize,
@@ -99,20 +104,21 @@ impl LastChunk {
     ) -> Result<ChunkFlag, Error> {
         let (_, offset) = geometry.locate(self.chunk);
         let truncated = Error::Truncated {
-            volume: self.volume,
-            length: self.volume_len,
+            at: self.at.at_byte(self.volume_len),
         };
+        let number = self.at.volume;
         let mut try_open = |chunk: u64, len: usize, offset: u64, flag: ChunkFlag| {
             buf.resize(len, 0);
-            crate::volumes::read_at(source, buf, offset, self.volume, Some(chunk))
+            crate::volumes::read_at(source, buf, offset, number, Some(chunk))
                 .map(|()| cipher.open(chunk, flag, buf))
         };
+        let at_chunk = self.at.at_byte(offset).chunk(self.chunk);
         if self.len >= TAG_LEN {
             if try_open(self.chunk, self.len, offset, ChunkFlag::EndOfSet)? {
                 if self.len == TAG_LEN && self.chunk != 0 {
                     return Err(Error::MalformedChunk {
                         chunk: self.chunk,
-                        volume: self.volume,
+                        at: at_chunk,
                         reason: "empty final chunk after data",
                     });
                 }
@@ -126,7 +132,7 @@ impl LastChunk {
                 if !at_volume_end {
                     return Err(Error::MalformedChunk {
                         chunk: self.chunk,
-                        volume: self.volume,
+                        at: at_chunk,
                         reason: "end-of-volume chunk before the volume is full",
                     });
                 }
@@ -146,8 +152,7 @@ impl LastChunk {
                 ChunkFlag::EndOfSet,
             )? {
                 return Err(Error::TrailingData {
-                    volume: self.volume,
-                    offset,
+                    at: self.at.at_byte(offset),
                 });
             }
         }
@@ -159,8 +164,7 @@ impl LastChunk {
         }
         Err(Error::Unauthenticated {
             chunk: self.chunk,
-            volume: self.volume,
-            offset,
+            at: at_chunk,
         })
     }
 }
@@ -170,6 +174,7 @@ mod tests {
     use zeroize::Zeroizing;
 
     use super::*;
+    use crate::error::Volume;
     use crate::format::SET_ID_LEN;
     use crate::keys::FileKey;
 
@@ -204,7 +209,7 @@ mod tests {
     }
 
     fn classify(geometry: &Geometry, number: u32, volume: &[u8]) -> Result<ChunkFlag, Error> {
-        let last = LastChunk::locate(geometry, number, volume.len() as u64)?;
+        let last = LastChunk::locate(geometry, number, volume.len() as u64, None)?;
         last.authenticate(&cipher(), geometry, volume, &mut Vec::new())
     }
 
@@ -213,22 +218,17 @@ mod tests {
         let split = geometry(3);
         let full = H + 3 * C as u64;
         assert!(matches!(
-            LastChunk::locate(&split, 1, H),
-            Err(Error::Truncated {
-                volume: 1,
-                length: H
-            })
+            LastChunk::locate(&split, 1, H, Some("v.001.kuv")),
+            Err(Error::Truncated { at })
+                if at == Location::volume(1).byte(H).name(Some("v.001.kuv"))
         ));
         assert!(matches!(
-            LastChunk::locate(&split, 1, full + 1),
-            Err(Error::TrailingData {
-                volume: 1,
-                offset
-            }) if offset == full
+            LastChunk::locate(&split, 1, full + 1, None),
+            Err(Error::TrailingData { at }) if at == Location::volume(1).byte(full)
         ));
-        let last = LastChunk::locate(&split, 2, H + C as u64 + 100).expect("locate");
+        let last = LastChunk::locate(&split, 2, H + C as u64 + 100, None).expect("locate");
         assert_eq!((last.chunk, last.len), (4, 100));
-        let last = LastChunk::locate(&geometry(0), 1, H + 5 * C as u64).expect("locate");
+        let last = LastChunk::locate(&geometry(0), 1, H + 5 * C as u64, None).expect("locate");
         assert_eq!((last.chunk, last.len), (4, C));
     }
 
@@ -236,16 +236,16 @@ mod tests {
     fn volumes_before_the_last_are_full() {
         let split = geometry(3);
         let full = H + 3 * C as u64;
-        assert!(check_full_volume(&split, 2, full).is_ok());
+        assert!(check_full_volume(&split, 2, full, None).is_ok());
         assert!(matches!(
-            check_full_volume(&split, 2, full - 1),
-            Err(Error::Truncated { volume: 2, length }) if length == full - 1
+            check_full_volume(&split, 2, full - 1, None),
+            Err(Error::Truncated { at }) if at == Location::volume(2).byte(full - 1)
         ));
         assert!(matches!(
-            check_full_volume(&split, 2, full + 1),
-            Err(Error::TrailingData { volume: 2, offset }) if offset == full
+            check_full_volume(&split, 2, full + 1, Some("b")),
+            Err(Error::TrailingData { at }) if at == Location::volume(2).byte(full).name(Some("b"))
         ));
-        assert!(check_full_volume(&geometry(0), 1, 12_345).is_ok());
+        assert!(check_full_volume(&geometry(0), 1, 12_345, None).is_ok());
     }
 
     #[test]
@@ -290,30 +290,37 @@ mod tests {
         let cut_at_boundary = volume(&[interior(), chunk(1, Interior, P)]);
         assert!(matches!(
             classify(&unsplit, 1, &cut_at_boundary),
-            Err(Error::Truncated { volume: 1, .. })
+            Err(Error::Truncated {
+                at: Location {
+                    volume: Volume::Number(1),
+                    ..
+                }
+            })
         ));
         let mut cut_below_a_tag = volume(&[interior()]);
         cut_below_a_tag.extend_from_slice(&[0; 10]);
         assert!(matches!(
             classify(&unsplit, 1, &cut_below_a_tag),
-            Err(Error::Truncated { volume: 1, .. })
+            Err(Error::Truncated {
+                at: Location {
+                    volume: Volume::Number(1),
+                    ..
+                }
+            })
         ));
         let mut trailing = volume(&[interior(), chunk(1, EndOfSet, P)]);
         trailing.extend_from_slice(&[0; 50]);
         assert!(matches!(
             classify(&unsplit, 1, &trailing),
-            Err(Error::TrailingData { volume: 1, offset }) if offset == H + 2 * C as u64
+            Err(Error::TrailingData { at }) if at == Location::volume(1).byte(H + 2 * C as u64)
         ));
         let mut damaged = volume(&[interior(), chunk(1, EndOfSet, 100)]);
         let at = damaged.len() - 1;
         damaged[at] ^= 1;
         assert!(matches!(
             classify(&unsplit, 1, &damaged),
-            Err(Error::Unauthenticated {
-                chunk: 1,
-                volume: 1,
-                offset
-            }) if offset == H + C as u64
+            Err(Error::Unauthenticated { chunk: 1, at })
+                if at == Location::volume(1).byte(H + C as u64).chunk(1)
         ));
     }
 }

@@ -101,7 +101,7 @@ pub mod testing;
 mod verify;
 mod volumes;
 
-pub use error::{Error, Location};
+pub use error::{Error, KeyError, Location, OptionError, Volume};
 pub use escape::escape_name;
 pub use format::{
     FORMAT_VERSION, PAYLOAD_PREFIX_LEN, PayloadKind, SECTOR, TAG_LEN, padded_header_len,

@@ -7,14 +7,14 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::error::Error;
+use crate::error::{Error, Location, OptionError, Volume};
 use crate::format::{self, ChunkFlag, Geometry, Header, PayloadKind, SET_ID_LEN, TAG_LEN};
 use crate::header::read_header;
 use crate::keys::{self, Identity, Limits, Passphrase, Unlocked, Warning};
 use crate::last_chunk::{LastChunk, check_full_volume};
 use crate::pipeline;
 use crate::stream::ChunkCipher;
-use crate::volumes::VolumeSource;
+use crate::volumes::{VolumeSource, location};
 
 /// Configures opening: keys to try and limits on what a header may ask.
 ///
@@ -103,7 +103,7 @@ impl Opener {
         }
         let threads = self.thread_count();
         if threads == 0 {
-            return Err(Error::option("0 threads"));
+            return Err(Error::option(OptionError::NoThreads));
         }
         let mut headers = Vec::with_capacity(volumes.len());
         for (index, volume) in volumes.iter().enumerate() {
@@ -112,18 +112,16 @@ impl Opener {
         let (reference, Unlocked { file_key, warnings }) = self.unlock_set(&headers)?;
         let reference_set = headers[reference].0.set_bytes().to_vec();
         let set_id = headers[reference].0.set.set_id;
-        for (index, (header, _)) in headers.iter().enumerate() {
+        for (header, _) in &headers {
             if header.set.set_id != set_id {
                 return Err(Error::ForeignVolume {
-                    input: index + 1,
+                    at: header.origin.clone(),
                     volume: header.volume,
                 });
             }
             file_key.verify_header(header)?;
             if header.set_bytes() != reference_set.as_slice() {
-                return Err(Error::HeaderDamaged {
-                    volume: header.volume,
-                });
+                return Err(header.damaged());
             }
         }
 
@@ -132,12 +130,14 @@ impl Opener {
             return Err(Error::NoVolumes);
         };
         for volume in before {
-            check_full_volume(&volume.geometry, volume.number, volume.len)?;
+            let name = volume.origin.name.as_deref();
+            check_full_volume(&volume.geometry, volume.number, volume.len, name)?;
         }
 
         let cipher = ChunkCipher::new(&file_key.payload_key(&set_id));
         let (number, geometry) = (last.number, last.geometry);
-        let final_chunk = LastChunk::locate(&geometry, number, last.len)?;
+        let name = last.origin.name.as_deref();
+        let final_chunk = LastChunk::locate(&geometry, number, last.len, name)?;
         // Wiped on every path out, including the errors below, which may
         // come after the chunk opened: it then holds plaintext.
         let mut buf = Zeroizing::new(Vec::with_capacity(geometry.chunk_len()));
@@ -230,6 +230,8 @@ struct SetVolume<S> {
     number: u32,
     /// Position among the volumes given, from 1, for errors.
     input: usize,
+    /// Where the header was read from, for errors.
+    origin: Location,
     /// Length in bytes.
     len: u64,
     /// The volume's own geometry: optional extensions may give volumes
@@ -248,6 +250,7 @@ fn assemble<S>(headers: &[(Header, u64)], volumes: Vec<S>) -> Result<Vec<SetVolu
         .map(|(index, ((header, len), source))| SetVolume {
             number: header.volume,
             input: index + 1,
+            origin: header.origin.clone(),
             len: *len,
             geometry: header.geometry(),
             source,
@@ -258,8 +261,8 @@ fn assemble<S>(headers: &[(Header, u64)], volumes: Vec<S>) -> Result<Vec<SetVolu
         if pair[0].number == pair[1].number {
             return Err(Error::DuplicateVolume {
                 volume: pair[0].number,
-                first: pair[0].input,
-                second: pair[1].input,
+                at: pair[1].origin.clone(),
+                first: pair[0].origin.clone(),
             });
         }
         if pair[0].number != expected {
@@ -519,18 +522,13 @@ impl<S: VolumeSource> ChunkSet<S> {
             self.geometry.chunk_len()
         };
         let buf = &mut buf[..len];
-        crate::volumes::read_at(
-            &self.volumes[volume as usize - 1],
-            buf,
-            offset,
-            volume,
-            Some(chunk),
-        )?;
+        let source = &self.volumes[volume as usize - 1];
+        let number = Volume::Number(volume);
+        crate::volumes::read_at(source, buf, offset, number, Some(chunk))?;
         if !self.cipher.open(chunk, self.flag(chunk), buf) {
             return Err(Error::Unauthenticated {
                 chunk,
-                volume,
-                offset,
+                at: location(source, number).byte(offset).chunk(chunk),
             });
         }
         Ok(len - TAG_LEN)
@@ -622,11 +620,8 @@ mod tests {
         ));
         assert!(matches!(
             opened(&[3, 0, 1, 2, 1]),
-            Err(Error::DuplicateVolume {
-                volume: 2,
-                first: 3,
-                second: 5
-            })
+            Err(Error::DuplicateVolume { volume: 2, at, first })
+                if at == Location::input(5) && first == Location::input(3)
         ));
         // Volume 3 ends with an end-of-volume chunk: the set goes on.
         assert!(matches!(
@@ -638,10 +633,7 @@ mod tests {
         cut[1].truncate(2048 + 2 * 4096);
         assert!(matches!(
             open(same_identity(&identity), cut),
-            Err(Error::Truncated {
-                volume: 2,
-                length: 10240
-            })
+            Err(Error::Truncated { at }) if at == Location::volume(2).byte(10240)
         ));
         assert!(matches!(
             Opener::new().open(Vec::<Vec<u8>>::new()),
@@ -657,10 +649,7 @@ mod tests {
         volumes[2] = other[2].clone();
         assert!(matches!(
             open(same_identity(&identity), volumes),
-            Err(Error::ForeignVolume {
-                input: 3,
-                volume: 3
-            })
+            Err(Error::ForeignVolume { at, volume: 3 }) if at == Location::input(3)
         ));
     }
 

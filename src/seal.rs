@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use zeroize::Zeroizing;
 
-use crate::error::Error;
+use crate::error::{Error, OptionError};
 use crate::format::{
     self, DEFAULT_CHUNK_EXP, Geometry, MAX_CHUNK_EXP, MAX_HEADER_LEN, MIN_CHUNK_EXP,
     PAYLOAD_PREFIX_LEN, PayloadKind, SET_ID_LEN, SetHeader, TAG_LEN,
@@ -228,7 +228,7 @@ impl Sealer {
         set.chunks_per_volume = geometry.chunks_per_volume;
         let threads = self.threads.unwrap_or_else(pipeline::default_threads);
         if threads == 0 {
-            return Err(Error::option("0 threads"));
+            return Err(Error::option(OptionError::NoThreads));
         }
         let cipher = Arc::new(ChunkCipher::new(&file_key.payload_key(&set_id)));
         let per_batch = pipeline::batch_chunks(&geometry);
@@ -260,13 +260,14 @@ impl Sealer {
     /// Checks the options that need no key; returns the chunk exponent.
     fn check_options(&self) -> Result<u8, Error> {
         if self.recipients.is_empty() && self.passphrase.is_none() {
-            return Err(Error::option("no recipient and no passphrase"));
+            return Err(Error::option(OptionError::NoRecipients));
         }
         let stanza_count = self.recipients.len() + usize::from(self.passphrase.is_some());
         if stanza_count > MAX_STANZAS {
-            return Err(Error::option(format!(
-                "{stanza_count} recipients; at most {MAX_STANZAS} fit a header"
-            )));
+            return Err(Error::option(OptionError::TooManyRecipients {
+                found: stanza_count,
+                max: MAX_STANZAS,
+            }));
         }
         let chunk_exp = chunk_exponent(self.chunk_size)?;
         if self.passphrase.is_some() {
@@ -280,18 +281,21 @@ impl Sealer {
     /// chunks per volume from the volume size.
     fn geometry(&self, chunk_exp: u8, header_len: usize) -> Result<Geometry, Error> {
         if header_len > MAX_HEADER_LEN as usize {
-            return Err(Error::option("the recipients do not fit a 1 MiB header"));
+            return Err(Error::option(OptionError::HeaderTooLarge {
+                found: header_len as u64,
+                max: MAX_HEADER_LEN.into(),
+            }));
         }
         let data_offset = format::padded_header_len(header_len as u64);
         let mut chunks_per_volume = 0;
         if let Some(volume_size) = self.volume_size {
             chunks_per_volume = volume_size.saturating_sub(data_offset) / self.chunk_size as u64;
             if chunks_per_volume == 0 {
-                return Err(Error::option(format!(
-                    "a volume of {volume_size} bytes cannot hold the {data_offset}-byte header \
-                     and one {}-byte chunk",
-                    self.chunk_size
-                )));
+                return Err(Error::option(OptionError::VolumeTooSmall {
+                    volume_size,
+                    header_len: data_offset,
+                    chunk_size: self.chunk_size,
+                }));
             }
         }
         Ok(Geometry::new(
@@ -441,9 +445,11 @@ fn chunk_exponent(chunk_size: usize) -> Result<u8, Error> {
     let valid = chunk_size.is_power_of_two()
         && (u32::from(MIN_CHUNK_EXP)..=u32::from(MAX_CHUNK_EXP)).contains(&exp);
     if !valid {
-        return Err(Error::option(format!(
-            "chunk size {chunk_size} is not a power of two from 4 KiB to 16 MiB"
-        )));
+        return Err(Error::option(OptionError::ChunkSize {
+            found: chunk_size,
+            min: 1 << MIN_CHUNK_EXP,
+            max: 1 << MAX_CHUNK_EXP,
+        }));
     }
     Ok(exp as u8)
 }
@@ -956,14 +962,25 @@ pub(crate) mod tests {
     #[test]
     fn invalid_options_are_refused() {
         let identity = X25519Identity::generate().expect("os randomness");
-        assert!(Sealer::new().seal(MemorySink::new()).is_err());
+        assert!(matches!(
+            Sealer::new().seal(MemorySink::new()),
+            Err(Error::InvalidOption {
+                reason: OptionError::NoRecipients
+            })
+        ));
         for chunk in [0, 2048, 4095, 3 * 4096, 32 << 20] {
             let sealer = Sealer::new()
                 .recipient(identity.to_public())
                 .chunk_size(chunk);
             assert!(matches!(
                 sealer.seal(MemorySink::new()),
-                Err(Error::InvalidOption { .. })
+                Err(Error::InvalidOption {
+                    reason: OptionError::ChunkSize {
+                        found,
+                        min: 4096,
+                        max: 0x0100_0000,
+                    }
+                }) if found == chunk
             ));
         }
         let tiny = Sealer::new()
@@ -971,7 +988,22 @@ pub(crate) mod tests {
             .volume_size(4096);
         assert!(matches!(
             tiny.seal(MemorySink::new()),
-            Err(Error::InvalidOption { .. })
+            Err(Error::InvalidOption {
+                reason: OptionError::VolumeTooSmall {
+                    volume_size: 4096,
+                    header_len: 2048,
+                    chunk_size: 65536,
+                }
+            })
+        ));
+        assert!(matches!(
+            Sealer::new()
+                .recipient(identity.to_public())
+                .threads(0)
+                .seal(MemorySink::new()),
+            Err(Error::InvalidOption {
+                reason: OptionError::NoThreads
+            })
         ));
     }
 
@@ -994,7 +1026,12 @@ pub(crate) mod tests {
             assert!(!volumes.is_empty(), "{threads} threads");
             assert!(matches!(
                 open(same_identity(&identity), volumes),
-                Err(Error::Truncated { volume: 1, .. })
+                Err(Error::Truncated {
+                    at: crate::Location {
+                        volume: crate::Volume::Number(1),
+                        ..
+                    }
+                })
             ));
         }
     }

@@ -8,7 +8,7 @@ use std::io;
 use sha2::{Digest, Sha256};
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::error::Error;
+use crate::error::{Error, Volume};
 use crate::format::{ChunkFlag, Header, SET_ID_LEN, TAG_LEN};
 use crate::header::read_header;
 use crate::keys::FileKey;
@@ -16,7 +16,7 @@ use crate::last_chunk::LastChunk;
 use crate::open::Opener;
 use crate::pipeline;
 use crate::stream::ChunkCipher;
-use crate::volumes::VolumeSource;
+use crate::volumes::{VolumeSource, location};
 
 /// The outcome of verifying one volume on its own.
 #[non_exhaustive]
@@ -78,7 +78,8 @@ impl Opener {
     ) -> Result<VolumeReport, Error> {
         let geometry = header.geometry();
         let cipher = ChunkCipher::new(&file_key.payload_key(&header.set.set_id));
-        let last = LastChunk::locate(&geometry, header.volume, len)?;
+        let last = LastChunk::locate(&geometry, header.volume, len, volume.name())?;
+        let number = Volume::Number(header.volume);
         let first = geometry.first_chunk(header.volume);
         // Wiped on drop too: an error after the chunk opened leaves plaintext.
         let mut buf = Zeroizing::new(Vec::with_capacity(geometry.chunk_len()));
@@ -91,14 +92,13 @@ impl Opener {
             let open = |chunk: u64, buf: &mut [u8]| {
                 let (_, offset) = geometry.locate(chunk);
                 let buf = &mut buf[..geometry.chunk_len()];
-                crate::volumes::read_at(volume, buf, offset, header.volume, Some(chunk))?;
+                crate::volumes::read_at(volume, buf, offset, number, Some(chunk))?;
                 if cipher.open(chunk, ChunkFlag::Interior, buf) {
                     Ok(geometry.plain_len())
                 } else {
                     Err(Error::Unauthenticated {
                         chunk,
-                        volume: header.volume,
-                        offset,
+                        at: location(volume, number).byte(offset).chunk(chunk),
                     })
                 }
             };
@@ -210,18 +210,20 @@ mod tests {
         assert!(opener.verify_volume(&volumes[0]).is_ok());
         assert!(matches!(
             opener.verify_volume(&volumes[1]),
-            Err(Error::Unauthenticated {
-                chunk: 4,
-                volume: 2,
-                offset: 6144
-            })
+            Err(Error::Unauthenticated { chunk: 4, at })
+                if at == crate::Location::volume(2).byte(6144).chunk(4)
         ));
         // The last chunk of a volume is checked first, and names a cut at
         // a chunk boundary.
         volumes[2].truncate(2048 + 2 * 4096);
         assert!(matches!(
             opener.volume_verifier().verify(&volumes[2]),
-            Err(Error::Truncated { volume: 3, .. })
+            Err(Error::Truncated {
+                at: crate::Location {
+                    volume: Volume::Number(3),
+                    ..
+                }
+            })
         ));
     }
 

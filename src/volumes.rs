@@ -5,7 +5,7 @@ use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use crate::error::Error;
+use crate::error::{Error, Location, Volume};
 
 /// Writes the volumes of a set, one after another.
 ///
@@ -323,26 +323,31 @@ impl Drop for FileSink {
     }
 }
 
+/// The whole of volume `volume`, named after its source: where every error
+/// about a volume starts.
+pub(crate) fn location<S: VolumeSource + ?Sized>(source: &S, volume: Volume) -> Location {
+    Location::new(volume).name(source.name())
+}
+
 /// Reads `buf` from `source` at `offset`, reporting a failure as
 /// [`Error::Read`] at volume `volume` (chunk `chunk`), named after the source.
 pub(crate) fn read_at<S: VolumeSource + ?Sized>(
     source: &S,
     buf: &mut [u8],
     offset: u64,
-    volume: u32,
+    volume: Volume,
     chunk: Option<u64>,
 ) -> Result<(), Error> {
-    source
-        .read_exact_at(buf, offset)
-        .map_err(|err| Error::Read {
-            at: crate::Location {
-                volume,
-                offset,
-                chunk,
-                name: source.name().map(str::to_owned),
+    source.read_exact_at(buf, offset).map_err(|err| {
+        let at = location(source, volume).byte(offset);
+        Error::Read {
+            at: match chunk {
+                Some(chunk) => at.chunk(chunk),
+                None => at,
             },
             source: err,
-        })
+        }
+    })
 }
 
 /// A volume to read from, at any offset.

@@ -75,7 +75,10 @@ pub(crate) fn parse_index(
         offset: index_offset + at as u64,
         reason,
     };
-    let mut r = Reader::new(bytes, 0);
+    // The reader's own errors name a volume header; each is replaced by a
+    // `MalformedArchive` below, so the location it carries is never seen.
+    let unused = crate::Location::input(0);
+    let mut r = Reader::new(bytes, &unused);
     let count = r
         .u64("entry count")
         .map_err(|_| malformed(0, "index shorter than its count"))?;

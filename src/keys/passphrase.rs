@@ -11,8 +11,8 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use super::{FileKey, KEY_LEN, Limits, WRAPPED_KEY_LEN, hkdf32, unwrap_file_key, wrap_file_key};
-use crate::error::Error;
-use crate::format::Stanza;
+use crate::error::{Error, Location, OptionError};
+use crate::format::{Header, Stanza};
 use crate::rand::Randomness;
 
 pub(super) const STANZA_TYPE: &str = "argon2id";
@@ -100,12 +100,13 @@ impl Argon2Params {
     /// 8 passes), since a default opener would refuse the set.
     pub fn new(memory_kib: u32, passes: u32, lanes: u32) -> Result<Self, Error> {
         if memory_kib < Self::MINIMUM.memory_kib || passes < Self::MINIMUM.passes {
-            return Err(Error::option(
-                "Argon2id costs below RFC 9106's second option (64 MiB, 3 passes)",
-            ));
+            return Err(Error::option(OptionError::Argon2BelowMinimum {
+                memory_kib,
+                passes,
+            }));
         }
         if !(1..=16).contains(&lanes) {
-            return Err(Error::option("Argon2id lanes outside 1..=16"));
+            return Err(Error::option(OptionError::Argon2Lanes { found: lanes }));
         }
         let params = Argon2Params {
             memory_kib,
@@ -155,12 +156,18 @@ impl Argon2Params {
     }
 
     fn derive(&self, passphrase: &Passphrase, salt: &[u8]) -> Result<Derived, Error> {
-        let params = Params::new(self.memory_kib, self.passes, self.lanes, Some(KEY_LEN))
-            .map_err(|_| Error::option("Argon2id parameters out of range"))?;
+        let params =
+            Params::new(self.memory_kib, self.passes, self.lanes, Some(KEY_LEN)).map_err(|_| {
+                Error::option(OptionError::Argon2Params {
+                    memory_kib: self.memory_kib,
+                    passes: self.passes,
+                    lanes: self.lanes,
+                })
+            })?;
         let mut output = Zeroizing::new([0u8; KEY_LEN]);
         Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
             .hash_password_into(passphrase.as_bytes(), salt, &mut output[..])
-            .map_err(|_| Error::option("Argon2id input out of range"))?;
+            .map_err(|_| Error::option(OptionError::Argon2Input))?;
         Ok(Derived {
             wrap_key: hkdf32(&output[..], salt, WRAP_LABEL),
             commitment: hkdf32(&output[..], salt, COMMIT_LABEL),
@@ -188,7 +195,7 @@ pub(super) fn wrap(
     rng: &mut Randomness,
 ) -> Result<Stanza, Error> {
     if passphrase.is_empty() {
-        return Err(Error::option("the passphrase is empty"));
+        return Err(Error::option(OptionError::EmptyPassphrase));
     }
     let salt = rng.array::<SALT_LEN>()?;
     let Derived {
@@ -240,7 +247,7 @@ fn split(body: &[u8]) -> Option<Body<'_>> {
 /// Checks an argon2id stanza's body before any key is tried: the exact
 /// length and RFC 9106's parameter ranges (lanes 1..2^24, memory ≥ 8 KiB per
 /// lane, passes ≥ 1).
-pub(super) fn check(stanza: &Stanza, input: usize) -> Result<(), Error> {
+pub(super) fn check(stanza: &Stanza, input: &Location) -> Result<(), Error> {
     let body = split(&stanza.body).ok_or_else(|| {
         Error::malformed(input, stanza.at, "argon2id stanza body is not 108 bytes")
     })?;
@@ -294,9 +301,10 @@ pub(super) fn unwrap(
     passphrase: &Passphrase,
     stanza: &Stanza,
     limits: &Limits,
-    volume: u32,
+    header: &Header,
 ) -> Result<Option<(FileKey, Argon2Params)>, Error> {
-    let body = split(&stanza.body).ok_or(Error::HeaderDamaged { volume })?;
+    let damaged = || header.damaged();
+    let body = split(&stanza.body).ok_or_else(damaged)?;
     check_caps(&body.params, limits)?;
     let Derived {
         wrap_key,
@@ -309,7 +317,7 @@ pub(super) fn unwrap(
     // means the stanza was altered after sealing.
     unwrap_file_key(&wrap_key, body.wrapped)
         .map(|file_key| Some((file_key, body.params)))
-        .ok_or(Error::HeaderDamaged { volume })
+        .ok_or_else(damaged)
 }
 
 #[cfg(test)]
@@ -329,20 +337,41 @@ mod tests {
         (file_key, stanza)
     }
 
+    /// A header read as input `volume`, claiming to be volume `volume`.
+    fn header(volume: u32) -> Header {
+        Header {
+            set: crate::format::SetHeader {
+                set_id: [0; crate::format::SET_ID_LEN],
+                chunk_exp: 12,
+                chunks_per_volume: 0,
+                stanzas: Vec::new(),
+            },
+            volume,
+            origin: Location::input(volume as usize),
+            bytes: Vec::new(),
+            set_bytes: 0..0,
+        }
+    }
+
     #[test]
     fn right_and_wrong_passphrases() {
         let (file_key, stanza) = sealed("correct horse battery staple");
         assert_eq!(stanza.body.len(), BODY_LEN);
-        check(&stanza, 1).expect("well-formed");
+        check(&stanza, &Location::input(1)).expect("well-formed");
         let limits = Limits::default();
-        let (opened, params) = unwrap(&"correct horse battery staple".into(), &stanza, &limits, 1)
-            .expect("no error")
-            .expect("right passphrase");
+        let (opened, params) = unwrap(
+            &"correct horse battery staple".into(),
+            &stanza,
+            &limits,
+            &header(1),
+        )
+        .expect("no error")
+        .expect("right passphrase");
         assert_eq!(opened.as_bytes(), file_key.as_bytes());
         assert_eq!(params, Argon2Params::MINIMUM);
         assert!(!params.is_below_minimum());
         assert!(
-            unwrap(&"wrong".into(), &stanza, &limits, 1)
+            unwrap(&"wrong".into(), &stanza, &limits, &header(1))
                 .expect("no error")
                 .is_none()
         );
@@ -354,8 +383,8 @@ mod tests {
         let last = stanza.body.len() - 1;
         stanza.body[last] ^= 1;
         assert!(matches!(
-            unwrap(&"pass".into(), &stanza, &Limits::default(), 3),
-            Err(Error::HeaderDamaged { volume: 3 })
+            unwrap(&"pass".into(), &stanza, &Limits::default(), &header(3)),
+            Err(Error::HeaderDamaged { at, volume: 3 }) if at == Location::input(3)
         ));
     }
 
@@ -365,7 +394,7 @@ mod tests {
         // 4 TiB of memory: would take hours if it were attempted.
         stanza.body[SALT_LEN..SALT_LEN + 4].copy_from_slice(&u32::MAX.to_be_bytes());
         assert!(matches!(
-            unwrap(&"pass".into(), &stanza, &Limits::default(), 1),
+            unwrap(&"pass".into(), &stanza, &Limits::default(), &header(1)),
             Err(Error::LimitExceeded { what: "argon2id memory (KiB)", found, limit })
                 if found == u64::from(u32::MAX) && limit == 2 * 1024 * 1024
         ));
@@ -376,10 +405,10 @@ mod tests {
         let (_, stanza) = sealed("pass");
         let mut zero_lanes = stanza.clone();
         zero_lanes.body[SALT_LEN + 8..SALT_LEN + 12].copy_from_slice(&0u32.to_be_bytes());
-        assert!(check(&zero_lanes, 1).is_err());
+        assert!(check(&zero_lanes, &Location::input(1)).is_err());
         let mut short = stanza;
         short.body.pop();
-        assert!(check(&short, 1).is_err());
+        assert!(check(&short, &Location::input(1)).is_err());
     }
 
     #[test]

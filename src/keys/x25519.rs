@@ -12,7 +12,7 @@ use zeroize::Zeroizing;
 use super::{
     FileKey, KEY_LEN, WRAPPED_KEY_LEN, hkdf32, identity_file, unwrap_file_key, wrap_file_key,
 };
-use crate::error::Error;
+use crate::error::{Error, KeyError, Location};
 use crate::format::Stanza;
 use crate::rand::Randomness;
 
@@ -49,7 +49,7 @@ impl X25519Recipient {
         let share = PublicKey::from(&ephemeral);
         let shared = ephemeral.diffie_hellman(&self.0);
         if !shared.was_contributory() {
-            return Err(Error::key("recipient is a low-order point"));
+            return Err(Error::key(KeyError::LowOrder));
         }
         let wrap_key = wrap_key(shared.as_bytes(), &share, &self.0);
         let mut body = Vec::with_capacity(BODY_LEN);
@@ -82,14 +82,12 @@ impl FromStr for X25519Recipient {
     fn from_str(text: &str) -> Result<Self, Error> {
         let bytes = decode(text, &[RECIPIENT_HRP, AGE_RECIPIENT_HRP], "recipient")?;
         if !is_canonical(&bytes) {
-            return Err(Error::key(
-                "X25519 recipient is not a canonical curve point (SPEC.md §4.2)",
-            ));
+            return Err(Error::key(KeyError::NotCanonical));
         }
         let key = PublicKey::from(*bytes);
         let probe = StaticSecret::from([0x5A; KEY_LEN]);
         if !probe.diffie_hellman(&key).was_contributory() {
-            return Err(Error::key("X25519 recipient is a low-order point"));
+            return Err(Error::key(KeyError::LowOrder));
         }
         Ok(X25519Recipient(key))
     }
@@ -241,7 +239,7 @@ fn wrap_key(
 }
 
 /// Checks an x25519 stanza's body before any key is tried.
-pub(super) fn check(stanza: &Stanza, input: usize) -> Result<(), Error> {
+pub(super) fn check(stanza: &Stanza, input: &Location) -> Result<(), Error> {
     if stanza.body.len() != BODY_LEN {
         return Err(Error::malformed(
             input,
@@ -276,26 +274,30 @@ fn encode(hrp: &str, bytes: &[u8; KEY_LEN], upper: bool) -> String {
     encoded.expect("a 32-byte key fits a bech32 string")
 }
 
-fn decode(text: &str, prefixes: &[&str], what: &str) -> Result<Zeroizing<[u8; KEY_LEN]>, Error> {
-    let invalid = || Error::key(format!("not a valid X25519 {what}"));
-    let parsed = CheckedHrpstring::new::<Bech32>(text.trim()).map_err(|_| invalid())?;
+/// Decodes a bech32 key with one of `prefixes`. Errors never hold the text
+/// (it may be a mistyped secret key), only its prefix.
+fn decode(
+    text: &str,
+    prefixes: &[&str],
+    what: &'static str,
+) -> Result<Zeroizing<[u8; KEY_LEN]>, Error> {
+    let parsed = CheckedHrpstring::new::<Bech32>(text.trim())
+        .map_err(|_| Error::key(KeyError::Bech32 { what }))?;
     let hrp = parsed.hrp().to_lowercase();
     if !prefixes.contains(&hrp.as_str()) {
-        return Err(invalid());
+        return Err(Error::key(KeyError::WrongPrefix { what, found: hrp }));
     }
     // BIP 173: the bits that pad the data to whole bytes must be zero.
-    parsed.validate_segwit_padding().map_err(|_| invalid())?;
-    let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
-    let mut len = 0;
-    for byte in parsed.byte_iter() {
-        if len == KEY_LEN {
-            return Err(invalid());
-        }
-        bytes[len] = byte;
-        len += 1;
+    parsed
+        .validate_segwit_padding()
+        .map_err(|_| Error::key(KeyError::Padding { what }))?;
+    let found = parsed.byte_iter().count();
+    if found != KEY_LEN {
+        return Err(Error::key(KeyError::Length { what, found }));
     }
-    if len != KEY_LEN {
-        return Err(invalid());
+    let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
+    for (slot, byte) in bytes.iter_mut().zip(parsed.byte_iter()) {
+        *slot = byte;
     }
     Ok(bytes)
 }
@@ -353,7 +355,7 @@ mod tests {
             .wrap(&file_key, &mut rng)
             .expect("wrap");
         assert_eq!(stanza.body.len(), BODY_LEN);
-        check(&stanza, 1).expect("well-formed stanza");
+        check(&stanza, &Location::input(1)).expect("well-formed stanza");
         let opened = identity.unwrap(&stanza).expect("addressee opens");
         assert_eq!(opened.as_bytes(), file_key.as_bytes());
         assert!(
@@ -372,13 +374,19 @@ mod tests {
         let mut p = [0xffu8; KEY_LEN];
         p[31] = 0x7f;
         p[0] = 0xed;
-        for bytes in [top_bit, p, [0u8; KEY_LEN], {
-            let mut one = [0u8; KEY_LEN];
-            one[0] = 1;
-            one
-        }] {
+        let mut one = [0u8; KEY_LEN];
+        one[0] = 1;
+        for (bytes, reason) in [
+            (top_bit, KeyError::NotCanonical),
+            (p, KeyError::NotCanonical),
+            ([0u8; KEY_LEN], KeyError::LowOrder),
+            (one, KeyError::LowOrder),
+        ] {
             assert!(
-                encode_raw(bytes).parse::<X25519Recipient>().is_err(),
+                matches!(
+                    encode_raw(bytes).parse::<X25519Recipient>(),
+                    Err(Error::InvalidKey { reason: found }) if found == reason
+                ),
                 "{bytes:?}"
             );
         }
@@ -402,7 +410,26 @@ mod tests {
         let bad = bech32::primitives::encode::Encoder::<_, Bech32>::new(groups.into_iter(), &hrp)
             .chars()
             .collect::<String>();
-        assert!(bad.parse::<X25519Recipient>().is_err());
+        assert!(matches!(
+            bad.parse::<X25519Recipient>(),
+            Err(Error::InvalidKey {
+                reason: KeyError::Padding { what: "recipient" }
+            })
+        ));
+        let short = encode_raw_bytes(&hrp, &[7; 31]);
+        assert!(matches!(
+            short.parse::<X25519Recipient>(),
+            Err(Error::InvalidKey {
+                reason: KeyError::Length {
+                    what: "recipient",
+                    found: 31
+                }
+            })
+        ));
+    }
+
+    fn encode_raw_bytes(hrp: &Hrp, bytes: &[u8]) -> String {
+        bech32::encode_lower::<Bech32>(*hrp, bytes).expect("short enough")
     }
 
     #[test]
@@ -413,12 +440,8 @@ mod tests {
             body: vec![0; BODY_LEN],
         };
         assert!(matches!(
-            check(&stanza, 2),
-            Err(Error::MalformedHeader {
-                input: 2,
-                offset: 7,
-                ..
-            })
+            check(&stanza, &Location::input(2)),
+            Err(Error::MalformedHeader { at, .. }) if at == Location::input(2).byte(7)
         ));
     }
 

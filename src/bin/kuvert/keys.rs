@@ -141,7 +141,7 @@ pub fn recipients(inline: &[String], files: &[PathBuf]) -> Result<Vec<Recipient>
 
 fn err_reason(err: &kuvert::Error) -> String {
     match err {
-        kuvert::Error::InvalidKey { reason } => reason.clone(),
+        kuvert::Error::InvalidKey { reason } => reason.to_string(),
         other => other.to_string(),
     }
 }

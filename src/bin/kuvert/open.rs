@@ -165,7 +165,7 @@ fn copy_salvaging<S: VolumeSource + Sync, W: Write + ?Sized>(
                     .map_err(|err| io_fail("cannot write", dest, &err))?;
                 damaged.push(format!(
                     "{}: plaintext bytes {}..{} are zeros",
-                    names.describe(&err),
+                    names.message(&err),
                     grouped(at),
                     grouped(end)
                 ));
@@ -332,7 +332,7 @@ fn extract<S: VolumeSource + Sync>(
             format!(
                 "{}: left out, {}",
                 escape_name(&entry.path),
-                names.describe(&entry.error)
+                names.message(&entry.error)
             )
         })
         .collect();

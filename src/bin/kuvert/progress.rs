@@ -6,7 +6,6 @@
 //! gets it without hooks in the library.
 
 use std::io;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
@@ -84,12 +83,11 @@ impl<S: VolumeSink> VolumeSink for ProgressSink<S> {
     }
 }
 
-/// A volume source that counts what is read from it, names its file in
-/// I/O errors, and shows which volume is being read.
+/// A volume source that counts what is read from it and shows which volume
+/// is being read; errors name its file through the inner source's name.
 #[derive(Debug)]
 pub struct ProgressSource<S> {
     inner: S,
-    path: PathBuf,
     volume: u32,
     verb: &'static str,
     current: Arc<AtomicU32>,
@@ -101,7 +99,6 @@ impl<S> ProgressSource<S> {
     /// by the sources of one bar.
     pub fn new(
         inner: S,
-        path: PathBuf,
         volume: u32,
         verb: &'static str,
         current: Arc<AtomicU32>,
@@ -109,7 +106,6 @@ impl<S> ProgressSource<S> {
     ) -> Self {
         ProgressSource {
             inner,
-            path,
             volume,
             verb,
             current,
@@ -120,31 +116,23 @@ impl<S> ProgressSource<S> {
 
 impl<S: VolumeSource> VolumeSource for ProgressSource<S> {
     fn size(&self) -> io::Result<u64> {
-        self.inner.size().map_err(|err| {
-            io::Error::new(
-                err.kind(),
-                format!("{}: {err}", crate::report::shown(&self.path)),
-            )
-        })
+        self.inner.size()
     }
 
+    // The library names the volume, byte and chunk of a failed read, after
+    // `name`: nothing to add to the OS error here.
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         crate::output::stop_if_interrupted();
-        self.inner.read_exact_at(buf, offset).map_err(|err| {
-            io::Error::new(
-                err.kind(),
-                format!(
-                    "{} at byte {}: {err}",
-                    crate::report::shown(&self.path),
-                    crate::size::grouped(offset)
-                ),
-            )
-        })?;
+        self.inner.read_exact_at(buf, offset)?;
         self.bar.inc(buf.len() as u64);
         if self.volume != 0 && self.current.swap(self.volume, Ordering::Relaxed) != self.volume {
             self.bar
                 .set_message(format!("{} volume {}", self.verb, self.volume));
         }
         Ok(())
+    }
+
+    fn name(&self) -> Option<&str> {
+        self.inner.name()
     }
 }

@@ -1,5 +1,6 @@
-//! What the CLI says when something fails: one line naming the file, the
-//! volume, the chunk and the byte offset where they are known.
+//! What the CLI says when something fails: the library's message (which
+//! names the file, the volume, the chunk and the byte offset where they are
+//! known) and its sources on one line, with a hint where the CLI has one.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -9,8 +10,6 @@ use std::io;
 use std::path::Path;
 
 use kuvert::{Error, escape_name};
-
-use crate::size::grouped;
 
 /// Exit code for failures of data, keys or I/O.
 pub const FAILURE: u8 = 1;
@@ -70,10 +69,12 @@ pub fn shown(path: &Path) -> String {
     escape_name(&path.to_string_lossy()).into_owned()
 }
 
-/// How the volumes of one command are named in messages.
+/// The volumes of one command, for hints about the set: which volume is
+/// the highest given, and what a missing one would be called. (Errors name
+/// their files themselves: `FileSource` gives the library its path.)
 #[derive(Debug, Default)]
 pub struct Names {
-    /// File names in the order given, for the library's `input` numbers.
+    /// File names in the order given.
     inputs: Vec<String>,
     /// Volume number (from each header, as given) to file name.
     volumes: HashMap<u32, String>,
@@ -93,22 +94,6 @@ impl Names {
         self.inputs.push(name);
     }
 
-    fn input(&self, input: usize) -> String {
-        input
-            .checked_sub(1)
-            .and_then(|index| self.inputs.get(index))
-            .cloned()
-            .unwrap_or_else(|| format!("input {input}"))
-    }
-
-    /// `volume 2 (parcel.002.kuv)`, or `volume 2` if no file claims it.
-    fn volume(&self, volume: u32) -> String {
-        match self.volumes.get(&volume) {
-            Some(name) => format!("volume {volume} ({name})"),
-            None => format!("volume {volume}"),
-        }
-    }
-
     /// The file a missing volume would have, if the others follow
     /// `STEM.NNN.kuv`.
     fn expected_name(&self, volume: u32) -> Option<String> {
@@ -119,124 +104,58 @@ impl Names {
             .then(|| format!("{stem}.{volume:03}.kuv"))
     }
 
-    /// The one-line description of a library error.
-    pub fn describe(&self, err: &Error) -> String {
+    /// The one-line report of a library error: the library's message and
+    /// its sources, then what the CLI can add (a flag, a file name).
+    pub fn message(&self, err: &Error) -> String {
+        let mut text = chain(err);
+        if let Some(hint) = self.hint(err) {
+            let _ = write!(text, "; {hint}");
+        }
+        text
+    }
+
+    /// What only the CLI knows to say about an error: which flag helps,
+    /// which file is missing. Never the error itself: that is the
+    /// library's `Display`.
+    pub fn hint(&self, err: &Error) -> Option<String> {
         match err {
-            Error::Io(inner) => chain(inner),
-            Error::Read { source, .. } => format!("{err}: {}", chain(source)),
-            Error::NotKuvert { input } => {
-                format!("{} is not a kuvert volume", self.input(*input))
+            Error::NoMatchingKey { stanza_types }
+                if stanza_types.iter().any(|t| t == "argon2id") =>
+            {
+                Some("it also opens with a passphrase (-p)".into())
             }
-            Error::UnsupportedVersion { input, version } => format!(
-                "{} uses format version {version}; this kuvert reads version {}",
-                self.input(*input),
-                kuvert::FORMAT_VERSION
-            ),
-            Error::MalformedHeader {
-                input,
-                offset,
-                reason,
-            } => format!(
-                "{}: malformed header at byte {}: {reason}",
-                self.input(*input),
-                grouped(*offset)
-            ),
-            Error::NoMatchingKey { stanza_types } => {
-                let passphrase = stanza_types.iter().any(|t| t == "argon2id");
-                let mut text = format!(
-                    "wrong key: no identity given matches a recipient of the set (recipient types: {})",
-                    stanza_types.join(", ")
-                );
-                if passphrase {
-                    text.push_str("; it also opens with a passphrase (-p)");
-                }
-                text
-            }
-            Error::WrongPassphrase => "wrong passphrase".into(),
-            Error::HeaderDamaged { volume } => format!(
-                "{}: header failed authentication (altered after sealing, or crafted)",
-                self.volume(*volume)
-            ),
-            Error::Unauthenticated {
-                chunk,
-                volume,
-                offset,
-            } => format!(
-                "chunk {chunk} of {} failed authentication at byte {}",
-                self.volume(*volume),
-                grouped(*offset)
-            ),
-            Error::Truncated { volume, length } => format!(
-                "{} is truncated: it ends at byte {} before its last chunk",
-                self.volume(*volume),
-                grouped(*length)
-            ),
+            Error::HeaderDamaged { .. } => Some("altered after sealing, or crafted".into()),
             Error::VolumeMissing { volume } => {
                 let highest = self.volumes.keys().max().copied().unwrap_or(0);
-                let mut text = format!("volume {volume} missing");
                 if *volume > highest {
-                    let _ = write!(
-                        text,
-                        ": volume {highest} is not the last of its set, give the rest too"
-                    );
-                } else if let Some(name) = self.expected_name(*volume) {
-                    let _ = write!(text, " (expected {name})");
+                    Some(format!(
+                        "volume {highest} is not the last of its set, give the rest too"
+                    ))
+                } else {
+                    self.expected_name(*volume)
+                        .map(|name| format!("expected {name}"))
                 }
-                text
             }
-            Error::DuplicateVolume {
-                volume,
-                first,
-                second,
-            } => format!(
-                "{} and {} are both volume {volume}",
-                self.input(*first),
-                self.input(*second)
-            ),
-            Error::ForeignVolume { input, volume } => format!(
-                "{} (volume {volume}) belongs to another set",
-                self.input(*input)
-            ),
-            Error::TrailingData { volume, offset } => format!(
-                "{} has bytes after its last chunk, from byte {}",
-                self.volume(*volume),
-                grouped(*offset)
-            ),
-            Error::MalformedChunk {
-                chunk,
-                volume,
-                reason,
-            } => format!(
-                "chunk {chunk} of {} is malformed: {reason}",
-                self.volume(*volume)
-            ),
-            // While sealing, `path` is the file on disk.
-            Error::UnsafeEntry { path, reason } => format!("{}: {reason}", escape_name(path)),
             Error::LimitExceeded { what, found, .. } => {
                 // The flag that raises it, with the value this set needs.
                 let flag = match *what {
-                    "argon2id memory (KiB)" => Some(format!("--max-argon2-memory {found}K")),
-                    "argon2id passes" => Some(format!("--max-argon2-passes {found}")),
-                    "argon2id lanes" => Some(format!("--max-argon2-lanes {found}")),
-                    _ => None,
+                    "argon2id memory (KiB)" => format!("--max-argon2-memory {found}K"),
+                    "argon2id passes" => format!("--max-argon2-passes {found}"),
+                    "argon2id lanes" => format!("--max-argon2-lanes {found}"),
+                    _ => return None,
                 };
-                match flag {
-                    Some(flag) => format!(
-                        "{err}: the passphrase recipient asks for more work than kuvert allows \
-                         untrusted input; if you trust the set, raise the limit with {flag}"
-                    ),
-                    None => format!(
-                        "{err}; the set asks for more work than kuvert allows untrusted input"
-                    ),
-                }
+                Some(format!(
+                    "the passphrase recipient asks for more work than kuvert allows untrusted \
+                     input; if you trust the set, raise the limit with {flag}"
+                ))
             }
-            other => chain(other),
+            _ => None,
         }
     }
 
     /// A library error as a failure: option errors are usage errors.
     pub fn fail(&self, err: &Error) -> Fail {
-        let message = self.describe(err);
+        let message = self.message(err);
         match err {
             Error::InvalidOption { .. } => Fail::usage(message),
             _ => Fail::data(message),
@@ -282,6 +201,8 @@ pub use kuvert::rfc3339_utc as rfc3339;
 
 #[cfg(test)]
 mod tests {
+    use kuvert::Location;
+
     use super::*;
 
     #[test]
@@ -294,34 +215,33 @@ mod tests {
     }
 
     #[test]
-    fn errors_name_files() {
+    fn hints_add_to_the_library_message() {
         let mut names = Names::new();
         names.push(Path::new("parcel.001.kuv"), Some(1));
         names.push(Path::new("parcel.002.kuv"), Some(2));
         names.push(Path::new("parcel.004.kuv"), Some(4));
+        let at = Location::volume(2).byte(68_222_976).chunk(1041);
+        let err = Error::Unauthenticated {
+            chunk: 1041,
+            at: at.name(Some("parcel.002.kuv")),
+        };
+        assert_eq!(names.message(&err), err.to_string());
         assert_eq!(
-            names.describe(&Error::Unauthenticated {
-                chunk: 1041,
-                volume: 2,
-                offset: 68_222_976
-            }),
-            "chunk 1041 of volume 2 (parcel.002.kuv) failed authentication at byte 68,222,976"
-        );
-        assert_eq!(
-            names.describe(&Error::ForeignVolume {
-                input: 2,
-                volume: 2
-            }),
-            "parcel.002.kuv (volume 2) belongs to another set"
-        );
-        assert_eq!(
-            names.describe(&Error::VolumeMissing { volume: 3 }),
-            "volume 3 missing (expected parcel.003.kuv)"
+            names.message(&Error::VolumeMissing { volume: 3 }),
+            "volume 3 is missing; expected parcel.003.kuv"
         );
         assert!(
             names
-                .describe(&Error::VolumeMissing { volume: 5 })
-                .starts_with("volume 5 missing: volume 4 is not the last")
+                .message(&Error::VolumeMissing { volume: 5 })
+                .starts_with("volume 5 is missing; volume 4 is not the last")
         );
+        let err = Error::NoMatchingKey {
+            stanza_types: vec!["x25519".into(), "argon2id".into()],
+        };
+        assert_eq!(
+            names.message(&err),
+            format!("{err}; it also opens with a passphrase (-p)")
+        );
+        assert_eq!(names.hint(&Error::NoVolumes), None);
     }
 }

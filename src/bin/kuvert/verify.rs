@@ -60,7 +60,7 @@ pub fn verify(args: &VerifyArgs, quiet: bool) -> Result<()> {
             Err(err) => {
                 failed += 1;
                 let names = single_names(&paths[index], claimed[index]);
-                format!("{path}: FAILED: {}", names.describe(&err))
+                format!("{path}: FAILED: {}", names.message(&err))
             }
         };
         // Each volume's verdict as soon as it is known, above the bar.
@@ -219,7 +219,7 @@ pub fn info(args: &InfoArgs) -> Result<()> {
         let result = FileSource::open(path)
             .map_err(|err| crate::volumes::open_fail(path, &err).message)
             .and_then(|source| {
-                kuvert::inspect(&source).map_err(|err| single_names(path, None).describe(&err))
+                kuvert::inspect(&source).map_err(|err| single_names(path, None).message(&err))
             });
         match result {
             Ok(info) => infos.push((path.clone(), info)),

@@ -72,18 +72,10 @@ impl Volumes {
         let sources = self
             .sources
             .into_iter()
-            .zip(self.paths)
             .zip(self.infos)
-            .map(|((source, path), info)| {
+            .map(|(source, info)| {
                 let volume = info.map_or(0, |info| info.volume);
-                ProgressSource::new(
-                    source,
-                    path,
-                    volume,
-                    verb,
-                    Arc::clone(&current),
-                    bar.clone(),
-                )
+                ProgressSource::new(source, volume, verb, Arc::clone(&current), bar.clone())
             })
             .collect();
         (sources, self.names)
