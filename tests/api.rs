@@ -7,8 +7,8 @@ use std::io::{self, Read, Write};
 use std::time::{Duration, SystemTime};
 
 use kuvert::{
-    Error, FileSource, Identity, MemorySink, Opener, Recipient, Sealer, VolumeSource, WriteSink,
-    X25519Identity, X25519Recipient, parse_recipients_file,
+    Error, FileSource, Identity, KeyError, MemorySink, Opener, Recipient, Sealer, VolumeSource,
+    WriteSink, X25519Identity, X25519Recipient, parse_recipients_file,
 };
 
 /// Content bytes that are not all alike.
@@ -164,12 +164,15 @@ fn empty_key_files_are_errors_for_both_parsers() {
     let err = parse_recipients_file(&text).expect_err("line 3");
     assert!(matches!(
         &err,
-        Error::KeyFileLine { what: "recipient", line: 3, reason }
-            if reason == "not a valid X25519 recipient"
+        Error::KeyFileLine {
+            what: "recipient",
+            line: 3,
+            reason: KeyError::Bech32 { what: "recipient" }
+        }
     ));
     assert_eq!(
         err.to_string(),
-        "line 3 is not a recipient: not a valid X25519 recipient"
+        "line 3 is not a recipient: not a valid X25519 recipient: not bech32, or its checksum fails"
     );
 }
 

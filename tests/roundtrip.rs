@@ -841,8 +841,7 @@ fn io_errors_carry_the_typed_error() {
     // The reader's io::Error wraps the typed error, and from_io recovers it;
     // a foreign io::Error stays an Io error.
     let err: io::Error = kuvert::Error::Truncated {
-        volume: 2,
-        length: 9,
+        at: kuvert::Location::volume(2).byte(9),
     }
     .into();
     assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
@@ -855,8 +854,7 @@ fn io_errors_carry_the_typed_error() {
     );
     let err: io::Error = kuvert::Error::Unauthenticated {
         chunk: 1,
-        volume: 1,
-        offset: 2,
+        at: kuvert::Location::volume(1).byte(2).chunk(1),
     }
     .into();
     assert_eq!(err.kind(), io::ErrorKind::InvalidData);

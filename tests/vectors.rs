@@ -893,15 +893,38 @@ fn stanza_body_offset(volume: &[u8]) -> usize {
     58 + 1 + volume[58] as usize + 2
 }
 
+/// The number SPEC.md §10.1 renders for a location's volume: its input
+/// position or its volume number, whichever the variant names it by.
+fn volume_field(at: &kuvert::Location) -> String {
+    match at.volume {
+        kuvert::Volume::Number(number) => number.to_string(),
+        kuvert::Volume::Input(input) => input.to_string(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// A location's byte offset, as SPEC.md §10.1 renders it.
+fn offset_field(at: &kuvert::Location) -> String {
+    at.offset
+        .map_or_else(|| "none".to_owned(), |offset| offset.to_string())
+}
+
 /// The error as one line: variant name and fields (SPEC.md §10 `meta`).
 fn describe(err: &Error) -> String {
     match err {
-        Error::NotKuvert { input } => format!("NotKuvert input={input}"),
-        Error::UnsupportedVersion { input, version } => {
-            format!("UnsupportedVersion input={input} version={version}")
+        Error::NotKuvert { at } => format!("NotKuvert input={}", volume_field(at)),
+        Error::UnsupportedVersion { at, version } => {
+            format!(
+                "UnsupportedVersion input={} version={version}",
+                volume_field(at)
+            )
         }
-        Error::MalformedHeader { input, offset, .. } => {
-            format!("MalformedHeader input={input} offset={offset}")
+        Error::MalformedHeader { at, .. } => {
+            format!(
+                "MalformedHeader input={} offset={}",
+                volume_field(at),
+                offset_field(at)
+            )
         }
         Error::LimitExceeded { what, found, limit } => {
             format!("LimitExceeded found={found} limit={limit} what={what}")
@@ -910,27 +933,33 @@ fn describe(err: &Error) -> String {
             format!("NoMatchingKey stanza_types={}", stanza_types.join(","))
         }
         Error::WrongPassphrase => "WrongPassphrase".into(),
-        Error::HeaderDamaged { volume } => format!("HeaderDamaged volume={volume}"),
-        Error::Unauthenticated {
-            chunk,
-            volume,
-            offset,
-        } => format!("Unauthenticated chunk={chunk} volume={volume} offset={offset}"),
-        Error::Truncated { volume, length } => format!("Truncated volume={volume} length={length}"),
+        Error::HeaderDamaged { volume, .. } => format!("HeaderDamaged volume={volume}"),
+        Error::Unauthenticated { chunk, at } => format!(
+            "Unauthenticated chunk={chunk} volume={} offset={}",
+            volume_field(at),
+            offset_field(at)
+        ),
+        Error::Truncated { at } => format!(
+            "Truncated volume={} length={}",
+            volume_field(at),
+            offset_field(at)
+        ),
         Error::VolumeMissing { volume } => format!("VolumeMissing volume={volume}"),
-        Error::DuplicateVolume {
-            volume,
-            first,
-            second,
-        } => format!("DuplicateVolume volume={volume} first={first} second={second}"),
-        Error::ForeignVolume { input, volume } => {
-            format!("ForeignVolume input={input} volume={volume}")
+        Error::DuplicateVolume { volume, at, first } => format!(
+            "DuplicateVolume volume={volume} first={} second={}",
+            volume_field(first),
+            volume_field(at)
+        ),
+        Error::ForeignVolume { at, volume } => {
+            format!("ForeignVolume input={} volume={volume}", volume_field(at))
         }
-        Error::TrailingData { volume, offset } => {
-            format!("TrailingData volume={volume} offset={offset}")
-        }
-        Error::MalformedChunk { chunk, volume, .. } => {
-            format!("MalformedChunk chunk={chunk} volume={volume}")
+        Error::TrailingData { at } => format!(
+            "TrailingData volume={} offset={}",
+            volume_field(at),
+            offset_field(at)
+        ),
+        Error::MalformedChunk { chunk, at, .. } => {
+            format!("MalformedChunk chunk={chunk} volume={}", volume_field(at))
         }
         Error::MalformedPayload { offset, .. } => format!("MalformedPayload offset={offset}"),
         Error::MalformedArchive { offset, .. } => format!("MalformedArchive offset={offset}"),

@@ -13,7 +13,9 @@ pub mod forge;
 
 use std::io::{self, Read, Write};
 
-use kuvert::{Error, MemorySink, OpenReader, Opener, Sealer, VolumeSource, X25519Identity};
+use kuvert::{
+    Error, Location, MemorySink, OpenReader, Opener, Sealer, VolumeSource, X25519Identity,
+};
 
 /// Poly1305 tag length: ciphertext chunk C carries C − 16 plaintext bytes.
 pub const TAG: usize = kuvert::TAG_LEN;
@@ -374,47 +376,86 @@ pub enum Failure {
     Other(String),
 }
 
-/// Reduces an [`Error`] to a [`Failure`].
+/// The input position of a location: errors found before a header is
+/// trusted name the volume by it, never by the number the header claims.
+fn input(at: &Location) -> usize {
+    at.volume
+        .input()
+        .unwrap_or_else(|| panic!("{at}: named by number, not by input position"))
+}
+
+/// The authenticated volume number of a location.
+fn number(at: &Location) -> u32 {
+    at.volume
+        .number()
+        .unwrap_or_else(|| panic!("{at}: named by input position, not by number"))
+}
+
+/// The byte offset of a location that has one.
+fn offset(at: &Location) -> u64 {
+    at.offset.unwrap_or_else(|| panic!("{at}: no byte offset"))
+}
+
+/// Reduces an [`Error`] to a [`Failure`], checking that each location says
+/// what SPEC.md §10.1 says of the variant: an input position or a volume
+/// number, and a byte where one is named.
 pub fn failure(err: Error) -> Failure {
     match err {
         Error::Io(inner) => Failure::Io(inner.kind()),
         // Where a read failed is checked by tests/errors.rs; the sweeps
         // compare the OS error's kind, as for any other I/O error.
         Error::Read { source, .. } => Failure::Io(source.kind()),
-        Error::NotKuvert { input } => Failure::NotKuvert { input },
-        Error::UnsupportedVersion { input, version } => {
-            Failure::UnsupportedVersion { input, version }
-        }
-        Error::MalformedHeader { input, offset, .. } => Failure::MalformedHeader { input, offset },
+        Error::NotKuvert { at } => Failure::NotKuvert { input: input(&at) },
+        Error::UnsupportedVersion { at, version } => Failure::UnsupportedVersion {
+            input: input(&at),
+            version,
+        },
+        Error::MalformedHeader { at, .. } => Failure::MalformedHeader {
+            input: input(&at),
+            offset: offset(&at),
+        },
         Error::LimitExceeded { what, found, limit } => {
             Failure::LimitExceeded { what, found, limit }
         }
         Error::NoMatchingKey { stanza_types } => Failure::NoMatchingKey { stanza_types },
         Error::WrongPassphrase => Failure::WrongPassphrase,
-        Error::HeaderDamaged { volume } => Failure::HeaderDamaged { volume },
-        Error::Unauthenticated {
-            chunk,
-            volume,
-            offset,
-        } => Failure::Unauthenticated {
-            chunk,
-            volume,
-            offset,
+        Error::HeaderDamaged { at, volume } => {
+            input(&at);
+            Failure::HeaderDamaged { volume }
+        }
+        Error::Unauthenticated { chunk, at } => {
+            assert_eq!(at.chunk, Some(chunk), "{at}");
+            Failure::Unauthenticated {
+                chunk,
+                volume: number(&at),
+                offset: offset(&at),
+            }
+        }
+        Error::Truncated { at } => Failure::Truncated {
+            volume: number(&at),
+            length: offset(&at),
         },
-        Error::Truncated { volume, length } => Failure::Truncated { volume, length },
         Error::VolumeMissing { volume } => Failure::VolumeMissing { volume },
-        Error::DuplicateVolume {
+        Error::DuplicateVolume { volume, at, first } => Failure::DuplicateVolume {
             volume,
-            first,
-            second,
-        } => Failure::DuplicateVolume {
-            volume,
-            first,
-            second,
+            first: input(&first),
+            second: input(&at),
         },
-        Error::ForeignVolume { input, volume } => Failure::ForeignVolume { input, volume },
-        Error::TrailingData { volume, offset } => Failure::TrailingData { volume, offset },
-        Error::MalformedChunk { chunk, volume, .. } => Failure::MalformedChunk { chunk, volume },
+        Error::ForeignVolume { at, volume } => Failure::ForeignVolume {
+            input: input(&at),
+            volume,
+        },
+        Error::TrailingData { at } => Failure::TrailingData {
+            volume: number(&at),
+            offset: offset(&at),
+        },
+        Error::MalformedChunk { chunk, at, .. } => {
+            assert_eq!(at.chunk, Some(chunk), "{at}");
+            Failure::MalformedChunk {
+                chunk,
+                volume: number(&at),
+            }
+        }
         Error::InvalidKey { .. } => Failure::InvalidKey,
         Error::InvalidOption { .. } => Failure::InvalidOption,
         Error::CounterExhausted => Failure::CounterExhausted,
