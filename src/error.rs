@@ -143,7 +143,7 @@ fn grouped(value: u64) -> String {
     let digits = value.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (index, digit) in digits.chars().enumerate() {
-        if index > 0 && (digits.len() - index) % 3 == 0 {
+        if index > 0 && (digits.len() - index).is_multiple_of(3) {
             out.push(',');
         }
         out.push(digit);
@@ -354,7 +354,10 @@ pub enum Error {
     },
 
     /// None of the given identities or passphrases matches a recipient stanza.
-    #[error("no identity matches any recipient (stanza types: {})", stanza_types.join(", "))]
+    #[error(
+        "wrong key: no identity given matches a recipient of the set (recipient types: {})",
+        stanza_types.join(", ")
+    )]
     NoMatchingKey {
         /// Types of the recipient stanzas in the header, in header order.
         stanza_types: Vec<String>,
@@ -423,8 +426,9 @@ pub enum Error {
         volume: u32,
         /// The later copy, by its position among the inputs.
         at: Location,
-        /// The earlier copy, by its position among the inputs.
-        first: Location,
+        /// The earlier copy, by its position among the inputs (boxed: two
+        /// locations inline would double the size of every `Result`).
+        first: Box<Location>,
     },
 
     /// A volume belongs to a different set than the others.
@@ -761,7 +765,7 @@ mod tests {
             Error::DuplicateVolume {
                 volume: 2,
                 at: Location::input(3).name(Some("b.kuv")),
-                first: Location::input(1).name(Some("a.kuv")),
+                first: Box::new(Location::input(1).name(Some("a.kuv"))),
             }
             .to_string(),
             "b.kuv (input 3): volume 2 again, already given as a.kuv (input 1)"

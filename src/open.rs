@@ -262,7 +262,7 @@ fn assemble<S>(headers: &[(Header, u64)], volumes: Vec<S>) -> Result<Vec<SetVolu
             return Err(Error::DuplicateVolume {
                 volume: pair[0].number,
                 at: pair[1].origin.clone(),
-                first: pair[0].origin.clone(),
+                first: Box::new(pair[0].origin.clone()),
             });
         }
         if pair[0].number != expected {
@@ -621,7 +621,7 @@ mod tests {
         assert!(matches!(
             opened(&[3, 0, 1, 2, 1]),
             Err(Error::DuplicateVolume { volume: 2, at, first })
-                if at == Location::input(5) && first == Location::input(3)
+                if at == Location::input(5) && *first == Location::input(3)
         ));
         // Volume 3 ends with an end-of-volume chunk: the set goes on.
         assert!(matches!(

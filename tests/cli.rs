@@ -438,7 +438,7 @@ fn damaged_stream_writes_nothing_unless_salvaging() {
         .assert()
         .code(1)
         .stderr(predicate::str::contains(
-            "chunk 2 of volume 1 (s.kuv) failed authentication at byte 10,240",
+            "s.kuv (volume 1) at byte 10,240 (chunk 2): failed authentication",
         ));
     assert!(!scene.path("out.bin").exists());
     assert!(!scene.listing().iter().any(|n| n.contains("partial")));
@@ -655,7 +655,7 @@ fn missing_volumes_are_named() {
         .args(&without_two)
         .assert()
         .code(1)
-        .stderr("kuvert: volume 2 missing (expected parcel.002.kuv)\n");
+        .stderr("kuvert: volume 2 is missing; expected parcel.002.kuv\n");
     assert!(!scene.path("out").exists(), "DEST is left alone");
     // The last volume.
     scene
@@ -664,7 +664,9 @@ fn missing_volumes_are_named() {
         .args(&volumes[..last - 1])
         .assert()
         .code(1)
-        .stderr(predicate::str::contains(format!("volume {last} missing")));
+        .stderr(predicate::str::contains(format!(
+            "volume {last} is missing"
+        )));
     // The same volume twice.
     scene
         .cmd()
@@ -673,7 +675,10 @@ fn missing_volumes_are_named() {
         .arg("parcel.001.kuv")
         .assert()
         .code(1)
-        .stderr(predicate::str::contains("are both volume 1"));
+        .stderr(
+            "kuvert: parcel.001.kuv (input 7): volume 1 again, already given as parcel.001.kuv \
+             (input 1)\n",
+        );
 }
 
 #[test]
@@ -690,7 +695,9 @@ fn a_volume_of_another_set_is_named() {
         .args(&volumes)
         .assert()
         .code(1)
-        .stderr("kuvert: other.002.kuv (volume 2) belongs to another set\n");
+        .stderr(
+            "kuvert: other.002.kuv (input 2): belongs to another set (its header says volume 2)\n",
+        );
     scene
         .cmd()
         .args(["verify", "-i", "id.txt"])
@@ -721,7 +728,7 @@ fn tampered_volume_fails_open_and_verify_naming_chunk_and_byte() {
         .assert()
         .code(1)
         .stderr(
-            "kuvert: chunk 9 of volume 2 (parcel.002.kuv) failed authentication at byte 10,240\n",
+            "kuvert: parcel.002.kuv (volume 2) at byte 10,240 (chunk 9): failed authentication\n",
         );
     assert_eq!(scene.listing().iter().filter(|n| *n == "dest").count(), 1);
     let dest: Vec<_> = fs::read_dir(scene.path("dest"))
@@ -744,7 +751,7 @@ fn tampered_volume_fails_open_and_verify_naming_chunk_and_byte() {
     );
     assert!(
         report.contains(
-            "parcel.002.kuv: FAILED: chunk 9 of volume 2 (parcel.002.kuv) failed authentication at byte 10,240"
+            "parcel.002.kuv: FAILED: parcel.002.kuv (volume 2) at byte 10,240 (chunk 9): failed authentication"
         ),
         "{report}"
     );
@@ -757,12 +764,28 @@ fn tampered_volume_fails_open_and_verify_naming_chunk_and_byte() {
         .args(&volumes)
         .assert()
         .code(1)
-        .stderr(predicate::str::contains("data/big.bin: left out, chunk 9"));
+        .stderr(predicate::str::contains(
+            "data/big.bin: left out, parcel.002.kuv (volume 2) at byte 10,240 (chunk 9): failed \
+             authentication",
+        ));
     assert!(!scene.path("salvaged/data/big.bin").exists());
     assert_eq!(
         fs::read(scene.path("salvaged/data/nested/notes.txt")).expect("kept"),
         fs::read(tree.join("nested/notes.txt")).expect("original")
     );
+}
+
+/// `26624` as `26,624`, as the library prints byte offsets.
+fn grouped(value: u64) -> String {
+    let digits = value.to_string();
+    let mut out = String::new();
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
 }
 
 #[test]
@@ -782,7 +805,11 @@ fn truncated_volumes_are_named() {
         .args(&volumes)
         .assert()
         .code(1)
-        .stderr(predicate::str::contains(format!("({last}) is truncated")));
+        .stderr(predicate::str::contains(format!(
+            "{last} (volume {}) at byte {}: truncated",
+            volumes.len(),
+            grouped(cut as u64)
+        )));
     // A middle volume cut short.
     let second = fs::read(scene.path("parcel.002.kuv")).expect("read");
     fs::write(scene.path(&last), &bytes).expect("restore");
@@ -793,9 +820,10 @@ fn truncated_volumes_are_named() {
         .args(&volumes)
         .assert()
         .code(1)
-        .stderr(predicate::str::contains(
-            "volume 2 (parcel.002.kuv) is truncated",
-        ));
+        .stderr(predicate::str::contains(format!(
+            "parcel.002.kuv (volume 2) at byte {}: truncated",
+            grouped(second.len() as u64 - 4096)
+        )));
     assert!(!scene.path("out").exists());
 }
 
@@ -859,7 +887,10 @@ fn verify_checks_a_single_disc_with_allow_incomplete() {
         .args(["verify", "-i", "other.txt", "parcel.001.kuv"])
         .assert()
         .code(1)
-        .stdout(predicate::str::contains("FAILED: wrong key"));
+        .stdout(predicate::str::contains(
+            "parcel.001.kuv: FAILED: wrong key: no identity given matches a recipient of the set \
+             (recipient types: x25519)",
+        ));
 }
 
 #[test]
@@ -920,7 +951,9 @@ fn info_reads_headers_without_a_key() {
         .args(["info", "junk.kuv"])
         .assert()
         .code(1)
-        .stderr(predicate::str::contains("junk.kuv is not a kuvert volume"));
+        .stderr(predicate::str::contains(
+            "junk.kuv (input 1): not a kuvert volume",
+        ));
 }
 
 // ---------------------------------------------------------------- archives
@@ -1226,7 +1259,7 @@ fn a_failed_seal_leaves_no_output() {
         .assert()
         .code(1)
         .stderr(predicate::str::contains(
-            "zz-fifo: not a file, directory or symlink",
+            "unsafe entry \"data/zz-fifo\": not a file, directory or symlink",
         ));
     assert_eq!(scene.listing(), before);
 }
@@ -1556,8 +1589,8 @@ fn sender_chosen_names_are_escaped_in_listings_and_messages() {
         .assert()
         .code(1)
         .stderr(predicate::str::starts_with(
-            "kuvert: clear\\x1b[2J: left out, chunk 2 of volume 1 (evil.kuv) failed \
-             authentication",
+            "kuvert: clear\\x1b[2J: left out, evil.kuv (volume 1) at byte 10,240 (chunk 2): \
+             failed authentication",
         ))
         .stderr(predicate::str::contains("\x1b").not());
     assert!(scene.path("out/a\nkuvert: extracted 0 entries").exists());
@@ -1569,7 +1602,7 @@ fn sender_chosen_names_are_escaped_in_listings_and_messages() {
         .args(["open", "-i", "id.txt", "junk\x1b[2J.kuv"])
         .assert()
         .code(1)
-        .stderr("kuvert: junk\\x1b[2J.kuv is not a kuvert volume\n");
+        .stderr("kuvert: junk\\x1b[2J.kuv (input 1): not a kuvert volume\n");
 }
 
 #[test]
@@ -1642,7 +1675,7 @@ fn argon2_caps_are_raised_by_flags_that_errors_name() {
         .assert()
         .code(1)
         .stderr(
-            "kuvert: argon2id memory (KiB) is 4294967295, above the limit of 2097152: the \
+            "kuvert: argon2id memory (KiB) is 4294967295, above the limit of 2097152; the \
              passphrase recipient asks for more work than kuvert allows untrusted input; if you \
              trust the set, raise the limit with --max-argon2-memory 4294967295K\n",
         );

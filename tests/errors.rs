@@ -234,7 +234,7 @@ fn grouped(value: u64) -> String {
     let digits = value.to_string();
     let mut out = String::new();
     for (index, digit) in digits.chars().enumerate() {
-        if index > 0 && (digits.len() - index) % 3 == 0 {
+        if index > 0 && (digits.len() - index).is_multiple_of(3) {
             out.push(',');
         }
         out.push(digit);
@@ -393,7 +393,7 @@ fn every_located_error_from_files_names_the_file() {
             first,
         } => {
             assert_eq!(at, &Location::input(3).name(named(&names, 2)));
-            assert_eq!(first, &Location::input(2).name(named(&names, 1)));
+            assert_eq!(**first, Location::input(2).name(named(&names, 1)));
         }
         other => panic!("expected DuplicateVolume, got {other:?}"),
     }
