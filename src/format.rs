@@ -271,9 +271,8 @@ impl<'a, 'l> Reader<'a, 'l> {
 
 /// Reads the fixed 14-byte preamble and returns the header length L
 /// (SPEC.md §3.1). `volume_len` bounds L before anything is allocated.
-/// `volume` names the volume in errors.
-pub(crate) fn parse_preamble(preamble: &[u8], volume: &Location) -> Result<u32, Error> {
-    let input = volume;
+/// `input` names the volume, by its position among the inputs, in errors.
+pub(crate) fn parse_preamble(preamble: &[u8], input: &Location) -> Result<u32, Error> {
     if preamble.len() < 8 || preamble[..8] != MAGIC {
         return Err(Error::NotKuvert { at: input.clone() });
     }
@@ -305,10 +304,10 @@ pub(crate) fn parse_preamble(preamble: &[u8], volume: &Location) -> Result<u32, 
 pub(crate) const PREAMBLE_LEN: usize = SET_START;
 
 /// Parses a whole header of exactly L bytes (SPEC.md §3). Does no
-/// cryptography: the result is authenticated later by its MAC. `volume`
-/// names the volume in errors, and is kept in the header for later ones.
-pub(crate) fn parse_header(bytes: &[u8], volume: &Location) -> Result<Header, Error> {
-    let input = volume;
+/// cryptography: the result is authenticated later by its MAC. `input`
+/// names the volume, by its position among the inputs, in errors, and is
+/// kept in the header for later ones.
+pub(crate) fn parse_header(bytes: &[u8], input: &Location) -> Result<Header, Error> {
     let header_len = parse_preamble(bytes, input)?;
     if bytes.len() != header_len as usize {
         return Err(Error::malformed(input, 10, "header length does not match"));

@@ -91,7 +91,6 @@ pub(crate) fn read_header<S: VolumeSource + ?Sized>(
 ) -> Result<(Header, u64), Error> {
     let volume = Volume::Input(input);
     let origin = location(source, volume);
-    let input = &origin;
     let len = source.size().map_err(|source| Error::Read {
         at: origin.clone(),
         source,
@@ -99,23 +98,23 @@ pub(crate) fn read_header<S: VolumeSource + ?Sized>(
     let mut preamble = [0u8; PREAMBLE_LEN];
     let available = len.min(PREAMBLE_LEN as u64) as usize;
     read_at(source, &mut preamble[..available], 0, volume, None)?;
-    let header_len = format::parse_preamble(&preamble[..available], input)?;
+    let header_len = format::parse_preamble(&preamble[..available], &origin)?;
     if u64::from(header_len) > len {
         return Err(Error::malformed(
-            input,
+            &origin,
             10,
             "header runs past the end of the volume",
         ));
     }
     let mut bytes = vec![0u8; header_len as usize];
     read_at(source, &mut bytes, 0, volume, None)?;
-    let header = format::parse_header(&bytes, input)?;
+    let header = format::parse_header(&bytes, &origin)?;
     keys::check_stanzas(&header)?;
 
     let data_offset = header.geometry().data_offset;
     if len < data_offset {
         return Err(Error::malformed(
-            input,
+            &origin,
             len,
             "volume ends inside the header padding",
         ));
@@ -124,7 +123,7 @@ pub(crate) fn read_header<S: VolumeSource + ?Sized>(
     read_at(source, &mut padding, header_len.into(), volume, None)?;
     if let Some(at) = padding.iter().position(|&b| b != 0) {
         return Err(Error::malformed(
-            input,
+            &origin,
             u64::from(header_len) + at as u64,
             "header padding is not zero",
         ));
