@@ -287,9 +287,25 @@ pub enum OptionError {
 /// the volume is known by its authenticated number or only by its position
 /// among the volumes given ([`Volume`]). Variants about a chunk also carry
 /// its index as a plain `chunk` field to match on. No variant ever carries
-/// key material or plaintext. Names a sender chose (entry paths)
-/// are displayed through [`escape_name`](crate::escape_name), so a message
-/// cannot move the cursor or forge a line.
+/// key material or plaintext. Names someone else chose (entry paths,
+/// volume file names) are displayed through
+/// [`escape_name`](crate::escape_name), so a message cannot move the
+/// cursor or forge a line.
+///
+/// ```
+/// # use kuvert::{Error, Location, MemorySink, OptionError, Sealer};
+/// let err = Sealer::new().seal(MemorySink::new()).map(|_| ()).unwrap_err();
+/// assert!(matches!(
+///     err,
+///     Error::InvalidOption { reason: OptionError::NoRecipients }
+/// ));
+/// let at = Location::volume(2).byte(1234).chunk(9).name(Some("disc/r.002.kuv"));
+/// let err = Error::Unauthenticated { chunk: 9, at };
+/// assert_eq!(
+///     err.to_string(),
+///     "disc/r.002.kuv (volume 2) at byte 1,234 (chunk 9): failed authentication"
+/// );
+/// ```
 #[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
