@@ -21,8 +21,10 @@ use super::VolumeReport;
 pub enum Rejection {
     /// It belongs to another set (another set id).
     OtherSet,
-    /// It has the set id of the others but a different set header
-    /// (recipients or geometry): it does not open with them (SPEC.md §7.2).
+    /// It has the set id of the others, and its header authenticates, but
+    /// its set part (recipients or geometry) differs: it does not open with
+    /// them (SPEC.md §7.2). A set part that fails authentication is
+    /// damage instead ([`SetReport::unusable`]).
     OtherSetHeader,
     /// Another volume given earlier has the same number.
     Duplicate {
@@ -249,13 +251,14 @@ impl Opener {
                 rejected.push(reject(Rejection::OtherSet));
                 continue;
             }
-            if header.set_bytes() != reference_set.as_slice() {
+            let verified = file_key.verify_header(header);
+            if verified.is_ok() && header.set_bytes() != reference_set.as_slice() {
+                // Authentic, yet another set part: not damage, another set.
                 rejected.push(reject(Rejection::OtherSetHeader));
                 continue;
             }
-            let scanned = file_key
-                .verify_header(header)
-                .and_then(|()| self.scan_with(&volumes[index], header, *len, &file_key));
+            let scanned =
+                verified.and_then(|()| self.scan_with(&volumes[index], header, *len, &file_key));
             match scanned {
                 Ok(scanned) => reports.push((index, scanned.report)),
                 Err(err) => unusable.push((index, err)),
