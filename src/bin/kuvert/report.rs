@@ -234,6 +234,35 @@ impl Names {
         }
     }
 
+    /// One run of a damage map, in the words of the errors it stands for:
+    /// `chunk 9 of volume 2 (parcel.002.kuv) failed authentication at byte 10,240`.
+    pub fn describe_damage(&self, damage: &kuvert::Damage) -> String {
+        let chunks = &damage.chunks;
+        let what = match chunks.end {
+            u64::MAX => format!("chunks from {} on", chunks.start),
+            end if end == chunks.start + 1 => format!("chunk {}", chunks.start),
+            end => format!("chunks {} to {}", chunks.start, end.saturating_sub(1)),
+        };
+        let volume = self.volume(damage.at.volume);
+        let byte = grouped(damage.at.offset);
+        match &damage.kind {
+            kuvert::DamageKind::Unauthenticated => {
+                format!("{what} of {volume} failed authentication at byte {byte}")
+            }
+            kuvert::DamageKind::Unreadable { message, .. } => {
+                format!("cannot read {what} of {volume} at byte {byte}: {message}")
+            }
+            kuvert::DamageKind::Missing => format!("{what} of {volume} missing (from byte {byte})"),
+            kuvert::DamageKind::Malformed { reason } => {
+                format!("{what} of {volume} is malformed: {reason}")
+            }
+            kuvert::DamageKind::TrailingData => {
+                format!("{volume} has bytes after its last chunk, from byte {byte}")
+            }
+            _ => format!("{what} of {volume} damaged at byte {byte}"),
+        }
+    }
+
     /// A library error as a failure: option errors are usage errors.
     pub fn fail(&self, err: &Error) -> Fail {
         let message = self.describe(err);
