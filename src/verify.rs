@@ -234,7 +234,19 @@ impl Opener {
                 report.last_in_set = true;
             }
             Err(err @ Error::Truncated { .. }) => {
-                map.push(lost_from(last.chunk, DamageKind::Missing));
+                // A whole chunk that opens as an interior one is intact:
+                // what is lost starts after it.
+                let intact = last.len == geometry.chunk_len() && {
+                    buf.resize(last.len, 0);
+                    let (_, offset) = geometry.locate(last.chunk);
+                    let read = crate::volumes::read_at(volume, &mut buf, offset, number, None);
+                    let opened =
+                        read.is_ok() && cipher.open(last.chunk, ChunkFlag::Interior, &mut buf);
+                    buf.zeroize();
+                    opened
+                };
+                let lost = if intact { last.chunk + 1 } else { last.chunk };
+                map.push(lost_from(lost, DamageKind::Missing));
                 first_error.get_or_insert(err);
             }
             Err(err) => {
@@ -408,6 +420,79 @@ mod tests {
             opener.volume_verifier().verify(&volumes[2]),
             Err(Error::Truncated { volume: 3, .. })
         ));
+    }
+
+    #[test]
+    fn a_scan_maps_cuts_trailing_bytes_and_a_damaged_last_chunk() {
+        let identity = X25519Identity::generate().expect("os randomness");
+        let data = vec![9u8; 10 * (4096 - TAG_LEN)];
+        let volumes = seal(&identity, &data, 4096, Some(2048 + 3 * 4096));
+        let opener = Opener::new().identity(same_identity(&identity));
+        let runs = |volume: &Vec<u8>| {
+            let report = opener.scan_volume(volume).expect("scan");
+            let runs: Vec<_> = report
+                .damage
+                .iter()
+                .map(|d| (d.kind.clone(), d.chunks.clone(), d.bytes.clone()))
+                .collect();
+            (runs, report.last_in_set)
+        };
+        // Volume 3 (chunks 6, 7, 8) cut after chunk 7: chunk 7 is intact.
+        let mut cut = volumes[2].clone();
+        cut.truncate(2048 + 2 * 4096);
+        assert_eq!(
+            runs(&cut),
+            (
+                vec![(DamageKind::Missing, 8..9, 2048 + 2 * 4096..2048 + 3 * 4096)],
+                false
+            )
+        );
+        // Cut to less than a tag inside chunk 7: chunk 7 is lost too (at
+        // 17 bytes or more it could be a whole final chunk, damaged).
+        cut.truncate(2048 + 4096 + 10);
+        assert_eq!(
+            runs(&cut).0,
+            [(DamageKind::Missing, 7..9, 2048 + 4096..2048 + 3 * 4096)]
+        );
+        // Bytes after a full volume: all its chunks are checked.
+        let mut long = volumes[0].clone();
+        long.extend_from_slice(&[0; 10]);
+        let full = 2048 + 3 * 4096;
+        assert_eq!(
+            runs(&long),
+            (
+                vec![(DamageKind::TrailingData, 3..3, full..full + 10)],
+                false
+            )
+        );
+        assert!(matches!(
+            opener.verify_volume(&long),
+            Err(Error::TrailingData { volume: 1, offset }) if offset == full
+        ));
+        // Volume 4 holds chunk 9 and the final chunk 10 (4 bytes). That
+        // damaged: nobody can tell it is the last.
+        let mut last = volumes[3].clone();
+        let end = last.len() as u64;
+        assert_eq!(end, 2048 + 4096 + 4 + TAG_LEN as u64);
+        last[end as usize - 1] ^= 1;
+        assert_eq!(
+            runs(&last),
+            (
+                vec![(DamageKind::Unauthenticated, 10..11, 2048 + 4096..end)],
+                false
+            )
+        );
+        // Interior damage in a volume whose last chunk is fine.
+        let mut two = volumes[1].clone();
+        two[2048 + 7] ^= 1;
+        two[2048 + 4096 + 7] ^= 1;
+        assert_eq!(
+            runs(&two),
+            (
+                vec![(DamageKind::Unauthenticated, 3..5, 2048..2048 + 2 * 4096)],
+                false
+            )
+        );
     }
 
     #[test]
