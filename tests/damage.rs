@@ -382,3 +382,59 @@ fn archive_salvage_leaves_out_the_entries_an_unreadable_chunk_holds() {
     );
     assert!(!dest.path().join("c.bin").exists());
 }
+
+#[test]
+fn every_chunk_damaged_alone_is_found_by_the_verifier_and_salvage_alike() {
+    let key = identity(46);
+    let content_bytes = data((14 * P) as usize, 9);
+    let volumes = seal(&content_bytes, C as usize, Some(VOLUME), &key);
+    let opener = Opener::new().identity(same_identity(&key)).threads(2);
+    // Payload 14·P + 4 bytes: chunks 0 to 14, the last one 4 bytes long.
+    // Opening authenticates chunk 0 and the last, so salvage starts after
+    // them; the verifier sees those too.
+    for chunk in 0..15u64 {
+        for unreadable in [false, true] {
+            let mut sources = named(&volumes, "s");
+            let volume = (chunk / 4) as usize;
+            let at = chunk_bytes(chunk).start + 3;
+            if unreadable {
+                sources[volume] = sources[volume].clone().fail(at..at + 1);
+            } else {
+                sources[volume].bytes[at as usize] ^= 0x01;
+            }
+            let report = opener.verify_set(&sources).expect("verify");
+            let runs: Vec<&Damage> = report.damage.iter().collect();
+            assert_eq!(runs.len(), 1, "chunk {chunk}: {runs:?}");
+            assert_eq!(runs[0].chunks, chunk..chunk + 1, "chunk {chunk}");
+            assert_eq!(runs[0].at.volume as usize, volume + 1);
+            assert_eq!(runs[0].bytes.start, chunk_bytes(chunk).start);
+            assert_eq!(
+                matches!(runs[0].kind, DamageKind::Unreadable { .. }),
+                unreadable,
+                "chunk {chunk}"
+            );
+            if chunk == 0 || chunk == 14 {
+                assert!(
+                    opener.open(sources).is_err(),
+                    "chunk {chunk} is checked by open"
+                );
+                continue;
+            }
+            let mut out = Vec::new();
+            let map = opener
+                .open(sources)
+                .expect("open")
+                .salvage_to(&mut out)
+                .expect("salvage");
+            assert_eq!(map, report.damage, "chunk {chunk}");
+            let zeros = content(chunk);
+            assert!(
+                out[zeros.start as usize..zeros.end as usize]
+                    .iter()
+                    .all(|&b| b == 0)
+            );
+            assert!(out[..zeros.start as usize] == content_bytes[..zeros.start as usize]);
+            assert!(out[zeros.end as usize..] == content_bytes[zeros.end as usize..]);
+        }
+    }
+}

@@ -151,8 +151,9 @@ pub struct SetReport {
     /// cannot be read or does not authenticate): index and error.
     pub unusable: Vec<(usize, Error)>,
     /// All damage of the set in chunk order: every damaged run of the
-    /// volumes checked, and each missing volume (a missing last volume as
-    /// one run of unknown end).
+    /// volumes checked, and each missing volume (the volumes after the
+    /// highest given, when its intact end says more follow, as one run of
+    /// unknown end).
     pub damage: DamageMap,
 }
 
@@ -287,8 +288,22 @@ impl Opener {
             for &volume in &check.missing {
                 damage.push(missing_volume(&geometry, volume, false));
             }
-            if let Some(highest) = check.end_missing
-                && let Some(next) = highest.checked_add(1)
+            // The volumes after the highest are missing if its end is
+            // intact (an end-of-volume chunk); if its end is damaged, that
+            // damage is what was found, and whether more follow is unknown.
+            let end_damaged = |report: &VolumeReport| {
+                let last = geometry.first_chunk(report.volume) + report.chunks;
+                report.damage.iter().any(|run| run.chunks.end >= last)
+            };
+            let highest = reports
+                .iter()
+                .find(|(index, report)| {
+                    Some(report.volume) == check.end_missing && !duplicates.contains(index)
+                })
+                .map(|(_, report)| report);
+            if let Some(report) = highest
+                && !end_damaged(report)
+                && let Some(next) = report.volume.checked_add(1)
             {
                 damage.push(missing_volume(&geometry, next, true));
             }
