@@ -8,7 +8,7 @@
 //! the entries as a tree (collisions, parents, links), `index` the index and
 //! trailer codec, `write` the writer, `read` the reader and the checked tar
 //! stream, `tar_check` the agreement of tar headers with the index, `extract`
-//! the extraction plan, and `staging` the file-system operations, all done
+//! the extraction plan, `touched` which entries a damaged range hits, and `staging` the file-system operations, all done
 //! through directory handles.
 
 mod extract;
@@ -17,12 +17,14 @@ mod names;
 mod read;
 mod staging;
 mod tar_check;
+mod touched;
 mod tree;
 mod write;
 
 pub use extract::{DamagedEntry, ExtractOptions, ExtractReport};
 pub use names::PortabilityWarning;
 pub use read::{Archive, DetectError, Payload};
+pub use touched::Touched;
 pub use tree::ArchiveLimits;
 pub use write::{ArchiveWriter, Skipped, WalkEntry};
 

@@ -17,6 +17,8 @@
 //! | open a set and read or seek in it      | [`Opener`] → [`OpenReader`] (`Read + Seek`)|
 //! | tell a stream from an archive          | [`OpenReader::kind`], [`archive::Payload::detect`] |
 //! | check one disc on its own              | [`Opener::verify_volume`]                  |
+//! | map every damaged chunk of a set       | [`Opener::verify_set`] → [`SetReport`], [`DamageMap`] |
+//! | keep what survives of a damaged stream | [`OpenReader::salvage_to`]                 |
 //! | read a header without any key          | [`inspect`]                                |
 //! | address someone                        | [`X25519Recipient`], [`Passphrase`]        |
 //! | be addressed                           | [`X25519Identity`], [`Identity::parse_file`] |
@@ -82,6 +84,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod archive;
+mod damage;
 mod error;
 mod escape;
 mod format;
@@ -101,6 +104,7 @@ pub mod testing;
 mod verify;
 mod volumes;
 
+pub use damage::{Damage, DamageKind, DamageMap};
 pub use error::{Error, KeyError, Location, OptionError, Volume};
 pub use escape::escape_name;
 pub use format::{
@@ -114,5 +118,5 @@ pub use keys::{
 };
 pub use open::{OpenReader, Opener};
 pub use seal::{Plan, SealWriter, Sealer};
-pub use verify::{VolumeReport, VolumeVerifier};
+pub use verify::{Rejected, Rejection, SetCheck, SetReport, VolumeReport, VolumeVerifier};
 pub use volumes::{FileSink, FileSource, MemorySink, VolumeSink, VolumeSource, WriteSink};

@@ -7,6 +7,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 
 use zeroize::{Zeroize, Zeroizing};
 
+use crate::damage::{self, ChunkPlace, Damage, DamageMap};
 use crate::error::{Error, Location, OptionError, Volume};
 use crate::format::{self, ChunkFlag, Geometry, Header, PayloadKind, SET_ID_LEN, TAG_LEN};
 use crate::header::read_header;
@@ -194,7 +195,7 @@ impl Opener {
     /// Finds the file key, trying each distinct set header (at most three,
     /// the most common first) so that one damaged header among several
     /// volumes is named as such rather than hiding the key.
-    fn unlock_set(&self, headers: &[(Header, u64)]) -> Result<(usize, Unlocked), Error> {
+    pub(crate) fn unlock_set(&self, headers: &[(Header, u64)]) -> Result<(usize, Unlocked), Error> {
         let mut candidates: Vec<(usize, usize)> = Vec::new();
         for (index, (header, _)) in headers.iter().enumerate() {
             if candidates
@@ -451,7 +452,64 @@ impl<S: VolumeSource + Sync> OpenReader<S> {
     }
 }
 
+impl<S: VolumeSource + Sync> OpenReader<S> {
+    /// Writes the plaintext from the current position to the end to `out`,
+    /// going on past damage: each chunk that cannot be read or does not
+    /// authenticate is written as zeros of its exact plaintext length, so
+    /// every later byte is at its right offset, and is reported in the map
+    /// returned (the same runs [`Opener::verify_set`] finds there). Moves
+    /// the position to the end.
+    ///
+    /// The zeros are not authenticated data: a caller that keeps the
+    /// output should say which ranges they are ([`Damage::plaintext`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] for errors writing `out`; damage is never an error.
+    pub fn salvage_to<W: Write + ?Sized>(&mut self, out: &mut W) -> Result<DamageMap, Error> {
+        let mut map = DamageMap::new();
+        if self.pos >= self.len {
+            return Ok(map);
+        }
+        let plain_len = self.set.geometry.plain_len() as u64;
+        let at = self.start + self.pos;
+        let set = &self.set;
+        let open = |chunk: u64, buf: &mut [u8]| set.open_chunk(chunk, buf);
+        let plain_of = |chunk: u64| set.plain_of(chunk);
+        let mut record = |chunk: u64, err: Error| {
+            if let Some(damage) = set.place(chunk).damage(chunk, &err) {
+                map.push(damage);
+            }
+        };
+        let written = damage::open_through_damage(
+            &set.geometry,
+            self.threads,
+            (at / plain_len, set.final_chunk),
+            (at % plain_len) as usize,
+            self.len - self.pos,
+            &open,
+            &plain_of,
+            out,
+            &mut record,
+        )?;
+        self.pos += written;
+        // The buffered chunk, if any, is still authenticated plaintext.
+        Ok(map)
+    }
+}
+
 impl<S: VolumeSource> OpenReader<S> {
+    /// The damage `err` (from reading this set) stands for, located in the
+    /// set; `None` if it is not damage of a chunk.
+    pub(crate) fn damage_of(&self, err: &Error) -> Option<Damage> {
+        let chunk = match err {
+            Error::Unauthenticated { chunk, .. } | Error::MalformedChunk { chunk, .. } => *chunk,
+            Error::Read { at, .. } => at.chunk?,
+            _ => return None,
+        };
+        self.set.place(chunk).damage(chunk, err)
+    }
+
     /// Copies `len` bytes through the buffered chunk.
     fn copy_small<W: Write + ?Sized>(&mut self, out: &mut W, len: u64) -> Result<u64, Error> {
         let start = self.pos;
@@ -500,6 +558,33 @@ impl<S: VolumeSource> ChunkSet<S> {
             .copied()
             .unwrap_or(self.geometry.data_offset);
         (volume, offset - self.geometry.data_offset + data_offset)
+    }
+
+    /// Plaintext length of chunk `chunk`.
+    fn plain_of(&self, chunk: u64) -> usize {
+        if chunk == self.final_chunk {
+            self.final_chunk_len - TAG_LEN
+        } else {
+            self.geometry.plain_len()
+        }
+    }
+
+    /// Where chunk `chunk` lies, for reporting damage of it.
+    fn place(&self, chunk: u64) -> ChunkPlace {
+        let (volume, offset) = self.chunk_position(chunk);
+        let name = self
+            .volumes
+            .get(volume as usize - 1)
+            .and_then(|source| source.name());
+        let plain = self.plain_of(chunk) as u64;
+        ChunkPlace {
+            at: Location::volume(volume)
+                .byte(offset)
+                .chunk(chunk)
+                .name(name),
+            len: plain + TAG_LEN as u64,
+            plaintext: damage::chunk_content(&self.geometry, chunk, plain),
+        }
     }
 
     fn flag(&self, chunk: u64) -> ChunkFlag {

@@ -1,6 +1,9 @@
 //! Verifying volumes on their own (SPEC.md §7.4), for checking a disc right
-//! after burning it: [`Opener::verify_volume`], [`VolumeVerifier`] for many
-//! volumes, and the [`VolumeReport`] each gives.
+//! after burning it: [`Opener::verify_volume`] (stops at the first damage),
+//! [`Opener::scan_volume`] (maps all of it), [`VolumeVerifier`] for many
+//! volumes, and the [`VolumeReport`] each gives. Whole sets: `set`.
+
+mod set;
 
 use std::fmt;
 use std::io;
@@ -8,15 +11,17 @@ use std::io;
 use sha2::{Digest, Sha256};
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::error::{Error, Volume};
+use crate::damage::{self, ChunkPlace, Damage, DamageKind, DamageMap};
+use crate::error::{Error, Location, Volume};
 use crate::format::{ChunkFlag, Header, SET_ID_LEN, TAG_LEN};
 use crate::header::read_header;
 use crate::keys::FileKey;
 use crate::last_chunk::LastChunk;
 use crate::open::Opener;
-use crate::pipeline;
 use crate::stream::ChunkCipher;
 use crate::volumes::{VolumeSource, location};
+
+pub use set::{Rejected, Rejection, SetCheck, SetReport};
 
 /// The outcome of verifying one volume on its own.
 #[non_exhaustive]
@@ -30,13 +35,26 @@ pub struct VolumeReport {
     /// Volumes open as one set only if this is equal (SPEC.md §7.2): two
     /// that share a set id but differ here (other stanzas, say) do not.
     pub set_digest: [u8; 32],
-    /// Chunks in the volume, all authenticated.
+    /// Chunks in the volume (wholly or partly there); all authenticated
+    /// but those in [`damage`](Self::damage).
     pub chunks: u64,
     /// Payload bytes the volume carries (on volume 1 these include the
     /// 4-byte payload prefix, SPEC.md §6.7).
     pub plaintext_len: u64,
-    /// Whether this is the last volume of its set.
+    /// Whether this is the last volume of its set (false if its last
+    /// chunk is damaged: then nobody can tell).
     pub last_in_set: bool,
+    /// Every damaged run of the volume, in chunk order: always empty from
+    /// [`Opener::verify_volume`] and [`VolumeVerifier::verify`], which fail
+    /// instead.
+    pub damage: DamageMap,
+}
+
+/// A volume scanned to its end, and the error [`Opener::verify_volume`]
+/// gives for it: the first damage, its last chunk checked first.
+pub(crate) struct Scanned {
+    pub(crate) report: VolumeReport,
+    pub(crate) first_error: Option<Error>,
 }
 
 impl Opener {
@@ -58,6 +76,25 @@ impl Opener {
         self.verify_with(volume, &header, len, &file_key)
     }
 
+    /// Checks every chunk of one volume as [`verify_volume`](Self::verify_volume)
+    /// does, but goes on past damage (unreadable ranges, chunks that do not
+    /// authenticate, a cut, trailing bytes) and reports all of it in
+    /// [`VolumeReport::damage`].
+    ///
+    /// # Errors
+    ///
+    /// Only when nothing of the volume can be checked: header errors,
+    /// [`Error::NoMatchingKey`], [`Error::WrongPassphrase`],
+    /// [`Error::HeaderDamaged`].
+    pub fn scan_volume<S: VolumeSource + Sync + ?Sized>(
+        &self,
+        volume: &S,
+    ) -> Result<VolumeReport, Error> {
+        let (header, len) = read_header(volume, 1)?;
+        let file_key = self.unlock(&header)?.file_key;
+        Ok(self.scan_with(volume, &header, len, &file_key)?.report)
+    }
+
     /// A verifier for several volumes that unlocks each distinct set header
     /// once: with a passphrase, one Argon2id run per set, not per volume.
     pub fn volume_verifier(&self) -> VolumeVerifier<'_> {
@@ -68,7 +105,7 @@ impl Opener {
     }
 
     /// Verifies `volume`, whose header is read and unlocked to `file_key`
-    /// (SPEC.md §7.4 steps 2 to 4).
+    /// (SPEC.md §7.4 steps 2 to 4), failing at its first damage.
     fn verify_with<S: VolumeSource + Sync + ?Sized>(
         &self,
         volume: &S,
@@ -76,49 +113,199 @@ impl Opener {
         len: u64,
         file_key: &FileKey,
     ) -> Result<VolumeReport, Error> {
+        let scanned = self.scan_with(volume, header, len, file_key)?;
+        match scanned.first_error {
+            Some(err) => Err(err),
+            None => Ok(scanned.report),
+        }
+    }
+
+    /// Checks every chunk of `volume`, whose header is read and unlocked to
+    /// `file_key`, to its end, mapping the damage.
+    pub(crate) fn scan_with<S: VolumeSource + Sync + ?Sized>(
+        &self,
+        volume: &S,
+        header: &Header,
+        len: u64,
+        file_key: &FileKey,
+    ) -> Result<Scanned, Error> {
         let geometry = header.geometry();
+        let number = header.volume;
         let cipher = ChunkCipher::new(&file_key.payload_key(&header.set.set_id));
-        let last = LastChunk::locate(&geometry, header.volume, len, volume.name())?;
-        let number = Volume::Number(header.volume);
-        let first = geometry.first_chunk(header.volume);
+        let first = geometry.first_chunk(number);
+        let plain_len = geometry.plain_len() as u64;
+        let name = volume.name();
+        // Where the volume's chunks end, if a full volume's length is known.
+        let (end_chunk, end_byte) = match geometry.full_volume_len() {
+            Some(full) => (first + geometry.chunks_per_volume, full),
+            None => (u64::MAX, u64::MAX),
+        };
+        let place = |chunk: u64, plain: u64| {
+            let (_, offset) = geometry.locate(chunk);
+            ChunkPlace {
+                at: Location::volume(number)
+                    .byte(offset)
+                    .chunk(chunk)
+                    .name(name),
+                len: plain + TAG_LEN as u64,
+                plaintext: damage::chunk_content(&geometry, chunk, plain),
+            }
+        };
+        // What is lost from chunk `chunk` on, up to the volume's end.
+        let lost_from = |chunk: u64, kind: DamageKind| {
+            let (_, offset) = geometry.locate(chunk);
+            let plaintext = if end_chunk == u64::MAX {
+                damage::chunk_content(&geometry, chunk, 0).start..u64::MAX
+            } else {
+                let span = (end_chunk - chunk) * plain_len;
+                damage::chunk_content(&geometry, chunk, span)
+            };
+            Damage {
+                kind,
+                at: Location::volume(number)
+                    .byte(offset)
+                    .chunk(chunk)
+                    .name(name),
+                chunks: chunk..end_chunk,
+                bytes: offset..end_byte,
+                plaintext,
+            }
+        };
+        // Bytes that hold no chunk, from `offset` to the volume's end.
+        let trailing = |chunk: u64, offset: u64| {
+            let at = damage::chunk_content(&geometry, chunk, 0);
+            Damage {
+                kind: DamageKind::TrailingData,
+                at: Location::volume(number).byte(offset).name(name),
+                chunks: chunk..chunk,
+                bytes: offset..len,
+                plaintext: at,
+            }
+        };
+        let mut map = DamageMap::new();
+        let mut first_error = None;
+        let mut report = VolumeReport {
+            volume: number,
+            set_id: header.set.set_id,
+            set_digest: Sha256::digest(header.set_bytes()).into(),
+            chunks: 0,
+            plaintext_len: 0,
+            last_in_set: false,
+            damage: DamageMap::new(),
+        };
+
+        let mut usable = len;
+        if len > end_byte {
+            map.push(trailing(end_chunk, end_byte));
+            first_error = Some(Error::TrailingData {
+                at: location(volume, Volume::Number(number)).byte(end_byte),
+            });
+            usable = end_byte;
+        }
+        if usable <= geometry.data_offset {
+            map.push(lost_from(first, DamageKind::Missing));
+            report.damage = map;
+            return Ok(Scanned {
+                report,
+                first_error: first_error.or(Some(Error::Truncated {
+                    at: location(volume, Volume::Number(number)).byte(len),
+                })),
+            });
+        }
+        let last = LastChunk::locate(&geometry, number, usable, name)?;
         // Wiped on drop too: an error after the chunk opened leaves plaintext.
         let mut buf = Zeroizing::new(Vec::with_capacity(geometry.chunk_len()));
         // The last chunk first, as opening a set does, so that trailing
         // bytes and cuts are named as such rather than as a failed interior
         // chunk.
-        let flag = last.authenticate(&cipher, &geometry, volume, &mut buf)?;
+        let checked = last.authenticate(&cipher, &geometry, volume, &mut buf);
         buf.zeroize();
-        if last.chunk > first {
+        let last_plain = last.len.saturating_sub(TAG_LEN) as u64;
+        // Chunks before `interior_end` are checked below.
+        let mut interior_end = last.chunk;
+        report.chunks = last.chunk - first + 1;
+        report.plaintext_len = (last.chunk - first) * plain_len + last_plain;
+        match checked {
+            Ok(flag) => report.last_in_set = flag == ChunkFlag::EndOfSet,
+            Err(Error::TrailingData { at }) => {
+                // The chunk before is the end of the set; a chunk's worth
+                // or less of other bytes follows it.
+                map.push(trailing(last.chunk, at.offset.unwrap_or(usable)));
+                first_error.get_or_insert(Error::TrailingData { at });
+                interior_end = last.chunk - 1;
+                report.chunks -= 1;
+                report.plaintext_len = report.chunks * plain_len;
+                report.last_in_set = true;
+            }
+            Err(err @ Error::Truncated { .. }) => {
+                // A whole chunk that opens as an interior one is intact:
+                // what is lost starts after it.
+                let intact = last.len == geometry.chunk_len() && {
+                    buf.resize(last.len, 0);
+                    let (_, offset) = geometry.locate(last.chunk);
+                    let read = crate::volumes::read_at(
+                        volume,
+                        &mut buf,
+                        offset,
+                        Volume::Number(number),
+                        None,
+                    );
+                    let opened =
+                        read.is_ok() && cipher.open(last.chunk, ChunkFlag::Interior, &mut buf);
+                    buf.zeroize();
+                    opened
+                };
+                let lost = if intact { last.chunk + 1 } else { last.chunk };
+                map.push(lost_from(lost, DamageKind::Missing));
+                first_error.get_or_insert(err);
+            }
+            Err(err) => {
+                let damage = place(last.chunk, last_plain).damage(last.chunk, &err);
+                let Some(damage) = damage else {
+                    return Err(err);
+                };
+                map.push(damage);
+                first_error.get_or_insert(err);
+            }
+        }
+        if interior_end > first {
             let open = |chunk: u64, buf: &mut [u8]| {
                 let (_, offset) = geometry.locate(chunk);
                 let buf = &mut buf[..geometry.chunk_len()];
-                crate::volumes::read_at(volume, buf, offset, number, Some(chunk))?;
+                crate::volumes::read_at(volume, buf, offset, Volume::Number(number), Some(chunk))?;
                 if cipher.open(chunk, ChunkFlag::Interior, buf) {
                     Ok(geometry.plain_len())
                 } else {
                     Err(Error::Unauthenticated {
                         chunk,
-                        at: location(volume, number).byte(offset).chunk(chunk),
+                        at: location(volume, Volume::Number(number))
+                            .byte(offset)
+                            .chunk(chunk),
                     })
                 }
             };
-            let interior = pipeline::ChunkRange {
-                first,
-                last: last.chunk - 1,
-                skip: 0,
-                len: (last.chunk - first) * geometry.plain_len() as u64,
+            let mut record = |chunk: u64, err: Error| {
+                if let Some(damage) = place(chunk, plain_len).damage(chunk, &err) {
+                    map.push(damage);
+                }
+                first_error.get_or_insert(err);
             };
-            let threads = self.thread_count().max(1);
-            pipeline::open_range(&geometry, threads, interior, &open, &mut io::sink())?;
+            damage::open_through_damage(
+                &geometry,
+                self.thread_count().max(1),
+                (first, interior_end - 1),
+                0,
+                u64::MAX,
+                &open,
+                &|_| geometry.plain_len(),
+                &mut io::sink(),
+                &mut record,
+            )?;
         }
-        let chunks = last.chunk - first + 1;
-        Ok(VolumeReport {
-            volume: header.volume,
-            set_id: header.set.set_id,
-            set_digest: Sha256::digest(header.set_bytes()).into(),
-            chunks,
-            plaintext_len: (chunks - 1) * geometry.plain_len() as u64 + (last.len - TAG_LEN) as u64,
-            last_in_set: flag == ChunkFlag::EndOfSet,
+        report.damage = map;
+        Ok(Scanned {
+            report,
+            first_error,
         })
     }
 }
@@ -150,6 +337,28 @@ impl VolumeVerifier<'_> {
         volume: &S,
     ) -> Result<VolumeReport, Error> {
         let (header, len) = read_header(volume, 1)?;
+        let opener = self.opener;
+        let key = self.key_for(&header)?;
+        opener.verify_with(volume, &header, len, key)
+    }
+
+    /// As [`Opener::scan_volume`], reusing keys already found.
+    ///
+    /// # Errors
+    ///
+    /// As [`Opener::scan_volume`].
+    pub fn scan<S: VolumeSource + Sync + ?Sized>(
+        &mut self,
+        volume: &S,
+    ) -> Result<VolumeReport, Error> {
+        let (header, len) = read_header(volume, 1)?;
+        let opener = self.opener;
+        let key = self.key_for(&header)?;
+        Ok(opener.scan_with(volume, &header, len, key)?.report)
+    }
+
+    /// The file key of `header`'s set, unlocking it if it is new.
+    fn key_for(&mut self, header: &Header) -> Result<&FileKey, Error> {
         let known = self
             .keys
             .iter()
@@ -157,17 +366,16 @@ impl VolumeVerifier<'_> {
         let at = match known {
             Some(at) => {
                 // Same set part, so the same file key: a failing MAC is damage.
-                self.keys[at].1.verify_header(&header)?;
+                self.keys[at].1.verify_header(header)?;
                 at
             }
             None => {
-                let file_key = self.opener.unlock(&header)?.file_key;
+                let file_key = self.opener.unlock(header)?.file_key;
                 self.keys.push((header.set_bytes().to_vec(), file_key));
                 self.keys.len() - 1
             }
         };
-        self.opener
-            .verify_with(volume, &header, len, &self.keys[at].1)
+        Ok(&self.keys[at].1)
     }
 }
 
@@ -225,6 +433,79 @@ mod tests {
                 }
             })
         ));
+    }
+
+    #[test]
+    fn a_scan_maps_cuts_trailing_bytes_and_a_damaged_last_chunk() {
+        let identity = X25519Identity::generate().expect("os randomness");
+        let data = vec![9u8; 10 * (4096 - TAG_LEN)];
+        let volumes = seal(&identity, &data, 4096, Some(2048 + 3 * 4096));
+        let opener = Opener::new().identity(same_identity(&identity));
+        let runs = |volume: &Vec<u8>| {
+            let report = opener.scan_volume(volume).expect("scan");
+            let runs: Vec<_> = report
+                .damage
+                .iter()
+                .map(|d| (d.kind.clone(), d.chunks.clone(), d.bytes.clone()))
+                .collect();
+            (runs, report.last_in_set)
+        };
+        // Volume 3 (chunks 6, 7, 8) cut after chunk 7: chunk 7 is intact.
+        let mut cut = volumes[2].clone();
+        cut.truncate(2048 + 2 * 4096);
+        assert_eq!(
+            runs(&cut),
+            (
+                vec![(DamageKind::Missing, 8..9, 2048 + 2 * 4096..2048 + 3 * 4096)],
+                false
+            )
+        );
+        // Cut to less than a tag inside chunk 7: chunk 7 is lost too (at
+        // 17 bytes or more it could be a whole final chunk, damaged).
+        cut.truncate(2048 + 4096 + 10);
+        assert_eq!(
+            runs(&cut).0,
+            [(DamageKind::Missing, 7..9, 2048 + 4096..2048 + 3 * 4096)]
+        );
+        // Bytes after a full volume: all its chunks are checked.
+        let mut long = volumes[0].clone();
+        long.extend_from_slice(&[0; 10]);
+        let full = 2048 + 3 * 4096;
+        assert_eq!(
+            runs(&long),
+            (
+                vec![(DamageKind::TrailingData, 3..3, full..full + 10)],
+                false
+            )
+        );
+        assert!(matches!(
+            opener.verify_volume(&long),
+            Err(Error::TrailingData { at }) if at.volume == Volume::Number(1) && at.offset == Some(full)
+        ));
+        // Volume 4 holds chunk 9 and the final chunk 10 (4 bytes). That
+        // damaged: nobody can tell it is the last.
+        let mut last = volumes[3].clone();
+        let end = last.len() as u64;
+        assert_eq!(end, 2048 + 4096 + 4 + TAG_LEN as u64);
+        last[end as usize - 1] ^= 1;
+        assert_eq!(
+            runs(&last),
+            (
+                vec![(DamageKind::Unauthenticated, 10..11, 2048 + 4096..end)],
+                false
+            )
+        );
+        // Interior damage in a volume whose last chunk is fine.
+        let mut two = volumes[1].clone();
+        two[2048 + 7] ^= 1;
+        two[2048 + 4096 + 7] ^= 1;
+        assert_eq!(
+            runs(&two),
+            (
+                vec![(DamageKind::Unauthenticated, 3..5, 2048..2048 + 2 * 4096)],
+                false
+            )
+        );
     }
 
     #[test]

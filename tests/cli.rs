@@ -467,6 +467,61 @@ fn damaged_stream_writes_nothing_unless_salvaging() {
     assert!(salvaged[..from] == data[..from]);
     assert!(salvaged[from..to].iter().all(|&b| b == 0));
     assert!(salvaged[to..] == data[to..]);
+
+    // Salvage goes on past every damaged chunk, and names each.
+    flip_byte(&scene.path("s.kuv"), 2048 + 5 * 4096 + 7);
+    scene
+        .cmd()
+        .args(["open", "--salvage", "--force", "-i", "id.txt"])
+        .args(["-o", "out.bin", "s.kuv"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "kuvert: s.kuv (volume 1) at byte 10,240 (chunk 2): failed authentication: \
+             plaintext bytes 8,156..12,236 are zeros\n\
+             kuvert: s.kuv (volume 1) at byte 22,528 (chunk 5): failed authentication: \
+             plaintext bytes 20,396..24,476 are zeros\n",
+        ))
+        .stderr(predicate::str::contains(
+            "2 damaged chunks replaced by zeros",
+        ));
+    let salvaged = fs::read(scene.path("out.bin")).expect("salvaged");
+    assert_eq!(salvaged.len(), data.len());
+    assert!(salvaged[20_396..24_476].iter().all(|&b| b == 0));
+    assert!(salvaged[12_236..20_396] == data[12_236..20_396]);
+    assert!(salvaged[24_476..] == data[24_476..]);
+}
+
+#[test]
+fn verify_prints_every_damaged_chunk() {
+    let scene = Scene::new();
+    scene.make_tree("data");
+    scene.seal_split("parcel.kuv", &["data"]);
+    let volumes = scene.volumes("parcel");
+    // Volume 1 holds chunks 0..7, volume 2 chunks 7..14.
+    flip_byte(&scene.path("parcel.001.kuv"), 2048 + 3 * 4096 + 9);
+    flip_byte(&scene.path("parcel.002.kuv"), 2048 + 2 * 4096 + 5);
+    flip_byte(&scene.path("parcel.002.kuv"), 2048 + 5 * 4096 + 5);
+    let verify = scene
+        .cmd()
+        .args(["verify", "-i", "id.txt"])
+        .args(&volumes)
+        .output()
+        .expect("run");
+    assert_eq!(verify.status.code(), Some(1));
+    let report = String::from_utf8(verify.stdout).expect("utf-8");
+    for line in [
+        "parcel.001.kuv: FAILED: volume 1 at byte 14,336 (chunk 3): failed authentication\n",
+        "parcel.002.kuv: FAILED: volume 2 at byte 10,240 (chunk 9): failed authentication\n",
+        "parcel.002.kuv: FAILED: volume 2 at byte 22,528 (chunk 12): failed authentication\n",
+        "incomplete: volumes 1, 2 not intact\n",
+    ] {
+        assert!(report.contains(line), "{line} in {report}");
+    }
+    assert_eq!(
+        String::from_utf8(verify.stderr).expect("utf-8"),
+        "kuvert: 3 problems found: the volumes are not intact\n"
+    );
 }
 
 // ---------------------------------------------------------------- passphrases
@@ -751,7 +806,7 @@ fn tampered_volume_fails_open_and_verify_naming_chunk_and_byte() {
     );
     assert!(
         report.contains(
-            "parcel.002.kuv: FAILED: parcel.002.kuv (volume 2) at byte 10,240 (chunk 9): failed authentication"
+            "parcel.002.kuv: FAILED: volume 2 at byte 10,240 (chunk 9): failed authentication"
         ),
         "{report}"
     );

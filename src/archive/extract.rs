@@ -14,6 +14,7 @@ use super::EntryKind;
 use super::read::Archive;
 use super::staging::{DirId, Staging, Top};
 use super::tree::{NodeId, ROOT, Tree};
+use crate::damage::{Damage, DamageKind};
 use crate::error::Error;
 use crate::volumes::VolumeSource;
 
@@ -89,6 +90,10 @@ pub struct DamagedEntry {
     pub path: String,
     /// The first failure, naming the chunk, volume and offset.
     pub error: Error,
+    /// That failure as damage of the set, as the verifiers report it;
+    /// `None` for an entry left out for another reason (a hard link to a
+    /// damaged entry).
+    pub damage: Option<Damage>,
     /// Volume and byte offset where the entry's data starts.
     pub start: (u32, u64),
     /// Volume and byte offset of the chunk holding the entry's last byte.
@@ -105,12 +110,17 @@ pub struct ExtractReport {
     pub damaged: Vec<DamagedEntry>,
 }
 
-/// Whether an error means "these bytes are damaged", which salvage works
-/// around, rather than "this archive or machine is wrong", which it does not.
+/// Whether an error means "these bytes are damaged" (unreadable, or not
+/// authentic), which salvage works around, rather than "this archive or
+/// machine is wrong", which it does not.
 fn is_damage(err: &Error) -> bool {
     matches!(
-        err,
-        Error::Unauthenticated { .. } | Error::MalformedChunk { .. }
+        DamageKind::of(err),
+        Some(
+            DamageKind::Unreadable { .. }
+                | DamageKind::Unauthenticated
+                | DamageKind::Malformed { .. }
+        )
     )
 }
 
@@ -294,6 +304,7 @@ impl<S: VolumeSource + Sync> Archive<S> {
                     let last = entry.data_offset + entry.size.saturating_sub(1);
                     report.damaged.push(DamagedEntry {
                         path: entry.path.clone(),
+                        damage: self.reader.damage_of(&err),
                         error: err,
                         start: self.reader.locate(entry.data_offset),
                         end: self.reader.locate(last),
@@ -329,6 +340,7 @@ impl<S: VolumeSource + Sync> Archive<S> {
                             path: entry.path.clone(),
                             reason: "hard link to a damaged entry",
                         },
+                        damage: None,
                         start: self.reader.locate(entry.data_offset),
                         end: self.reader.locate(entry.data_offset),
                     });

@@ -9,6 +9,7 @@
 )]
 
 pub mod craft;
+pub mod eio;
 pub mod forge;
 
 use std::io::{self, Read, Write};

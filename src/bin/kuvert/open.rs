@@ -2,13 +2,13 @@
 
 use std::borrow::Cow;
 use std::fs;
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use kuvert::archive::{Archive, ArchiveLimits, Entry, EntryKind, ExtractOptions, Payload};
-use kuvert::{OpenReader, VolumeSource, escape_name};
+use kuvert::{DamageMap, OpenReader, VolumeSource, escape_name};
 use zeroize::Zeroizing;
 
 use crate::cli::{ListArgs, OpenArgs};
@@ -83,7 +83,7 @@ fn write_stream<S: VolumeSource + Sync>(
             let mut out = TempOutput::create(path, args.force)?;
             let damaged = copy_salvaging(&mut reader, &mut out, args.salvage, names, path)?;
             out.commit()?;
-            if !quiet && damaged.is_empty() {
+            if !quiet && damaged.0.is_empty() {
                 eprintln!(
                     "kuvert: wrote {} ({} bytes)",
                     path.display(),
@@ -94,7 +94,7 @@ fn write_stream<S: VolumeSource + Sync>(
         }
     };
     report_damaged(
-        &damaged,
+        (&damaged.0, damaged.1),
         ("damaged chunk", "damaged chunks"),
         "replaced by zeros",
     )
@@ -104,7 +104,7 @@ fn copy_to_stdout<S: VolumeSource + Sync>(
     reader: &mut OpenReader<S>,
     args: &OpenArgs,
     names: &Names,
-) -> Result<Vec<String>> {
+) -> Result<(Vec<String>, u64)> {
     check_stdout(args.force)?;
     // `copy_to` writes about 1 MiB at a time: a BufWriter of 1 MiB would
     // copy every byte once more (a batch is 16 × 65,520 bytes, just under it).
@@ -118,81 +118,65 @@ fn stdout_fail(err: io::Error) -> Fail {
     Fail::data(format!("cannot write to standard output: {}", chain(&err)))
 }
 
-/// Counts what reaches the output.
-struct Counting<'a, W: ?Sized> {
-    inner: &'a mut W,
-    written: u64,
-}
-
-impl<W: Write + ?Sized> Write for Counting<'_, W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.written += n as u64;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
-/// Copies the whole payload; with `salvage`, a chunk that fails
-/// authentication becomes zeros (offsets stay right) and is reported.
+/// Copies the whole payload; with `salvage`, the library's salvage: each
+/// damaged chunk becomes zeros (offsets stay right) and is reported.
+/// Returns a line per damaged run, and the number of damaged chunks.
 fn copy_salvaging<S: VolumeSource + Sync, W: Write + ?Sized>(
     reader: &mut OpenReader<S>,
     out: &mut W,
     salvage: bool,
     names: &Names,
     dest: &Path,
-) -> Result<Vec<String>> {
-    let plain_len = kuvert::plaintext_per_chunk(reader.chunk_size()) as u64;
-    let mut damaged = Vec::new();
-    loop {
-        let start = reader
-            .stream_position()
-            .map_err(|err| Fail::data(chain(&err)))?;
-        let mut counting = Counting {
-            inner: out,
-            written: 0,
-        };
-        match reader.copy_to(&mut counting, u64::MAX) {
-            Ok(_) => return Ok(damaged),
-            Err(err @ kuvert::Error::Unauthenticated { chunk, .. }) if salvage => {
-                let at = start + counting.written;
-                let end = reader.chunk_span(chunk).end;
-                let zeros = vec![0u8; (end.saturating_sub(at)).min(plain_len) as usize];
-                out.write_all(&zeros)
-                    .map_err(|err| io_fail("cannot write", dest, &err))?;
-                damaged.push(format!(
-                    "{}: plaintext bytes {}..{} are zeros",
-                    names.message(&err),
-                    grouped(at),
-                    grouped(end)
-                ));
-                reader
-                    .seek(SeekFrom::Start(end))
-                    .map_err(|err| Fail::data(chain(&err)))?;
-            }
-            Err(kuvert::Error::Io(err)) if is_dash(dest) => return Err(stdout_fail(err)),
-            Err(kuvert::Error::Io(err)) => {
-                return Err(Fail::data(format!("{}: {}", dest.display(), chain(&err))));
-            }
-            Err(err) => return Err(names.fail(&err)),
+) -> Result<(Vec<String>, u64)> {
+    let copied = if salvage {
+        reader.salvage_to(out)
+    } else {
+        reader.copy_to(out, u64::MAX).map(|_| DamageMap::new())
+    };
+    let damage = match copied {
+        Ok(damage) => damage,
+        Err(kuvert::Error::Io(err)) if is_dash(dest) => return Err(stdout_fail(err)),
+        Err(kuvert::Error::Io(err)) => {
+            return Err(Fail::data(format!("{}: {}", dest.display(), chain(&err))));
         }
+        Err(err) => return Err(names.fail(&err)),
+    };
+    let mut lines: Vec<String> = damage
+        .iter()
+        .map(|run| {
+            format!(
+                "{}: plaintext bytes {}..{} are zeros",
+                run,
+                grouped(run.plaintext.start),
+                grouped(run.plaintext.end)
+            )
+        })
+        .collect();
+    if damage.unrecorded() > 0 {
+        lines.push(format!(
+            "{} more damaged runs, not listed, are zeros too",
+            grouped(damage.unrecorded())
+        ));
     }
+    Ok((lines, damage.chunk_count() + damage.unrecorded()))
 }
 
-fn report_damaged(damaged: &[String], what: (&str, &str), done: &str) -> Result<()> {
+/// Prints the damage lines and fails if there are any; `count` things
+/// (chunks, entries) were damaged.
+fn report_damaged(
+    (damaged, count): (&[String], u64),
+    what: (&str, &str),
+    done: &str,
+) -> Result<()> {
     if damaged.is_empty() {
         return Ok(());
     }
     for line in damaged {
         eprintln!("kuvert: {line}");
     }
-    let what = if damaged.len() == 1 { what.0 } else { what.1 };
+    let what = if count == 1 { what.0 } else { what.1 };
     Err(Fail::data(format!(
-        "salvaged what authenticated; {} {what} {done}",
-        damaged.len()
+        "salvaged what authenticated; {count} {what} {done}"
     )))
 }
 
@@ -344,7 +328,12 @@ fn extract<S: VolumeSource + Sync>(
             escape_name(&dest.to_string_lossy())
         );
     }
-    report_damaged(&damaged, ("damaged entry", "damaged entries"), "left out")
+    let count = damaged.len() as u64;
+    report_damaged(
+        (&damaged, count),
+        ("damaged entry", "damaged entries"),
+        "left out",
+    )
 }
 
 /// The directory an archive goes to without `-o`: `./STEM` for a set named

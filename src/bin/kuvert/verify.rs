@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::io::{self, Write};
 use std::path::PathBuf;
 
-use kuvert::{FileSource, VolumeInfo, VolumeReport};
+use kuvert::{FileSource, Rejection, SetCheck, VolumeInfo, VolumeReport};
 
 use crate::cli::{InfoArgs, VerifyArgs};
 use crate::progress;
@@ -41,41 +41,32 @@ pub fn verify(args: &VerifyArgs, quiet: bool) -> Result<()> {
     let mut verifier = opener.volume_verifier();
     for (index, source) in sources.iter().enumerate() {
         let path = shown(&paths[index]);
-        let line = match verifier.verify(source) {
+        let names = single_names(&paths[index], claimed[index]);
+        let lines = match verifier.scan(source) {
             Ok(report) => {
-                let last = if report.last_in_set {
-                    ", last of its set"
-                } else {
-                    ""
-                };
-                let line = format!(
-                    "{path}: volume {}: intact{last} ({} chunks, {} bytes of plaintext)",
-                    report.volume,
-                    grouped(report.chunks),
-                    grouped(report.plaintext_len)
-                );
+                let lines = volume_lines(&path, &report);
+                failed += report.damage.len() + report.damage.unrecorded() as usize;
                 reports.push((index, report));
-                line
+                lines
             }
             Err(err) => {
                 failed += 1;
-                let names = single_names(&paths[index], claimed[index]);
-                format!("{path}: FAILED: {}", names.message(&err))
+                vec![format!("{path}: FAILED: {}", names.message(&err))]
             }
         };
         // Each volume's verdict as soon as it is known, above the bar.
-        bar.suspend(|| println!("{line}"));
+        bar.suspend(|| lines.iter().for_each(|line| println!("{line}")));
     }
     bar.finish_and_clear();
     if unauthenticated && !reports.is_empty() {
         warn_unauthenticated_passphrase();
     }
 
-    let damaged: Vec<u32> = (0..paths.len())
+    let unchecked: Vec<u32> = (0..paths.len())
         .filter(|index| !reports.iter().any(|(i, _)| i == index))
         .filter_map(|index| claimed[index])
         .collect();
-    let set = check_set(&paths, &reports, &damaged);
+    let set = set_lines(&paths, &reports, &unchecked);
     let mut out = io::stdout().lock();
     for line in &set.lines {
         let _ = writeln!(out, "{line}");
@@ -99,90 +90,91 @@ pub fn verify(args: &VerifyArgs, quiet: bool) -> Result<()> {
     Ok(())
 }
 
-struct SetCheck {
+/// A volume's verdict: intact, or every damaged run on a line of its own.
+fn volume_lines(path: &str, report: &VolumeReport) -> Vec<String> {
+    if report.damage.is_empty() {
+        let last = if report.last_in_set {
+            ", last of its set"
+        } else {
+            ""
+        };
+        return vec![format!(
+            "{path}: volume {}: intact{last} ({} chunks, {} bytes of plaintext)",
+            report.volume,
+            grouped(report.chunks),
+            grouped(report.plaintext_len)
+        )];
+    }
+    let mut lines: Vec<String> = report
+        .damage
+        .iter()
+        .map(|damage| {
+            // The line starts with the file's name already.
+            let mut unnamed = damage.clone();
+            unnamed.at.name = None;
+            format!("{path}: FAILED: {unnamed}")
+        })
+        .collect();
+    let more = report.damage.unrecorded();
+    if more > 0 {
+        lines.push(format!(
+            "{path}: FAILED: {} more damaged runs, not listed",
+            grouped(more)
+        ));
+    }
+    lines
+}
+
+struct SetLines {
     lines: Vec<String>,
     /// Foreign and duplicate volumes.
     problems: usize,
-    /// What is missing, if anything.
+    /// What is missing or damaged, if anything.
     incomplete: Option<String>,
 }
 
-/// Checks that the intact volumes make one whole set.
-/// `damaged` holds the numbers that volumes which failed claim.
-fn check_set(paths: &[PathBuf], reports: &[(usize, VolumeReport)], damaged: &[u32]) -> SetCheck {
-    let mut check = SetCheck {
+/// Says whether the volumes checked make one whole set (the library's
+/// [`SetCheck`]). `unchecked` holds the numbers that volumes which could
+/// not be checked at all claim.
+fn set_lines(paths: &[PathBuf], reports: &[(usize, VolumeReport)], unchecked: &[u32]) -> SetLines {
+    let mut lines = SetLines {
         lines: Vec::new(),
         problems: 0,
         incomplete: None,
     };
-    if reports.is_empty() {
-        check.incomplete = Some("no volume is intact".into());
-        return check;
+    let Some(check) = SetCheck::of(reports.iter().map(|(_, report)| report)) else {
+        lines.incomplete = Some("no volume could be checked".into());
+        return lines;
+    };
+    let path_of = |index: usize| shown(&paths[reports[index].0]);
+    for rejected in &check.rejected {
+        let path = path_of(rejected.index);
+        let volume = rejected.volume;
+        lines.problems += 1;
+        lines.lines.push(match rejected.reason {
+            Rejection::OtherSet => format!("{path} (volume {volume}) belongs to another set"),
+            Rejection::OtherSetHeader => format!(
+                "{path} (volume {volume}) has the set id of the others but a different set \
+                 header (recipients or geometry): it does not open with them"
+            ),
+            Rejection::Duplicate { first } => {
+                format!("{} and {path} are both volume {volume}", path_of(first))
+            }
+            _ => format!("{path} (volume {volume}) is not part of the set"),
+        });
     }
-    // The set is the one most intact volumes belong to (the first on a tie).
-    // A set is its whole set part, not its id: `open` refuses volumes whose
-    // set parts differ even when their ids agree (SPEC.md §7.2).
-    let digest = reports
-        .iter()
-        .map(|(_, r)| r.set_digest)
-        .max_by_key(|digest| {
-            (
-                reports
-                    .iter()
-                    .filter(|(_, r)| r.set_digest == *digest)
-                    .count(),
-                std::cmp::Reverse(reports.iter().position(|(_, r)| r.set_digest == *digest)),
-            )
-        })
-        .expect("reports is not empty");
-    let set_id = reports
-        .iter()
-        .find(|(_, r)| r.set_digest == digest)
-        .map(|(_, r)| r.set_id)
-        .expect("the digest is one of the reports'");
-    let mut numbers = BTreeSet::new();
-    let mut seen: Vec<(u32, usize)> = Vec::new();
-    let mut last = None;
-    for (index, report) in reports {
-        let path = shown(&paths[*index]);
-        if report.set_id != set_id {
-            check.problems += 1;
-            check.lines.push(format!(
-                "{path} (volume {}) belongs to another set",
-                report.volume
-            ));
-            continue;
-        }
-        if report.set_digest != digest {
-            check.problems += 1;
-            check.lines.push(format!(
-                "{path} (volume {}) has the set id of the others but a different set header \
-                 (recipients or geometry): it does not open with them",
-                report.volume
-            ));
-            continue;
-        }
-        if let Some((_, first)) = seen.iter().find(|(number, _)| *number == report.volume) {
-            check.problems += 1;
-            check.lines.push(format!(
-                "{} and {path} are both volume {}",
-                shown(&paths[*first]),
-                report.volume
-            ));
-            continue;
-        }
-        seen.push((report.volume, *index));
-        numbers.insert(report.volume);
-        if report.last_in_set {
-            last = Some(report.volume);
+    let mut not_intact = check.damaged.clone();
+    let mut missing = Vec::new();
+    for &volume in &check.missing {
+        if unchecked.contains(&volume) {
+            not_intact.push(volume);
+        } else {
+            missing.push(volume);
         }
     }
-    let highest = numbers.last().copied().unwrap_or(0);
-    let (failed, missing): (Vec<u32>, Vec<u32>) = (1..highest)
-        .filter(|n| !numbers.contains(n))
-        .partition(|n| damaged.contains(n));
+    not_intact.sort_unstable();
     let mut gaps = Vec::new();
-    for (list, what) in [(failed, "not intact"), (missing, "missing")] {
+    for (list, what) in [(not_intact, "not intact"), (missing, "missing")] {
         if !list.is_empty() {
             let list: Vec<String> = list.iter().map(u32::to_string).collect();
             gaps.push(format!(
@@ -192,24 +184,28 @@ fn check_set(paths: &[PathBuf], reports: &[(usize, VolumeReport)], damaged: &[u3
             ));
         }
     }
-    if last.is_none() {
-        gaps.push(format!(
-            "the volumes after volume {highest} are missing (it is not the last of its set)"
-        ));
+    if let Some(highest) = check.end_missing {
+        gaps.push(if check.damaged.contains(&highest) {
+            format!("volume {highest} is damaged at its end: volumes after it may be missing")
+        } else {
+            format!(
+                "the volumes after volume {highest} are missing (it is not the last of its set)"
+            )
+        });
     }
-    let id = hex(&set_id);
+    let id = hex(&check.set_id);
+    let count = check.present.len();
     if gaps.is_empty() {
-        check.lines.push(format!(
-            "set {id}: complete, {} volume{} intact",
-            numbers.len(),
-            if numbers.len() == 1 { "" } else { "s" }
+        lines.lines.push(format!(
+            "set {id}: complete, {count} volume{} intact",
+            if count == 1 { "" } else { "s" }
         ));
     } else {
         let gaps = gaps.join("; ");
-        check.lines.push(format!("set {id}: incomplete: {gaps}"));
-        check.incomplete = Some(gaps);
+        lines.lines.push(format!("set {id}: incomplete: {gaps}"));
+        lines.incomplete = Some(gaps);
     }
-    check
+    lines
 }
 
 pub fn info(args: &InfoArgs) -> Result<()> {
