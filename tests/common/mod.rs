@@ -10,6 +10,8 @@
 
 pub mod craft;
 pub mod forge;
+#[cfg(unix)]
+pub mod snapshot;
 
 use std::io::{self, Read, Write};
 

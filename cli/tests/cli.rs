@@ -1,6 +1,5 @@
 //! The `kuvert` binary, driven as a person or a script would: every command,
 //! flag and failure the CLI documents, on real files.
-#![cfg(feature = "cli")]
 
 use std::fs;
 use std::path::{Path, PathBuf};
