@@ -7,8 +7,9 @@
 #   SIZE_MIB=512 ROUNDS=3 RSS_BIG_MIB=0 benches/compare.sh   # quick look
 #
 # What it does, from a clean checkout:
-#   1. builds kuvert in release (with this repo's .cargo/config.toml, i.e.
-#      `--cfg chacha20_avx512`; an exported RUSTFLAGS would override it);
+#   1. builds kuvert in release (`cargo build --release -p kuvert-cli`, with
+#      this repo's .cargo/config.toml, i.e. `--cfg chacha20_avx512`; an
+#      exported RUSTFLAGS would override it);
 #   2. installs age (`apt-get install -y age`) and rage (`cargo install rage
 #      --locked`, several minutes, kept in ~/.cargo/bin) if they are missing;
 #   3. writes a SIZE_MIB incompressible file (/dev/urandom) to a temporary
@@ -29,7 +30,7 @@
 #   ROUNDS        [5]     timed rounds (median of ROUNDS runs per cell)
 #   RSS_BIG_MIB   [8192]  input size of the large RSS check; 0 skips it
 #   THREADS       [nproc] kuvert's "all threads" count (-j)
-#   FEATURES      []      cargo features for kuvert, e.g. "ring" (with
+#   FEATURES      []      the library's cargo features, e.g. "ring" (with
 #                         CARGO_TARGET_DIR set, target/release stays as it is)
 #   WORKDIR       []      parent directory for the scratch files (default:
 #                         $TMPDIR or /tmp, unless tmpfs: then target/)
@@ -83,7 +84,12 @@ elapsed() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.4f", b - a}'; }
 
 if [[ -z ${KUVERT:-} ]]; then
     say "building kuvert (release${FEATURES:+, features $FEATURES})"
-    (cd "$REPO" && cargo build --release --quiet --bin kuvert ${FEATURES:+--features "$FEATURES"})
+    # The binary is package kuvert-cli; FEATURES are the library's, so each
+    # is passed on as kuvert/FEATURE.
+    lib_features=()
+    for feature in ${FEATURES//,/ }; do lib_features+=("kuvert/$feature"); done
+    (cd "$REPO" && cargo build --release --quiet -p kuvert-cli \
+        ${FEATURES:+--features "$(IFS=,; echo "${lib_features[*]}")"})
     KUVERT=${CARGO_TARGET_DIR:-$REPO/target}/release/kuvert
 fi
 

@@ -47,7 +47,7 @@ const DEFAULT_RECORDS: u64 = 5_282_616;
 const DEFAULT_SEED: u64 = 0x6b75_7665_7274_2021;
 /// A 700 MiB (80 minute) CD: 734,003,200 of its 737,280,000 bytes, the
 /// rest left for the disc's filesystem. (The CLI's `cd` preset is 699 MiB:
-/// it keeps 0.5% of every disc free; see src/bin/kuvert/size.rs.)
+/// it keeps 0.5% of every disc free; see cli/src/size.rs.)
 const CD: u64 = 700 << 20;
 /// An 8 cm mini-CD (24 minutes): 210 MiB of its 221,184,000 bytes.
 const MINI_CD: u64 = 210 << 20;

@@ -133,8 +133,10 @@ run() {
 step() { printf '\n== %s\n' "$*"; }
 
 started=$(now)
-step "build: cargo build --release --bin kuvert --example parcel"
-cargo build --release --bin kuvert --example parcel
+# The binary is package kuvert-cli (cli/), the generator an example of the
+# library, package kuvert.
+step "build: cargo build --release -p kuvert-cli -p kuvert --bin kuvert --example parcel"
+cargo build --release -p kuvert-cli -p kuvert --bin kuvert --example parcel
 target_dir=${CARGO_TARGET_DIR:-$repo/target}
 [[ $target_dir == /* ]] || target_dir=$repo/$target_dir
 export PATH="$target_dir/release:$target_dir/release/examples:$PATH"

@@ -79,6 +79,18 @@
 //! payload key exists; every chunk is authenticated before a byte of it is
 //! returned; a set that lacks its end-of-set chunk never opens as complete.
 //! Secrets are wiped on drop and never printed by `Debug`.
+//!
+//! # Features
+//!
+//! None is on by default, and no CLI crate is ever built: the `kuvert`
+//! command is the separate package `kuvert-cli`.
+//!
+//! - `ring`: chunks are sealed and opened with ring's ChaCha20-Poly1305
+//!   instead of the `chacha20poly1305` crate's; the bytes are the same (see
+//!   README.md, Performance).
+//!
+//! `insecure-test-hooks` exists for this crate's own tests and must never be
+//! enabled by a user: it makes sealing deterministic.
 
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]

@@ -162,6 +162,7 @@ impl Sealer {
     /// no library user should enable (this crate's own tests turn it on
     /// through its dev-dependency on itself).
     #[cfg(any(test, feature = "insecure-test-hooks"))]
+    #[cfg_attr(docsrs, doc(cfg(feature = "insecure-test-hooks")))]
     #[doc(hidden)]
     pub fn insecure_deterministic_seed(mut self, seed: [u8; 32]) -> Self {
         self.seed = Some(Zeroizing::new(seed));

@@ -42,6 +42,7 @@ pub fn seal_raw_payload<S: VolumeSink>(sealer: &Sealer, sink: S) -> Result<SealW
 /// Argon2id costs with no check at all, even below what the library
 /// writes, for sets that open with a weak-cost warning.
 #[cfg(feature = "insecure-test-hooks")]
+#[cfg_attr(docsrs, doc(cfg(feature = "insecure-test-hooks")))]
 pub fn argon2_params_unchecked(memory_kib: u32, passes: u32, lanes: u32) -> crate::Argon2Params {
     crate::Argon2Params::unchecked(memory_kib, passes, lanes)
 }

@@ -9,13 +9,13 @@
 //! `outer/dest`. Each refusal asserts the exact error variant, that nothing
 //! in `outer` changed (recursively, symlinks not followed), and that nothing
 //! new is left in DEST, the staging directory included. A few cases run
-//! `kuvert open` and `kuvert list` too (feature `cli`).
+//! `kuvert open` and `kuvert list` too: cli/tests/hostile.rs.
 //!
 //! Offsets and `what` strings are asserted exactly; reasons by a keyword, as
 //! SPEC.md §12 words them.
 #![cfg(unix)]
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::fs;
 use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
@@ -27,6 +27,7 @@ use kuvert::{Error, MemorySink, Opener, Sealer, X25519Identity};
 mod common;
 
 use common::craft::{BLOCK, Craft, Kind, Spec, USTAR_MAX, craft, dir, file, hardlink, symlink};
+use common::snapshot::{Node, Snapshot, differences, snapshot};
 
 // ------------------------------------------------- sealing and extracting
 
@@ -68,72 +69,6 @@ fn open_volumes(volumes: Vec<Vec<u8>>, limits: &ArchiveLimits) -> Result<Archive
 
 fn open_payload(payload: &[u8], limits: &ArchiveLimits) -> Result<Archive<Vec<u8>>, Error> {
     open_volumes(seal_raw_archive(payload), limits)
-}
-
-/// One file-system object as a snapshot sees it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Node {
-    File { mode: u32, ino: u64, data: Vec<u8> },
-    Dir { mode: u32 },
-    Symlink { target: PathBuf },
-    Other { mode: u32 },
-}
-
-type Snapshot = BTreeMap<PathBuf, Node>;
-
-/// Everything under `root`, recursively, never following a symlink.
-fn snapshot(root: &Path) -> Snapshot {
-    fn walk(root: &Path, at: &Path, out: &mut Snapshot) {
-        let mut names: Vec<_> = fs::read_dir(at)
-            .expect("list")
-            .map(|entry| entry.expect("entry").file_name())
-            .collect();
-        names.sort();
-        for name in names {
-            let path = at.join(&name);
-            let meta = fs::symlink_metadata(&path).expect("lstat");
-            let mode = meta.mode() & 0o7777;
-            let rel = path.strip_prefix(root).expect("under root").to_path_buf();
-            let node = if meta.file_type().is_symlink() {
-                Node::Symlink {
-                    target: fs::read_link(&path).expect("readlink"),
-                }
-            } else if meta.is_dir() {
-                walk(root, &path, out);
-                Node::Dir { mode }
-            } else if meta.is_file() {
-                Node::File {
-                    mode,
-                    ino: meta.ino(),
-                    data: fs::read(&path).expect("read"),
-                }
-            } else {
-                Node::Other { mode }
-            };
-            out.insert(rel, node);
-        }
-    }
-    let mut out = Snapshot::new();
-    walk(root, root, &mut out);
-    out
-}
-
-/// What differs between two snapshots, briefly (the first few paths).
-fn differences(before: &Snapshot, after: &Snapshot) -> String {
-    let mut out = Vec::new();
-    for (path, node) in after {
-        match before.get(path) {
-            None => out.push(format!("new {path:?}")),
-            Some(old) if old != node => out.push(format!("changed {path:?}: {old:?} -> {node:?}")),
-            Some(_) => {}
-        }
-    }
-    for path in before.keys().filter(|path| !after.contains_key(*path)) {
-        out.push(format!("gone {path:?}"));
-    }
-    let total = out.len();
-    out.truncate(6);
-    format!("{total} differences, first: {}", out.join("; "))
 }
 
 /// An outer directory holding DEST and things an escape would touch.
@@ -1921,149 +1856,4 @@ fn many_unreadable_directories_extract_under_a_low_descriptor_limit() {
             .take(2000)
             .collect::<String>()
     );
-}
-
-/// The same refusals through `kuvert open`: exit status 1, and the outer
-/// directory exactly as it was, with `-o DEST` and with the default
-/// destination (a new directory named after the set).
-#[cfg(feature = "cli")]
-#[test]
-fn kuvert_open_refuses_hostile_archives_and_leaves_nothing() {
-    let work = tempfile::tempdir().expect("work");
-    fs::write(
-        work.path().join("id.txt"),
-        format!("{}\n", &*identity().to_secret_string()),
-    )
-    .expect("identity");
-    let cases: Vec<(&str, Vec<u8>)> = vec![
-        (
-            "reported exploit",
-            craft(vec![
-                dir("d"),
-                symlink("d/up", ".."),
-                symlink("esc", "d/up/../.."),
-            ]),
-        ),
-        ("dot-dot path", craft(vec![file("../escape", b"x")])),
-        (
-            "absolute path",
-            craft(vec![file("/tmp/kuvert-escape", b"x")]),
-        ),
-        ("hard link out", craft(vec![hardlink("h", "/etc/passwd")])),
-        ("alias", craft(vec![file("D/x", b"1"), file("d/y", b"2")])),
-        (
-            "tar says otherwise",
-            craft(vec![
-                file("f", b"x").tar(|t| t.path = Some(b"../f".to_vec())),
-            ]),
-        ),
-        (
-            "late failure",
-            craft(vec![
-                file("ok", b"fine"),
-                file("bad", b"x").tar(|t| t.padding = 1),
-            ]),
-        ),
-    ];
-    for (case, payload) in cases {
-        let parcel = work.path().join("parcel.kuv");
-        fs::write(&parcel, &seal_raw_archive(&payload)[0]).expect("parcel");
-        for with_dest in [true, false] {
-            let scene = Scene::new();
-            let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin!("kuvert"));
-            cmd.current_dir(scene.outer.path())
-                .env_remove("KUVERT_PASSPHRASE_FILE")
-                .arg("open")
-                .arg("-i")
-                .arg(work.path().join("id.txt"));
-            if with_dest {
-                cmd.args(["-o", "dest"]);
-            }
-            let output = cmd.arg(&parcel).output().expect("run kuvert");
-            assert_eq!(
-                output.status.code(),
-                Some(1),
-                "{case}: {}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-            scene.assert_untouched(&format!("{case} (kuvert open, -o given: {with_dest})"));
-        }
-    }
-}
-
-/// Sender-chosen names never reach a terminal raw: `kuvert list` and the
-/// messages of `kuvert open` escape control characters, so a name cannot
-/// move the cursor or forge a line.
-#[cfg(feature = "cli")]
-#[test]
-fn kuvert_escapes_control_characters_in_names() {
-    let work = tempfile::tempdir().expect("work");
-    fs::write(
-        work.path().join("id.txt"),
-        format!("{}\n", &*identity().to_secret_string()),
-    )
-    .expect("identity");
-    let raw = |bytes: &[u8]| {
-        bytes
-            .iter()
-            .any(|&b| (b < 0x20 && b != b'\n') || b == 0x7f || b == 0x9b)
-    };
-    let run = |args: &[&str], payload: &[u8]| {
-        let parcel = work.path().join("parcel.kuv");
-        fs::write(&parcel, &seal_raw_archive(payload)[0]).expect("parcel");
-        std::process::Command::new(assert_cmd::cargo::cargo_bin!("kuvert"))
-            .current_dir(work.path())
-            .env_remove("KUVERT_PASSPHRASE_FILE")
-            .args(args)
-            .args(["-i", "id.txt", "parcel.kuv"])
-            .output()
-            .expect("run kuvert")
-    };
-    let names = [
-        "\x1b[2J",
-        "line\nforged: ok",
-        "cr\rreturn",
-        "bell\x07",
-        "\u{9b}31m",
-    ];
-    let mut entries: Vec<Spec> = names.iter().map(|name| file(name, b"x")).collect();
-    entries.push(symlink("\x1b[1mlink", "\x1b[2J"));
-    let listing = run(&["list"], &craft(entries.clone()));
-    assert!(
-        listing.status.success(),
-        "{}",
-        String::from_utf8_lossy(&listing.stderr)
-    );
-    assert!(
-        !raw(&listing.stdout),
-        "list: {:?}",
-        String::from_utf8_lossy(&listing.stdout)
-    );
-    assert!(
-        !raw(&listing.stderr),
-        "list: {:?}",
-        String::from_utf8_lossy(&listing.stderr)
-    );
-    let lines = String::from_utf8_lossy(&listing.stdout).lines().count();
-    assert!(
-        lines <= entries.len() + 2,
-        "a name forged a line: {lines} lines"
-    );
-    for (case, payload) in [
-        ("unsafe path", craft(vec![file("\x1b[2J/../\nx", b"x")])),
-        (
-            "collision",
-            craft(vec![file("\x1b[A", b"1"), file("\x1b[a", b"2")]),
-        ),
-        (
-            "mismatch",
-            craft(vec![file("\x07\r", b"x").tar(|t| t.mode = Some(0o600))]),
-        ),
-    ] {
-        let output = run(&["open", "-o", "dest"], &payload);
-        assert_eq!(output.status.code(), Some(1), "{case}");
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(!raw(&output.stderr), "{case}: {stderr:?}");
-        assert_eq!(stderr.lines().count(), 1, "{case}: {stderr:?}");
-    }
 }

@@ -11,6 +11,8 @@
 pub mod craft;
 pub mod eio;
 pub mod forge;
+#[cfg(unix)]
+pub mod snapshot;
 
 use std::io::{self, Read, Write};
 

@@ -5,7 +5,7 @@
 //! The umask is process-global and tests run on parallel threads, so it is
 //! never changed in this process: each case runs `kuvert open` through
 //! `sh -c 'umask U; exec kuvert …'`, one case after another inside one test.
-#![cfg(all(unix, feature = "cli"))]
+#![cfg(unix)]
 
 use std::collections::BTreeMap;
 use std::fs;
