@@ -12,7 +12,9 @@ use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use kuvert::archive::{ArchiveLimits, EntryKind};
-use kuvert::{Error, FileSink, FileSource, Opener, Sealer, X25519Identity, inspect};
+use kuvert::{
+    DamageKind, Error, FileSink, FileSource, Opener, Sealer, Volume, X25519Identity, inspect,
+};
 use kuvert_downstream::{Extract, extract};
 
 /// 1 MiB volumes, so that a few MB of rows make a set of several.
@@ -274,25 +276,39 @@ impl Damage {
     }
 }
 
-/// Job 4: each volume verified on its own, as after burning a disc: the
-/// intact ones pass, the damaged one names its first bad chunk, and
-/// seeking past it finds the second.
+/// Job 4: the set verified, given in reverse order, as after burning the
+/// discs: the damage map lists both bad chunks, with their volume, byte
+/// range and file, and nothing else; each volume verified alone names its
+/// first bad chunk.
 #[test]
-fn verify_names_the_damaged_chunks_after_byte_flips() -> Result<()> {
+fn verify_maps_both_damaged_chunks_after_byte_flips() -> Result<()> {
     let damage = Damage::new()?;
     let sealed = &damage.sealed;
     let opener = sealed.opener();
+    let mut reversed = sealed.volumes.clone();
+    reversed.reverse();
+    let report = opener.verify_set(&sealed.sources(&reversed)?)?;
+    assert!(!report.is_intact());
+    assert!(report.check.is_complete(), "all four volumes are there");
+    let runs: Vec<_> = report.damage.iter().collect();
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    for (run, (&chunk, &offset)) in runs.iter().zip(damage.chunks.iter().zip(&damage.offsets)) {
+        assert_eq!(run.kind, DamageKind::Unauthenticated);
+        assert_eq!(run.chunks, chunk..chunk + 1);
+        assert_eq!(run.at.volume, Volume::Number(2));
+        assert_eq!(run.at.offset, Some(offset));
+        assert_eq!(run.bytes.start, offset);
+        assert_eq!(run.bytes.end - run.bytes.start, CHUNK_SIZE as u64);
+        let name = run.at.name.as_deref().expect("a file's name");
+        assert!(name.ends_with("register.002.kuv"), "{name}");
+    }
     for (number, path) in (1..).zip(&sealed.volumes) {
         let result = opener.verify_volume(&FileSource::open(path)?);
         if number == 2 {
             match result {
-                Err(Error::Unauthenticated {
-                    chunk,
-                    volume,
-                    offset,
-                }) => assert_eq!(
-                    (chunk, volume, offset),
-                    (damage.chunks[0], 2, damage.offsets[0])
+                Err(Error::Unauthenticated { chunk, at }) => assert_eq!(
+                    (chunk, at.volume, at.offset),
+                    (damage.chunks[0], Volume::Number(2), Some(damage.offsets[0]))
                 ),
                 other => panic!("volume 2: expected Unauthenticated, got {other:?}"),
             }
@@ -302,38 +318,6 @@ fn verify_names_the_damaged_chunks_after_byte_flips() -> Result<()> {
             assert_eq!(report.last_in_set, number == 4);
         }
     }
-    // LEAD: switch to the damage map. Today `verify_volume` stops at the
-    // first bad chunk, so the second is found by seeking past the first.
-    // With the damage-map verifier, volume 2's report should list both,
-    // and this block becomes an assertion on it, e.g.
-    //     assert_eq!(damaged_chunks_of(report), damage.chunks);
-    let mut reader = opener.open(sealed.sources(&sealed.volumes)?)?;
-    let mut found = Vec::new();
-    let mut chunk = damage.chunks[0] - 1;
-    let mut byte = [0u8];
-    while found.len() < 2 && !reader.chunk_span(chunk).is_empty() {
-        reader.seek(SeekFrom::Start(reader.chunk_span(chunk).start))?;
-        match reader.read_exact(&mut byte).map_err(Error::from) {
-            Ok(()) => {}
-            Err(Error::Unauthenticated {
-                chunk: bad,
-                volume,
-                offset,
-            }) => {
-                assert_eq!(bad, chunk);
-                found.push((bad, volume, offset));
-            }
-            Err(other) => return Err(other.into()),
-        }
-        chunk += 1;
-    }
-    assert_eq!(
-        found,
-        [
-            (damage.chunks[0], 2, damage.offsets[0]),
-            (damage.chunks[1], 2, damage.offsets[1]),
-        ]
-    );
     Ok(())
 }
 
@@ -359,13 +343,9 @@ fn lines_through_a_damaged_chunk_end_in_the_typed_error() -> Result<()> {
     let released = reader.chunk_span(damage.chunks[0]).start as usize;
     let mut rows = 0;
     match read_rows(reader, &sealed.extract, &mut rows) {
-        Err(Error::Unauthenticated {
-            chunk,
-            volume,
-            offset,
-        }) => assert_eq!(
-            (chunk, volume, offset),
-            (damage.chunks[0], 2, damage.offsets[0])
+        Err(Error::Unauthenticated { chunk, at }) => assert_eq!(
+            (chunk, at.volume, at.offset),
+            (damage.chunks[0], Volume::Number(2), Some(damage.offsets[0]))
         ),
         other => panic!("expected Unauthenticated, got {other:?}"),
     }
