@@ -74,6 +74,17 @@ impl Sealer {
     /// Default chunk size: 64 KiB of ciphertext, 32 CD sectors.
     pub const DEFAULT_CHUNK_SIZE: usize = 1 << DEFAULT_CHUNK_EXP;
 
+    /// Checks a chunk size as [`chunk_size`](Self::chunk_size) will when
+    /// sealing starts: a power of two from 4 KiB to 16 MiB (SPEC.md §3.2),
+    /// so that a tool can refuse a bad option before it opens anything.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidOption`] with [`OptionError::ChunkSize`].
+    pub fn check_chunk_size(bytes: usize) -> Result<(), Error> {
+        chunk_exponent(bytes).map(|_| ())
+    }
+
     /// A sealer with no recipients, 64 KiB chunks and one unsplit volume.
     pub fn new() -> Self {
         Sealer {

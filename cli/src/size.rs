@@ -56,12 +56,9 @@ pub fn volume_size(text: &str) -> Result<u64, String> {
 /// Parses `--chunk-size`: a power of two from 4 KiB to 16 MiB.
 pub fn chunk_size(text: &str) -> Result<usize, String> {
     let bytes = parse(text, false)?;
-    if !bytes.is_power_of_two() || !(4 << 10..=16 << 20).contains(&bytes) {
-        return Err(format!(
-            "{text:?}: the chunk size must be a power of two from 4K to 16M"
-        ));
-    }
-    usize::try_from(bytes).map_err(|_| format!("{text:?} is too large"))
+    let bytes = usize::try_from(bytes).map_err(|_| format!("{text:?} is too large"))?;
+    kuvert::Sealer::check_chunk_size(bytes).map_err(|err| format!("{text:?}: {err}"))?;
+    Ok(bytes)
 }
 
 /// Parses `--max-argon2-memory`: a size in whole KiB, as Argon2id counts
