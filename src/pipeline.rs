@@ -305,11 +305,16 @@ where
         return Ok(written);
     }
 
+    // As for sealing: this thread and `threads - 1` workers; it opens a
+    // batch itself whenever every worker already has one waiting.
+    let workers = threads - 1;
+    let queued = AtomicUsize::new(0);
     let (jobs, queue) = mpsc::channel::<(u64, Zeroizing<Vec<u8>>, SyncSender<Opened>)>();
     let queue = Mutex::new(queue);
     thread::scope(|scope| {
-        for _ in 0..threads {
+        for _ in 0..workers {
             let queue = &queue;
+            let queued = &queued;
             let run = &run;
             scope.spawn(move || {
                 loop {
@@ -320,12 +325,18 @@ where
                     let Ok((start, buf, reply)) = job else {
                         return;
                     };
+                    queued.fetch_sub(1, Ordering::Relaxed);
                     let _ = reply.send(run(start, buf));
                 }
             });
         }
+        /// A batch handed out, in the order it must be written.
+        enum InOrder {
+            Ready(Opened),
+            Waiting(Receiver<Opened>),
+        }
         let mut free: Vec<Zeroizing<Vec<u8>>> = Vec::new();
-        let mut in_flight: VecDeque<Receiver<Opened>> = VecDeque::new();
+        let mut in_flight: VecDeque<InOrder> = VecDeque::new();
         let mut batches = batches.peekable();
         let result = loop {
             while in_flight.len() < threads * DEPTH_PER_THREAD {
@@ -333,19 +344,28 @@ where
                 let buf = free
                     .pop()
                     .unwrap_or_else(|| Zeroizing::new(vec![0u8; buf_len]));
+                if queued.load(Ordering::Relaxed) >= workers {
+                    in_flight.push_back(InOrder::Ready(run(start, buf)));
+                    continue;
+                }
                 let (reply, receiver) = mpsc::sync_channel(1);
+                queued.fetch_add(1, Ordering::Relaxed);
                 if jobs.send((start, buf, reply)).is_err() {
                     break;
                 }
-                in_flight.push_back(receiver);
+                in_flight.push_back(InOrder::Waiting(receiver));
             }
-            let Some(receiver) = in_flight.pop_front() else {
-                break Ok(written);
-            };
-            let Ok(opened) = receiver.recv() else {
-                break Err(Error::Io(std::io::Error::other(
-                    "an opening thread stopped",
-                )));
+            let opened = match in_flight.pop_front() {
+                None => break Ok(written),
+                Some(InOrder::Ready(opened)) => opened,
+                Some(InOrder::Waiting(receiver)) => match receiver.recv() {
+                    Ok(opened) => opened,
+                    Err(_) => {
+                        break Err(Error::Io(std::io::Error::other(
+                            "an opening thread stopped",
+                        )));
+                    }
+                },
             };
             match emit(&opened, &mut written, out) {
                 Ok(true) => free.push(opened.buf),
