@@ -16,7 +16,9 @@
 //! nonce layout as the library, so "vs raw" (against the raw cipher the
 //! library uses, on as many threads) is the cost of the library around the
 //! cipher. Rows are interleaved run by run, so drift (thermal, neighbours on
-//! a shared host) spreads over all of them.
+//! a shared host) spreads over all of them. "CPU s" is the process's user +
+//! system time for the row (all threads, 10 ms ticks): on a busy host it
+//! still shows what the library adds to the cipher, which wall time cannot.
 
 use std::error::Error as StdError;
 use std::io::{self, Read, Write};
@@ -51,6 +53,43 @@ struct Row {
     threads: usize,
     op: Op,
     samples: Vec<Duration>,
+    /// CPU seconds of the whole process (all threads) per sample.
+    cpu: Vec<f64>,
+}
+
+/// When a timed row started, by the wall clock and by CPU time: CPU time
+/// says what a row costs even when neighbours on a shared host stretch its
+/// wall time.
+struct Start {
+    wall: Instant,
+    cpu: f64,
+}
+
+impl Start {
+    fn now() -> Self {
+        Start {
+            wall: Instant::now(),
+            cpu: process_cpu_seconds(),
+        }
+    }
+}
+
+/// User + system time of this process so far, every thread (Linux; 0
+/// elsewhere), in seconds at the kernel's 100 ticks a second.
+fn process_cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the ")" that closes the command name: utime and stime
+    // are the 12th and 13th.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let ticks: u64 = after
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|f| f.parse::<u64>().ok())
+        .sum();
+    ticks as f64 / 100.0
 }
 
 fn main() -> Result<()> {
@@ -100,6 +139,7 @@ fn main() -> Result<()> {
             threads,
             op,
             samples: Vec::new(),
+            cpu: Vec::new(),
         });
         rows.len() - 1
     };
@@ -121,18 +161,21 @@ fn main() -> Result<()> {
     let open_copy = [1, 2].map(|t| row("kuvert open, copy_to".into(), t, Op::Open));
     let no_cipher = row("no cipher: copy into a new Vec".into(), 1, Op::Copy);
 
-    let mut time = |row: usize, t: Instant| rows[row].samples.push(t.elapsed());
+    let mut time = |row: usize, t: Start| {
+        rows[row].samples.push(t.wall.elapsed());
+        rows[row].cpu.push(process_cpu_seconds() - t.cpu);
+    };
     for _ in 0..runs {
         // Raw: the buffer becomes ciphertext, then plaintext again.
         for ((_, cipher), rows) in raw_ciphers.iter().zip(&raw) {
             for (threads, &(seal_row, open_row)) in [1, 2].into_iter().zip(rows) {
-                let t = Instant::now();
+                let t = Start::now();
                 on_threads(threads, &mut buf, plain, &mut tags, |chunk, first, tags| {
                     raw_seal(&**cipher, chunk, plain, first, tags);
                     Ok(())
                 })?;
                 time(seal_row, t);
-                let t = Instant::now();
+                let t = Start::now();
                 on_threads(threads, &mut buf, plain, &mut tags, |chunk, first, tags| {
                     raw_open(&**cipher, chunk, plain, first, tags)
                 })?;
@@ -140,20 +183,20 @@ fn main() -> Result<()> {
             }
         }
 
-        let t = Instant::now();
+        let t = Start::now();
         let mut writer = sealers[0].seal(MemorySink::new())?;
         writer.write_all(&buf)?;
         let volumes = writer.finish()?.into_volumes();
         time(seal_memory, t);
 
         // Each open writes the plaintext back over the buffer.
-        let t = Instant::now();
+        let t = Start::now();
         let mut reader = openers[0].open(volumes)?;
         reader.read_exact(&mut buf)?;
         time(open_read, t);
         let volumes = reader.into_volumes();
         for (opener, &row) in openers.iter().zip(&open_copy) {
-            let t = Instant::now();
+            let t = Start::now();
             let mut reader = opener.open(volumes.iter().collect())?;
             let mut out: &mut [u8] = &mut buf;
             reader.copy_to(&mut out, u64::MAX)?;
@@ -162,7 +205,7 @@ fn main() -> Result<()> {
         drop(volumes);
 
         for (sealer, &row) in sealers.iter().zip(&seal_sized) {
-            let t = Instant::now();
+            let t = Start::now();
             let mut writer = sealer.seal(&mut reused)?;
             writer.write_all(&buf)?;
             writer.finish()?;
@@ -171,7 +214,7 @@ fn main() -> Result<()> {
 
         // What MemorySink pays the operating system: the same growth by
         // chunk-sized appends into fresh memory, without the cipher.
-        let t = Instant::now();
+        let t = Start::now();
         let mut fresh = Vec::new();
         for piece in buf.chunks(chunk) {
             fresh.extend_from_slice(piece);
@@ -206,12 +249,12 @@ fn main() -> Result<()> {
     );
     println!();
     println!(
-        "| {:<30} | {:>7} | {:>9} | {:>11} | {:>8} |",
-        "", "threads", "MiB/s", "range", "vs raw"
+        "| {:<30} | {:>7} | {:>9} | {:>11} | {:>8} | {:>7} | {:>10} |",
+        "", "threads", "MiB/s", "range", "vs raw", "CPU s", "CPU vs raw"
     );
     println!(
-        "|{:-<32}|{:->9}|{:->11}|{:->13}|{:->10}|",
-        "", ":", ":", ":", ":"
+        "|{:-<32}|{:->9}|{:->11}|{:->13}|{:->10}|{:->9}|{:->12}|",
+        "", ":", ":", ":", ":", ":", ":"
     );
     let mib_s = |t: Duration| size as f64 / f64::from(1 << 20) / t.as_secs_f64();
     let library = raw_ciphers
@@ -228,12 +271,14 @@ fn main() -> Result<()> {
             Op::Open => raw_open,
         };
         println!(
-            "| {:<30} | {:>7} | {:>9.0} | {:>11} | {:>8.2} |",
+            "| {:<30} | {:>7} | {:>9.0} | {:>11} | {:>8.2} | {:>7.2} | {:>10.2} |",
             row.label,
             row.threads,
             mib_s(t),
             format!("{:.0}–{:.0}", mib_s(slowest), mib_s(fastest)),
-            median(&rows[against].samples).as_secs_f64() / t.as_secs_f64()
+            median(&rows[against].samples).as_secs_f64() / t.as_secs_f64(),
+            median_f64(&row.cpu),
+            median_f64(&rows[against].cpu) / median_f64(&row.cpu)
         );
     }
     println!();
@@ -416,6 +461,12 @@ fn mix(x: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
+}
+
+fn median_f64(samples: &[f64]) -> f64 {
+    let mut sorted = samples.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted.get(sorted.len() / 2).copied().unwrap_or(0.0)
 }
 
 fn median(samples: &[Duration]) -> Duration {
