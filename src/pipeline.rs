@@ -6,9 +6,9 @@
 //! keeps the I/O in order. At most `2 × threads` batches are in flight, so
 //! memory is bounded by threads × batch size, never by the payload.
 //!
-//! Sealing on n threads means the writing thread and n − 1 workers: the
-//! writing thread hands a batch to the pool while a worker has nothing
-//! queued, and seals it itself otherwise. So no core waits while another
+//! Sealing (and opening) on n threads means the calling thread and n − 1
+//! workers: the calling thread hands a batch to the pool while a worker has
+//! nothing queued, and seals (or opens) it itself otherwise. So no core waits while another
 //! has two jobs, no more threads run than were asked for, and a batch the
 //! writing thread seals is still in its cache from being filled.
 
@@ -176,6 +176,7 @@ impl SealPool {
     /// Whether a worker would take a batch handed in now without another
     /// one waiting ahead of it; otherwise the caller is better off sealing
     /// it itself. (Workers may be busy: a queued job keeps each one fed.)
+    /// Only a hint, so relaxed loads do: either answer seals correctly.
     pub(crate) fn has_room(&self) -> bool {
         self.queued.load(Ordering::Relaxed) < self.workers.len()
     }
