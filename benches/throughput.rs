@@ -12,7 +12,8 @@
 //!
 //! Groups:
 //! - `aead`: raw ChaCha20-Poly1305 sealing one 64 KiB chunk in place, the
-//!   ceiling for one core.
+//!   ceiling for one core: `seal/` with `chacha20poly1305` (the backend
+//!   without default features), `ring-seal/` with `ring` (the default).
 //! - `seal`, `open`: the library in memory (`MemorySink`, `Vec<u8>`
 //!   sources) on a 64 MiB payload, on one thread (`threads(1)`), per chunk
 //!   size; `open/read` is the `Read` path. Then, at 64 KiB chunks only:
@@ -95,6 +96,24 @@ fn aead(c: &mut Criterion) {
                 .expect("a 64 KiB chunk is below the AEAD's limit")
         });
     });
+    // The default chunk backend's own ceiling.
+    #[cfg(feature = "ring")]
+    {
+        use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, UnboundKey};
+        let key = LessSafeKey::new(
+            UnboundKey::new(&CHACHA20_POLY1305, &[7u8; 32]).expect("a 32-byte key"),
+        );
+        group.bench_function("ring-seal/64KiB", |b| {
+            b.iter(|| {
+                key.seal_in_place_separate_tag(
+                    Nonce::assume_unique_for_key([0u8; 12]),
+                    Aad::empty(),
+                    chunk.as_mut_slice(),
+                )
+                .expect("a 64 KiB chunk is below the AEAD's limit")
+            });
+        });
+    }
     group.finish();
 }
 

@@ -53,8 +53,9 @@ impl Opener {
         self
     }
 
-    /// Threads that authenticate chunks in [`OpenReader::copy_to`]
-    /// (default: all cores; 1 starts none).
+    /// Threads that authenticate chunks in [`OpenReader::copy_to`], the
+    /// calling thread included (default: all cores; with n, n − 1 workers
+    /// start, and none for 1 or a range of one batch).
     pub fn threads(mut self, threads: usize) -> Self {
         self.threads = Some(threads);
         self

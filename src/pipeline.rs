@@ -5,9 +5,16 @@
 //! more than they save) and handed to worker threads, while one thread
 //! keeps the I/O in order. At most `2 × threads` batches are in flight, so
 //! memory is bounded by threads × batch size, never by the payload.
+//!
+//! Sealing (and opening) on n threads means the calling thread and n − 1
+//! workers: the calling thread hands a batch to the pool while a worker has
+//! nothing queued, and seals (or opens) it itself otherwise. So no core waits while another
+//! has two jobs, no more threads run than were asked for, and a batch the
+//! writing thread seals is still in its cache from being filled.
 
 use std::collections::VecDeque;
 use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
@@ -111,6 +118,8 @@ impl Pending {
 /// Worker threads that seal batches; they stop when the pool is dropped.
 pub(crate) struct SealPool {
     jobs: Option<Sender<SealJob>>,
+    /// Jobs handed in that no worker has taken yet.
+    queued: Arc<AtomicUsize>,
     workers: Vec<JoinHandle<()>>,
 }
 
@@ -128,14 +137,17 @@ pub(crate) fn seal_threads_started() -> usize {
 }
 
 impl SealPool {
-    pub(crate) fn new(threads: usize, cipher: Arc<ChunkCipher>, geometry: Geometry) -> Self {
+    /// Starts `workers` threads that seal with `cipher`.
+    pub(crate) fn new(workers: usize, cipher: Arc<ChunkCipher>, geometry: Geometry) -> Self {
         #[cfg(test)]
-        SEAL_THREADS_STARTED.with(|started| started.set(started.get() + threads));
+        SEAL_THREADS_STARTED.with(|started| started.set(started.get() + workers));
         let (jobs, queue) = mpsc::channel::<SealJob>();
         let queue = Arc::new(Mutex::new(queue));
-        let workers = (0..threads)
+        let queued = Arc::new(AtomicUsize::new(0));
+        let handles = (0..workers)
             .map(|_| {
                 let queue = Arc::clone(&queue);
+                let queued = Arc::clone(&queued);
                 let cipher = Arc::clone(&cipher);
                 thread::spawn(move || {
                     loop {
@@ -147,6 +159,7 @@ impl SealPool {
                         let Ok(SealJob { mut batch, reply }) = job else {
                             return;
                         };
+                        queued.fetch_sub(1, Ordering::Relaxed);
                         batch.seal(&cipher, &geometry);
                         let _ = reply.send(Ok(batch));
                     }
@@ -155,12 +168,22 @@ impl SealPool {
             .collect();
         SealPool {
             jobs: Some(jobs),
-            workers,
+            queued,
+            workers: handles,
         }
+    }
+
+    /// Whether a worker would take a batch handed in now without another
+    /// one waiting ahead of it; otherwise the caller is better off sealing
+    /// it itself. (Workers may be busy: a queued job keeps each one fed.)
+    /// Only a hint, so relaxed loads do: either answer seals correctly.
+    pub(crate) fn has_room(&self) -> bool {
+        self.queued.load(Ordering::Relaxed) < self.workers.len()
     }
 
     /// Hands a batch to the next free worker.
     pub(crate) fn submit(&self, batch: SealBatch) -> Pending {
+        self.queued.fetch_add(1, Ordering::Relaxed);
         let (reply, receiver) = mpsc::sync_channel(1);
         if let Some(jobs) = &self.jobs
             && let Err(mpsc::SendError(job)) = jobs.send(SealJob { batch, reply })
@@ -283,11 +306,16 @@ where
         return Ok(written);
     }
 
+    // As for sealing: this thread and `threads - 1` workers; it opens a
+    // batch itself whenever every worker already has one waiting.
+    let workers = threads - 1;
+    let queued = AtomicUsize::new(0);
     let (jobs, queue) = mpsc::channel::<(u64, Zeroizing<Vec<u8>>, SyncSender<Opened>)>();
     let queue = Mutex::new(queue);
     thread::scope(|scope| {
-        for _ in 0..threads {
+        for _ in 0..workers {
             let queue = &queue;
+            let queued = &queued;
             let run = &run;
             scope.spawn(move || {
                 loop {
@@ -298,12 +326,18 @@ where
                     let Ok((start, buf, reply)) = job else {
                         return;
                     };
+                    queued.fetch_sub(1, Ordering::Relaxed);
                     let _ = reply.send(run(start, buf));
                 }
             });
         }
+        /// A batch handed out, in the order it must be written.
+        enum InOrder {
+            Ready(Opened),
+            Waiting(Receiver<Opened>),
+        }
         let mut free: Vec<Zeroizing<Vec<u8>>> = Vec::new();
-        let mut in_flight: VecDeque<Receiver<Opened>> = VecDeque::new();
+        let mut in_flight: VecDeque<InOrder> = VecDeque::new();
         let mut batches = batches.peekable();
         let result = loop {
             while in_flight.len() < threads * DEPTH_PER_THREAD {
@@ -311,19 +345,28 @@ where
                 let buf = free
                     .pop()
                     .unwrap_or_else(|| Zeroizing::new(vec![0u8; buf_len]));
+                if queued.load(Ordering::Relaxed) >= workers {
+                    in_flight.push_back(InOrder::Ready(run(start, buf)));
+                    continue;
+                }
                 let (reply, receiver) = mpsc::sync_channel(1);
+                queued.fetch_add(1, Ordering::Relaxed);
                 if jobs.send((start, buf, reply)).is_err() {
                     break;
                 }
-                in_flight.push_back(receiver);
+                in_flight.push_back(InOrder::Waiting(receiver));
             }
-            let Some(receiver) = in_flight.pop_front() else {
-                break Ok(written);
-            };
-            let Ok(opened) = receiver.recv() else {
-                break Err(Error::Io(std::io::Error::other(
-                    "an opening thread stopped",
-                )));
+            let opened = match in_flight.pop_front() {
+                None => break Ok(written),
+                Some(InOrder::Ready(opened)) => opened,
+                Some(InOrder::Waiting(receiver)) => match receiver.recv() {
+                    Ok(opened) => opened,
+                    Err(_) => {
+                        break Err(Error::Io(std::io::Error::other(
+                            "an opening thread stopped",
+                        )));
+                    }
+                },
             };
             match emit(&opened, &mut written, out) {
                 Ok(true) => free.push(opened.buf),

@@ -155,11 +155,11 @@ impl Sealer {
         self
     }
 
-    /// Threads that seal chunks (default: all cores). With 1, everything
-    /// happens in the writing thread and no thread is started; with more,
-    /// threads start only once a second batch (about 1 MiB) is needed, so a
-    /// small payload never pays for them. The bytes written are the same
-    /// for every thread count.
+    /// Threads that seal chunks, the writing thread included (default: all
+    /// cores). With 1, everything happens in the writing thread and no
+    /// thread is started; with n, n − 1 workers start only once a second
+    /// batch (about 1 MiB) is needed, so a small payload never pays for
+    /// them. The bytes written are the same for every thread count.
     pub fn threads(mut self, threads: usize) -> Self {
         self.threads = Some(threads);
         self
@@ -627,16 +627,18 @@ impl<S: VolumeSink> SealWriter<S> {
         };
         // A second batch is coming: only now are threads worth starting.
         // A payload that fits one batch is sealed right here by `finish`.
+        // This thread is one of the `threads`: it seals whenever every
+        // worker already has a batch waiting (see `crate::pipeline`).
         if self.pool.is_none() && self.threads > 1 && !end_of_set {
             self.pool = Some(SealPool::new(
-                self.threads,
+                self.threads - 1,
                 Arc::clone(&self.cipher),
                 self.geometry,
             ));
         }
         let pending = match &self.pool {
-            Some(pool) => pool.submit(batch),
-            None => {
+            Some(pool) if pool.has_room() => pool.submit(batch),
+            _ => {
                 batch.seal(&self.cipher, &self.geometry);
                 Pending::Ready(batch)
             }
@@ -939,9 +941,10 @@ pub(crate) mod tests {
                 vec![9u8; len]
             );
         }
-        // One byte more needs a second batch: now the workers start.
+        // One byte more needs a second batch: now the workers start, three
+        // of them, as the writing thread is the fourth.
         let volumes = seal_len(batch + 1);
-        assert_eq!(pipeline::seal_threads_started(), before + 4);
+        assert_eq!(pipeline::seal_threads_started(), before + 3);
         assert_eq!(
             open(same_identity(&identity), volumes).expect("open"),
             vec![9u8; batch + 1]

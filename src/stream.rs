@@ -3,17 +3,21 @@
 //! out; this layer never sees a reader, a writer or a volume.
 //!
 //! Two interchangeable backends, byte for byte the same output, one file
-//! each: `stream/rustcrypto.rs` (the `chacha20poly1305` crate, the default) and
-//! `stream/ring.rs` (feature `ring`). The choice is made here and nowhere else.
+//! each: `stream/ring.rs` (feature `ring`, the default: full speed in any
+//! build) and `stream/rustcrypto.rs` (the `chacha20poly1305` crate: its key
+//! copy is wiped on drop; used without `ring`, or whenever
+//! `zeroize-chunk-key` is on, so that one crate asking for a wiped key is
+//! never overruled by another crate's defaults in the same build). The
+//! choice is made here and nowhere else.
 
 // The one place a backend is chosen.
-#[cfg(feature = "ring")]
+#[cfg(all(feature = "ring", not(feature = "zeroize-chunk-key")))]
 mod ring;
-#[cfg(not(feature = "ring"))]
+#[cfg(any(not(feature = "ring"), feature = "zeroize-chunk-key"))]
 mod rustcrypto;
-#[cfg(feature = "ring")]
+#[cfg(all(feature = "ring", not(feature = "zeroize-chunk-key")))]
 use self::ring::Aead as Backend;
-#[cfg(not(feature = "ring"))]
+#[cfg(any(not(feature = "ring"), feature = "zeroize-chunk-key"))]
 use self::rustcrypto::Aead as Backend;
 
 use crate::format::{ChunkFlag, TAG_LEN, chunk_nonce};

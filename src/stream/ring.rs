@@ -1,6 +1,18 @@
-//! The chunk AEAD backend of feature `ring`: `ring`'s assembly (BoringSSL's
-//! fused AVX2 ChaCha20-Poly1305 on x86-64), fast without any build flag.
-//! `ring` does not wipe its key copy on drop.
+//! The default chunk AEAD backend (feature `ring`): `ring`'s assembly,
+//! BoringSSL's fused ChaCha20-Poly1305, which picks its AVX2 (with BMI2) or
+//! SSE4.1 path on x86-64 (NEON on aarch64) at run time, so every build runs
+//! at full speed with no flag. It has no AVX-512 path, so it runs the same
+//! code on CPUs with and without AVX-512.
+//!
+//! # Security
+//!
+//! `ring` keeps its own copy of the 32-byte payload key in [`Aead`] and does
+//! not wipe it on drop. That copy lives in exactly one place: the
+//! `ChunkCipher` owned by one `SealWriter` (shared by `Arc` with its sealing
+//! threads, which the writer joins when it is finished or dropped), one
+//! `OpenReader`, or one volume check. It is freed, unwiped, when that owner
+//! is dropped; the heap bytes stay until the allocator reuses them. Build
+//! with feature `zeroize-chunk-key` for a backend that wipes it.
 
 use ::ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, Tag, UnboundKey};
 

@@ -1,8 +1,9 @@
-//! The default chunk AEAD backend: the `chacha20poly1305` crate
-//! (RustCrypto). Its AVX-512 ChaCha20 needs `--cfg chacha20_avx512` at build
-//! time, which this repository's `.cargo/config.toml` sets but dependents do
-//! not inherit. With its `zeroize` feature (on, see Cargo.toml) its key copy
-//! is wiped on drop.
+//! The pure-Rust chunk AEAD backend: the `chacha20poly1305` crate
+//! (RustCrypto), used without feature `ring` or with `zeroize-chunk-key`.
+//! With its `zeroize` feature (on, see Cargo.toml) its key copy is wiped on
+//! drop. Its ChaCha20 picks AVX2 or SSE2 at run time; its AVX-512 path is
+//! compiled in only with `RUSTFLAGS="--cfg chacha20_avx512"`, which a build
+//! sets for every crate in it or not at all.
 
 use chacha20poly1305::{AeadInOut, ChaCha20Poly1305, KeyInit, Tag};
 
