@@ -20,6 +20,7 @@
 //! | map every damaged chunk of a set       | [`Opener::verify_set`] → [`SetReport`], [`DamageMap`] |
 //! | keep what survives of a damaged stream | [`OpenReader::salvage_to`]                 |
 //! | read a header without any key          | [`inspect`]                                |
+//! | which discs of a set are there, keyless | [`SetSurvey::of`] over [`inspect`]s       |
 //! | address someone                        | [`X25519Recipient`], [`Passphrase`]        |
 //! | be addressed                           | [`X25519Identity`], [`Identity::parse_file`] |
 //! | write volumes to files, memory, a `Write` | [`FileSink`], [`MemorySink`], [`WriteSink`] |
@@ -124,12 +125,14 @@
 //!
 //! # Features
 //!
-//! None is on by default, and no CLI crate is ever built: the `kuvert`
-//! command is the separate package `kuvert-cli`.
+//! Only `ring` is on by default, and no CLI crate is ever built: the
+//! `kuvert` command is the separate package `kuvert-cli`.
 //!
-//! - `ring`: chunks are sealed and opened with ring's ChaCha20-Poly1305
-//!   instead of the `chacha20poly1305` crate's; the bytes are the same (see
-//!   README.md, Performance).
+//! - `ring` (default): chunks are sealed and opened with ring's
+//!   ChaCha20-Poly1305; without it, with the `chacha20poly1305` crate's. The
+//!   bytes are the same (see Performance above).
+//! - `zeroize-chunk-key`: the `chacha20poly1305` backend even if `ring` is
+//!   on, so the payload key's copy is wiped on drop.
 //!
 //! `insecure-test-hooks` exists for this crate's own tests and must never be
 //! enabled by a user: it makes sealing deterministic.
@@ -153,6 +156,7 @@ mod pipeline;
 mod rand;
 mod seal;
 mod stream;
+mod survey;
 #[doc(hidden)]
 pub mod testing;
 mod verify;
@@ -172,5 +176,6 @@ pub use keys::{
 };
 pub use open::{OpenReader, Opener};
 pub use seal::{Plan, SealWriter, Sealer};
+pub use survey::SetSurvey;
 pub use verify::{Rejected, Rejection, SetCheck, SetReport, VolumeReport, VolumeVerifier};
 pub use volumes::{FileSink, FileSource, MemorySink, VolumeSink, VolumeSource, WriteSink};

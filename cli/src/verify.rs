@@ -1,10 +1,9 @@
 //! `kuvert verify` (with keys) and `kuvert info` (without).
 
-use std::collections::BTreeSet;
 use std::io::{self, Write};
 use std::path::PathBuf;
 
-use kuvert::{FileSource, Rejection, SetCheck, VolumeInfo, VolumeReport};
+use kuvert::{FileSource, Rejection, SetCheck, SetSurvey, VolumeInfo, VolumeReport};
 
 use crate::cli::{InfoArgs, VerifyArgs};
 use crate::progress;
@@ -222,7 +221,7 @@ pub fn info(args: &InfoArgs) -> Result<()> {
             Err(message) => errors.push((path.clone(), message)),
         }
     }
-    let sets = summarize_sets(&infos);
+    let sets = SetSurvey::of(infos.iter().map(|(_, info)| info));
     let mut out = io::stdout().lock();
     let written = if args.json {
         write_info_json(&mut out, &infos, &errors, &sets)
@@ -249,65 +248,10 @@ pub fn info(args: &InfoArgs) -> Result<()> {
     Ok(())
 }
 
-/// What the headers of one set's volumes say about the set.
-struct SetSummary {
-    set_id: [u8; 32],
-    split: bool,
-    present: Vec<u32>,
-    missing: Vec<u32>,
-    highest: u32,
-    /// Whether the highest volume given is full (more may follow) rather
-    /// than short (it is the last).
-    highest_is_full: bool,
-}
-
-impl SetSummary {
-    /// Whether every volume seems present: `None` if the highest is full,
-    /// as a set can end on a full volume.
-    fn complete(&self) -> Option<bool> {
-        if !self.missing.is_empty() {
-            Some(false)
-        } else if self.split && self.highest_is_full {
-            None
-        } else {
-            Some(true)
-        }
-    }
-}
-
-fn summarize_sets(infos: &[(PathBuf, VolumeInfo)]) -> Vec<SetSummary> {
-    let mut sets: Vec<SetSummary> = Vec::new();
-    for (_, info) in infos {
-        if sets.iter().any(|s| s.set_id == info.set_id) {
-            continue;
-        }
-        let members: Vec<&VolumeInfo> = infos
-            .iter()
-            .map(|(_, i)| i)
-            .filter(|i| i.set_id == info.set_id)
-            .collect();
-        let present: BTreeSet<u32> = members.iter().map(|i| i.volume).collect();
-        let highest = present.last().copied().unwrap_or(0);
-        let highest_is_full = members
-            .iter()
-            .filter(|i| i.volume == highest)
-            .all(|i| i.is_full());
-        sets.push(SetSummary {
-            set_id: info.set_id,
-            split: info.is_split(),
-            missing: (1..highest).filter(|n| !present.contains(n)).collect(),
-            present: present.into_iter().collect(),
-            highest,
-            highest_is_full,
-        });
-    }
-    sets
-}
-
 fn write_info_text(
     out: &mut impl Write,
     infos: &[(PathBuf, VolumeInfo)],
-    sets: &[SetSummary],
+    sets: &[SetSurvey],
 ) -> io::Result<()> {
     for (path, info) in infos {
         writeln!(out, "{}", shown(path))?;
@@ -373,7 +317,7 @@ fn write_info_json(
     out: &mut impl Write,
     infos: &[(PathBuf, VolumeInfo)],
     errors: &[(PathBuf, String)],
-    sets: &[SetSummary],
+    sets: &[SetSurvey],
 ) -> io::Result<()> {
     let numbers = |list: &[u32]| {
         list.iter()
