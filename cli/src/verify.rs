@@ -53,8 +53,15 @@ pub fn verify(args: &VerifyArgs, quiet: bool) -> Result<()> {
                 vec![format!("{path}: FAILED: {}", names.message(&err))]
             }
         };
-        // Each volume's verdict as soon as it is known, above the bar.
-        bar.suspend(|| lines.iter().for_each(|line| println!("{line}")));
+        // Each volume's verdict as soon as it is known, above the bar. A
+        // closed standard output (`| head`) does not stop the check: the
+        // exit status still says whether the volumes are intact.
+        bar.suspend(|| {
+            let mut out = io::stdout().lock();
+            for line in &lines {
+                let _ = writeln!(out, "{line}");
+            }
+        });
     }
     bar.finish_and_clear();
     if unauthenticated && !reports.is_empty() {

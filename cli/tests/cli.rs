@@ -492,6 +492,41 @@ fn damaged_stream_writes_nothing_unless_salvaging() {
 }
 
 #[test]
+fn verify_goes_on_when_its_output_is_closed() {
+    let scene = Scene::new();
+    scene.make_tree("data");
+    scene.seal_split("parcel.kuv", &["data"]);
+    let volumes = scene.volumes("parcel");
+    let run = || {
+        // `kuvert verify … | head -0`: every write to stdout fails (EPIPE).
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader);
+        let out = std::process::Command::new(assert_cmd::cargo::cargo_bin!("kuvert"))
+            .current_dir(scene.path("."))
+            .env_remove("KUVERT_PASSPHRASE_FILE")
+            .args(["verify", "-i", "id.txt"])
+            .args(&volumes)
+            .stdout(writer)
+            .output()
+            .expect("run");
+        (
+            out.status.code(),
+            String::from_utf8(out.stderr).expect("utf-8"),
+        )
+    };
+    assert_eq!(run(), (Some(0), String::new()), "intact: no panic, success");
+    flip_byte(&scene.path("parcel.002.kuv"), 2048 + 2 * 4096 + 5);
+    assert_eq!(
+        run(),
+        (
+            Some(1),
+            "kuvert: 1 problem found: the volumes are not intact\n".to_owned()
+        ),
+        "damaged: the exit status still says so"
+    );
+}
+
+#[test]
 fn verify_prints_every_damaged_chunk() {
     let scene = Scene::new();
     scene.make_tree("data");
