@@ -61,24 +61,8 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 say() { printf '%s\n' "compare.sh: $*" >&2; }
 die() { say "error: $*"; exit 1; }
 now() { date +%s.%N; }
-# Share of CPU time (all cores) not idle over 0.5 s, in percent: other work on
-# the machine skews every number, so each round notes it.
-busy() {
-    local a b
-    a=($(head -1 /proc/stat)); sleep 0.5; b=($(head -1 /proc/stat))
-    awk -v u1="$((a[1] + a[2] + a[3] + a[6] + a[7] + a[8]))" -v i1="$((a[4] + a[5]))" \
-        -v u2="$((b[1] + b[2] + b[3] + b[6] + b[7] + b[8]))" -v i2="$((b[4] + b[5]))" \
-        'BEGIN {d = (u2 - u1) + (i2 - i1); printf "%.0f", d ? 100 * (u2 - u1) / d : 0}'
-}
-# Waits (up to WAIT_IDLE s) until the machine is idle.
-wait_idle() {
-    local waited=0 b
-    while b=$(busy); ((b > BUSY_MAX && waited < WAIT_IDLE)); do
-        ((waited == 0)) && say "machine busy ($b% CPU used by others): waiting up to ${WAIT_IDLE}s"
-        sleep 2; waited=$((waited + 3))
-    done
-    echo "$b"
-}
+# busy, wait_idle
+. "$REPO/benches/idle.sh"
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.4f", b - a}'; }
 
 # --- tools -----------------------------------------------------------------

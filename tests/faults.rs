@@ -16,7 +16,7 @@ use std::io::{self, Write};
 
 use kuvert::{Error, FileSink, MemorySink, Opener, Sealer, VolumeSink};
 
-use common::{Failure, data, failure, identity, read_released};
+use common::{Failure, data, failure, identity, listing, read_released};
 
 const C: usize = 4096;
 const P: usize = C - 16;
@@ -408,22 +408,6 @@ impl<S: VolumeSink> VolumeSink for Flaky<S> {
         }
         self.inner.finish()
     }
-}
-
-/// Names in `dir`, sorted.
-fn listing(dir: &std::path::Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .expect("list")
-        .map(|entry| {
-            entry
-                .expect("entry")
-                .file_name()
-                .to_string_lossy()
-                .into_owned()
-        })
-        .collect();
-    names.sort();
-    names
 }
 
 /// Whether `name` is a final name of the set `-o set.kuv`.

@@ -17,41 +17,22 @@
 
 use std::collections::HashSet;
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use kuvert::archive::{Archive, ArchiveLimits, ExtractOptions, ExtractReport, Payload};
-use kuvert::{Error, MemorySink, Opener, Sealer, X25519Identity};
+use kuvert::{Error, MemorySink, Opener, Sealer};
 
 mod common;
 
-use common::craft::{BLOCK, Craft, Kind, Spec, USTAR_MAX, craft, dir, file, hardlink, symlink};
+use common::craft::{
+    BLOCK, Craft, Kind, Spec, USTAR_MAX, craft, dir, file, hardlink, identity, seal_raw_archive,
+    symlink,
+};
 use common::snapshot::{Node, Snapshot, differences, snapshot};
 
 // ------------------------------------------------- sealing and extracting
-
-fn identity() -> X25519Identity {
-    X25519Identity::from_bytes([0x5A; 32])
-}
-
-/// Seals a raw archive payload. The one place that says "this payload is an
-/// archive": today the opener guesses it from the trailer; once the
-/// authenticated payload-kind prefix lands, this switches to the hidden
-/// hook that seals raw archive bytes.
-fn seal_raw_archive(payload: &[u8]) -> Vec<Vec<u8>> {
-    let sealer = Sealer::new()
-        .recipient(identity().to_public())
-        .chunk_size(4096)
-        .threads(1);
-    // The public sealer refuses such archives; this hook seals any content
-    // under the archive kind (SPEC.md §6.7).
-    let mut writer =
-        kuvert::testing::seal_content(&sealer, MemorySink::new(), kuvert::PayloadKind::Archive)
-            .expect("seal");
-    writer.write_all(payload).expect("write");
-    writer.finish().expect("finish").into_volumes()
-}
 
 /// Opens sealed volumes and reads the archive's index under `limits`.
 fn open_volumes(volumes: Vec<Vec<u8>>, limits: &ArchiveLimits) -> Result<Archive<Vec<u8>>, Error> {

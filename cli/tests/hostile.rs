@@ -8,33 +8,12 @@
 #![cfg(unix)]
 
 use std::fs;
-use std::io::Write;
-
-use kuvert::{MemorySink, Sealer, X25519Identity};
 
 #[path = "../../tests/common/mod.rs"]
 mod common;
 
-use common::craft::{Spec, craft, dir, file, hardlink, symlink};
+use common::craft::{Spec, craft, dir, file, hardlink, identity, seal_raw_archive, symlink};
 use common::snapshot::{Snapshot, differences, snapshot};
-
-fn identity() -> X25519Identity {
-    X25519Identity::from_bytes([0x5A; 32])
-}
-
-/// Seals a raw archive payload: the public sealer refuses such archives;
-/// this hook seals any content under the archive kind (SPEC.md §6.7).
-fn seal_raw_archive(payload: &[u8]) -> Vec<Vec<u8>> {
-    let sealer = Sealer::new()
-        .recipient(identity().to_public())
-        .chunk_size(4096)
-        .threads(1);
-    let mut writer =
-        kuvert::testing::seal_content(&sealer, MemorySink::new(), kuvert::PayloadKind::Archive)
-            .expect("seal");
-    writer.write_all(payload).expect("write");
-    writer.finish().expect("finish").into_volumes()
-}
 
 /// An outer directory holding DEST and things an escape would touch, as
 /// the library's tests/hostile.rs sets it up.

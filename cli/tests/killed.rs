@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use kuvert::{FileSource, Opener};
 
-use common::{Failure, data, failure, identity, read_released};
+use common::{Failure, data, failure, identity, listing, read_released};
 
 /// Bytes fed to `kuvert seal -`: 64 MiB, distinct per MiB.
 const STREAM: usize = 64 << 20;
@@ -517,20 +517,4 @@ fn opening_a_stream_killed_at_any_point_never_leaves_a_partial_output_file() {
         ));
     }
     eprintln!("{}", summary.join("\n"));
-}
-
-/// The names in `dir`, sorted.
-fn listing(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .expect("list")
-        .map(|entry| {
-            entry
-                .expect("entry")
-                .file_name()
-                .to_string_lossy()
-                .into_owned()
-        })
-        .collect();
-    names.sort();
-    names
 }

@@ -5,8 +5,8 @@
 //! §12 negative vectors).
 //!
 //! The result is an archive *content* (TAR ‖ INDEX ‖ TRAILER, no payload
-//! prefix); seal it with `kuvert::testing::seal_content(…,
-//! PayloadKind::Archive)`.
+//! prefix); seal it with [`seal_raw_archive`], which uses
+//! `kuvert::testing::seal_content(…, PayloadKind::Archive)`.
 
 /// A tar block.
 pub const BLOCK: usize = 512;
@@ -359,4 +359,28 @@ pub fn write_entry(out: &mut Vec<u8>, spec: &Spec) -> Placed {
 
 pub fn craft(entries: Vec<Spec>) -> Vec<u8> {
     Craft::new(entries).payload()
+}
+
+/// The key the crafted archives are sealed to.
+pub fn identity() -> kuvert::X25519Identity {
+    kuvert::X25519Identity::from_bytes([0x5A; 32])
+}
+
+/// Seals a raw archive content to [`identity`]: the public sealer refuses
+/// such archives; this hook seals any content under the archive kind
+/// (SPEC.md §6.7).
+pub fn seal_raw_archive(payload: &[u8]) -> Vec<Vec<u8>> {
+    use std::io::Write as _;
+    let sealer = kuvert::Sealer::new()
+        .recipient(identity().to_public())
+        .chunk_size(4096)
+        .threads(1);
+    let mut writer = kuvert::testing::seal_content(
+        &sealer,
+        kuvert::MemorySink::new(),
+        kuvert::PayloadKind::Archive,
+    )
+    .expect("seal");
+    writer.write_all(payload).expect("write");
+    writer.finish().expect("finish").into_volumes()
 }
