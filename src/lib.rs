@@ -111,6 +111,13 @@
 //! the calling thread. Memory is bounded by threads × 2 batches, never by
 //! the payload.
 //!
+//! **Payloads in memory.** Hand the whole payload to one `write_all` on a
+//! [`MemorySink`] (or any sink that implements
+//! [`VolumeSink::append_in_place`]): each chunk is then copied once, to its
+//! place in the sink, and sealed there on every thread, instead of going
+//! through a batch buffer and being copied again. Writes of a few MiB or
+//! less, and sinks that do not lend, take the batch path.
+//!
 //! **Measured** (`cargo run --release --example measure`, every backend and
 //! build side by side: `bash benches/backends.sh`; against age and rage:
 //! `bash benches/compare.sh`; numbers in README.md, "Performance").

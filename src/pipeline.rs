@@ -12,6 +12,8 @@
 //! has two jobs, no more threads run than were asked for, and a batch the
 //! writing thread seals is still in its cache from being filled.
 
+mod in_place;
+
 use std::collections::VecDeque;
 use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -24,6 +26,8 @@ use zeroize::Zeroizing;
 use crate::error::Error;
 use crate::format::{ChunkFlag, Geometry, TAG_LEN};
 use crate::stream::ChunkCipher;
+
+pub(crate) use in_place::seal_chunks_into;
 
 /// Target plaintext per batch: large enough that handing a batch to a
 /// thread costs well under 1% of sealing it.

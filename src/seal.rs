@@ -22,6 +22,10 @@ use crate::volumes::VolumeSink;
 
 /// Most stanzas a header may hold (the count is one byte).
 const MAX_STANZAS: usize = 255;
+/// A write is sealed straight into a lending sink only if it holds more
+/// than this many batches: below it, starting helper threads for the call
+/// costs more than the copy it saves.
+const IN_PLACE_MIN_BATCHES: usize = 4;
 
 /// Configures and starts sealing a payload.
 ///
@@ -264,6 +268,7 @@ impl Sealer {
             pool: None,
             in_flight: InFlight::new(),
             free: Vec::new(),
+            lends: true,
             failed: false,
             sink,
         })
@@ -474,7 +479,11 @@ fn chunk_exponent(chunk_size: usize) -> Result<u8, Error> {
 /// Plaintext is gathered into batches of about 1 MiB of chunks, sealed in
 /// place (by worker threads if the sealer has more than one, started once a
 /// second batch is needed) and written to the sink in order. Memory stays at
-/// threads × 2 batches.
+/// threads × 2 batches. A single large write (more than 4 batches) into a
+/// sink that lends its memory ([`VolumeSink::append_in_place`], as
+/// [`MemorySink`](crate::MemorySink) does) skips the batch buffers: each
+/// chunk is copied once, to its place in the sink, and sealed there, on
+/// every thread.
 pub struct SealWriter<S: VolumeSink> {
     sink: S,
     cipher: Arc<ChunkCipher>,
@@ -498,6 +507,8 @@ pub struct SealWriter<S: VolumeSink> {
     max_in_flight: usize,
     /// Sealed buffers to reuse: no allocation in the steady state.
     free: Vec<Zeroizing<Vec<u8>>>,
+    /// Whether the sink lends room to seal into; false once it said no.
+    lends: bool,
     failed: bool,
 }
 
@@ -679,6 +690,83 @@ impl<S: VolumeSink> SealWriter<S> {
         }
     }
 
+    /// Seals the whole chunks of a large `buf` straight into room the sink
+    /// lends (see [`VolumeSink::append_in_place`]), on every thread, and
+    /// gathers the rest as usual; returns the bytes taken, `None` if this
+    /// write is too small or the sink does not lend.
+    ///
+    /// Only from a full batch: everything gathered goes out first, in
+    /// order, and at least one byte is gathered after the lent run, so the
+    /// set's last chunk is still sealed by `finish`.
+    fn write_in_place(&mut self, buf: &[u8]) -> Result<Option<usize>, Error> {
+        let plain_len = self.geometry.plain_len();
+        let batch_plain = self.per_batch * plain_len;
+        if !self.lends
+            || self.filled != batch_plain
+            || buf.len() <= IN_PLACE_MIN_BATCHES * batch_plain
+        {
+            return Ok(None);
+        }
+        let next = self.fresh_buffer();
+        self.dispatch(Some((next, 0)))?;
+        while !self.in_flight.is_empty() {
+            self.write_next()?;
+        }
+        // Asked before any volume header is written for the lent run, so a
+        // sink that says no never gets a header twice.
+        self.lends = self.sink.append_in_place(0)?.is_some();
+        // Whole chunks, leaving 1 ..= P bytes to gather.
+        let mut rest = buf;
+        while self.lends && rest.len() > plain_len {
+            let counter = self.counter;
+            let per_volume = self.geometry.chunks_per_volume;
+            let mut chunks = ((rest.len() - 1) / plain_len) as u64;
+            if per_volume > 0 {
+                if counter.is_multiple_of(per_volume) {
+                    let volume = u32::try_from(counter / per_volume + 1)
+                        .map_err(|_| Error::CounterExhausted)?;
+                    self.write_header(volume)?;
+                }
+                chunks = chunks.min(per_volume - counter % per_volume);
+            }
+            let after = counter.checked_add(chunks).ok_or(Error::CounterExhausted)?;
+            let chunk_len = self.geometry.chunk_len();
+            let len = chunks as usize * chunk_len;
+            let room = match self.sink.append_in_place(len)? {
+                Some(room) if room.len() == len => room,
+                _ => {
+                    return Err(Error::Io(io::Error::other(
+                        "the sink lent no room, or room of the wrong length",
+                    )));
+                }
+            };
+            let (plain, left) = rest.split_at(chunks as usize * plain_len);
+            pipeline::seal_chunks_into(
+                &self.cipher,
+                &self.geometry,
+                counter,
+                plain,
+                room,
+                self.threads,
+                self.per_batch,
+            );
+            self.counter = after;
+            rest = left;
+        }
+        let mut taken = buf.len() - rest.len();
+        // The tail goes into the fresh batch, so it is never empty here.
+        while !rest.is_empty() {
+            let n = self.gather(|room| {
+                let n = room.len().min(rest.len());
+                room[..n].copy_from_slice(&rest[..n]);
+                Ok(n)
+            })?;
+            rest = &rest[n..];
+            taken += n;
+        }
+        Ok(Some(taken))
+    }
+
     /// Waits for the oldest batch and writes it, with a volume header
     /// before every chunk that starts a volume.
     fn write_next(&mut self) -> Result<(), Error> {
@@ -746,6 +834,14 @@ impl<S: VolumeSink> Write for SealWriter<S> {
         self.check_usable()?;
         if buf.is_empty() {
             return Ok(0);
+        }
+        match self.write_in_place(buf) {
+            Ok(Some(n)) => return Ok(n),
+            Ok(None) => {}
+            Err(err) => {
+                self.failed = true;
+                return Err(err.into());
+            }
         }
         self.gather(|room| {
             let n = room.len().min(buf.len());

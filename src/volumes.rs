@@ -31,6 +31,24 @@ pub trait VolumeSink {
     /// Any I/O error writing.
     fn append(&mut self, bytes: &[u8]) -> io::Result<()>;
 
+    /// Grows the current volume by `len` bytes and lends them, for the
+    /// sealer to seal chunks straight into; `None` if this sink cannot
+    /// (the default), and the sealer calls [`append`](Self::append).
+    ///
+    /// A sink in memory implements this so that a large write is copied
+    /// once, not twice, and on every sealing thread (see
+    /// [`SealWriter`](crate::SealWriter)). The sealer fills all `len` bytes
+    /// before it calls the sink again; whatever they held before is
+    /// overwritten. The slice must be exactly `len` bytes long.
+    ///
+    /// # Errors
+    ///
+    /// Any I/O error making room.
+    fn append_in_place(&mut self, len: usize) -> io::Result<Option<&mut [u8]>> {
+        let _ = len;
+        Ok(None)
+    }
+
     /// Makes every volume durable and visible under its final name.
     ///
     /// # Errors
@@ -48,6 +66,10 @@ impl<S: VolumeSink + ?Sized> VolumeSink for &mut S {
         (**self).append(bytes)
     }
 
+    fn append_in_place(&mut self, len: usize) -> io::Result<Option<&mut [u8]>> {
+        (**self).append_in_place(len)
+    }
+
     fn finish(&mut self) -> io::Result<()> {
         (**self).finish()
     }
@@ -62,6 +84,10 @@ impl<S: VolumeSink + ?Sized> VolumeSink for Box<S> {
 
     fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
         (**self).append(bytes)
+    }
+
+    fn append_in_place(&mut self, len: usize) -> io::Result<Option<&mut [u8]>> {
+        (**self).append_in_place(len)
     }
 
     fn finish(&mut self) -> io::Result<()> {
@@ -98,6 +124,19 @@ impl VolumeSink for MemorySink {
             Some(volume) => {
                 volume.extend_from_slice(bytes);
                 Ok(())
+            }
+            None => Err(io::Error::other("write before the first volume")),
+        }
+    }
+
+    /// Grows the volume in place: a large seal into memory copies each
+    /// byte once.
+    fn append_in_place(&mut self, len: usize) -> io::Result<Option<&mut [u8]>> {
+        match self.volumes.last_mut() {
+            Some(volume) => {
+                let start = volume.len();
+                volume.resize(start + len, 0);
+                Ok(Some(&mut volume[start..]))
             }
             None => Err(io::Error::other("write before the first volume")),
         }

@@ -3,7 +3,7 @@
 
 use std::io::{self, Read, Seek, SeekFrom, Write};
 
-use kuvert::{Error, MemorySink, Opener, Sealer, X25519Identity};
+use kuvert::{Error, MemorySink, Opener, PAYLOAD_PREFIX_LEN, Sealer, VolumeSink, X25519Identity};
 
 fn identity() -> X25519Identity {
     X25519Identity::from_bytes([3; 32])
@@ -52,6 +52,141 @@ fn every_thread_count_writes_the_same_bytes() {
             "{threads} threads, unsplit"
         );
     }
+}
+
+/// Seals `payload` with one `write_all` into `sink`.
+fn seal_at_once<S: VolumeSink>(
+    threads: usize,
+    volume_chunks: u64,
+    payload: &[u8],
+    sink: S,
+) -> Result<S, Error> {
+    let mut writer = Sealer::new()
+        .recipient(identity().to_public())
+        .chunk_size(4096)
+        .threads(threads)
+        .volume_size(2048 + volume_chunks * 4096)
+        .insecure_deterministic_seed([9; 32])
+        .seal(sink)?;
+    writer.write_all(payload)?;
+    writer.finish()
+}
+
+/// A sink that keeps volumes in memory but lends no room: every byte goes
+/// through the batch buffers.
+#[derive(Default)]
+struct NoLending(MemorySink);
+
+impl VolumeSink for NoLending {
+    fn start_volume(&mut self, number: u32) -> io::Result<()> {
+        self.0.start_volume(number)
+    }
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.0.append(bytes)
+    }
+    fn finish(&mut self) -> io::Result<()> {
+        self.0.finish()
+    }
+}
+
+/// A [`MemorySink`] that counts the bytes it lent.
+#[derive(Default)]
+struct Counting(MemorySink, usize);
+
+impl VolumeSink for Counting {
+    fn start_volume(&mut self, number: u32) -> io::Result<()> {
+        self.0.start_volume(number)
+    }
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.0.append(bytes)
+    }
+    fn append_in_place(&mut self, len: usize) -> io::Result<Option<&mut [u8]>> {
+        self.1 += len;
+        self.0.append_in_place(len)
+    }
+    fn finish(&mut self) -> io::Result<()> {
+        self.0.finish()
+    }
+}
+
+#[test]
+fn one_large_write_into_lent_room_writes_the_same_bytes() {
+    // 4 KiB chunks hold 4,080 bytes; large writes go straight into the
+    // sink only above 4 batches (about 4.2 MB), so these all do. Volumes of
+    // 256 chunks put a volume start right where the lent run begins (after
+    // the first batch); 300 put one inside it.
+    for volume_chunks in [256, 300] {
+        for len in [4080 * 1500 - 1, 4080 * 1500, 4080 * 1500 + 1] {
+            let payload = data(len);
+            let reference = seal(1, 4096, Some(2048 + volume_chunks * 4096), &payload);
+            for threads in [1, 2, 3] {
+                let Counting(lent, lent_len) =
+                    seal_at_once(threads, volume_chunks, &payload, Counting::default())
+                        .expect("seal");
+                // All but the first batch and the last chunk went straight
+                // in (the payload prefix comes first).
+                let chunks = (len + PAYLOAD_PREFIX_LEN).div_ceil(4080);
+                assert_eq!(
+                    lent_len,
+                    (chunks - 256 - 1) * 4096,
+                    "{threads} threads, {len} bytes"
+                );
+                let lent = lent.into_volumes();
+                assert!(
+                    lent == reference,
+                    "{threads} threads, {len} bytes, lent room"
+                );
+                let copied = seal_at_once(threads, volume_chunks, &payload, NoLending::default())
+                    .expect("seal")
+                    .0
+                    .into_volumes();
+                assert!(
+                    copied == reference,
+                    "{threads} threads, {len} bytes, no room lent"
+                );
+            }
+        }
+    }
+}
+
+/// Lends one byte too few.
+#[derive(Default)]
+struct ShortLender(Vec<u8>);
+
+impl VolumeSink for ShortLender {
+    fn start_volume(&mut self, _number: u32) -> io::Result<()> {
+        Ok(())
+    }
+    fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
+    }
+    fn append_in_place(&mut self, len: usize) -> io::Result<Option<&mut [u8]>> {
+        let start = self.0.len();
+        self.0.resize(start + len.saturating_sub(1), 0);
+        Ok(Some(&mut self.0[start..]))
+    }
+    fn finish(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_sink_that_lends_the_wrong_length_fails_the_set() {
+    let payload = data(4080 * 1500);
+    let mut writer = Sealer::new()
+        .recipient(identity().to_public())
+        .chunk_size(4096)
+        .threads(2)
+        .seal(ShortLender::default())
+        .expect("seal");
+    let err = writer.write_all(&payload).expect_err("short room");
+    assert!(err.to_string().contains("wrong length"), "{err}");
+    assert!(
+        writer.write_all(b"more").is_err(),
+        "the writer stays failed"
+    );
+    assert!(matches!(writer.finish(), Err(Error::Io(_))));
 }
 
 #[test]
