@@ -159,6 +159,7 @@ fn main() -> Result<()> {
         })
         .collect();
     let seal_memory = row("kuvert seal, MemorySink".into(), 1, Op::Seal);
+    let seal_planned = row("kuvert seal, MemorySink::for_plan".into(), 2, Op::Seal);
     let seal_sized = [1, 2].map(|t| row("kuvert seal, pre-sized sink".into(), t, Op::Seal));
     // The same sink fed 1 MiB at a time: every byte goes through a batch
     // buffer (what a stream gets), not straight into the sink.
@@ -194,6 +195,13 @@ fn main() -> Result<()> {
         writer.write_all(&buf)?;
         let volumes = writer.finish()?.into_volumes();
         time(seal_memory, t);
+
+        let t = Start::now();
+        let plan = sealers[1].plan(buf.len() as u64)?;
+        let mut writer = sealers[1].seal(MemorySink::for_plan(&plan))?;
+        writer.write_all(&buf)?;
+        std::hint::black_box(writer.finish()?.into_volumes());
+        time(seal_planned, t);
 
         // Each open writes the plaintext back over the buffer.
         let t = Start::now();

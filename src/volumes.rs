@@ -95,10 +95,22 @@ impl<S: VolumeSink + ?Sized> VolumeSink for Box<S> {
     }
 }
 
-/// Keeps volumes in memory, for tests and small payloads.
+/// Keeps volumes in memory.
+///
+/// [`MemorySink::new`] grows each volume as it is written;
+/// [`MemorySink::for_plan`] allocates every volume once at the size the
+/// sealer's [`Plan`](crate::Plan) gives, so a large seal into memory never
+/// reallocates and never zeroes memory it is about to overwrite (fresh
+/// zeroed pages come from the operating system untouched, and each sealing
+/// thread touches its own).
 #[derive(Debug, Default)]
 pub struct MemorySink {
     volumes: Vec<Vec<u8>>,
+    /// Bytes written to the current (last) volume: its `len()` may be
+    /// larger, allocated ahead from the plan.
+    written: usize,
+    /// Planned length of each volume, volume 1 first; empty without a plan.
+    planned: Vec<u64>,
 }
 
 impl MemorySink {
@@ -107,39 +119,72 @@ impl MemorySink {
         MemorySink::default()
     }
 
+    /// An empty sink that allocates each volume at the length `plan` gives
+    /// it (a volume that turns out longer still grows).
+    pub fn for_plan(plan: &crate::Plan) -> Self {
+        let planned = (1..=plan.volume_count())
+            .map_while(|v| u32::try_from(v).ok().and_then(|v| plan.volume_len(v)))
+            .collect();
+        MemorySink {
+            planned,
+            ..MemorySink::default()
+        }
+    }
+
     /// The volumes written so far, volume 1 first.
-    pub fn into_volumes(self) -> Vec<Vec<u8>> {
+    pub fn into_volumes(mut self) -> Vec<Vec<u8>> {
+        self.trim_current();
         self.volumes
+    }
+
+    /// Drops what the plan allocated beyond what the current volume holds.
+    fn trim_current(&mut self) {
+        if let Some(volume) = self.volumes.last_mut() {
+            volume.truncate(self.written);
+        }
+    }
+
+    /// `len` more bytes of the current volume, grown if the plan was short.
+    fn grow(&mut self, len: usize) -> io::Result<&mut [u8]> {
+        let Some(volume) = self.volumes.last_mut() else {
+            return Err(io::Error::other("write before the first volume"));
+        };
+        let start = self.written;
+        let end = start
+            .checked_add(len)
+            .ok_or_else(|| io::Error::other("a volume longer than memory"))?;
+        if volume.len() < end {
+            volume.resize(end, 0);
+        }
+        self.written = end;
+        Ok(&mut volume[start..end])
     }
 }
 
 impl VolumeSink for MemorySink {
-    fn start_volume(&mut self, _number: u32) -> io::Result<()> {
-        self.volumes.push(Vec::new());
+    fn start_volume(&mut self, number: u32) -> io::Result<()> {
+        self.trim_current();
+        let planned = number
+            .checked_sub(1)
+            .and_then(|i| self.planned.get(i as usize))
+            .and_then(|&len| usize::try_from(len).ok())
+            .unwrap_or(0);
+        // `vec!` of zeros asks the allocator for zeroed memory: pages the
+        // operating system maps on first touch, with no pass over them now.
+        self.volumes.push(vec![0u8; planned]);
+        self.written = 0;
         Ok(())
     }
 
     fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
-        match self.volumes.last_mut() {
-            Some(volume) => {
-                volume.extend_from_slice(bytes);
-                Ok(())
-            }
-            None => Err(io::Error::other("write before the first volume")),
-        }
+        self.grow(bytes.len())?.copy_from_slice(bytes);
+        Ok(())
     }
 
-    /// Grows the volume in place: a large seal into memory copies each
+    /// Lends the volume's own memory: a large seal into memory copies each
     /// byte once.
     fn append_in_place(&mut self, len: usize) -> io::Result<Option<&mut [u8]>> {
-        match self.volumes.last_mut() {
-            Some(volume) => {
-                let start = volume.len();
-                volume.resize(start + len, 0);
-                Ok(Some(&mut volume[start..]))
-            }
-            None => Err(io::Error::other("write before the first volume")),
-        }
+        self.grow(len).map(Some)
     }
 
     fn finish(&mut self) -> io::Result<()> {

@@ -149,6 +149,32 @@ fn one_large_write_into_lent_room_writes_the_same_bytes() {
     }
 }
 
+#[test]
+fn a_memory_sink_sized_from_the_plan_holds_the_same_volumes() {
+    let volume_chunks = 300;
+    let sealer = |threads| {
+        Sealer::new()
+            .recipient(identity().to_public())
+            .chunk_size(4096)
+            .threads(threads)
+            .volume_size(2048 + volume_chunks * 4096)
+            .insecure_deterministic_seed([9; 32])
+    };
+    for len in [0, 10, 4080 * 1500, 4080 * 1500 + 1] {
+        let payload = data(len);
+        let reference = seal(1, 4096, Some(2048 + volume_chunks * 4096), &payload);
+        // The right plan, one for a shorter payload (volumes grow) and one
+        // for a longer one (the rest is dropped).
+        for planned in [len, len / 2, len * 2 + 5000] {
+            let plan = sealer(2).plan(planned as u64).expect("plan");
+            let mut writer = sealer(2).seal(MemorySink::for_plan(&plan)).expect("seal");
+            writer.write_all(&payload).expect("write");
+            let volumes = writer.finish().expect("finish").into_volumes();
+            assert!(volumes == reference, "{len} bytes, planned for {planned}");
+        }
+    }
+}
+
 /// Lends one byte too few.
 #[derive(Default)]
 struct ShortLender(Vec<u8>);
