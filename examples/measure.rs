@@ -159,7 +159,7 @@ fn main() -> Result<()> {
         })
         .collect();
     let seal_memory = row("kuvert seal, MemorySink".into(), 1, Op::Seal);
-    let seal_planned = row("kuvert seal, MemorySink, planned".into(), 2, Op::Seal);
+    let seal_planned = row("kuvert seal, for_plan sink".into(), 2, Op::Seal);
     let seal_sized = [1, 2].map(|t| row("kuvert seal, pre-sized sink".into(), t, Op::Seal));
     // The same sink fed 1 MiB at a time: every byte goes through a batch
     // buffer (what a stream gets), not straight into the sink.
