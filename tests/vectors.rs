@@ -560,7 +560,11 @@ fn cases() -> Vec<Case> {
         .iter()
         .position(|&c| c == v[0][last])
         .expect("base64");
-    assert_eq!(index % 4, 0, "the last of 43 characters carries 2 zero bits");
+    assert_eq!(
+        index % 4,
+        0,
+        "the last of 43 characters carries 2 zero bits"
+    );
     v[0][last] = alphabet[index + 1];
     bad(
         "x25519-noncanonical-share",
