@@ -39,7 +39,7 @@ pub(crate) const WRAPPED_KEY_LEN: usize = FILE_KEY_LEN + 16;
 #[non_exhaustive]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Recipient {
-    /// An X25519 public key (`kuvert1…` or `age1…`).
+    /// An X25519 public key (`age1…`; kuvert v1's `kuvert1…` is read too).
     X25519(X25519Recipient),
 }
 
@@ -52,7 +52,7 @@ impl From<X25519Recipient> for Recipient {
 impl FromStr for Recipient {
     type Err = Error;
 
-    /// Parses `kuvert1…` or `age1…`, as [`X25519Recipient`] does.
+    /// Parses `age1…` or `kuvert1…`, as [`X25519Recipient`] does.
     fn from_str(text: &str) -> Result<Self, Error> {
         text.parse().map(Recipient::X25519)
     }
@@ -73,7 +73,7 @@ impl fmt::Display for Recipient {
 #[non_exhaustive]
 #[derive(Clone, Debug)]
 pub enum Identity {
-    /// An X25519 secret key (`KUVERT-SECRET-KEY-1…` or `AGE-SECRET-KEY-1…`).
+    /// An X25519 secret key (`AGE-SECRET-KEY-1…`; kuvert v1's `KUVERT-SECRET-KEY-1…` is read too).
     X25519(X25519Identity),
 }
 
@@ -86,7 +86,7 @@ impl From<X25519Identity> for Identity {
 impl FromStr for Identity {
     type Err = Error;
 
-    /// Parses `KUVERT-SECRET-KEY-1…` or `AGE-SECRET-KEY-1…`, as
+    /// Parses `AGE-SECRET-KEY-1…` or `KUVERT-SECRET-KEY-1…`, as
     /// [`X25519Identity`] does.
     fn from_str(text: &str) -> Result<Self, Error> {
         text.parse().map(Identity::X25519)
