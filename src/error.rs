@@ -194,6 +194,32 @@ pub enum KeyError {
     /// the file key.
     #[error("X25519 recipient is a low-order point")]
     LowOrder,
+    /// The string is longer than any key kuvert knows (8,192 characters):
+    /// refused before it is decoded.
+    #[error("not a valid {what}: {found} characters, more than the {max} any key needs")]
+    TooLong {
+        /// What was asked for: `"identity"` or `"recipient"`.
+        what: &'static str,
+        /// Characters in the string, surrounding white space removed.
+        found: usize,
+        /// Longest key string accepted.
+        max: usize,
+    },
+    /// A hybrid post-quantum key (`age1pq1…`, `AGE-SECRET-KEY-PQ-1…`) does
+    /// not decode to the length of its kind.
+    #[error("not a valid hybrid {what}: {found} bytes, not {expected}")]
+    HybridLength {
+        /// What was asked for: `"identity"` or `"recipient"`.
+        what: &'static str,
+        /// Bytes the string decodes to.
+        found: usize,
+        /// Bytes of that kind: 1,216 for a recipient, 32 for an identity.
+        expected: usize,
+    },
+    /// The ML-KEM-768 half of a hybrid recipient is not an encapsulation
+    /// key: a coefficient is not below q (FIPS 203 §7.2).
+    #[error("hybrid recipient's ML-KEM-768 key fails the FIPS 203 encapsulation key check")]
+    NotEncapsulationKey,
 }
 
 /// Which sealing or opening option is out of range, and by how much.

@@ -2,9 +2,11 @@
 //! per recipient, committed by the header MAC, and the payload key derived
 //! from it only after that MAC verifies.
 
-// Until the hybrid and plugin keys (issue 10) use it.
-#[allow(dead_code)]
 mod bech32_long;
+// Wired into Recipient and Identity once format v2 (issue 10 step 1) lands.
+#[allow(dead_code)]
+mod hybrid;
+mod kem;
 mod passphrase;
 mod x25519;
 
@@ -18,6 +20,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
+pub use hybrid::{HybridIdentity, HybridRecipient};
 pub use passphrase::{Argon2Params, Passphrase};
 pub use x25519::{X25519Identity, X25519Recipient};
 

@@ -171,8 +171,8 @@ pub use format::{
 };
 pub use header::{VolumeInfo, inspect};
 pub use keys::{
-    Argon2Params, Identity, Limits, Passphrase, Recipient, Warning, X25519Identity,
-    X25519Recipient, parse_recipients_file, rfc3339_utc,
+    Argon2Params, HybridIdentity, HybridRecipient, Identity, Limits, Passphrase, Recipient,
+    Warning, X25519Identity, X25519Recipient, parse_recipients_file, rfc3339_utc,
 };
 pub use open::{OpenReader, Opener};
 pub use seal::{Plan, SealWriter, Sealer};
