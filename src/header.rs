@@ -5,14 +5,14 @@
 
 use crate::error::{Error, Volume};
 use crate::format::{self, Header, PREAMBLE_LEN, SET_ID_LEN};
-use crate::keys;
+use crate::keys::{self, PostQuantum};
 use crate::volumes::{VolumeSource, location, read_at};
 
 /// What a volume's header says, read without any key.
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VolumeInfo {
-    /// Format version (always 1 here).
+    /// Format version (always 2 here).
     pub version: u16,
     /// Random id shared by every volume of the set.
     pub set_id: [u8; SET_ID_LEN],
@@ -44,6 +44,13 @@ impl VolumeInfo {
             .checked_mul(self.chunk_size as u64)
             .and_then(|data| data.checked_add(self.header_len));
         self.chunks_per_volume != 0 && full == Some(self.len)
+    }
+
+    /// Whether the set resists an attacker with a quantum computer, as far
+    /// as its stanza types tell (SPEC.md §4.5): only if every stanza is
+    /// post-quantum or a passphrase.
+    pub fn post_quantum(&self) -> PostQuantum {
+        PostQuantum::of(self.stanza_types.iter().map(String::as_str))
     }
 
     /// Whether a passphrase stanza sits beside public-key stanzas: then the
@@ -109,7 +116,7 @@ pub(crate) fn read_header<S: VolumeSource + ?Sized>(
     let mut bytes = vec![0u8; header_len as usize];
     read_at(source, &mut bytes, 0, volume, None)?;
     let header = format::parse_header(&bytes, &origin)?;
-    keys::check_stanzas(&header)?;
+    keys::check_stanzas(&header.set.stanzas, &header.origin)?;
 
     let data_offset = header.geometry().data_offset;
     if len < data_offset {
@@ -152,9 +159,9 @@ mod tests {
                 first.chunk_size,
                 first.chunks_per_volume
             ),
-            (1, 1, 4096, 3)
+            (2, 1, 4096, 3)
         );
-        assert_eq!(first.stanza_types, ["x25519"]);
+        assert_eq!(first.stanza_types, ["X25519"]);
         assert_eq!((first.header_len, first.len), (2048, 2048 + 3 * 4096));
         assert_eq!(second.set_id, first.set_id);
         assert_eq!(second.volume, 2);
@@ -178,7 +185,7 @@ mod tests {
         std::io::Write::write_all(&mut writer, b"x").expect("write");
         let volumes = writer.finish().expect("finish").into_volumes();
         let info = inspect(&volumes[0]).expect("inspect");
-        assert_eq!(info.stanza_types, ["x25519", "argon2id"]);
+        assert_eq!(info.stanza_types, ["X25519", "argon2id"]);
         assert!(info.passphrase_is_unauthenticated());
     }
 

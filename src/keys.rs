@@ -3,13 +3,13 @@
 //! from it only after that MAC verifies.
 
 mod bech32_long;
-// Wired into Recipient and Identity once format v2 (issue 10 step 1) lands.
-#[allow(dead_code)]
 mod hybrid;
 mod kem;
+mod labels;
 mod passphrase;
 mod x25519;
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
 use std::time::SystemTime;
@@ -21,28 +21,39 @@ use sha2::Sha256;
 use zeroize::Zeroizing;
 
 pub use hybrid::{HybridIdentity, HybridRecipient};
+pub use labels::PostQuantum;
 pub use passphrase::{Argon2Params, Passphrase};
 pub use x25519::{X25519Identity, X25519Recipient};
 
-use crate::error::Error;
+use crate::error::{Error, Location};
 use crate::format::{Header, SET_ID_LEN, Stanza};
 use crate::rand::Randomness;
 
 /// HKDF info label of the header MAC key.
-const HEADER_LABEL: &[u8] = b"kuvert/v1 header";
+const HEADER_LABEL: &[u8] = b"kuvert/v2 header";
 /// HKDF info label of the payload key.
-const PAYLOAD_LABEL: &[u8] = b"kuvert/v1 payload";
-/// Length of file, wrap and payload keys.
+const PAYLOAD_LABEL: &[u8] = b"kuvert/v2 payload";
+/// Length of the file key: 16 bytes, as in age, whose stanzas (and
+/// plugins) wrap exactly that (SPEC.md §2, §9).
+pub(crate) const FILE_KEY_LEN: usize = 16;
+/// Length of wrap and payload keys, and of X25519 keys.
 pub(crate) const KEY_LEN: usize = 32;
-/// A file key sealed with ChaCha20-Poly1305: 32 bytes and a 16-byte tag.
-pub(crate) const WRAPPED_KEY_LEN: usize = KEY_LEN + 16;
+/// A file key sealed with ChaCha20-Poly1305: 16 bytes and a 16-byte tag.
+pub(crate) const WRAPPED_KEY_LEN: usize = FILE_KEY_LEN + 16;
 
 /// Someone a set can be sealed to.
+///
+/// A set's public-key recipients must be all post-quantum or all classical
+/// (SPEC.md §4.5); [`Sealer::allow_classical`](crate::Sealer::allow_classical)
+/// lifts that.
 #[non_exhaustive]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Recipient {
-    /// An X25519 public key (`kuvert1…` or `age1…`).
+    /// An X25519 public key (`age1…`, or kuvert's earlier `kuvert1…`):
+    /// classical.
     X25519(X25519Recipient),
+    /// A hybrid post-quantum public key (`age1pq1…`): ML-KEM-768 and X25519.
+    Hybrid(HybridRecipient),
 }
 
 impl From<X25519Recipient> for Recipient {
@@ -51,12 +62,22 @@ impl From<X25519Recipient> for Recipient {
     }
 }
 
+impl From<HybridRecipient> for Recipient {
+    fn from(recipient: HybridRecipient) -> Self {
+        Recipient::Hybrid(recipient)
+    }
+}
+
 impl FromStr for Recipient {
     type Err = Error;
 
-    /// Parses `kuvert1…` or `age1…`, as [`X25519Recipient`] does.
+    /// Parses `age1pq1…` as [`HybridRecipient`] does, and anything else
+    /// (`age1…`, `kuvert1…`) as [`X25519Recipient`] does.
     fn from_str(text: &str) -> Result<Self, Error> {
-        text.parse().map(Recipient::X25519)
+        match prefix(text).as_deref() {
+            Some(hybrid::RECIPIENT_HRP) => text.parse().map(Recipient::Hybrid),
+            _ => text.parse().map(Recipient::X25519),
+        }
     }
 }
 
@@ -64,8 +85,53 @@ impl fmt::Display for Recipient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Recipient::X25519(recipient) => recipient.fmt(f),
+            Recipient::Hybrid(recipient) => recipient.fmt(f),
         }
     }
+}
+
+impl Recipient {
+    /// Whether this recipient resists a quantum computer.
+    pub fn is_post_quantum(&self) -> bool {
+        self.labelled().labels.contains(labels::POST_QUANTUM)
+    }
+
+    /// Its stanza type and age labels, for the label rule.
+    fn labelled(&self) -> labels::Labelled {
+        let (kind, labels): (&str, &[&str]) = match self {
+            Recipient::X25519(_) => (x25519::STANZA_TYPE, &[]),
+            Recipient::Hybrid(_) => (hybrid::STANZA_TYPE, &[labels::POST_QUANTUM]),
+        };
+        labels::Labelled {
+            kind: kind.to_owned(),
+            labels: labels
+                .iter()
+                .map(|label| (*label).to_owned())
+                .collect::<BTreeSet<_>>(),
+        }
+    }
+}
+
+/// The lowercased prefix of a bech32 key string (before its last `1`),
+/// which says its kind; the string itself is checked by that kind's parser.
+fn prefix(text: &str) -> Option<String> {
+    let (prefix, _) = text.trim().rsplit_once('1')?;
+    Some(prefix.to_ascii_lowercase())
+}
+
+/// age's label rule over a set's public-key recipients (SPEC.md §4.5):
+/// post-quantum and classical recipients are not mixed unless
+/// `allow_classical`.
+///
+/// # Errors
+///
+/// [`Error::IncompatibleRecipients`].
+pub(crate) fn check_recipient_mix(
+    recipients: &[Recipient],
+    allow_classical: bool,
+) -> Result<(), Error> {
+    let labelled: Vec<labels::Labelled> = recipients.iter().map(Recipient::labelled).collect();
+    labels::check_mix(&labelled, allow_classical)
 }
 
 /// A secret key that can open sets sealed to its [`Recipient`].
@@ -75,8 +141,11 @@ impl fmt::Display for Recipient {
 #[non_exhaustive]
 #[derive(Clone, Debug)]
 pub enum Identity {
-    /// An X25519 secret key (`KUVERT-SECRET-KEY-1…` or `AGE-SECRET-KEY-1…`).
+    /// An X25519 secret key (`AGE-SECRET-KEY-1…`, or kuvert's earlier
+    /// `KUVERT-SECRET-KEY-1…`).
     X25519(X25519Identity),
+    /// A hybrid post-quantum secret key (`AGE-SECRET-KEY-PQ-1…`).
+    Hybrid(HybridIdentity),
 }
 
 impl From<X25519Identity> for Identity {
@@ -85,13 +154,23 @@ impl From<X25519Identity> for Identity {
     }
 }
 
+impl From<HybridIdentity> for Identity {
+    fn from(identity: HybridIdentity) -> Self {
+        Identity::Hybrid(identity)
+    }
+}
+
 impl FromStr for Identity {
     type Err = Error;
 
-    /// Parses `KUVERT-SECRET-KEY-1…` or `AGE-SECRET-KEY-1…`, as
+    /// Parses `AGE-SECRET-KEY-PQ-1…` as [`HybridIdentity`] does, and
+    /// anything else (`AGE-SECRET-KEY-1…`, `KUVERT-SECRET-KEY-1…`) as
     /// [`X25519Identity`] does.
     fn from_str(text: &str) -> Result<Self, Error> {
-        text.parse().map(Identity::X25519)
+        match prefix(text).as_deref() {
+            Some(hybrid::IDENTITY_HRP) => text.parse().map(Identity::Hybrid),
+            _ => text.parse().map(Identity::X25519),
+        }
     }
 }
 
@@ -100,6 +179,7 @@ impl Identity {
     pub fn to_recipient(&self) -> Recipient {
         match self {
             Identity::X25519(identity) => Recipient::X25519(identity.to_public()),
+            Identity::Hybrid(identity) => Recipient::Hybrid(identity.to_public()),
         }
     }
 
@@ -208,9 +288,9 @@ pub fn rfc3339_utc(secs: i64) -> String {
     )
 }
 
-/// The 32-byte key of one set. Fresh per set, never derived from a
+/// The 16-byte key of one set. Fresh per set, never derived from a
 /// passphrase, wiped on drop, never printed.
-pub(crate) struct FileKey(Zeroizing<[u8; KEY_LEN]>);
+pub(crate) struct FileKey(Zeroizing<[u8; FILE_KEY_LEN]>);
 
 impl fmt::Debug for FileKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -259,11 +339,11 @@ impl FileKey {
         PayloadKey(self.derive(set_id, PAYLOAD_LABEL))
     }
 
-    pub(crate) fn as_bytes(&self) -> &[u8; KEY_LEN] {
+    pub(crate) fn as_bytes(&self) -> &[u8; FILE_KEY_LEN] {
         &self.0
     }
 
-    pub(crate) fn from_bytes(bytes: Zeroizing<[u8; KEY_LEN]>) -> Self {
+    pub(crate) fn from_bytes(bytes: Zeroizing<[u8; FILE_KEY_LEN]>) -> Self {
         FileKey(bytes)
     }
 }
@@ -287,8 +367,8 @@ impl PayloadKey {
 /// Seals a file key under a one-time wrap key (nonce 0, no associated data).
 pub(crate) fn wrap_file_key(wrap_key: &[u8; KEY_LEN], file_key: &FileKey) -> [u8; WRAPPED_KEY_LEN] {
     let mut out = [0u8; WRAPPED_KEY_LEN];
-    out[..KEY_LEN].copy_from_slice(file_key.as_bytes());
-    let (body, tag) = out.split_at_mut(KEY_LEN);
+    out[..FILE_KEY_LEN].copy_from_slice(file_key.as_bytes());
+    let (body, tag) = out.split_at_mut(FILE_KEY_LEN);
     let computed = ChaCha20Poly1305::new(wrap_key.into())
         .encrypt_inout_detached(&Default::default(), &[], body.into())
         .expect("32 bytes is far below the ChaCha20-Poly1305 message limit");
@@ -301,9 +381,9 @@ pub(crate) fn unwrap_file_key(wrap_key: &[u8; KEY_LEN], wrapped: &[u8]) -> Optio
     if wrapped.len() != WRAPPED_KEY_LEN {
         return None;
     }
-    let mut key = Zeroizing::new([0u8; KEY_LEN]);
-    key.copy_from_slice(&wrapped[..KEY_LEN]);
-    let tag = Tag::try_from(&wrapped[KEY_LEN..]).ok()?;
+    let mut key = Zeroizing::new([0u8; FILE_KEY_LEN]);
+    key.copy_from_slice(&wrapped[..FILE_KEY_LEN]);
+    let tag = Tag::try_from(&wrapped[FILE_KEY_LEN..]).ok()?;
     ChaCha20Poly1305::new(wrap_key.into())
         .decrypt_inout_detached(&Default::default(), &[], (&mut key[..]).into(), &tag)
         .ok()?;
@@ -400,6 +480,7 @@ pub(crate) fn wrap_for_recipients(
     for recipient in recipients {
         match recipient {
             Recipient::X25519(recipient) => stanzas.push(recipient.wrap(file_key, rng)?),
+            Recipient::Hybrid(recipient) => stanzas.push(recipient.wrap(file_key, rng)?),
         }
     }
     if let Some((passphrase, params)) = passphrase {
@@ -412,32 +493,31 @@ pub(crate) fn wrap_for_recipients(
 /// with zero bodies: a header's length, known without wrapping a key (and
 /// so without running Argon2id).
 pub(crate) fn placeholder_stanzas(recipients: &[Recipient], passphrase: bool) -> Vec<Stanza> {
-    let placeholder = |kind: &str, len: usize| Stanza {
-        at: 0,
-        kind: kind.to_owned(),
-        body: vec![0; len],
-    };
     let mut stanzas: Vec<Stanza> = recipients
         .iter()
         .map(|recipient| match recipient {
-            Recipient::X25519(_) => placeholder(x25519::STANZA_TYPE, x25519::BODY_LEN),
+            // A new native type adds its arm here, with its exact sizes.
+            Recipient::X25519(_) => x25519::placeholder(),
+            Recipient::Hybrid(_) => hybrid::placeholder(),
         })
         .collect();
     if passphrase {
-        stanzas.push(placeholder(passphrase::STANZA_TYPE, passphrase::BODY_LEN));
+        stanzas.push(passphrase::placeholder());
     }
     stanzas
 }
 
 /// Checks the stanzas whose types this version knows (SPEC.md §4) before
-/// any key is tried: exact body lengths, Argon2id parameter ranges, and at
-/// most one passphrase stanza.
-pub(crate) fn check_stanzas(header: &Header) -> Result<(), Error> {
-    let input = &header.origin;
+/// any key is tried: argument counts and encodings, exact body lengths,
+/// low-order shares, Argon2id parameter ranges, and at most one passphrase
+/// stanza. Unknown types are left alone: they are skipped when unlocking.
+pub(crate) fn check_stanzas(stanzas: &[Stanza], input: &Location) -> Result<(), Error> {
     let mut passphrase_stanzas = 0;
-    for stanza in &header.set.stanzas {
+    for stanza in stanzas {
+        // A new native type adds its arm here and in `unwrap_with_identities`.
         match stanza.kind.as_str() {
             x25519::STANZA_TYPE => x25519::check(stanza, input)?,
+            hybrid::STANZA_TYPE => hybrid::check_stanza(stanza, input)?,
             passphrase::STANZA_TYPE => {
                 passphrase_stanzas += 1;
                 if passphrase_stanzas > 1 {
@@ -455,6 +535,29 @@ pub(crate) fn check_stanzas(header: &Header) -> Result<(), Error> {
     Ok(())
 }
 
+/// The file key in `stanza` for the first of `identities` it is addressed
+/// to, or `None`. The stanza passed [`check_stanzas`].
+fn unwrap_with_identities(stanza: &Stanza, identities: &[Identity]) -> Option<FileKey> {
+    match stanza.kind.as_str() {
+        x25519::STANZA_TYPE => identities.iter().find_map(|identity| match identity {
+            Identity::X25519(identity) => identity.unwrap(stanza),
+            _ => None,
+        }),
+        hybrid::STANZA_TYPE => identities.iter().find_map(|identity| match identity {
+            Identity::Hybrid(identity) => identity.unwrap(stanza),
+            _ => None,
+        }),
+        _ => None,
+    }
+}
+
+/// [`Error::NoMatchingKey`] naming the types of `stanzas`.
+fn no_matching_key(stanzas: &[Stanza]) -> Error {
+    Error::NoMatchingKey {
+        stanza_types: stanzas.iter().map(|s| s.kind.clone()).collect(),
+    }
+}
+
 /// Recovers the file key from a header with the caller's keys and verifies
 /// the header MAC with it (SPEC.md §4.4).
 pub(crate) fn unlock(
@@ -467,9 +570,6 @@ pub(crate) fn unlock(
     for stanza in &header.set.stanzas {
         let mut warnings = Vec::new();
         let file_key = match stanza.kind.as_str() {
-            x25519::STANZA_TYPE => identities.iter().find_map(|identity| match identity {
-                Identity::X25519(identity) => identity.unwrap(stanza),
-            }),
             passphrase::STANZA_TYPE => match passphrase {
                 Some(passphrase) => match passphrase::unwrap(passphrase, stanza, limits, header)? {
                     Some((file_key, params)) => {
@@ -491,7 +591,7 @@ pub(crate) fn unlock(
                 },
                 None => None,
             },
-            _ => None,
+            _ => unwrap_with_identities(stanza, identities),
         };
         if let Some(file_key) = file_key {
             file_key.verify_header(header)?;
@@ -501,15 +601,160 @@ pub(crate) fn unlock(
     if wrong_passphrase {
         return Err(Error::WrongPassphrase);
     }
-    Err(Error::NoMatchingKey {
-        stanza_types: header.set.stanzas.iter().map(|s| s.kind.clone()).collect(),
-    })
+    Err(no_matching_key(&header.set.stanzas))
+}
+
+/// The stanza half of [`unlock`] alone, for the CCTV harness
+/// ([`crate::testing::unwrap_stanzas`]): the parse-time checks of every
+/// stanza, then stanza × identity, with no header MAC.
+#[cfg(any(test, feature = "insecure-test-hooks"))]
+pub(crate) fn unwrap_stanzas(
+    stanzas: &[Stanza],
+    identities: &[Identity],
+) -> Result<Zeroizing<[u8; FILE_KEY_LEN]>, Error> {
+    check_stanzas(stanzas, &Location::input(1))?;
+    stanzas
+        .iter()
+        .find_map(|stanza| unwrap_with_identities(stanza, identities))
+        .map(|file_key| file_key.0)
+        .ok_or_else(|| no_matching_key(stanzas))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::KeyError;
+    use crate::error::{KeyError, MixError};
+
+    #[test]
+    fn hybrid_keys_dispatch_on_their_prefix() {
+        let hybrid = HybridIdentity::generate().expect("os randomness");
+        let classical = X25519Identity::generate().expect("os randomness");
+        let parsed: Identity = hybrid.to_secret_string().parse().expect("hybrid identity");
+        assert!(matches!(parsed, Identity::Hybrid(_)));
+        assert_eq!(parsed.to_recipient(), Recipient::Hybrid(hybrid.to_public()));
+        let recipient: Recipient = hybrid.to_public().to_string().parse().expect("age1pq1");
+        assert_eq!(recipient, Recipient::from(hybrid.to_public()));
+        assert!(recipient.is_post_quantum());
+        assert_eq!(recipient.to_string().len(), 1959);
+        let x25519: Recipient = classical.to_public().to_string().parse().expect("age1");
+        assert!(!x25519.is_post_quantum());
+        // A broken age1pq1 string gets the hybrid parser's reason.
+        let mut cut = hybrid.to_public().to_string();
+        cut.truncate(1000);
+        assert!(matches!(
+            cut.parse::<Recipient>(),
+            Err(Error::InvalidKey {
+                reason: KeyError::Bech32 { what: "recipient" }
+            })
+        ));
+        // Secret for public and back, by prefix.
+        assert!(matches!(
+            hybrid.to_secret_string().parse::<Recipient>(),
+            Err(Error::InvalidKey { reason: KeyError::WrongPrefix { found, .. } })
+                if found == "age-secret-key-pq-"
+        ));
+        assert!(hybrid.to_public().to_string().parse::<Identity>().is_err());
+    }
+
+    #[test]
+    fn key_files_mix_kinds_and_read_age_keygen_pq_files() {
+        let hybrid = HybridIdentity::generate().expect("os randomness");
+        let classical = X25519Identity::generate().expect("os randomness");
+        let created = SystemTime::UNIX_EPOCH;
+        let file = format!(
+            "{}{}",
+            hybrid.to_file_string(created).as_str(),
+            classical.to_file_string(created).as_str()
+        );
+        let identities = Identity::parse_file(&file).expect("both kinds");
+        assert_eq!(identities.len(), 2);
+        assert_eq!(identities[0].to_recipient(), hybrid.to_public().into());
+        assert_eq!(identities[1].to_recipient(), classical.to_public().into());
+        let recipients = format!(
+            "# hybrid\n{}\n{}\n",
+            hybrid.to_public(),
+            classical.to_public()
+        );
+        assert_eq!(
+            parse_recipients_file(&recipients).expect("both kinds"),
+            [
+                Recipient::from(hybrid.to_public()),
+                classical.to_public().into()
+            ]
+        );
+        let oversize = format!("{}\nage1pq1{}\n", hybrid.to_public(), "q".repeat(8193));
+        assert!(matches!(
+            parse_recipients_file(&oversize),
+            Err(Error::KeyFileLine {
+                line: 2,
+                reason: KeyError::TooLong { what: "recipient" },
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn hybrid_stanzas_wrap_check_and_open() {
+        let mut rng = Randomness::Os;
+        let file_key = FileKey::generate(&mut rng).expect("rng");
+        let hybrid = HybridIdentity::generate().expect("os randomness");
+        let classical = X25519Identity::generate().expect("os randomness");
+        let recipients = [
+            Recipient::from(classical.to_public()),
+            hybrid.to_public().into(),
+        ];
+        let stanzas = wrap_for_recipients(&file_key, &recipients, None, &mut rng).expect("wrap");
+        assert_eq!(stanzas[1].kind, "mlkem768x25519");
+        // The placeholder is exactly as long: 1,547 bytes encoded.
+        let placeholders = placeholder_stanzas(&recipients, false);
+        assert_eq!(placeholders[1].encoded_len(), 1547);
+        assert_eq!(stanzas[1].encoded_len(), 1547);
+        assert_eq!(placeholders[0].encoded_len(), stanzas[0].encoded_len());
+        check_stanzas(&stanzas, &Location::input(1)).expect("well formed");
+        for identity in [Identity::from(hybrid.clone()), classical.clone().into()] {
+            let opened = unwrap_stanzas(&stanzas, &[identity]).expect("opens");
+            assert_eq!(*opened, *file_key.as_bytes());
+        }
+        // A hybrid stanza is never tried with an X25519 identity, nor the
+        // other way round.
+        let stranger = Identity::from(X25519Identity::generate().expect("os randomness"));
+        assert!(matches!(
+            unwrap_stanzas(&stanzas[1..], &[stranger]),
+            Err(Error::NoMatchingKey { stanza_types }) if stanza_types == ["mlkem768x25519"]
+        ));
+        // A malformed hybrid stanza fails the header, at the stanza.
+        let mut bad = stanzas[1].clone();
+        bad.at = 99;
+        bad.body.push(0);
+        assert!(matches!(
+            check_stanzas(&[stanzas[0].clone(), bad], &Location::input(1)),
+            Err(Error::MalformedHeader { at, reason: "mlkem768x25519 stanza body is not 32 bytes" })
+                if at == Location::input(1).byte(99)
+        ));
+    }
+
+    #[test]
+    fn post_quantum_and_classical_recipients_mix_only_when_allowed() {
+        let hybrid = Recipient::from(HybridIdentity::generate().expect("rng").to_public());
+        let classical = Recipient::from(X25519Identity::generate().expect("rng").to_public());
+        check_recipient_mix(&[hybrid.clone(), hybrid.clone()], false).expect("all post-quantum");
+        check_recipient_mix(&[classical.clone()], false).expect("all classical");
+        let mixed = [classical.clone(), hybrid.clone()];
+        let err = check_recipient_mix(&mixed, false).expect_err("mixed");
+        assert!(matches!(
+            &err,
+            Error::IncompatibleRecipients {
+                reason: MixError::Classical { post_quantum, classical }
+            } if post_quantum == "mlkem768x25519" && classical == "X25519"
+        ));
+        assert_eq!(
+            err.to_string(),
+            "recipients cannot share a set: mlkem768x25519 is post-quantum and X25519 is not: \
+             one classical recipient voids the protection of all (allow classical recipients \
+             to seal anyway)"
+        );
+        check_recipient_mix(&mixed, true).expect("allowed");
+    }
 
     #[test]
     fn wrap_round_trips_and_refuses_other_keys() {
@@ -524,8 +769,46 @@ mod tests {
     }
 
     #[test]
+    fn file_keys_are_16_bytes_and_wrap_to_32() {
+        let file_key = FileKey::generate(&mut Randomness::Os).expect("rng");
+        assert_eq!(file_key.as_bytes().len(), 16);
+        assert_eq!(wrap_file_key(&[1; KEY_LEN], &file_key).len(), 32);
+    }
+
+    #[test]
+    fn types_match_exactly_and_unknown_ones_are_skipped() {
+        let mut rng = Randomness::Os;
+        let file_key = FileKey::generate(&mut rng).expect("rng");
+        let identity = X25519Identity::generate().expect("os randomness");
+        let recipients = [Recipient::from(identity.to_public())];
+        let stanza = wrap_for_recipients(&file_key, &recipients, None, &mut rng)
+            .expect("wrap")
+            .remove(0);
+        // kuvert v1's lowercase type, or any other case, is not age's type:
+        // an unknown stanza, neither checked nor tried, and named.
+        let mut lower = stanza.clone();
+        lower.kind = "x25519".into();
+        lower.body.clear();
+        let grease = Stanza {
+            at: 0,
+            kind: "grease".into(),
+            args: vec!["!".into(); 254],
+            body: vec![1; 3],
+        };
+        let identities = [Identity::from(identity)];
+        let unknown = [lower.clone(), grease.clone()];
+        check_stanzas(&unknown, &Location::input(1)).expect("unknown types are not checked");
+        assert!(matches!(
+            unwrap_stanzas(&unknown, &identities),
+            Err(Error::NoMatchingKey { stanza_types }) if stanza_types == ["x25519", "grease"]
+        ));
+        let opened = unwrap_stanzas(&[lower, grease, stanza], &identities).expect("opens");
+        assert_eq!(*opened, *file_key.as_bytes());
+    }
+
+    #[test]
     fn header_and_payload_keys_differ() {
-        let file_key = FileKey::from_bytes(Zeroizing::new([1; KEY_LEN]));
+        let file_key = FileKey::from_bytes(Zeroizing::new([1; FILE_KEY_LEN]));
         let set_id = [2; SET_ID_LEN];
         assert_ne!(
             *file_key.derive(&set_id, HEADER_LABEL),
@@ -550,7 +833,7 @@ mod tests {
 
     #[test]
     fn debug_never_prints_keys() {
-        let file_key = FileKey::from_bytes(Zeroizing::new([0x41; KEY_LEN]));
+        let file_key = FileKey::from_bytes(Zeroizing::new([0x41; FILE_KEY_LEN]));
         assert_eq!(format!("{file_key:?}"), "FileKey(<redacted>)");
         let payload = file_key.payload_key(&[0; SET_ID_LEN]);
         assert_eq!(format!("{payload:?}"), "PayloadKey(<redacted>)");
@@ -564,7 +847,9 @@ mod tests {
             AGE-SECRET-KEY-124UMNKZQYS3PYU6NY44FU7UFAUHUGVMDG974W7DUT070FFCNCR7QMUUVCW\n";
         let identities = Identity::parse_file(file).expect("age identity file");
         assert_eq!(identities.len(), 1);
-        let Recipient::X25519(recipient) = identities[0].to_recipient();
+        let Recipient::X25519(recipient) = identities[0].to_recipient() else {
+            panic!("an X25519 identity");
+        };
         assert_eq!(
             recipient.to_age_string(),
             "age1xafqnldth57j79qvaejezpslq347rj9dzgvff6y9jhulmgl87euq9uandu"
@@ -584,7 +869,7 @@ mod tests {
         let err = Identity::parse_file(&bad).expect_err("line 2 is no key");
         assert_eq!(
             err.to_string(),
-            "line 2 is not an identity: not a valid X25519 identity: not bech32, or its checksum fails"
+            "line 2 is not an identity: not a valid identity: not bech32, or its checksum fails"
         );
         assert!(matches!(
             err,
@@ -647,11 +932,11 @@ mod tests {
                 line: 1,
                 reason: KeyError::WrongPrefix { what: "recipient", found },
                 ..
-            } if found == "kuvert-secret-key-"
+            } if found == "age-secret-key-"
         ));
         assert_eq!(
             err.to_string(),
-            "line 1 is not a recipient: not an X25519 recipient: its prefix is \"kuvert-secret-key-\""
+            "line 1 is not a recipient: not a recipient: its prefix is \"age-secret-key-\""
         );
     }
 

@@ -163,7 +163,7 @@ mod verify;
 mod volumes;
 
 pub use damage::{Damage, DamageKind, DamageMap};
-pub use error::{Error, KeyError, Location, OptionError, Volume};
+pub use error::{Error, KeyError, Location, MixError, OptionError, Volume};
 pub use escape::escape_name;
 pub use format::{
     FORMAT_VERSION, PAYLOAD_PREFIX_LEN, PayloadKind, SECTOR, TAG_LEN, padded_header_len,
@@ -171,8 +171,8 @@ pub use format::{
 };
 pub use header::{VolumeInfo, inspect};
 pub use keys::{
-    Argon2Params, HybridIdentity, HybridRecipient, Identity, Limits, Passphrase, Recipient,
-    Warning, X25519Identity, X25519Recipient, parse_recipients_file, rfc3339_utc,
+    Argon2Params, HybridIdentity, HybridRecipient, Identity, Limits, Passphrase, PostQuantum,
+    Recipient, Warning, X25519Identity, X25519Recipient, parse_recipients_file, rfc3339_utc,
 };
 pub use open::{OpenReader, Opener};
 pub use seal::{Plan, SealWriter, Sealer};

@@ -110,12 +110,15 @@ mod tests {
         flipped[last] = if flipped[last] == b'q' { b'p' } else { b'q' };
         let flipped = String::from_utf8(flipped).expect("ascii");
         assert_eq!(
-            decode(&flipped).expect_err("refused"),
+            decode(&flipped).expect_err("checksum fails"),
             Bech32Error::NotBech32
         );
         let mixed = format!("A{}", &text[1..]);
-        assert_eq!(decode(&mixed).expect_err("refused"), Bech32Error::NotBech32);
+        assert_eq!(
+            decode(&mixed).expect_err("mixed case"),
+            Bech32Error::NotBech32
+        );
         let long = encode_lower("age", &vec![0u8; MAX_KEY_CHARS]);
-        assert_eq!(decode(&long).expect_err("refused"), Bech32Error::TooLong);
+        assert_eq!(decode(&long).expect_err("too long"), Bech32Error::TooLong);
     }
 }

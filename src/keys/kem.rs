@@ -29,7 +29,7 @@ pub(crate) const ENC_X25519_AT: usize = 1088;
 /// ephemeral X25519 secret.
 pub(crate) const RANDOMNESS_LEN: usize = 64;
 /// The file key a stanza carries (age's 128-bit file key).
-pub(crate) const FILE_KEY_LEN: usize = 16;
+pub(crate) const FILE_KEY_LEN: usize = super::FILE_KEY_LEN;
 /// The sealed file key: 16 bytes and a 16-byte tag.
 pub(crate) const SEALED_LEN: usize = FILE_KEY_LEN + 16;
 
