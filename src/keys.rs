@@ -738,7 +738,7 @@ mod tests {
         let hybrid = Recipient::from(HybridIdentity::generate().expect("rng").to_public());
         let classical = Recipient::from(X25519Identity::generate().expect("rng").to_public());
         check_recipient_mix(&[hybrid.clone(), hybrid.clone()], false).expect("all post-quantum");
-        check_recipient_mix(&[classical.clone()], false).expect("all classical");
+        check_recipient_mix(std::slice::from_ref(&classical), false).expect("all classical");
         let mixed = [classical.clone(), hybrid.clone()];
         let err = check_recipient_mix(&mixed, false).expect_err("mixed");
         assert!(matches!(

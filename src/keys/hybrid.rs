@@ -45,7 +45,10 @@ const IDENTITY_HRP_UPPER: &str = "AGE-SECRET-KEY-PQ-";
 /// `age1pq1…` (1,959 characters).
 #[derive(Clone, PartialEq, Eq)]
 pub struct HybridRecipient {
-    public: <Kem as HybridKem>::Public,
+    /// Boxed: 1,216 bytes and more would make every [`Recipient`] that big.
+    ///
+    /// [`Recipient`]: crate::Recipient
+    public: Box<<Kem as HybridKem>::Public>,
     /// The `age1pq1…` string, kept: it is what Display shows, and encoding
     /// 1,216 bytes again on every print would be waste.
     encoded: String,
@@ -54,7 +57,10 @@ pub struct HybridRecipient {
 impl HybridRecipient {
     fn from_public(public: <Kem as HybridKem>::Public) -> Self {
         let encoded = bech32_long::encode_lower(RECIPIENT_HRP, &Kem::public_bytes(&public));
-        HybridRecipient { public, encoded }
+        HybridRecipient {
+            public: Box::new(public),
+            encoded,
+        }
     }
 
     /// The key's 1,216 bytes: the ML-KEM-768 encapsulation key, then the
@@ -108,7 +114,7 @@ impl FromStr for HybridRecipient {
         let public =
             Kem::public_from_bytes(&bytes).ok_or(Error::key(KeyError::NotEncapsulationKey))?;
         Ok(HybridRecipient {
-            public,
+            public: Box::new(public),
             // Lower case, as decoded: the canonical form of this key.
             encoded: text.trim().to_ascii_lowercase(),
         })
@@ -126,7 +132,8 @@ impl FromStr for HybridRecipient {
 #[derive(Clone)]
 pub struct HybridIdentity {
     seed: Zeroizing<[u8; SEED_LEN]>,
-    secret: <Kem as HybridKem>::Secret,
+    /// Boxed, as [`HybridRecipient`]'s key is; wiped on drop all the same.
+    secret: Box<<Kem as HybridKem>::Secret>,
 }
 
 impl HybridIdentity {
@@ -152,7 +159,7 @@ impl HybridIdentity {
     }
 
     fn from_seed(seed: Zeroizing<[u8; SEED_LEN]>) -> Self {
-        let secret = Kem::secret_from_seed(&seed);
+        let secret = Box::new(Kem::secret_from_seed(&seed));
         HybridIdentity { seed, secret }
     }
 
