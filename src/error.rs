@@ -571,7 +571,7 @@ pub enum Error {
         reason: OptionError,
     },
 
-    /// The recipients cannot share a set (age's label rule, SPEC.md §4.5):
+    /// The recipients cannot share a set (age's label rule, SPEC.md §4.7):
     /// sealing to a post-quantum recipient and a classical one gives up the
     /// post-quantum protection of every recipient.
     #[error("recipients cannot share a set: {reason}")]

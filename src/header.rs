@@ -47,7 +47,7 @@ impl VolumeInfo {
     }
 
     /// Whether the set resists an attacker with a quantum computer, as far
-    /// as its stanza types tell (SPEC.md §4.5): only if every stanza is
+    /// as its stanza types tell (SPEC.md §4.7): only if every stanza is
     /// post-quantum or a passphrase.
     pub fn post_quantum(&self) -> PostQuantum {
         PostQuantum::of(self.stanza_types.iter().map(String::as_str))

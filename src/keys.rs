@@ -44,7 +44,7 @@ pub(crate) const WRAPPED_KEY_LEN: usize = FILE_KEY_LEN + 16;
 /// Someone a set can be sealed to.
 ///
 /// A set's public-key recipients must be all post-quantum or all classical
-/// (SPEC.md §4.5); [`Sealer::allow_classical`](crate::Sealer::allow_classical)
+/// (SPEC.md §4.7); [`Sealer::allow_classical`](crate::Sealer::allow_classical)
 /// lifts that.
 #[non_exhaustive]
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -119,7 +119,7 @@ fn prefix(text: &str) -> Option<String> {
     Some(prefix.to_ascii_lowercase())
 }
 
-/// age's label rule over a set's public-key recipients (SPEC.md §4.5):
+/// age's label rule over a set's public-key recipients (SPEC.md §4.7):
 /// post-quantum and classical recipients are not mixed unless
 /// `allow_classical`.
 ///

@@ -127,7 +127,7 @@ impl Sealer {
     }
 
     /// Allows post-quantum and classical recipients in one set (default:
-    /// refused, as age refuses it; SPEC.md §4.5). A passphrase is allowed
+    /// refused, as age refuses it; SPEC.md §4.7). A passphrase is allowed
     /// beside either without this.
     ///
     /// # Security

@@ -1,7 +1,7 @@
 //! Hybrid post-quantum recipients (`mlkem768x25519`, SPEC.md §4.3) through
 //! the public API: round trips alone, with several recipients and with a
 //! passphrase; the label rule between post-quantum and classical
-//! recipients (§4.5); what `inspect` says without a key; header sizes.
+//! recipients (§4.7); what `inspect` says without a key; header sizes.
 
 mod common;
 
@@ -66,7 +66,7 @@ fn three_hybrid_recipients_each_open() {
     assert!(volumes.len() > 1);
     let info = inspect(&volumes[0]).expect("inspect");
     assert_eq!(info.stanza_types, ["mlkem768x25519"; 3]);
-    // L = 98 + 3 × 1,547 = 4,739: padded to 6,144 (SPEC.md §4.3 table).
+    // L = 98 + 3 × 1,547 = 4,739: padded to 6,144 (SPEC.md §4.6 table).
     assert_eq!(info.header_len, 6144);
     for member in &team {
         let opened = open_with(&Opener::new().identity(member.clone()), volumes.clone());
@@ -172,7 +172,7 @@ fn allow_classical_seals_a_mixed_set_that_either_key_opens() {
 #[test]
 fn header_sizes_per_recipient_type() {
     // The padded header (offset of the first chunk) for n recipients of a
-    // type, as SPEC.md §4.3's table gives it; the plan knows it first.
+    // type, as SPEC.md §4.6's table gives it; the plan knows it first.
     let header = |recipients: Vec<Recipient>, passphrase: bool| {
         let mut sealer = Sealer::new()
             .recipients(recipients)

@@ -1,4 +1,4 @@
-//! Hybrid post-quantum recipients, age's `mlkem768x25519` (SPEC.md §4.3):
+//! Hybrid post-quantum recipients, age's `mlkem768x25519` (SPEC.md §4.6):
 //! ML-KEM-768 and X25519 combined by X-Wing, so a set stays closed unless
 //! both fall. Keys are age's (`age1pq1…`, `AGE-SECRET-KEY-PQ-1…`); the
 //! stanza is age's, with one check more: a low-order X25519 share is refused
@@ -237,7 +237,7 @@ pub(crate) fn wrap(
     (Base64Unpadded::encode_string(&enc), body)
 }
 
-/// The parse-time checks of a stanza of this type (SPEC.md §4.3), run on
+/// The parse-time checks of a stanza of this type (SPEC.md §4.6), run on
 /// every such stanza before any key is tried: exactly one argument after
 /// the type, canonical base64 of exactly 1,120 bytes, a 32-byte body (so no
 /// partitioning oracle), and an X25519 share that is not a low-order point.

@@ -1,9 +1,9 @@
-//! The hybrid KEM under `mlkem768x25519` stanzas (SPEC.md §4.3): HPKE base
+//! The hybrid KEM under `mlkem768x25519` stanzas (SPEC.md §4.6): HPKE base
 //! mode with MLKEM768-X25519 (X-Wing), HKDF-SHA-256 and ChaCha20-Poly1305,
 //! as age v1.3 seals a file key.
 //!
 //! One small seam, [`HybridKem`], so that another implementation (such as
-//! libcrux-ml-kem with the schedule of SPEC.md §4.3 written out) can replace
+//! libcrux-ml-kem with the schedule of SPEC.md §4.6 written out) can replace
 //! the `hpke` crate without touching the stanza code; [`Kem`] names the one
 //! selected at compile time.
 

@@ -1,5 +1,5 @@
 //! Which recipients may share a set, and what a set's stanza types say
-//! about a quantum computer (SPEC.md §4.5).
+//! about a quantum computer (SPEC.md §4.7).
 //!
 //! age's label rule: every public-key recipient of a set must carry the
 //! same label set. X25519 carries none, `mlkem768x25519` carries
@@ -97,7 +97,7 @@ pub enum PostQuantum {
 }
 
 impl PostQuantum {
-    /// Classifies stanza types (SPEC.md §4.5).
+    /// Classifies stanza types (SPEC.md §4.7).
     pub(crate) fn of<'a>(types: impl IntoIterator<Item = &'a str>) -> Self {
         // age's native and well-known plugin types.
         const POST_QUANTUM_TYPES: &[&str] = &["mlkem768x25519", "mlkem768p256tag"];
