@@ -1,4 +1,4 @@
-//! Hybrid post-quantum recipients (`mlkem768x25519`, SPEC.md §4.3) through
+//! Hybrid post-quantum recipients (`mlkem768x25519`, SPEC.md §4.6) through
 //! the public API: round trips alone, with several recipients and with a
 //! passphrase; the label rule between post-quantum and classical
 //! recipients (§4.7); what `inspect` says without a key; header sizes.
