@@ -96,7 +96,7 @@ pub struct KeygenArgs {
 /// Keys that open a set.
 #[derive(Debug, Args)]
 pub struct KeyArgs {
-    /// Identity file (kuvert or age secret keys, one per line; `#` starts a
+    /// Identity file (age or kuvert secret keys, one per line; `#` starts a
     /// comment). Repeatable. `-` reads standard input.
     #[arg(short = 'i', long = "identity", value_name = "IDENTITY")]
     pub identities: Vec<PathBuf>,
