@@ -672,7 +672,7 @@ fn passphrase_file_env_var_and_mixed_recipients() {
         .args(["info", "m.kuv"])
         .assert()
         .success()
-        .stdout(predicate::str::contains("X25519, argon2id"))
+        .stdout(predicate::str::contains("mlkem768x25519, argon2id"))
         .stdout(predicate::str::contains(
             "the set carries no proof that its sender knew the passphrase",
         ));
