@@ -158,14 +158,18 @@ fn grouped(value: u64) -> String {
 pub enum KeyError {
     /// Not bech32: a character outside its alphabet, mixed case, no `1`
     /// separator, or a checksum that fails (a mistyped or cut key).
-    #[error("not a valid X25519 {what}: not bech32, or its checksum fails")]
+    #[error("not a valid {what}: not bech32, or its checksum fails")]
     Bech32 {
         /// What was asked for: `"identity"` or `"recipient"`.
         what: &'static str,
     },
     /// Valid bech32, but with the prefix of something else, such as a
-    /// secret key given as a recipient.
-    #[error("not an X25519 {what}: its prefix is \"{}\"", escape_name(found))]
+    /// secret key given as a recipient, or of no key kind kuvert knows.
+    #[error(
+        "not {} {what}: its prefix is \"{}\"",
+        article(what),
+        escape_name(found)
+    )]
     WrongPrefix {
         /// What was asked for: `"identity"` or `"recipient"`.
         what: &'static str,
@@ -175,13 +179,13 @@ pub enum KeyError {
     },
     /// Longer than any key kuvert knows (8,192 characters): refused
     /// before it is decoded.
-    #[error("not a valid X25519 {what}: longer than 8,192 characters")]
+    #[error("not a valid {what}: longer than 8,192 characters")]
     TooLong {
         /// What was asked for: `"identity"` or `"recipient"`.
         what: &'static str,
     },
     /// The bits that pad the data to whole bytes are not zero (BIP 173).
-    #[error("not a valid X25519 {what}: nonzero padding bits")]
+    #[error("not a valid {what}: nonzero padding bits")]
     Padding {
         /// What was asked for: `"identity"` or `"recipient"`.
         what: &'static str,
@@ -201,6 +205,57 @@ pub enum KeyError {
     /// the file key.
     #[error("X25519 recipient is a low-order point")]
     LowOrder,
+    /// A hybrid post-quantum key (`age1pq1…`, `AGE-SECRET-KEY-PQ-1…`) does
+    /// not decode to the length of its kind.
+    #[error("not a valid hybrid {what}: {found} bytes, not {expected}")]
+    HybridLength {
+        /// What was asked for: `"identity"` or `"recipient"`.
+        what: &'static str,
+        /// Bytes the string decodes to.
+        found: usize,
+        /// Bytes of that kind: 1,216 for a recipient, 32 for an identity.
+        expected: usize,
+    },
+    /// The ML-KEM-768 half of a hybrid recipient is not an encapsulation
+    /// key: a coefficient is not below q (FIPS 203 §7.2).
+    #[error("hybrid recipient's ML-KEM-768 key fails the FIPS 203 encapsulation key check")]
+    NotEncapsulationKey,
+}
+
+/// Why some recipients cannot share a set ([`Error::IncompatibleRecipients`]).
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MixError {
+    /// A post-quantum recipient beside a classical one: whoever breaks the
+    /// classical one (with a quantum computer, say) gets the file key, so
+    /// the post-quantum recipient's protection is void. Allowed with
+    /// [`Sealer::allow_classical`](crate::Sealer::allow_classical).
+    #[error(
+        "{} is post-quantum and {} is not: one classical recipient voids the protection of \
+         all (allow classical recipients to seal anyway)",
+        escape_name(post_quantum),
+        escape_name(classical)
+    )]
+    Classical {
+        /// Stanza type of the first post-quantum recipient.
+        post_quantum: String,
+        /// Stanza type of the first classical recipient.
+        classical: String,
+    },
+    /// Two recipients carry different labels other than `postquantum`
+    /// (a plugin's own labels, for one): their plugins asked not to share
+    /// a set with such recipients.
+    #[error(
+        "{} and {} carry different labels",
+        escape_name(first),
+        escape_name(other)
+    )]
+    Labels {
+        /// Stanza type of the first recipient.
+        first: String,
+        /// Stanza type of the first recipient whose labels differ.
+        other: String,
+    },
 }
 
 /// Which sealing or opening option is out of range, and by how much.
@@ -514,6 +569,15 @@ pub enum Error {
     InvalidOption {
         /// Which option, and what is wrong with it.
         reason: OptionError,
+    },
+
+    /// The recipients cannot share a set (age's label rule, SPEC.md §4.7):
+    /// sealing to a post-quantum recipient and a classical one gives up the
+    /// post-quantum protection of every recipient.
+    #[error("recipients cannot share a set: {reason}")]
+    IncompatibleRecipients {
+        /// Which recipients, and why not.
+        reason: MixError,
     },
 
     /// An archive entry would be unsafe to extract or to seal: a path that

@@ -5,7 +5,7 @@
 
 use crate::error::{Error, Volume};
 use crate::format::{self, Header, PREAMBLE_LEN, SET_ID_LEN};
-use crate::keys;
+use crate::keys::{self, PostQuantum};
 use crate::volumes::{VolumeSource, location, read_at};
 
 /// What a volume's header says, read without any key.
@@ -44,6 +44,13 @@ impl VolumeInfo {
             .checked_mul(self.chunk_size as u64)
             .and_then(|data| data.checked_add(self.header_len));
         self.chunks_per_volume != 0 && full == Some(self.len)
+    }
+
+    /// Whether the set resists an attacker with a quantum computer, as far
+    /// as its stanza types tell (SPEC.md §4.7): only if every stanza is
+    /// post-quantum or a passphrase.
+    pub fn post_quantum(&self) -> PostQuantum {
+        PostQuantum::of(self.stanza_types.iter().map(String::as_str))
     }
 
     /// Whether a passphrase stanza sits beside public-key stanzas: then the

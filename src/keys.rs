@@ -3,9 +3,13 @@
 //! from it only after that MAC verifies.
 
 mod bech32_long;
+mod hybrid;
+mod kem;
+mod labels;
 mod passphrase;
 mod x25519;
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::str::FromStr;
 use std::time::SystemTime;
@@ -16,6 +20,8 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
+pub use hybrid::{HybridIdentity, HybridRecipient};
+pub use labels::PostQuantum;
 pub use passphrase::{Argon2Params, Passphrase};
 pub use x25519::{X25519Identity, X25519Recipient};
 
@@ -36,11 +42,18 @@ pub(crate) const KEY_LEN: usize = 32;
 pub(crate) const WRAPPED_KEY_LEN: usize = FILE_KEY_LEN + 16;
 
 /// Someone a set can be sealed to.
+///
+/// A set's public-key recipients must be all post-quantum or all classical
+/// (SPEC.md §4.7); [`Sealer::allow_classical`](crate::Sealer::allow_classical)
+/// lifts that.
 #[non_exhaustive]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Recipient {
-    /// An X25519 public key (`age1…`; kuvert v1's `kuvert1…` is read too).
+    /// An X25519 public key (`age1…`, or kuvert's earlier `kuvert1…`):
+    /// classical.
     X25519(X25519Recipient),
+    /// A hybrid post-quantum public key (`age1pq1…`): ML-KEM-768 and X25519.
+    Hybrid(HybridRecipient),
 }
 
 impl From<X25519Recipient> for Recipient {
@@ -49,12 +62,22 @@ impl From<X25519Recipient> for Recipient {
     }
 }
 
+impl From<HybridRecipient> for Recipient {
+    fn from(recipient: HybridRecipient) -> Self {
+        Recipient::Hybrid(recipient)
+    }
+}
+
 impl FromStr for Recipient {
     type Err = Error;
 
-    /// Parses `age1…` or `kuvert1…`, as [`X25519Recipient`] does.
+    /// Parses `age1pq1…` as [`HybridRecipient`] does, and anything else
+    /// (`age1…`, `kuvert1…`) as [`X25519Recipient`] does.
     fn from_str(text: &str) -> Result<Self, Error> {
-        text.parse().map(Recipient::X25519)
+        match prefix(text).as_deref() {
+            Some(hybrid::RECIPIENT_HRP) => text.parse().map(Recipient::Hybrid),
+            _ => text.parse().map(Recipient::X25519),
+        }
     }
 }
 
@@ -62,8 +85,53 @@ impl fmt::Display for Recipient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Recipient::X25519(recipient) => recipient.fmt(f),
+            Recipient::Hybrid(recipient) => recipient.fmt(f),
         }
     }
+}
+
+impl Recipient {
+    /// Whether this recipient resists a quantum computer.
+    pub fn is_post_quantum(&self) -> bool {
+        self.labelled().labels.contains(labels::POST_QUANTUM)
+    }
+
+    /// Its stanza type and age labels, for the label rule.
+    fn labelled(&self) -> labels::Labelled {
+        let (kind, labels): (&str, &[&str]) = match self {
+            Recipient::X25519(_) => (x25519::STANZA_TYPE, &[]),
+            Recipient::Hybrid(_) => (hybrid::STANZA_TYPE, &[labels::POST_QUANTUM]),
+        };
+        labels::Labelled {
+            kind: kind.to_owned(),
+            labels: labels
+                .iter()
+                .map(|label| (*label).to_owned())
+                .collect::<BTreeSet<_>>(),
+        }
+    }
+}
+
+/// The lowercased prefix of a bech32 key string (before its last `1`),
+/// which says its kind; the string itself is checked by that kind's parser.
+fn prefix(text: &str) -> Option<String> {
+    let (prefix, _) = text.trim().rsplit_once('1')?;
+    Some(prefix.to_ascii_lowercase())
+}
+
+/// age's label rule over a set's public-key recipients (SPEC.md §4.7):
+/// post-quantum and classical recipients are not mixed unless
+/// `allow_classical`.
+///
+/// # Errors
+///
+/// [`Error::IncompatibleRecipients`].
+pub(crate) fn check_recipient_mix(
+    recipients: &[Recipient],
+    allow_classical: bool,
+) -> Result<(), Error> {
+    let labelled: Vec<labels::Labelled> = recipients.iter().map(Recipient::labelled).collect();
+    labels::check_mix(&labelled, allow_classical)
 }
 
 /// A secret key that can open sets sealed to its [`Recipient`].
@@ -73,8 +141,11 @@ impl fmt::Display for Recipient {
 #[non_exhaustive]
 #[derive(Clone, Debug)]
 pub enum Identity {
-    /// An X25519 secret key (`AGE-SECRET-KEY-1…`; kuvert v1's `KUVERT-SECRET-KEY-1…` is read too).
+    /// An X25519 secret key (`AGE-SECRET-KEY-1…`, or kuvert's earlier
+    /// `KUVERT-SECRET-KEY-1…`).
     X25519(X25519Identity),
+    /// A hybrid post-quantum secret key (`AGE-SECRET-KEY-PQ-1…`).
+    Hybrid(HybridIdentity),
 }
 
 impl From<X25519Identity> for Identity {
@@ -83,13 +154,23 @@ impl From<X25519Identity> for Identity {
     }
 }
 
+impl From<HybridIdentity> for Identity {
+    fn from(identity: HybridIdentity) -> Self {
+        Identity::Hybrid(identity)
+    }
+}
+
 impl FromStr for Identity {
     type Err = Error;
 
-    /// Parses `AGE-SECRET-KEY-1…` or `KUVERT-SECRET-KEY-1…`, as
+    /// Parses `AGE-SECRET-KEY-PQ-1…` as [`HybridIdentity`] does, and
+    /// anything else (`AGE-SECRET-KEY-1…`, `KUVERT-SECRET-KEY-1…`) as
     /// [`X25519Identity`] does.
     fn from_str(text: &str) -> Result<Self, Error> {
-        text.parse().map(Identity::X25519)
+        match prefix(text).as_deref() {
+            Some(hybrid::IDENTITY_HRP) => text.parse().map(Identity::Hybrid),
+            _ => text.parse().map(Identity::X25519),
+        }
     }
 }
 
@@ -98,6 +179,7 @@ impl Identity {
     pub fn to_recipient(&self) -> Recipient {
         match self {
             Identity::X25519(identity) => Recipient::X25519(identity.to_public()),
+            Identity::Hybrid(identity) => Recipient::Hybrid(identity.to_public()),
         }
     }
 
@@ -398,6 +480,7 @@ pub(crate) fn wrap_for_recipients(
     for recipient in recipients {
         match recipient {
             Recipient::X25519(recipient) => stanzas.push(recipient.wrap(file_key, rng)?),
+            Recipient::Hybrid(recipient) => stanzas.push(recipient.wrap(file_key, rng)?),
         }
     }
     if let Some((passphrase, params)) = passphrase {
@@ -415,6 +498,7 @@ pub(crate) fn placeholder_stanzas(recipients: &[Recipient], passphrase: bool) ->
         .map(|recipient| match recipient {
             // A new native type adds its arm here, with its exact sizes.
             Recipient::X25519(_) => x25519::placeholder(),
+            Recipient::Hybrid(_) => hybrid::placeholder(),
         })
         .collect();
     if passphrase {
@@ -433,6 +517,7 @@ pub(crate) fn check_stanzas(stanzas: &[Stanza], input: &Location) -> Result<(), 
         // A new native type adds its arm here and in `unwrap_with_identities`.
         match stanza.kind.as_str() {
             x25519::STANZA_TYPE => x25519::check(stanza, input)?,
+            hybrid::STANZA_TYPE => hybrid::check_stanza(stanza, input)?,
             passphrase::STANZA_TYPE => {
                 passphrase_stanzas += 1;
                 if passphrase_stanzas > 1 {
@@ -456,6 +541,11 @@ fn unwrap_with_identities(stanza: &Stanza, identities: &[Identity]) -> Option<Fi
     match stanza.kind.as_str() {
         x25519::STANZA_TYPE => identities.iter().find_map(|identity| match identity {
             Identity::X25519(identity) => identity.unwrap(stanza),
+            _ => None,
+        }),
+        hybrid::STANZA_TYPE => identities.iter().find_map(|identity| match identity {
+            Identity::Hybrid(identity) => identity.unwrap(stanza),
+            _ => None,
         }),
         _ => None,
     }
@@ -533,7 +623,138 @@ pub(crate) fn unwrap_stanzas(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::KeyError;
+    use crate::error::{KeyError, MixError};
+
+    #[test]
+    fn hybrid_keys_dispatch_on_their_prefix() {
+        let hybrid = HybridIdentity::generate().expect("os randomness");
+        let classical = X25519Identity::generate().expect("os randomness");
+        let parsed: Identity = hybrid.to_secret_string().parse().expect("hybrid identity");
+        assert!(matches!(parsed, Identity::Hybrid(_)));
+        assert_eq!(parsed.to_recipient(), Recipient::Hybrid(hybrid.to_public()));
+        let recipient: Recipient = hybrid.to_public().to_string().parse().expect("age1pq1");
+        assert_eq!(recipient, Recipient::from(hybrid.to_public()));
+        assert!(recipient.is_post_quantum());
+        assert_eq!(recipient.to_string().len(), 1959);
+        let x25519: Recipient = classical.to_public().to_string().parse().expect("age1");
+        assert!(!x25519.is_post_quantum());
+        // A broken age1pq1 string gets the hybrid parser's reason.
+        let mut cut = hybrid.to_public().to_string();
+        cut.truncate(1000);
+        assert!(matches!(
+            cut.parse::<Recipient>(),
+            Err(Error::InvalidKey {
+                reason: KeyError::Bech32 { what: "recipient" }
+            })
+        ));
+        // Secret for public and back, by prefix.
+        assert!(matches!(
+            hybrid.to_secret_string().parse::<Recipient>(),
+            Err(Error::InvalidKey { reason: KeyError::WrongPrefix { found, .. } })
+                if found == "age-secret-key-pq-"
+        ));
+        assert!(hybrid.to_public().to_string().parse::<Identity>().is_err());
+    }
+
+    #[test]
+    fn key_files_mix_kinds_and_read_age_keygen_pq_files() {
+        let hybrid = HybridIdentity::generate().expect("os randomness");
+        let classical = X25519Identity::generate().expect("os randomness");
+        let created = SystemTime::UNIX_EPOCH;
+        let file = format!(
+            "{}{}",
+            hybrid.to_file_string(created).as_str(),
+            classical.to_file_string(created).as_str()
+        );
+        let identities = Identity::parse_file(&file).expect("both kinds");
+        assert_eq!(identities.len(), 2);
+        assert_eq!(identities[0].to_recipient(), hybrid.to_public().into());
+        assert_eq!(identities[1].to_recipient(), classical.to_public().into());
+        let recipients = format!(
+            "# hybrid\n{}\n{}\n",
+            hybrid.to_public(),
+            classical.to_public()
+        );
+        assert_eq!(
+            parse_recipients_file(&recipients).expect("both kinds"),
+            [
+                Recipient::from(hybrid.to_public()),
+                classical.to_public().into()
+            ]
+        );
+        let oversize = format!("{}\nage1pq1{}\n", hybrid.to_public(), "q".repeat(8193));
+        assert!(matches!(
+            parse_recipients_file(&oversize),
+            Err(Error::KeyFileLine {
+                line: 2,
+                reason: KeyError::TooLong { what: "recipient" },
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn hybrid_stanzas_wrap_check_and_open() {
+        let mut rng = Randomness::Os;
+        let file_key = FileKey::generate(&mut rng).expect("rng");
+        let hybrid = HybridIdentity::generate().expect("os randomness");
+        let classical = X25519Identity::generate().expect("os randomness");
+        let recipients = [
+            Recipient::from(classical.to_public()),
+            hybrid.to_public().into(),
+        ];
+        let stanzas = wrap_for_recipients(&file_key, &recipients, None, &mut rng).expect("wrap");
+        assert_eq!(stanzas[1].kind, "mlkem768x25519");
+        // The placeholder is exactly as long: 1,547 bytes encoded.
+        let placeholders = placeholder_stanzas(&recipients, false);
+        assert_eq!(placeholders[1].encoded_len(), 1547);
+        assert_eq!(stanzas[1].encoded_len(), 1547);
+        assert_eq!(placeholders[0].encoded_len(), stanzas[0].encoded_len());
+        check_stanzas(&stanzas, &Location::input(1)).expect("well formed");
+        for identity in [Identity::from(hybrid.clone()), classical.clone().into()] {
+            let opened = unwrap_stanzas(&stanzas, &[identity]).expect("opens");
+            assert_eq!(*opened, *file_key.as_bytes());
+        }
+        // A hybrid stanza is never tried with an X25519 identity, nor the
+        // other way round.
+        let stranger = Identity::from(X25519Identity::generate().expect("os randomness"));
+        assert!(matches!(
+            unwrap_stanzas(&stanzas[1..], &[stranger]),
+            Err(Error::NoMatchingKey { stanza_types }) if stanza_types == ["mlkem768x25519"]
+        ));
+        // A malformed hybrid stanza fails the header, at the stanza.
+        let mut bad = stanzas[1].clone();
+        bad.at = 99;
+        bad.body.push(0);
+        assert!(matches!(
+            check_stanzas(&[stanzas[0].clone(), bad], &Location::input(1)),
+            Err(Error::MalformedHeader { at, reason: "mlkem768x25519 stanza body is not 32 bytes" })
+                if at == Location::input(1).byte(99)
+        ));
+    }
+
+    #[test]
+    fn post_quantum_and_classical_recipients_mix_only_when_allowed() {
+        let hybrid = Recipient::from(HybridIdentity::generate().expect("rng").to_public());
+        let classical = Recipient::from(X25519Identity::generate().expect("rng").to_public());
+        check_recipient_mix(&[hybrid.clone(), hybrid.clone()], false).expect("all post-quantum");
+        check_recipient_mix(std::slice::from_ref(&classical), false).expect("all classical");
+        let mixed = [classical.clone(), hybrid.clone()];
+        let err = check_recipient_mix(&mixed, false).expect_err("mixed");
+        assert!(matches!(
+            &err,
+            Error::IncompatibleRecipients {
+                reason: MixError::Classical { post_quantum, classical }
+            } if post_quantum == "mlkem768x25519" && classical == "X25519"
+        ));
+        assert_eq!(
+            err.to_string(),
+            "recipients cannot share a set: mlkem768x25519 is post-quantum and X25519 is not: \
+             one classical recipient voids the protection of all (allow classical recipients \
+             to seal anyway)"
+        );
+        check_recipient_mix(&mixed, true).expect("allowed");
+    }
 
     #[test]
     fn wrap_round_trips_and_refuses_other_keys() {
@@ -626,7 +847,9 @@ mod tests {
             AGE-SECRET-KEY-124UMNKZQYS3PYU6NY44FU7UFAUHUGVMDG974W7DUT070FFCNCR7QMUUVCW\n";
         let identities = Identity::parse_file(file).expect("age identity file");
         assert_eq!(identities.len(), 1);
-        let Recipient::X25519(recipient) = identities[0].to_recipient();
+        let Recipient::X25519(recipient) = identities[0].to_recipient() else {
+            panic!("an X25519 identity");
+        };
         assert_eq!(
             recipient.to_age_string(),
             "age1xafqnldth57j79qvaejezpslq347rj9dzgvff6y9jhulmgl87euq9uandu"
@@ -646,7 +869,7 @@ mod tests {
         let err = Identity::parse_file(&bad).expect_err("line 2 is no key");
         assert_eq!(
             err.to_string(),
-            "line 2 is not an identity: not a valid X25519 identity: not bech32, or its checksum fails"
+            "line 2 is not an identity: not a valid identity: not bech32, or its checksum fails"
         );
         assert!(matches!(
             err,
@@ -713,7 +936,7 @@ mod tests {
         ));
         assert_eq!(
             err.to_string(),
-            "line 1 is not a recipient: not an X25519 recipient: its prefix is \"age-secret-key-\""
+            "line 1 is not a recipient: not a recipient: its prefix is \"age-secret-key-\""
         );
     }
 

@@ -21,8 +21,9 @@
 //! | keep what survives of a damaged stream | [`OpenReader::salvage_to`]                 |
 //! | read a header without any key          | [`inspect`]                                |
 //! | which discs of a set are there, keyless | [`SetSurvey::of`] over [`inspect`]s       |
-//! | address someone                        | [`X25519Recipient`], [`Passphrase`]        |
-//! | be addressed                           | [`X25519Identity`], [`Identity::parse_file`] |
+//! | address someone                        | [`HybridRecipient`] (post-quantum), [`X25519Recipient`], [`Passphrase`] |
+//! | be addressed                           | [`HybridIdentity`], [`X25519Identity`], [`Identity::parse_file`] |
+//! | tell whether a set resists a quantum computer, keyless | [`VolumeInfo::post_quantum`] |
 //! | write volumes to files, memory, a `Write` | [`FileSink`], [`MemorySink`], [`WriteSink`] |
 //! | read volumes from files or memory      | [`FileSource`], `Vec<u8>`, `Bytes`, `&[u8]` |
 //! | print a name a sender chose            | [`escape_name`]                            |
@@ -46,6 +47,31 @@
 //! let mut plaintext = Vec::new();
 //! reader.read_to_end(&mut plaintext)?;
 //! assert_eq!(plaintext.len(), 3 << 20);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Post-quantum recipients
+//!
+//! A [`HybridIdentity`] (age's `AGE-SECRET-KEY-PQ-1…`, ML-KEM-768 and
+//! X25519) stays safe if either half does. Its recipients are never mixed
+//! with classical ones by accident (SPEC.md §4.7):
+//!
+//! ```
+//! use kuvert::{Error, HybridIdentity, MemorySink, PostQuantum, Sealer, X25519Identity, inspect};
+//!
+//! let pq = HybridIdentity::generate()?;
+//! let classical = X25519Identity::generate()?;
+//! let mixed = Sealer::new().recipient(pq.to_public()).recipient(classical.to_public());
+//! assert!(matches!(
+//!     mixed.seal(MemorySink::new()),
+//!     Err(Error::IncompatibleRecipients { .. })
+//! ));
+//! let volumes = Sealer::new()
+//!     .recipient(pq.to_public())
+//!     .seal(MemorySink::new())?
+//!     .finish()?
+//!     .into_volumes();
+//! assert_eq!(inspect(&volumes[0])?.post_quantum(), PostQuantum::Protected);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
@@ -170,7 +196,7 @@ mod verify;
 mod volumes;
 
 pub use damage::{Damage, DamageKind, DamageMap};
-pub use error::{Error, KeyError, Location, OptionError, Volume};
+pub use error::{Error, KeyError, Location, MixError, OptionError, Volume};
 pub use escape::escape_name;
 pub use format::{
     FORMAT_VERSION, PAYLOAD_PREFIX_LEN, PayloadKind, SECTOR, TAG_LEN, padded_header_len,
@@ -178,8 +204,8 @@ pub use format::{
 };
 pub use header::{VolumeInfo, inspect};
 pub use keys::{
-    Argon2Params, Identity, Limits, Passphrase, Recipient, Warning, X25519Identity,
-    X25519Recipient, parse_recipients_file, rfc3339_utc,
+    Argon2Params, HybridIdentity, HybridRecipient, Identity, Limits, Passphrase, PostQuantum,
+    Recipient, Warning, X25519Identity, X25519Recipient, parse_recipients_file, rfc3339_utc,
 };
 pub use open::{OpenReader, Opener};
 pub use seal::{Plan, SealWriter, Sealer};

@@ -52,6 +52,7 @@ pub struct Sealer {
     chunk_size: usize,
     volume_size: Option<u64>,
     threads: Option<usize>,
+    allow_classical: bool,
     seed: Option<Zeroizing<[u8; 32]>>,
 }
 
@@ -64,6 +65,7 @@ impl fmt::Debug for Sealer {
             .field("chunk_size", &self.chunk_size)
             .field("volume_size", &self.volume_size)
             .field("threads", &self.threads)
+            .field("allow_classical", &self.allow_classical)
             .finish()
     }
 }
@@ -98,6 +100,7 @@ impl Sealer {
             chunk_size: Self::DEFAULT_CHUNK_SIZE,
             volume_size: None,
             threads: None,
+            allow_classical: false,
             seed: None,
         }
     }
@@ -125,6 +128,20 @@ impl Sealer {
     /// ```
     pub fn recipients(self, recipients: impl IntoIterator<Item = impl Into<Recipient>>) -> Self {
         recipients.into_iter().fold(self, Sealer::recipient)
+    }
+
+    /// Allows post-quantum and classical recipients in one set (default:
+    /// refused, as age refuses it; SPEC.md §4.7). A passphrase is allowed
+    /// beside either without this.
+    ///
+    /// # Security
+    ///
+    /// Whoever breaks one classical recipient, with a quantum computer say,
+    /// gets the file key: the set is then only as strong as its weakest
+    /// recipient, and the post-quantum ones protect nothing.
+    pub fn allow_classical(mut self, allow: bool) -> Self {
+        self.allow_classical = allow;
+        self
     }
 
     /// Also seals to a passphrase (Argon2id).
@@ -286,6 +303,7 @@ impl Sealer {
                 max: MAX_STANZAS,
             }));
         }
+        keys::check_recipient_mix(&self.recipients, self.allow_classical)?;
         let chunk_exp = chunk_exponent(self.chunk_size)?;
         if self.passphrase.is_some() {
             // Never write a set that a default opener refuses.

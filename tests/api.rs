@@ -172,7 +172,7 @@ fn empty_key_files_are_errors_for_both_parsers() {
     ));
     assert_eq!(
         err.to_string(),
-        "line 3 is not a recipient: not a valid X25519 recipient: not bech32, or its checksum fails"
+        "line 3 is not a recipient: not a valid recipient: not bech32, or its checksum fails"
     );
 }
 

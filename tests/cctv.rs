@@ -9,7 +9,7 @@
 //! checked too, so the key found is the file's key, not just one that opens
 //! a tag.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -20,55 +20,11 @@ use kuvert::testing::{StanzaParts, decode_stanza, encode_stanza, unwrap_stanzas}
 use kuvert::{Error, Identity};
 use sha2::Sha256;
 
-/// Vectors of a stanza type kuvert does not implement yet (mlkem768x25519,
-/// issue 10 step 2), with what they give meanwhile: the hybrid stanza is an
-/// unknown type, skipped, and its `AGE-SECRET-KEY-PQ-1…` identities are not
-/// parsed. Deleting a vector's line here makes it run against its real
-/// `expect:` line, which is the whole flip for the hybrid helper.
-const NOT_YET_NATIVE: &[(&str, Standin)] = &[
-    ("hybrid", Standin::NoMatch),
-    ("hybrid_and_x25519", Standin::NoMatch),
-    ("hybrid_bad_tag", Standin::NoMatch),
-    ("hybrid_currupted_enc_mlkem", Standin::NoMatch),
-    ("hybrid_currupted_enc_x25519", Standin::NoMatch),
-    ("hybrid_extra_argument", Standin::NoMatch),
-    ("hybrid_grease", Standin::NoMatch),
-    ("hybrid_identity", Standin::NoMatch),
-    ("hybrid_long_file_key", Standin::NoMatch),
-    ("hybrid_long_share", Standin::NoMatch),
-    ("hybrid_low_order", Standin::NoMatch),
-    ("hybrid_no_match", Standin::NoMatch),
-    ("hybrid_not_canonical_body", Standin::TextReader),
-    ("hybrid_not_canonical_enc", Standin::NoMatch),
-    ("hybrid_short_share", Standin::NoMatch),
-    ("hybrid_uppercase", Standin::NoMatch),
-    ("hybrid_x25519_arg", Standin::Malformed),
-];
-
-/// Vectors not run at all, with the reason.
-const SKIPPED: &[(&str, &str)] = &[(
-    "hybrid_multiple_recipients",
-    "zlib-compressed (`compressed: zlib`), and no inflate crate (miniz_oxide) is in the \
-     offline registry this repository builds from",
-)];
-
 /// The `header failure` vectors whose failure is in age's text framing, so
 /// the test reader refuses them before kuvert's code sees a stanza: a body
 /// whose base64 is not canonical. Every other header failure must come from
 /// kuvert's own checks.
 const TEXT_READER_FAILURES: &[&str] = &["x25519_not_canonical_body", "hybrid_not_canonical_body"];
-
-/// What a not-yet-native vector gives meanwhile.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Standin {
-    /// `NoMatchingKey`: the only stanzas kuvert knows are absent or not
-    /// addressed to the parsed identities.
-    NoMatch,
-    /// `MalformedHeader` from kuvert's checks of a stanza it knows.
-    Malformed,
-    /// The text reader refuses the file (non-canonical body base64).
-    TextReader,
-}
 
 fn cctv_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/age-cctv")
@@ -94,11 +50,17 @@ impl Vector {
                 let (key, value) = line.split_once(": ").expect("`key: value`");
                 (key.to_owned(), value.to_owned())
             })
-            .collect();
-        Vector {
-            fields,
-            age: bytes[split + 2..].to_vec(),
-        }
+            .collect::<Vec<(String, String)>>();
+        let body = &bytes[split + 2..];
+        let compressed = fields.iter().any(|(k, v)| k == "compressed" && v == "zlib");
+        // Only hybrid_multiple_recipients is compressed; 1 MiB bounds it.
+        let age = if compressed {
+            miniz_oxide::inflate::decompress_to_vec_zlib_with_limit(body, 1 << 20)
+                .expect("a zlib stream")
+        } else {
+            body.to_vec()
+        };
+        Vector { fields, age }
     }
 
     fn field(&self, key: &str) -> Option<&str> {
@@ -258,9 +220,9 @@ enum Outcome {
     TextReader,
 }
 
-/// Runs one vector; `standin` says whether its stanza type is not native
-/// yet (identities kuvert cannot parse are then left out).
-fn run(name: &str, vector: &Vector, standin: bool) -> Outcome {
+/// Runs one vector: every identity it names must parse (X25519 and
+/// hybrid alike).
+fn run(name: &str, vector: &Vector) -> Outcome {
     let header = match read_age_header(&vector.age) {
         Ok(header) => header,
         Err(_) => return Outcome::TextReader,
@@ -278,13 +240,9 @@ fn run(name: &str, vector: &Vector, standin: bool) -> Outcome {
     let identities: Vec<Identity> = vector
         .all("identity")
         .into_iter()
-        .filter_map(|text| match text.parse::<Identity>() {
-            Ok(identity) => Some(identity),
-            Err(err) if standin => {
-                assert!(matches!(err, Error::InvalidKey { .. }), "{name}: {err}");
-                None
-            }
-            Err(err) => panic!("{name}: identity does not parse: {err}"),
+        .map(|text| {
+            text.parse::<Identity>()
+                .unwrap_or_else(|err| panic!("{name}: identity does not parse: {err}"))
         })
         .collect();
     match unwrap_stanzas(&header.stanzas, &identities) {
@@ -325,38 +283,37 @@ fn cctv_vectors_unwrap_exactly_as_expected() {
     names.sort();
     assert_eq!(names.len(), 35, "14 x25519, 18 hybrid and 3 stanza vectors");
     let mut text_reader_failures = BTreeSet::new();
-    let mut ran = 0;
+    // (success, no match, header failure) per family, as plan §0 counts them.
+    let mut tally: BTreeMap<&str, (u32, u32, u32)> = BTreeMap::new();
     for name in &names {
-        if SKIPPED.iter().any(|(skipped, _)| skipped == name) {
-            continue;
-        }
         let vector = Vector::read(&cctv_dir().join(name));
-        let standin = NOT_YET_NATIVE
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|&(_, s)| s);
-        let got = run(name, &vector, standin.is_some());
+        let got = run(name, &vector);
         if got == Outcome::TextReader {
             text_reader_failures.insert(name.as_str());
         }
-        let want = match standin {
-            Some(Standin::NoMatch) => Outcome::NoMatch,
-            Some(Standin::Malformed) => Outcome::Malformed,
-            Some(Standin::TextReader) => Outcome::TextReader,
-            None => match vector.field("expect").expect("expect line") {
-                "success" => Outcome::Success,
-                "no match" => Outcome::NoMatch,
-                "header failure" if TEXT_READER_FAILURES.contains(&name.as_str()) => {
-                    Outcome::TextReader
-                }
-                "header failure" => Outcome::Malformed,
-                other => panic!("{name}: `expect: {other}` is outside this harness"),
-            },
+        let expect = vector.field("expect").expect("expect line");
+        let want = match expect {
+            "success" => Outcome::Success,
+            "no match" => Outcome::NoMatch,
+            "header failure" if TEXT_READER_FAILURES.contains(&name.as_str()) => {
+                Outcome::TextReader
+            }
+            "header failure" => Outcome::Malformed,
+            other => panic!("{name}: `expect: {other}` is outside this harness"),
         };
         assert_eq!(got, want, "{name}");
-        ran += 1;
+        let family = name.split('_').next().expect("a name");
+        let counts = tally.entry(family).or_default();
+        match expect {
+            "success" => counts.0 += 1,
+            "no match" => counts.1 += 1,
+            _ => counts.2 += 1,
+        }
     }
-    assert_eq!(ran, 34);
+    // Every vector ran against its own `expect:` line, none skipped.
+    assert_eq!(tally["x25519"], (3, 3, 8));
+    assert_eq!(tally["hybrid"], (4, 5, 9));
+    assert_eq!(tally["stanza"], (3, 0, 0));
     // Only the two non-canonical bodies fail in the text reader; every
     // other header failure is kuvert's own check.
     let expected: BTreeSet<&str> = TEXT_READER_FAILURES.iter().copied().collect();
@@ -365,12 +322,7 @@ fn cctv_vectors_unwrap_exactly_as_expected() {
 
 #[test]
 fn the_lists_name_only_vectors_that_exist() {
-    for name in NOT_YET_NATIVE
-        .iter()
-        .map(|(n, _)| *n)
-        .chain(SKIPPED.iter().map(|(n, _)| *n))
-        .chain(TEXT_READER_FAILURES.iter().copied())
-    {
+    for name in TEXT_READER_FAILURES.iter().copied() {
         assert!(cctv_dir().join(name).is_file(), "{name}");
     }
 }

@@ -21,8 +21,8 @@ use std::path::{Path, PathBuf};
 
 use kuvert::archive::{ArchiveLimits, ExtractOptions, Payload};
 use kuvert::{
-    Argon2Params, Error, Identity, Limits, MemorySink, Opener, Passphrase, PayloadKind, Sealer,
-    X25519Identity,
+    Argon2Params, Error, HybridIdentity, Identity, Limits, MemorySink, Opener, Passphrase,
+    PayloadKind, Sealer, X25519Identity,
 };
 use sha2::{Digest, Sha256};
 
@@ -254,6 +254,31 @@ fn cases() -> Vec<Case> {
         vec![identity(5)],
         None,
         seal(to(5), 13, &small),
+        small.clone(),
+    );
+
+    // Hybrid post-quantum recipients (SPEC.md §4.6): the meta file records
+    // these cases' identities as AGE-SECRET-KEY-PQ-1… seeds (see `meta`).
+    let hybrid_to = |byte: u8| HybridIdentity::from_bytes(identity(byte)).to_public();
+    ok(
+        "hybrid",
+        "one mlkem768x25519 recipient (ML-KEM-768 + X25519, age v1.3's hybrid type)",
+        vec![identity(20)],
+        None,
+        seal(Sealer::new().recipient(hybrid_to(20)), 20, &small),
+        small.clone(),
+    );
+    let hybrid_x25519 = Sealer::new()
+        .recipient(hybrid_to(21))
+        .recipient(X25519Identity::from_bytes(identity(22)).to_public())
+        .allow_classical(true);
+    ok(
+        "hybrid-x25519",
+        "an mlkem768x25519 and an X25519 recipient, sealed with allow_classical; opened with the \
+         hybrid identity",
+        vec![identity(21)],
+        None,
+        seal(hybrid_x25519, 21, &small),
         small.clone(),
     );
 
@@ -1098,8 +1123,11 @@ fn meta(case: &Case) -> String {
     for secret in &case.identities {
         let identity = X25519Identity::from_bytes(*secret);
         // Keys are recorded in age's encoding, which kuvert writes; the
-        // kuvert-key vector records kuvert v1's, which it still reads.
-        let text = if case.name == "kuvert-key" {
+        // kuvert-key vector records kuvert v1's, which it still reads; the
+        // hybrid vectors' identities are mlkem768x25519 seeds.
+        let text = if case.name.starts_with("hybrid") {
+            HybridIdentity::from_bytes(*secret).to_secret_string()
+        } else if case.name == "kuvert-key" {
             let hrp = bech32::Hrp::parse("kuvert-secret-key-").expect("hrp");
             zeroize::Zeroizing::new(
                 bech32::encode_upper::<bech32::Bech32>(hrp, secret).expect("32 bytes"),

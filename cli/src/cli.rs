@@ -77,8 +77,14 @@ pub struct KeygenArgs {
     #[arg(short = 'y')]
     pub convert: bool,
 
-    /// Accepted and ignored: kuvert always writes age's encodings (`age1…`,
-    /// `AGE-SECRET-KEY-1…`) now, so keys also work with age and rage.
+    /// Make a classical X25519 identity (`AGE-SECRET-KEY-1…`) instead of
+    /// the default hybrid post-quantum one (`AGE-SECRET-KEY-PQ-1…`,
+    /// ML-KEM-768 + X25519, as `age-keygen -pq`).
+    #[arg(long)]
+    pub classical: bool,
+
+    /// Write age's encodings: what kuvert writes anyway now (kept so that
+    /// scripts using it go on working).
     #[arg(long, hide = true)]
     pub age: bool,
 
@@ -154,9 +160,16 @@ impl LimitArgs {
 
 #[derive(Debug, Args)]
 pub struct SealArgs {
-    /// Seal to this public key (`age1…`, or kuvert's older `kuvert1…`). Repeatable.
+    /// Seal to this public key (`age1pq1…`, `age1…` or `kuvert1…`).
+    /// Repeatable.
     #[arg(short = 'r', long = "recipient", value_name = "RECIPIENT")]
     pub recipients: Vec<String>,
+
+    /// Allow post-quantum (`age1pq1…`) and classical (`age1…`) recipients
+    /// in one set: whoever breaks a classical one opens the set, so the
+    /// post-quantum protection is lost. Refused without this.
+    #[arg(long)]
+    pub allow_classical: bool,
 
     /// Seal to every public key in FILE (one per line; `#` starts a
     /// comment). Repeatable.

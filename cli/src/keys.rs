@@ -7,7 +7,7 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use kuvert::{Identity, Passphrase, Recipient, X25519Identity};
+use kuvert::{HybridIdentity, Identity, Passphrase, Recipient, X25519Identity};
 use zeroize::Zeroizing;
 
 use crate::cli::{KeyArgs, KeygenArgs};
@@ -42,14 +42,22 @@ pub fn keygen(args: &KeygenArgs) -> Result<()> {
             "keygen takes an input file only with -y (to print its recipients)",
         ));
     }
-    let identity = X25519Identity::generate()
-        .map_err(|err| Fail::data(format!("cannot generate a key: {}", chain(&err))))?;
-    let recipient = identity.to_public();
+    let failed = |err: kuvert::Error| Fail::data(format!("cannot generate a key: {}", chain(&err)));
     let created = SystemTime::now();
-    // age's encodings, the only ones kuvert writes (`--age` is accepted
-    // for scripts written when it was not the default).
-    let public = recipient.to_string();
-    let text = identity.to_file_string(created);
+    // age's encodings and age-keygen's file either way (`-pq` for hybrid).
+    let (public, text) = if args.classical {
+        let identity = X25519Identity::generate().map_err(failed)?;
+        (
+            identity.to_public().to_string(),
+            identity.to_file_string(created),
+        )
+    } else {
+        let identity = HybridIdentity::generate().map_err(failed)?;
+        (
+            identity.to_public().to_string(),
+            identity.to_file_string(created),
+        )
+    };
     match &args.output {
         Some(path) if !is_dash(path) => write_private(path, text.as_bytes())?,
         _ => write_stdout(text.as_bytes())?,
@@ -63,11 +71,9 @@ fn print_recipients(args: &KeygenArgs) -> Result<()> {
     let input = args.input.clone().unwrap_or_else(|| PathBuf::from("-"));
     let identities = parse_identity_file(&input)?;
     let mut out = String::new();
+    // age's encodings: `age1pq1…` for hybrid identities, `age1…` for X25519.
     for identity in &identities {
-        let Recipient::X25519(recipient) = identity.to_recipient() else {
-            continue;
-        };
-        out.push_str(&recipient.to_string());
+        out.push_str(&identity.to_recipient().to_string());
         out.push('\n');
     }
     match &args.output {
@@ -106,7 +112,10 @@ pub fn recipients(inline: &[String], files: &[PathBuf]) -> Result<Vec<Recipient>
     for text in inline {
         let recipient = text.trim().parse::<Recipient>().map_err(|err| {
             let upper = text.trim().to_ascii_uppercase();
-            if upper.starts_with("KUVERT-SECRET-KEY-1") || upper.starts_with("AGE-SECRET-KEY-1") {
+            if upper.starts_with("KUVERT-SECRET-KEY-1")
+                || upper.starts_with("AGE-SECRET-KEY-1")
+                || upper.starts_with("AGE-SECRET-KEY-PQ-1")
+            {
                 Fail::data(
                     "-r takes a public key, not a secret key: print the public key with \
                      `kuvert keygen -y IDENTITY_FILE`",

@@ -125,6 +125,9 @@ impl Names {
                 Some("it also opens with a passphrase (-p)".into())
             }
             Error::HeaderDamaged { .. } => Some("altered after sealing, or crafted".into()),
+            Error::IncompatibleRecipients {
+                reason: kuvert::MixError::Classical { .. },
+            } => Some("--allow-classical seals anyway".into()),
             Error::VolumeMissing { volume } => {
                 let highest = self.volumes.keys().max().copied().unwrap_or(0);
                 if *volume > highest {

@@ -83,7 +83,9 @@ pub fn seal(args: &SealArgs, quiet: bool) -> Result<()> {
     } else {
         "sealing"
     };
-    let mut sealer = Sealer::new().recipients(recipients.iter().cloned());
+    let mut sealer = Sealer::new()
+        .recipients(recipients.iter().cloned())
+        .allow_classical(args.allow_classical);
     if let Some(passphrase) = passphrase {
         sealer = sealer.passphrase(passphrase);
     }

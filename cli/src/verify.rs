@@ -3,7 +3,7 @@
 use std::io::{self, Write};
 use std::path::PathBuf;
 
-use kuvert::{FileSource, Rejection, SetCheck, SetSurvey, VolumeInfo, VolumeReport};
+use kuvert::{FileSource, PostQuantum, Rejection, SetCheck, SetSurvey, VolumeInfo, VolumeReport};
 
 use crate::cli::{InfoArgs, VerifyArgs};
 use crate::progress;
@@ -282,6 +282,11 @@ fn write_info_text(
             grouped(info.chunk_size as u64)
         )?;
         writeln!(out, "  recipients      {}", info.stanza_types.join(", "))?;
+        writeln!(
+            out,
+            "  post-quantum    {}",
+            post_quantum_text(&info.post_quantum())
+        )?;
         if info.passphrase_is_unauthenticated() {
             writeln!(out, "  warning         {UNAUTHENTICATED_PASSPHRASE}")?;
         }
@@ -320,6 +325,42 @@ fn write_info_text(
     )
 }
 
+/// `kuvert info`'s line on whether the set resists a quantum computer.
+fn post_quantum_text(status: &PostQuantum) -> String {
+    match status {
+        PostQuantum::Protected => "yes: every recipient is post-quantum or a passphrase".into(),
+        PostQuantum::Classical { types } => format!(
+            "no: {} {} classical, a quantum computer that breaks it opens the set",
+            shown_types(types),
+            if types.len() == 1 { "is" } else { "are" }
+        ),
+        PostQuantum::Unknown { types } => format!(
+            "unknown: {} {} not known to kuvert",
+            shown_types(types),
+            if types.len() == 1 { "is" } else { "are" }
+        ),
+        _ => "unknown".into(),
+    }
+}
+
+/// `kuvert info --json`'s word for the same.
+fn post_quantum_word(status: &PostQuantum) -> &'static str {
+    match status {
+        PostQuantum::Protected => "protected",
+        PostQuantum::Classical { .. } => "classical",
+        _ => "unknown",
+    }
+}
+
+/// Stanza types as the header gives them, escaped: they are untrusted.
+fn shown_types(types: &[String]) -> String {
+    types
+        .iter()
+        .map(|kind| kuvert::escape_name(kind).to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn write_info_json(
     out: &mut impl Write,
     infos: &[(PathBuf, VolumeInfo)],
@@ -343,7 +384,7 @@ fn write_info_json(
             "{{\"file\":{},\"format_version\":{},\"set_id\":\"{}\",\"volume\":{},\
              \"size\":{},\"chunk_size\":{},\"header_len\":{},\"split\":{},\
              \"chunks_per_volume\":{},\"full\":{},\"recipients\":[{}],\
-             \"passphrase_is_unauthenticated\":{}}}",
+             \"passphrase_is_unauthenticated\":{},\"post_quantum\":\"{}\"}}",
             json_str(&path.display().to_string()),
             info.version,
             hex(&info.set_id),
@@ -356,6 +397,7 @@ fn write_info_json(
             info.is_full(),
             types.join(","),
             info.passphrase_is_unauthenticated(),
+            post_quantum_word(&info.post_quantum()),
         )?;
     }
     write!(out, "],\"sets\":[")?;

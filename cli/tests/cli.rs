@@ -174,8 +174,11 @@ fn keygen_writes_a_private_age_style_file_and_refuses_to_overwrite() {
         "RFC 3339 UTC: {created}"
     );
     assert_eq!(lines[1], format!("# public key: {}", scene.recipient));
-    assert!(scene.recipient.starts_with("age1"));
-    assert!(lines[2].starts_with("AGE-SECRET-KEY-1"));
+    // Hybrid post-quantum by default, exactly as `age-keygen -pq`.
+    assert!(scene.recipient.starts_with("age1pq1"));
+    assert_eq!(scene.recipient.len(), 1959);
+    assert!(lines[2].starts_with("AGE-SECRET-KEY-PQ-1"));
+    assert_eq!(lines[2].len(), 77);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -191,7 +194,7 @@ fn keygen_writes_a_private_age_style_file_and_refuses_to_overwrite() {
         .stderr(predicate::str::contains("already exists"));
     assert_eq!(fs::read_to_string(scene.id()).expect("identity"), text);
 
-    // -y prints the recipient; --age (now the only encoding) is accepted.
+    // -y prints the recipient, from a file or standard input.
     scene
         .cmd()
         .args(["keygen", "-y", "id.txt"])
@@ -200,34 +203,38 @@ fn keygen_writes_a_private_age_style_file_and_refuses_to_overwrite() {
         .stdout(format!("{}\n", scene.recipient));
     scene
         .cmd()
-        .args(["keygen", "-y", "--age"])
+        .args(["keygen", "-y"])
         .write_stdin(text)
         .assert()
         .success()
-        .stdout(predicate::str::starts_with("age1"));
+        .stdout(format!("{}\n", scene.recipient));
 }
 
 #[test]
-fn keygen_to_stdout_and_in_age_encoding() {
-    let output = kuvert().args(["keygen", "--age"]).output().expect("run");
+fn keygen_to_stdout_and_classical() {
+    let output = kuvert()
+        .args(["keygen", "--classical"])
+        .output()
+        .expect("run");
     assert!(output.status.success());
     let stdout = String::from_utf8(output.stdout).expect("utf-8");
     let stderr = String::from_utf8(output.stderr).expect("utf-8");
     assert!(stdout.contains("# public key: age1"), "{stdout}");
+    assert!(!stdout.contains("age1pq1"), "{stdout}");
     assert!(stdout.contains("\nAGE-SECRET-KEY-1"), "{stdout}");
     assert!(stderr.starts_with("Public key: age1"), "{stderr}");
+    let public = stderr
+        .trim()
+        .strip_prefix("Public key: ")
+        .expect("public key");
+    assert_eq!(public.len(), 62);
     // The age identity file is a kuvert identity file too.
     kuvert()
         .args(["keygen", "-y"])
         .write_stdin(stdout)
         .assert()
         .success()
-        .stdout(predicate::str::starts_with("age1"));
-    // Without --age the same encodings.
-    let plain = kuvert().args(["keygen"]).output().expect("run");
-    let plain = String::from_utf8(plain.stdout).expect("utf-8");
-    assert!(plain.contains("# public key: age1"), "{plain}");
-    assert!(plain.contains("\nAGE-SECRET-KEY-1"), "{plain}");
+        .stdout(format!("{public}\n"));
     kuvert()
         .args(["keygen", "-y"])
         .write_stdin("not a key\n")
@@ -282,6 +289,87 @@ fn age_keys_seal_and_open() {
         .assert()
         .success()
         .stdout("both ways");
+}
+
+#[test]
+fn post_quantum_and_classical_recipients_mix_only_with_allow_classical() {
+    let scene = Scene::new();
+    // The scene's key is hybrid; AGE_RECIPIENT is X25519.
+    scene
+        .cmd()
+        .args([
+            "seal",
+            "-r",
+            &scene.recipient,
+            "-r",
+            AGE_RECIPIENT,
+            "-o",
+            "m.kuv",
+            "-",
+        ])
+        .write_stdin("mixed")
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "recipients cannot share a set: mlkem768x25519 is post-quantum and X25519 is not",
+        ))
+        .stderr(predicate::str::contains("--allow-classical seals anyway"));
+    assert!(!scene.path("m.kuv").exists(), "nothing written");
+    scene
+        .cmd()
+        .args([
+            "seal",
+            "--allow-classical",
+            "-r",
+            &scene.recipient,
+            "-r",
+            AGE_RECIPIENT,
+        ])
+        .args(["-o", "m.kuv", "-"])
+        .write_stdin("mixed")
+        .assert()
+        .success();
+    scene
+        .cmd()
+        .args(["open", "-i", "id.txt", "m.kuv"])
+        .assert()
+        .success()
+        .stdout("mixed");
+    scene
+        .cmd()
+        .args(["info", "m.kuv"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "recipients      mlkem768x25519, X25519\n",
+        ))
+        .stdout(predicate::str::contains(
+            "post-quantum    no: X25519 is classical, a quantum computer that breaks it opens \
+             the set\n",
+        ));
+    // Hybrid beside a passphrase needs no flag, and stays protected.
+    fs::write(scene.path("pass"), "a passphrase for the archive\n").expect("write");
+    scene
+        .cmd()
+        .args(["seal", "-r", &scene.recipient, "--passphrase-file", "pass"])
+        .args(["-o", "p.kuv", "-"])
+        .write_stdin("beside")
+        .assert()
+        .success();
+    scene
+        .cmd()
+        .args(["info", "--json", "p.kuv"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("\"post_quantum\":\"protected\""));
+    scene
+        .cmd()
+        .args(["info", "p.kuv"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "post-quantum    yes: every recipient is post-quantum or a passphrase\n",
+        ));
 }
 
 // ---------------------------------------------------------------- streams
@@ -584,7 +672,7 @@ fn passphrase_file_env_var_and_mixed_recipients() {
         .args(["info", "m.kuv"])
         .assert()
         .success()
-        .stdout(predicate::str::contains("X25519, argon2id"))
+        .stdout(predicate::str::contains("mlkem768x25519, argon2id"))
         .stdout(predicate::str::contains(
             "the set carries no proof that its sender knew the passphrase",
         ));
@@ -983,7 +1071,7 @@ fn verify_checks_a_single_disc_with_allow_incomplete() {
         .code(1)
         .stdout(predicate::str::contains(
             "parcel.001.kuv: FAILED: wrong key: no identity given matches a recipient of the set \
-             (recipient types: X25519)",
+             (recipient types: mlkem768x25519)",
         ));
 }
 
@@ -1006,7 +1094,8 @@ fn info_reads_headers_without_a_key() {
         "\"file\":\"parcel.001.kuv\"",
         "\"format_version\":2",
         "\"chunk_size\":4096",
-        "\"recipients\":[\"X25519\"]",
+        "\"recipients\":[\"mlkem768x25519\"]",
+        "\"post_quantum\":\"protected\"",
         "\"split\":true",
         "\"volume\":3",
         "\"full\":true",
@@ -1702,7 +1791,7 @@ fn sender_chosen_names_are_escaped_in_listings_and_messages() {
 #[test]
 fn verify_groups_volumes_by_their_whole_set_part() {
     let scene = Scene::new();
-    let other = kuvert::X25519Identity::generate().expect("os randomness");
+    let other = kuvert::HybridIdentity::generate().expect("os randomness");
     let data = pseudo_random(40_000, 4);
     // The same seed gives the same file key and set id; the second set has
     // one stanza more, so its set part differs.

@@ -44,6 +44,8 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import (
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+import mlkem768x25519  # §4.6, beside this file
+
 try:  # cryptography >= 44
     from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 except ImportError:  # pragma: no cover - reported when a passphrase is tried
@@ -279,8 +281,20 @@ def _decode_key(s: str, want: tuple[str, ...], other: tuple[str, ...],
     return _from5(data)
 
 
+class HybridIdentity(bytes):
+    """§4.6: the 32-byte seed of an mlkem768x25519 identity, told apart
+    from an X25519 scalar by its type."""
+
+
+HRP_HYBRID_IDENTITY = "age-secret-key-pq-"
+
+
 def parse_identity(s: str) -> bytes:
-    """§4.5: an identity string (kuvert or age HRP) to the raw scalar r."""
+    """§4.5: an identity string (kuvert or age HRP) to the raw scalar r;
+    §4.6: `AGE-SECRET-KEY-PQ-1…` to a HybridIdentity seed."""
+    hrp, data = bech32_decode(s.strip())
+    if hrp == HRP_HYBRID_IDENTITY:
+        return HybridIdentity(_from5(data))
     return _decode_key(s, HRP_IDENTITY, HRP_RECIPIENT, "identity")
 
 
@@ -570,6 +584,10 @@ def read_header(src, inp: int = 1) -> Header:
                 raise _mh(inp, s.offset, "X25519 body is not 32 bytes")
             if x25519(LOW_ORDER_PROBE, E) == bytes(32):
                 raise _mh(inp, s.offset, "X25519 ephemeral share is low-order")
+        elif s.type == mlkem768x25519.STANZA_TYPE:
+            checked = mlkem768x25519.check(s.args, s.body)
+            if isinstance(checked, str):
+                raise _mh(inp, s.offset, f"mlkem768x25519: {checked}")
         elif s.type == "argon2id":
             if seen_argon:
                 raise _mh(inp, s.offset, "second argon2id stanza")
@@ -634,6 +652,20 @@ def _try_x25519(s: Stanza, identities) -> bytes | None:
     return None
 
 
+def _try_hybrid(s: Stanza, identities) -> bytes | None:
+    """§4.6, for a stanza that passed its parse-time checks."""
+    if not identities:
+        return None
+    if not mlkem768x25519.AVAILABLE:
+        raise RuntimeError(mlkem768x25519.WHY_NOT)
+    enc = mlkem768x25519.check(s.args, s.body)
+    for seed in identities:
+        fk = mlkem768x25519.unwrap(seed, enc, s.body)
+        if fk is not None:
+            return fk
+    return None
+
+
 def _argon2id(pw: bytes, salt: bytes, m: int, t: int, p: int) -> bytes:
     if Argon2id is None:
         raise RuntimeError("cryptography >= 44 is needed for Argon2id")
@@ -650,7 +682,9 @@ def unlock(h: Header, identities=(), passphrase: bytes | str | None = None,
     for s in h.stanzas:
         fk = None
         if s.type == "X25519":
-            fk = _try_x25519(s, identities)
+            fk = _try_x25519(s, [r for r in identities if not isinstance(r, HybridIdentity)])
+        elif s.type == mlkem768x25519.STANZA_TYPE:
+            fk = _try_hybrid(s, [r for r in identities if isinstance(r, HybridIdentity)])
         elif s.type == "argon2id" and passphrase is not None:
             salt = s.body[0:16]
             m, t, p = struct.unpack(">III", s.body[16:28])

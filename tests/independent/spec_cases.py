@@ -298,7 +298,7 @@ def header_rows():
     row("H19 byte after MAC", build_raw(sp1, tail=b"\x00"), "MalformedHeader", **MH(186))
     x31 = set_part(sid, 12, 0, [(xs[0], xs[1][:31])])
     row("H20 X25519 body 31", build_raw(x31), "MalformedHeader", **MH(58))
-    unk = (b"mlkem768x25519", b"\x01" * 40)       # 59 bytes
+    unk = (b"unknown-type-1", b"\x01" * 40)       # 59 bytes
     x33 = set_part(sid, 12, 0, [unk, xs, (xs[0], xs[1] + b"\x00")])
     row("H20 third stanza body 33", build_raw(x33), "MalformedHeader", **MH(58 + 59 + 88))
     row("H20 after H18 (step 5 first)",
@@ -417,9 +417,9 @@ def set_rows():
         lambda: kd.open_set(seal(b"abc", lambda r, f: [a_stanza(r, f, b"pw"), x_stanza(r, f, R_A)])[0],
                             [ID_B], b"nope"), "WrongPassphrase"))
     add("U6 types listed in header order, unknown included", expect_error(
-        lambda: kd.open_set(seal(b"abc", lambda r, f: [x_stanza(r, f, R_A), (b"mlkem768x25519", b"\x00" * 9),
+        lambda: kd.open_set(seal(b"abc", lambda r, f: [x_stanza(r, f, R_A), (b"unknown-type-1", b"\x00" * 9),
                                                         a_stanza(r, f, b"pw")])[0], [ID_B]),
-        "NoMatchingKey", stanza_types=["X25519", "mlkem768x25519", "argon2id"]))
+        "NoMatchingKey", stanza_types=["X25519", "unknown-type-1", "argon2id"]))
     add("unknown stanza first is skipped", expect_ok(
         lambda: kd.open_set(seal(b"abc", lambda r, f: [(b"zz.-_9", b""), x_stanza(r, f, R_A)])[0], [ID_A]),
         b"abc"))
