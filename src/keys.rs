@@ -2,9 +2,9 @@
 //! per recipient, committed by the header MAC, and the payload key derived
 //! from it only after that MAC verifies.
 
-// Until the hybrid and plugin keys (issue 10) use it.
-#[allow(dead_code)]
-mod bech32_long;
+// Used by the plugin keys; the hybrid keys (issue 10) will use it always.
+#[cfg_attr(not(feature = "plugins"), allow(dead_code))]
+pub(crate) mod bech32_long;
 mod passphrase;
 mod x25519;
 

@@ -153,6 +153,9 @@ mod last_chunk;
 pub mod media;
 mod open;
 mod pipeline;
+#[cfg(feature = "plugins")]
+#[cfg_attr(docsrs, doc(cfg(feature = "plugins")))]
+pub mod plugin;
 mod rand;
 mod seal;
 mod stream;
@@ -163,7 +166,7 @@ mod verify;
 mod volumes;
 
 pub use damage::{Damage, DamageKind, DamageMap};
-pub use error::{Error, KeyError, Location, OptionError, Volume};
+pub use error::{Error, KeyError, Location, OptionError, PluginFailure, Volume};
 pub use escape::escape_name;
 pub use format::{
     FORMAT_VERSION, PAYLOAD_PREFIX_LEN, PayloadKind, SECTOR, TAG_LEN, padded_header_len,

@@ -58,6 +58,8 @@ pub(crate) fn decode(text: &str) -> Result<(String, Zeroizing<Vec<u8>>), Bech32E
 }
 
 /// Encodes `bytes` under `hrp` in lower case (recipients).
+// Used by tests until the hybrid keys (issue 10) encode with it.
+#[allow(dead_code)]
 ///
 /// # Panics
 ///
@@ -68,6 +70,8 @@ pub(crate) fn encode_lower(hrp: &str, bytes: &[u8]) -> String {
     bech32::encode_lower::<Bech32Long>(hrp, bytes).expect("no length limit")
 }
 
+// Used by tests until the hybrid keys (issue 10) encode with it.
+#[allow(dead_code)]
 /// Encodes `bytes` under `hrp` in upper case (identities), into a string
 /// that is wiped on drop.
 ///
@@ -109,10 +113,16 @@ mod tests {
         let last = flipped.len() - 1;
         flipped[last] = if flipped[last] == b'q' { b'p' } else { b'q' };
         let flipped = String::from_utf8(flipped).expect("ascii");
-        assert_eq!(decode(&flipped).unwrap_err(), Bech32Error::NotBech32);
+        assert_eq!(
+            decode(&flipped).expect_err("flipped"),
+            Bech32Error::NotBech32
+        );
         let mixed = format!("A{}", &text[1..]);
-        assert_eq!(decode(&mixed).unwrap_err(), Bech32Error::NotBech32);
+        assert_eq!(
+            decode(&mixed).expect_err("mixed case"),
+            Bech32Error::NotBech32
+        );
         let long = encode_lower("age", &vec![0u8; MAX_KEY_CHARS]);
-        assert_eq!(decode(&long).unwrap_err(), Bech32Error::TooLong);
+        assert_eq!(decode(&long).expect_err("too long"), Bech32Error::TooLong);
     }
 }
