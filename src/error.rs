@@ -173,6 +173,13 @@ pub enum KeyError {
         /// `kuvert-secret-key-`, never key material).
         found: String,
     },
+    /// Longer than any key kuvert knows (8,192 characters): refused
+    /// before it is decoded.
+    #[error("not a valid X25519 {what}: longer than 8,192 characters")]
+    TooLong {
+        /// What was asked for: `"identity"` or `"recipient"`.
+        what: &'static str,
+    },
     /// The bits that pad the data to whole bytes are not zero (BIP 173).
     #[error("not a valid X25519 {what}: nonzero padding bits")]
     Padding {

@@ -8,7 +8,7 @@ use crate::error::{Error, Location};
 /// text-mode transfers and wrong files are caught at once (as PNG does).
 pub(crate) const MAGIC: [u8; 8] = *b"\x89KUV\r\n\x1a\n";
 /// The one format version this library writes and reads.
-pub const FORMAT_VERSION: u16 = 1;
+pub const FORMAT_VERSION: u16 = 2;
 /// Volume headers are padded to a multiple of this many bytes, the sector
 /// size of CDs, DVDs and BDs, so every chunk starts on a sector boundary
 /// (SPEC.md §5).
@@ -28,8 +28,12 @@ pub(crate) const MAX_CHUNK_EXP: u8 = 24;
 pub(crate) const DEFAULT_CHUNK_EXP: u8 = 16;
 /// Hard upper bound on the header length L (SPEC.md §3.1).
 pub(crate) const MAX_HEADER_LEN: u32 = 1 << 20;
-/// Longest stanza type name.
-pub(crate) const MAX_STANZA_TYPE_LEN: usize = 32;
+/// Most arguments a stanza holds, its type included (the count is one byte).
+pub(crate) const MAX_STANZA_ARGS: usize = 255;
+/// Longest stanza argument (its length is two bytes).
+pub(crate) const MAX_STANZA_ARG_LEN: usize = 65_535;
+/// Longest stanza body (its length is two bytes).
+pub(crate) const MAX_STANZA_BODY_LEN: usize = 65_535;
 /// Offset of the first byte that is identical across all volumes of a set.
 const SET_START: usize = 14;
 /// Fixed part before the stanzas: magic, version, L, set flags, set id,
@@ -37,22 +41,83 @@ const SET_START: usize = 14;
 const FIXED_PREFIX_LEN: usize = SET_START + 2 + SET_ID_LEN + 1 + 8 + 1;
 /// Volume record without extensions: number, flags, extension length.
 const VOLUME_RECORD_LEN: usize = 4 + 2 + 2;
-/// The shortest possible header: one stanza with a one-byte type and no body.
-pub(crate) const MIN_HEADER_LEN: usize = FIXED_PREFIX_LEN + 1 + 1 + 2 + VOLUME_RECORD_LEN + MAC_LEN;
+/// The shortest possible header: one stanza with a one-byte type, no
+/// further argument and no body (count, type length, type, body length).
+pub(crate) const MIN_HEADER_LEN: usize =
+    FIXED_PREFIX_LEN + 1 + 2 + 1 + 2 + VOLUME_RECORD_LEN + MAC_LEN;
 
-/// One recipient stanza: a type name and an opaque body (SPEC.md §4).
+/// One recipient stanza in age's model (SPEC.md §3.2, §4): a type, its
+/// arguments, and a body. Arguments are text, kept byte for byte, so any
+/// age stanza within the bounds crosses a kuvert header without loss.
 #[derive(Clone)]
 pub(crate) struct Stanza {
     /// Offset of the stanza within the header, for error messages; not
     /// part of equality, which compares bytes.
     pub(crate) at: u64,
+    /// Argument 0: the type, matched by exact bytes (`X25519`, `argon2id`).
     pub(crate) kind: String,
+    /// Arguments 1.., each 1 ..= 65,535 bytes of 0x21–0x7E.
+    pub(crate) args: Vec<String>,
+    /// The body, 0 ..= 65,535 bytes.
     pub(crate) body: Vec<u8>,
+}
+
+impl Stanza {
+    /// Why the stanza cannot be written (SPEC.md §3.2 bounds), if it
+    /// cannot: stanzas from elsewhere (a plugin, a test) are checked before
+    /// they are encoded.
+    pub(crate) fn unencodable(&self) -> Option<&'static str> {
+        if 1 + self.args.len() > MAX_STANZA_ARGS {
+            return Some("more than 255 stanza arguments");
+        }
+        for arg in std::iter::once(&self.kind).chain(&self.args) {
+            if arg.is_empty() {
+                return Some("empty stanza argument");
+            }
+            if arg.len() > MAX_STANZA_ARG_LEN {
+                return Some("stanza argument longer than 65,535 bytes");
+            }
+            if !arg.bytes().all(is_vchar) {
+                return Some("stanza argument has a byte outside 0x21-0x7E");
+            }
+        }
+        if self.body.len() > MAX_STANZA_BODY_LEN {
+            return Some("stanza body longer than 65,535 bytes");
+        }
+        None
+    }
+
+    /// Appends the stanza's bytes (SPEC.md §3.2). Callers checked
+    /// [`Self::unencodable`], or built the stanza themselves.
+    pub(crate) fn encode_into(&self, out: &mut Vec<u8>) {
+        debug_assert_eq!(self.unencodable(), None, "stanza within bounds");
+        out.push((1 + self.args.len()) as u8);
+        for arg in std::iter::once(&self.kind).chain(&self.args) {
+            out.extend_from_slice(&(arg.len() as u16).to_be_bytes());
+            out.extend_from_slice(arg.as_bytes());
+        }
+        out.extend_from_slice(&(self.body.len() as u16).to_be_bytes());
+        out.extend_from_slice(&self.body);
+    }
+
+    /// Encoded length in bytes.
+    pub(crate) fn encoded_len(&self) -> usize {
+        let args: usize = std::iter::once(&self.kind)
+            .chain(&self.args)
+            .map(|arg| 2 + arg.len())
+            .sum();
+        1 + args + 2 + self.body.len()
+    }
+}
+
+/// age's VCHAR: the printable ASCII bytes, space excluded.
+fn is_vchar(byte: u8) -> bool {
+    (0x21..=0x7E).contains(&byte)
 }
 
 impl PartialEq for Stanza {
     fn eq(&self, other: &Self) -> bool {
-        self.kind == other.kind && self.body == other.body
+        self.kind == other.kind && self.args == other.args && self.body == other.body
     }
 }
 
@@ -60,8 +125,15 @@ impl Eq for Stanza {}
 
 impl std::fmt::Debug for Stanza {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Bodies hold wrapped keys: not secret, but noise in a debug print.
-        write!(f, "Stanza({}, {} bytes)", self.kind, self.body.len())
+        // Arguments and bodies hold shares and wrapped keys: not secret,
+        // but noise in a debug print.
+        write!(
+            f,
+            "Stanza({}, {} arguments, {} bytes)",
+            self.kind,
+            self.args.len(),
+            self.body.len()
+        )
     }
 }
 
@@ -405,33 +477,47 @@ pub(crate) fn parse_header(bytes: &[u8], input: &Location) -> Result<Header, Err
     })
 }
 
-fn parse_stanza(r: &mut Reader<'_, '_>) -> Result<Stanza, Error> {
-    let type_at = r.pos();
-    let type_len = r.u8("stanza type length")?;
-    if type_len == 0 || usize::from(type_len) > MAX_STANZA_TYPE_LEN {
+/// Parses one stanza (SPEC.md §3.2); errors name the stanza's first byte,
+/// or the argument whose bytes break a rule.
+pub(crate) fn parse_stanza(r: &mut Reader<'_, '_>) -> Result<Stanza, Error> {
+    let at = r.pos();
+    let count = r.u8("stanza argument count")?;
+    if count == 0 {
         return Err(Error::malformed(
             r.volume,
-            type_at as u64,
-            "stanza type length out of range 1..=32",
+            at as u64,
+            "stanza has no arguments: argument 0 is its type",
         ));
     }
-    let kind = r.take(type_len.into(), "stanza type")?;
-    if !kind
-        .iter()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-._".contains(b))
-    {
-        return Err(Error::malformed(
-            r.volume,
-            type_at as u64 + 1,
-            "stanza type has characters outside a-z 0-9 - . _",
-        ));
+    let mut args = Vec::with_capacity(count.into());
+    for _ in 0..count {
+        let arg_at = r.pos();
+        let len = r.u16("stanza argument length")?;
+        if len == 0 {
+            return Err(Error::malformed(
+                r.volume,
+                arg_at as u64,
+                "empty stanza argument",
+            ));
+        }
+        let bytes = r.take(len.into(), "stanza argument")?;
+        if let Some(bad) = bytes.iter().position(|&b| !is_vchar(b)) {
+            return Err(Error::malformed(
+                r.volume,
+                (arg_at + 2 + bad) as u64,
+                "stanza argument has a byte outside 0x21-0x7E",
+            ));
+        }
+        // VCHAR bytes are ASCII, so this never replaces anything.
+        args.push(String::from_utf8_lossy(bytes).into_owned());
     }
-    let kind = String::from_utf8_lossy(kind).into_owned();
     let body_len = r.u16("stanza body length")?;
     let body = r.take(body_len.into(), "stanza body")?.to_vec();
+    let kind = args.remove(0);
     Ok(Stanza {
-        at: type_at as u64,
+        at: at as u64,
         kind,
+        args,
         body,
     })
 }
@@ -464,18 +550,16 @@ fn parse_extensions(area: &[u8], input: &Location, base: usize) -> Result<(), Er
 
 /// Serialises the set part of a header (SPEC.md §3.2) once per set.
 pub(crate) fn encode_set_header(set: &SetHeader) -> Vec<u8> {
-    let mut out = Vec::new();
+    let stanzas: usize = set.stanzas.iter().map(Stanza::encoded_len).sum();
+    let mut out = Vec::with_capacity(2 + SET_ID_LEN + 1 + 8 + 1 + stanzas);
     out.extend_from_slice(&0u16.to_be_bytes());
     out.extend_from_slice(&set.set_id);
     out.push(set.chunk_exp);
     out.extend_from_slice(&set.chunks_per_volume.to_be_bytes());
-    // Builders limit stanzas to 255, types to 32 bytes and bodies to u16.
+    // Builders limit stanzas to 255 and check each one's bounds.
     out.push(set.stanzas.len() as u8);
     for stanza in &set.stanzas {
-        out.push(stanza.kind.len() as u8);
-        out.extend_from_slice(stanza.kind.as_bytes());
-        out.extend_from_slice(&(stanza.body.len() as u16).to_be_bytes());
-        out.extend_from_slice(&stanza.body);
+        stanza.encode_into(&mut out);
     }
     out
 }
@@ -598,11 +682,20 @@ mod tests {
             set_id: [7; SET_ID_LEN],
             chunk_exp: DEFAULT_CHUNK_EXP,
             chunks_per_volume: 3,
-            stanzas: vec![Stanza {
-                at: 0,
-                kind: "x25519".into(),
-                body: vec![1; 80],
-            }],
+            stanzas: vec![
+                Stanza {
+                    at: 0,
+                    kind: "X25519".into(),
+                    args: vec!["A".repeat(43)],
+                    body: vec![1; 32],
+                },
+                Stanza {
+                    at: 0,
+                    kind: "grease-!~".into(),
+                    args: vec![],
+                    body: vec![],
+                },
+            ],
         }
     }
 
@@ -649,11 +742,143 @@ mod tests {
             stanzas: vec![Stanza {
                 at: 0,
                 kind: "x".into(),
+                args: vec![],
                 body: vec![],
             }],
             ..sample_set()
         };
         assert_eq!(header_len(encode_set_header(&set).len()), MIN_HEADER_LEN);
+        assert_eq!(MIN_HEADER_LEN, 104);
+    }
+
+    /// One stanza's bytes parsed alone, as the header parser reads them.
+    fn parse_one(bytes: &[u8]) -> Result<Stanza, Error> {
+        let input = Location::input(1);
+        let mut r = Reader::new(bytes, &input);
+        let stanza = parse_stanza(&mut r)?;
+        r.finish("bytes after the stanza")?;
+        Ok(stanza)
+    }
+
+    fn encoded(stanza: &Stanza) -> Vec<u8> {
+        let mut out = Vec::new();
+        stanza.encode_into(&mut out);
+        assert_eq!(out.len(), stanza.encoded_len());
+        out
+    }
+
+    #[test]
+    fn stanzas_round_trip_at_their_bounds() {
+        let every_vchar: String = (0x21u8..=0x7E).map(char::from).collect();
+        for stanza in [
+            Stanza {
+                at: 0,
+                kind: every_vchar.clone(),
+                args: vec![every_vchar; 3],
+                body: (0..=255).collect(),
+            },
+            Stanza {
+                at: 0,
+                kind: "t".into(),
+                args: vec!["a".into(); MAX_STANZA_ARGS - 1],
+                body: vec![7; MAX_STANZA_BODY_LEN],
+            },
+            Stanza {
+                at: 0,
+                kind: "L".repeat(MAX_STANZA_ARG_LEN),
+                args: vec![],
+                body: vec![],
+            },
+        ] {
+            assert_eq!(stanza.unencodable(), None);
+            let bytes = encoded(&stanza);
+            assert_eq!(parse_one(&bytes).expect("round trip"), stanza);
+        }
+    }
+
+    #[test]
+    fn stanzas_outside_the_bounds_are_not_encoded() {
+        let base = Stanza {
+            at: 0,
+            kind: "t".into(),
+            args: vec![],
+            body: vec![],
+        };
+        let cases = [
+            (
+                Stanza {
+                    args: vec!["a".into(); MAX_STANZA_ARGS],
+                    ..base.clone()
+                },
+                "more than 255 stanza arguments",
+            ),
+            (
+                Stanza {
+                    kind: String::new(),
+                    ..base.clone()
+                },
+                "empty stanza argument",
+            ),
+            (
+                Stanza {
+                    args: vec!["a b".into()],
+                    ..base.clone()
+                },
+                "stanza argument has a byte outside 0x21-0x7E",
+            ),
+            (
+                Stanza {
+                    args: vec!["é".into()],
+                    ..base.clone()
+                },
+                "stanza argument has a byte outside 0x21-0x7E",
+            ),
+            (
+                Stanza {
+                    kind: "L".repeat(MAX_STANZA_ARG_LEN + 1),
+                    ..base.clone()
+                },
+                "stanza argument longer than 65,535 bytes",
+            ),
+            (
+                Stanza {
+                    body: vec![0; MAX_STANZA_BODY_LEN + 1],
+                    ..base.clone()
+                },
+                "stanza body longer than 65,535 bytes",
+            ),
+        ];
+        for (stanza, reason) in cases {
+            assert_eq!(stanza.unencodable(), Some(reason), "{stanza:?}");
+        }
+    }
+
+    #[test]
+    fn malformed_stanzas_name_the_offending_byte() {
+        let rule = |bytes: &[u8]| match parse_one(bytes) {
+            Err(Error::MalformedHeader { at, reason }) => (at.offset, reason),
+            other => panic!("{bytes:?}: {other:?}"),
+        };
+        assert_eq!(
+            rule(&[0, 0, 0]),
+            (Some(0), "stanza has no arguments: argument 0 is its type")
+        );
+        assert_eq!(
+            rule(&[2, 0, 1, b'X', 0, 0, 0, 0]),
+            (Some(4), "empty stanza argument")
+        );
+        assert_eq!(
+            rule(&[1, 0, 3, b'a', b' ', b'b', 0, 0]),
+            (Some(4), "stanza argument has a byte outside 0x21-0x7E")
+        );
+        assert_eq!(
+            rule(&[1, 0, 1, 0x7F, 0, 0]),
+            (Some(3), "stanza argument has a byte outside 0x21-0x7E")
+        );
+        assert_eq!(rule(&[1, 0, 5, b'a']), (Some(3), "stanza argument"));
+        assert_eq!(rule(&[1, 0, 1, b'a', 0, 2, 9]), (Some(6), "stanza body"));
+        assert_eq!(rule(&[1, 0, 1, b'a', 0]), (Some(4), "stanza body length"));
+        assert_eq!(rule(&[2, 0, 1, b'a']), (Some(4), "stanza argument length"));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::volumes::{VolumeSource, location, read_at};
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VolumeInfo {
-    /// Format version (always 1 here).
+    /// Format version (always 2 here).
     pub version: u16,
     /// Random id shared by every volume of the set.
     pub set_id: [u8; SET_ID_LEN],
@@ -109,7 +109,7 @@ pub(crate) fn read_header<S: VolumeSource + ?Sized>(
     let mut bytes = vec![0u8; header_len as usize];
     read_at(source, &mut bytes, 0, volume, None)?;
     let header = format::parse_header(&bytes, &origin)?;
-    keys::check_stanzas(&header)?;
+    keys::check_stanzas(&header.set.stanzas, &header.origin)?;
 
     let data_offset = header.geometry().data_offset;
     if len < data_offset {
@@ -152,9 +152,9 @@ mod tests {
                 first.chunk_size,
                 first.chunks_per_volume
             ),
-            (1, 1, 4096, 3)
+            (2, 1, 4096, 3)
         );
-        assert_eq!(first.stanza_types, ["x25519"]);
+        assert_eq!(first.stanza_types, ["X25519"]);
         assert_eq!((first.header_len, first.len), (2048, 2048 + 3 * 4096));
         assert_eq!(second.set_id, first.set_id);
         assert_eq!(second.volume, 2);
@@ -178,7 +178,7 @@ mod tests {
         std::io::Write::write_all(&mut writer, b"x").expect("write");
         let volumes = writer.finish().expect("finish").into_volumes();
         let info = inspect(&volumes[0]).expect("inspect");
-        assert_eq!(info.stanza_types, ["x25519", "argon2id"]);
+        assert_eq!(info.stanza_types, ["X25519", "argon2id"]);
         assert!(info.passphrase_is_unauthenticated());
     }
 

@@ -2,8 +2,6 @@
 //! per recipient, committed by the header MAC, and the payload key derived
 //! from it only after that MAC verifies.
 
-// Used by the plugin keys; the hybrid keys (issue 10) will use it always.
-#[cfg_attr(not(feature = "plugins"), allow(dead_code))]
 pub(crate) mod bech32_long;
 mod passphrase;
 mod x25519;
@@ -21,18 +19,21 @@ use zeroize::Zeroizing;
 pub use passphrase::{Argon2Params, Passphrase};
 pub use x25519::{X25519Identity, X25519Recipient};
 
-use crate::error::Error;
+use crate::error::{Error, Location};
 use crate::format::{Header, SET_ID_LEN, Stanza};
 use crate::rand::Randomness;
 
 /// HKDF info label of the header MAC key.
-const HEADER_LABEL: &[u8] = b"kuvert/v1 header";
+const HEADER_LABEL: &[u8] = b"kuvert/v2 header";
 /// HKDF info label of the payload key.
-const PAYLOAD_LABEL: &[u8] = b"kuvert/v1 payload";
-/// Length of file, wrap and payload keys.
+const PAYLOAD_LABEL: &[u8] = b"kuvert/v2 payload";
+/// Length of the file key: 16 bytes, as in age, whose stanzas (and
+/// plugins) wrap exactly that (SPEC.md §2, §9).
+pub(crate) const FILE_KEY_LEN: usize = 16;
+/// Length of wrap and payload keys, and of X25519 keys.
 pub(crate) const KEY_LEN: usize = 32;
-/// A file key sealed with ChaCha20-Poly1305: 32 bytes and a 16-byte tag.
-pub(crate) const WRAPPED_KEY_LEN: usize = KEY_LEN + 16;
+/// A file key sealed with ChaCha20-Poly1305: 16 bytes and a 16-byte tag.
+pub(crate) const WRAPPED_KEY_LEN: usize = FILE_KEY_LEN + 16;
 
 /// Someone a set can be sealed to.
 #[non_exhaustive]
@@ -205,9 +206,9 @@ pub fn rfc3339_utc(secs: i64) -> String {
     )
 }
 
-/// The 32-byte key of one set. Fresh per set, never derived from a
+/// The 16-byte key of one set. Fresh per set, never derived from a
 /// passphrase, wiped on drop, never printed.
-pub(crate) struct FileKey(Zeroizing<[u8; KEY_LEN]>);
+pub(crate) struct FileKey(Zeroizing<[u8; FILE_KEY_LEN]>);
 
 impl fmt::Debug for FileKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -256,11 +257,11 @@ impl FileKey {
         PayloadKey(self.derive(set_id, PAYLOAD_LABEL))
     }
 
-    pub(crate) fn as_bytes(&self) -> &[u8; KEY_LEN] {
+    pub(crate) fn as_bytes(&self) -> &[u8; FILE_KEY_LEN] {
         &self.0
     }
 
-    pub(crate) fn from_bytes(bytes: Zeroizing<[u8; KEY_LEN]>) -> Self {
+    pub(crate) fn from_bytes(bytes: Zeroizing<[u8; FILE_KEY_LEN]>) -> Self {
         FileKey(bytes)
     }
 }
@@ -284,8 +285,8 @@ impl PayloadKey {
 /// Seals a file key under a one-time wrap key (nonce 0, no associated data).
 pub(crate) fn wrap_file_key(wrap_key: &[u8; KEY_LEN], file_key: &FileKey) -> [u8; WRAPPED_KEY_LEN] {
     let mut out = [0u8; WRAPPED_KEY_LEN];
-    out[..KEY_LEN].copy_from_slice(file_key.as_bytes());
-    let (body, tag) = out.split_at_mut(KEY_LEN);
+    out[..FILE_KEY_LEN].copy_from_slice(file_key.as_bytes());
+    let (body, tag) = out.split_at_mut(FILE_KEY_LEN);
     let computed = ChaCha20Poly1305::new(wrap_key.into())
         .encrypt_inout_detached(&Default::default(), &[], body.into())
         .expect("32 bytes is far below the ChaCha20-Poly1305 message limit");
@@ -298,9 +299,9 @@ pub(crate) fn unwrap_file_key(wrap_key: &[u8; KEY_LEN], wrapped: &[u8]) -> Optio
     if wrapped.len() != WRAPPED_KEY_LEN {
         return None;
     }
-    let mut key = Zeroizing::new([0u8; KEY_LEN]);
-    key.copy_from_slice(&wrapped[..KEY_LEN]);
-    let tag = Tag::try_from(&wrapped[KEY_LEN..]).ok()?;
+    let mut key = Zeroizing::new([0u8; FILE_KEY_LEN]);
+    key.copy_from_slice(&wrapped[..FILE_KEY_LEN]);
+    let tag = Tag::try_from(&wrapped[FILE_KEY_LEN..]).ok()?;
     ChaCha20Poly1305::new(wrap_key.into())
         .decrypt_inout_detached(&Default::default(), &[], (&mut key[..]).into(), &tag)
         .ok()?;
@@ -409,30 +410,27 @@ pub(crate) fn wrap_for_recipients(
 /// with zero bodies: a header's length, known without wrapping a key (and
 /// so without running Argon2id).
 pub(crate) fn placeholder_stanzas(recipients: &[Recipient], passphrase: bool) -> Vec<Stanza> {
-    let placeholder = |kind: &str, len: usize| Stanza {
-        at: 0,
-        kind: kind.to_owned(),
-        body: vec![0; len],
-    };
     let mut stanzas: Vec<Stanza> = recipients
         .iter()
         .map(|recipient| match recipient {
-            Recipient::X25519(_) => placeholder(x25519::STANZA_TYPE, x25519::BODY_LEN),
+            // A new native type adds its arm here, with its exact sizes.
+            Recipient::X25519(_) => x25519::placeholder(),
         })
         .collect();
     if passphrase {
-        stanzas.push(placeholder(passphrase::STANZA_TYPE, passphrase::BODY_LEN));
+        stanzas.push(passphrase::placeholder());
     }
     stanzas
 }
 
 /// Checks the stanzas whose types this version knows (SPEC.md §4) before
-/// any key is tried: exact body lengths, Argon2id parameter ranges, and at
-/// most one passphrase stanza.
-pub(crate) fn check_stanzas(header: &Header) -> Result<(), Error> {
-    let input = &header.origin;
+/// any key is tried: argument counts and encodings, exact body lengths,
+/// low-order shares, Argon2id parameter ranges, and at most one passphrase
+/// stanza. Unknown types are left alone: they are skipped when unlocking.
+pub(crate) fn check_stanzas(stanzas: &[Stanza], input: &Location) -> Result<(), Error> {
     let mut passphrase_stanzas = 0;
-    for stanza in &header.set.stanzas {
+    for stanza in stanzas {
+        // A new native type adds its arm here and in `unwrap_with_identities`.
         match stanza.kind.as_str() {
             x25519::STANZA_TYPE => x25519::check(stanza, input)?,
             passphrase::STANZA_TYPE => {
@@ -452,6 +450,24 @@ pub(crate) fn check_stanzas(header: &Header) -> Result<(), Error> {
     Ok(())
 }
 
+/// The file key in `stanza` for the first of `identities` it is addressed
+/// to, or `None`. The stanza passed [`check_stanzas`].
+fn unwrap_with_identities(stanza: &Stanza, identities: &[Identity]) -> Option<FileKey> {
+    match stanza.kind.as_str() {
+        x25519::STANZA_TYPE => identities.iter().find_map(|identity| match identity {
+            Identity::X25519(identity) => identity.unwrap(stanza),
+        }),
+        _ => None,
+    }
+}
+
+/// [`Error::NoMatchingKey`] naming the types of `stanzas`.
+fn no_matching_key(stanzas: &[Stanza]) -> Error {
+    Error::NoMatchingKey {
+        stanza_types: stanzas.iter().map(|s| s.kind.clone()).collect(),
+    }
+}
+
 /// Recovers the file key from a header with the caller's keys and verifies
 /// the header MAC with it (SPEC.md §4.4).
 pub(crate) fn unlock(
@@ -464,9 +480,6 @@ pub(crate) fn unlock(
     for stanza in &header.set.stanzas {
         let mut warnings = Vec::new();
         let file_key = match stanza.kind.as_str() {
-            x25519::STANZA_TYPE => identities.iter().find_map(|identity| match identity {
-                Identity::X25519(identity) => identity.unwrap(stanza),
-            }),
             passphrase::STANZA_TYPE => match passphrase {
                 Some(passphrase) => match passphrase::unwrap(passphrase, stanza, limits, header)? {
                     Some((file_key, params)) => {
@@ -488,7 +501,7 @@ pub(crate) fn unlock(
                 },
                 None => None,
             },
-            _ => None,
+            _ => unwrap_with_identities(stanza, identities),
         };
         if let Some(file_key) = file_key {
             file_key.verify_header(header)?;
@@ -498,9 +511,23 @@ pub(crate) fn unlock(
     if wrong_passphrase {
         return Err(Error::WrongPassphrase);
     }
-    Err(Error::NoMatchingKey {
-        stanza_types: header.set.stanzas.iter().map(|s| s.kind.clone()).collect(),
-    })
+    Err(no_matching_key(&header.set.stanzas))
+}
+
+/// The stanza half of [`unlock`] alone, for the CCTV harness
+/// ([`crate::testing::unwrap_stanzas`]): the parse-time checks of every
+/// stanza, then stanza × identity, with no header MAC.
+#[cfg(any(test, feature = "insecure-test-hooks"))]
+pub(crate) fn unwrap_stanzas(
+    stanzas: &[Stanza],
+    identities: &[Identity],
+) -> Result<Zeroizing<[u8; FILE_KEY_LEN]>, Error> {
+    check_stanzas(stanzas, &Location::input(1))?;
+    stanzas
+        .iter()
+        .find_map(|stanza| unwrap_with_identities(stanza, identities))
+        .map(|file_key| file_key.0)
+        .ok_or_else(|| no_matching_key(stanzas))
 }
 
 #[cfg(test)]
@@ -521,8 +548,46 @@ mod tests {
     }
 
     #[test]
+    fn file_keys_are_16_bytes_and_wrap_to_32() {
+        let file_key = FileKey::generate(&mut Randomness::Os).expect("rng");
+        assert_eq!(file_key.as_bytes().len(), 16);
+        assert_eq!(wrap_file_key(&[1; KEY_LEN], &file_key).len(), 32);
+    }
+
+    #[test]
+    fn types_match_exactly_and_unknown_ones_are_skipped() {
+        let mut rng = Randomness::Os;
+        let file_key = FileKey::generate(&mut rng).expect("rng");
+        let identity = X25519Identity::generate().expect("os randomness");
+        let recipients = [Recipient::from(identity.to_public())];
+        let stanza = wrap_for_recipients(&file_key, &recipients, None, &mut rng)
+            .expect("wrap")
+            .remove(0);
+        // kuvert v1's lowercase type, or any other case, is not age's type:
+        // an unknown stanza, neither checked nor tried, and named.
+        let mut lower = stanza.clone();
+        lower.kind = "x25519".into();
+        lower.body.clear();
+        let grease = Stanza {
+            at: 0,
+            kind: "grease".into(),
+            args: vec!["!".into(); 254],
+            body: vec![1; 3],
+        };
+        let identities = [Identity::from(identity)];
+        let unknown = [lower.clone(), grease.clone()];
+        check_stanzas(&unknown, &Location::input(1)).expect("unknown types are not checked");
+        assert!(matches!(
+            unwrap_stanzas(&unknown, &identities),
+            Err(Error::NoMatchingKey { stanza_types }) if stanza_types == ["x25519", "grease"]
+        ));
+        let opened = unwrap_stanzas(&[lower, grease, stanza], &identities).expect("opens");
+        assert_eq!(*opened, *file_key.as_bytes());
+    }
+
+    #[test]
     fn header_and_payload_keys_differ() {
-        let file_key = FileKey::from_bytes(Zeroizing::new([1; KEY_LEN]));
+        let file_key = FileKey::from_bytes(Zeroizing::new([1; FILE_KEY_LEN]));
         let set_id = [2; SET_ID_LEN];
         assert_ne!(
             *file_key.derive(&set_id, HEADER_LABEL),
@@ -547,7 +612,7 @@ mod tests {
 
     #[test]
     fn debug_never_prints_keys() {
-        let file_key = FileKey::from_bytes(Zeroizing::new([0x41; KEY_LEN]));
+        let file_key = FileKey::from_bytes(Zeroizing::new([0x41; FILE_KEY_LEN]));
         assert_eq!(format!("{file_key:?}"), "FileKey(<redacted>)");
         let payload = file_key.payload_key(&[0; SET_ID_LEN]);
         assert_eq!(format!("{payload:?}"), "PayloadKey(<redacted>)");
@@ -644,11 +709,11 @@ mod tests {
                 line: 1,
                 reason: KeyError::WrongPrefix { what: "recipient", found },
                 ..
-            } if found == "kuvert-secret-key-"
+            } if found == "age-secret-key-"
         ));
         assert_eq!(
             err.to_string(),
-            "line 1 is not a recipient: not an X25519 recipient: its prefix is \"kuvert-secret-key-\""
+            "line 1 is not a recipient: not an X25519 recipient: its prefix is \"age-secret-key-\""
         );
     }
 

@@ -184,7 +184,7 @@ mod tests {
     const H: u64 = 2048;
 
     fn cipher() -> ChunkCipher {
-        let key = FileKey::from_bytes(Zeroizing::new([5; 32])).payload_key(&[0; SET_ID_LEN]);
+        let key = FileKey::from_bytes(Zeroizing::new([5; 16])).payload_key(&[0; SET_ID_LEN]);
         ChunkCipher::new(&key)
     }
 

@@ -69,7 +69,7 @@ mod tests {
     use crate::keys::FileKey;
 
     fn cipher() -> ChunkCipher {
-        let key = FileKey::from_bytes(Zeroizing::new([5; 32])).payload_key(&[0; SET_ID_LEN]);
+        let key = FileKey::from_bytes(Zeroizing::new([5; 16])).payload_key(&[0; SET_ID_LEN]);
         ChunkCipher::new(&key)
     }
 

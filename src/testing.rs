@@ -46,3 +46,85 @@ pub fn seal_raw_payload<S: VolumeSink>(sealer: &Sealer, sink: S) -> Result<SealW
 pub fn argon2_params_unchecked(memory_kib: u32, passes: u32, lanes: u32) -> crate::Argon2Params {
     crate::Argon2Params::unchecked(memory_kib, passes, lanes)
 }
+
+/// One stanza in age's model, as the CCTV harness (tests/cctv.rs) reads it
+/// from an age header: the type, the arguments after it, the body.
+#[cfg(feature = "insecure-test-hooks")]
+#[cfg_attr(docsrs, doc(cfg(feature = "insecure-test-hooks")))]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StanzaParts {
+    /// Argument 0, the type (`X25519`).
+    pub kind: String,
+    /// Arguments 1.. as text.
+    pub args: Vec<String>,
+    /// The decoded body.
+    pub body: Vec<u8>,
+}
+
+#[cfg(feature = "insecure-test-hooks")]
+impl StanzaParts {
+    fn to_stanza(&self) -> crate::format::Stanza {
+        crate::format::Stanza {
+            at: 0,
+            kind: self.kind.clone(),
+            args: self.args.clone(),
+            body: self.body.clone(),
+        }
+    }
+}
+
+/// The stanza's bytes in a kuvert header (SPEC.md §3.2), or why it cannot
+/// be written there (a bound of §3.2).
+///
+/// # Errors
+///
+/// The broken bound, as text.
+#[cfg(feature = "insecure-test-hooks")]
+#[cfg_attr(docsrs, doc(cfg(feature = "insecure-test-hooks")))]
+pub fn encode_stanza(stanza: &StanzaParts) -> Result<Vec<u8>, &'static str> {
+    let stanza = stanza.to_stanza();
+    if let Some(reason) = stanza.unencodable() {
+        return Err(reason);
+    }
+    let mut out = Vec::with_capacity(stanza.encoded_len());
+    stanza.encode_into(&mut out);
+    Ok(out)
+}
+
+/// Parses exactly one stanza's bytes as a header parser reads them.
+///
+/// # Errors
+///
+/// [`Error::MalformedHeader`] at the offending byte (input 1), including
+/// bytes after the stanza.
+#[cfg(feature = "insecure-test-hooks")]
+#[cfg_attr(docsrs, doc(cfg(feature = "insecure-test-hooks")))]
+pub fn decode_stanza(bytes: &[u8]) -> Result<StanzaParts, Error> {
+    let input = crate::Location::input(1);
+    let mut reader = crate::format::Reader::new(bytes, &input);
+    let stanza = crate::format::parse_stanza(&mut reader)?;
+    reader.finish("bytes after the stanza")?;
+    Ok(StanzaParts {
+        kind: stanza.kind,
+        args: stanza.args,
+        body: stanza.body,
+    })
+}
+
+/// The stanza half of opening (SPEC.md §4.4) without the kuvert header MAC:
+/// kuvert's parse-time checks of every stanza, then each stanza with each
+/// identity, in order. What the CCTV vectors test.
+///
+/// # Errors
+///
+/// [`Error::MalformedHeader`] (input 1) if a stanza of a known type breaks
+/// its rules, [`Error::NoMatchingKey`] if no identity opens any stanza.
+#[cfg(feature = "insecure-test-hooks")]
+#[cfg_attr(docsrs, doc(cfg(feature = "insecure-test-hooks")))]
+pub fn unwrap_stanzas(
+    stanzas: &[StanzaParts],
+    identities: &[crate::Identity],
+) -> Result<zeroize::Zeroizing<[u8; 16]>, Error> {
+    let stanzas: Vec<crate::format::Stanza> = stanzas.iter().map(StanzaParts::to_stanza).collect();
+    crate::keys::unwrap_stanzas(&stanzas, identities)
+}

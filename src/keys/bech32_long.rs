@@ -58,8 +58,6 @@ pub(crate) fn decode(text: &str) -> Result<(String, Zeroizing<Vec<u8>>), Bech32E
 }
 
 /// Encodes `bytes` under `hrp` in lower case (recipients).
-// Used by tests until the hybrid keys (issue 10) encode with it.
-#[allow(dead_code)]
 ///
 /// # Panics
 ///
@@ -70,8 +68,6 @@ pub(crate) fn encode_lower(hrp: &str, bytes: &[u8]) -> String {
     bech32::encode_lower::<Bech32Long>(hrp, bytes).expect("no length limit")
 }
 
-// Used by tests until the hybrid keys (issue 10) encode with it.
-#[allow(dead_code)]
 /// Encodes `bytes` under `hrp` in upper case (identities), into a string
 /// that is wiped on drop.
 ///
@@ -114,7 +110,7 @@ mod tests {
         flipped[last] = if flipped[last] == b'q' { b'p' } else { b'q' };
         let flipped = String::from_utf8(flipped).expect("ascii");
         assert_eq!(
-            decode(&flipped).expect_err("flipped"),
+            decode(&flipped).expect_err("checksum fails"),
             Bech32Error::NotBech32
         );
         let mixed = format!("A{}", &text[1..]);

@@ -16,11 +16,11 @@ use crate::format::{Header, Stanza};
 use crate::rand::Randomness;
 
 pub(super) const STANZA_TYPE: &str = "argon2id";
-const WRAP_LABEL: &[u8] = b"kuvert/v1 argon2id wrap";
-const COMMIT_LABEL: &[u8] = b"kuvert/v1 argon2id commit";
+const WRAP_LABEL: &[u8] = b"kuvert/v2 argon2id wrap";
+const COMMIT_LABEL: &[u8] = b"kuvert/v2 argon2id commit";
 const SALT_LEN: usize = 16;
 const COMMIT_LEN: usize = 32;
-/// Salt, memory, passes, lanes, commitment, wrapped file key.
+/// Salt, memory, passes, lanes, commitment, wrapped file key: 92 bytes.
 pub(super) const BODY_LEN: usize = SALT_LEN + 4 + 4 + 4 + COMMIT_LEN + WRAPPED_KEY_LEN;
 
 /// A passphrase. Wiped on drop, never printed.
@@ -212,8 +212,20 @@ pub(super) fn wrap(
     Ok(Stanza {
         at: 0,
         kind: STANZA_TYPE.into(),
+        args: Vec::new(),
         body,
     })
+}
+
+/// A stanza of this type's exact size, with placeholder contents: the
+/// header length, known without running Argon2id.
+pub(super) fn placeholder() -> Stanza {
+    Stanza {
+        at: 0,
+        kind: STANZA_TYPE.into(),
+        args: Vec::new(),
+        body: vec![0; BODY_LEN],
+    }
 }
 
 /// Fields of a stanza body whose length has been checked.
@@ -244,12 +256,19 @@ fn split(body: &[u8]) -> Option<Body<'_>> {
     })
 }
 
-/// Checks an argon2id stanza's body before any key is tried: the exact
-/// length and RFC 9106's parameter ranges (lanes 1..2^24, memory ≥ 8 KiB per
-/// lane, passes ≥ 1).
+/// Checks an argon2id stanza before any key is tried: no argument after
+/// its type, the exact body length, and RFC 9106's parameter ranges (lanes
+/// 1..2^24, memory ≥ 8 KiB per lane, passes ≥ 1).
 pub(super) fn check(stanza: &Stanza, input: &Location) -> Result<(), Error> {
+    if !stanza.args.is_empty() {
+        return Err(Error::malformed(
+            input,
+            stanza.at,
+            "argon2id stanza has arguments after its type",
+        ));
+    }
     let body = split(&stanza.body).ok_or_else(|| {
-        Error::malformed(input, stanza.at, "argon2id stanza body is not 108 bytes")
+        Error::malformed(input, stanza.at, "argon2id stanza body is not 92 bytes")
     })?;
     let Argon2Params {
         memory_kib,
@@ -406,9 +425,26 @@ mod tests {
         let mut zero_lanes = stanza.clone();
         zero_lanes.body[SALT_LEN + 8..SALT_LEN + 12].copy_from_slice(&0u32.to_be_bytes());
         assert!(check(&zero_lanes, &Location::input(1)).is_err());
-        let mut short = stanza;
+        let mut short = stanza.clone();
         short.body.pop();
-        assert!(check(&short, &Location::input(1)).is_err());
+        assert!(matches!(
+            check(&short, &Location::input(1)),
+            Err(Error::MalformedHeader {
+                reason: "argon2id stanza body is not 92 bytes",
+                ..
+            })
+        ));
+        let mut argued = stanza.clone();
+        argued.args.push("salt".into());
+        assert!(matches!(
+            check(&argued, &Location::input(1)),
+            Err(Error::MalformedHeader {
+                reason: "argon2id stanza has arguments after its type",
+                ..
+            })
+        ));
+        assert_eq!(stanza.encoded_len(), placeholder().encoded_len());
+        assert_eq!(stanza.encoded_len(), 105);
     }
 
     #[test]

@@ -1,14 +1,16 @@
-//! X25519 recipients (SPEC.md §4.2) with kuvert and age key encodings.
+//! X25519 recipients (SPEC.md §4.2), computed exactly as age's `X25519`
+//! stanza (C2SP age.md), with age key encodings; kuvert's own `kuvert1…`
+//! encodings are still read.
 
 use std::fmt;
 use std::str::FromStr;
 use std::time::SystemTime;
 
-use bech32::primitives::decode::CheckedHrpstring;
-use bech32::{Bech32, Hrp};
+use base64ct::{Base64Unpadded, Encoding};
 use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::Zeroizing;
 
+use super::bech32_long::{self, Bech32Error};
 use super::{
     FileKey, KEY_LEN, WRAPPED_KEY_LEN, hkdf32, identity_file, unwrap_file_key, wrap_file_key,
 };
@@ -16,27 +18,32 @@ use crate::error::{Error, KeyError, Location};
 use crate::format::Stanza;
 use crate::rand::Randomness;
 
-pub(super) const STANZA_TYPE: &str = "x25519";
-const LABEL: &[u8] = b"kuvert/v1 x25519";
-/// Ephemeral share followed by the wrapped file key.
-pub(super) const BODY_LEN: usize = KEY_LEN + WRAPPED_KEY_LEN;
+/// age's stanza type, matched case-sensitively: kuvert v1's lowercase
+/// `x25519` is an unknown type now.
+pub(super) const STANZA_TYPE: &str = "X25519";
+/// age's HKDF info label for the wrap key.
+const LABEL: &[u8] = b"age-encryption.org/v1/X25519";
+/// Characters of the share argument: unpadded base64 of 32 bytes.
+const SHARE_CHARS: usize = 43;
 
-const RECIPIENT_HRP: &str = "kuvert";
-const IDENTITY_HRP: &str = "kuvert-secret-key-";
 const AGE_RECIPIENT_HRP: &str = "age";
 const AGE_IDENTITY_HRP: &str = "age-secret-key-";
+/// kuvert v1's encodings: read, never written.
+const KUVERT_RECIPIENT_HRP: &str = "kuvert";
+const KUVERT_IDENTITY_HRP: &str = "kuvert-secret-key-";
 
 /// An X25519 public key a set can be sealed to.
 ///
-/// Written as `kuvert1…`; age recipients (`age1…`) are the same keys and are
-/// accepted as they are.
+/// Written as age writes it, `age1…`; kuvert's earlier `kuvert1…` encoding
+/// of the same key is read as well.
 #[derive(Clone, PartialEq, Eq)]
 pub struct X25519Recipient(PublicKey);
 
 impl X25519Recipient {
-    /// The key in age's encoding (`age1…`), for people who use age too.
+    /// The key in age's encoding (`age1…`): what [`Display`](fmt::Display)
+    /// writes too.
     pub fn to_age_string(&self) -> String {
-        encode(AGE_RECIPIENT_HRP, self.0.as_bytes(), false)
+        bech32_long::encode_lower(AGE_RECIPIENT_HRP, self.0.as_bytes())
     }
 
     /// Raw public key bytes.
@@ -44,6 +51,8 @@ impl X25519Recipient {
         self.0.to_bytes()
     }
 
+    /// age's `X25519` stanza for this recipient: an ephemeral share as its
+    /// argument, the wrapped file key as its body.
     pub(super) fn wrap(&self, file_key: &FileKey, rng: &mut Randomness) -> Result<Stanza, Error> {
         let ephemeral = StaticSecret::from(*rng.array::<KEY_LEN>()?);
         let share = PublicKey::from(&ephemeral);
@@ -52,20 +61,18 @@ impl X25519Recipient {
             return Err(Error::key(KeyError::LowOrder));
         }
         let wrap_key = wrap_key(shared.as_bytes(), &share, &self.0);
-        let mut body = Vec::with_capacity(BODY_LEN);
-        body.extend_from_slice(share.as_bytes());
-        body.extend_from_slice(&wrap_file_key(&wrap_key, file_key));
         Ok(Stanza {
             at: 0,
             kind: STANZA_TYPE.into(),
-            body,
+            args: vec![Base64Unpadded::encode_string(share.as_bytes())],
+            body: wrap_file_key(&wrap_key, file_key).to_vec(),
         })
     }
 }
 
 impl fmt::Display for X25519Recipient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&encode(RECIPIENT_HRP, self.0.as_bytes(), false))
+        f.write_str(&self.to_age_string())
     }
 }
 
@@ -78,15 +85,18 @@ impl fmt::Debug for X25519Recipient {
 impl FromStr for X25519Recipient {
     type Err = Error;
 
-    /// Parses `kuvert1…` or `age1…`.
+    /// Parses `age1…` or `kuvert1…`.
     fn from_str(text: &str) -> Result<Self, Error> {
-        let bytes = decode(text, &[RECIPIENT_HRP, AGE_RECIPIENT_HRP], "recipient")?;
+        let bytes = decode(
+            text,
+            &[AGE_RECIPIENT_HRP, KUVERT_RECIPIENT_HRP],
+            "recipient",
+        )?;
         if !is_canonical(&bytes) {
             return Err(Error::key(KeyError::NotCanonical));
         }
         let key = PublicKey::from(*bytes);
-        let probe = StaticSecret::from([0x5A; KEY_LEN]);
-        if !probe.diffie_hellman(&key).was_contributory() {
+        if is_low_order(&key) {
             return Err(Error::key(KeyError::LowOrder));
         }
         Ok(X25519Recipient(key))
@@ -95,8 +105,8 @@ impl FromStr for X25519Recipient {
 
 /// An X25519 secret key. Wiped on drop, never printed.
 ///
-/// Written as `KUVERT-SECRET-KEY-1…`; age identities (`AGE-SECRET-KEY-1…`)
-/// are accepted as they are.
+/// Written as age writes it, `AGE-SECRET-KEY-1…`; kuvert's earlier
+/// `KUVERT-SECRET-KEY-1…` encoding is read as well.
 ///
 /// # Security
 ///
@@ -134,20 +144,23 @@ impl X25519Identity {
         X25519Recipient(PublicKey::from(&self.0))
     }
 
-    /// The secret in kuvert's encoding, for writing an identity file.
+    /// The secret in age's encoding (`AGE-SECRET-KEY-1…`), for writing an
+    /// identity file.
     pub fn to_secret_string(&self) -> Zeroizing<String> {
-        Zeroizing::new(encode(IDENTITY_HRP, self.0.as_bytes(), true))
+        bech32_long::encode_upper(AGE_IDENTITY_HRP, self.0.as_bytes())
     }
 
-    /// The secret in age's encoding (`AGE-SECRET-KEY-1…`).
+    /// The secret in age's encoding: the same as
+    /// [`to_secret_string`](Self::to_secret_string), kept for callers that
+    /// name the encoding.
     pub fn to_age_secret_string(&self) -> Zeroizing<String> {
-        Zeroizing::new(encode(AGE_IDENTITY_HRP, self.0.as_bytes(), true))
+        self.to_secret_string()
     }
 
-    /// An identity file holding this key, as `age-keygen` writes one: a
-    /// `# created:` line (RFC 3339, UTC, whole seconds), a `# public key:`
-    /// line, then the secret in kuvert's encoding. [`Identity::parse_file`]
-    /// reads it back; so do age and rage, which skip `#` lines.
+    /// An identity file holding this key, byte for byte as `age-keygen`
+    /// writes one: a `# created:` line (RFC 3339, UTC, whole seconds), a
+    /// `# public key: age1…` line, then `AGE-SECRET-KEY-1…`.
+    /// [`Identity::parse_file`] reads it back; so do age and rage.
     ///
     /// The whole file is secret: it is wiped on drop, and built in one
     /// allocation, so no reallocation leaves a copy of the key behind.
@@ -169,33 +182,29 @@ impl X25519Identity {
     pub fn to_file_string(&self, created: SystemTime) -> Zeroizing<String> {
         identity_file(
             created,
-            &self.to_public().to_string(),
+            &self.to_public().to_age_string(),
             &self.to_secret_string(),
         )
     }
 
-    /// As [`to_file_string`](Self::to_file_string), in age's encodings
-    /// (`age1…`, `AGE-SECRET-KEY-1…`): byte for byte the shape of an
-    /// `age-keygen` file, for people who use age too.
+    /// The same as [`to_file_string`](Self::to_file_string), kept for
+    /// callers that name the encoding.
     pub fn to_age_file_string(&self, created: SystemTime) -> Zeroizing<String> {
-        identity_file(
-            created,
-            &self.to_public().to_age_string(),
-            &self.to_age_secret_string(),
-        )
+        self.to_file_string(created)
     }
 
-    /// Unwraps the file key from an x25519 stanza addressed to this identity.
+    /// Unwraps the file key from an `X25519` stanza addressed to this
+    /// identity; `None` if it is not (its tag fails). The stanza passed
+    /// [`check`].
     pub(super) fn unwrap(&self, stanza: &Stanza) -> Option<FileKey> {
-        let (share, wrapped) = stanza.body.split_at_checked(KEY_LEN)?;
-        let share = PublicKey::from(<[u8; KEY_LEN]>::try_from(share).ok()?);
+        let share = PublicKey::from(share(stanza)?);
         let shared = self.0.diffie_hellman(&share);
         // `check` refused low-order shares; an all-zero secret cannot occur here.
         if !shared.was_contributory() {
             return None;
         }
         let wrap_key = wrap_key(shared.as_bytes(), &share, &PublicKey::from(&self.0));
-        unwrap_file_key(&wrap_key, wrapped)
+        unwrap_file_key(&wrap_key, &stanza.body)
     }
 }
 
@@ -208,9 +217,9 @@ impl fmt::Debug for X25519Identity {
 impl FromStr for X25519Identity {
     type Err = Error;
 
-    /// Parses `KUVERT-SECRET-KEY-1…` or `AGE-SECRET-KEY-1…`.
+    /// Parses `AGE-SECRET-KEY-1…` or `KUVERT-SECRET-KEY-1…`.
     fn from_str(text: &str) -> Result<Self, Error> {
-        let bytes = decode(text, &[IDENTITY_HRP, AGE_IDENTITY_HRP], "identity")?;
+        let bytes = decode(text, &[AGE_IDENTITY_HRP, KUVERT_IDENTITY_HRP], "identity")?;
         Ok(X25519Identity(StaticSecret::from(*bytes)))
     }
 }
@@ -226,7 +235,16 @@ fn is_canonical(u: &[u8; KEY_LEN]) -> bool {
     !at_least_p
 }
 
-/// HKDF-SHA-256(shared secret, salt = ephemeral share ‖ recipient, label).
+/// Whether `point` is of low order: its product with any scalar, here a
+/// fixed probe, is zero, so a share of it would make every shared secret
+/// zero (SPEC.md §4.2).
+pub(crate) fn is_low_order(point: &PublicKey) -> bool {
+    let probe = StaticSecret::from([0x5A; KEY_LEN]);
+    !probe.diffie_hellman(point).was_contributory()
+}
+
+/// age's wrap key: HKDF-SHA-256(shared secret, salt = ephemeral share ‖
+/// recipient, "age-encryption.org/v1/X25519").
 fn wrap_key(
     shared: &[u8; KEY_LEN],
     share: &PublicKey,
@@ -238,40 +256,55 @@ fn wrap_key(
     hkdf32(shared, &salt, LABEL)
 }
 
-/// Checks an x25519 stanza's body before any key is tried.
-pub(super) fn check(stanza: &Stanza, input: &Location) -> Result<(), Error> {
-    if stanza.body.len() != BODY_LEN {
-        return Err(Error::malformed(
-            input,
-            stanza.at,
-            "x25519 stanza body is not 80 bytes",
-        ));
-    }
-    let mut share = [0u8; KEY_LEN];
-    share.copy_from_slice(&stanza.body[..KEY_LEN]);
-    // A low-order share makes every shared secret zero (SPEC.md §4.2).
-    let probe = StaticSecret::from([0x5A; KEY_LEN]);
-    if !probe
-        .diffie_hellman(&PublicKey::from(share))
-        .was_contributory()
-    {
-        return Err(Error::malformed(
-            input,
-            stanza.at,
-            "x25519 ephemeral share is a low-order point",
-        ));
-    }
-    Ok(())
+/// The ephemeral share of an `X25519` stanza: its one argument, canonical
+/// unpadded base64 of exactly 32 bytes; `None` otherwise.
+fn share(stanza: &Stanza) -> Option<[u8; KEY_LEN]> {
+    let [text] = stanza.args.as_slice() else {
+        return None;
+    };
+    decode_base64(text)
 }
 
-fn encode(hrp: &str, bytes: &[u8; KEY_LEN], upper: bool) -> String {
-    let hrp = Hrp::parse(hrp).expect("the key prefixes are valid bech32 prefixes");
-    let encoded = if upper {
-        bech32::encode_upper::<Bech32>(hrp, bytes)
-    } else {
-        bech32::encode_lower::<Bech32>(hrp, bytes)
+/// Canonical unpadded base64 (RFC 4648 §4) of exactly 32 bytes: no padding,
+/// no line breaks, zero trailing bits (base64ct refuses all of those).
+pub(crate) fn decode_base64(text: &str) -> Option<[u8; KEY_LEN]> {
+    if text.len() != SHARE_CHARS {
+        return None;
+    }
+    let mut out = [0u8; KEY_LEN];
+    let decoded = Base64Unpadded::decode(text, &mut out).ok()?;
+    (decoded.len() == KEY_LEN).then_some(out)
+}
+
+/// A stanza of this type's exact size, with placeholder contents: the
+/// header length, known without wrapping a key.
+pub(super) fn placeholder() -> Stanza {
+    Stanza {
+        at: 0,
+        kind: STANZA_TYPE.into(),
+        args: vec!["A".repeat(SHARE_CHARS)],
+        body: vec![0; WRAPPED_KEY_LEN],
+    }
+}
+
+/// Checks an `X25519` stanza before any key is tried, as age does: one
+/// argument after the type, a canonical 32-byte share that is not of low
+/// order, and a 32-byte body.
+pub(super) fn check(stanza: &Stanza, input: &Location) -> Result<(), Error> {
+    let malformed = |reason| Err(Error::malformed(input, stanza.at, reason));
+    if stanza.args.len() != 1 {
+        return malformed("X25519 stanza does not have exactly one argument after its type");
+    }
+    let Some(share) = share(stanza) else {
+        return malformed("X25519 share is not canonical unpadded base64 of 32 bytes");
     };
-    encoded.expect("a 32-byte key fits a bech32 string")
+    if stanza.body.len() != WRAPPED_KEY_LEN {
+        return malformed("X25519 stanza body is not 32 bytes");
+    }
+    if is_low_order(&PublicKey::from(share)) {
+        return malformed("X25519 ephemeral share is a low-order point");
+    }
+    Ok(())
 }
 
 /// Decodes a bech32 key with one of `prefixes`. Errors never hold the text
@@ -281,29 +314,32 @@ fn decode(
     prefixes: &[&str],
     what: &'static str,
 ) -> Result<Zeroizing<[u8; KEY_LEN]>, Error> {
-    let parsed = CheckedHrpstring::new::<Bech32>(text.trim())
-        .map_err(|_| Error::key(KeyError::Bech32 { what }))?;
-    let hrp = parsed.hrp().to_lowercase();
+    let (hrp, data) = bech32_long::decode(text).map_err(|err| {
+        Error::key(match err {
+            Bech32Error::TooLong => KeyError::TooLong { what },
+            Bech32Error::NotBech32 => KeyError::Bech32 { what },
+            Bech32Error::Padding => KeyError::Padding { what },
+        })
+    })?;
     if !prefixes.contains(&hrp.as_str()) {
         return Err(Error::key(KeyError::WrongPrefix { what, found: hrp }));
     }
-    // BIP 173: the bits that pad the data to whole bytes must be zero.
-    parsed
-        .validate_segwit_padding()
-        .map_err(|_| Error::key(KeyError::Padding { what }))?;
-    let found = parsed.byte_iter().count();
-    if found != KEY_LEN {
-        return Err(Error::key(KeyError::Length { what, found }));
+    if data.len() != KEY_LEN {
+        return Err(Error::key(KeyError::Length {
+            what,
+            found: data.len(),
+        }));
     }
     let mut bytes = Zeroizing::new([0u8; KEY_LEN]);
-    for (slot, byte) in bytes.iter_mut().zip(parsed.byte_iter()) {
-        *slot = byte;
-    }
+    bytes.copy_from_slice(&data);
     Ok(bytes)
 }
 
 #[cfg(test)]
 mod tests {
+    use bech32::primitives::decode::CheckedHrpstring;
+    use bech32::{Bech32, Hrp};
+
     use super::*;
 
     // From age's own test data (age-keygen output in the age README).
@@ -321,18 +357,47 @@ mod tests {
     }
 
     #[test]
-    fn own_encoding_round_trips() {
+    fn age_encodings_are_written_and_round_trip() {
         let identity = X25519Identity::generate().expect("os randomness");
         let text = identity.to_secret_string();
-        assert!(text.starts_with("KUVERT-SECRET-KEY-1"));
+        assert!(text.starts_with("AGE-SECRET-KEY-1"));
+        assert_eq!(text.len(), 74);
         let again: X25519Identity = text.parse().expect("own identity");
         assert_eq!(again.to_public(), identity.to_public());
         let recipient = identity.to_public().to_string();
-        assert!(recipient.starts_with("kuvert1"));
+        assert!(recipient.starts_with("age1"));
+        assert_eq!(recipient.len(), 62);
+        assert_eq!(recipient, identity.to_public().to_age_string());
         assert_eq!(
             recipient.parse::<X25519Recipient>().expect("own recipient"),
             identity.to_public()
         );
+    }
+
+    #[test]
+    fn kuvert_v1_encodings_are_still_read() {
+        let identity: X25519Identity = AGE_IDENTITY.parse().expect("age identity");
+        let secret = bech32_long::encode_upper(KUVERT_IDENTITY_HRP, identity.0.as_bytes());
+        let public =
+            bech32_long::encode_lower(KUVERT_RECIPIENT_HRP, &identity.to_public().to_bytes());
+        assert!(secret.starts_with("KUVERT-SECRET-KEY-1") && public.starts_with("kuvert1"));
+        let read: X25519Identity = secret.parse().expect("kuvert identity");
+        assert_eq!(read.to_public(), identity.to_public());
+        assert_eq!(
+            public.parse::<X25519Recipient>().expect("kuvert recipient"),
+            identity.to_public()
+        );
+    }
+
+    #[test]
+    fn oversize_key_strings_are_refused_before_decoding() {
+        let long = format!("age1{}", "q".repeat(bech32_long::MAX_KEY_CHARS));
+        assert!(matches!(
+            long.parse::<X25519Recipient>(),
+            Err(Error::InvalidKey {
+                reason: KeyError::TooLong { what: "recipient" }
+            })
+        ));
     }
 
     #[test]
@@ -354,7 +419,11 @@ mod tests {
             .to_public()
             .wrap(&file_key, &mut rng)
             .expect("wrap");
-        assert_eq!(stanza.body.len(), BODY_LEN);
+        assert_eq!(stanza.kind, "X25519");
+        assert_eq!(stanza.args[0].len(), SHARE_CHARS);
+        assert_eq!(stanza.body.len(), WRAPPED_KEY_LEN);
+        assert_eq!(stanza.encoded_len(), placeholder().encoded_len());
+        assert_eq!(stanza.encoded_len(), 88);
         check(&stanza, &Location::input(1)).expect("well-formed stanza");
         let opened = identity.unwrap(&stanza).expect("addressee opens");
         assert_eq!(opened.as_bytes(), file_key.as_bytes());
@@ -368,7 +437,8 @@ mod tests {
 
     #[test]
     fn non_canonical_and_low_order_recipients_are_refused() {
-        let encode_raw = |bytes: [u8; KEY_LEN]| encode(RECIPIENT_HRP, &bytes, false);
+        let encode_raw =
+            |bytes: [u8; KEY_LEN]| bech32_long::encode_lower(AGE_RECIPIENT_HRP, &bytes);
         let mut top_bit = [9u8; KEY_LEN];
         top_bit[31] |= 0x80;
         let mut p = [0xffu8; KEY_LEN];
@@ -402,7 +472,7 @@ mod tests {
             .expect("os randomness")
             .to_public()
             .to_string();
-        let hrp = Hrp::parse(RECIPIENT_HRP).expect("hrp");
+        let hrp = Hrp::parse(AGE_RECIPIENT_HRP).expect("hrp");
         let parsed = CheckedHrpstring::new::<Bech32>(&good).expect("valid");
         let mut groups: Vec<bech32::Fe32> = parsed.fe32_iter().collect();
         let last = groups.len() - 1;
@@ -416,7 +486,7 @@ mod tests {
                 reason: KeyError::Padding { what: "recipient" }
             })
         ));
-        let short = encode_raw_bytes(&hrp, &[7; 31]);
+        let short = bech32_long::encode_lower(AGE_RECIPIENT_HRP, &[7; 31]);
         assert!(matches!(
             short.parse::<X25519Recipient>(),
             Err(Error::InvalidKey {
@@ -428,21 +498,81 @@ mod tests {
         ));
     }
 
-    fn encode_raw_bytes(hrp: &Hrp, bytes: &[u8]) -> String {
-        bech32::encode_lower::<Bech32>(*hrp, bytes).expect("short enough")
+    /// A checked stanza's refusal reason, at the stanza's offset.
+    fn refusal(stanza: &Stanza) -> &'static str {
+        match check(stanza, &Location::input(2)) {
+            Err(Error::MalformedHeader { at, reason }) if at == Location::input(2).byte(7) => {
+                reason
+            }
+            other => panic!("{stanza:?}: {other:?}"),
+        }
     }
 
     #[test]
-    fn low_order_shares_are_refused() {
-        let stanza = Stanza {
+    fn malformed_stanzas_are_refused_as_age_refuses_them() {
+        let identity = X25519Identity::generate().expect("os randomness");
+        let mut rng = Randomness::Os;
+        let file_key = FileKey::generate(&mut rng).expect("rng");
+        let good = Stanza {
             at: 7,
-            kind: STANZA_TYPE.into(),
-            body: vec![0; BODY_LEN],
+            ..identity
+                .to_public()
+                .wrap(&file_key, &mut rng)
+                .expect("wrap")
         };
-        assert!(matches!(
-            check(&stanza, &Location::input(2)),
-            Err(Error::MalformedHeader { at, .. }) if at == Location::input(2).byte(7)
-        ));
+        check(&good, &Location::input(2)).expect("well-formed");
+        let with = |edit: &dyn Fn(&mut Stanza)| {
+            let mut stanza = good.clone();
+            edit(&mut stanza);
+            refusal(&stanza)
+        };
+        const ARGS: &str = "X25519 stanza does not have exactly one argument after its type";
+        const SHARE: &str = "X25519 share is not canonical unpadded base64 of 32 bytes";
+        assert_eq!(with(&|s| s.args.clear()), ARGS);
+        assert_eq!(with(&|s| s.args.push("extra".into())), ARGS);
+        assert_eq!(with(&|s| s.args[0].push('=')), SHARE);
+        assert_eq!(with(&|s| s.args[0].push('A')), SHARE);
+        assert_eq!(
+            with(&|s| {
+                s.args[0].pop();
+            }),
+            SHARE
+        );
+        // 43 characters carry 258 bits: the last 2 must be zero, so the
+        // canonical last character is a multiple of 4 in the alphabet.
+        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let last = good.args[0].as_bytes()[SHARE_CHARS - 1];
+        let index = alphabet.iter().position(|&c| c == last).expect("base64");
+        assert_eq!(index % 4, 0);
+        assert_eq!(
+            with(&|s| {
+                s.args[0].pop();
+                s.args[0].push(char::from(alphabet[index | 1]));
+            }),
+            SHARE
+        );
+        assert_eq!(with(&|s| s.args[0].replace_range(..1, "-")), SHARE);
+        assert_eq!(with(&|s| s.args[0].replace_range(..1, "_")), SHARE);
+        assert_eq!(
+            with(&|s| s.body.push(0)),
+            "X25519 stanza body is not 32 bytes"
+        );
+        assert_eq!(
+            with(&|s| {
+                s.body.pop();
+            }),
+            "X25519 stanza body is not 32 bytes"
+        );
+        assert_eq!(
+            with(&|s| s.args[0] = Base64Unpadded::encode_string(&[0; KEY_LEN])),
+            "X25519 ephemeral share is a low-order point"
+        );
+        let mut one = [0u8; KEY_LEN];
+        one[0] = 1;
+        assert_eq!(
+            with(&|s| s.args[0] = Base64Unpadded::encode_string(&one)),
+            "X25519 ephemeral share is a low-order point"
+        );
     }
 
     #[test]
