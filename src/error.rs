@@ -247,6 +247,20 @@ pub enum PluginFailure {
     /// The plugin reported errors (a missing token, a wrong PIN, …).
     #[error("{}", reported(.0))]
     Reported(Vec<String>),
+    /// The plugin's stanzas carry other labels (age-plugin.md,
+    /// `extension-labels`) than the set's other recipients: mixing them
+    /// would let the weakest recipient void the protection of the others.
+    #[error(
+        "its stanzas carry the labels {{{}}}, the other recipients {{{}}}: they cannot share a set",
+        escape_name(&labels.join(", ")),
+        escape_name(&others.join(", "))
+    )]
+    IncompatibleLabels {
+        /// The plugin's labels.
+        labels: Vec<String>,
+        /// The labels of the set's other recipients.
+        others: Vec<String>,
+    },
 }
 
 /// ` with status 3` or ` after a signal`.
@@ -357,6 +371,12 @@ pub enum OptionError {
     /// The passphrase is empty.
     #[error("the passphrase is empty")]
     EmptyPassphrase,
+    /// [`Sealer::plan`](crate::Sealer::plan) with a plugin recipient: the
+    /// size of its stanza is known only once the plugin wrapped a key.
+    #[error(
+        "no plan for plugin recipients: their stanzas' size is known only once the plugin wrapped the key"
+    )]
+    PluginRecipientsUnplanned,
 }
 
 /// Everything that can go wrong sealing, opening or inspecting a volume set.

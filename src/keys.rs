@@ -4,6 +4,7 @@
 
 pub(crate) mod bech32_long;
 mod passphrase;
+mod plugins;
 mod x25519;
 
 use std::fmt;
@@ -17,6 +18,7 @@ use sha2::Sha256;
 use zeroize::Zeroizing;
 
 pub use passphrase::{Argon2Params, Passphrase};
+pub(crate) use plugins::PluginSettings;
 pub use x25519::{X25519Identity, X25519Recipient};
 
 use crate::error::{Error, Location};
@@ -41,6 +43,10 @@ pub(crate) const WRAPPED_KEY_LEN: usize = FILE_KEY_LEN + 16;
 pub enum Recipient {
     /// An X25519 public key (`kuvert1…` or `age1…`).
     X25519(X25519Recipient),
+    /// A recipient of an age plugin (`age1NAME1…`), wrapped by
+    /// `age-plugin-NAME`.
+    #[cfg(feature = "plugins")]
+    Plugin(crate::plugin::PluginRecipient),
 }
 
 impl From<X25519Recipient> for Recipient {
@@ -49,11 +55,25 @@ impl From<X25519Recipient> for Recipient {
     }
 }
 
+#[cfg(feature = "plugins")]
+impl From<crate::plugin::PluginRecipient> for Recipient {
+    fn from(recipient: crate::plugin::PluginRecipient) -> Self {
+        Recipient::Plugin(recipient)
+    }
+}
+
 impl FromStr for Recipient {
     type Err = Error;
 
-    /// Parses `kuvert1…` or `age1…`, as [`X25519Recipient`] does.
+    /// Parses `kuvert1…` or `age1…`, as [`X25519Recipient`] does, and
+    /// with the `plugins` feature a plugin's `age1NAME1…`.
     fn from_str(text: &str) -> Result<Self, Error> {
+        if is_plugin_key(text, "age1") {
+            #[cfg(feature = "plugins")]
+            return text.parse().map(Recipient::Plugin);
+            #[cfg(not(feature = "plugins"))]
+            return Err(needs_plugins(RECIPIENT));
+        }
         text.parse().map(Recipient::X25519)
     }
 }
@@ -62,6 +82,8 @@ impl fmt::Display for Recipient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Recipient::X25519(recipient) => recipient.fmt(f),
+            #[cfg(feature = "plugins")]
+            Recipient::Plugin(recipient) => recipient.fmt(f),
         }
     }
 }
@@ -75,6 +97,10 @@ impl fmt::Display for Recipient {
 pub enum Identity {
     /// An X25519 secret key (`KUVERT-SECRET-KEY-1…` or `AGE-SECRET-KEY-1…`).
     X25519(X25519Identity),
+    /// An identity of an age plugin (`AGE-PLUGIN-NAME-1…`), unwrapped by
+    /// `age-plugin-NAME` after the native identities failed.
+    #[cfg(feature = "plugins")]
+    Plugin(crate::plugin::PluginIdentity),
 }
 
 impl From<X25519Identity> for Identity {
@@ -83,21 +109,38 @@ impl From<X25519Identity> for Identity {
     }
 }
 
+#[cfg(feature = "plugins")]
+impl From<crate::plugin::PluginIdentity> for Identity {
+    fn from(identity: crate::plugin::PluginIdentity) -> Self {
+        Identity::Plugin(identity)
+    }
+}
+
 impl FromStr for Identity {
     type Err = Error;
 
     /// Parses `KUVERT-SECRET-KEY-1…` or `AGE-SECRET-KEY-1…`, as
-    /// [`X25519Identity`] does.
+    /// [`X25519Identity`] does, and with the `plugins` feature a plugin's
+    /// `AGE-PLUGIN-NAME-1…`.
     fn from_str(text: &str) -> Result<Self, Error> {
+        if is_plugin_key(text, "age-plugin-") {
+            #[cfg(feature = "plugins")]
+            return text.parse().map(Identity::Plugin);
+            #[cfg(not(feature = "plugins"))]
+            return Err(needs_plugins(IDENTITY));
+        }
         text.parse().map(Identity::X25519)
     }
 }
 
 impl Identity {
-    /// The recipient this identity opens.
-    pub fn to_recipient(&self) -> Recipient {
+    /// The recipient this identity opens; `None` for a plugin identity,
+    /// whose recipient only its plugin can tell.
+    pub fn to_recipient(&self) -> Option<Recipient> {
         match self {
-            Identity::X25519(identity) => Recipient::X25519(identity.to_public()),
+            Identity::X25519(identity) => Some(Recipient::X25519(identity.to_public())),
+            #[cfg(feature = "plugins")]
+            Identity::Plugin(_) => None,
         }
     }
 
@@ -113,6 +156,27 @@ impl Identity {
     pub fn parse_file(text: &str) -> Result<Vec<Identity>, Error> {
         parse_key_file(text, IDENTITY)
     }
+}
+
+/// Whether `text` is bech32 under a plugin prefix (`age1NAME`,
+/// `age-plugin-NAME-`): decided on the prefix alone, so a plugin key with
+/// a bad checksum still gets the plugin parser's error.
+fn is_plugin_key(text: &str, prefix: &str) -> bool {
+    let text = text.trim();
+    let Some(separator) = text.rfind('1') else {
+        return false;
+    };
+    let hrp = text[..separator].to_ascii_lowercase();
+    hrp.len() > prefix.len() && hrp.starts_with(prefix)
+}
+
+/// A plugin key given to a build without the `plugins` feature.
+#[cfg(not(feature = "plugins"))]
+fn needs_plugins(what: &'static str) -> Error {
+    Error::key(crate::error::KeyError::Plugin {
+        what,
+        reason: "plugin keys need kuvert's `plugins` feature",
+    })
 }
 
 /// What an identity file holds, in messages.
@@ -387,19 +451,29 @@ pub(crate) struct Unlocked {
     pub(crate) warnings: Vec<Warning>,
 }
 
-/// Builds the recipient stanzas of a new set, in the order given.
+/// Builds the recipient stanzas of a new set: the native recipients' in
+/// the order given, then each plugin's (one session per plugin, in order of
+/// first appearance), then the passphrase's. Plugins run first, so a
+/// plugin that fails costs no Argon2id.
 pub(crate) fn wrap_for_recipients(
     file_key: &FileKey,
     recipients: &[Recipient],
     passphrase: Option<(&Passphrase, &Argon2Params)>,
+    plugins: &PluginSettings,
     rng: &mut Randomness,
 ) -> Result<Vec<Stanza>, Error> {
+    let plugin_wraps = plugins.wrap(recipients, file_key)?;
+    #[cfg(feature = "plugins")]
+    plugins::check_labels(recipients, &plugin_wraps)?;
     let mut stanzas = Vec::with_capacity(recipients.len() + 1);
     for recipient in recipients {
         match recipient {
             Recipient::X25519(recipient) => stanzas.push(recipient.wrap(file_key, rng)?),
+            #[cfg(feature = "plugins")]
+            Recipient::Plugin(_) => {}
         }
     }
+    stanzas.extend(plugin_wraps.stanzas);
     if let Some((passphrase, params)) = passphrase {
         stanzas.push(passphrase::wrap(passphrase, params, file_key, rng)?);
     }
@@ -409,18 +483,26 @@ pub(crate) fn wrap_for_recipients(
 /// Stanzas of exactly the types and lengths [`wrap_for_recipients`] writes,
 /// with zero bodies: a header's length, known without wrapping a key (and
 /// so without running Argon2id).
-pub(crate) fn placeholder_stanzas(recipients: &[Recipient], passphrase: bool) -> Vec<Stanza> {
+///
+/// `None` if a recipient is a plugin's: its stanza is not known until the
+/// plugin wrapped a key.
+pub(crate) fn placeholder_stanzas(
+    recipients: &[Recipient],
+    passphrase: bool,
+) -> Option<Vec<Stanza>> {
     let mut stanzas: Vec<Stanza> = recipients
         .iter()
         .map(|recipient| match recipient {
             // A new native type adds its arm here, with its exact sizes.
-            Recipient::X25519(_) => x25519::placeholder(),
+            Recipient::X25519(_) => Some(x25519::placeholder()),
+            #[cfg(feature = "plugins")]
+            Recipient::Plugin(_) => None,
         })
-        .collect();
+        .collect::<Option<_>>()?;
     if passphrase {
         stanzas.push(passphrase::placeholder());
     }
-    stanzas
+    Some(stanzas)
 }
 
 /// Checks the stanzas whose types this version knows (SPEC.md §4) before
@@ -456,6 +538,8 @@ fn unwrap_with_identities(stanza: &Stanza, identities: &[Identity]) -> Option<Fi
     match stanza.kind.as_str() {
         x25519::STANZA_TYPE => identities.iter().find_map(|identity| match identity {
             Identity::X25519(identity) => identity.unwrap(stanza),
+            #[cfg(feature = "plugins")]
+            Identity::Plugin(_) => None,
         }),
         _ => None,
     }
@@ -469,8 +553,37 @@ fn no_matching_key(stanzas: &[Stanza]) -> Error {
 }
 
 /// Recovers the file key from a header with the caller's keys and verifies
-/// the header MAC with it (SPEC.md §4.4).
+/// the header MAC with it (SPEC.md §4.4): native identities and the
+/// passphrase first, then plugin identities (hardware only when needed).
+/// If none yields: a wrong passphrase, else the first plugin's error (a
+/// missing token or a wrong PIN must be shown), else no matching key.
 pub(crate) fn unlock(
+    header: &Header,
+    identities: &[Identity],
+    passphrase: Option<&Passphrase>,
+    plugins: &PluginSettings,
+    limits: &Limits,
+) -> Result<Unlocked, Error> {
+    let native_err = match unlock_natively(header, identities, passphrase, limits) {
+        Err(err @ (Error::NoMatchingKey { .. } | Error::WrongPassphrase)) => err,
+        found_or_failed => return found_or_failed,
+    };
+    match plugins.unwrap(identities, &header.set.stanzas) {
+        Ok(Some(file_key)) => {
+            file_key.verify_header(header)?;
+            Ok(Unlocked {
+                file_key,
+                warnings: Vec::new(),
+            })
+        }
+        Ok(None) => Err(native_err),
+        Err(_) if matches!(native_err, Error::WrongPassphrase) => Err(native_err),
+        Err(plugin_err) => Err(plugin_err),
+    }
+}
+
+/// [`unlock`] with the native identities and the passphrase only.
+fn unlock_natively(
     header: &Header,
     identities: &[Identity],
     passphrase: Option<&Passphrase>,
@@ -560,9 +673,15 @@ mod tests {
         let file_key = FileKey::generate(&mut rng).expect("rng");
         let identity = X25519Identity::generate().expect("os randomness");
         let recipients = [Recipient::from(identity.to_public())];
-        let stanza = wrap_for_recipients(&file_key, &recipients, None, &mut rng)
-            .expect("wrap")
-            .remove(0);
+        let stanza = wrap_for_recipients(
+            &file_key,
+            &recipients,
+            None,
+            &PluginSettings::default(),
+            &mut rng,
+        )
+        .expect("wrap")
+        .remove(0);
         // kuvert v1's lowercase type, or any other case, is not age's type:
         // an unknown stanza, neither checked nor tried, and named.
         let mut lower = stanza.clone();
@@ -626,7 +745,9 @@ mod tests {
             AGE-SECRET-KEY-124UMNKZQYS3PYU6NY44FU7UFAUHUGVMDG974W7DUT070FFCNCR7QMUUVCW\n";
         let identities = Identity::parse_file(file).expect("age identity file");
         assert_eq!(identities.len(), 1);
-        let Recipient::X25519(recipient) = identities[0].to_recipient();
+        let Some(Recipient::X25519(recipient)) = identities[0].to_recipient() else {
+            panic!("an X25519 identity")
+        };
         assert_eq!(
             recipient.to_age_string(),
             "age1xafqnldth57j79qvaejezpslq347rj9dzgvff6y9jhulmgl87euq9uandu"
@@ -724,7 +845,7 @@ mod tests {
             let parsed: Identity = text.parse().expect("identity");
             assert_eq!(
                 parsed.to_recipient(),
-                Recipient::X25519(identity.to_public())
+                Some(Recipient::X25519(identity.to_public()))
             );
             // Surrounding whitespace is ignored, as by X25519Identity.
             let padded: Identity = format!("  {}\n", text.as_str()).parse().expect("padded");
@@ -767,7 +888,7 @@ mod tests {
         assert!(own.ends_with('\n'));
         let parsed = Identity::parse_file(&own).expect("parses back");
         assert_eq!(parsed.len(), 1);
-        assert_eq!(parsed[0].to_recipient(), identity.to_public().into());
+        assert_eq!(parsed[0].to_recipient(), Some(identity.to_public().into()));
         // Before the epoch: the epoch, never a panic.
         let early =
             identity.to_file_string(SystemTime::UNIX_EPOCH - std::time::Duration::from_secs(5));

@@ -178,6 +178,8 @@ pub use keys::{
     X25519Recipient, parse_recipients_file, rfc3339_utc,
 };
 pub use open::{OpenReader, Opener};
+#[cfg(feature = "plugins")]
+pub use plugin::{PluginIdentity, PluginOptions, PluginRecipient, PluginUi};
 pub use seal::{Plan, SealWriter, Sealer};
 pub use survey::SetSurvey;
 pub use verify::{Rejected, Rejection, SetCheck, SetReport, VolumeReport, VolumeVerifier};

@@ -40,13 +40,20 @@ fn plugin_binary() -> PathBuf {
     binary
 }
 
-/// A directory holding the test plugin under each of `names`.
+/// A directory holding the test plugin under each of `names` (the plugin
+/// decodes any prefix, so one binary serves several names).
 fn plugin_dir(names: &[&str]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     for name in names {
         let target = dir
             .path()
             .join(format!("age-plugin-{name}{}", std::env::consts::EXE_SUFFIX));
+        // A symlink, not a copy: a file this process wrote could still be
+        // open in a child another test forks meanwhile, and exec would
+        // fail with ETXTBSY.
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(plugin_binary(), target).expect("link the plugin");
+        #[cfg(not(unix))]
         std::fs::copy(plugin_binary(), target).expect("copy the plugin");
     }
     dir
@@ -58,9 +65,9 @@ fn options(dir: &Path) -> PluginOptions {
         .timeout(Duration::from_secs(20))
 }
 
-/// A recipient and the identity that opens what it wraps, for `plugin`,
-/// in test-plugin `mode`.
-fn keys(plugin: &str, mode: u8, seed: u8) -> (PluginRecipient, PluginIdentity) {
+/// The texts of a recipient and of the identity that opens what it
+/// wraps, for `plugin`, in test-plugin `mode`.
+fn key_strings(plugin: &str, mode: u8, seed: u8) -> (String, String) {
     let mut data = vec![mode];
     data.extend(std::iter::repeat_n(seed, 32));
     let recipient =
@@ -71,6 +78,12 @@ fn keys(plugin: &str, mode: u8, seed: u8) -> (PluginRecipient, PluginIdentity) {
         &data,
     )
     .expect("encode");
+    (recipient, identity)
+}
+
+/// [`key_strings`], parsed.
+fn keys(plugin: &str, mode: u8, seed: u8) -> (PluginRecipient, PluginIdentity) {
+    let (recipient, identity) = key_strings(plugin, mode, seed);
     (
         recipient.parse().expect("recipient"),
         identity.parse().expect("identity"),
@@ -428,4 +441,165 @@ fn plugin_in_cwd_child() {
     // The current directory by its absolute name is an ordinary entry.
     let options = PluginOptions::default().search_path(cwd.as_os_str());
     assert!(wrap(&[recipient], &NoUi, &options).is_ok());
+}
+
+/// Seals `data` with `sealer` into memory; the volumes.
+fn seal(sealer: &kuvert::Sealer, data: &[u8]) -> Result<Vec<Vec<u8>>, Error> {
+    use std::io::Write;
+    let mut writer = sealer.seal(kuvert::MemorySink::new())?;
+    writer.write_all(data).map_err(Error::from)?;
+    Ok(writer.finish()?.into_volumes())
+}
+
+/// Opens the volumes with `opener`: the plaintext.
+fn open(opener: &kuvert::Opener, volumes: Vec<Vec<u8>>) -> Result<Vec<u8>, Error> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    opener
+        .open(volumes)?
+        .read_to_end(&mut out)
+        .map_err(Error::from)?;
+    Ok(out)
+}
+
+#[test]
+fn sets_seal_and_open_through_a_plugin() {
+    let dir = plugin_dir(&["kuvert-test"]);
+    let native = kuvert::X25519Identity::from_bytes([0x41; 32]);
+    let (recipient, identity) = keys("kuvert-test", 2, 1);
+    let user = std::sync::Arc::new(User::new("1234"));
+    let sealer = kuvert::Sealer::new()
+        .recipient(native.to_public())
+        .recipient(recipient)
+        .plugin_ui(user.clone())
+        .plugin_options(options(dir.path()));
+    let data = b"a parcel for a YubiKey holder".repeat(100);
+    let volumes = seal(&sealer, &data).expect("sealed");
+    let info = kuvert::inspect(&volumes[0]).expect("header");
+    assert_eq!(info.stanza_types, ["X25519", "kuvert-test"]);
+    // The plugin identity alone opens it, after asking for the PIN.
+    let opener = kuvert::Opener::new()
+        .identity(identity.clone())
+        .plugin_ui(user.clone())
+        .plugin_options(options(dir.path()));
+    assert_eq!(open(&opener, volumes.clone()).expect("opened"), data);
+    assert_eq!(user.seen().len(), 2, "one PIN to seal, one to open");
+    // A native identity that matches first: the plugin is never started.
+    let opener = kuvert::Opener::new()
+        .identity(native)
+        .identity(identity.clone())
+        .plugin_options(PluginOptions::default().search_path("/nonexistent"));
+    assert_eq!(open(&opener, volumes.clone()).expect("opened"), data);
+    // A wrong PIN is shown, not "wrong key".
+    let opener = kuvert::Opener::new()
+        .identity(identity)
+        .plugin_ui(std::sync::Arc::new(User::new("0000")))
+        .plugin_options(options(dir.path()));
+    let err = open(&opener, volumes).expect_err("wrong PIN");
+    assert_eq!(
+        failure(err),
+        PluginFailure::Reported(vec!["identity 0: wrong PIN or no PIN".into()])
+    );
+}
+
+#[test]
+fn a_plugin_that_matches_nothing_leaves_no_matching_key() {
+    let dir = plugin_dir(&["kuvert-test"]);
+    let native = kuvert::X25519Identity::from_bytes([0x41; 32]);
+    let volumes = seal(
+        &kuvert::Sealer::new().recipient(native.to_public()),
+        b"data",
+    )
+    .expect("sealed");
+    let (_, stranger) = keys("kuvert-test", 0, 1);
+    let opener = kuvert::Opener::new()
+        .identity(stranger)
+        .plugin_options(options(dir.path()));
+    assert!(matches!(
+        open(&opener, volumes),
+        Err(Error::NoMatchingKey { stanza_types }) if stanza_types == ["X25519"]
+    ));
+}
+
+#[test]
+fn label_sets_must_agree() {
+    let dir = plugin_dir(&["kuvert-test", "kuvert-test2"]);
+    let native = kuvert::X25519Identity::from_bytes([0x41; 32]);
+    let (labelled, _) = keys("kuvert-test", 1, 1);
+    // Beside an X25519 recipient (no labels): refused, nothing written.
+    let sealer = kuvert::Sealer::new()
+        .recipient(native.to_public())
+        .recipient(labelled.clone())
+        .plugin_options(options(dir.path()));
+    let err = seal(&sealer, b"data").expect_err("mixed labels");
+    assert_eq!(
+        err.to_string(),
+        "age-plugin-kuvert-test: its stanzas carry the labels {postquantum}, \
+         the other recipients {}: they cannot share a set"
+    );
+    // Beside a plugin without labels: refused too.
+    let (unlabelled, _) = keys("kuvert-test2", 0, 2);
+    let sealer = kuvert::Sealer::new()
+        .recipient(labelled.clone())
+        .recipient(unlabelled)
+        .plugin_options(options(dir.path()));
+    assert!(matches!(
+        failure_of(seal(&sealer, b"data").expect_err("mixed labels")),
+        ("kuvert-test2", PluginFailure::IncompatibleLabels { .. })
+    ));
+    // Alone, or with the same labels: sealed.
+    let (labelled_too, _) = keys("kuvert-test2", 1, 3);
+    let sealer = kuvert::Sealer::new()
+        .recipient(labelled)
+        .recipient(labelled_too)
+        .plugin_options(options(dir.path()));
+    assert!(seal(&sealer, b"data").is_ok());
+}
+
+fn failure_of(err: Error) -> (&'static str, PluginFailure) {
+    match err {
+        Error::Plugin { plugin, failure } if plugin == "kuvert-test2" => ("kuvert-test2", failure),
+        Error::Plugin { plugin, failure } if plugin == "kuvert-test" => ("kuvert-test", failure),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn plans_refuse_plugin_recipients() {
+    let (recipient, _) = keys("kuvert-test", 0, 1);
+    let err = kuvert::Sealer::new()
+        .recipient(recipient)
+        .plan(1000)
+        .expect_err("no plan");
+    assert!(matches!(
+        err,
+        Error::InvalidOption {
+            reason: kuvert::OptionError::PluginRecipientsUnplanned
+        }
+    ));
+}
+
+#[test]
+fn plugin_keys_parse_as_keys() {
+    let (recipient_text, identity_text) = key_strings("kuvert-test", 0, 1);
+    let parsed: kuvert::Recipient = recipient_text.parse().expect("recipient");
+    let kuvert::Recipient::Plugin(recipient) = &parsed else {
+        panic!("{parsed:?}")
+    };
+    assert_eq!(recipient.plugin_name(), "kuvert-test");
+    assert_eq!(parsed.to_string(), recipient_text);
+    let parsed: kuvert::Identity = identity_text.parse().expect("identity");
+    assert!(
+        matches!(&parsed, kuvert::Identity::Plugin(identity) if identity.plugin_name() == "kuvert-test")
+    );
+    assert_eq!(parsed.to_recipient(), None);
+    // In files too, beside native keys.
+    let native = kuvert::X25519Identity::from_bytes([0x41; 32]);
+    let file = format!(
+        "# a YubiKey\n{identity_text}\n{}\n",
+        native.to_age_secret_string().as_str()
+    );
+    let identities = kuvert::Identity::parse_file(&file).expect("identity file");
+    assert!(matches!(identities[0], kuvert::Identity::Plugin(_)));
+    assert!(matches!(identities[1], kuvert::Identity::X25519(_)));
 }

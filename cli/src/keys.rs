@@ -68,7 +68,7 @@ fn print_recipients(args: &KeygenArgs) -> Result<()> {
     let identities = parse_identity_file(&input)?;
     let mut out = String::new();
     for identity in &identities {
-        let Recipient::X25519(recipient) = identity.to_recipient() else {
+        let Some(Recipient::X25519(recipient)) = identity.to_recipient() else {
             continue;
         };
         let line = if args.age {
