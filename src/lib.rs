@@ -133,6 +133,9 @@
 //!   bytes are the same (see Performance above).
 //! - `zeroize-chunk-key`: the `chacha20poly1305` backend even if `ring` is
 //!   on, so the payload key's copy is wiped on drop.
+//! - `plugins`: age plugin recipients and identities (module `plugin`), which
+//!   run `age-plugin-NAME` from PATH. Off by default, so that a recipient
+//!   string cannot make a program start another one unless it opted in.
 //!
 //! `insecure-test-hooks` exists for this crate's own tests and must never be
 //! enabled by a user: it makes sealing deterministic.

@@ -68,8 +68,15 @@ fn print_recipients(args: &KeygenArgs) -> Result<()> {
     let identities = parse_identity_file(&input)?;
     let mut out = String::new();
     for identity in &identities {
-        let Some(Recipient::X25519(recipient)) = identity.to_recipient() else {
-            continue;
+        let recipient = match identity.to_recipient() {
+            Some(Recipient::X25519(recipient)) => recipient,
+            Some(_) => continue,
+            None => {
+                return Err(Fail::usage(
+                    "a plugin identity (AGE-PLUGIN-…) has no recipient kuvert can derive: \
+                     ask its plugin (age-plugin-yubikey --list, …)",
+                ));
+            }
         };
         let line = if args.age {
             recipient.to_age_string()
