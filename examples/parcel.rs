@@ -390,7 +390,7 @@ fn run(options: &Options) -> Result<()> {
             && *set_id.get_or_insert(info.set_id) == info.set_id
             && info.chunk_size == chunk_size
             && info.len <= volume_size
-            && info.stanza_types == ["x25519"]
+            && info.stanza_types == ["X25519"]
             && (info.is_full() || expect_last)
             && report.last_in_set == expect_last;
         if !consistent {

@@ -41,7 +41,7 @@ pub(crate) const WRAPPED_KEY_LEN: usize = FILE_KEY_LEN + 16;
 #[non_exhaustive]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Recipient {
-    /// An X25519 public key (`kuvert1…` or `age1…`).
+    /// An X25519 public key (`age1…`; kuvert v1's `kuvert1…` is read too).
     X25519(X25519Recipient),
     /// A recipient of an age plugin (`age1NAME1…`), wrapped by
     /// `age-plugin-NAME`.
@@ -65,7 +65,7 @@ impl From<crate::plugin::PluginRecipient> for Recipient {
 impl FromStr for Recipient {
     type Err = Error;
 
-    /// Parses `kuvert1…` or `age1…`, as [`X25519Recipient`] does, and
+    /// Parses `age1…` or `kuvert1…`, as [`X25519Recipient`] does, and
     /// with the `plugins` feature a plugin's `age1NAME1…`.
     fn from_str(text: &str) -> Result<Self, Error> {
         if is_plugin_key(text, "age1") {
@@ -95,7 +95,7 @@ impl fmt::Display for Recipient {
 #[non_exhaustive]
 #[derive(Clone, Debug)]
 pub enum Identity {
-    /// An X25519 secret key (`KUVERT-SECRET-KEY-1…` or `AGE-SECRET-KEY-1…`).
+    /// An X25519 secret key (`AGE-SECRET-KEY-1…`; kuvert v1's `KUVERT-SECRET-KEY-1…` is read too).
     X25519(X25519Identity),
     /// An identity of an age plugin (`AGE-PLUGIN-NAME-1…`), unwrapped by
     /// `age-plugin-NAME` after the native identities failed.
@@ -119,7 +119,7 @@ impl From<crate::plugin::PluginIdentity> for Identity {
 impl FromStr for Identity {
     type Err = Error;
 
-    /// Parses `KUVERT-SECRET-KEY-1…` or `AGE-SECRET-KEY-1…`, as
+    /// Parses `AGE-SECRET-KEY-1…` or `KUVERT-SECRET-KEY-1…`, as
     /// [`X25519Identity`] does, and with the `plugins` feature a plugin's
     /// `AGE-PLUGIN-NAME-1…`.
     fn from_str(text: &str) -> Result<Self, Error> {

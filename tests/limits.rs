@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use kuvert::{Limits, Opener, X25519Identity, inspect};
 
-use common::{Failure, failure, identity, types};
+use common::{Failure, failure, forge, identity, types};
 
 const MAGIC: [u8; 8] = *b"\x89KUV\r\n\x1a\n";
 const MIB: u64 = 1 << 20;
@@ -16,7 +16,7 @@ const MIB: u64 = 1 << 20;
 /// exponent, K, stanza count.
 const STANZAS_AT: u64 = 58;
 
-/// A header in the v1 layout with every field settable, valid by default
+/// A header in the v2 layout with every field settable, valid by default
 /// except for its MAC (which no pre-key check reads).
 #[derive(Clone)]
 struct Header {
@@ -30,8 +30,8 @@ struct Header {
     chunks_per_volume: u64,
     /// Overrides the stanza count.
     stanza_count: Option<u8>,
-    /// (type, body) pairs.
-    stanzas: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Each stanza's bytes (SPEC.md §3.2), from [`stanza`] or [`raw_stanza`].
+    stanzas: Vec<Vec<u8>>,
     volume: u32,
     volume_flags: u16,
     /// Overrides the extension area length.
@@ -44,12 +44,17 @@ struct Header {
     payload: Vec<u8>,
 }
 
-/// A well-formed x25519 stanza body: a valid ephemeral share (any real
-/// public key) and a wrapped key that opens for nobody.
-fn x25519_body() -> Vec<u8> {
-    let mut body = identity(77).to_public().to_bytes().to_vec();
-    body.extend_from_slice(&[0x3C; 48]);
-    body
+/// A well-formed X25519 share argument: a real public key, as unpadded
+/// base64.
+fn x25519_share() -> String {
+    use base64ct::{Base64Unpadded, Encoding};
+    Base64Unpadded::encode_string(&identity(77).to_public().to_bytes())
+}
+
+/// A well-formed X25519 stanza: a valid share and a wrapped key that opens
+/// for nobody.
+fn x25519_stanza() -> Vec<u8> {
+    stanza(&format!("X25519 {}", x25519_share()), vec![0x3C; 32])
 }
 
 /// An argon2id stanza body with the given costs: salt, m, t, p,
@@ -60,26 +65,41 @@ fn argon2id_body(memory_kib: u32, passes: u32, lanes: u32) -> Vec<u8> {
     body.extend_from_slice(&passes.to_be_bytes());
     body.extend_from_slice(&lanes.to_be_bytes());
     body.extend_from_slice(&[0x22; 32]);
-    body.extend_from_slice(&[0x33; 48]);
+    body.extend_from_slice(&[0x33; 32]);
     body
 }
 
-fn stanza(kind: &str, body: Vec<u8>) -> (Vec<u8>, Vec<u8>) {
-    (kind.as_bytes().to_vec(), body)
+/// A stanza from its line (type and arguments, separated by single spaces)
+/// and its body.
+fn stanza(line: &str, body: Vec<u8>) -> Vec<u8> {
+    forge::encode_stanza(line.as_bytes(), &body)
+}
+
+/// A stanza from any arguments at all (type first; none, empty ones, bytes
+/// outside VCHAR) and a body, as SPEC.md §3.2 lays them out.
+fn raw_stanza(args: &[&[u8]], body: &[u8]) -> Vec<u8> {
+    let mut out = vec![u8::try_from(args.len()).expect("at most 255 arguments")];
+    for arg in args {
+        out.extend_from_slice(&u16::try_from(arg.len()).expect("short").to_be_bytes());
+        out.extend_from_slice(arg);
+    }
+    out.extend_from_slice(&u16::try_from(body.len()).expect("short").to_be_bytes());
+    out.extend_from_slice(body);
+    out
 }
 
 impl Header {
     fn new() -> Self {
         Header {
             magic: MAGIC,
-            version: 1,
+            version: 2,
             header_len: None,
             set_flags: 0,
             set_id: [0x5E; 32],
             chunk_exp: 12,
             chunks_per_volume: 0,
             stanza_count: None,
-            stanzas: vec![stanza("x25519", x25519_body())],
+            stanzas: vec![x25519_stanza()],
             volume: 1,
             volume_flags: 0,
             extension_len: None,
@@ -90,17 +110,17 @@ impl Header {
         }
     }
 
-    fn stanzas(mut self, stanzas: Vec<(Vec<u8>, Vec<u8>)>) -> Self {
+    fn stanzas(mut self, stanzas: Vec<Vec<u8>>) -> Self {
         self.stanzas = stanzas;
         self
     }
 
-    /// Offset of stanza `index` (its type length byte).
+    /// Offset of stanza `index` (its argument count).
     fn stanza_at(&self, index: usize) -> u64 {
         STANZAS_AT
             + self.stanzas[..index]
                 .iter()
-                .map(|(kind, body)| 3 + kind.len() as u64 + body.len() as u64)
+                .map(|stanza| stanza.len() as u64)
                 .sum::<u64>()
     }
 
@@ -141,15 +161,8 @@ impl Header {
             self.stanza_count
                 .unwrap_or(u8::try_from(self.stanzas.len()).expect("at most 255 stanzas")),
         );
-        for (kind, body) in &self.stanzas {
-            out.push(u8::try_from(kind.len()).expect("test types fit a byte"));
-            out.extend_from_slice(kind);
-            out.extend_from_slice(
-                &u16::try_from(body.len())
-                    .expect("test bodies fit u16")
-                    .to_be_bytes(),
-            );
-            out.extend_from_slice(body);
+        for stanza in &self.stanzas {
+            out.extend_from_slice(stanza);
         }
         out.extend_from_slice(&self.volume.to_be_bytes());
         out.extend_from_slice(&self.volume_flags.to_be_bytes());
@@ -219,21 +232,21 @@ fn the_baseline_header_parses_and_only_lacks_a_key() {
     // as trying keys, so each error is caused by that one change.
     let header = Header::new();
     let volume = header.volume_bytes();
-    assert_eq!(header.natural_len(), 187);
+    assert_eq!(header.natural_len(), 186);
     assert_eq!(volume.len(), 2048 + 4096);
     let info = inspect(&volume).expect("well-formed header");
-    assert_eq!(info.version, 1);
+    assert_eq!(info.version, 2);
     assert_eq!(info.set_id, [0x5E; 32]);
     assert_eq!(info.volume, 1);
     assert_eq!(info.chunk_size, 4096);
     assert_eq!(info.chunks_per_volume, 0);
-    assert_eq!(info.stanza_types, types(&["x25519"]));
+    assert_eq!(info.stanza_types, types(&["X25519"]));
     assert_eq!(info.header_len, 2048);
     assert_eq!(info.len, 6144);
     assert_eq!(
         rejected(&volume),
         Failure::NoMatchingKey {
-            stanza_types: types(&["x25519"])
+            stanza_types: types(&["X25519"])
         }
     );
 }
@@ -261,7 +274,7 @@ fn empty_short_and_foreign_inputs_are_not_kuvert() {
     // The magic alone, or with the version: the preamble is cut short.
     assert_eq!(rejected_without_key(&MAGIC), malformed(8));
     let mut short = MAGIC.to_vec();
-    short.extend_from_slice(&[0, 1]);
+    short.extend_from_slice(&[0, 2]);
     assert_eq!(rejected_without_key(&short), malformed(10));
     short.extend_from_slice(&[0, 0, 0]);
     assert_eq!(rejected_without_key(&short), malformed(10));
@@ -269,7 +282,8 @@ fn empty_short_and_foreign_inputs_are_not_kuvert() {
 
 #[test]
 fn other_format_versions_are_unsupported() {
-    for version in [0u16, 2, 0x0100, u16::MAX] {
+    // Version 1, the unreleased first layout, included (SPEC.md §11).
+    for version in [0u16, 1, 3, 0x0100, 0x0200, u16::MAX] {
         let header = Header {
             version,
             ..Header::new()
@@ -301,21 +315,21 @@ fn header_length_above_one_mebibyte_is_malformed() {
 #[test]
 fn a_header_of_exactly_one_mebibyte_is_allowed_and_one_byte_more_is_not() {
     // Unknown stanzas of the largest body fill the header to exactly 1 MiB.
-    let fixed = 187 - (3 + 6 + 80); // everything but the stanzas
+    let fixed = 186 - 88; // everything but the stanzas
     let mut stanzas = Vec::new();
     let mut left = MIB as usize - fixed;
-    // Each stanza takes 1 + 3 + 2 bytes besides its body; never leave fewer
-    // than 6 bytes for the last one.
-    let largest = 6 + usize::from(u16::MAX);
+    // Each stanza takes 1 + 2 + 3 + 2 bytes besides its body; never leave
+    // fewer than 8 bytes for the last one.
+    let largest = 8 + usize::from(u16::MAX);
     while left > 0 {
-        let take = if left > largest + 6 {
+        let take = if left > largest + 8 {
             largest
         } else if left > largest {
-            left - 6
+            left - 8
         } else {
             left
         };
-        stanzas.push(stanza("pad", vec![0; take - 6]));
+        stanzas.push(stanza("pad", vec![0; take - 8]));
         left -= take;
     }
     let header = Header::new().stanzas(stanzas);
@@ -337,7 +351,7 @@ fn a_header_of_exactly_one_mebibyte_is_allowed_and_one_byte_more_is_not() {
 
 #[test]
 fn header_length_below_the_minimum_or_past_the_end_is_malformed() {
-    for len in [0u32, 14, 101] {
+    for len in [0u32, 14, 102, 103] {
         let header = Header {
             header_len: Some(len),
             ..Header::new()
@@ -361,9 +375,10 @@ fn header_length_below_the_minimum_or_past_the_end_is_malformed() {
 
 #[test]
 fn the_smallest_header_is_exactly_the_minimum() {
-    // One stanza with a one-byte type and an empty body: L = 102.
+    // One stanza with a one-byte type, no other argument and an empty
+    // body: L = 104.
     let header = Header::new().stanzas(vec![stanza("x", Vec::new())]);
-    assert_eq!(header.natural_len(), 102);
+    assert_eq!(header.natural_len(), 104);
     let volume = header.volume_bytes();
     assert_eq!(
         inspect(&volume).expect("minimum").stanza_types,
@@ -382,21 +397,21 @@ fn header_length_must_match_the_parsed_length() {
     let header = Header::new();
     // One byte more: a byte follows the MAC inside L.
     let longer = Header {
-        header_len: Some(188),
+        header_len: Some(187),
         ..header.clone()
     };
-    assert_eq!(rejected_without_key(&longer.volume_bytes()), malformed(187));
+    assert_eq!(rejected_without_key(&longer.volume_bytes()), malformed(186));
     let trailing = Header {
         after_mac: vec![0],
         ..header.clone()
     };
     assert_eq!(
         rejected_without_key(&trailing.volume_bytes()),
-        malformed(187)
+        malformed(186)
     );
     // One byte less: the MAC no longer fits.
     let shorter = Header {
-        header_len: Some(186),
+        header_len: Some(185),
         ..header.clone()
     };
     assert_eq!(
@@ -471,18 +486,18 @@ fn zero_stanzas_are_malformed() {
     assert_eq!(rejected_without_key(&header.volume_bytes()), malformed(57));
     // No stanza bytes at all; an optional extension keeps L at the minimum.
     let none = Header {
-        extensions: vec![0x00, 0x01, 0x00, 0x00],
+        extensions: vec![0x00, 0x01, 0x00, 0x02, 0, 0],
         ..Header::new()
     }
     .stanzas(Vec::new());
-    assert_eq!(none.natural_len(), 102);
+    assert_eq!(none.natural_len(), 104);
     assert_eq!(rejected_without_key(&none.volume_bytes()), malformed(57));
 }
 
 #[test]
 fn a_stanza_count_beyond_the_stanzas_is_malformed() {
     // Two announced, one present: the volume number's high byte (0) is read
-    // as the second stanza's type length.
+    // as the second stanza's argument count.
     let header = Header {
         stanza_count: Some(2),
         ..Header::new()
@@ -494,72 +509,90 @@ fn a_stanza_count_beyond_the_stanzas_is_malformed() {
 }
 
 #[test]
-fn stanza_type_length_must_be_1_to_32() {
-    for kind in [Vec::new(), vec![b'a'; 33], vec![b'a'; 255]] {
-        // A body keeps L above the minimum, so the type length is what fails.
-        let header = Header::new().stanzas(vec![(kind.clone(), vec![0; 20])]);
-        assert_eq!(
-            rejected_without_key(&header.volume_bytes()),
-            malformed(STANZAS_AT),
-            "type length {}",
-            kind.len()
-        );
-    }
-    // In a second stanza, that stanza is named.
-    let header = Header::new().stanzas(vec![
-        stanza("x25519", x25519_body()),
-        (Vec::new(), Vec::new()),
-    ]);
+fn stanza_argument_counts_and_lengths_are_bounded() {
+    // No arguments at all (not even a type): named at the count. A body
+    // keeps L above the minimum, so the count is what fails.
+    let header = Header::new().stanzas(vec![raw_stanza(&[], &[0; 20])]);
+    assert_eq!(
+        rejected_without_key(&header.volume_bytes()),
+        malformed(STANZAS_AT)
+    );
+    // An empty type, or an empty later argument: named at its length.
+    let header = Header::new().stanzas(vec![raw_stanza(&[b""], &[0; 20])]);
+    assert_eq!(
+        rejected_without_key(&header.volume_bytes()),
+        malformed(STANZAS_AT + 1)
+    );
+    let header = Header::new().stanzas(vec![raw_stanza(&[b"grease", b"a", b""], &[0; 20])]);
+    assert_eq!(
+        rejected_without_key(&header.volume_bytes()),
+        malformed(STANZAS_AT + 1 + 8 + 3)
+    );
+    // In a second stanza, that stanza's byte is named.
+    let header = Header::new().stanzas(vec![x25519_stanza(), raw_stanza(&[], &[])]);
     assert_eq!(
         rejected_without_key(&header.volume_bytes()),
         malformed(header.stanza_at(1))
     );
-    // 32 is allowed.
-    let longest = "a".repeat(32);
-    let header = Header::new().stanzas(vec![stanza(&longest, vec![1, 2, 3])]);
-    assert_eq!(
-        inspect(&header.volume_bytes())
-            .expect("32 bytes")
-            .stanza_types,
-        [longest]
-    );
-}
-
-#[test]
-fn stanza_types_use_only_lowercase_digits_and_dash_dot_underscore() {
-    for kind in [
-        &b"X25519"[..],
-        b"x25519 ",
-        b"a/b",
-        b"a+b",
-        b"\x00",
-        b"\xC3\xA9",
-        b"x\n",
-    ] {
-        let header = Header::new().stanzas(vec![(kind.to_vec(), Vec::new())]);
-        assert_eq!(
-            rejected_without_key(&header.volume_bytes()),
-            malformed(STANZAS_AT + 1),
-            "type {kind:?}"
-        );
-    }
+    // The largest: 255 arguments, an argument of 65,535 bytes, a body of
+    // 65,535 bytes, in unknown stanzas that are skipped.
+    let many: Vec<&[u8]> = std::iter::once(&b"grease-args"[..])
+        .chain(std::iter::repeat_n(&b"~"[..], 254))
+        .collect();
+    let long = vec![b'L'; 65_535];
     let header = Header::new().stanzas(vec![
-        stanza("x25519", x25519_body()),
-        (b"Bad".to_vec(), Vec::new()),
-    ]);
-    assert_eq!(
-        rejected_without_key(&header.volume_bytes()),
-        malformed(header.stanza_at(1) + 1)
-    );
-    // Every allowed character, in an unknown type that is skipped.
-    let header = Header::new().stanzas(vec![
-        stanza("abcdefghijklmnopqrstuvwxyz-._", vec![9]),
-        stanza("0123456789", Vec::new()),
+        raw_stanza(&many, &[]),
+        raw_stanza(&[b"long", &long], &vec![0; 65_535]),
+        x25519_stanza(),
     ]);
     assert_eq!(
         rejected(&header.volume_bytes()),
         Failure::NoMatchingKey {
-            stanza_types: types(&["abcdefghijklmnopqrstuvwxyz-._", "0123456789"])
+            stanza_types: types(&["grease-args", "long", "X25519"])
+        }
+    );
+}
+
+#[test]
+fn stanza_arguments_are_vchar_and_types_match_exactly() {
+    // Every byte outside 0x21-0x7E is refused where it stands: the space,
+    // DEL, controls, UTF-8.
+    for (arg, bad) in [
+        (&b"x25519 "[..], 6usize),
+        (b" a", 0),
+        (b"a\x7Fb", 1),
+        (b"\x00", 0),
+        (b"\xC3\xA9", 0),
+        (b"x\n", 1),
+    ] {
+        let header = Header::new().stanzas(vec![raw_stanza(&[arg], &[0; 20])]);
+        assert_eq!(
+            rejected_without_key(&header.volume_bytes()),
+            malformed(STANZAS_AT + 3 + bad as u64),
+            "type {arg:?}"
+        );
+        let header =
+            Header::new().stanzas(vec![x25519_stanza(), raw_stanza(&[b"grease", arg], &[])]);
+        assert_eq!(
+            rejected_without_key(&header.volume_bytes()),
+            malformed(header.stanza_at(1) + 1 + 8 + 2 + bad as u64),
+            "argument {arg:?}"
+        );
+    }
+    // Every VCHAR, in an unknown type and its arguments, is skipped; so is
+    // kuvert v1's lowercase `x25519` and any other case of age's type.
+    let every: Vec<u8> = (0x21..=0x7E).collect();
+    let every = String::from_utf8(every).expect("ascii");
+    let header = Header::new().stanzas(vec![
+        stanza(&format!("{every} {every}"), vec![9]),
+        stanza(&format!("x25519 {}", x25519_share()), vec![0x3C; 32]),
+        stanza("x25519", vec![0; 80]),
+        stanza(&format!("X25519x {}", x25519_share()), vec![0x3C; 32]),
+    ]);
+    assert_eq!(
+        rejected(&header.volume_bytes()),
+        Failure::NoMatchingKey {
+            stanza_types: types(&[every.as_str(), "x25519", "x25519", "X25519x"])
         }
     );
 }
@@ -568,25 +601,29 @@ fn stanza_types_use_only_lowercase_digits_and_dash_dot_underscore() {
 fn a_field_running_past_the_header_length_is_named_at_its_start() {
     // SPEC.md §7.6 H12: with L cut anywhere from the minimum to one byte
     // short, the field that no longer fits is named by its first byte.
-    // Fields of a one-x25519 header with an 8-byte extension area: T, type,
-    // B, body, v, volume flags, e, extension area, MAC.
+    // Fields of a one-X25519 header with an 8-byte extension area: argument
+    // count, type length, type, share length, share, body length, body, v,
+    // volume flags, extension length, extension area, MAC.
     let header = Header {
         extensions: vec![0x00, 0x01, 0x00, 0x04, 1, 2, 3, 4],
         ..Header::new()
     };
     let fields = [
         (58, 59),
-        (59, 65),
-        (65, 67),
-        (67, 147),
-        (147, 151),
-        (151, 153),
-        (153, 155),
-        (155, 163),
-        (163, 195),
+        (59, 61),
+        (61, 67),
+        (67, 69),
+        (69, 112),
+        (112, 114),
+        (114, 146),
+        (146, 150),
+        (150, 152),
+        (152, 154),
+        (154, 162),
+        (162, 194),
     ];
-    assert_eq!(header.natural_len(), 195);
-    for len in 102..195u32 {
+    assert_eq!(header.natural_len(), 194);
+    for len in 104..194u32 {
         let cut = Header {
             header_len: Some(len),
             ..header.clone()
@@ -595,7 +632,7 @@ fn a_field_running_past_the_header_length_is_named_at_its_start() {
             .iter()
             .copied()
             .find(|&(_, end)| end > u64::from(len))
-            .expect("len < 195");
+            .expect("len < 194");
         assert_eq!(
             rejected_without_key(&cut.volume_bytes()),
             malformed(start),
@@ -604,22 +641,60 @@ fn a_field_running_past_the_header_length_is_named_at_its_start() {
     }
     // A stanza body announced longer than what is left of the header.
     let mut bytes = Header::new().header_bytes();
-    bytes[65..67].copy_from_slice(&1000u16.to_be_bytes());
+    bytes[112..114].copy_from_slice(&1000u16.to_be_bytes());
     bytes.resize(2048 + 4096, 0);
-    assert_eq!(rejected_without_key(&bytes), malformed(67));
+    assert_eq!(rejected_without_key(&bytes), malformed(114));
+    // An argument announced longer than what is left of the header.
+    let mut bytes = Header::new().header_bytes();
+    bytes[67..69].copy_from_slice(&1000u16.to_be_bytes());
+    bytes.resize(2048 + 4096, 0);
+    assert_eq!(rejected_without_key(&bytes), malformed(69));
 }
 
 #[test]
-fn x25519_bodies_must_be_80_bytes_and_a_valid_share() {
-    for len in [0usize, 32, 79, 81, 112] {
-        let mut body = x25519_body();
-        body.resize(len, 0x44);
-        let header = Header::new().stanzas(vec![stanza("x25519", body)]);
+fn x25519_stanzas_need_one_canonical_share_and_a_32_byte_body() {
+    use base64ct::{Base64Unpadded, Encoding};
+    let share = x25519_share();
+    let refused = |stanza: Vec<u8>, what: &str| {
+        let header = Header::new().stanzas(vec![stanza]);
         assert_eq!(
             rejected_without_key(&header.volume_bytes()),
             malformed(STANZAS_AT),
-            "body of {len} bytes"
+            "{what}"
         );
+    };
+    for len in [0usize, 16, 31, 33, 48, 80] {
+        refused(
+            stanza(&format!("X25519 {share}"), vec![0x3C; len]),
+            &format!("body of {len} bytes"),
+        );
+    }
+    // Argument counts: the type alone, or a second argument (age's
+    // x25519_extra_argument).
+    refused(stanza("X25519", vec![0x3C; 32]), "no share");
+    refused(
+        stanza(&format!("X25519 {share} extra"), vec![0x3C; 32]),
+        "two arguments",
+    );
+    // Shares that are not canonical unpadded base64 of 32 bytes.
+    let mut trailing = share.clone().into_bytes();
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let last = alphabet
+        .iter()
+        .position(|&c| c == trailing[42])
+        .expect("base64");
+    trailing[42] = alphabet[last | 1];
+    let trailing = String::from_utf8(trailing).expect("ascii");
+    for (bad, what) in [
+        (format!("{share}="), "padded"),
+        (format!("{share}A"), "44 characters"),
+        (share[..42].to_owned(), "42 characters"),
+        (trailing, "non-zero trailing bits"),
+        (format!("-{}", &share[1..]), "URL-safe alphabet"),
+        (Base64Unpadded::encode_string(&[7; 33]), "33 bytes"),
+        (Base64Unpadded::encode_string(&[7; 31]), "31 bytes"),
+    ] {
+        refused(stanza(&format!("X25519 {bad}"), vec![0x3C; 32]), what);
     }
     // Low-order ephemeral shares: 0, 1 and the order-8 point of RFC 7748.
     let order_eight: [u8; 32] = [
@@ -629,14 +704,10 @@ fn x25519_bodies_must_be_80_bytes_and_a_valid_share() {
     ];
     let mut one = [0u8; 32];
     one[0] = 1;
-    for share in [[0u8; 32], one, order_eight] {
-        let mut body = share.to_vec();
-        body.extend_from_slice(&[0x3C; 48]);
+    for point in [[0u8; 32], one, order_eight] {
+        let line = format!("X25519 {}", Base64Unpadded::encode_string(&point));
         // Behind a well-formed first stanza, so the offset names the second.
-        let header = Header::new().stanzas(vec![
-            stanza("x25519", x25519_body()),
-            stanza("x25519", body),
-        ]);
+        let header = Header::new().stanzas(vec![x25519_stanza(), stanza(&line, vec![0x3C; 32])]);
         assert_eq!(
             rejected_without_key(&header.volume_bytes()),
             malformed(header.stanza_at(1))
@@ -645,8 +716,14 @@ fn x25519_bodies_must_be_80_bytes_and_a_valid_share() {
 }
 
 #[test]
-fn argon2id_bodies_must_be_108_bytes_with_rfc_9106_parameters() {
-    for len in [0usize, 107, 109] {
+fn argon2id_stanzas_have_no_arguments_and_92_byte_bodies_with_rfc_9106_parameters() {
+    let header = Header::new().stanzas(vec![stanza("argon2id salt", argon2id_body(65536, 3, 4))]);
+    assert_eq!(
+        rejected_without_key(&header.volume_bytes()),
+        malformed(STANZAS_AT),
+        "an argument"
+    );
+    for len in [0usize, 91, 93, 108] {
         let mut body = argon2id_body(65536, 3, 4);
         body.resize(len, 0);
         let header = Header::new().stanzas(vec![stanza("argon2id", body)]);
@@ -693,7 +770,7 @@ fn argon2id_bodies_must_be_108_bytes_with_rfc_9106_parameters() {
 fn two_argon2id_stanzas_are_malformed() {
     let header = Header::new().stanzas(vec![
         stanza("argon2id", argon2id_body(65536, 3, 4)),
-        stanza("x25519", x25519_body()),
+        x25519_stanza(),
         stanza("argon2id", argon2id_body(65536, 3, 4)),
     ]);
     assert_eq!(
@@ -834,13 +911,13 @@ fn raising_a_limit_lets_a_modest_stanza_through_to_the_passphrase_check() {
 fn over_cap_stanzas_are_skipped_without_a_passphrase() {
     let header = Header::new().stanzas(vec![
         stanza("argon2id", argon2id_body(u32::MAX, u32::MAX, 16)),
-        stanza("x25519", x25519_body()),
+        x25519_stanza(),
     ]);
     let start = Instant::now();
     assert_eq!(
         rejected(&header.volume_bytes()),
         Failure::NoMatchingKey {
-            stanza_types: types(&["argon2id", "x25519"])
+            stanza_types: types(&["argon2id", "X25519"])
         }
     );
     assert!(start.elapsed() < Duration::from_secs(1));
@@ -873,10 +950,7 @@ fn chunks_per_volume_times_chunk_size_must_fit_u64() {
         chunks_per_volume: (1 << 52) - 1,
         ..Header::new()
     }
-    .stanzas(vec![
-        stanza("x25519", x25519_body()),
-        stanza("pad", vec![0; 2000]),
-    ]);
+    .stanzas(vec![x25519_stanza(), stanza("pad", vec![0; 2000])]);
     assert!(header.natural_len() > 2048);
     assert_eq!(
         rejected_without_key(&header.volume_bytes()),
@@ -993,7 +1067,7 @@ fn critical_extensions_are_refused_and_optional_ones_skipped() {
     assert_eq!(
         rejected(&header.volume_bytes()),
         Failure::NoMatchingKey {
-            stanza_types: types(&["x25519"])
+            stanza_types: types(&["X25519"])
         }
     );
 }
@@ -1033,7 +1107,7 @@ fn extension_records_must_fit_the_extension_area() {
 fn header_padding_must_be_zero_and_present() {
     let header = Header::new();
     let clean = header.volume_bytes();
-    for pos in [187usize, 188, 1000, 2047] {
+    for pos in [186usize, 187, 1000, 2047] {
         let mut volume = clean.clone();
         volume[pos] = 0x01;
         assert_eq!(
@@ -1048,7 +1122,7 @@ fn header_padding_must_be_zero_and_present() {
     volume[400] = 0x80;
     assert_eq!(rejected_without_key(&volume), malformed(400));
     // The volume ends inside the padding.
-    for len in [187usize, 188, 2047] {
+    for len in [186usize, 187, 2047] {
         assert_eq!(
             rejected_without_key(&clean[..len]),
             malformed(len as u64),
@@ -1122,13 +1196,13 @@ fn a_crafted_header_with_a_real_recipient_but_a_forged_mac_is_damaged() {
     // the original bytes, fails.
     let me: X25519Identity = identity(1);
     let real = common::seal(b"secret", 4096, None, &me);
-    let stanza_body = real[0][67..147].to_vec();
+    let real_stanza = real[0][58..146].to_vec();
     let header = Header {
         set_id: real[0][16..48].try_into().expect("32 bytes"),
-        mac: real[0][155..187].try_into().expect("32 bytes"),
+        mac: real[0][154..186].try_into().expect("32 bytes"),
         ..Header::new()
     }
-    .stanzas(vec![stanza("x25519", stanza_body)]);
+    .stanzas(vec![real_stanza]);
     // Identical to the real header except K and the chunk exponent.
     let mut forged = header.clone();
     forged.chunk_exp = 13;
@@ -1138,7 +1212,7 @@ fn a_crafted_header_with_a_real_recipient_but_a_forged_mac_is_damaged() {
     );
     // Sanity: with the real fields restored the builder reproduces the real
     // header byte for byte.
-    assert_eq!(header.header_bytes(), real[0][..187]);
+    assert_eq!(header.header_bytes(), real[0][..186]);
 }
 
 // Key strings (SPEC.md §4.5) are untrusted input too.
@@ -1208,12 +1282,16 @@ fn the_hand_written_bech32_encoder_matches_the_library() {
     let id = identity(3);
     let public = id.to_public();
     assert_eq!(
-        bech32_string("kuvert", &to_fives(&public.to_bytes()), 1),
+        bech32_string("age", &to_fives(&public.to_bytes()), 1),
         public.to_string()
     );
+    assert_eq!(public.to_string(), public.to_age_string());
+    // kuvert v1's encoding is no longer written, but still read.
     assert_eq!(
-        bech32_string("age", &to_fives(&public.to_bytes()), 1),
-        public.to_age_string()
+        bech32_string("kuvert", &to_fives(&public.to_bytes()), 1)
+            .parse::<kuvert::X25519Recipient>()
+            .map_err(failure),
+        Ok(public)
     );
 }
 

@@ -193,12 +193,12 @@ fn check_round_trip(case: &Case) -> Result<(), TestCaseError> {
         .map(|v| inspect(v.as_slice()).expect("inspect"))
         .collect();
     for (index, (info, shape)) in infos.iter().zip(&shapes).enumerate() {
-        prop_assert_eq!(info.version, 1);
+        prop_assert_eq!(info.version, 2);
         prop_assert_eq!(info.set_id, infos[0].set_id);
         prop_assert_eq!(info.volume as usize, index + 1);
         prop_assert_eq!(info.chunk_size, case.chunk);
         prop_assert_eq!(info.chunks_per_volume, case.per_volume);
-        prop_assert_eq!(&info.stanza_types, &types(&["x25519"]));
+        prop_assert_eq!(&info.stanza_types, &types(&["X25519"]));
         prop_assert_eq!(info.header_len, H1);
         prop_assert_eq!(info.len, shape.len);
         prop_assert_eq!(info.is_split(), case.per_volume > 0);
@@ -355,7 +355,7 @@ fn every_recipient_opens_and_a_stranger_is_told_which_stanzas_there_are() {
     let volumes = seal_with(&sealer, &plaintext, &[4096]);
     assert_eq!(volumes.len(), 2);
     let info = inspect(&volumes[1]).expect("inspect");
-    assert_eq!(info.stanza_types, types(&["x25519", "x25519", "x25519"]));
+    assert_eq!(info.stanza_types, types(&["X25519", "X25519", "X25519"]));
     assert!(!info.passphrase_is_unauthenticated());
 
     for id in &ids {
@@ -367,13 +367,13 @@ fn every_recipient_opens_and_a_stranger_is_told_which_stanzas_there_are() {
     assert_eq!(
         open_err(&Opener::new().identity(identity(99)), volumes.clone()),
         Failure::NoMatchingKey {
-            stanza_types: types(&["x25519", "x25519", "x25519"])
+            stanza_types: types(&["X25519", "X25519", "X25519"])
         }
     );
     assert_eq!(
         open_err(&Opener::new(), volumes.clone()),
         Failure::NoMatchingKey {
-            stanza_types: types(&["x25519", "x25519", "x25519"])
+            stanza_types: types(&["X25519", "X25519", "X25519"])
         }
     );
     // Strangers tried before the right identity do not stop it.
@@ -411,7 +411,7 @@ fn the_same_recipient_twice_gets_one_stanza() {
         &[1],
     );
     let info = inspect(&volumes[0]).expect("inspect");
-    assert_eq!(info.stanza_types, types(&["x25519"]));
+    assert_eq!(info.stanza_types, types(&["X25519"]));
     assert_eq!(open(volumes, me).expect("open"), b"once");
 }
 
@@ -430,7 +430,7 @@ fn x25519_and_passphrase_each_open_a_mixed_set() {
     assert_eq!(volumes.len(), 3);
 
     let info = inspect(&volumes[0]).expect("inspect");
-    assert_eq!(info.stanza_types, types(&["x25519", "argon2id"]));
+    assert_eq!(info.stanza_types, types(&["X25519", "argon2id"]));
     assert!(info.passphrase_is_unauthenticated());
 
     // The key alone: the x25519 stanza comes first, so no Argon2 runs.
@@ -460,7 +460,7 @@ fn x25519_and_passphrase_each_open_a_mixed_set() {
     assert_eq!(
         open_err(&Opener::new(), volumes.clone()),
         Failure::NoMatchingKey {
-            stanza_types: types(&["x25519", "argon2id"])
+            stanza_types: types(&["X25519", "argon2id"])
         }
     );
     // One volume verified with the passphrase.
@@ -1041,7 +1041,7 @@ fn volume_files_changed_after_opening_fail_when_read() {
 fn the_spec_worked_example_opens_byte_for_byte() {
     // SPEC.md §3.5, assembled from its table and values.
     let example: X25519Identity =
-        "KUVERT-SECRET-KEY-1QYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSTWVX4D"
+        "AGE-SECRET-KEY-1QYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZ9K4CN"
             .parse()
             .expect("the example identity");
     let recipient = example.to_public();
@@ -1051,11 +1051,21 @@ fn the_spec_worked_example_opens_byte_for_byte() {
     );
     assert_eq!(
         recipient.to_string(),
+        "age15nsf9y4k28p83wth93tf7hafhvfajp45d2mge80ems45gz0c5gys3me64l"
+    );
+    // kuvert v1's encodings of the same keys are still read.
+    assert_eq!(
         "kuvert15nsf9y4k28p83wth93tf7hafhvfajp45d2mge80ems45gz0c5gys6hqdh4"
+            .parse::<kuvert::X25519Recipient>()
+            .expect("kuvert v1 recipient"),
+        recipient
     );
     assert_eq!(
-        recipient.to_age_string(),
-        "age15nsf9y4k28p83wth93tf7hafhvfajp45d2mge80ems45gz0c5gys3me64l"
+        "KUVERT-SECRET-KEY-1QYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSTWVX4D"
+            .parse::<X25519Identity>()
+            .expect("kuvert v1 identity")
+            .to_public(),
+        recipient
     );
     assert_eq!(
         X25519Identity::from_bytes([1; 32]).to_public(),
@@ -1063,34 +1073,32 @@ fn the_spec_worked_example_opens_byte_for_byte() {
         "the identity is the raw scalar 01…01"
     );
 
-    let mut volume = hex("894b55560d0a1a0a 0001 000000bb 0000");
+    let mut volume = hex("894b55560d0a1a0a 0002 000000ba 0000");
     volume.extend(hex(
         "27f450da63c4f0fd762a721e7160da7f32334e1f514cfede45f8d2b4ec72f0cc",
     ));
-    volume.extend(hex("0c 0000000000000000 01 06"));
-    volume.extend(b"x25519");
-    volume.extend(hex("0050"));
+    volume.extend(hex("0c 0000000000000000 01 02 0006"));
+    volume.extend(b"X25519");
+    volume.extend(hex("002b"));
+    volume.extend(b"vixAbNfKge5xgtMNJs+D6YHdN3YpvfE1FNYzTDWfmlQ");
+    volume.extend(hex("0020"));
     volume.extend(hex(
-        "be2c406cd7ca81ee7182d30d26cf83e981dd377629bdf13514d6334c359f9a54",
-    ));
-    volume.extend(hex(
-        "74dbf4b11d3b4ab6a53a273d420c30f80c456ee9c6186eb4e1dc13555ce88378\
-         d62d174e0c30175a7981a01d23c8e0d5",
+        "bd9e793f9edbacc4d9c8246fe20967d2b674ab7a853c79d9375ab441135be7ea",
     ));
     volume.extend(hex("00000001 0000 0000"));
     volume.extend(hex(
-        "5d39dc0d9f00ac6fc84da3a2aef67463a5e905264ef170f0d1184a4007a850b1",
+        "19c8694a251832670481074a50e340df2ecc114bae6c39da9d03e9258d767161",
     ));
-    assert_eq!(volume.len(), 187);
+    assert_eq!(volume.len(), 186);
     volume.resize(2048, 0);
     // Chunk 0: the stream prefix 00000000 and "hello", sealed (§6.7).
-    volume.extend(hex("0761fa9cd8237320941f330c30b53f9b1bdad27ea4dcaa68c8"));
+    volume.extend(hex("0c0344d5d7b686c2a79d6c14ce8a105a10b98eb4cbe923bdf1"));
     assert_eq!(volume.len(), 2073);
 
     let info = inspect(&volume).expect("inspect");
     assert_eq!(info.header_len, 2048);
     assert_eq!(info.chunk_size, 4096);
-    assert_eq!(info.stanza_types, types(&["x25519"]));
+    assert_eq!(info.stanza_types, types(&["X25519"]));
     let report = Opener::new()
         .identity(X25519Identity::from_bytes([1; 32]))
         .verify_volume(&volume)
@@ -1102,7 +1110,7 @@ fn the_spec_worked_example_opens_byte_for_byte() {
     assert_eq!(
         open_err(&Opener::new().identity(identity(1)), vec![volume]),
         Failure::NoMatchingKey {
-            stanza_types: types(&["x25519"])
+            stanza_types: types(&["X25519"])
         }
     );
 }

@@ -16,8 +16,8 @@
 //! - **many entries**: archives of 20 000 (and, ignored, 1 000 000) empty
 //!   files listed and extracted within a time bound.
 //!
-//! Geometry of the bit-flip fixture (one x25519 recipient, C = 4096,
-//! P = 4080, K = 2, L = 187, H = 2048), 17 400 bytes in all:
+//! Geometry of the bit-flip fixture (one X25519 recipient, C = 4096,
+//! P = 4080, K = 2, L = 186, H = 2048), 17 400 bytes in all:
 //!
 //! ```text
 //! volume 1: header | chunk 0 (0x00) | chunk 1 (0x02)           10240 bytes
@@ -39,7 +39,7 @@ use common::{
 const C: usize = 4096;
 const P: usize = C - 16;
 const H: u64 = 2048;
-const L: u64 = 187;
+const L: u64 = 186;
 
 // ------------------------------------------------------------ every bit
 
@@ -223,7 +223,7 @@ fn read_header(volume: &[u8]) -> Result<Claimed, u64> {
     let l = u64::from(u32::from_be_bytes(
         volume[10..14].try_into().expect("4 bytes"),
     ));
-    if !(102..=1 << 20).contains(&l) || l > len {
+    if !(104..=1 << 20).contains(&l) || l > len {
         return Err(10);
     }
     let mut f = Fields {
@@ -247,18 +247,26 @@ fn read_header(volume: &[u8]) -> Result<Claimed, u64> {
     let mut stanzas = Vec::new();
     for _ in 0..count {
         let at = f.pos as u64;
-        let t = f.uint(1)? as usize;
-        if !(1..=32).contains(&t) {
+        let count = f.uint(1)? as usize;
+        if count == 0 {
             return Err(at);
         }
-        let kind = f.take(t)?;
-        let allowed = |b: &u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-._".contains(b);
-        if !kind.iter().all(allowed) {
-            return Err(at + 1);
+        let mut args = Vec::new();
+        for _ in 0..count {
+            let arg_at = f.pos as u64;
+            let n = f.uint(2)? as usize;
+            if n == 0 {
+                return Err(arg_at);
+            }
+            let arg = f.take(n)?;
+            if let Some(bad) = arg.iter().position(|b| !(0x21..=0x7E).contains(b)) {
+                return Err(arg_at + 2 + bad as u64);
+            }
+            args.push(arg);
         }
         let b = f.uint(2)? as usize;
         let body = f.take(b)?;
-        stanzas.push((at, kind, body));
+        stanzas.push((at, args, body));
     }
     let s = f.pos as u64;
     let v = f.uint(4)?;
@@ -295,13 +303,18 @@ fn read_header(volume: &[u8]) -> Result<Claimed, u64> {
         return Err(f.pos as u64);
     }
     let mut passphrases = 0;
-    for (at, kind, body) in stanzas {
-        match kind {
-            b"x25519" => {
-                if body.len() != 80 {
+    for (at, args, body) in stanzas {
+        match args[0] {
+            b"X25519" => {
+                use base64ct::{Base64Unpadded, Encoding};
+                let mut share = [0u8; 32];
+                let canonical = match args[1..] {
+                    [text] => Base64Unpadded::decode(text, &mut share).map(|s| s.len()) == Ok(32),
+                    _ => false,
+                };
+                if !canonical || body.len() != 32 {
                     return Err(at);
                 }
-                let share: [u8; 32] = body[..32].try_into().expect("32 bytes");
                 let probe = x25519_dalek::StaticSecret::from([0x5A; 32]);
                 let shared = probe.diffie_hellman(&x25519_dalek::PublicKey::from(share));
                 if !shared.was_contributory() {
@@ -310,7 +323,7 @@ fn read_header(volume: &[u8]) -> Result<Claimed, u64> {
             }
             b"argon2id" => {
                 passphrases += 1;
-                if passphrases > 1 || body.len() != 108 {
+                if passphrases > 1 || args.len() != 1 || body.len() != 92 {
                     return Err(at);
                 }
                 let word = |i: usize| u32::from_be_bytes(body[i..i + 4].try_into().expect("4"));
@@ -345,24 +358,24 @@ fn allowed_in_region(pos: u64, volume: u32, input: usize, got: &Failure) -> bool
     match pos {
         0..8 => *got == Failure::NotKuvert { input },
         8..10 => {
-            matches!(got, Failure::UnsupportedVersion { input: i, version } if *i == input && *version != 1)
+            matches!(got, Failure::UnsupportedVersion { input: i, version } if *i == input && *version != 2)
         }
         10..14 => mh_any,
         14..16 => mh(&[14]),
         16..48 => *got == Failure::ForeignVolume { input, volume },
         48 => mh(&[48]) || damaged,
-        49..57 => mh(&[147]) || damaged,
+        49..57 => mh(&[146]) || damaged,
         // A stanza count or a stanza changed: the parse may shift into the
         // MAC's random bytes, so any offset up to L; else the key is found
         // through the other volume and this header's MAC fails.
-        57..147 => mh_any || damaged,
+        57..146 => mh_any || damaged,
         // The volume number: 0 is malformed; another number is the one the
         // damaged header claims.
-        147..151 => mh(&[147]) || damaged_any,
-        151..153 => mh(&[151]),
-        153..155 => mh_any,
-        155..187 => damaged,
-        187..2048 => mh(&[pos]),
+        146..150 => mh(&[146]) || damaged_any,
+        150..152 => mh(&[150]),
+        152..154 => mh_any,
+        154..186 => damaged,
+        186..2048 => mh(&[pos]),
         _ => matches!(got, Failure::Unauthenticated { volume: v, offset, .. }
             if *v == volume && *offset == H + (pos - H) / C as u64 * C as u64),
     }
@@ -491,7 +504,7 @@ fn the_header_reading_agrees_with_the_intact_fixture() {
         assert_eq!(claimed.volume as usize, index + 1);
         assert_eq!(claimed.set_id, set.volumes[0][16..48]);
         assert_eq!(&volume[10..14], (L as u32).to_be_bytes());
-        assert_eq!(&volume[147..151], claimed.volume.to_be_bytes());
+        assert_eq!(&volume[146..150], claimed.volume.to_be_bytes());
     }
     let mut timing = Timing::default();
     assert_eq!(
@@ -1171,25 +1184,25 @@ mod memory {
 
     /// A header built byte by byte (SPEC.md §3), MAC of 0x55, zero padding
     /// to the next sector; `payload` follows.
-    fn volume(
-        stanzas: &[(&str, Vec<u8>)],
+    fn volume<S: AsRef<str>>(
+        stanzas: &[(S, Vec<u8>)],
         chunk_exp: u8,
         chunks_per_volume: u64,
         length_field: Option<u32>,
         payload: &[u8],
     ) -> Vec<u8> {
-        let mut out = b"\x89KUV\r\n\x1a\n\x00\x01".to_vec();
+        let mut out = b"\x89KUV\r\n\x1a\n\x00\x02".to_vec();
         out.extend_from_slice(&[0; 4]);
         out.extend_from_slice(&[0, 0]);
         out.extend_from_slice(&[0xA7; 32]);
         out.push(chunk_exp);
         out.extend_from_slice(&chunks_per_volume.to_be_bytes());
         out.push(u8::try_from(stanzas.len()).expect("at most 255 stanzas"));
-        for (kind, body) in stanzas {
-            out.push(u8::try_from(kind.len()).expect("short type"));
-            out.extend_from_slice(kind.as_bytes());
-            out.extend_from_slice(&u16::try_from(body.len()).expect("u16 body").to_be_bytes());
-            out.extend_from_slice(body);
+        for (line, body) in stanzas {
+            out.extend_from_slice(&super::common::forge::encode_stanza(
+                line.as_ref().as_bytes(),
+                body,
+            ));
         }
         out.extend_from_slice(&1u32.to_be_bytes());
         out.extend_from_slice(&[0; 4]);
@@ -1204,19 +1217,19 @@ mod memory {
     /// Stanzas of an unknown type that fill a header to exactly 1 MiB.
     fn one_mebibyte_of_stanzas() -> Vec<(&'static str, Vec<u8>)> {
         // 58 fixed bytes, a volume record of 8 and the MAC; each stanza
-        // costs 1 + 3 + 2 bytes besides its body.
+        // costs 1 + 2 + 3 + 2 bytes besides its body.
         let mut left = MIB as usize - 98;
-        let largest = 6 + usize::from(u16::MAX);
+        let largest = 8 + usize::from(u16::MAX);
         let mut stanzas = Vec::new();
         while left > 0 {
-            let take = if left > largest + 6 {
+            let take = if left > largest + 8 {
                 largest
             } else if left > largest {
-                left - 6
+                left - 8
             } else {
                 left
             };
-            stanzas.push(("pad", vec![0; take - 6]));
+            stanzas.push(("pad", vec![0; take - 8]));
             left -= take;
         }
         stanzas
@@ -1227,7 +1240,7 @@ mod memory {
         for word in [m, t, p] {
             body.extend_from_slice(&word.to_be_bytes());
         }
-        body.extend_from_slice(&[0x22; 32 + 48]);
+        body.extend_from_slice(&[0x22; 32 + 32]);
         body
     }
 
@@ -1272,9 +1285,9 @@ mod memory {
         );
         let huge_path = write(dir, "huge-header.kuv", &huge);
         let x25519 = || {
-            let mut body = identity(77).to_public().to_bytes().to_vec();
-            body.extend_from_slice(&[0x3C; 48]);
-            ("x25519", body)
+            use base64ct::{Base64Unpadded, Encoding};
+            let share = Base64Unpadded::encode_string(&identity(77).to_public().to_bytes());
+            (format!("X25519 {share}"), vec![0x3C; 32])
         };
 
         // A real set of 16 MiB chunks whose K lets volume 1 reach 2^64 bytes.
@@ -1290,7 +1303,7 @@ mod memory {
         assert!(inspect(&big_chunks[0]).expect("inspect").chunks_per_volume > 1 << 39);
         let big_path = write(dir, "big-chunks.kuv", &big_chunks[0]);
 
-        // The most stanzas a header holds, ours the last: 255 x25519
+        // The most stanzas a header holds, ours the last: 255 X25519
         // stanzas, each checked at parse time and tried in turn.
         let strangers = (0..254u8).map(|seed| {
             kuvert::Recipient::from(kuvert::X25519Identity::from_bytes([seed; 32]).to_public())
@@ -1306,7 +1319,7 @@ mod memory {
         let crowded = writer.finish().expect("finish").into_volumes();
         let crowded_info = inspect(&crowded[0]).expect("inspect");
         assert_eq!(crowded_info.stanza_types.len(), 255);
-        let crowded_l: u64 = 98 + 89 * 255;
+        let crowded_l: u64 = 98 + 88 * 255;
         assert_eq!(crowded_info.header_len, crowded_l.div_ceil(2048) * 2048);
         let crowded_path = write(dir, "crowded.kuv", &crowded[0]);
 
@@ -1394,7 +1407,7 @@ mod memory {
                 outcome: format!(
                     "{:?}",
                     Failure::NoMatchingKey {
-                        stanza_types: vec!["x25519".into()]
+                        stanza_types: vec!["X25519".into()]
                     }
                 ),
                 bound: bound(&[2048], 0),

@@ -119,8 +119,9 @@ fn extension(kind: u16, body: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Offset S of the volume record in a forged header with the §3.5 stanza.
-const FORGED_S: usize = 58 + 1 + 6 + 2 + 80;
+/// Offset S of the volume record in a forged header with the §3.5 stanza
+/// (88 bytes: count, type, share, body).
+const FORGED_S: usize = 58 + 88;
 
 fn to(byte: u8) -> Sealer {
     Sealer::new().recipient(X25519Identity::from_bytes(identity(byte)).to_public())
@@ -149,7 +150,7 @@ fn cases() -> Vec<Case> {
     let small = plaintext(1000);
     ok(
         "x25519",
-        "one x25519 recipient, one volume, one chunk",
+        "one X25519 recipient, one volume, one chunk",
         vec![identity(1)],
         None,
         seal(to(1), 1, &small),
@@ -173,7 +174,7 @@ fn cases() -> Vec<Case> {
         .recipient(X25519Identity::from_bytes(identity(3)).to_public());
     ok(
         "several-recipients",
-        "three x25519 recipients; opened with the third identity",
+        "three X25519 recipients; opened with the third identity",
         vec![identity(3)],
         None,
         seal(several, 3, &small),
@@ -185,7 +186,7 @@ fn cases() -> Vec<Case> {
         .argon2_params(Argon2Params::MINIMUM);
     ok(
         "mixed-recipients",
-        "an x25519 and an argon2id recipient; opened with the passphrase",
+        "an X25519 and an argon2id recipient; opened with the passphrase",
         vec![],
         Some(PASSPHRASE),
         seal(mixed, 4, &small),
@@ -244,6 +245,15 @@ fn cases() -> Vec<Case> {
         vec![age_identity_bytes()],
         None,
         seal(age, 9, &small),
+        small.clone(),
+    );
+    ok(
+        "kuvert-key",
+        "sealed to identity 5; opened with it in kuvert v1's encoding (KUVERT-SECRET-KEY-1…), \
+         still read",
+        vec![identity(5)],
+        None,
+        seal(to(5), 13, &small),
         small.clone(),
     );
 
@@ -320,10 +330,28 @@ fn cases() -> Vec<Case> {
         .insert(0, (b"future-pq".to_vec(), vec![0x5A; 40]));
     ok(
         "unknown-stanza-beside",
-        "an unknown stanza type before the x25519 stanza: skipped, and the x25519 one opens",
+        "an unknown stanza type before the X25519 stanza: skipped, and the X25519 one opens",
         vec![[1; 32]],
         None,
         unknown.seal(&stream_payload(&small), &|_| Vec::new()),
+        small.clone(),
+    );
+    let mut grease = forge::Set::new(0);
+    let mut line = b"grease".to_vec();
+    for index in 0..254u32 {
+        // 254 arguments of 1 to 3 bytes, every VCHAR among them.
+        let first = 0x21 + (index % 94) as u8;
+        line.push(b' ');
+        line.extend(std::iter::repeat_n(first, 1 + index as usize % 3));
+    }
+    grease.stanzas.insert(0, (line, vec![0xA5; 7]));
+    ok(
+        "grease-args",
+        "an unknown stanza with 255 arguments (the most a stanza holds) before the X25519 stanza: \
+         skipped, and the X25519 one opens",
+        vec![[1; 32]],
+        None,
+        grease.seal(&stream_payload(&small), &|_| Vec::new()),
         small.clone(),
     );
     // Volume 2's header holds a 2000-byte non-critical record, so its H is
@@ -400,6 +428,20 @@ fn cases() -> Vec<Case> {
         vec![1],
         "NoMatchingKey stanza_types=future-pq".into(),
     );
+    let mut shortest = forge::Set::new(0);
+    shortest.stanzas = vec![(b"x".to_vec(), Vec::new())];
+    let min = shortest.seal(&stream_payload(&small), &|_| Vec::new());
+    assert_eq!(header_len(&min[0]), 104, "MIN_HEADER_LEN");
+    bad(
+        "min-header",
+        "the shortest header (L = 104): one stanza of type `x` with no other argument and no \
+         body; skipped, so no key matches",
+        vec![[1; 32]],
+        None,
+        min,
+        vec![1],
+        "NoMatchingKey stanza_types=x".into(),
+    );
 
     // Payload prefixes that break SPEC.md §6.7, sealed with the test hook.
     let with_prefix = |prefix: [u8; 4]| {
@@ -465,15 +507,74 @@ fn cases() -> Vec<Case> {
     );
 
     let mut v = single.clone();
-    v[0][9] = 2;
+    v[0][9] = 1;
     bad(
-        "version-2",
-        "format version 2",
+        "unsupported-v1",
+        "format version 1, the unreleased first layout (SPEC.md §11)",
         vec![identity(1)],
         None,
         v,
         vec![1],
-        "UnsupportedVersion input=1 version=2".into(),
+        "UnsupportedVersion input=1 version=1".into(),
+    );
+    let mut v = single.clone();
+    v[0][9] = 3;
+    bad(
+        "version-3",
+        "format version 3",
+        vec![identity(1)],
+        None,
+        v,
+        vec![1],
+        "UnsupportedVersion input=1 version=3".into(),
+    );
+
+    // Stanza encodings that break SPEC.md §3.2 and §4.2: refused before any key.
+    let mut v = single.clone();
+    v[0][58] = 0;
+    bad(
+        "arg-count",
+        "the X25519 stanza's argument count set to 0 (no type)",
+        vec![identity(1)],
+        None,
+        v,
+        vec![1],
+        "MalformedHeader input=1 offset=58".into(),
+    );
+    let (args, _) = first_stanza(&single[0]);
+    let mut v = single.clone();
+    v[0][args[1].start + 5] = b' ';
+    bad(
+        "arg-vchar",
+        "a space (0x20, outside VCHAR) in the X25519 share argument",
+        vec![identity(1)],
+        None,
+        v,
+        vec![1],
+        format!("MalformedHeader input=1 offset={}", args[1].start + 5),
+    );
+    let mut v = single.clone();
+    let last = args[1].end - 1;
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let index = alphabet
+        .iter()
+        .position(|&c| c == v[0][last])
+        .expect("base64");
+    assert_eq!(
+        index % 4,
+        0,
+        "the last of 43 characters carries 2 zero bits"
+    );
+    v[0][last] = alphabet[index + 1];
+    bad(
+        "x25519-noncanonical-share",
+        "the X25519 share's last base64 character changed so that its 2 trailing bits are not \
+         zero: not canonical",
+        vec![identity(1)],
+        None,
+        v,
+        vec![1],
+        "MalformedHeader input=1 offset=58".into(),
     );
 
     let mut v = single.clone();
@@ -634,25 +735,25 @@ fn cases() -> Vec<Case> {
 
     bad(
         "no-matching-key",
-        "the x25519 vector opened with another identity",
+        "the X25519 vector opened with another identity",
         vec![identity(9)],
         None,
         single.clone(),
         vec![1],
-        "NoMatchingKey stanza_types=x25519".into(),
+        "NoMatchingKey stanza_types=X25519".into(),
     );
 
     let mut v = single.clone();
-    let share = stanza_body_offset(&v[0]);
-    v[0][share..share + 32].fill(0);
+    // 43 `A`s: the all-zero point in unpadded base64.
+    v[0][args[1].clone()].fill(b'A');
     bad(
         "low-order-share",
-        "x25519 ephemeral share replaced by the all-zero point",
+        "X25519 ephemeral share replaced by the all-zero point",
         vec![identity(1)],
         None,
         v,
         vec![1],
-        format!("MalformedHeader input=1 offset={}", share - 9),
+        "MalformedHeader input=1 offset=58".into(),
     );
 
     let mut v = seal(
@@ -662,7 +763,7 @@ fn cases() -> Vec<Case> {
         2,
         &small,
     );
-    let memory = stanza_body_offset(&v[0]) + 16;
+    let memory = first_stanza(&v[0]).1 + 16;
     v[0][memory..memory + 4].copy_from_slice(&u32::MAX.to_be_bytes());
     bad(
         "argon2-over-cap",
@@ -887,10 +988,18 @@ fn header_len(volume: &[u8]) -> usize {
     u32::from_be_bytes(volume[10..14].try_into().expect("4 bytes")) as usize
 }
 
-/// Offset of the first stanza's body: after the fixed prefix (58 bytes),
-/// the type length, the type and the body length.
-fn stanza_body_offset(volume: &[u8]) -> usize {
-    58 + 1 + volume[58] as usize + 2
+/// Where the first stanza's arguments (type first) lie, and where its
+/// body starts: after the fixed prefix (58 bytes), the argument count, each
+/// argument with its length, and the body length (SPEC.md §3.2).
+fn first_stanza(volume: &[u8]) -> (Vec<std::ops::Range<usize>>, usize) {
+    let mut at = 59;
+    let mut args = Vec::new();
+    for _ in 0..volume[58] {
+        let len = usize::from(u16::from_be_bytes([volume[at], volume[at + 1]]));
+        args.push(at + 2..at + 2 + len);
+        at += 2 + len;
+    }
+    (args, at + 2)
 }
 
 /// The number SPEC.md §10.1 renders for a location's volume: its input
@@ -988,9 +1097,13 @@ fn meta(case: &Case) -> String {
     let mut out = format!("description: {}\n", case.description);
     for secret in &case.identities {
         let identity = X25519Identity::from_bytes(*secret);
-        // The age vector records its key in age's own encoding.
-        let text = if case.name == "age-key" {
-            identity.to_age_secret_string()
+        // Keys are recorded in age's encoding, which kuvert writes; the
+        // kuvert-key vector records kuvert v1's, which it still reads.
+        let text = if case.name == "kuvert-key" {
+            let hrp = bech32::Hrp::parse("kuvert-secret-key-").expect("hrp");
+            zeroize::Zeroizing::new(
+                bech32::encode_upper::<bech32::Bech32>(hrp, secret).expect("32 bytes"),
+            )
         } else {
             identity.to_secret_string()
         };

@@ -77,9 +77,9 @@ pub struct KeygenArgs {
     #[arg(short = 'y')]
     pub convert: bool,
 
-    /// Write and print age's encodings (`age1…`, `AGE-SECRET-KEY-1…`), so
-    /// the key also works with age and rage.
-    #[arg(long)]
+    /// Accepted and ignored: kuvert always writes age's encodings (`age1…`,
+    /// `AGE-SECRET-KEY-1…`) now, so keys also work with age and rage.
+    #[arg(long, hide = true)]
     pub age: bool,
 
     /// Identity file for -y.
@@ -90,7 +90,7 @@ pub struct KeygenArgs {
 /// Keys that open a set.
 #[derive(Debug, Args)]
 pub struct KeyArgs {
-    /// Identity file (kuvert or age secret keys, or age plugin identities
+    /// Identity file (age or kuvert secret keys, or age plugin identities
     /// `AGE-PLUGIN-NAME-1…` run by `age-plugin-NAME` from PATH; one per
     /// line; `#` starts a comment). Repeatable. `-` reads standard input.
     #[arg(short = 'i', long = "identity", value_name = "IDENTITY")]
@@ -155,9 +155,9 @@ impl LimitArgs {
 
 #[derive(Debug, Args)]
 pub struct SealArgs {
-    /// Seal to this public key (`kuvert1…` or `age1…`), or to an age
-    /// plugin's recipient (`age1NAME1…`, wrapped by `age-plugin-NAME` from
-    /// PATH). Repeatable.
+    /// Seal to this public key (`age1…`, or kuvert's older `kuvert1…`), or
+    /// to an age plugin's recipient (`age1NAME1…`, wrapped by
+    /// `age-plugin-NAME` from PATH). Repeatable.
     #[arg(short = 'r', long = "recipient", value_name = "RECIPIENT")]
     pub recipients: Vec<String>,
 

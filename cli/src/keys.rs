@@ -46,14 +46,10 @@ pub fn keygen(args: &KeygenArgs) -> Result<()> {
         .map_err(|err| Fail::data(format!("cannot generate a key: {}", chain(&err))))?;
     let recipient = identity.to_public();
     let created = SystemTime::now();
-    let (public, text) = if args.age {
-        (
-            recipient.to_age_string(),
-            identity.to_age_file_string(created),
-        )
-    } else {
-        (recipient.to_string(), identity.to_file_string(created))
-    };
+    // age's encodings, the only ones kuvert writes (`--age` is accepted
+    // for scripts written when it was not the default).
+    let public = recipient.to_string();
+    let text = identity.to_file_string(created);
     match &args.output {
         Some(path) if !is_dash(path) => write_private(path, text.as_bytes())?,
         _ => write_stdout(text.as_bytes())?,
@@ -78,12 +74,7 @@ fn print_recipients(args: &KeygenArgs) -> Result<()> {
                 ));
             }
         };
-        let line = if args.age {
-            recipient.to_age_string()
-        } else {
-            recipient.to_string()
-        };
-        out.push_str(&line);
+        out.push_str(&recipient.to_string());
         out.push('\n');
     }
     match &args.output {

@@ -236,7 +236,7 @@ mod tests {
                 .starts_with("volume 5 is missing; volume 4 is not the last")
         );
         let err = Error::NoMatchingKey {
-            stanza_types: vec!["x25519".into(), "argon2id".into()],
+            stanza_types: vec!["X25519".into(), "argon2id".into()],
         };
         assert_eq!(
             names.message(&err),

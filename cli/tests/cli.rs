@@ -174,8 +174,8 @@ fn keygen_writes_a_private_age_style_file_and_refuses_to_overwrite() {
         "RFC 3339 UTC: {created}"
     );
     assert_eq!(lines[1], format!("# public key: {}", scene.recipient));
-    assert!(scene.recipient.starts_with("kuvert1"));
-    assert!(lines[2].starts_with("KUVERT-SECRET-KEY-1"));
+    assert!(scene.recipient.starts_with("age1"));
+    assert!(lines[2].starts_with("AGE-SECRET-KEY-1"));
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -191,7 +191,7 @@ fn keygen_writes_a_private_age_style_file_and_refuses_to_overwrite() {
         .stderr(predicate::str::contains("already exists"));
     assert_eq!(fs::read_to_string(scene.id()).expect("identity"), text);
 
-    // -y prints the recipient; --age its age encoding.
+    // -y prints the recipient; --age (now the only encoding) is accepted.
     scene
         .cmd()
         .args(["keygen", "-y", "id.txt"])
@@ -222,7 +222,12 @@ fn keygen_to_stdout_and_in_age_encoding() {
         .write_stdin(stdout)
         .assert()
         .success()
-        .stdout(predicate::str::starts_with("kuvert1"));
+        .stdout(predicate::str::starts_with("age1"));
+    // Without --age the same encodings.
+    let plain = kuvert().args(["keygen"]).output().expect("run");
+    let plain = String::from_utf8(plain.stdout).expect("utf-8");
+    assert!(plain.contains("# public key: age1"), "{plain}");
+    assert!(plain.contains("\nAGE-SECRET-KEY-1"), "{plain}");
     kuvert()
         .args(["keygen", "-y"])
         .write_stdin("not a key\n")
@@ -579,7 +584,7 @@ fn passphrase_file_env_var_and_mixed_recipients() {
         .args(["info", "m.kuv"])
         .assert()
         .success()
-        .stdout(predicate::str::contains("x25519, argon2id"))
+        .stdout(predicate::str::contains("X25519, argon2id"))
         .stdout(predicate::str::contains(
             "the set carries no proof that its sender knew the passphrase",
         ));
@@ -978,7 +983,7 @@ fn verify_checks_a_single_disc_with_allow_incomplete() {
         .code(1)
         .stdout(predicate::str::contains(
             "parcel.001.kuv: FAILED: wrong key: no identity given matches a recipient of the set \
-             (recipient types: x25519)",
+             (recipient types: X25519)",
         ));
 }
 
@@ -999,9 +1004,9 @@ fn info_reads_headers_without_a_key() {
     let json = String::from_utf8(json.stdout).expect("utf-8");
     for needle in [
         "\"file\":\"parcel.001.kuv\"",
-        "\"format_version\":1",
+        "\"format_version\":2",
         "\"chunk_size\":4096",
-        "\"recipients\":[\"x25519\"]",
+        "\"recipients\":[\"X25519\"]",
         "\"split\":true",
         "\"volume\":3",
         "\"full\":true",

@@ -1,8 +1,11 @@
 //! Damage that only a holder of the file key can do, built with an
 //! independent implementation of the key schedule and chunk construction
 //! (SPEC.md §5–§6) on the normal dependencies of the crate. The file key is
-//! the one of SPEC.md §3.5: the x25519 stanza there wraps it for the identity
+//! the one of SPEC.md §3.5: the X25519 stanza there wraps it for the identity
 //! 01…01, so any header built around that stanza opens with that identity.
+//!
+//! A stanza is written here as its age line without the arrow, type and
+//! arguments separated by single spaces (`X25519 <share>`), and a body.
 
 use chacha20poly1305::{AeadInOut, ChaCha20Poly1305, KeyInit};
 use hkdf::Hkdf;
@@ -32,22 +35,45 @@ pub fn array32(text: &str) -> [u8; 32] {
     hex(text).try_into().expect("32 bytes of hex")
 }
 
-pub const FK: &str = "221b4bf2002e2c2b2353681054427a0b7be8734c0c921fab7db7555fa9e5c5ff";
+pub const FK: &str = "221b4bf2002e2c2b2353681054427a0b";
 pub const SID: &str = "27f450da63c4f0fd762a721e7160da7f32334e1f514cfede45f8d2b4ec72f0cc";
-pub const E: &str = "be2c406cd7ca81ee7182d30d26cf83e981dd377629bdf13514d6334c359f9a54";
-pub const W: &str = "74dbf4b11d3b4ab6a53a273d420c30f80c456ee9c6186eb4e1dc13555ce88378\
-                     d62d174e0c30175a7981a01d23c8e0d5";
+/// E, the ephemeral share, as the stanza's argument: unpadded base64.
+pub const E_BASE64: &str = "vixAbNfKge5xgtMNJs+D6YHdN3YpvfE1FNYzTDWfmlQ";
+pub const W: &str = "bd9e793f9edbacc4d9c8246fe20967d2b674ab7a853c79d9375ab441135be7ea";
 
 /// The identity r = 01…01 of SPEC.md §3.5.
 pub fn identity() -> X25519Identity {
     X25519Identity::from_bytes([1; 32])
 }
 
-/// The x25519 stanza of SPEC.md §3.5, which wraps FK for [`identity`].
+/// The X25519 stanza of SPEC.md §3.5, which wraps FK for [`identity`].
 pub fn x25519_stanza() -> (Vec<u8>, Vec<u8>) {
-    let mut body = hex(E);
-    body.extend_from_slice(&hex(W));
-    (b"x25519".to_vec(), body)
+    (format!("X25519 {E_BASE64}").into_bytes(), hex(W))
+}
+
+/// A stanza's bytes (SPEC.md §3.2) from its line (type and arguments,
+/// separated by single spaces) and body: argument count, each argument
+/// with its u16 length, the body with its u16 length.
+pub fn encode_stanza(line: &[u8], body: &[u8]) -> Vec<u8> {
+    let args: Vec<&[u8]> = line.split(|&b| b == b' ').collect();
+    let mut out = vec![u8::try_from(args.len()).expect("at most 255 arguments")];
+    for arg in args {
+        out.extend_from_slice(
+            &u16::try_from(arg.len())
+                .expect("short argument")
+                .to_be_bytes(),
+        );
+        out.extend_from_slice(arg);
+    }
+    out.extend_from_slice(&u16::try_from(body.len()).expect("short body").to_be_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+/// Encoded length of a stanza with this line and a body of `body` bytes.
+pub fn stanza_len(line: &[u8], body: usize) -> usize {
+    let args = line.split(|&b| b == b' ').count();
+    1 + 2 * args + line.len() + 1 - args + 2 + body
 }
 
 pub fn hkdf(ikm: &[u8], salt: &[u8], info: &[u8]) -> [u8; 32] {
@@ -86,11 +112,11 @@ impl Set {
     }
 
     pub fn header_key(&self) -> [u8; 32] {
-        hkdf(&hex(FK), &self.set_id, b"kuvert/v1 header")
+        hkdf(&hex(FK), &self.set_id, b"kuvert/v2 header")
     }
 
     pub fn payload_key(&self) -> [u8; 32] {
-        hkdf(&hex(FK), &self.set_id, b"kuvert/v1 payload")
+        hkdf(&hex(FK), &self.set_id, b"kuvert/v2 payload")
     }
 
     /// Header bytes [0, L) of volume `volume` with the given extension
@@ -99,23 +125,20 @@ impl Set {
         let stanzas: usize = self
             .stanzas
             .iter()
-            .map(|(t, b)| 3 + t.len() + b.len())
+            .map(|(line, body)| stanza_len(line, body.len()))
             .sum();
         let len = 58 + stanzas + 8 + extensions.len() + 32;
         let mut out = Vec::with_capacity(len);
         out.extend_from_slice(b"\x89KUV\r\n\x1a\n");
-        out.extend_from_slice(&1u16.to_be_bytes());
+        out.extend_from_slice(&2u16.to_be_bytes());
         out.extend_from_slice(&u32::try_from(len).expect("small").to_be_bytes());
         out.extend_from_slice(&0u16.to_be_bytes());
         out.extend_from_slice(&self.set_id);
         out.push(self.chunk_exp);
         out.extend_from_slice(&self.k.to_be_bytes());
         out.push(u8::try_from(self.stanzas.len()).expect("few stanzas"));
-        for (kind, body) in &self.stanzas {
-            out.push(u8::try_from(kind.len()).expect("short type"));
-            out.extend_from_slice(kind);
-            out.extend_from_slice(&u16::try_from(body.len()).expect("small").to_be_bytes());
-            out.extend_from_slice(body);
+        for (line, body) in &self.stanzas {
+            out.extend_from_slice(&encode_stanza(line, body));
         }
         out.extend_from_slice(&volume.to_be_bytes());
         out.extend_from_slice(&0u16.to_be_bytes());

@@ -24,10 +24,10 @@ use kuvert::{
 pub const TAG: usize = kuvert::TAG_LEN;
 /// Headers are padded to a multiple of this.
 pub const SECTOR: u64 = kuvert::SECTOR;
-/// Padded header length of a set with one x25519 recipient (L = 187).
+/// Padded header length of a set with one X25519 recipient (L = 186).
 pub const H1: u64 = 2048;
-/// Header length L of a set with exactly one x25519 recipient.
-pub const L1: u64 = 187;
+/// Header length L of a set with exactly one X25519 recipient.
+pub const L1: u64 = 186;
 
 /// Plaintext bytes in a full chunk of `chunk` ciphertext bytes.
 pub fn plain(chunk: usize) -> usize {

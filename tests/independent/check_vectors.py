@@ -260,40 +260,43 @@ def run_case(d: str) -> tuple[str, list[str]]:
 # ---------------------------------------------------------------------------
 
 EXAMPLE = dict(
-    identity="KUVERT-SECRET-KEY-1QYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSTWVX4D",
+    identity="AGE-SECRET-KEY-1QYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZ9K4CN",
+    identity_kuvert="KUVERT-SECRET-KEY-1QYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSZQGPQYQSTWVX4D",
     r="01" * 32,
     R="a4e09292b651c278b9772c569f5fa9bb13d906b46ab68c9df9dc2b4409f8a209",
     R_kuvert="kuvert15nsf9y4k28p83wth93tf7hafhvfajp45d2mge80ems45gz0c5gys6hqdh4",
     R_age="age15nsf9y4k28p83wth93tf7hafhvfajp45d2mge80ems45gz0c5gys3me64l",
-    FK="221b4bf2002e2c2b2353681054427a0b7be8734c0c921fab7db7555fa9e5c5ff",
+    FK="221b4bf2002e2c2b2353681054427a0b",
     SID="27f450da63c4f0fd762a721e7160da7f32334e1f514cfede45f8d2b4ec72f0cc",
     e="e5fce506de1581ec5c8d332695ac1c5710a56a6fac4c13e34be69bf7cc424ec9",
     E="be2c406cd7ca81ee7182d30d26cf83e981dd377629bdf13514d6334c359f9a54",
+    E_base64="vixAbNfKge5xgtMNJs+D6YHdN3YpvfE1FNYzTDWfmlQ",
     Z="7dbd6738f1bdcec6a79d98b2ec07079d99b9e9ebc2ca6371fcf807ba22325668",
-    wk="d3183d06a92e55e2e6c37418f05bb3dbb9ca6fd0aaa88dc7779638f02c54af14",
-    W="74dbf4b11d3b4ab6a53a273d420c30f80c456ee9c6186eb4e1dc13555ce88378"
-      "d62d174e0c30175a7981a01d23c8e0d5",
-    K_hdr="115dd7095a0c2ca6b19694b438da2a43dc479e3e4f764c6f92d18f6508cd96ad",
-    MAC="5d39dc0d9f00ac6fc84da3a2aef67463a5e905264ef170f0d1184a4007a850b1",
-    K_payload="598dd83392da575cca9b0d07a1a4afa495b5bfa1a0bfc67893697ef0cd96bb88",
+    wk="c8af406ba93f86d8553e9e723f7dcc1067b97e7174c79b224fbfab880a41ec7f",
+    W="bd9e793f9edbacc4d9c8246fe20967d2b674ab7a853c79d9375ab441135be7ea",
+    K_hdr="eaed95f55877d18c5bc1991d72bcb233154cabe44cfdb0bad039e47bccae9488",
+    MAC="19c8694a251832670481074a50e340df2ecc114bae6c39da9d03e9258d767161",
+    K_payload="3616f73a60bad1808dc78b293fd5b2b2cfbad08ede9c19cbb302516949778cee",
     nonce="000000000000000000000001",
-    chunk0="0761fa9cd8237320941f330c30b53f9b1bdad27ea4dcaa68c8",
+    chunk0="0c0344d5d7b686c2a79d6c14ce8a105a10b98eb4cbe923bdf1",
 )
+
+TEXT_FIELDS = ("identity", "identity_kuvert", "R_kuvert", "R_age", "E_base64")
 
 
 def run_example() -> str:
-    x = {k: (bytes.fromhex(v) if k not in ("identity", "R_kuvert", "R_age") else v)
-         for k, v in EXAMPLE.items()}
+    x = {k: (bytes.fromhex(v) if k not in TEXT_FIELDS else v) for k, v in EXAMPLE.items()}
     r = kd.parse_identity(x["identity"])
     check(r == x["r"], "identity string does not decode to r")
-    check(kd.encode_identity(r) == x["identity"], "identity does not re-encode")
+    check(kd.parse_identity(x["identity_kuvert"]) == r, "kuvert v1 identity does not decode to r")
+    check(kd.encode_identity(r, age=True) == x["identity"], "identity does not re-encode")
     R = kd.x25519_base(r)
     check(R == x["R"], "R != X25519(r, BASE)")
     check(kd.parse_recipient(x["R_kuvert"]) == R, "kuvert1... does not decode to R")
     check(kd.parse_recipient(x["R_age"]) == R, "age1... does not decode to R")
-    check(kd.encode_recipient(R) == x["R_kuvert"], "kuvert recipient does not re-encode")
     check(kd.encode_recipient(R, age=True) == x["R_age"], "age recipient does not re-encode")
     check(kd.x25519_base(x["e"]) == x["E"], "E != X25519(e, BASE)")
+    check(kd.b64_decode_canonical(x["E_base64"]) == x["E"], "the share argument is not E")
     check(kd.x25519(x["e"], R) == x["Z"], "Z != X25519(e, R)")
     check(kd.x25519(r, x["E"]) == x["Z"], "Z != X25519(r, E)")
     check(kd.hkdf(x["Z"], x["E"] + R, kd.LABEL_X25519) == x["wk"], "wrap key differs")
@@ -302,26 +305,28 @@ def run_example() -> str:
     check(kd.payload_key(x["FK"], x["SID"]) == x["K_payload"], "K_payload differs")
     check(kd.nonce(0, 1) == x["nonce"], "nonce(0, 01) differs")
     # The table of §3.5, byte for byte.
-    body = x["E"] + x["W"]
-    mac_input = (kd.MAGIC + struct.pack(">HI", 1, 187) + struct.pack(">H", 0) + x["SID"]
-                 + bytes([12]) + struct.pack(">Q", 0) + bytes([1])
-                 + bytes([6]) + b"x25519" + struct.pack(">H", len(body)) + body
+    share = x["E_base64"].encode("ascii")
+    stanza = (bytes([2]) + struct.pack(">H", 6) + b"X25519" + struct.pack(">H", len(share))
+              + share + struct.pack(">H", len(x["W"])) + x["W"])
+    check(len(stanza) == 88, f"stanza is {len(stanza)} bytes, table says 88")
+    mac_input = (kd.MAGIC + struct.pack(">HI", 2, 186) + struct.pack(">H", 0) + x["SID"]
+                 + bytes([12]) + struct.pack(">Q", 0) + bytes([1]) + stanza
                  + struct.pack(">IHH", 1, 0, 0))
-    check(len(mac_input) == 155, f"MAC input is {len(mac_input)} bytes, table says 155")
+    check(len(mac_input) == 154, f"MAC input is {len(mac_input)} bytes, table says 154")
     check(kd.hmac_sha256(x["K_hdr"], mac_input) == x["MAC"], "MAC differs")
-    vol = mac_input + x["MAC"] + bytes(2048 - 187) + x["chunk0"]
+    vol = mac_input + x["MAC"] + bytes(2048 - 186) + x["chunk0"]
     check(len(vol) == 2073, f"volume is {len(vol)} bytes, §3.5 says 2073")
     h = kd.read_header(vol)
-    check((h.L, h.H, h.S, h.v, h.K, h.C) == (187, 2048, 147, 1, 0, 4096), "header fields differ")
+    check((h.L, h.H, h.S, h.v, h.K, h.C) == (186, 2048, 146, 1, 0, 4096), "header fields differ")
     s = kd.open_set([vol], [r])
     check(s.read_payload(0, 9) == b"\x00\x00\x00\x00hello", "payload is not prefix + hello")
     data = s.read_all()
     check(s.kind == "stream" and data == b"hello", f"{s.kind} content {data!r}")
     rep = kd.verify_volume(vol, [r])
     check(rep.last and rep.chunks == 1 and rep.plaintext == 9, "verify_volume report differs")
-    # §3.5 arithmetic: x25519 + argon2id gives L = 306; n x25519 stanzas L = 98 + 89n.
-    check(187 + 1 + 8 + 2 + 108 == 306, "x25519 + argon2id L")
-    check(98 + 89 * 21 <= 2048 < 98 + 89 * 22, "H grows to 4096 at n = 22")
+    # §3.5 arithmetic: X25519 + argon2id gives L = 291; n X25519 stanzas L = 98 + 88n.
+    check(186 + 1 + 2 + 8 + 2 + 92 == 291, "X25519 + argon2id L")
+    check(98 + 88 * 22 <= 2048 < 98 + 88 * 23, "H grows to 4096 at n = 23")
     return "SPEC.md §3.5 values reproduce the 2073-byte volume; a stream of b'hello'"
 
 

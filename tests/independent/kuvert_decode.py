@@ -54,19 +54,20 @@ except ImportError:  # pragma: no cover - reported when a passphrase is tried
 # ---------------------------------------------------------------------------
 
 MAGIC = b"\x89KUV\r\n\x1a\n"
-VERSION = 1
+VERSION = 2
 SECTOR = 2048
 TAG = 16
-MIN_HEADER_LEN = 102
+MIN_HEADER_LEN = 104
 MAX_HEADER_LEN = 1 << 20
 U64_MAX = (1 << 64) - 1
 BASE = b"\x09" + bytes(31)
 
-LABEL_HEADER = b"kuvert/v1 header"
-LABEL_PAYLOAD = b"kuvert/v1 payload"
-LABEL_X25519 = b"kuvert/v1 x25519"
-LABEL_A2_WRAP = b"kuvert/v1 argon2id wrap"
-LABEL_A2_COMMIT = b"kuvert/v1 argon2id commit"
+LABEL_HEADER = b"kuvert/v2 header"
+LABEL_PAYLOAD = b"kuvert/v2 payload"
+LABEL_X25519 = b"age-encryption.org/v1/X25519"   # age's, §4.2
+LABEL_A2_WRAP = b"kuvert/v2 argon2id wrap"
+LABEL_A2_COMMIT = b"kuvert/v2 argon2id commit"
+FILE_KEY_LEN = 16
 
 FLAG_INTERIOR = 0x00
 FLAG_END_OF_SET = 0x01
@@ -381,9 +382,10 @@ def _source(x) -> Source:
 
 @dataclass
 class Stanza:
-    type: str
+    type: str            # argument 0
+    args: list[str]      # arguments 1..
     body: bytes
-    offset: int          # a_s: offset of the type-length byte T
+    offset: int          # a_s: offset of the argument count A
 
 
 @dataclass
@@ -425,7 +427,26 @@ class Header:
         return [s.type for s in self.stanzas]
 
 
-_TYPE_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789-._")
+_VCHAR = frozenset(range(0x21, 0x7F))
+
+_B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+
+def b64_decode_canonical(text: str) -> bytes | None:
+    """§1.2: unpadded base64 (RFC 4648 §4), canonical: no padding, only the
+    standard alphabet, zero trailing bits. None if it is not."""
+    if len(text) % 4 == 1 or any(c not in _B64 for c in text):
+        return None
+    acc, bits, out = 0, 0, bytearray()
+    for c in text:
+        acc = (acc << 6) | _B64.index(c)
+        bits += 6
+        if bits >= 8:
+            bits -= 8
+            out.append((acc >> bits) & 0xFF)
+    if acc & ((1 << bits) - 1):
+        return None
+    return bytes(out)
 
 
 def read_header(src, inp: int = 1) -> Header:
@@ -486,15 +507,23 @@ def read_header(src, inp: int = 1) -> Header:
     stanzas = []
     for _ in range(ns):
         a_s = pos
-        T = uint(1, "stanza type length")
-        if not 1 <= T <= 32:
-            raise _mh(inp, a_s, f"stanza type length {T} outside 1..=32")
-        ty = take(T, "stanza type")
-        if any(b not in _TYPE_BYTES for b in ty):
-            raise _mh(inp, a_s + 1, "stanza type byte outside a-z 0-9 - . _")
+        A = uint(1, "stanza argument count")
+        if A == 0:
+            raise _mh(inp, a_s, "stanza with no arguments (no type)")
+        args = []
+        for _ in range(A):
+            a_at = pos
+            n_arg = uint(2, "stanza argument length")
+            if n_arg == 0:
+                raise _mh(inp, a_at, "empty stanza argument")
+            arg = take(n_arg, "stanza argument")
+            for i, b in enumerate(arg):
+                if b not in _VCHAR:
+                    raise _mh(inp, a_at + 2 + i, "stanza argument byte outside 0x21-0x7E")
+            args.append(arg.decode("ascii"))
         B = uint(2, "stanza body length")
         body = take(B, "stanza body")
-        stanzas.append(Stanza(ty.decode("ascii"), body, a_s))
+        stanzas.append(Stanza(args[0], args[1:], body, a_s))
     S = pos
     C = 1 << c
     v = uint(4, "volume number")
@@ -531,17 +560,24 @@ def read_header(src, inp: int = 1) -> Header:
     # 6. stanza checks (§4.1-§4.3), in header order.
     seen_argon = False
     for s in stanzas:
-        if s.type == "x25519":
-            if len(s.body) != 80:
-                raise _mh(inp, s.offset, "x25519 body is not 80 bytes")
-            if x25519(LOW_ORDER_PROBE, s.body[:32]) == bytes(32):
-                raise _mh(inp, s.offset, "x25519 ephemeral share is low-order")
+        if s.type == "X25519":
+            if len(s.args) != 1:
+                raise _mh(inp, s.offset, "X25519 stanza needs exactly one argument after its type")
+            E = b64_decode_canonical(s.args[0])
+            if E is None or len(E) != 32:
+                raise _mh(inp, s.offset, "X25519 share is not canonical base64 of 32 bytes")
+            if len(s.body) != 32:
+                raise _mh(inp, s.offset, "X25519 body is not 32 bytes")
+            if x25519(LOW_ORDER_PROBE, E) == bytes(32):
+                raise _mh(inp, s.offset, "X25519 ephemeral share is low-order")
         elif s.type == "argon2id":
             if seen_argon:
                 raise _mh(inp, s.offset, "second argon2id stanza")
             seen_argon = True
-            if len(s.body) != 108:
-                raise _mh(inp, s.offset, "argon2id body is not 108 bytes")
+            if s.args:
+                raise _mh(inp, s.offset, "argon2id stanza has arguments")
+            if len(s.body) != 92:
+                raise _mh(inp, s.offset, "argon2id body is not 92 bytes")
             m, t, p = struct.unpack(">III", s.body[16:28])
             if not (1 <= p <= (1 << 24) - 1 and t >= 1 and m >= 8 * p):
                 raise _mh(inp, s.offset, "argon2id parameters invalid")
@@ -586,8 +622,8 @@ def payload_key(fk: bytes, sid: bytes) -> bytes:
     return hkdf(fk, sid, LABEL_PAYLOAD)
 
 
-def _try_x25519(body: bytes, identities) -> bytes | None:
-    E, W = body[:32], body[32:80]
+def _try_x25519(s: Stanza, identities) -> bytes | None:
+    E, W = b64_decode_canonical(s.args[0]), s.body
     for r in identities:
         R = x25519_base(r)
         S = x25519(r, E)   # nonzero: E passed the low-order check
@@ -613,13 +649,13 @@ def unlock(h: Header, identities=(), passphrase: bytes | str | None = None,
     wrong_passphrase = False
     for s in h.stanzas:
         fk = None
-        if s.type == "x25519":
-            fk = _try_x25519(s.body, identities)
+        if s.type == "X25519":
+            fk = _try_x25519(s, identities)
         elif s.type == "argon2id" and passphrase is not None:
             salt = s.body[0:16]
             m, t, p = struct.unpack(">III", s.body[16:28])
             gamma = s.body[28:60]
-            W = s.body[60:108]
+            W = s.body[60:92]
             # 1. caps: m, then t, then p
             for what, val, cap in (("argon2id memory (KiB)", m, caps.memory_kib),
                                    ("argon2id passes", t, caps.passes),

@@ -12,6 +12,7 @@ involve the reference implementation.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import io
@@ -86,12 +87,18 @@ def wrap(wk: bytes, fk: bytes) -> bytes:
     return ChaCha20Poly1305(wk).encrypt(bytes(12), fk, b"")
 
 
+def b64(raw: bytes) -> bytes:
+    """Unpadded base64 (§1.2), as stanza arguments carry it."""
+    return base64.b64encode(raw).rstrip(b"=")
+
+
 def x_stanza(rng: Rng, fk: bytes, R: bytes) -> tuple[bytes, bytes]:
+    """An X25519 stanza (§4.2): its line (type and share) and its body."""
     e = rng.bytes(32)
     E = kd.x25519_base(e)
     S = kd.x25519(e, R)
     wk = kd.hkdf(S, E + R, kd.LABEL_X25519)
-    return b"x25519", E + wrap(wk, fk)
+    return b"X25519 " + b64(E), wrap(wk, fk)
 
 
 def a_stanza(rng: Rng, fk: bytes, pw: bytes, m=64, t=1, p=1, tamper_w=False):
@@ -105,16 +112,26 @@ def a_stanza(rng: Rng, fk: bytes, pw: bytes, m=64, t=1, p=1, tamper_w=False):
     return b"argon2id", salt + struct.pack(">III", m, t, p) + gamma + bytes(W)
 
 
+def stanza_bytes(line: bytes, body: bytes) -> bytes:
+    """§3.2: a stanza from its line (arguments separated by single spaces,
+    the type first) and its body."""
+    args = line.split(b" ")
+    out = bytes([len(args)])
+    for arg in args:
+        out += struct.pack(">H", len(arg)) + arg
+    return out + struct.pack(">H", len(body)) + body
+
+
 def set_part(sid: bytes, c: int, K: int, stanzas) -> bytes:
     sp = struct.pack(">H", 0) + sid + bytes([c]) + struct.pack(">QB", K, len(stanzas))
-    for ty, body in stanzas:
-        sp += bytes([len(ty)]) + ty + struct.pack(">H", len(body)) + body
+    for line, body in stanzas:
+        sp += stanza_bytes(line, body)
     return sp
 
 
 def header(fk: bytes, sid: bytes, sp: bytes, v: int, ext: bytes = b"") -> bytes:
     L = 14 + len(sp) + 8 + len(ext) + 32
-    mi = kd.MAGIC + struct.pack(">HI", 1, L) + sp + struct.pack(">IHH", v, 0, len(ext)) + ext
+    mi = kd.MAGIC + struct.pack(">HI", 2, L) + sp + struct.pack(">IHH", v, 0, len(ext)) + ext
     mac = kd.hmac_sha256(kd.hkdf(fk, sid, kd.LABEL_HEADER), mi)
     H = -(-L // 2048) * 2048
     return mi + mac + bytes(H - L)
@@ -132,7 +149,7 @@ def seal(content: bytes, stanzas_fn, K=0, c=12, seed=b"seed", flags=None,
     payload rule can be broken), `ext(v)` gives volume v's extension area."""
     payload = prefix + content
     rng = Rng(seed)
-    fk = fk or rng.bytes(32)
+    fk = fk or rng.bytes(16)
     sid = sid or rng.bytes(32)
     C = 1 << c
     Pl = C - 16
@@ -203,7 +220,7 @@ def patched(vol: bytes, off: int, new: bytes) -> bytes:
 
 
 def build_raw(sp: bytes, v=1, vflags=0, ext=b"", tail=b"", L=None, pad_to=2048,
-              version=1) -> bytes:
+              version=2) -> bytes:
     """A header with an arbitrary (wrong) MAC for parse-level rows."""
     body = sp + struct.pack(">IHH", v, vflags, len(ext)) + ext + bytes(32) + tail
     L = 14 + len(body) if L is None else L
@@ -213,9 +230,9 @@ def build_raw(sp: bytes, v=1, vflags=0, ext=b"", tail=b"", L=None, pad_to=2048,
 
 def header_rows():
     rng = Rng(b"hdr")
-    fk, sid = rng.bytes(32), rng.bytes(32)
+    fk, sid = rng.bytes(16), rng.bytes(32)
     xs = x_stanza(rng, fk, R_A)
-    sp1 = set_part(sid, 12, 0, [xs])            # one x25519: S = 147
+    sp1 = set_part(sid, 12, 0, [xs])            # one X25519 (88 bytes): S = 146
     base = seal(data(100), to(R_A))[0][0]
     rows = []
 
@@ -226,73 +243,94 @@ def header_rows():
     row("H1 bad magic byte 7", patched(base, 7, b"\x0b"), "NotKuvert", input=1)
     row("H2 ends at 9", base[:9], "MalformedHeader", **MH(8))
     row("H2 ends at 12", base[:12], "MalformedHeader", **MH(10))
-    row("H3 version 2 at 10 bytes", patched(base, 8, b"\x00\x02")[:10],
-        "UnsupportedVersion", input=1, version=2)
+    row("H3 version 3 at 10 bytes", patched(base, 8, b"\x00\x03")[:10],
+        "UnsupportedVersion", input=1, version=3)
     row("H3 version 0", patched(base, 8, b"\x00\x00"), "UnsupportedVersion", input=1, version=0)
-    row("H4 L=101", patched(base, 10, struct.pack(">I", 101)), "MalformedHeader", **MH(10))
+    row("H3 version 1 (unreleased, §11)", patched(base, 8, b"\x00\x01"),
+        "UnsupportedVersion", input=1, version=1)
+    row("H4 L=103", patched(base, 10, struct.pack(">I", 103)), "MalformedHeader", **MH(10))
     big = build_raw(sp1, L=(1 << 20) + 1, pad_to=(1 << 20) + 2048)
     row("H5 L=2^20+1 (volume longer)", big, "MalformedHeader", **MH(10))
-    row("H6 L > volume", base[:186], "MalformedHeader", **MH(10))
+    row("H6 L > volume", base[:185], "MalformedHeader", **MH(10))
     row("H7 set flags 0x8000", patched(base, 14, b"\x80\x00"), "MalformedHeader", **MH(14))
     row("H7 before H8", patched(patched(base, 14, b"\x00\x01"), 48, b"\x0b"),
         "MalformedHeader", **MH(14))
     row("H8 c=11", patched(base, 48, b"\x0b"), "MalformedHeader", **MH(48))
     row("H8 c=25", patched(base, 48, b"\x19"), "MalformedHeader", **MH(48))
     row("H9 no stanza", patched(base, 57, b"\x00"), "MalformedHeader", **MH(57))
-    row("H10 T=0", patched(base, 58, b"\x00"), "MalformedHeader", **MH(58))
-    row("H10 T=33", patched(base, 58, b"\x21"), "MalformedHeader", **MH(58))
-    row("H11 type byte 'X'", patched(base, 61, b"X"), "MalformedHeader", **MH(59))
-    row("H11 type byte '/'", patched(base, 59, b"/"), "MalformedHeader", **MH(59))
+    row("H10 A=0", patched(base, 58, b"\x00"), "MalformedHeader", **MH(58))
+    row("H10 empty type", patched(base, 59, b"\x00\x00"), "MalformedHeader", **MH(59))
+    row("H10 empty share", patched(base, 67, b"\x00\x00"), "MalformedHeader", **MH(67))
+    row("H11 type byte ' '", patched(base, 61, b" "), "MalformedHeader", **MH(61))
+    row("H11 type byte 0x7f", patched(base, 66, b"\x7f"), "MalformedHeader", **MH(66))
+    row("H11 share byte 0x00", patched(base, 79, b"\x00"), "MalformedHeader", **MH(79))
     # H12: fields running past L (L shortened; bytes beyond are irrelevant)
-    for L, off, what in ((102, 67, "body"), (148, 147, "v"), (152, 151, "volume flags"),
-                         (154, 153, "e"), (170, 155, "MAC")):
+    for L, off, what in ((104, 69, "share"), (113, 112, "body length"), (120, 114, "body"),
+                         (148, 146, "v"), (151, 150, "volume flags"), (153, 152, "e"),
+                         (170, 154, "MAC")):
         row(f"H12 {what} past L={L}", build_raw(sp1, L=L), "MalformedHeader", **MH(off))
-    row("H12 extension area past L", build_raw(sp1, ext=bytes(8), L=162),
-        "MalformedHeader", **MH(155))
-    long_type = set_part(sid, 12, 0, [(b"a", bytes(40)), (b"b" * 32, b"")])   # a_2 = 102
-    row("H12 type past L", build_raw(long_type, L=110), "MalformedHeader", **MH(103))
-    row("H12 T past L", build_raw(set_part(sid, 12, 0, [(b"a", bytes(40)), (b"b", b"")]), L=102),
-        "MalformedHeader", **MH(102))
-    row("H12 B past L", build_raw(set_part(sid, 12, 0, [(b"a", bytes(40)), (b"b", b"")]), L=104),
-        "MalformedHeader", **MH(104))
-    row("H13 v=0", build_raw(sp1, v=0), "MalformedHeader", **MH(147))
-    row("H14 K=0 v=2", build_raw(sp1, v=2), "MalformedHeader", **MH(147))
+    row("H12 extension area past L", build_raw(sp1, ext=bytes(8), L=161),
+        "MalformedHeader", **MH(154))
+    # Stanza 1 (type "a", body 40) is 46 bytes, so stanza 2 starts at 104.
+    long_type = set_part(sid, 12, 0, [(b"a", bytes(40)), (b"b" * 32, b"")])
+    row("H12 type past L", build_raw(long_type, L=110), "MalformedHeader", **MH(107))
+    short = set_part(sid, 12, 0, [(b"a", bytes(40)), (b"b", b"")])
+    row("H12 A past L", build_raw(short, L=104), "MalformedHeader", **MH(104))
+    row("H12 type length past L", build_raw(short, L=105), "MalformedHeader", **MH(105))
+    row("H12 B past L", build_raw(short, L=109), "MalformedHeader", **MH(108))
+    row("H13 v=0", build_raw(sp1, v=0), "MalformedHeader", **MH(146))
+    row("H14 K=0 v=2", build_raw(sp1, v=2), "MalformedHeader", **MH(146))
     spK = set_part(sid, 12, (1 << 64) - 1, [xs])
-    row("H15 v*K overflow", build_raw(spK, v=2), "MalformedHeader", **MH(147))
+    row("H15 v*K overflow", build_raw(spK, v=2), "MalformedHeader", **MH(146))
     spK2 = set_part(sid, 12, 1 << 52, [xs])
-    row("H15 H+K*C overflow", build_raw(spK2, v=1), "MalformedHeader", **MH(147))
+    row("H15 H+K*C overflow", build_raw(spK2, v=1), "MalformedHeader", **MH(146))
     spK3 = set_part(sid, 12, (1 << 52) - 1, [xs])
     row("H15 boundary ok -> later H16", build_raw(spK3, v=1, vflags=1),
-        "MalformedHeader", **MH(151))
-    row("H16 volume flags 1", build_raw(sp1, vflags=1), "MalformedHeader", **MH(151))
+        "MalformedHeader", **MH(150))
+    row("H16 volume flags 1", build_raw(sp1, vflags=1), "MalformedHeader", **MH(150))
     row("H17 record head past area", build_raw(sp1, ext=b"\x00\x01\x00"),
-        "MalformedHeader", **MH(155))
+        "MalformedHeader", **MH(154))
     row("H17 second record body past area",
         build_raw(sp1, ext=struct.pack(">HH", 1, 1) + b"z" + struct.pack(">HH", 2, 9) + b"abc"),
-        "MalformedHeader", **MH(160))
-    row("H18 critical record", build_raw(sp1, ext=struct.pack(">HH", 1, 0) + struct.pack(">HH", 0x8001, 0)),
         "MalformedHeader", **MH(159))
-    row("H19 byte after MAC", build_raw(sp1, tail=b"\x00"), "MalformedHeader", **MH(187))
-    x79 = set_part(sid, 12, 0, [(b"x25519", xs[1][:79])])
-    row("H20 x25519 body 79", build_raw(x79), "MalformedHeader", **MH(58))
-    unk = (b"mlkem768x25519", b"\x01" * 40)
-    x81 = set_part(sid, 12, 0, [unk, xs, (b"x25519", xs[1] + b"\x00")])
-    row("H20 third stanza body 81", build_raw(x81), "MalformedHeader", **MH(58 + 57 + 89))
+    row("H18 critical record", build_raw(sp1, ext=struct.pack(">HH", 1, 0) + struct.pack(">HH", 0x8001, 0)),
+        "MalformedHeader", **MH(158))
+    row("H19 byte after MAC", build_raw(sp1, tail=b"\x00"), "MalformedHeader", **MH(186))
+    x31 = set_part(sid, 12, 0, [(xs[0], xs[1][:31])])
+    row("H20 X25519 body 31", build_raw(x31), "MalformedHeader", **MH(58))
+    unk = (b"mlkem768x25519", b"\x01" * 40)       # 59 bytes
+    x33 = set_part(sid, 12, 0, [unk, xs, (xs[0], xs[1] + b"\x00")])
+    row("H20 third stanza body 33", build_raw(x33), "MalformedHeader", **MH(58 + 59 + 88))
     row("H20 after H18 (step 5 first)",
-        build_raw(x79, ext=struct.pack(">HH", 0x8000, 0)), "MalformedHeader", **MH(58 + 88 + 8))
-    lo = set_part(sid, 12, 0, [xs, (b"x25519", bytes(32) + xs[1][32:])])
-    row("H21 second stanza E=0", build_raw(lo), "MalformedHeader", **MH(147))
-    a1 = a_stanza(rng, fk, b"pw")
+        build_raw(x31, ext=struct.pack(">HH", 0x8000, 0)), "MalformedHeader", **MH(58 + 87 + 8))
+    row("H20 X25519 without its share", build_raw(set_part(sid, 12, 0, [(b"X25519", xs[1])])),
+        "MalformedHeader", **MH(58))
+    row("H20 X25519 with an extra argument",
+        build_raw(set_part(sid, 12, 0, [(xs[0] + b" extra", xs[1])])), "MalformedHeader", **MH(58))
+    share = xs[0][len(b"X25519 "):]
+    last = kd._B64.index(chr(share[-1]))
+    for label, bad in (("padded", share + b"="), ("44 characters", share + b"A"),
+                       ("42 characters", share[:-1]),
+                       ("trailing bits", share[:-1] + kd._B64[last | 1].encode()),
+                       ("URL-safe alphabet", b"-" + share[1:] if share[0:1] != b"-" else b"_" + share[1:]),
+                       ("33 bytes", b64(bytes(33)))):
+        spb = set_part(sid, 12, 0, [(b"X25519 " + bad, xs[1])])
+        row(f"H20 X25519 share {label}", build_raw(spb), "MalformedHeader", **MH(58))
+    lo = set_part(sid, 12, 0, [xs, (b"X25519 " + b64(bytes(32)), xs[1])])
+    row("H21 second stanza E=0", build_raw(lo), "MalformedHeader", **MH(146))
+    a1 = a_stanza(rng, fk, b"pw")                 # 105 bytes
     a2 = set_part(sid, 12, 0, [a1, xs, a1])
-    row("H22 second argon2id", build_raw(a2), "MalformedHeader", **MH(58 + 119 + 89))
-    a107 = set_part(sid, 12, 0, [xs, (b"argon2id", a1[1][:107])])
-    row("H23 argon2id body 107", build_raw(a107), "MalformedHeader", **MH(147))
+    row("H22 second argon2id", build_raw(a2), "MalformedHeader", **MH(58 + 105 + 88))
+    a91 = set_part(sid, 12, 0, [xs, (b"argon2id", a1[1][:91])])
+    row("H23 argon2id body 91", build_raw(a91), "MalformedHeader", **MH(146))
+    aarg = set_part(sid, 12, 0, [(b"argon2id salt", a1[1])])
+    row("H23 argon2id with an argument", build_raw(aarg), "MalformedHeader", **MH(58))
     for label, m, t, p in (("p=0", 64, 1, 0), ("p=2^24", 1 << 28, 1, 1 << 24), ("t=0", 64, 0, 1),
                            ("m<8p", 31, 1, 4)):
         body = a1[1][:16] + struct.pack(">III", m, t, p) + a1[1][28:]
         spx = set_part(sid, 12, 0, [(b"argon2id", body)])
         row(f"H24 argon2id {label}", build_raw(spx), "MalformedHeader", **MH(58))
-    row("H25 volume = header only", base[:187], "MalformedHeader", **MH(187))
+    row("H25 volume = header only", base[:186], "MalformedHeader", **MH(186))
     row("H25 volume 2000 bytes", base[:2000], "MalformedHeader", **MH(2000))
     row("H26 padding byte 2047", patched(base, 2047, b"\x01"), "MalformedHeader", **MH(2047))
     row("H26 first of two", patched(patched(base, 2000, b"\x01"), 300, b"\x80"),
@@ -312,7 +350,7 @@ def header_rows():
         E = u.to_bytes(32, "little")
         if x25519_ref(probe, E) != bytes(32):
             bad.append(f"{u} not low-order by the ladder")
-        spl = set_part(sid, 12, 0, [(b"x25519", E + xs[1][32:])])
+        spl = set_part(sid, 12, 0, [(b"X25519 " + b64(E), xs[1])])
         ok, detail = expect_error(lambda spl=spl: kd.read_header(build_raw(spl)),
                                   "MalformedHeader", **MH(58))
         if not ok:
@@ -351,19 +389,19 @@ def set_rows():
 
     # Unlock (§4.4)
     add("U2 passes over cap", expect_error(
-        lambda: kd.open_set(seal(b"x", lambda r, f: [(b"argon2id", r.bytes(16) + struct.pack(">III", 64, 9, 1) + bytes(80))])[0],
+        lambda: kd.open_set(seal(b"x", lambda r, f: [(b"argon2id", r.bytes(16) + struct.pack(">III", 64, 9, 1) + bytes(64))])[0],
                             passphrase=b"pw"),
         "LimitExceeded", what="argon2id passes", found=9, limit=8))
     add("U2 m checked before t", expect_error(
-        lambda: kd.open_set(seal(b"x", lambda r, f: [(b"argon2id", r.bytes(16) + struct.pack(">III", 3 << 20, 9, 17) + bytes(80))])[0],
+        lambda: kd.open_set(seal(b"x", lambda r, f: [(b"argon2id", r.bytes(16) + struct.pack(">III", 3 << 20, 9, 17) + bytes(64))])[0],
                             passphrase=b"pw"),
         "LimitExceeded", what="argon2id memory (KiB)", found=3 << 20, limit=2097152))
     add("U2 lanes over cap", expect_error(
-        lambda: kd.open_set(seal(b"x", lambda r, f: [(b"argon2id", r.bytes(16) + struct.pack(">III", 1024, 1, 17) + bytes(80))])[0],
+        lambda: kd.open_set(seal(b"x", lambda r, f: [(b"argon2id", r.bytes(16) + struct.pack(">III", 1024, 1, 17) + bytes(64))])[0],
                             passphrase=b"pw"),
         "LimitExceeded", what="argon2id lanes", found=17, limit=16))
     add("U2 caps not checked without a passphrase", expect_error(
-        lambda: kd.open_set(seal(b"x", lambda r, f: [(b"argon2id", r.bytes(16) + struct.pack(">III", 1 << 31, 1, 1) + bytes(80))])[0],
+        lambda: kd.open_set(seal(b"x", lambda r, f: [(b"argon2id", r.bytes(16) + struct.pack(">III", 1 << 31, 1, 1) + bytes(64))])[0],
                             [ID_A]),
         "NoMatchingKey", stanza_types=["argon2id"]))
     add("U3 commitment ok, W altered", expect_error(
@@ -381,7 +419,7 @@ def set_rows():
     add("U6 types listed in header order, unknown included", expect_error(
         lambda: kd.open_set(seal(b"abc", lambda r, f: [x_stanza(r, f, R_A), (b"mlkem768x25519", b"\x00" * 9),
                                                         a_stanza(r, f, b"pw")])[0], [ID_B]),
-        "NoMatchingKey", stanza_types=["x25519", "mlkem768x25519", "argon2id"]))
+        "NoMatchingKey", stanza_types=["X25519", "mlkem768x25519", "argon2id"]))
     add("unknown stanza first is skipped", expect_ok(
         lambda: kd.open_set(seal(b"abc", lambda r, f: [(b"zz.-_9", b""), x_stanza(r, f, R_A)])[0], [ID_A]),
         b"abc"))
@@ -391,7 +429,7 @@ def set_rows():
     add("identities tried in caller order; second matches", expect_ok(
         lambda: kd.open_set(vols, [ID_B, ID_A]), pay))
     # U4: first stanza yields a different FK -> MAC fails -> stop, even though stanza 2 is good
-    other_fk = Rng(b"other").bytes(32)
+    other_fk = Rng(b"other").bytes(16)
     add("U4 MAC fails under stanza 1, stanza 2 not tried", expect_error(
         lambda: kd.open_set(seal(b"abc", lambda r, f: [x_stanza(r, other_fk, R_A), x_stanza(r, f, R_B)])[0],
                             [ID_A, ID_B]), "HeaderDamaged", volume=1))
@@ -401,7 +439,7 @@ def set_rows():
     add("U1 no volumes", expect_error(lambda: kd.open_set([], [ID_A]), "NoVolumes"))
     add("§7.1 runs on every input first", expect_error(
         lambda: kd.open_set([vols[0], vols[1][:5]], [ID_B]), "NotKuvert", input=2))
-    mac_bad = patched(vols[1], 186, bytes([vols[1][186] ^ 1]))
+    mac_bad = patched(vols[1], 185, bytes([vols[1][185] ^ 1]))
     add("S2 volume 2 MAC", expect_error(lambda: kd.open_set([vols[0], mac_bad, vols[2]], [ID_A]),
                                         "HeaderDamaged", volume=2))
     # S3: volume 2 re-sealed with another stanza (same FK and SID, valid MAC)
@@ -418,7 +456,7 @@ def set_rows():
         lambda: kd.open_set([other[0], vols[0], vols[1], vols[2]], [ID_A]), "ForeignVolume", input=1, volume=1))
     four = [seal(b"q", to(R_B if i < 3 else R_A), seed=b"s%d" % i)[0][0] for i in range(4)]
     add("only 3 candidate groups tried", expect_error(lambda: kd.open_set(four, [ID_A]),
-                                                     "NoMatchingKey", stanza_types=["x25519"]))
+                                                     "NoMatchingKey", stanza_types=["X25519"]))
     add("S4 duplicate v=1", expect_error(lambda: kd.open_set([vols[0], vols[1], vols[0]], [ID_A]),
                                          "DuplicateVolume", volume=1, first=1, second=3))
     add("S5 volume 1 missing", expect_error(lambda: kd.open_set([vols[2], vols[1]], [ID_A]),
