@@ -220,6 +220,14 @@ pub enum KeyError {
     /// key: a coefficient is not below q (FIPS 203 §7.2).
     #[error("hybrid recipient's ML-KEM-768 key fails the FIPS 203 encapsulation key check")]
     NotEncapsulationKey,
+    /// Not an age plugin key (`age1NAME1…`, `AGE-PLUGIN-NAME-1…`).
+    #[error("not a valid plugin {what}: {reason}")]
+    Plugin {
+        /// What was asked for: `"identity"` or `"recipient"`.
+        what: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
 }
 
 /// Why some recipients cannot share a set ([`Error::IncompatibleRecipients`]).
@@ -256,6 +264,71 @@ pub enum MixError {
         /// Stanza type of the first recipient whose labels differ.
         other: String,
     },
+}
+
+/// How an age plugin failed ([`Error::Plugin`]). Whatever the plugin
+/// printed or reported is shown escaped: it is another program's text.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PluginFailure {
+    /// No executable `age-plugin-NAME` in an absolute directory of PATH.
+    #[error(
+        "not found in PATH (relative PATH entries and the current directory are never searched)"
+    )]
+    NotFound,
+    /// The plugin could not be started or talked to.
+    #[error("cannot run it: {reason}")]
+    Spawn {
+        /// The operating system's error, as text.
+        reason: String,
+    },
+    /// The plugin ended before its session did.
+    #[error("exited{} before finishing{}", exit_status(*status), stderr_note(stderr_tail))]
+    Exited {
+        /// Its exit code, if it exited with one (not killed by a signal).
+        status: Option<i32>,
+        /// The last bytes it wrote to standard error (at most 4 KiB).
+        stderr_tail: String,
+    },
+    /// The plugin said nothing for the timeout: it was killed.
+    #[error("said nothing for {secs} s and was stopped")]
+    TimedOut {
+        /// The timeout in force, in whole seconds.
+        secs: u64,
+    },
+    /// The plugin broke the protocol (age-plugin.md): it was stopped.
+    #[error("broke the plugin protocol: {0}")]
+    Protocol(String),
+    /// The plugin reported errors (a missing token, a wrong PIN, …).
+    #[error("{}", reported(.0))]
+    Reported(Vec<String>),
+}
+
+/// ` with status 3` or ` after a signal`.
+fn exit_status(status: Option<i32>) -> String {
+    match status {
+        Some(code) => format!(" with status {code}"),
+        None => " after a signal".to_string(),
+    }
+}
+
+/// `; it printed: …` (escaped), or nothing when it printed nothing.
+fn stderr_note(tail: &str) -> String {
+    let tail = tail.trim();
+    if tail.is_empty() {
+        String::new()
+    } else {
+        format!("; it printed: {}", escape_name(tail))
+    }
+}
+
+/// The plugin's own messages, escaped, one after another.
+fn reported(messages: &[String]) -> String {
+    let messages: Vec<_> = messages
+        .iter()
+        .map(|message| escape_name(message.trim()).into_owned())
+        .collect();
+    format!("reported: {}", messages.join("; "))
 }
 
 /// Which sealing or opening option is out of range, and by how much.
@@ -339,6 +412,12 @@ pub enum OptionError {
     /// The passphrase is empty.
     #[error("the passphrase is empty")]
     EmptyPassphrase,
+    /// [`Sealer::plan`](crate::Sealer::plan) with a plugin recipient: the
+    /// size of its stanza is known only once the plugin wrapped a key.
+    #[error(
+        "no plan for plugin recipients: their stanzas' size is known only once the plugin wrapped the key"
+    )]
+    PluginRecipientsUnplanned,
 }
 
 /// Everything that can go wrong sealing, opening or inspecting a volume set.
@@ -689,6 +768,15 @@ pub enum Error {
     /// but the payload is a stream.
     #[error("the payload is a stream, not an archive")]
     NotAnArchive,
+
+    /// An age plugin (`age-plugin-NAME`) failed to wrap or unwrap the file key.
+    #[error("age-plugin-{plugin}: {failure}")]
+    Plugin {
+        /// The plugin's name (`yubikey` for `age-plugin-yubikey`).
+        plugin: String,
+        /// What went wrong.
+        failure: PluginFailure,
+    },
 }
 
 /// `a` or `an` before a word in a message: `a recipient`, `an identity`.

@@ -166,6 +166,9 @@
 //!   bytes are the same (see Performance above).
 //! - `zeroize-chunk-key`: the `chacha20poly1305` backend even if `ring` is
 //!   on, so the payload key's copy is wiped on drop.
+//! - `plugins`: age plugin recipients and identities (module `plugin`), which
+//!   run `age-plugin-NAME` from PATH. Off by default, so that a recipient
+//!   string cannot make a program start another one unless it opted in.
 //!
 //! `insecure-test-hooks` exists for this crate's own tests and must never be
 //! enabled by a user: it makes sealing deterministic.
@@ -186,6 +189,9 @@ mod last_chunk;
 pub mod media;
 mod open;
 mod pipeline;
+#[cfg(feature = "plugins")]
+#[cfg_attr(docsrs, doc(cfg(feature = "plugins")))]
+pub mod plugin;
 mod rand;
 mod seal;
 mod stream;
@@ -196,7 +202,7 @@ mod verify;
 mod volumes;
 
 pub use damage::{Damage, DamageKind, DamageMap};
-pub use error::{Error, KeyError, Location, MixError, OptionError, Volume};
+pub use error::{Error, KeyError, Location, MixError, OptionError, PluginFailure, Volume};
 pub use escape::escape_name;
 pub use format::{
     FORMAT_VERSION, PAYLOAD_PREFIX_LEN, PayloadKind, SECTOR, TAG_LEN, padded_header_len,
@@ -208,6 +214,8 @@ pub use keys::{
     Recipient, Warning, X25519Identity, X25519Recipient, parse_recipients_file, rfc3339_utc,
 };
 pub use open::{OpenReader, Opener};
+#[cfg(feature = "plugins")]
+pub use plugin::{PluginIdentity, PluginOptions, PluginRecipient, PluginUi};
 pub use seal::{Plan, SealWriter, Sealer};
 pub use survey::SetSurvey;
 pub use verify::{Rejected, Rejection, SetCheck, SetReport, VolumeReport, VolumeVerifier};

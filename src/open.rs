@@ -11,7 +11,7 @@ use crate::damage::{self, ChunkPlace, Damage, DamageMap};
 use crate::error::{Error, Location, OptionError, Volume};
 use crate::format::{self, ChunkFlag, Geometry, Header, PayloadKind, SET_ID_LEN, TAG_LEN};
 use crate::header::read_header;
-use crate::keys::{self, Identity, Limits, Passphrase, Unlocked, Warning};
+use crate::keys::{self, Identity, Limits, Passphrase, PluginSettings, Unlocked, Warning};
 use crate::last_chunk::{LastChunk, check_full_volume};
 use crate::pipeline;
 use crate::stream::ChunkCipher;
@@ -26,6 +26,7 @@ pub struct Opener {
     passphrase: Option<Passphrase>,
     limits: Limits,
     threads: Option<usize>,
+    plugins: PluginSettings,
 }
 
 impl Opener {
@@ -61,6 +62,21 @@ impl Opener {
         self
     }
 
+    /// The user interface plugin identities may ask for a PIN, a touch or
+    /// a confirmation (default: none, so such requests fail).
+    #[cfg(feature = "plugins")]
+    pub fn plugin_ui(mut self, ui: std::sync::Arc<dyn crate::plugin::PluginUi>) -> Self {
+        self.plugins.ui = Some(ui);
+        self
+    }
+
+    /// Where plugins are found and how long one may stay silent.
+    #[cfg(feature = "plugins")]
+    pub fn plugin_options(mut self, options: crate::plugin::PluginOptions) -> Self {
+        self.plugins.options = options;
+        self
+    }
+
     /// Replaces the limits on untrusted headers.
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
@@ -78,6 +94,7 @@ impl Opener {
             header,
             &self.identities,
             self.passphrase.as_ref(),
+            &self.plugins,
             &self.limits,
         )
     }

@@ -14,7 +14,7 @@ use crate::format::{
     self, DEFAULT_CHUNK_EXP, Geometry, MAX_CHUNK_EXP, MAX_HEADER_LEN, MIN_CHUNK_EXP,
     PAYLOAD_PREFIX_LEN, PayloadKind, SET_ID_LEN, SetHeader, TAG_LEN,
 };
-use crate::keys::{self, Argon2Params, FileKey, Limits, Passphrase, Recipient};
+use crate::keys::{self, Argon2Params, FileKey, Limits, Passphrase, PluginSettings, Recipient};
 use crate::pipeline::{self, InFlight, Pending, SealBatch, SealPool};
 use crate::rand::Randomness;
 use crate::stream::ChunkCipher;
@@ -53,6 +53,7 @@ pub struct Sealer {
     volume_size: Option<u64>,
     threads: Option<usize>,
     allow_classical: bool,
+    plugins: PluginSettings,
     seed: Option<Zeroizing<[u8; 32]>>,
 }
 
@@ -66,6 +67,7 @@ impl fmt::Debug for Sealer {
             .field("volume_size", &self.volume_size)
             .field("threads", &self.threads)
             .field("allow_classical", &self.allow_classical)
+            .field("plugins", &self.plugins)
             .finish()
     }
 }
@@ -101,6 +103,7 @@ impl Sealer {
             volume_size: None,
             threads: None,
             allow_classical: false,
+            plugins: PluginSettings::default(),
             seed: None,
         }
     }
@@ -141,6 +144,21 @@ impl Sealer {
     /// recipient, and the post-quantum ones protect nothing.
     pub fn allow_classical(mut self, allow: bool) -> Self {
         self.allow_classical = allow;
+        self
+    }
+
+    /// The user interface plugin recipients may ask for a PIN, a touch or
+    /// a confirmation (default: none, so such requests fail).
+    #[cfg(feature = "plugins")]
+    pub fn plugin_ui(mut self, ui: std::sync::Arc<dyn crate::plugin::PluginUi>) -> Self {
+        self.plugins.ui = Some(ui);
+        self
+    }
+
+    /// Where plugins are found and how long one may stay silent.
+    #[cfg(feature = "plugins")]
+    pub fn plugin_options(mut self, options: crate::plugin::PluginOptions) -> Self {
+        self.plugins.options = options;
         self
     }
 
@@ -246,7 +264,14 @@ impl Sealer {
         let file_key = FileKey::generate(&mut rng)?;
         let set_id = *rng.array::<SET_ID_LEN>()?;
         let passphrase = self.passphrase.as_ref().map(|p| (p, &self.argon2));
-        let stanzas = keys::wrap_for_recipients(&file_key, &self.recipients, passphrase, &mut rng)?;
+        let stanzas = keys::wrap_for_recipients(
+            &file_key,
+            &self.recipients,
+            passphrase,
+            &self.plugins,
+            self.allow_classical,
+            &mut rng,
+        )?;
 
         // The header length does not depend on K, so the geometry can be
         // fixed before K is known.
@@ -303,7 +328,7 @@ impl Sealer {
                 max: MAX_STANZAS,
             }));
         }
-        keys::check_recipient_mix(&self.recipients, self.allow_classical)?;
+        keys::check_recipient_mix(&self.recipients, &[], self.allow_classical)?;
         let chunk_exp = chunk_exponent(self.chunk_size)?;
         if self.passphrase.is_some() {
             // Never write a set that a default opener refuses.
@@ -374,7 +399,8 @@ impl Sealer {
             set_id: [0; SET_ID_LEN],
             chunk_exp,
             chunks_per_volume: 0,
-            stanzas: keys::placeholder_stanzas(&self.recipients, self.passphrase.is_some()),
+            stanzas: keys::placeholder_stanzas(&self.recipients, self.passphrase.is_some())
+                .ok_or(Error::option(OptionError::PluginRecipientsUnplanned))?,
         };
         let header_len = format::header_len(format::encode_set_header(&set).len());
         let geometry = self.geometry(chunk_exp, header_len)?;

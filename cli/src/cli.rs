@@ -96,8 +96,9 @@ pub struct KeygenArgs {
 /// Keys that open a set.
 #[derive(Debug, Args)]
 pub struct KeyArgs {
-    /// Identity file (age or kuvert secret keys, one per line; `#` starts a
-    /// comment). Repeatable. `-` reads standard input.
+    /// Identity file (age or kuvert secret keys, or age plugin identities
+    /// `AGE-PLUGIN-NAME-1…` run by `age-plugin-NAME` from PATH; one per
+    /// line; `#` starts a comment). Repeatable. `-` reads standard input.
     #[arg(short = 'i', long = "identity", value_name = "IDENTITY")]
     pub identities: Vec<PathBuf>,
 
@@ -160,8 +161,9 @@ impl LimitArgs {
 
 #[derive(Debug, Args)]
 pub struct SealArgs {
-    /// Seal to this public key (`age1pq1…`, `age1…` or `kuvert1…`).
-    /// Repeatable.
+    /// Seal to this public key (`age1pq1…`, `age1…` or kuvert's older
+    /// `kuvert1…`), or to an age plugin's recipient (`age1NAME1…`, wrapped
+    /// by `age-plugin-NAME` from PATH). Repeatable.
     #[arg(short = 'r', long = "recipient", value_name = "RECIPIENT")]
     pub recipients: Vec<String>,
 

@@ -73,7 +73,16 @@ fn print_recipients(args: &KeygenArgs) -> Result<()> {
     let mut out = String::new();
     // age's encodings: `age1pq1…` for hybrid identities, `age1…` for X25519.
     for identity in &identities {
-        out.push_str(&identity.to_recipient().to_string());
+        let recipient = match identity.to_recipient() {
+            Some(recipient) => recipient,
+            None => {
+                return Err(Fail::usage(
+                    "a plugin identity (AGE-PLUGIN-…) has no recipient kuvert can derive: \
+                     ask its plugin (age-plugin-yubikey --list, …)",
+                ));
+            }
+        };
+        out.push_str(&recipient.to_string());
         out.push('\n');
     }
     match &args.output {

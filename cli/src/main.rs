@@ -10,6 +10,8 @@ mod cli;
 mod keys;
 mod open;
 mod output;
+#[cfg(feature = "plugins")]
+mod plugin_ui;
 mod progress;
 mod report;
 mod seal;

@@ -97,6 +97,10 @@ pub fn seal(args: &SealArgs, quiet: bool) -> Result<()> {
     if let Some(threads) = args.threads {
         sealer = sealer.threads(threads as usize);
     }
+    #[cfg(feature = "plugins")]
+    {
+        sealer = sealer.plugin_ui(Arc::new(crate::plugin_ui::TerminalUi));
+    }
 
     let plaintext = if from_stdin {
         stdin_len()

@@ -125,6 +125,10 @@ pub fn opener(args: &KeyArgs, volumes: &Volumes) -> Result<(Opener, bool)> {
     let mut opener = Opener::new()
         .identities(identities)
         .limits(args.limits.limits());
+    #[cfg(feature = "plugins")]
+    {
+        opener = opener.plugin_ui(std::sync::Arc::new(crate::plugin_ui::TerminalUi));
+    }
     if let Some(source) = source {
         if source == PassphraseSource::Prompt && !volumes.has_passphrase() {
             // Asking would be pointless: say so before prompting.

@@ -174,7 +174,7 @@ impl X25519Identity {
     /// let file = identity.to_file_string(SystemTime::now());
     /// assert!(file.starts_with("# created: "));
     /// let parsed = Identity::parse_file(&file)?;
-    /// assert_eq!(parsed[0].to_recipient(), identity.to_public().into());
+    /// assert_eq!(parsed[0].to_recipient(), Some(identity.to_public().into()));
     /// # Ok::<(), kuvert::Error>(())
     /// ```
     ///
