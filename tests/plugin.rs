@@ -21,24 +21,9 @@ use zeroize::Zeroizing;
 
 const FILE_KEY: [u8; 16] = *b"sixteen byte key";
 
-/// The test plugin as cargo built it, beside this test's own binary.
-fn plugin_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary");
-    let profile = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/PROFILE/deps");
-    let binary = profile.join("examples").join(format!(
-        "age-plugin-kuvert-test{}",
-        std::env::consts::EXE_SUFFIX
-    ));
-    assert!(
-        binary.is_file(),
-        "{} is missing: `cargo test` builds it, or `cargo build --release --example age-plugin-kuvert-test`",
-        binary.display()
-    );
-    binary
-}
+#[path = "common/plugin_binary.rs"]
+mod plugin_binary;
+use plugin_binary::plugin_binary;
 
 /// A directory holding the test plugin under each of `names` (the plugin
 /// decodes any prefix, so one binary serves several names).

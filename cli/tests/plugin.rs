@@ -5,28 +5,16 @@
 #![cfg(all(feature = "plugins", unix))]
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use assert_cmd::Command;
 use bech32::{Bech32, Hrp};
 use predicates::prelude::*;
 use tempfile::TempDir;
 
-/// The test plugin as cargo built it, beside this test's own binary.
-fn plugin_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary");
-    let profile = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/PROFILE/deps");
-    let binary = profile.join("examples").join("age-plugin-kuvert-test");
-    assert!(
-        binary.is_file(),
-        "{} is missing: `cargo test --workspace` builds it, or `cargo build --release -p kuvert --example age-plugin-kuvert-test`",
-        binary.display()
-    );
-    binary
-}
+#[path = "../../tests/common/plugin_binary.rs"]
+mod plugin_binary;
+use plugin_binary::plugin_binary;
 
 /// A scratch directory, and a directory whose only program is the plugin.
 struct Scene {
