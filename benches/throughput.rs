@@ -24,6 +24,9 @@
 //!   the `-2-threads` rows are the same with two threads.
 //! - `seek`: seek to a random offset of a 256 MiB container and read 4 KiB.
 //! - `unlock`: opening a passphrase set, i.e. one Argon2id derivation.
+//! - `keys`: what each public-key recipient type costs on its own: keygen,
+//!   a 14-byte seal to one recipient (key wrap, header MAC, one chunk) and
+//!   its open (unwrap), for X25519 and the hybrid mlkem768x25519.
 //!
 //! Throughput is plaintext bytes per second.
 
@@ -35,7 +38,10 @@ use chacha20poly1305::{AeadInOut, ChaCha20Poly1305, KeyInit};
 use criterion::{
     BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
 };
-use kuvert::{Argon2Params, MemorySink, Opener, Passphrase, Sealer, VolumeSink, X25519Identity};
+use kuvert::{
+    Argon2Params, HybridIdentity, Identity, MemorySink, Opener, Passphrase, Recipient, Sealer,
+    VolumeSink, X25519Identity,
+};
 
 const TAG: usize = 16;
 const PAYLOAD: usize = 64 << 20;
@@ -259,5 +265,42 @@ fn unlock(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, aead, seal_open, seek, unlock);
+fn keys(c: &mut Criterion) {
+    let mut group = c.benchmark_group("keys");
+    group
+        .sample_size(50)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    group.bench_function("keygen-x25519", |b| {
+        b.iter(|| X25519Identity::generate().expect("keygen"));
+    });
+    group.bench_function("keygen-mlkem768x25519", |b| {
+        b.iter(|| HybridIdentity::generate().expect("keygen"));
+    });
+    let x25519 = X25519Identity::generate().expect("keygen");
+    let hybrid = HybridIdentity::generate().expect("keygen");
+    let types: [(&str, Recipient, Identity); 2] = [
+        ("x25519", x25519.to_public().into(), x25519.into()),
+        ("mlkem768x25519", hybrid.to_public().into(), hybrid.into()),
+    ];
+    for (name, recipient, identity) in types {
+        let sealer = Sealer::new().recipient(recipient).threads(1);
+        group.bench_function(format!("seal-14B-{name}"), |b| {
+            b.iter(|| seal(&sealer, b"fourteen bytes"));
+        });
+        let volumes = seal(&sealer, b"fourteen bytes");
+        let opener = Opener::new().identity(identity).threads(1);
+        group.bench_function(format!("open-14B-{name}"), |b| {
+            b.iter(|| {
+                let mut reader = opener.open(volumes.iter().collect()).expect("own key");
+                let mut out = Vec::new();
+                reader.read_to_end(&mut out).expect("intact");
+                black_box(out)
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, aead, seal_open, seek, unlock, keys);
 criterion_main!(benches);

@@ -113,6 +113,12 @@ pub struct KeyArgs {
     #[arg(long, value_name = "FILE")]
     pub passphrase_file: Option<PathBuf>,
 
+    /// Stop an age plugin that stays silent for SECONDS (default 60; a
+    /// hardware key waiting for a touch counts as silence, time spent
+    /// answering its prompts does not).
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub plugin_timeout: Option<u64>,
+
     #[command(flatten)]
     pub limits: LimitArgs,
 }
@@ -187,6 +193,12 @@ pub struct SealArgs {
     /// Seal to the passphrase on the first line of FILE.
     #[arg(long, value_name = "FILE")]
     pub passphrase_file: Option<PathBuf>,
+
+    /// Stop an age plugin that stays silent for SECONDS (default 60; a
+    /// hardware key waiting for a touch counts as silence, time spent
+    /// answering its prompts does not).
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub plugin_timeout: Option<u64>,
 
     /// Split into volumes of at most SIZE bytes: a number with K, M or G
     /// (powers of 1024; B or iB may follow, any case), or a preset: cd, dvd,

@@ -100,6 +100,11 @@ pub fn seal(args: &SealArgs, quiet: bool) -> Result<()> {
     #[cfg(feature = "plugins")]
     {
         sealer = sealer.plugin_ui(Arc::new(crate::plugin_ui::TerminalUi));
+        if let Some(seconds) = args.plugin_timeout {
+            sealer = sealer.plugin_options(
+                kuvert::PluginOptions::default().timeout(std::time::Duration::from_secs(seconds)),
+            );
+        }
     }
 
     let plaintext = if from_stdin {

@@ -128,6 +128,11 @@ pub fn opener(args: &KeyArgs, volumes: &Volumes) -> Result<(Opener, bool)> {
     #[cfg(feature = "plugins")]
     {
         opener = opener.plugin_ui(std::sync::Arc::new(crate::plugin_ui::TerminalUi));
+        if let Some(seconds) = args.plugin_timeout {
+            opener = opener.plugin_options(
+                kuvert::PluginOptions::default().timeout(std::time::Duration::from_secs(seconds)),
+            );
+        }
     }
     if let Some(source) = source {
         if source == PassphraseSource::Prompt && !volumes.has_passphrase() {

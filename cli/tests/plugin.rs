@@ -142,3 +142,45 @@ fn a_plugin_in_the_current_directory_is_not_run() {
             "age-plugin-kuvert-test: not found in PATH",
         ));
 }
+
+#[test]
+fn a_silent_plugin_is_stopped_after_plugin_timeout() {
+    let scene = Scene::new();
+    fs::write(scene.path("notes.txt"), b"x").expect("write");
+    let (hanging, _) = keys(6);
+    let started = std::time::Instant::now();
+    scene
+        .kuvert()
+        .args([
+            "seal",
+            "--plugin-timeout",
+            "1",
+            "-r",
+            &hanging,
+            "-o",
+            "set.kuv",
+            "notes.txt",
+        ])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("age-plugin-kuvert-test"))
+        .stderr(predicate::str::contains("1 s"));
+    // The default is 60 s: a run this short used the flag.
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    assert!(!scene.path("set.kuv").exists(), "nothing written");
+    scene
+        .kuvert()
+        .args([
+            "seal",
+            "--plugin-timeout",
+            "0",
+            "-r",
+            &hanging,
+            "-o",
+            "set.kuv",
+            "notes.txt",
+        ])
+        .assert()
+        .failure()
+        .code(2);
+}
