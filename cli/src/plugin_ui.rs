@@ -17,7 +17,9 @@ pub struct TerminalUi;
 
 impl PluginUi for TerminalUi {
     fn message(&self, plugin: &str, text: &str) -> bool {
-        eprintln!("age-plugin-{plugin}: {}", escape_name(text.trim_end()));
+        crate::progress::suspended(|| {
+            eprintln!("age-plugin-{plugin}: {}", escape_name(text.trim_end()));
+        });
         true
     }
 
@@ -33,7 +35,7 @@ impl PluginUi for TerminalUi {
                 "age-plugin-{plugin}: {} {choices} ",
                 escape_name(text.trim_end())
             );
-            let answer = ask_terminal(&question)?;
+            let answer = crate::progress::suspended(|| ask_terminal(&question))?;
             match answer.trim().to_lowercase().as_str() {
                 "y" | "yes" => return Some(true),
                 "n" | "no" if no.is_some() => return Some(false),
@@ -45,12 +47,13 @@ impl PluginUi for TerminalUi {
 
     fn request_public(&self, plugin: &str, text: &str) -> Option<String> {
         let question = format!("age-plugin-{plugin}: {} ", escape_name(text.trim_end()));
-        ask_terminal(&question).map(|answer| answer.trim_end_matches(['\r', '\n']).to_string())
+        crate::progress::suspended(|| ask_terminal(&question))
+            .map(|answer| answer.trim_end_matches(['\r', '\n']).to_string())
     }
 
     fn request_secret(&self, plugin: &str, text: &str) -> Option<Zeroizing<String>> {
         let question = format!("age-plugin-{plugin}: {} ", escape_name(text.trim_end()));
-        rpassword::prompt_password(question)
+        crate::progress::suspended(|| rpassword::prompt_password(question))
             .ok()
             .map(Zeroizing::new)
     }

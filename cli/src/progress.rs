@@ -6,12 +6,15 @@
 //! gets it without hooks in the library.
 
 use std::io;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kuvert::{VolumeSink, VolumeSource};
+
+/// The bar on the terminal now, so that a plugin's prompt can hide it.
+static SHOWN: Mutex<Option<ProgressBar>> = Mutex::new(None);
 
 /// A bar over `total` bytes (a spinner if unknown), or a hidden one.
 pub fn bar(quiet: bool, total: Option<u64>, message: &str) -> ProgressBar {
@@ -19,6 +22,9 @@ pub fn bar(quiet: bool, total: Option<u64>, message: &str) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::with_draw_target(total, ProgressDrawTarget::stderr());
+    if let Ok(mut shown) = SHOWN.lock() {
+        *shown = Some(bar.clone());
+    }
     let style = match total {
         Some(_) => ProgressStyle::with_template(
             "{msg:20} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
@@ -35,6 +41,17 @@ pub fn bar(quiet: bool, total: Option<u64>, message: &str) -> ProgressBar {
         bar.enable_steady_tick(Duration::from_millis(200));
     }
     bar
+}
+
+/// Runs `f` (a prompt, a message) with the current bar cleared off the
+/// terminal and not redrawn until `f` returns, so that a PIN question is
+/// not drawn over.
+pub fn suspended<R>(f: impl FnOnce() -> R) -> R {
+    let shown = SHOWN.lock().ok().and_then(|shown| shown.clone());
+    match shown {
+        Some(bar) if !bar.is_finished() => bar.suspend(f),
+        _ => f(),
+    }
 }
 
 /// A sink that counts what it writes, names the volume being written, and

@@ -184,3 +184,136 @@ fn a_silent_plugin_is_stopped_after_plugin_timeout() {
         .failure()
         .code(2);
 }
+
+/// `kuvert ARGS…` on a terminal of its own (util-linux `script` gives it a
+/// pseudo-terminal), with `typed` as what the user types: the PIN prompt of
+/// a plugin is asked on the controlling terminal, never on stdin.
+fn on_a_terminal(scene: &Scene, args: &[&str], typed: &str) -> std::process::Output {
+    let kuvert = assert_cmd::cargo::cargo_bin!("kuvert");
+    let line = std::iter::once(kuvert.to_str().expect("utf-8 path"))
+        .chain(args.iter().copied())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut child = std::process::Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .env_remove("KUVERT_PASSPHRASE_FILE")
+        .env(
+            "PATH",
+            format!("{}:/usr/bin:/bin", scene.bin.path().display()),
+        )
+        .current_dir(scene.dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("util-linux script runs");
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(typed.as_bytes())
+        .expect("type");
+    child.wait_with_output().expect("script ends")
+}
+
+#[test]
+fn a_plugin_asks_for_its_pin_on_the_terminal() {
+    let scene = Scene::new();
+    let (recipient, identity) = keys(2);
+    fs::write(scene.path("notes.txt"), b"behind a PIN\n").expect("write");
+    fs::write(scene.path("pin.key"), format!("{identity}\n")).expect("write");
+    let sealed = on_a_terminal(
+        &scene,
+        &["seal", "-r", &recipient, "-o", "set.kuv", "notes.txt"],
+        "1234\n",
+    );
+    let shown = String::from_utf8_lossy(&sealed.stdout);
+    assert!(sealed.status.success(), "seal failed: {shown}");
+    assert!(
+        shown.contains("age-plugin-kuvert-test: kuvert-test PIN:"),
+        "{shown}"
+    );
+
+    let opened = on_a_terminal(
+        &scene,
+        &["open", "-i", "pin.key", "-o", "out", "set.kuv"],
+        "1234\n",
+    );
+    assert!(
+        opened.status.success(),
+        "open failed: {}",
+        String::from_utf8_lossy(&opened.stdout)
+    );
+    assert_eq!(
+        fs::read(scene.path("out/notes.txt")).expect("opened"),
+        b"behind a PIN\n"
+    );
+
+    let wrong = on_a_terminal(
+        &scene,
+        &["open", "-i", "pin.key", "-o", "out2", "set.kuv"],
+        "9999\n",
+    );
+    let shown = String::from_utf8_lossy(&wrong.stdout);
+    assert!(!wrong.status.success());
+    assert!(
+        shown.contains("reported: identity 0: wrong PIN or no PIN"),
+        "{shown}"
+    );
+    assert!(!scene.path("out2").exists(), "nothing extracted");
+
+    // Without a terminal the question fails and the plugin's refusal shows.
+    scene
+        .kuvert()
+        .args(["open", "-i", "pin.key", "-o", "out3", "set.kuv"])
+        .write_stdin("1234\n")
+        .env_remove("TERM")
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("wrong PIN or no PIN"));
+}
+
+#[test]
+fn a_plugin_confirmation_is_answered_on_the_terminal() {
+    let scene = Scene::new();
+    let (recipient, identity) = keys(8);
+    fs::write(scene.path("notes.txt"), b"confirmed\n").expect("write");
+    fs::write(scene.path("confirm.key"), format!("{identity}\n")).expect("write");
+    let sealed = on_a_terminal(
+        &scene,
+        &["seal", "-r", &recipient, "-o", "set.kuv", "notes.txt"],
+        "y\n",
+    );
+    let shown = String::from_utf8_lossy(&sealed.stdout);
+    assert!(sealed.status.success(), "seal failed: {shown}");
+    let opened = on_a_terminal(
+        &scene,
+        &["open", "-i", "confirm.key", "-o", "out", "set.kuv"],
+        "y\n",
+    );
+    let shown = String::from_utf8_lossy(&opened.stdout);
+    assert!(opened.status.success(), "open failed: {shown}");
+    assert!(
+        shown.contains("kuvert-test: touch the key"),
+        "the message was shown: {shown}"
+    );
+    assert!(
+        shown.contains("Use kuvert-test? [y = Use it, n = Skip]"),
+        "{shown}"
+    );
+    assert_eq!(
+        fs::read(scene.path("out/notes.txt")).expect("opened"),
+        b"confirmed\n"
+    );
+
+    let declined = on_a_terminal(
+        &scene,
+        &["open", "-i", "confirm.key", "-o", "out2", "set.kuv"],
+        "n\n",
+    );
+    let shown = String::from_utf8_lossy(&declined.stdout);
+    assert!(!declined.status.success());
+    assert!(shown.contains("not confirmed: ok no"), "{shown}");
+    assert!(!scene.path("out2").exists(), "nothing extracted");
+}
