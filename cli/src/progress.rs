@@ -141,7 +141,13 @@ impl<S: VolumeSource> VolumeSource for ProgressSource<S> {
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         crate::output::stop_if_interrupted();
         self.inner.read_exact_at(buf, offset)?;
-        self.bar.inc(buf.len() as u64);
+        // The opener reads a set's header, final chunk and chunk 0 before
+        // streaming it, so a tiny set would pass 100 %: stop at the total.
+        let left = self
+            .bar
+            .length()
+            .map_or(u64::MAX, |total| total.saturating_sub(self.bar.position()));
+        self.bar.inc((buf.len() as u64).min(left));
         if self.volume != 0 && self.current.swap(self.volume, Ordering::Relaxed) != self.volume {
             self.bar
                 .set_message(format!("{} volume {}", self.verb, self.volume));

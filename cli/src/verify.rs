@@ -105,9 +105,10 @@ fn volume_lines(path: &str, report: &VolumeReport) -> Vec<String> {
             ""
         };
         return vec![format!(
-            "{path}: volume {}: intact{last} ({} chunks, {} bytes of plaintext)",
+            "{path}: volume {}: intact{last} ({} chunk{}, {} bytes of plaintext)",
             report.volume,
             grouped(report.chunks),
+            if report.chunks == 1 { "" } else { "s" },
             grouped(report.plaintext_len)
         )];
     }
