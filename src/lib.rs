@@ -194,6 +194,7 @@ mod pipeline;
 pub mod plugin;
 mod rand;
 mod seal;
+pub mod sign;
 mod stream;
 mod survey;
 #[doc(hidden)]
@@ -217,6 +218,7 @@ pub use open::{OpenReader, Opener};
 #[cfg(feature = "plugins")]
 pub use plugin::{PluginIdentity, PluginOptions, PluginRecipient, PluginUi};
 pub use seal::{Plan, SealWriter, Sealer};
+pub use sign::{SignerKey, SigningKey, VolumeSigner};
 pub use survey::SetSurvey;
 pub use verify::{Rejected, Rejection, SetCheck, SetReport, VolumeReport, VolumeVerifier};
 pub use volumes::{FileSink, FileSource, MemorySink, VolumeSink, VolumeSource, WriteSink};
