@@ -1,7 +1,7 @@
 //! The volume statement (SPEC.md §14.1): the small text a volume's
 //! signatures are over. Its last line is what `b3sum` prints for the
-//! volume's chunk region read from standard input, so `b3sum -c` checks
-//! the volume bytes with a stock tool; the `#` lines commit the rest.
+//! volume's chunk region read from standard input, so a stock tool can
+//! check the volume bytes; the `#` lines commit the rest.
 //!
 //! One encoding only: ASCII, LF, lowercase hex, decimals without leading
 //! zeros. [`Statement::parse`] accepts exactly what
