@@ -1061,6 +1061,9 @@ mod tests {
         }
     }
 
+    /// An edit of a set part's bytes.
+    type Edit<'a> = dyn Fn(&mut Vec<u8>) + 'a;
+
     #[test]
     fn malformed_signer_blocks_name_the_offending_byte() {
         let set = signed_set(&[2, 3]);
@@ -1068,7 +1071,7 @@ mod tests {
         let local = at - SET_START;
         let blob0 = at + 1 + 4;
         let blob1 = blob0 + BLOB_LEN;
-        let cases: Vec<(Box<dyn Fn(&mut Vec<u8>)>, u64, &str)> = vec![
+        let cases: Vec<(Box<Edit<'_>>, u64, &str)> = vec![
             (
                 Box::new(|b: &mut Vec<u8>| b[local] = 0),
                 at as u64,

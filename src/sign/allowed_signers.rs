@@ -438,7 +438,7 @@ mod tests {
             b"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaab",
             b"*a*a*a*a*a*a*a*a*b"
         ));
-        assert!(!glob(&[b'a'; 200], &[b'*', b'a', b'*', b'b']));
+        assert!(!glob(&[b'a'; 200], b"*a*b"));
     }
 
     proptest! {

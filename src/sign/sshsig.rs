@@ -149,6 +149,10 @@ pub fn armor(blob: &[u8]) -> String {
 
 /// The blob of an armored signature, if the armor is exactly what
 /// [`armor`] writes for it.
+///
+/// # Errors
+///
+/// [`SshsigError::Armor`] for anything else, or over 1,024 bytes.
 pub fn dearmor(armored: &[u8]) -> Result<Vec<u8>, SshsigError> {
     if armored.len() > MAX_ARMORED_LEN {
         return Err(SshsigError::Armor);
