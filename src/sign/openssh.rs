@@ -266,6 +266,28 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn changed_bytes_are_refused_or_the_same_key(at in 0usize..1000, byte in proptest::prelude::any::<u8>()) {
+            let mut bytes = decode(SSH_KEYGEN_FILE);
+            let at = at % bytes.len();
+            bytes[at] = byte;
+            let original = SigningKey::parse_file(SSH_KEYGEN_FILE).expect("fixture");
+            // Only the comment's bytes and the check integers (both at
+            // once) may change without a refusal; the key never does.
+            if let Ok(key) = SigningKey::parse_file(&encode(&bytes)) {
+                proptest::prop_assert_eq!(key.public(), original.public());
+            }
+        }
+
+        #[test]
+        fn arbitrary_bodies_never_panic(body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600)) {
+            let _ = SigningKey::parse_file(&encode(&body));
+        }
+    }
+
     #[test]
     fn every_rule_has_its_refusal() {
         let good = decode(SSH_KEYGEN_FILE);

@@ -423,6 +423,22 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn arbitrary_bytes_never_verify_or_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..1100)) {
+            let key = SigningKey::from_seed([2; 32]);
+            proptest::prop_assert!(verify(&bytes, MESSAGE, key.public()).is_err());
+        }
+
+        #[test]
+        fn arbitrary_blobs_in_valid_armor_never_verify_or_panic(blob in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..400)) {
+            let key = SigningKey::from_seed([2; 32]);
+            proptest::prop_assert!(verify(armor(&blob).as_bytes(), MESSAGE, key.public()).is_err());
+        }
+    }
+
     struct Faulty(SignerKey);
 
     impl VolumeSigner for Faulty {
