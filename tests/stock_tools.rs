@@ -244,3 +244,83 @@ fn fingerprints_and_public_lines_are_ssh_keygens() {
         );
     }
 }
+
+/// A real `ssh-agent -D -a SOCK`, stopped by its pid on drop.
+#[cfg(unix)]
+struct Agent {
+    child: std::process::Child,
+    socket: std::path::PathBuf,
+}
+
+#[cfg(unix)]
+impl Agent {
+    fn start(dir: &Path) -> Option<Agent> {
+        let socket = dir.join("agent.sock");
+        let child = Command::new("ssh-agent")
+            .arg("-D")
+            .arg("-a")
+            .arg(&socket)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let agent = Agent { child, socket };
+        for _ in 0..200 {
+            if agent.socket.exists() {
+                return Some(agent);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("ssh-agent made no socket in 2 s");
+    }
+}
+
+#[cfg(unix)]
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn a_key_in_ssh_agent_signs_as_the_key_itself() {
+    use kuvert::VolumeSigner;
+    use kuvert::sign::{AgentSigner, agent_keys};
+
+    if !have_ssh_keygen() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(agent) = Agent::start(dir.path()) else {
+        eprintln!("note: ssh-agent not found; the agent test is skipped");
+        return;
+    };
+    let key = SigningKey::from_seed([2; 32]);
+    let file = key.to_openssh_private_key(PRINCIPAL).expect("openssh file");
+    write_private(&dir.path().join("k"), &file);
+    let added = Command::new("ssh-add")
+        .arg(dir.path().join("k"))
+        .env("SSH_AUTH_SOCK", &agent.socket)
+        .output()
+        .expect("run ssh-add");
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let held = agent_keys(&agent.socket).expect("lists keys");
+    assert_eq!(held.len(), 1);
+    assert_eq!(held[0].key, *key.public());
+    assert_eq!(held[0].comment, PRINCIPAL);
+
+    let signer = AgentSigner::at(&agent.socket, key.public()).expect("agent holds the key");
+    assert_eq!(signer.public_key(), key.public());
+    let message = statement(1, true).encode();
+    let by_agent = sshsig::sign(&signer, message.as_bytes()).expect("the agent signs");
+    let by_key = sshsig::sign(&key, message.as_bytes()).expect("the key signs");
+    assert_eq!(by_agent, by_key);
+    let other = SigningKey::from_seed([3; 32]);
+    assert!(AgentSigner::at(&agent.socket, other.public()).is_err());
+}
