@@ -1,8 +1,9 @@
 //! kuvert's signatures against OpenSSH's own `ssh-keygen`: the same key
 //! and statement give byte-identical `.sig` files, `ssh-keygen -Y verify`
 //! accepts kuvert's and refuses a changed statement, and fingerprints
-//! agree with `ssh-keygen -lf`. Skipped, with a note, where `ssh-keygen`
-//! is absent (CI installs it).
+//! agree with `ssh-keygen -lf`, and a key in a real ssh-agent signs the
+//! same. Skipped, with a note, where `ssh-keygen` is absent, unless
+//! `KUVERT_REQUIRE_STOCK_TOOLS` is set (CI sets it).
 
 use std::fs;
 use std::io::Write;
@@ -22,6 +23,11 @@ fn have_ssh_keygen() -> bool {
         .status()
         .is_ok();
     if !found {
+        // CI sets it: there a missing ssh-keygen is a failure, not a skip.
+        assert!(
+            std::env::var_os("KUVERT_REQUIRE_STOCK_TOOLS").is_none(),
+            "ssh-keygen not found, and KUVERT_REQUIRE_STOCK_TOOLS is set"
+        );
         eprintln!("note: ssh-keygen not found; the stock-tool tests are skipped");
     }
     found
