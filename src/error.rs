@@ -220,6 +220,28 @@ pub enum KeyError {
     /// key: a coefficient is not below q (FIPS 203 §7.2).
     #[error("hybrid recipient's ML-KEM-768 key fails the FIPS 203 encapsulation key check")]
     NotEncapsulationKey,
+    /// Not an Ed25519 signing key or signer key (SPEC.md §4.5): a wrong
+    /// length, a point that is not canonical or of small order, an OpenSSH
+    /// line or key file that breaks a rule.
+    #[error("not a valid {what}: {reason}")]
+    Signing {
+        /// What was asked for: `"signing key"` or `"signer key"`.
+        what: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A key of one kind where another is wanted: signing keys sign and
+    /// never decrypt, identities decrypt and never sign, so each is refused
+    /// where the other belongs, naming where it does belong.
+    #[error("{given} is not {} {what}: pass it with {flag}", article(what))]
+    KeptApart {
+        /// What was asked for: `"identity"`, `"recipient"`, `"signing key"`.
+        what: &'static str,
+        /// What was given: `"a signing key"`, `"an identity"`, ….
+        given: &'static str,
+        /// The CLI flag (and library call) that takes it.
+        flag: &'static str,
+    },
     /// Not an age plugin key (`age1NAME1…`, `AGE-PLUGIN-NAME-1…`).
     #[error("not a valid plugin {what}: {reason}")]
     Plugin {

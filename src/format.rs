@@ -3,6 +3,7 @@
 //! tried in [`crate::keys`], chunks opened in [`crate::stream`].
 
 use crate::error::{Error, Location};
+use crate::sign::{BLOB_LEN, SignerKey};
 
 /// Magic bytes at offset 0 of every volume: a high byte and CR LF ^Z LF, so
 /// text-mode transfers and wrong files are caught at once (as PNG does).
@@ -36,6 +37,15 @@ pub(crate) const MAX_STANZA_ARG_LEN: usize = 65_535;
 pub(crate) const MAX_STANZA_BODY_LEN: usize = 65_535;
 /// Offset of the first byte that is identical across all volumes of a set.
 const SET_START: usize = 14;
+/// Set flag: every volume ends with a trailer (SPEC.md §13).
+pub(crate) const SET_FLAG_TRAILERS: u16 = 0x0001;
+/// Set flag: a signer block follows the stanzas, and every trailer
+/// carries a statement and one signature per signer (SPEC.md §3.2, §14).
+pub(crate) const SET_FLAG_SIGNED: u16 = 0x0002;
+/// The set flags this version defines.
+const KNOWN_SET_FLAGS: u16 = SET_FLAG_TRAILERS | SET_FLAG_SIGNED;
+/// Most signers a set names.
+pub(crate) const MAX_SIGNERS: usize = 4;
 /// Fixed part before the stanzas: magic, version, L, set flags, set id,
 /// chunk exponent, chunks per volume, stanza count.
 const FIXED_PREFIX_LEN: usize = SET_START + 2 + SET_ID_LEN + 1 + 8 + 1;
@@ -145,6 +155,8 @@ pub(crate) struct SetHeader {
     /// Chunks in every volume but the last; 0 for an unsplit container.
     pub(crate) chunks_per_volume: u64,
     pub(crate) stanzas: Vec<Stanza>,
+    /// The signer block's keys, in order; empty unless SIGNED.
+    pub(crate) signers: Vec<SignerKey>,
 }
 
 /// A parsed, not yet authenticated, volume header.
@@ -388,13 +400,7 @@ pub(crate) fn parse_header(bytes: &[u8], input: &Location) -> Result<Header, Err
     r.take(SET_START, "preamble")?;
 
     let set_flags = r.u16("set flags")?;
-    if set_flags != 0 {
-        return Err(Error::malformed(
-            input,
-            SET_START as u64,
-            "set flags: unknown bits set",
-        ));
-    }
+    check_set_flags(set_flags, input)?;
     let set_id = r.array::<SET_ID_LEN>("set id")?;
     let chunk_exp = r.u8("chunk size exponent")?;
     if !(MIN_CHUNK_EXP..=MAX_CHUNK_EXP).contains(&chunk_exp) {
@@ -417,6 +423,11 @@ pub(crate) fn parse_header(bytes: &[u8], input: &Location) -> Result<Header, Err
     for _ in 0..stanza_count {
         stanzas.push(parse_stanza(&mut r)?);
     }
+    let signers = if set_flags & SET_FLAG_SIGNED != 0 {
+        parse_signer_block(&mut r)?
+    } else {
+        Vec::new()
+    };
     let set_end = r.pos();
 
     let volume_at = r.pos() as u64;
@@ -469,12 +480,79 @@ pub(crate) fn parse_header(bytes: &[u8], input: &Location) -> Result<Header, Err
             chunk_exp,
             chunks_per_volume,
             stanzas,
+            signers,
         },
         volume,
         origin: input.clone(),
         bytes: bytes.to_vec(),
         set_bytes: SET_START..set_end,
     })
+}
+
+/// The set flags rule (SPEC.md §3.2): only defined bits, and SIGNED only
+/// with TRAILERS (the signatures live in the trailers).
+fn check_set_flags(flags: u16, input: &Location) -> Result<(), Error> {
+    if flags & !KNOWN_SET_FLAGS != 0 {
+        return Err(Error::malformed(
+            input,
+            SET_START as u64,
+            "set flags: unknown bits set",
+        ));
+    }
+    if flags & SET_FLAG_SIGNED != 0 && flags & SET_FLAG_TRAILERS == 0 {
+        return Err(Error::malformed(
+            input,
+            SET_START as u64,
+            "set flags: SIGNED without TRAILERS",
+        ));
+    }
+    Ok(())
+}
+
+/// Parses the signer block (SPEC.md §3.2): a count 1..=4, each key blob's
+/// length (51), then the blobs, each an `ssh-ed25519` key that passes the
+/// point checks, no key twice.
+fn parse_signer_block(r: &mut Reader<'_, '_>) -> Result<Vec<SignerKey>, Error> {
+    let block_at = r.pos() as u64;
+    let count = r.u8("signer block")? as usize;
+    if !(1..=MAX_SIGNERS).contains(&count) {
+        return Err(Error::malformed(
+            r.volume,
+            block_at,
+            "signer count not in 1..=4",
+        ));
+    }
+    for _ in 0..count {
+        let len_at = r.pos() as u64;
+        if usize::from(r.u16("signer key length")?) != BLOB_LEN {
+            return Err(Error::malformed(
+                r.volume,
+                len_at,
+                "signer key length is not 51",
+            ));
+        }
+    }
+    let mut signers: Vec<SignerKey> = Vec::with_capacity(count);
+    for _ in 0..count {
+        let blob_at = r.pos() as u64;
+        let blob = r.take(BLOB_LEN, "signer key")?;
+        let key = SignerKey::from_blob(blob).map_err(|_| {
+            Error::malformed(
+                r.volume,
+                blob_at,
+                "signer key is not an ssh-ed25519 key of a canonical point of large order",
+            )
+        })?;
+        if signers.contains(&key) {
+            return Err(Error::malformed(
+                r.volume,
+                blob_at,
+                "signer key named twice",
+            ));
+        }
+        signers.push(key);
+    }
+    Ok(signers)
 }
 
 /// Parses one stanza (SPEC.md §3.2); errors name the stanza's first byte,
@@ -551,8 +629,14 @@ fn parse_extensions(area: &[u8], input: &Location, base: usize) -> Result<(), Er
 /// Serialises the set part of a header (SPEC.md §3.2) once per set.
 pub(crate) fn encode_set_header(set: &SetHeader) -> Vec<u8> {
     let stanzas: usize = set.stanzas.iter().map(Stanza::encoded_len).sum();
-    let mut out = Vec::with_capacity(2 + SET_ID_LEN + 1 + 8 + 1 + stanzas);
-    out.extend_from_slice(&0u16.to_be_bytes());
+    let signers = signer_block_len(set.signers.len());
+    let mut out = Vec::with_capacity(2 + SET_ID_LEN + 1 + 8 + 1 + stanzas + signers);
+    let flags = if set.signers.is_empty() {
+        0
+    } else {
+        SET_FLAG_SIGNED | SET_FLAG_TRAILERS
+    };
+    out.extend_from_slice(&flags.to_be_bytes());
     out.extend_from_slice(&set.set_id);
     out.push(set.chunk_exp);
     out.extend_from_slice(&set.chunks_per_volume.to_be_bytes());
@@ -561,7 +645,26 @@ pub(crate) fn encode_set_header(set: &SetHeader) -> Vec<u8> {
     for stanza in &set.stanzas {
         stanza.encode_into(&mut out);
     }
+    if !set.signers.is_empty() {
+        // Builders allow 1..=4 distinct signers.
+        out.push(set.signers.len() as u8);
+        for _ in &set.signers {
+            out.extend_from_slice(&(BLOB_LEN as u16).to_be_bytes());
+        }
+        for signer in &set.signers {
+            out.extend_from_slice(&signer.blob());
+        }
+    }
     out
+}
+
+/// Bytes of a signer block naming `count` signers (0: no block).
+pub(crate) fn signer_block_len(count: usize) -> usize {
+    if count == 0 {
+        0
+    } else {
+        1 + count * (2 + BLOB_LEN)
+    }
 }
 
 /// Header length L for a set part of `set_len` bytes (no extensions).
@@ -696,6 +799,7 @@ mod tests {
                     body: vec![],
                 },
             ],
+            signers: Vec::new(),
         }
     }
 
@@ -879,6 +983,144 @@ mod tests {
         assert_eq!(rule(&[1, 0, 1, b'a', 0, 2, 9]), (Some(6), "stanza body"));
         assert_eq!(rule(&[1, 0, 1, b'a', 0]), (Some(4), "stanza body length"));
         assert_eq!(rule(&[2, 0, 1, b'a']), (Some(4), "stanza argument length"));
+    }
+
+    fn signed_set(seeds: &[u8]) -> SetHeader {
+        SetHeader {
+            signers: seeds
+                .iter()
+                .map(|&seed| *crate::sign::SigningKey::from_seed([seed; 32]).public())
+                .collect(),
+            ..sample_set()
+        }
+    }
+
+    /// A header of `set` with its set part edited by `edit`.
+    fn edited_header(set: &SetHeader, edit: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+        let mut set_bytes = encode_set_header(set);
+        edit(&mut set_bytes);
+        let mut bytes = encode_mac_input(&set_bytes, 1);
+        bytes.extend_from_slice(&[0xAA; MAC_LEN]);
+        bytes
+    }
+
+    /// Where the signer block starts in a header of `set`.
+    fn block_at(set: &SetHeader) -> usize {
+        SET_START
+            + encode_set_header(&SetHeader {
+                signers: Vec::new(),
+                ..set.clone()
+            })
+            .len()
+    }
+
+    fn refusal(bytes: &[u8]) -> (u64, &'static str) {
+        match parse_header(bytes, &Location::input(1)) {
+            Err(Error::MalformedHeader { at, reason }) => (at.offset.expect("an offset"), reason),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn signer_blocks_round_trip_in_the_set_part() {
+        for seeds in [&[2u8][..], &[2, 3], &[2, 3, 4, 5]] {
+            let set = signed_set(seeds);
+            let bytes = edited_header(&set, |_| {});
+            let header = parse_header(&bytes, &Location::input(1)).expect("signed header");
+            assert_eq!(header.set, set);
+            assert_eq!(
+                u16::from_be_bytes([bytes[SET_START], bytes[SET_START + 1]]),
+                SET_FLAG_SIGNED | SET_FLAG_TRAILERS
+            );
+            assert_eq!(header.set_bytes().len(), encode_set_header(&set).len());
+            let unsigned = encode_set_header(&sample_set()).len();
+            assert_eq!(
+                header.set_bytes().len() - unsigned,
+                signer_block_len(seeds.len())
+            );
+            assert_eq!(signer_block_len(seeds.len()), 1 + 53 * seeds.len());
+            // Every prefix is refused, never a panic.
+            for len in 0..bytes.len() {
+                assert!(parse_header(&bytes[..len], &Location::input(1)).is_err());
+            }
+        }
+        assert_eq!(signer_block_len(0), 0);
+    }
+
+    #[test]
+    fn set_flags_rules() {
+        let unsigned = sample_header(1);
+        for (flags, reason) in [
+            (SET_FLAG_SIGNED, "set flags: SIGNED without TRAILERS"),
+            (0x0004, "set flags: unknown bits set"),
+            (0x8000 | SET_FLAG_TRAILERS, "set flags: unknown bits set"),
+        ] {
+            let mut bytes = unsigned.clone();
+            bytes[SET_START..SET_START + 2].copy_from_slice(&u16::to_be_bytes(flags));
+            assert_eq!(refusal(&bytes), (SET_START as u64, reason), "{flags:#x}");
+        }
+    }
+
+    /// An edit of a set part's bytes.
+    type Edit<'a> = dyn Fn(&mut Vec<u8>) + 'a;
+
+    #[test]
+    fn malformed_signer_blocks_name_the_offending_byte() {
+        let set = signed_set(&[2, 3]);
+        let at = block_at(&set);
+        let local = at - SET_START;
+        let blob0 = at + 1 + 4;
+        let blob1 = blob0 + BLOB_LEN;
+        let cases: Vec<(Box<Edit<'_>>, u64, &str)> = vec![
+            (
+                Box::new(|b: &mut Vec<u8>| b[local] = 0),
+                at as u64,
+                "signer count not in 1..=4",
+            ),
+            (
+                Box::new(|b: &mut Vec<u8>| b[local] = 5),
+                at as u64,
+                "signer count not in 1..=4",
+            ),
+            (
+                Box::new(|b: &mut Vec<u8>| b[local + 4] = 52),
+                (at + 3) as u64,
+                "signer key length is not 51",
+            ),
+            (
+                Box::new(|b: &mut Vec<u8>| b[blob0 - SET_START + 4] ^= 1),
+                blob0 as u64,
+                "signer key is not an ssh-ed25519 key of a canonical point of large order",
+            ),
+            (
+                // The identity point: small order.
+                Box::new(|b: &mut Vec<u8>| {
+                    let key = blob1 - SET_START + 19;
+                    b[key..key + 32].fill(0);
+                    b[key] = 1;
+                }),
+                blob1 as u64,
+                "signer key is not an ssh-ed25519 key of a canonical point of large order",
+            ),
+            (
+                Box::new(|b: &mut Vec<u8>| {
+                    let (first, second) = (blob0 - SET_START, blob1 - SET_START);
+                    let copy = b[first..first + BLOB_LEN].to_vec();
+                    b[second..second + BLOB_LEN].copy_from_slice(&copy);
+                }),
+                blob1 as u64,
+                "signer key named twice",
+            ),
+        ];
+        for (edit, offset, reason) in cases {
+            let bytes = edited_header(&set, edit);
+            assert_eq!(refusal(&bytes), (offset, reason));
+        }
+        // A block with no room for its count: the volume record is read as it.
+        let flagged = edited_header(&sample_set(), |b| {
+            b[..2].copy_from_slice(&(SET_FLAG_SIGNED | SET_FLAG_TRAILERS).to_be_bytes())
+        });
+        assert!(parse_header(&flagged, &Location::input(1)).is_err());
     }
 
     #[test]

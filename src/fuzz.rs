@@ -149,3 +149,41 @@ pub fn roundtrip(data: &[u8]) {
     reader.read_to_end(&mut out).expect("a sealed set reads");
     assert_eq!(out, rest, "round trip changed the data");
 }
+
+/// The signing parsers (SPEC.md §4.5, §14), one picked by the first byte:
+/// the statement (which must re-encode to its bytes), an armored SSHSIG
+/// signature, a signer file, a signing key file (kuvert or OpenSSH), a
+/// signer key string.
+pub fn signing(data: &[u8]) {
+    use crate::sign::statement::Statement;
+    use crate::sign::{SignerKey, SigningKey, parse_allowed_signers, sshsig};
+
+    let Some((&which, rest)) = data.split_first() else {
+        return;
+    };
+    let text = String::from_utf8_lossy(rest);
+    match which % 5 {
+        0 => {
+            if let Ok(statement) = Statement::parse(rest) {
+                assert_eq!(
+                    statement.encode().as_bytes(),
+                    rest,
+                    "statements are canonical"
+                );
+            }
+        }
+        1 => {
+            let key = SigningKey::from_seed([2; 32]);
+            let _ = sshsig::verify(rest, b"", key.public());
+        }
+        2 => {
+            let _ = parse_allowed_signers(&text);
+        }
+        3 => {
+            let _ = SigningKey::parse_file(&text);
+        }
+        _ => {
+            let _ = text.parse::<SignerKey>();
+        }
+    }
+}

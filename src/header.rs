@@ -24,6 +24,10 @@ pub struct VolumeInfo {
     pub chunks_per_volume: u64,
     /// Recipient stanza types, in header order.
     pub stanza_types: Vec<String>,
+    /// The signer block's keys, in order (SPEC.md §3.2); empty if the set
+    /// is not signed. Not checked without a key or a signature: what the
+    /// header claims.
+    pub signers: Vec<crate::sign::SignerKey>,
     /// Padded header length: offset of the first chunk.
     pub header_len: u64,
     /// Length of the volume in bytes.
@@ -78,6 +82,7 @@ pub fn inspect<S: VolumeSource + ?Sized>(volume: &S) -> Result<VolumeInfo, Error
         chunk_size: geometry.chunk_len(),
         chunks_per_volume: geometry.chunks_per_volume,
         stanza_types: header.set.stanzas.iter().map(|s| s.kind.clone()).collect(),
+        signers: header.set.signers.clone(),
         header_len: geometry.data_offset,
         len,
     })

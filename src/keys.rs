@@ -88,6 +88,10 @@ impl FromStr for Recipient {
     /// feature a plugin's `age1NAME1…`, and anything else (`age1…`,
     /// `kuvert1…`) as [`X25519Recipient`] does.
     fn from_str(text: &str) -> Result<Self, Error> {
+        if let Some(err) = prefix(text).and_then(|found| crate::sign::refuse_as(&found, RECIPIENT))
+        {
+            return Err(err);
+        }
         if prefix(text).as_deref() == Some(hybrid::RECIPIENT_HRP) {
             return text.parse().map(Recipient::Hybrid);
         }
@@ -219,6 +223,9 @@ impl FromStr for Identity {
     /// (`AGE-SECRET-KEY-1…`, `KUVERT-SECRET-KEY-1…`) as [`X25519Identity`]
     /// does.
     fn from_str(text: &str) -> Result<Self, Error> {
+        if let Some(err) = prefix(text).and_then(|found| crate::sign::refuse_as(&found, IDENTITY)) {
+            return Err(err);
+        }
         if prefix(text).as_deref() == Some(hybrid::IDENTITY_HRP) {
             return text.parse().map(Identity::Hybrid);
         }

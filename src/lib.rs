@@ -27,6 +27,9 @@
 //! | write volumes to files, memory, a `Write` | [`FileSink`], [`MemorySink`], [`WriteSink`] |
 //! | read volumes from files or memory      | [`FileSource`], `Vec<u8>`, `Bytes`, `&[u8]` |
 //! | print a name a sender chose            | [`escape_name`]                            |
+//! | make or read a signing key             | [`SigningKey`], [`SignerKey`] (`kuvertsign1…`, `ssh-ed25519 …`) |
+//! | sign or check a statement (SSHSIG)     | [`sign::sshsig`], [`sign::statement`]      |
+//! | read an allowed_signers file           | [`sign::parse_allowed_signers`]            |
 //!
 //! # Sealing onto CD-sized volumes and opening again
 //!
@@ -170,6 +173,9 @@
 //!   run `age-plugin-NAME` from PATH. Off by default, so that a recipient
 //!   string cannot make a program start another one unless it opted in.
 //!
+//! - `ssh-agent` (unix): `sign::AgentSigner`, a signing key held by
+//!   ssh-agent (the socket `$SSH_AUTH_SOCK` names). Off by default.
+//!
 //! `insecure-test-hooks` exists for this crate's own tests and must never be
 //! enabled by a user: it makes sealing deterministic.
 
@@ -194,6 +200,7 @@ mod pipeline;
 pub mod plugin;
 mod rand;
 mod seal;
+pub mod sign;
 mod stream;
 mod survey;
 #[doc(hidden)]
@@ -217,6 +224,7 @@ pub use open::{OpenReader, Opener};
 #[cfg(feature = "plugins")]
 pub use plugin::{PluginIdentity, PluginOptions, PluginRecipient, PluginUi};
 pub use seal::{Plan, SealWriter, Sealer};
+pub use sign::{SignerKey, SigningKey, VolumeSigner};
 pub use survey::SetSurvey;
 pub use verify::{Rejected, Rejection, SetCheck, SetReport, VolumeReport, VolumeVerifier};
 pub use volumes::{FileSink, FileSource, MemorySink, VolumeSink, VolumeSource, WriteSink};

@@ -280,6 +280,7 @@ impl Sealer {
             chunk_exp,
             chunks_per_volume: 0,
             stanzas,
+            signers: Vec::new(),
         };
         let header_len = format::header_len(format::encode_set_header(&set).len());
         let geometry = self.geometry(chunk_exp, header_len)?;
@@ -401,6 +402,7 @@ impl Sealer {
             chunks_per_volume: 0,
             stanzas: keys::placeholder_stanzas(&self.recipients, self.passphrase.is_some())
                 .ok_or(Error::option(OptionError::PluginRecipientsUnplanned))?,
+            signers: Vec::new(),
         };
         let header_len = format::header_len(format::encode_set_header(&set).len());
         let geometry = self.geometry(chunk_exp, header_len)?;

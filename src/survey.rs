@@ -92,6 +92,7 @@ mod tests {
             chunk_size: 4096,
             chunks_per_volume: 4,
             stanza_types: vec!["X25519".into()],
+            signers: Vec::new(),
             header_len,
             len: header_len + data,
         }

@@ -421,9 +421,10 @@ fn header_length_must_match_the_parsed_length() {
 }
 
 #[test]
-fn set_flags_must_be_zero() {
-    // SPEC.md §7.6 H7: named at the field, offset 14.
-    for flags in [1u16, 0x0100, 0x8000] {
+fn set_flags_must_be_known() {
+    // SPEC.md §7.6 H7: named at the field, offset 14. TRAILERS (0x0001)
+    // and SIGNED (0x0002) are defined; SIGNED needs TRAILERS.
+    for flags in [2u16, 4, 0x0100, 0x8000, 0x8001] {
         let header = Header {
             set_flags: flags,
             ..Header::new()

@@ -231,9 +231,14 @@ fn read_header(volume: &[u8]) -> Result<Claimed, u64> {
         pos: 14,
         end: l as usize,
     };
-    if f.uint(2)? != 0 {
+    // Set flags: TRAILERS (0x0001) and SIGNED (0x0002) are defined, SIGNED
+    // only with TRAILERS. One flipped bit never sets both, so the signer
+    // block that would follow is not modelled here.
+    let flags = f.uint(2)?;
+    if flags & !0x0003 != 0 || flags == 0x0002 {
         return Err(14);
     }
+    assert_ne!(flags, 0x0003, "one flipped bit never sets both flags");
     let set_id = f.take(32)?.to_vec();
     let c = f.uint(1)?;
     if !(12..=24).contains(&c) {
@@ -361,7 +366,9 @@ fn allowed_in_region(pos: u64, volume: u32, input: usize, got: &Failure) -> bool
             matches!(got, Failure::UnsupportedVersion { input: i, version } if *i == input && *version != 2)
         }
         10..14 => mh_any,
-        14..16 => mh(&[14]),
+        // An unknown flag, or SIGNED alone, is malformed; TRAILERS alone
+        // parses and fails the MAC.
+        14..16 => mh(&[14]) || damaged,
         16..48 => *got == Failure::ForeignVolume { input, volume },
         48 => mh(&[48]) || damaged,
         49..57 => mh(&[146]) || damaged,

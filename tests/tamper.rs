@@ -367,7 +367,9 @@ fn spec_check(volume: &[u8]) -> Result<(), u64> {
         pos: 14,
         end: l as usize,
     };
-    if r.uint(2)? != 0 {
+    // TRAILERS (0x0001) alone parses; a signer block (SIGNED, 0x0002, only
+    // with TRAILERS) is never reached by one flipped bit of a 0 field.
+    if !matches!(r.uint(2)?, 0 | 0x0001) {
         return Err(14);
     }
     r.take(32)?;
@@ -565,7 +567,17 @@ fn expect_header_flip(
                 malformed(start)
             }
         }
-        14..16 => malformed(14),
+        // Set flags: TRAILERS alone (0x0001) parses, and the MAC fails;
+        // any other change from 0 is unknown or SIGNED without TRAILERS.
+        14..16 => {
+            let mut flags = [original[14], original[15]];
+            flags[pos as usize - 14] = new;
+            if u16::from_be_bytes(flags) == 0x0001 {
+                damaged
+            } else {
+                malformed(14)
+            }
+        }
         // Another set id: the other two volumes agree with each other and
         // unlock, so this one is foreign (step 3).
         16..48 => Exactly(Failure::ForeignVolume { input, volume }),

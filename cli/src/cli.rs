@@ -73,7 +73,8 @@ pub struct KeygenArgs {
     pub output: Option<PathBuf>,
 
     /// Print the recipients (public keys) of the identity file INPUT
-    /// (standard input if none or `-`).
+    /// (standard input if none or `-`); for a signing key file or an
+    /// unencrypted OpenSSH ed25519 private key, its two public forms.
     #[arg(short = 'y')]
     pub convert: bool,
 
@@ -82,6 +83,13 @@ pub struct KeygenArgs {
     /// ML-KEM-768 + X25519, as `age-keygen -pq`).
     #[arg(long)]
     pub classical: bool,
+
+    /// Make an Ed25519 signing key (`KUVERT-SIGN-KEY-1…`) for `seal
+    /// --sign`, instead of an identity. Its public key is printed as
+    /// `kuvertsign1…` and as an OpenSSH `ssh-ed25519` line (for an
+    /// allowed_signers file). Signing keys never decrypt.
+    #[arg(long, conflicts_with = "classical")]
+    pub sign: bool,
 
     /// Write age's encodings: what kuvert writes anyway now (kept so that
     /// scripts using it go on working).

@@ -7,7 +7,7 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use kuvert::{HybridIdentity, Identity, Passphrase, Recipient, X25519Identity};
+use kuvert::{HybridIdentity, Identity, Passphrase, Recipient, SigningKey, X25519Identity};
 use zeroize::Zeroizing;
 
 use crate::cli::{KeyArgs, KeygenArgs};
@@ -44,6 +44,17 @@ pub fn keygen(args: &KeygenArgs) -> Result<()> {
     }
     let failed = |err: kuvert::Error| Fail::data(format!("cannot generate a key: {}", chain(&err)));
     let created = SystemTime::now();
+    if args.sign {
+        let key = SigningKey::generate().map_err(failed)?;
+        let text = key.to_file_string(created);
+        match &args.output {
+            Some(path) if !is_dash(path) => write_private(path, text.as_bytes())?,
+            _ => write_stdout(text.as_bytes())?,
+        }
+        eprintln!("Public key: {}", key.public());
+        eprintln!("OpenSSH: {}", key.public().to_openssh(SIGNER_COMMENT));
+        return Ok(());
+    }
     // age's encodings and age-keygen's file either way (`-pq` for hybrid).
     let (public, text) = if args.classical {
         let identity = X25519Identity::generate().map_err(failed)?;
@@ -66,11 +77,24 @@ pub fn keygen(args: &KeygenArgs) -> Result<()> {
     Ok(())
 }
 
-/// `kuvert keygen -y [FILE]`: the recipients of an identity file.
+/// `kuvert keygen -y [FILE]`: the recipients of an identity file, or the
+/// public forms of a signing key.
 fn print_recipients(args: &KeygenArgs) -> Result<()> {
     let input = args.input.clone().unwrap_or_else(|| PathBuf::from("-"));
-    let identities = parse_identity_file(&input)?;
+    let text = read_text(&input)?;
     let mut out = String::new();
+    if args.sign || is_signing_key_file(&text) {
+        let key = SigningKey::parse_file(&text)
+            .map_err(|err| Fail::data(format!("{}: {err}", display_input(&input))))?;
+        out.push_str(&format!(
+            "{}\n{}\n",
+            key.public(),
+            key.public().to_openssh(SIGNER_COMMENT)
+        ));
+        return write_output(args, &out);
+    }
+    let identities = Identity::parse_file(&text)
+        .map_err(|err| Fail::data(format!("{}: {err}", display_input(&input))))?;
     // age's encodings: `age1pq1…` for hybrid identities, `age1…` for X25519.
     for identity in &identities {
         let recipient = match identity.to_recipient() {
@@ -85,6 +109,25 @@ fn print_recipients(args: &KeygenArgs) -> Result<()> {
         out.push_str(&recipient.to_string());
         out.push('\n');
     }
+    write_output(args, &out)
+}
+
+/// The comment of the OpenSSH line printed for a signing key.
+const SIGNER_COMMENT: &str = "kuvert";
+
+/// Whether `text` holds a signing key rather than identities: a
+/// `KUVERT-SIGN-KEY-1…` line or an OpenSSH private key.
+fn is_signing_key_file(text: &str) -> bool {
+    text.lines().map(str::trim).any(|line| {
+        line.starts_with("-----BEGIN OPENSSH PRIVATE KEY-----")
+            || line
+                .get(..17)
+                .is_some_and(|head| head.eq_ignore_ascii_case("KUVERT-SIGN-KEY-1"))
+    })
+}
+
+/// Public text to `-o FILE` (never replaced) or standard output.
+fn write_output(args: &KeygenArgs, out: &str) -> Result<()> {
     match &args.output {
         Some(path) if !is_dash(path) => {
             crate::output::check_new(path, false)?;

@@ -211,6 +211,126 @@ fn keygen_writes_a_private_age_style_file_and_refuses_to_overwrite() {
 }
 
 #[test]
+fn keygen_sign_writes_a_private_signing_key_and_prints_both_public_forms() {
+    let scene = Scene::new();
+    let output = scene
+        .cmd()
+        .args(["keygen", "--sign", "-o", "sign.key"])
+        .output()
+        .expect("run keygen --sign");
+    assert!(output.status.success());
+    let stderr = String::from_utf8(output.stderr).expect("utf-8");
+    let lines: Vec<&str> = stderr.lines().collect();
+    let public = lines[0]
+        .strip_prefix("Public key: ")
+        .expect("kuvertsign line");
+    let openssh = lines[1].strip_prefix("OpenSSH: ").expect("openssh line");
+    assert!(
+        public.starts_with("kuvertsign1") && public.len() == 69,
+        "{public}"
+    );
+    assert!(
+        openssh.starts_with("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI"),
+        "{openssh}"
+    );
+    assert!(openssh.ends_with(" kuvert"));
+    let text = fs::read_to_string(scene.path("sign.key")).expect("key file");
+    let file_lines: Vec<&str> = text.lines().collect();
+    assert_eq!(file_lines.len(), 4, "{text}");
+    assert!(file_lines[0].starts_with("# created: "));
+    assert_eq!(file_lines[1], format!("# public key: {public}"));
+    assert_eq!(file_lines[2], format!("# {openssh}"));
+    assert!(file_lines[3].starts_with("KUVERT-SIGN-KEY-1") && file_lines[3].len() == 75);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(scene.path("sign.key"))
+            .expect("meta")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    scene
+        .cmd()
+        .args(["keygen", "--sign", "-o", "sign.key"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("already exists"));
+    assert_eq!(
+        fs::read_to_string(scene.path("sign.key")).expect("key"),
+        text
+    );
+    // -y gives both public forms, from a file or standard input.
+    let both = format!("{public}\n{openssh}\n");
+    scene
+        .cmd()
+        .args(["keygen", "-y", "sign.key"])
+        .assert()
+        .success()
+        .stdout(both.clone());
+    scene
+        .cmd()
+        .args(["keygen", "-y"])
+        .write_stdin(text.clone())
+        .assert()
+        .success()
+        .stdout(both);
+    // Kept apart: a signing key is no identity, its public key no recipient.
+    fs::write(scene.path("in.txt"), b"data").expect("write");
+    scene
+        .cmd()
+        .args(["seal", "-R", "sign.key", "-o", "x.kuv", "in.txt"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("pass it with --sign"));
+    scene
+        .cmd()
+        .args(["seal", "-r", public, "-o", "x.kuv", "in.txt"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("pass it with --signer"));
+    scene
+        .cmd()
+        .args(["seal", "-r", &scene.recipient, "-o", "x.kuv", "in.txt"])
+        .assert()
+        .success();
+    scene
+        .cmd()
+        .args(["open", "-i", "sign.key", "x.kuv"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("pass it with --sign"));
+}
+
+#[test]
+fn keygen_y_reads_unencrypted_openssh_keys_and_refuses_encrypted_ones() {
+    let scene = Scene::new();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../src/sign/testdata");
+    let public = fs::read_to_string(fixtures.join("ssh-keygen-ed25519.pub")).expect("pub");
+    let blob = public.split(' ').nth(1).expect("base64");
+    let output = scene
+        .cmd()
+        .arg("keygen")
+        .arg("-y")
+        .arg(fixtures.join("ssh-keygen-ed25519"))
+        .output()
+        .expect("run");
+    assert!(output.status.success());
+    let stdout = String::from_utf8(output.stdout).expect("utf-8");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(lines[0].starts_with("kuvertsign1"));
+    assert_eq!(lines[1], format!("ssh-ed25519 {blob} kuvert"));
+    scene
+        .cmd()
+        .arg("keygen")
+        .arg("-y")
+        .arg(fixtures.join("ssh-keygen-ed25519-encrypted"))
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("encrypted OpenSSH key"));
+}
+
+#[test]
 fn keygen_to_stdout_and_classical() {
     let output = kuvert()
         .args(["keygen", "--classical"])

@@ -364,6 +364,7 @@ mod tests {
                 chunk_exp: 12,
                 chunks_per_volume: 0,
                 stanzas: Vec::new(),
+                signers: Vec::new(),
             },
             volume,
             origin: Location::input(volume as usize),

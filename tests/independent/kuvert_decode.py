@@ -402,6 +402,50 @@ class Stanza:
     offset: int          # a_s: offset of the argument count A
 
 
+SET_TRAILERS = 0x0001
+SET_SIGNED = 0x0002
+# string("ssh-ed25519") ‖ u32 32: the first 19 bytes of a signer blob.
+ED25519_BLOB_PREFIX = b"\x00\x00\x00\x0bssh-ed25519\x00\x00\x00\x20"
+_P = 2**255 - 19
+_D = (-121665 * pow(121666, _P - 2, _P)) % _P
+
+
+def _ed_add(a, b):
+    """Extended twisted Edwards addition (RFC 8032 §5.1.4)."""
+    x1, y1, z1, t1 = a
+    x2, y2, z2, t2 = b
+    A = (y1 - x1) * (y2 - x2) % _P
+    B = (y1 + x1) * (y2 + x2) % _P
+    C = 2 * t1 * t2 * _D % _P
+    Dd = 2 * z1 * z2 % _P
+    E, F, G, Hh = B - A, Dd - C, Dd + C, B + A
+    return (E * F % _P, G * Hh % _P, F * G % _P, E * Hh % _P)
+
+
+def ed25519_point_ok(a: bytes) -> bool:
+    """A decompresses (RFC 8032 §5.1.3), is canonical (y < p, no x = 0 with
+    the sign bit) and is not of small order ([8]A ≠ identity)."""
+    y = int.from_bytes(a, "little") & ((1 << 255) - 1)
+    sign = a[31] >> 7
+    if y >= _P:
+        return False
+    u, w = (y * y - 1) % _P, (_D * y * y + 1) % _P
+    x = u * pow(w, 3, _P) * pow(u * pow(w, 7, _P), (_P - 5) // 8, _P) % _P
+    if (w * x * x - u) % _P != 0:
+        x = x * pow(2, (_P - 1) // 4, _P) % _P
+        if (w * x * x - u) % _P != 0:
+            return False
+    if x == 0 and sign:
+        return False
+    if x & 1 != sign:
+        x = _P - x
+    q = (x, y, 1, x * y % _P)
+    for _ in range(3):
+        q = _ed_add(q, q)
+    # The identity in extended coordinates: X = 0 and Y = Z.
+    return not (q[0] % _P == 0 and (q[1] - q[2]) % _P == 0)
+
+
 @dataclass
 class Header:
     input: int
@@ -506,8 +550,10 @@ def read_header(src, inp: int = 1) -> Header:
 
     at = pos
     set_flags = uint(2, "set flags")
-    if set_flags != 0:
-        raise _mh(inp, at, "set flags are not zero")
+    if set_flags & ~(SET_TRAILERS | SET_SIGNED):
+        raise _mh(inp, at, "set flags: unknown bits set")
+    if set_flags & SET_SIGNED and not set_flags & SET_TRAILERS:
+        raise _mh(inp, at, "set flags: SIGNED without TRAILERS")
     sid = take(32, "set id")
     at = pos
     c = uint(1, "chunk size exponent")
@@ -538,6 +584,25 @@ def read_header(src, inp: int = 1) -> Header:
         B = uint(2, "stanza body length")
         body = take(B, "stanza body")
         stanzas.append(Stanza(args[0], args[1:], body, a_s))
+    signers = []
+    if set_flags & SET_SIGNED:
+        # §3.2 signer block: N_k, N_k lengths (51), N_k ssh-ed25519 blobs.
+        block_at = pos
+        nk = uint(1, "signer count")
+        if not 1 <= nk <= 4:
+            raise _mh(inp, block_at, "signer count outside 1..=4")
+        for _ in range(nk):
+            m_at = pos
+            if uint(2, "signer key length") != 51:
+                raise _mh(inp, m_at, "signer key length is not 51")
+        for _ in range(nk):
+            b_at = pos
+            blob = take(51, "signer key")
+            if blob[:19] != ED25519_BLOB_PREFIX or not ed25519_point_ok(blob[19:]):
+                raise _mh(inp, b_at, "signer key is not a canonical ssh-ed25519 point of large order")
+            if blob in signers:
+                raise _mh(inp, b_at, "signer key named twice")
+            signers.append(blob)
     S = pos
     C = 1 << c
     v = uint(4, "volume number")
