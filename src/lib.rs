@@ -186,6 +186,7 @@ pub mod fuzz;
 mod header;
 mod keys;
 mod last_chunk;
+mod manifest;
 pub mod media;
 mod open;
 mod pipeline;
@@ -213,6 +214,7 @@ pub use keys::{
     Argon2Params, HybridIdentity, HybridRecipient, Identity, Limits, Passphrase, PostQuantum,
     Recipient, Warning, X25519Identity, X25519Recipient, parse_recipients_file, rfc3339_utc,
 };
+pub use manifest::{MAX_LABEL_LEN, MAX_MANIFEST_LEN, MAX_NOTE_LEN, Manifest, Padding, padme};
 pub use open::{OpenReader, Opener};
 #[cfg(feature = "plugins")]
 pub use plugin::{PluginIdentity, PluginOptions, PluginRecipient, PluginUi};
