@@ -16,6 +16,7 @@
 //! | seal files and directories             | [`Sealer::seal_archive`] → [`archive::ArchiveWriter`] |
 //! | open a set and read or seek in it      | [`Opener`] → [`OpenReader`] (`Read + Seek`)|
 //! | tell a stream from an archive          | [`OpenReader::kind`], [`archive::Payload::detect`] |
+//! | label a parcel, hide its size          | [`Sealer::label`], [`Sealer::note`], [`Sealer::pad`] ([`Padding`]) → [`OpenReader::manifest`] ([`Manifest`]) |
 //! | check one disc on its own              | [`Opener::verify_volume`]                  |
 //! | map every damaged chunk of a set       | [`Opener::verify_set`] → [`SetReport`], [`DamageMap`] |
 //! | keep what survives of a damaged stream | [`OpenReader::salvage_to`]                 |

@@ -331,8 +331,9 @@ pub(crate) fn content_len(
 }
 
 /// The payload length a rule gives an unpadded length `unpadded` (L_u:
-/// prefix, manifest, content and the 8-byte padding length); `volume` is
-/// (P, K) for [`Padding::Volume`]. `None` if it overflows or K is 0.
+/// prefix, manifest, content and the 8-byte padding length), with P
+/// (`plain_len`) and K (`per_volume`) for [`Padding::Volume`] (SPEC.md
+/// §15.2). `None` if it overflows, or for `Volume` if K is 0.
 pub(crate) fn padded_len(
     rule: Padding,
     unpadded: u64,

@@ -474,7 +474,8 @@ impl Sealer {
 
     /// What sealing `len` bytes of content (a stream, or an archive's tar
     /// and index) with these options writes: how many volumes, how long each
-    /// is, and the total, exactly, byte for byte. Nothing is sealed and no
+    /// is, and the total, exactly, byte for byte, the manifest and the
+    /// padding (SPEC.md §15) included. Nothing is sealed and no
     /// key is derived, so it is cheap even with a passphrase: for progress
     /// bars and for checking that a set fits its media before sealing it.
     ///
