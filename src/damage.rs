@@ -84,8 +84,16 @@ pub struct Damage {
     pub bytes: Range<u64>,
     /// Content offsets the damaged chunks hold, as
     /// [`OpenReader`](crate::OpenReader) positions and archive entry
-    /// offsets count (after the payload prefix, SPEC.md §6.7). Empty for
-    /// damage that loses no plaintext (trailing bytes).
+    /// offsets count (after the payload prefix and the manifest, SPEC.md
+    /// §6.7). Empty for damage that loses no plaintext (trailing bytes).
+    ///
+    /// Exact from [`OpenReader::salvage_to`](crate::OpenReader::salvage_to)
+    /// and from [`Opener::verify_set`](crate::Opener::verify_set) when
+    /// volume 1's chunk 0 is intact. A volume checked alone
+    /// ([`Opener::scan_volume`](crate::Opener::scan_volume),
+    /// [`VolumeVerifier`](crate::VolumeVerifier)) cannot know the
+    /// manifest's length R, so there these count from the end of the 4-byte
+    /// prefix: R bytes high. Ranges past the content's end are padding.
     pub plaintext: Range<u64>,
 }
 
@@ -136,6 +144,16 @@ impl fmt::Display for Damage {
 }
 
 impl DamageMap {
+    /// Moves every run's content offsets down by `by` bytes: for maps
+    /// built before the manifest's length R was known (content offsets
+    /// then count from the end of the 4-byte prefix, SPEC.md §15.1).
+    pub(crate) fn shift_content(&mut self, by: u64) {
+        for run in &mut self.runs {
+            run.plaintext =
+                run.plaintext.start.saturating_sub(by)..run.plaintext.end.saturating_sub(by);
+        }
+    }
+
     /// Runs recorded in full; more are only counted ([`unrecorded`](Self::unrecorded)).
     pub const MAX_RECORDED: usize = 10_000;
 
@@ -220,17 +238,31 @@ impl<'a> IntoIterator for &'a DamageMap {
     }
 }
 
-/// Content offsets of payload bytes `payload` (the payload prefix is not
-/// content, SPEC.md §6.7).
-pub(crate) fn content_range(payload: Range<u64>) -> Range<u64> {
-    let prefix = PAYLOAD_PREFIX_LEN as u64;
-    payload.start.saturating_sub(prefix)..payload.end.saturating_sub(prefix)
+/// Content offsets of payload bytes `payload` when the content starts at
+/// payload offset `start`.
+fn content_range_after(start: u64, payload: Range<u64>) -> Range<u64> {
+    payload.start.saturating_sub(start)..payload.end.saturating_sub(start)
 }
 
-/// Content offsets chunk `chunk` holds, `plain` plaintext bytes long.
+/// Content offsets chunk `chunk` holds, `plain` plaintext bytes long (the
+/// payload prefix is not content, SPEC.md §6.7). Without chunk 0 the
+/// manifest's length is not known, so this counts the content from the end
+/// of the 4-byte prefix: exact for sets without a manifest, R bytes high
+/// otherwise (SPEC.md §15.1); [`chunk_content_after`] is exact.
 pub(crate) fn chunk_content(geometry: &Geometry, chunk: u64, plain: u64) -> Range<u64> {
-    let start = chunk.saturating_mul(geometry.plain_len() as u64);
-    content_range(start..start.saturating_add(plain))
+    chunk_content_after(PAYLOAD_PREFIX_LEN as u64, geometry, chunk, plain)
+}
+
+/// Content offsets chunk `chunk` holds when the content starts at payload
+/// offset `start` (after the prefix and the manifest).
+pub(crate) fn chunk_content_after(
+    start: u64,
+    geometry: &Geometry,
+    chunk: u64,
+    plain: u64,
+) -> Range<u64> {
+    let first = chunk.saturating_mul(geometry.plain_len() as u64);
+    content_range_after(start, first..first.saturating_add(plain))
 }
 
 /// Where one chunk lies, for a [`Damage`] of it.

@@ -440,6 +440,19 @@ pub enum OptionError {
         "no plan for plugin recipients: their stanzas' size is known only once the plugin wrapped the key"
     )]
     PluginRecipientsUnplanned,
+    /// A label or note the manifest cannot hold (SPEC.md §15.1): empty,
+    /// too long, or with a control character (a note may hold line feeds).
+    #[error("the {field} cannot go into the manifest: {reason}")]
+    ManifestText {
+        /// `label` or `note`.
+        field: &'static str,
+        /// Which rule it breaks.
+        reason: &'static str,
+    },
+    /// [`Padding::Volume`](crate::Padding::Volume) for a set that is not
+    /// split: there is no volume size to fill.
+    #[error("padding to the volume size needs a volume size")]
+    PadVolumeUnsplit,
 }
 
 /// Everything that can go wrong sealing, opening or inspecting a volume set.
@@ -738,14 +751,16 @@ pub enum Error {
         source: io::Error,
     },
 
-    /// The payload prefix (its first 4 plaintext bytes, SPEC.md §6.7)
-    /// breaks a rule: an unknown kind, nonzero flags, a nonzero records
-    /// length, or a payload shorter than the prefix. It authenticated, so
-    /// only a key holder can have written it.
-    #[error("malformed payload prefix at payload byte {offset}: {reason}")]
+    /// The payload prefix, manifest or padding (SPEC.md §6.7, §15) breaks
+    /// a rule: an unknown kind or flag, a bad manifest record, a padding
+    /// length that does not fit, a nonzero padding byte, or a payload
+    /// shorter than the prefix. It authenticated, so only a key holder can
+    /// have written it.
+    #[error("malformed payload at payload byte {offset}: {reason}")]
     MalformedPayload {
-        /// Payload offset of the offending field (the payload length if
-        /// the payload ends inside the prefix). The prefix is in chunk 0.
+        /// Payload offset of the offending field or byte (the payload
+        /// length if the payload ends inside the prefix or the padding
+        /// length). The prefix and manifest are in chunk 0.
         offset: u64,
         /// Which rule was broken.
         reason: &'static str,

@@ -744,20 +744,25 @@ impl PayloadKind {
     }
 }
 
-/// The payload prefix: kind, flags (0), records length (0 in this version;
-/// reserved for the records of a later version, which follow the prefix).
-pub(crate) fn encode_payload_prefix(kind: PayloadKind) -> [u8; PAYLOAD_PREFIX_LEN] {
-    [kind.code(), 0, 0, 0]
+/// The payload prefix: kind, payload flags, records length R (SPEC.md
+/// §6.7); the R bytes of the manifest follow it.
+pub(crate) fn encode_payload_prefix(
+    kind: PayloadKind,
+    flags: u8,
+    records_len: u16,
+) -> [u8; PAYLOAD_PREFIX_LEN] {
+    let r = records_len.to_be_bytes();
+    [kind.code(), flags, r[0], r[1]]
 }
 
 /// Parses the payload prefix from the first plaintext bytes of chunk 0
 /// (`first`, at most the whole payload) of a payload `payload_len` bytes
-/// long, and returns the kind and the payload offset where the content
-/// starts (SPEC.md §6.7).
+/// long, and returns the kind, the payload flags and the records length R
+/// (SPEC.md §6.7), which the manifest's parser checks (§15).
 pub(crate) fn parse_payload_prefix(
     first: &[u8],
     payload_len: u64,
-) -> Result<(PayloadKind, u64), Error> {
+) -> Result<(PayloadKind, u8, u16), Error> {
     let malformed = |offset, reason| Error::MalformedPayload { offset, reason };
     let Some(prefix) = first.get(..PAYLOAD_PREFIX_LEN) else {
         return Err(malformed(
@@ -766,14 +771,7 @@ pub(crate) fn parse_payload_prefix(
         ));
     };
     let kind = PayloadKind::from_code(prefix[0]).ok_or(malformed(0, "unknown payload kind"))?;
-    if prefix[1] != 0 {
-        return Err(malformed(1, "payload flags are not zero"));
-    }
-    let records_len = u16::from_be_bytes([prefix[2], prefix[3]]);
-    if records_len != 0 {
-        return Err(malformed(2, "payload records length is not zero"));
-    }
-    Ok((kind, PAYLOAD_PREFIX_LEN as u64))
+    Ok((kind, prefix[1], u16::from_be_bytes([prefix[2], prefix[3]])))
 }
 
 #[cfg(test)]
@@ -1154,11 +1152,13 @@ mod tests {
     #[test]
     fn payload_prefix_round_trips_and_refuses_each_rule() {
         for kind in [PayloadKind::Stream, PayloadKind::Archive] {
-            let prefix = encode_payload_prefix(kind);
-            assert_eq!(parse_payload_prefix(&prefix, 4).expect("valid"), (kind, 4));
+            let prefix = encode_payload_prefix(kind, 1, 0x0102);
+            assert_eq!(prefix[2..], [1, 2]);
+            let parsed = parse_payload_prefix(&prefix, 4).expect("valid");
+            assert_eq!(parsed, (kind, 1, 0x0102));
             let mut longer = prefix.to_vec();
             longer.extend_from_slice(b"content");
-            assert_eq!(parse_payload_prefix(&longer, 11).expect("valid"), (kind, 4));
+            assert_eq!(parse_payload_prefix(&longer, 11).expect("valid"), parsed);
         }
         let rule = |bytes: &[u8], len: u64| match parse_payload_prefix(bytes, len) {
             Err(Error::MalformedPayload { offset, .. }) => offset,
@@ -1168,9 +1168,5 @@ mod tests {
         assert_eq!(rule(&[0, 0, 0], 3), 3);
         assert_eq!(rule(&[2, 0, 0, 0], 4), 0);
         assert_eq!(rule(&[0xFF, 0, 0, 0], 4), 0);
-        assert_eq!(rule(&[0, 1, 0, 0], 4), 1);
-        assert_eq!(rule(&[1, 0x80, 0, 0], 4), 1);
-        assert_eq!(rule(&[0, 0, 0, 1], 4), 2);
-        assert_eq!(rule(&[1, 0, 1, 0], 4), 2);
     }
 }

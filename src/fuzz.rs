@@ -7,7 +7,7 @@
 use std::io::{Read, Write};
 
 use crate::archive::Payload;
-use crate::{MemorySink, Opener, PayloadKind, Sealer, X25519Identity, inspect};
+use crate::{MemorySink, Opener, Padding, PayloadKind, Sealer, X25519Identity, inspect};
 
 /// The secret of the fixed identity the open targets use; the seed corpora
 /// are sealed to it (it is `identity(1)` of tests/vectors.rs).
@@ -75,6 +75,32 @@ pub fn archive(data: &[u8]) {
     }
 }
 
+/// Seals `data` as the whole payload (prefix, manifest, content, padding:
+/// SPEC.md §6.7, §15), whatever it holds, and opens and reads it: the
+/// prefix, manifest and padding rules see the bytes exactly as given.
+pub fn payload(data: &[u8]) {
+    let identity = X25519Identity::from_bytes(IDENTITY);
+    let sealer = Sealer::new()
+        .recipient(identity.to_public())
+        .chunk_size(4096)
+        .threads(1);
+    let mut writer =
+        crate::testing::seal_raw_payload(&sealer, MemorySink::new()).expect("valid options");
+    writer.write_all(data).expect("memory sink");
+    let volumes = writer.finish().expect("memory sink").into_volumes();
+    let opener = Opener::new().identity(identity).threads(1);
+    if let Ok(mut reader) = opener.open(volumes) {
+        let _ = reader.manifest().label();
+        let len = reader.len();
+        // The content ends before the payload does: padding is never read.
+        assert!(len <= data.len() as u64, "content longer than the payload");
+        let mut out = Vec::new();
+        if reader.read_to_end(&mut out).is_ok() {
+            assert_eq!(out.len() as u64, len, "read a length other than len()");
+        }
+    }
+}
+
 /// Splits `data` into volumes at [`VOLUME_SEPARATOR`] and opens them as a set.
 pub fn volumes(data: &[u8]) {
     let opener = Opener::new().identity(X25519Identity::from_bytes(IDENTITY));
@@ -131,7 +157,14 @@ pub fn roundtrip(data: &[u8]) {
         .recipient(identity.to_public())
         .chunk_size(chunk)
         .threads(threads);
-    if chunks % 4 != 0 {
+    // Every padding rule (SPEC.md §15.2); `volume` only for split sets.
+    let split = chunks % 4 != 0;
+    sealer = sealer.pad(match extra % 3 {
+        0 => Padding::Padme,
+        1 if split => Padding::Volume,
+        _ => Padding::None,
+    });
+    if split {
         let size = 2048 + u64::from(chunks % 4) * chunk as u64 + u64::from(*extra) * 7;
         sealer = sealer.volume_size(size);
     }

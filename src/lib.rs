@@ -16,6 +16,7 @@
 //! | seal files and directories             | [`Sealer::seal_archive`] → [`archive::ArchiveWriter`] |
 //! | open a set and read or seek in it      | [`Opener`] → [`OpenReader`] (`Read + Seek`)|
 //! | tell a stream from an archive          | [`OpenReader::kind`], [`archive::Payload::detect`] |
+//! | label a parcel, hide its size          | [`Sealer::label`], [`Sealer::note`], [`Sealer::pad`] ([`Padding`]) → [`OpenReader::manifest`] ([`Manifest`]) |
 //! | check one disc on its own              | [`Opener::verify_volume`]                  |
 //! | map every damaged chunk of a set       | [`Opener::verify_set`] → [`SetReport`], [`DamageMap`] |
 //! | keep what survives of a damaged stream | [`OpenReader::salvage_to`]                 |
@@ -192,6 +193,7 @@ pub mod fuzz;
 mod header;
 mod keys;
 mod last_chunk;
+mod manifest;
 pub mod media;
 mod open;
 mod pipeline;
@@ -220,6 +222,7 @@ pub use keys::{
     Argon2Params, HybridIdentity, HybridRecipient, Identity, Limits, Passphrase, PostQuantum,
     Recipient, Warning, X25519Identity, X25519Recipient, parse_recipients_file, rfc3339_utc,
 };
+pub use manifest::{MAX_LABEL_LEN, MAX_MANIFEST_LEN, MAX_NOTE_LEN, Manifest, Padding, padme};
 pub use open::{OpenReader, Opener};
 #[cfg(feature = "plugins")]
 pub use plugin::{PluginIdentity, PluginOptions, PluginRecipient, PluginUi};

@@ -13,6 +13,7 @@ use crate::format::{self, ChunkFlag, Geometry, Header, PayloadKind, SET_ID_LEN, 
 use crate::header::read_header;
 use crate::keys::{self, Identity, Limits, Passphrase, PluginSettings, Unlocked, Warning};
 use crate::last_chunk::{LastChunk, check_full_volume};
+use crate::manifest::{self, Manifest, PADDING_LEN_FIELD};
 use crate::pipeline;
 use crate::stream::ChunkCipher;
 use crate::volumes::{VolumeSource, location};
@@ -170,6 +171,12 @@ impl Opener {
         }
         let final_plain = final_chunk.len - TAG_LEN;
         let payload_len = final_chunk.chunk * geometry.plain_len() as u64 + final_plain as u64;
+        // The payload's last bytes, which hold the padding length if it is
+        // padded (SPEC.md §15.2); the flag is known only from chunk 0.
+        let in_final = final_plain.min(PADDING_LEN_FIELD);
+        let mut tail = Zeroizing::new([0u8; PADDING_LEN_FIELD]);
+        tail[PADDING_LEN_FIELD - in_final..]
+            .copy_from_slice(&buf[final_plain - in_final..final_plain]);
         buf.zeroize();
         let data_offsets = ordered.iter().map(|v| v.geometry.data_offset).collect();
         let mut reader = OpenReader {
@@ -180,10 +187,13 @@ impl Opener {
                 cipher,
                 final_chunk: final_chunk.chunk,
                 final_chunk_len: final_chunk.len,
+                padding: payload_len..payload_len,
+                content_start: format::PAYLOAD_PREFIX_LEN as u64,
             },
             set_id,
             threads,
             kind: PayloadKind::Stream,
+            manifest: Manifest::default(),
             start: 0,
             len: 0,
             pos: 0,
@@ -194,10 +204,42 @@ impl Opener {
         // The payload prefix (SPEC.md §6.7): chunk 0 authenticates before
         // any of it is looked at, and stays buffered for the first read.
         reader.load(0)?;
-        let (kind, start) = format::parse_payload_prefix(&reader.buf, payload_len)?;
+        let (kind, flags, records_len) = format::parse_payload_prefix(&reader.buf, payload_len)?;
+        let parsed = manifest::parse(flags, records_len, &reader.buf, payload_len)?;
+        let start = format::PAYLOAD_PREFIX_LEN as u64 + parsed.records_len;
+        let mut checked = vec![0, reader.set.final_chunk];
+        let tail = match parsed.padded {
+            false => None,
+            // A final chunk of fewer than 8 plaintext bytes leaves the rest
+            // of the padding length in the chunk before it (g_f ≥ 1 then,
+            // since a padded payload is at least 12 bytes long).
+            true if in_final < PADDING_LEN_FIELD && payload_len >= start + 8 => {
+                let before = reader.set.final_chunk - 1;
+                reader.load(before)?;
+                let need = PADDING_LEN_FIELD - in_final;
+                let from = reader.buf.len() - need;
+                tail[..need].copy_from_slice(&reader.buf[from..]);
+                checked.insert(1, before);
+                Some(*tail)
+            }
+            true => Some(*tail),
+        };
+        let (content_len, padding) = manifest::content_len(parsed.records_len, payload_len, tail)?;
         reader.kind = kind;
+        reader.manifest = parsed.manifest;
         reader.start = start;
-        reader.len = payload_len - start;
+        reader.len = content_len;
+        let padding_start = start + content_len;
+        reader.set.padding = padding_start..padding_start + padding;
+        reader.set.content_start = start;
+        if padding > 0 {
+            // Every padding byte decrypted so far must be zero: those of
+            // chunk 0, of the final chunk and of the one before it if read.
+            checked.dedup();
+            for chunk in checked {
+                reader.load(chunk)?;
+            }
+        }
         Ok(reader)
     }
 
@@ -315,7 +357,8 @@ pub struct OpenReader<S> {
     set_id: [u8; SET_ID_LEN],
     threads: usize,
     kind: PayloadKind,
-    /// Payload offset of the content: the prefix length.
+    manifest: Manifest,
+    /// Payload offset of the content: the prefix and manifest length.
     start: u64,
     /// Content length.
     len: u64,
@@ -355,6 +398,12 @@ impl<S: VolumeSource> OpenReader<S> {
     /// an archive to read with [`Payload::detect`](crate::archive::Payload::detect).
     pub fn kind(&self) -> PayloadKind {
         self.kind
+    }
+
+    /// What the set's encrypted manifest says (SPEC.md §15.1): its label,
+    /// creation time and note, authenticated with chunk 0.
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
     }
 
     /// What opening found worth telling the user though the set opened,
@@ -564,6 +613,11 @@ struct ChunkSet<S> {
     cipher: ChunkCipher,
     final_chunk: u64,
     final_chunk_len: usize,
+    /// Payload offsets of the padding zeros (SPEC.md §15.2), checked in
+    /// every chunk opened; empty until the padding length is known.
+    padding: std::ops::Range<u64>,
+    /// Payload offset of the content, for the content offsets of damage.
+    content_start: u64,
 }
 
 impl<S: VolumeSource> ChunkSet<S> {
@@ -601,7 +655,12 @@ impl<S: VolumeSource> ChunkSet<S> {
                 .chunk(chunk)
                 .name(name),
             len: plain + TAG_LEN as u64,
-            plaintext: damage::chunk_content(&self.geometry, chunk, plain),
+            plaintext: damage::chunk_content_after(
+                self.content_start,
+                &self.geometry,
+                chunk,
+                plain,
+            ),
         }
     }
 
@@ -634,7 +693,29 @@ impl<S: VolumeSource> ChunkSet<S> {
                 at: location(source, number).byte(offset).chunk(chunk),
             });
         }
-        Ok(len - TAG_LEN)
+        let plain = len - TAG_LEN;
+        self.check_padding(chunk, &buf[..plain])?;
+        Ok(plain)
+    }
+
+    /// Refuses a padding byte that is not zero among the plaintext of
+    /// `chunk` (SPEC.md §15.2): only a key holder can have written it, and
+    /// it would be a covert channel.
+    fn check_padding(&self, chunk: u64, plain: &[u8]) -> Result<(), Error> {
+        let start = chunk * self.geometry.plain_len() as u64;
+        let from = self.padding.start.max(start);
+        let to = self.padding.end.min(start + plain.len() as u64);
+        if from >= to {
+            return Ok(());
+        }
+        let zeros = &plain[(from - start) as usize..(to - start) as usize];
+        match zeros.iter().position(|&byte| byte != 0) {
+            None => Ok(()),
+            Some(at) => Err(Error::MalformedPayload {
+                offset: from + at as u64,
+                reason: "a padding byte is not zero",
+            }),
+        }
     }
 }
 
@@ -650,7 +731,9 @@ impl<S: VolumeSource> Read for OpenReader<S> {
         if self.buffered != Some(chunk) {
             self.load(chunk)?;
         }
-        let n = out.len().min(self.buf.len() - within);
+        // The content may end inside the chunk: padding follows it.
+        let left = usize::try_from(self.len - self.pos).unwrap_or(usize::MAX);
+        let n = out.len().min(self.buf.len() - within).min(left);
         out[..n].copy_from_slice(&self.buf[within..within + n]);
         self.pos += n as u64;
         Ok(n)

@@ -6,6 +6,7 @@
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use zeroize::Zeroizing;
 
@@ -15,6 +16,7 @@ use crate::format::{
     PAYLOAD_PREFIX_LEN, PayloadKind, SET_ID_LEN, SetHeader, TAG_LEN,
 };
 use crate::keys::{self, Argon2Params, FileKey, Limits, Passphrase, PluginSettings, Recipient};
+use crate::manifest::{self, ManifestFields, PADDING_LEN_FIELD, Padding};
 use crate::pipeline::{self, InFlight, Pending, SealBatch, SealPool};
 use crate::rand::Randomness;
 use crate::stream::ChunkCipher;
@@ -55,6 +57,39 @@ pub struct Sealer {
     allow_classical: bool,
     plugins: PluginSettings,
     seed: Option<Zeroizing<[u8; 32]>>,
+    label: Option<String>,
+    note: Option<String>,
+    created: Created,
+    padding: Padding,
+}
+
+/// What the manifest's created record says (SPEC.md §15.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Created {
+    /// The clock when sealing starts (the default).
+    Now,
+    /// This many seconds since the Unix epoch.
+    At(i64),
+    /// No created record.
+    Omitted,
+}
+
+impl Created {
+    fn seconds(self) -> Option<i64> {
+        match self {
+            Created::Now => Some(unix_seconds(SystemTime::now())),
+            Created::At(secs) => Some(secs),
+            Created::Omitted => None,
+        }
+    }
+}
+
+/// Seconds since the Unix epoch, negative before it, saturating.
+fn unix_seconds(time: SystemTime) -> i64 {
+    match time.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(after) => i64::try_from(after.as_secs()).unwrap_or(i64::MAX),
+        Err(before) => i64::try_from(before.duration().as_secs()).map_or(i64::MIN, |s| -s),
+    }
 }
 
 impl fmt::Debug for Sealer {
@@ -68,6 +103,10 @@ impl fmt::Debug for Sealer {
             .field("threads", &self.threads)
             .field("allow_classical", &self.allow_classical)
             .field("plugins", &self.plugins)
+            .field("label", &self.label)
+            .field("note", &self.note.as_ref().map(String::len))
+            .field("created", &self.created)
+            .field("padding", &self.padding)
             .finish()
     }
 }
@@ -105,7 +144,41 @@ impl Sealer {
             allow_classical: false,
             plugins: PluginSettings::default(),
             seed: None,
+            label: None,
+            note: None,
+            created: Created::Now,
+            padding: Padding::default(),
         }
+    }
+
+    /// A label for the encrypted manifest (SPEC.md §15.1), to tell parcels
+    /// apart once opened: 1 to 256 bytes of UTF-8 without control
+    /// characters. Not visible without a key.
+    pub fn label(mut self, label: impl Into<String>) -> Self {
+        self.label = Some(label.into());
+        self
+    }
+
+    /// A note for the encrypted manifest: 1 to 3,072 bytes of UTF-8 without
+    /// control characters but line feeds. Not visible without a key.
+    pub fn note(mut self, note: impl Into<String>) -> Self {
+        self.note = Some(note.into());
+        self
+    }
+
+    /// The creation time the manifest records (default: the clock when
+    /// sealing starts; `None` writes none). Whole seconds.
+    pub fn created(mut self, created: Option<SystemTime>) -> Self {
+        self.created = created.map_or(Created::Omitted, |time| Created::At(unix_seconds(time)));
+        self
+    }
+
+    /// How the payload is padded so that the volume lengths hide its size
+    /// (default [`Padding::Padme`]; SPEC.md §15.2). The padding is
+    /// encrypted, authenticated and dropped on open.
+    pub fn pad(mut self, padding: Padding) -> Self {
+        self.padding = padding;
+        self
     }
 
     /// Adds a recipient. Giving the same one twice adds it once.
@@ -244,8 +317,16 @@ impl Sealer {
         sink: S,
         kind: PayloadKind,
     ) -> Result<SealWriter<S>, Error> {
+        let fields = self.manifest_fields();
+        let records = fields.encode();
         let mut writer = self.seal_unprefixed(sink)?;
-        writer.push_prefix(&format::encode_payload_prefix(kind));
+        // Bounded fields: the manifest fits chunk 0 and its u16 length.
+        let records_len = records.len() as u16;
+        writer.push_prefix(
+            &format::encode_payload_prefix(kind, fields.flags(), records_len),
+            &records,
+        );
+        writer.padding = fields.padding;
         Ok(writer)
     }
 
@@ -313,8 +394,19 @@ impl Sealer {
             free: Vec::new(),
             lends: true,
             failed: false,
+            padding: Padding::None,
             sink,
         })
+    }
+
+    /// The manifest these options write, the creation time read now.
+    fn manifest_fields(&self) -> ManifestFields {
+        ManifestFields {
+            created: self.created.seconds(),
+            label: self.label.clone(),
+            note: self.note.clone(),
+            padding: self.padding,
+        }
     }
 
     /// Checks the options that need no key; returns the chunk exponent.
@@ -330,6 +422,21 @@ impl Sealer {
             }));
         }
         keys::check_recipient_mix(&self.recipients, &[], self.allow_classical)?;
+        let texts = [
+            ("label", &self.label, manifest::MAX_LABEL_LEN, false),
+            ("note", &self.note, manifest::MAX_NOTE_LEN, true),
+        ];
+        for (field, text, max, line_feeds) in texts {
+            if let Some(reason) = text
+                .as_deref()
+                .and_then(|text| manifest::text_problem(text, max, line_feeds))
+            {
+                return Err(Error::option(OptionError::ManifestText { field, reason }));
+            }
+        }
+        if self.padding == Padding::Volume && self.volume_size.is_none() {
+            return Err(Error::option(OptionError::PadVolumeUnsplit));
+        }
         let chunk_exp = chunk_exponent(self.chunk_size)?;
         if self.passphrase.is_some() {
             // Never write a set that a default opener refuses.
@@ -368,7 +475,8 @@ impl Sealer {
 
     /// What sealing `len` bytes of content (a stream, or an archive's tar
     /// and index) with these options writes: how many volumes, how long each
-    /// is, and the total, exactly, byte for byte. Nothing is sealed and no
+    /// is, and the total, exactly, byte for byte, the manifest and the
+    /// padding (SPEC.md §15) included. Nothing is sealed and no
     /// key is derived, so it is cheap even with a passphrase: for progress
     /// bars and for checking that a set fits its media before sealing it.
     ///
@@ -406,7 +514,8 @@ impl Sealer {
         };
         let header_len = format::header_len(format::encode_set_header(&set).len());
         let geometry = self.geometry(chunk_exp, header_len)?;
-        Plan::new(&geometry, len)
+        let fields = self.manifest_fields();
+        Plan::new(&geometry, len, fields.encode().len() as u64, fields.padding)
     }
 }
 
@@ -422,11 +531,16 @@ pub struct Plan {
 }
 
 impl Plan {
-    fn new(geometry: &Geometry, content_len: u64) -> Result<Plan, Error> {
-        let payload = content_len
-            .checked_add(PAYLOAD_PREFIX_LEN as u64)
-            .ok_or(Error::CounterExhausted)?;
+    /// The sizes for `content_len` bytes of content after a manifest of
+    /// `records_len` bytes, padded by `padding`.
+    fn new(
+        geometry: &Geometry,
+        content_len: u64,
+        records_len: u64,
+        padding: Padding,
+    ) -> Result<Plan, Error> {
         let plain = geometry.plain_len() as u64;
+        let payload = payload_len(geometry, content_len, records_len, padding)?;
         let chunk = geometry.chunk_len() as u64;
         let header = geometry.data_offset;
         // The final chunk may be short, never empty unless the payload is.
@@ -490,6 +604,31 @@ impl Plan {
     pub fn total_len(&self) -> u64 {
         self.total_len
     }
+}
+
+/// The payload length (SPEC.md §15.2): prefix, manifest, content and, if
+/// padded, the padding and its 8-byte length.
+fn payload_len(
+    geometry: &Geometry,
+    content_len: u64,
+    records_len: u64,
+    padding: Padding,
+) -> Result<u64, Error> {
+    let field = match padding {
+        Padding::None => 0,
+        _ => PADDING_LEN_FIELD as u64,
+    };
+    let unpadded = content_len
+        .checked_add(PAYLOAD_PREFIX_LEN as u64 + records_len + field)
+        .ok_or(Error::CounterExhausted)?;
+    let plain = geometry.plain_len() as u64;
+    manifest::padded_len(padding, unpadded, plain, geometry.chunks_per_volume).ok_or(
+        if padding == Padding::Volume && geometry.chunks_per_volume == 0 {
+            Error::option(OptionError::PadVolumeUnsplit)
+        } else {
+            Error::CounterExhausted
+        },
+    )
 }
 
 /// One `read`, retried when interrupted.
@@ -556,6 +695,8 @@ pub struct SealWriter<S: VolumeSink> {
     /// Whether the sink lends room to seal into; false once it said no.
     lends: bool,
     failed: bool,
+    /// The padding `finish` appends (SPEC.md §15.2).
+    padding: Padding,
 }
 
 impl<S: VolumeSink> fmt::Debug for SealWriter<S> {
@@ -569,12 +710,57 @@ impl<S: VolumeSink> fmt::Debug for SealWriter<S> {
 }
 
 impl<S: VolumeSink> SealWriter<S> {
-    /// Puts the payload prefix into the first chunk of a fresh writer.
-    fn push_prefix(&mut self, prefix: &[u8; PAYLOAD_PREFIX_LEN]) {
+    /// Puts the payload prefix and the manifest into the first chunk of a
+    /// fresh writer.
+    fn push_prefix(&mut self, prefix: &[u8; PAYLOAD_PREFIX_LEN], records: &[u8]) {
         debug_assert_eq!(self.filled, 0, "the prefix opens the payload");
-        // The first batch buffer is at least one chunk (≥ 4 KiB) long.
+        // The first batch buffer is at least one chunk (≥ 4 KiB) long, and
+        // the manifest fits chunk 0 of the smallest chunks.
         self.batch[..PAYLOAD_PREFIX_LEN].copy_from_slice(prefix);
-        self.filled = PAYLOAD_PREFIX_LEN;
+        let end = PAYLOAD_PREFIX_LEN + records.len();
+        self.batch[PAYLOAD_PREFIX_LEN..end].copy_from_slice(records);
+        self.filled = end;
+    }
+
+    /// Payload bytes gathered so far, sealed or not.
+    fn payload_so_far(&self) -> u64 {
+        self.counter * self.geometry.plain_len() as u64 + self.filled as u64
+    }
+
+    /// Appends the padding and its length (SPEC.md §15.2), once the content
+    /// has ended: zeros, then p as a u64, sealed like any payload bytes.
+    fn push_padding(&mut self) -> Result<(), Error> {
+        if self.padding == Padding::None {
+            return Ok(());
+        }
+        let unpadded = self
+            .payload_so_far()
+            .checked_add(PADDING_LEN_FIELD as u64)
+            .ok_or(Error::CounterExhausted)?;
+        let plain = self.geometry.plain_len() as u64;
+        let per_volume = self.geometry.chunks_per_volume;
+        let padded = manifest::padded_len(self.padding, unpadded, plain, per_volume)
+            .ok_or(Error::CounterExhausted)?;
+        let padding = padded - unpadded;
+        let mut zeros = padding;
+        while zeros > 0 {
+            let n = self.gather(|room| {
+                let n = room.len().min(usize::try_from(zeros).unwrap_or(usize::MAX));
+                room[..n].fill(0);
+                Ok(n)
+            })?;
+            zeros -= n as u64;
+        }
+        let mut field = &padding.to_be_bytes()[..];
+        while !field.is_empty() {
+            let n = self.gather(|room| {
+                let n = room.len().min(field.len());
+                room[..n].copy_from_slice(&field[..n]);
+                Ok(n)
+            })?;
+            field = &field[n..];
+        }
+        Ok(())
     }
 
     /// Chunks in every volume but the last; 0 if the set is not split.
@@ -864,6 +1050,10 @@ impl<S: VolumeSink> SealWriter<S> {
                 "an earlier write failed; the set was not finished",
             )));
         }
+        if let Err(err) = self.push_padding() {
+            self.failed = true;
+            return Err(err);
+        }
         self.dispatch(None)?;
         while !self.in_flight.is_empty() {
             self.write_next()?;
@@ -917,7 +1107,8 @@ pub(crate) mod tests {
     use crate::volumes::MemorySink;
 
     /// Seals `data` to `identity` with `chunk`-byte chunks and volumes of
-    /// at most `volume` bytes.
+    /// at most `volume` bytes, with no manifest and no padding, so that the
+    /// content starts at payload offset 4 and ends the payload.
     pub(crate) fn seal(
         identity: &X25519Identity,
         data: &[u8],
@@ -926,7 +1117,9 @@ pub(crate) mod tests {
     ) -> Vec<Vec<u8>> {
         let mut sealer = Sealer::new()
             .recipient(identity.to_public())
-            .chunk_size(chunk);
+            .chunk_size(chunk)
+            .created(None)
+            .pad(Padding::None);
         if let Some(size) = volume {
             sealer = sealer.volume_size(size);
         }
@@ -1066,7 +1259,12 @@ pub(crate) mod tests {
     #[test]
     fn a_payload_of_one_batch_starts_no_thread() {
         let identity = X25519Identity::generate().expect("os randomness");
-        let sealer = Sealer::new().recipient(identity.to_public()).threads(4);
+        // No manifest and no padding: the payload is the prefix and the content.
+        let sealer = Sealer::new()
+            .recipient(identity.to_public())
+            .threads(4)
+            .created(None)
+            .pad(Padding::None);
         let seal_len = |len: usize| {
             let mut writer = sealer.seal(MemorySink::new()).expect("seal");
             writer.write_all(&vec![9u8; len]).expect("write");
@@ -1231,7 +1429,10 @@ pub(crate) mod tests {
                         .recipient(identity.to_public())
                         .chunk_size(4096)
                         .threads(threads)
-                        .insecure_deterministic_seed([9; 32]);
+                        .insecure_deterministic_seed([9; 32])
+                        .created(Some(
+                            std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_764_547_200),
+                        ));
                     match volume {
                         Some(size) => sealer.volume_size(size),
                         None => sealer,
@@ -1311,7 +1512,10 @@ pub(crate) mod tests {
             .recipient(identity.to_public())
             .chunk_size(4096)
             .threads(1)
-            .insecure_deterministic_seed([3; 32]);
+            .insecure_deterministic_seed([3; 32])
+            .created(Some(
+                std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_764_547_200),
+            ));
         let mut whole = sealer.seal(MemorySink::new()).expect("seal");
         whole.write_all(&data).expect("write");
         let whole = whole.finish().expect("finish").into_volumes();

@@ -149,6 +149,8 @@ impl Shape {
             .volume_size(H + self.k * C as u64)
             .threads(threads)
             .insecure_deterministic_seed([42; 32])
+            .created(None)
+            .pad(kuvert::Padding::None)
     }
 
     /// The volumes sealed without a fault, and the calls that made them.

@@ -8,13 +8,14 @@ use std::path::Path;
 
 type Hook = fn(&[u8]);
 
-const TARGETS: [(&str, Hook); 6] = [
+const TARGETS: [(&str, Hook); 7] = [
     ("header", kuvert::fuzz::header),
     ("open", kuvert::fuzz::open),
     ("volumes", kuvert::fuzz::volumes),
     ("roundtrip", kuvert::fuzz::roundtrip),
     ("archive", kuvert::fuzz::archive),
     ("signing", kuvert::fuzz::signing),
+    ("payload", kuvert::fuzz::payload),
 ];
 
 fn replay(kind: &str) -> usize {

@@ -20,6 +20,8 @@ fn sealer() -> Sealer {
     Sealer::new()
         .recipient(identity(1).to_public())
         .chunk_size(C)
+        .created(None)
+        .pad(kuvert::Padding::None)
 }
 
 fn opener() -> Opener {
@@ -134,15 +136,20 @@ fn each_prefix_rule_is_refused_at_its_offset() {
         payload.extend_from_slice(&body);
         payload
     };
-    let cases: [(Vec<u8>, u64); 9] = [
+    let cases: [(Vec<u8>, u64); 10] = [
         (Vec::new(), 0),
         (vec![0], 1),
         (vec![0, 0, 0], 3),
         (with([2, 0, 0, 0]), 0),
         (with([0xFF, 0, 0, 0]), 0),
-        (with([0, 1, 0, 0]), 1),
+        (with([0, 2, 0, 0]), 1),
         (with([1, 0x80, 0, 0]), 1),
-        (with([0, 0, 0, 1]), 2),
+        // PADDED, and the last 8 bytes, read as the padding length, run
+        // past the content's start (SPEC.md §15.2).
+        (with([0, 1, 0, 0]), 96),
+        // A 1-byte manifest: its record head runs past it (§15.1).
+        (with([0, 0, 0, 1]), 4),
+        // A manifest longer than the payload.
         (with([1, 0, 1, 0]), 2),
     ];
     for (payload, want) in cases {
@@ -159,7 +166,8 @@ fn each_prefix_rule_is_refused_at_its_offset() {
         }
     }
     // The same rules when the prefix is in an interior chunk 0 of a split set.
-    let mut big = with([0, 0, 0, 7]);
+    // R = 4096, above the 4,076 that fit chunk 0 of 4 KiB chunks.
+    let mut big = with([0, 0, 0x10, 0]);
     big.extend_from_slice(&data(5 * P, 4));
     let mut writer = kuvert::testing::seal_raw_payload(
         &sealer().volume_size(2048 + 2 * C as u64),

@@ -18,7 +18,10 @@ fn seal(threads: usize, chunk: usize, volume: Option<u64>, payload: &[u8]) -> Ve
         .recipient(identity().to_public())
         .chunk_size(chunk)
         .threads(threads)
-        .insecure_deterministic_seed([9; 32]);
+        .insecure_deterministic_seed([9; 32])
+        // No manifest and no padding: chunk offsets are content offsets + 4.
+        .created(None)
+        .pad(kuvert::Padding::None);
     if let Some(size) = volume {
         sealer = sealer.volume_size(size);
     }
@@ -67,6 +70,8 @@ fn seal_at_once<S: VolumeSink>(
         .threads(threads)
         .volume_size(2048 + volume_chunks * 4096)
         .insecure_deterministic_seed([9; 32])
+        .created(None)
+        .pad(kuvert::Padding::None)
         .seal(sink)?;
     writer.write_all(payload)?;
     writer.finish()
@@ -159,6 +164,8 @@ fn a_memory_sink_sized_from_the_plan_holds_the_same_volumes() {
             .threads(threads)
             .volume_size(2048 + volume_chunks * 4096)
             .insecure_deterministic_seed([9; 32])
+            .created(None)
+            .pad(kuvert::Padding::None)
     };
     for len in [0, 10, 4080 * 1500, 4080 * 1500 + 1] {
         let payload = data(len);

@@ -424,7 +424,9 @@ fn x25519_and_passphrase_each_open_a_mixed_set() {
         .passphrase(Passphrase::new("correct horse battery staple"))
         .argon2_params(Argon2Params::MINIMUM)
         .chunk_size(4096)
-        .volume_size(H1 + 4096);
+        .volume_size(H1 + 4096)
+        .created(None)
+        .pad(kuvert::Padding::None);
     let plaintext = data(2 * plain(4096) + 100, 5);
     let volumes = seal_with(&sealer, &plaintext, &[usize::MAX]);
     assert_eq!(volumes.len(), 3);

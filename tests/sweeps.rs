@@ -1302,6 +1302,8 @@ mod memory {
             .recipient(identity(6).to_public())
             .chunk_size(16 << 20)
             .volume_size(u64::MAX)
+            .created(None)
+            .pad(kuvert::Padding::None)
             .threads(1)
             .seal(kuvert::MemorySink::new())
             .expect("seal");

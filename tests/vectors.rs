@@ -21,8 +21,8 @@ use std::path::{Path, PathBuf};
 
 use kuvert::archive::{ArchiveLimits, ExtractOptions, Payload};
 use kuvert::{
-    Argon2Params, Error, HybridIdentity, Identity, Limits, MemorySink, Opener, Passphrase,
-    PayloadKind, Sealer, X25519Identity,
+    Argon2Params, Error, HybridIdentity, Identity, Limits, MemorySink, Opener, Padding, Passphrase,
+    PayloadKind, Sealer, X25519Identity, padme, rfc3339_utc,
 };
 use sha2::{Digest, Sha256};
 
@@ -32,6 +32,11 @@ use common::forge;
 const CHUNK: usize = 4096;
 const PLAIN: usize = CHUNK - 16;
 const PASSPHRASE: &str = "kuvert test vector passphrase";
+/// The creation time every vector's manifest records: 2025-12-01T00:00:00Z.
+const CREATED: u64 = 1_764_547_200;
+/// Payload bytes a manifest of only the created record takes: the 4-byte
+/// prefix and the 12-byte record (SPEC.md §15.1).
+const PREFIX_AND_CREATED: usize = 4 + 12;
 
 /// One vector: its volumes (in the order a decoder is given them), its
 /// plaintext if it opens, and its meta lines.
@@ -123,8 +128,19 @@ fn extension(kind: u16, body: &[u8]) -> Vec<u8> {
 /// (88 bytes: count, type, share, body).
 const FORGED_S: usize = 58 + 88;
 
+/// The sealer of the vectors: a fixed creation time, and no padding, so
+/// that the chunk layout of each case is what its description says; the
+/// `pad-*` and `manifest` cases set their own padding.
+fn base() -> Sealer {
+    Sealer::new()
+        .created(Some(
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(CREATED),
+        ))
+        .pad(Padding::None)
+}
+
 fn to(byte: u8) -> Sealer {
-    Sealer::new().recipient(X25519Identity::from_bytes(identity(byte)).to_public())
+    base().recipient(X25519Identity::from_bytes(identity(byte)).to_public())
 }
 
 /// Offset of the first chunk in these vectors (one sector of header).
@@ -157,7 +173,7 @@ fn cases() -> Vec<Case> {
         small.clone(),
     );
 
-    let passphrase_sealer = Sealer::new()
+    let passphrase_sealer = base()
         .passphrase(Passphrase::new(PASSPHRASE))
         .argon2_params(Argon2Params::MINIMUM);
     ok(
@@ -206,15 +222,17 @@ fn cases() -> Vec<Case> {
 
     ok(
         "empty",
-        "empty stream: one chunk holding the 4-byte payload prefix and a tag",
+        "empty stream: one chunk holding the payload prefix, the manifest's created record and \
+         a tag",
         vec![identity(1)],
         None,
         seal(to(1), 6, b""),
         Vec::new(),
     );
 
-    // Payloads fill whole chunks when the content is 4 bytes short of them.
-    let exact = plaintext(3 * PLAIN - 4);
+    // Payloads fill whole chunks when the content is the prefix and the
+    // created record (16 bytes) short of them.
+    let exact = plaintext(3 * PLAIN - PREFIX_AND_CREATED);
     ok(
         "exact-multiple",
         "payload (prefix and content) of exactly three full chunks: the final chunk is full",
@@ -224,7 +242,7 @@ fn cases() -> Vec<Case> {
         exact.clone(),
     );
 
-    let boundary = plaintext(4 * PLAIN - 4);
+    let boundary = plaintext(4 * PLAIN - PREFIX_AND_CREATED);
     ok(
         "volume-boundary",
         "payload ends exactly at the end of volume 2: no empty third volume",
@@ -234,7 +252,7 @@ fn cases() -> Vec<Case> {
         boundary.clone(),
     );
 
-    let age = Sealer::new().recipient(
+    let age = base().recipient(
         "age1zvkyg2lqzraa2lnjvqej32nkuu0ues2s82hzrye869xeexvn73equnujwj"
             .parse::<kuvert::X25519Recipient>()
             .expect("age recipient"),
@@ -265,10 +283,10 @@ fn cases() -> Vec<Case> {
         "one mlkem768x25519 recipient (ML-KEM-768 + X25519, age v1.3's hybrid type)",
         vec![identity(20)],
         None,
-        seal(Sealer::new().recipient(hybrid_to(20)), 20, &small),
+        seal(base().recipient(hybrid_to(20)), 20, &small),
         small.clone(),
     );
-    let hybrid_x25519 = Sealer::new()
+    let hybrid_x25519 = base()
         .recipient(hybrid_to(21))
         .recipient(X25519Identity::from_bytes(identity(22)).to_public())
         .allow_classical(true);
@@ -399,6 +417,7 @@ fn cases() -> Vec<Case> {
     );
     cases.push(archive_case);
     cases.extend(archive_cases());
+    cases.extend(manifest_cases());
 
     // Negative vectors, derived from the positive ones.
     let mut bad = |name,
@@ -483,15 +502,16 @@ fn cases() -> Vec<Case> {
         ),
         (
             "payload-flags",
-            "payload prefix with flags 0x01",
-            with_prefix([0, 1, 0, 0]),
+            "payload prefix with flags 0x02 (only 0x01, PADDED, is defined)",
+            with_prefix([0, 2, 0, 0]),
             1,
         ),
         (
             "payload-records",
-            "payload prefix with a records length of 1",
+            "payload prefix of kind archive with a records length of 1: too short for a \
+             record's 4-byte head",
             with_prefix([1, 0, 0, 1]),
-            2,
+            4,
         ),
         (
             "payload-short",
@@ -748,7 +768,7 @@ fn cases() -> Vec<Case> {
         vec![],
         Some("not the passphrase"),
         seal(
-            Sealer::new()
+            base()
                 .passphrase(Passphrase::new(PASSPHRASE))
                 .argon2_params(Argon2Params::MINIMUM),
             2,
@@ -782,7 +802,7 @@ fn cases() -> Vec<Case> {
     );
 
     let mut v = seal(
-        Sealer::new()
+        base()
             .passphrase(Passphrase::new(PASSPHRASE))
             .argon2_params(Argon2Params::MINIMUM),
         2,
@@ -805,6 +825,140 @@ fn cases() -> Vec<Case> {
     );
 
     cases
+}
+
+/// One manifest record (SPEC.md §15.1): type, length, body.
+fn record(kind: u16, body: &[u8]) -> Vec<u8> {
+    extension(kind, body)
+}
+
+/// A raw stream payload: the prefix with `flags` and the records, then
+/// `rest` (content, and padding if the flags say so).
+fn raw_payload(flags: u8, records: &[u8], rest: &[u8]) -> Vec<u8> {
+    let mut payload = vec![0, flags];
+    payload.extend_from_slice(&u16::try_from(records.len()).expect("short").to_be_bytes());
+    payload.extend_from_slice(records);
+    payload.extend_from_slice(rest);
+    payload
+}
+
+/// The manifest and padding vectors (SPEC.md §15): each padding rule, a
+/// full manifest, and the key-holder payloads a decoder must refuse.
+fn manifest_cases() -> Vec<Case> {
+    let mut out = Vec::new();
+    let content = plaintext(5000);
+    // Prefix 4, created record 12, padding record 5, padding length 8.
+    let unpadded = (4 + 12 + 5 + content.len() + 8) as u64;
+    let padded = padme(unpadded).expect("small");
+    assert_eq!((unpadded, padded), (5029, 5120), "SPEC.md §15.2's example");
+    let label = "DST project 1234, extract 3 of 4";
+    let note = "Rows 1-40,000 of the 2025 extract.\nCall the registry before opening.";
+    for (name, description, sealer, seed) in [
+        (
+            "manifest",
+            "a label, a note with a line feed, the creation time and Padmé padding in the \
+             encrypted manifest",
+            to(1).label(label).note(note).pad(Padding::Padme),
+            60,
+        ),
+        (
+            "pad-padme",
+            "Padmé padding (the default): 5,029 unpadded payload bytes padded to 5,120",
+            to(1).pad(Padding::Padme),
+            61,
+        ),
+        (
+            "pad-volume",
+            "volume padding: the only volume (K = 2) filled to its full length",
+            to(1)
+                .volume_size((H + 2 * CHUNK) as u64)
+                .pad(Padding::Volume),
+            62,
+        ),
+        (
+            "pad-none",
+            "no padding: the payload is the prefix, the created record and the content",
+            to(1).pad(Padding::None),
+            63,
+        ),
+    ] {
+        let volumes = seal(sealer, seed, &content);
+        if name == "pad-volume" {
+            assert_eq!(volumes[0].len(), H + 2 * CHUNK, "a full volume");
+        }
+        out.push(Case {
+            name,
+            description,
+            identities: vec![identity(1)],
+            passphrase: None,
+            order: vec![1],
+            volumes,
+            outcome: Outcome::Plaintext(PayloadKind::Stream, content.clone()),
+            archive: None,
+        });
+    }
+
+    let created = record(0x0001, &CREATED.to_be_bytes());
+    let small = plaintext(1000);
+    let mut bad = |name, description, payload: Vec<u8>, offset: usize| {
+        out.push(Case {
+            name,
+            description,
+            identities: vec![identity(1)],
+            passphrase: None,
+            volumes: seal_raw(to(1), 64, &payload),
+            order: vec![1],
+            outcome: Outcome::Error(format!("MalformedPayload offset={offset}")),
+            archive: None,
+        });
+    };
+    let critical = [created.clone(), record(0x8005, b"future")].concat();
+    bad(
+        "manifest-critical",
+        "a critical manifest record of an unknown type (0x8005) after the created record",
+        raw_payload(0, &critical, &small),
+        4 + created.len(),
+    );
+    let label_record = record(0x0002, label.as_bytes());
+    let backwards = [label_record.clone(), created.clone()].concat();
+    bad(
+        "manifest-order",
+        "the label record before the created record: types not increasing",
+        raw_payload(0, &backwards, &small),
+        4 + label_record.len(),
+    );
+    // 1000 content bytes, 2000 padding zeros (one of them set in the final
+    // chunk, decrypted when the set is opened), the padding length.
+    let padding_rule = record(0x0004, &[1]);
+    let records = [created.clone(), padding_rule.clone()].concat();
+    let mut rest = small.clone();
+    let zeros_at = rest.len();
+    rest.resize(zeros_at + 5000, 0);
+    let dirty = zeros_at + 4900;
+    rest[dirty] = 0x01;
+    rest.extend_from_slice(&5000u64.to_be_bytes());
+    let start = 4 + records.len();
+    assert_eq!(
+        (start + dirty) / PLAIN,
+        (start + rest.len() - 1) / PLAIN,
+        "the byte is in the final chunk"
+    );
+    bad(
+        "padding-nonzero",
+        "a padded payload with one padding byte set to 01 in its final chunk",
+        raw_payload(1, &records, &rest),
+        start + dirty,
+    );
+    let mut rest = small.clone();
+    rest.extend_from_slice(&1001u64.to_be_bytes());
+    let len = start + rest.len();
+    bad(
+        "padding-length",
+        "a padding length one above the bytes between the manifest and it",
+        raw_payload(1, &records, &rest),
+        len - 8,
+    );
+    out
 }
 
 /// Seals `content` as the content of an archive-kind payload, whatever it
@@ -1155,6 +1309,7 @@ fn meta(case: &Case) -> String {
                 "plaintext-sha256: {}\n",
                 hex(&Sha256::digest(data))
             ));
+            out.push_str(&manifest_meta(case));
         }
         Outcome::Error(error) => out.push_str(&format!("expect: error {error}\n")),
     }
@@ -1162,6 +1317,65 @@ fn meta(case: &Case) -> String {
         out.push_str(&format!("archive: {archive}\n"));
     }
     out
+}
+
+/// The manifest lines of a case that opens (SPEC.md §10.1): what its
+/// manifest says, and the padding rule and length.
+fn manifest_meta(case: &Case) -> String {
+    let mut opener = Opener::new();
+    for secret in &case.identities {
+        let identity = if case.name.starts_with("hybrid") {
+            Identity::from(HybridIdentity::from_bytes(*secret))
+        } else {
+            Identity::from(X25519Identity::from_bytes(*secret))
+        };
+        opener = opener.identity(identity);
+    }
+    if let Some(passphrase) = case.passphrase {
+        opener = opener.passphrase(Passphrase::new(passphrase));
+    }
+    let reader = opener
+        .open(case.volumes.clone())
+        .expect("a plaintext case opens");
+    let manifest = reader.manifest();
+    let mut out = String::new();
+    if let Some(label) = manifest.label() {
+        out.push_str(&format!("manifest-label: {label}\n"));
+    }
+    if let Some(created) = manifest.created() {
+        out.push_str(&format!("manifest-created: {}\n", rfc3339_utc(created)));
+    }
+    if let Some(note) = manifest.note() {
+        out.push_str(&format!(
+            "manifest-note-sha256: {}\n",
+            hex(&Sha256::digest(note.as_bytes()))
+        ));
+    }
+    out.push_str(&format!(
+        "padding: {}\n",
+        padding_field(manifest, &case.volumes, reader.len())
+    ));
+    out
+}
+
+/// `RULE p` for the `padding` line: the rule the manifest names and the
+/// padding length, from the payload length less everything else (SPEC.md
+/// §15.2), with the manifest's length counted from its fields.
+fn padding_field(manifest: &kuvert::Manifest, volumes: &[Vec<u8>], content: u64) -> String {
+    let Some(rule) = manifest.padding() else {
+        return "none 0".into();
+    };
+    let payload: u64 = volumes
+        .iter()
+        .map(|v| {
+            let data = (v.len() - header_len(v).next_multiple_of(2048)) as u64;
+            data - 16 * data.div_ceil(CHUNK as u64)
+        })
+        .sum();
+    let text = |t: Option<&str>| t.map_or(0, |t| 4 + t.len() as u64);
+    let records =
+        manifest.created().map_or(0, |_| 12) + text(manifest.label()) + text(manifest.note()) + 5;
+    format!("{} {}", rule.name(), payload - 4 - records - content - 8)
 }
 
 #[test]
@@ -1317,6 +1531,7 @@ fn vectors_open_as_recorded() {
                     data,
                     "{name}"
                 );
+                check_manifest_lines(&case_dir, &fields);
             }
             (Some(error), Err(err)) => assert_eq!(describe(&err), error, "{name}"),
             (None, Err(err)) => panic!("{name}: expected plaintext, got {err}"),
@@ -1325,6 +1540,32 @@ fn vectors_open_as_recorded() {
         checked += 1;
     }
     assert!(checked >= 20, "only {checked} vectors found");
+}
+
+/// The manifest and padding lines of a vector that opens agree with what
+/// opening it gives.
+fn check_manifest_lines(case_dir: &Path, fields: &BTreeMap<String, Vec<String>>) {
+    let name = case_dir.display();
+    let (opener, volumes) = opener_and_volumes(case_dir, fields);
+    let reader = opener.open(volumes.clone()).expect("opens");
+    let manifest = reader.manifest();
+    let one = |key: &str| fields.get(key).map(|values| values[0].clone());
+    assert_eq!(one("manifest-label").as_deref(), manifest.label(), "{name}");
+    assert_eq!(
+        one("manifest-created"),
+        manifest.created().map(rfc3339_utc),
+        "{name}"
+    );
+    assert_eq!(
+        one("manifest-note-sha256"),
+        manifest.note().map(|n| hex(&Sha256::digest(n.as_bytes()))),
+        "{name}"
+    );
+    assert_eq!(
+        one("padding"),
+        Some(padding_field(manifest, &volumes, reader.len())),
+        "{name}"
+    );
 }
 
 /// Every archive-kind vector carries an `archive` line, and extracting
@@ -1386,6 +1627,6 @@ fn chunk_errors_release_only_the_authenticated_prefix() {
         format!("Unauthenticated chunk=3 volume=2 offset={}", H + CHUNK)
     );
     let original = fs::read(vectors_dir().join("multi-volume/plaintext")).expect("plaintext");
-    // Chunks 0–2, less the 4-byte payload prefix (SPEC.md §6.7).
-    assert_eq!(released, original[..3 * PLAIN - 4]);
+    // Chunks 0–2, less the payload prefix and the manifest (SPEC.md §6.7).
+    assert_eq!(released, original[..3 * PLAIN - PREFIX_AND_CREATED]);
 }

@@ -226,6 +226,34 @@ pub struct SealArgs {
           value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub threads: Option<u32>,
 
+    /// A label for the encrypted manifest, shown by open, list and info
+    /// with a key (nothing of it without one): up to 256 bytes, no control
+    /// characters.
+    #[arg(long, value_name = "TEXT")]
+    pub label: Option<String>,
+
+    /// A note for the encrypted manifest: up to 3,072 bytes, line feeds
+    /// allowed, no other control characters.
+    #[arg(long, value_name = "TEXT", conflicts_with = "note_file")]
+    pub note: Option<String>,
+
+    /// Take the note from FILE (UTF-8; one final line feed is dropped).
+    #[arg(long, value_name = "FILE")]
+    pub note_file: Option<PathBuf>,
+
+    /// The creation time the manifest records: `now` (default), `none`,
+    /// or a UTC time such as 2026-12-02T14:00:00Z.
+    #[arg(long, value_name = "WHEN", default_value = "now",
+          value_parser = crate::manifest::parse_created)]
+    pub created: crate::manifest::Created,
+
+    /// Pad the payload so that the volume lengths hide its size: `padme`
+    /// (default; at most 3.1% more from 64 KiB up), `volume` (fill the last
+    /// volume to --volume-size) or `none` (the exact size shows).
+    #[arg(long, value_name = "RULE", default_value = "padme",
+          value_parser = crate::manifest::parse_padding)]
+    pub pad: kuvert::Padding,
+
     /// Output: FILE (split sets get numbered names) or `-` for standard
     /// output (unsplit only).
     #[arg(short, long, value_name = "OUT")]
@@ -336,6 +364,11 @@ pub struct InfoArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
+
+    /// With -i, -p or --passphrase-file, also open the volumes as one set
+    /// and show its encrypted manifest (label, creation time, note).
+    #[command(flatten)]
+    pub keys: KeyArgs,
 
     /// Volumes to inspect. Nothing in a header is authenticated without a
     /// key: `kuvert verify` checks it.

@@ -8,6 +8,7 @@
 
 mod cli;
 mod keys;
+mod manifest;
 mod open;
 mod output;
 #[cfg(feature = "plugins")]

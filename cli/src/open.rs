@@ -12,6 +12,7 @@ use kuvert::{DamageMap, OpenReader, VolumeSource, escape_name};
 use zeroize::Zeroizing;
 
 use crate::cli::{ListArgs, OpenArgs};
+use crate::manifest;
 use crate::output::{self, TempOutput, Wiping, check_stdout, is_dash};
 use crate::progress;
 use crate::report::{Fail, Names, Result, chain, io_fail, json_str, rfc3339, shown};
@@ -45,6 +46,9 @@ pub fn open(args: &OpenArgs, quiet: bool) -> Result<()> {
             if !matches!(warning, kuvert::Warning::PassphraseBesidePublicKeys) {
                 bar.suspend(|| eprintln!("kuvert: warning: {warning}"));
             }
+        }
+        if !quiet {
+            bar.suspend(|| manifest::print_to_stderr(reader.manifest()));
         }
         if args.raw {
             return write_stream(reader, args, &names, quiet);
@@ -393,6 +397,10 @@ pub fn list(args: &ListArgs) -> Result<()> {
     if unauthenticated {
         warn_unauthenticated_passphrase();
     }
+    let manifest = reader.manifest().clone();
+    if !args.json {
+        manifest::print_to_stderr(&manifest);
+    }
     let payload = Payload::detect(reader, &ArchiveLimits::new()).map_err(|err| names.fail(&err))?;
     // Entry names are plaintext too.
     let mut out = Wiping::with_capacity(8 << 10, io::stdout().lock());
@@ -401,7 +409,8 @@ pub fn list(args: &ListArgs) -> Result<()> {
             if args.json {
                 writeln!(
                     out,
-                    "{{\"payload\":\"stream\",\"size\":{},\"entries\":[]}}",
+                    "{{\"payload\":\"stream\",\"manifest\":{},\"size\":{},\"entries\":[]}}",
+                    manifest::json(&manifest),
                     reader.len()
                 )
             } else {
@@ -414,7 +423,9 @@ pub fn list(args: &ListArgs) -> Result<()> {
                 Ok(())
             }
         }
-        Payload::Archive(archive) if args.json => write_json(&mut out, archive.entries()),
+        Payload::Archive(archive) if args.json => {
+            write_json(&mut out, &manifest, archive.entries())
+        }
         Payload::Archive(archive) if args.long => write_long(&mut out, archive.entries()),
         Payload::Archive(archive) => archive
             .entries()
@@ -482,8 +493,16 @@ fn mode_string(kind: EntryKind, mode: u32) -> String {
     text
 }
 
-fn write_json(out: &mut impl Write, entries: &[Entry]) -> io::Result<()> {
-    write!(out, "{{\"payload\":\"archive\",\"entries\":[")?;
+fn write_json(
+    out: &mut impl Write,
+    manifest: &kuvert::Manifest,
+    entries: &[Entry],
+) -> io::Result<()> {
+    write!(
+        out,
+        "{{\"payload\":\"archive\",\"manifest\":{},\"entries\":[",
+        manifest::json(manifest)
+    )?;
     for (index, entry) in entries.iter().enumerate() {
         if index > 0 {
             write!(out, ",")?;

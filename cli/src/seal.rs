@@ -85,7 +85,20 @@ pub fn seal(args: &SealArgs, quiet: bool) -> Result<()> {
     };
     let mut sealer = Sealer::new()
         .recipients(recipients.iter().cloned())
-        .allow_classical(args.allow_classical);
+        .allow_classical(args.allow_classical)
+        .created(args.created.time())
+        .pad(args.pad);
+    if args.pad == kuvert::Padding::Volume && args.volume_size.is_none() {
+        return Err(Fail::usage(
+            "--pad volume fills the last volume: give --volume-size",
+        ));
+    }
+    if let Some(label) = &args.label {
+        sealer = sealer.label(label.clone());
+    }
+    if let Some(note) = note(args)? {
+        sealer = sealer.note(note);
+    }
     if let Some(passphrase) = passphrase {
         sealer = sealer.passphrase(passphrase);
     }
@@ -165,6 +178,24 @@ pub fn seal(args: &SealArgs, quiet: bool) -> Result<()> {
         }
         Ok(())
     }
+}
+
+/// The note of `--note` or `--note-file` (one final line feed dropped).
+fn note(args: &SealArgs) -> Result<Option<String>> {
+    let Some(path) = &args.note_file else {
+        return Ok(args.note.clone());
+    };
+    // A note is at most 3,072 bytes: read a little more to tell.
+    let mut bytes = Vec::new();
+    File::open(path)
+        .and_then(|file| file.take(4096).read_to_end(&mut bytes))
+        .map_err(|err| Fail::data(format!("cannot read {}: {}", path.display(), chain(&err))))?;
+    if bytes.ends_with(b"\n") {
+        bytes.pop();
+    }
+    String::from_utf8(bytes)
+        .map(Some)
+        .map_err(|_| Fail::usage(format!("{}: the note is not UTF-8", path.display())))
 }
 
 /// Seals into `sink`; returns it finished with the plaintext length.

@@ -1,11 +1,15 @@
-//! `kuvert verify` (with keys) and `kuvert info` (without).
+//! `kuvert verify` (with keys) and `kuvert info` (without; with a key it
+//! also shows the set's encrypted manifest).
 
 use std::io::{self, Write};
 use std::path::PathBuf;
 
-use kuvert::{FileSource, PostQuantum, Rejection, SetCheck, SetSurvey, VolumeInfo, VolumeReport};
+use kuvert::{
+    FileSource, Manifest, PostQuantum, Rejection, SetCheck, SetSurvey, VolumeInfo, VolumeReport,
+};
 
-use crate::cli::{InfoArgs, VerifyArgs};
+use crate::cli::{InfoArgs, KeyArgs, VerifyArgs};
+use crate::manifest;
 use crate::progress;
 use crate::report::{Fail, Names, Result, hex, json_str, shown};
 use crate::size::grouped;
@@ -230,11 +234,17 @@ pub fn info(args: &InfoArgs) -> Result<()> {
         }
     }
     let sets = SetSurvey::of(infos.iter().map(|(_, info)| info));
+    // Only with a key: the manifest is encrypted.
+    let opened = if has_key(&args.keys) && errors.is_empty() {
+        Some(open_manifest(args)?)
+    } else {
+        None
+    };
     let mut out = io::stdout().lock();
     let written = if args.json {
-        write_info_json(&mut out, &infos, &errors, &sets)
+        write_info_json(&mut out, &infos, &errors, &sets, opened.as_ref())
     } else {
-        write_info_text(&mut out, &infos, &sets)
+        write_info_text(&mut out, &infos, &sets, opened.as_ref())
     };
     written
         .and_then(|()| out.flush())
@@ -256,10 +266,29 @@ pub fn info(args: &InfoArgs) -> Result<()> {
     Ok(())
 }
 
+/// Whether `info` was given a key: then it opens the set.
+fn has_key(keys: &KeyArgs) -> bool {
+    !keys.identities.is_empty() || keys.passphrase || keys.passphrase_file.is_some()
+}
+
+/// Opens the volumes of `info` as one set and returns its manifest.
+fn open_manifest(args: &InfoArgs) -> Result<Manifest> {
+    let volumes = Volumes::open(&args.volumes)?;
+    let (opener, unauthenticated) = opener(&args.keys, &volumes)?;
+    let bar = progress::bar(true, None, "");
+    let (sources, names) = volumes.with_progress(&bar, "reading");
+    let reader = opener.open(sources).map_err(|err| names.fail(&err))?;
+    if unauthenticated {
+        warn_unauthenticated_passphrase();
+    }
+    Ok(reader.manifest().clone())
+}
+
 fn write_info_text(
     out: &mut impl Write,
     infos: &[(PathBuf, VolumeInfo)],
     sets: &[SetSurvey],
+    opened: Option<&Manifest>,
 ) -> io::Result<()> {
     for (path, info) in infos {
         writeln!(out, "{}", shown(path))?;
@@ -320,10 +349,20 @@ fn write_info_text(
         }
         writeln!(out, "{line}")?;
     }
-    writeln!(
-        out,
-        "(headers are not authenticated without a key: `kuvert verify` checks them)"
-    )
+    let Some(manifest) = opened else {
+        return writeln!(
+            out,
+            "(headers are not authenticated without a key: `kuvert verify` checks them)"
+        );
+    };
+    writeln!(out, "manifest (opened with the key; encrypted in the set)")?;
+    let padding = manifest.padding().map_or("none", |rule| rule.name());
+    let mut lines = manifest::text_lines(manifest);
+    lines.push(("padding", padding.to_owned()));
+    for (name, value) in lines {
+        writeln!(out, "  {name:<16}{value}")?;
+    }
+    Ok(())
 }
 
 /// `kuvert info`'s line on whether the set resists a quantum computer.
@@ -367,6 +406,7 @@ fn write_info_json(
     infos: &[(PathBuf, VolumeInfo)],
     errors: &[(PathBuf, String)],
     sets: &[SetSurvey],
+    opened: Option<&Manifest>,
 ) -> io::Result<()> {
     let numbers = |list: &[u32]| {
         list.iter()
@@ -434,5 +474,9 @@ fn write_info_json(
             json_str(message)
         )?;
     }
-    writeln!(out, "]}}")
+    write!(out, "]")?;
+    if let Some(manifest) = opened {
+        write!(out, ",\"manifest\":{}", manifest::json(manifest))?;
+    }
+    writeln!(out, "}}")
 }

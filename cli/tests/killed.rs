@@ -175,6 +175,8 @@ fn start_seal(dir: &Path, recipient: &str, input: Vec<u8>) -> (Child, std::threa
     let mut child = kuvert()
         .current_dir(dir)
         .args(["seal", "-q", "-j", "1", "-r", recipient])
+        // No padding, so that the volume count is STREAM's.
+        .args(["--pad", "none"])
         .args(["--volume-size", VOLUME_SIZE, "-o", "big.kuv", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())

@@ -5,12 +5,16 @@
 
 use std::collections::BTreeSet;
 
+use zeroize::Zeroizing;
+
 use crate::damage::{self, Damage, DamageKind, DamageMap};
+use crate::error::Volume;
 use crate::error::{Error, Location, OptionError};
-use crate::format::{Geometry, SET_ID_LEN};
+use crate::format::{ChunkFlag, Geometry, SET_ID_LEN, TAG_LEN};
 use crate::header::read_header;
 use crate::keys::Unlocked;
 use crate::open::Opener;
+use crate::stream::ChunkCipher;
 use crate::volumes::VolumeSource;
 
 use super::VolumeReport;
@@ -310,6 +314,26 @@ impl Opener {
                 damage.push(missing_volume(&geometry, next, true));
             }
         }
+        // The scans counted content offsets from the end of the prefix;
+        // with volume 1 here, chunk 0 gives the manifest's length.
+        let first = reports
+            .iter()
+            .find(|(index, report)| report.volume == 1 && !duplicates.contains(index));
+        if let Some(records) = first.and_then(|(index, _)| {
+            // Volume 1's own geometry: its H may differ (SPEC.md §3.4).
+            let (header, _) = headers
+                .iter()
+                .zip(&inputs)
+                .find(|(_, input)| **input == *index)?
+                .0;
+            let cipher = ChunkCipher::new(&file_key.payload_key(&set_id));
+            manifest_len(&volumes[*index], &header.geometry(), &cipher)
+        }) {
+            damage.shift_content(records);
+            for (_, report) in &mut reports {
+                report.damage.shift_content(records);
+            }
+        }
         Ok(SetReport {
             check,
             volumes: reports,
@@ -317,4 +341,39 @@ impl Opener {
             damage,
         })
     }
+}
+
+/// The manifest length R from chunk 0 of volume 1, if chunk 0 is intact
+/// and its prefix valid (SPEC.md §6.7); it is the first chunk there, and
+/// opens with one of the three flags.
+fn manifest_len<S: VolumeSource + ?Sized>(
+    volume: &S,
+    geometry: &Geometry,
+    cipher: &ChunkCipher,
+) -> Option<u64> {
+    let (_, offset) = geometry.locate(0);
+    let available = volume.size().ok()?.checked_sub(offset)?;
+    let len = available.min(geometry.chunk_len() as u64) as usize;
+    let mut buf = Zeroizing::new(vec![0u8; len]);
+    crate::volumes::read_at(volume, &mut buf, offset, Volume::Number(1), Some(0)).ok()?;
+    let flags = [
+        ChunkFlag::Interior,
+        ChunkFlag::EndOfVolume,
+        ChunkFlag::EndOfSet,
+    ];
+    let opened = flags.into_iter().any(|flag| {
+        let mut attempt = buf.clone();
+        let opened = cipher.open(0, flag, &mut attempt);
+        if opened {
+            buf.copy_from_slice(&attempt);
+        }
+        opened
+    });
+    if !opened || len < TAG_LEN {
+        return None;
+    }
+    let plain = &buf[..len - TAG_LEN];
+    let (_, _, records_len) =
+        crate::format::parse_payload_prefix(plain, plain.len() as u64).ok()?;
+    Some(u64::from(records_len))
 }

@@ -131,11 +131,17 @@ pub fn same_identity(identity: &X25519Identity) -> X25519Identity {
         .expect("an identity parses its own encoding")
 }
 
-/// A sealer for `identity` with the given chunk size and optional volume size.
+/// A sealer for `identity` with the given chunk size and optional volume
+/// size, writing no manifest and no padding (SPEC.md §15): the payload is
+/// then exactly the 4-byte prefix and the content, so the chunk-layer tests
+/// built on these helpers can count payload offsets from the content.
+/// tests/manifest.rs covers the manifest and the padding.
 pub fn sealer(identity: &X25519Identity, chunk: usize, volume_size: Option<u64>) -> Sealer {
     let sealer = Sealer::new()
         .recipient(identity.to_public())
-        .chunk_size(chunk);
+        .chunk_size(chunk)
+        .created(None)
+        .pad(kuvert::Padding::None);
     match volume_size {
         Some(size) => sealer.volume_size(size),
         None => sealer,

@@ -30,6 +30,7 @@ case failed. Usage: python3 tests/independent/check_vectors.py [--vectors-only] 
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import io
 import os
@@ -172,7 +173,8 @@ def run_case(d: str) -> tuple[str, list[str]]:
     keys = [k for k, _ in meta]
     one = {k: v for k, v in meta}
     known = {"description", "identity", "passphrase", "volumes", "expect",
-             "payload-kind", "plaintext-length", "plaintext-sha256", "archive"}
+             "payload-kind", "plaintext-length", "plaintext-sha256", "archive",
+             "manifest-label", "manifest-created", "manifest-note-sha256", "padding"}
     check(set(keys) <= known, f"unknown meta keys {sorted(set(keys) - known)}")
     for k in keys:
         check(k == "identity" or keys.count(k) == 1, f"meta key {k} repeats")
@@ -201,6 +203,21 @@ def run_case(d: str) -> tuple[str, list[str]]:
         check(len(got) == want_len, f"plaintext length {len(got)}, want {want_len}")
         check(hashlib.sha256(got).hexdigest() == want_sha, "plaintext SHA-256 differs")
         check(got == want, "plaintext differs from the `plaintext` file")
+        # §15: the manifest and the padding.
+        m = s.manifest
+        check(m.get("label") == one.get("manifest-label"),
+              f"manifest label {m.get('label')!r}, want {one.get('manifest-label')!r}")
+        created = m.get("created")
+        created = None if created is None else (
+            datetime.datetime.fromtimestamp(created, datetime.timezone.utc)
+            .strftime("%Y-%m-%dT%H:%M:%SZ"))
+        check(created == one.get("manifest-created"),
+              f"manifest created {created}, want {one.get('manifest-created')}")
+        note = m.get("note")
+        note = None if note is None else hashlib.sha256(note.encode("utf-8")).hexdigest()
+        check(note == one.get("manifest-note-sha256"), "manifest note SHA-256 differs")
+        padding = f"{m.get('padding', 'none')} {s.padding}"
+        check(padding == one.get("padding"), f"padding {padding}, want {one.get('padding')}")
         # §6.3 random access: a few reads across chunk boundaries.
         for o in sorted({0, 1, s.P - 3, s.P, 2 * s.P + 7, max(0, want_len - 5)}):
             check(s.read(o, 9) == got[o:o + 9], f"read({o}, 9) differs")
@@ -212,9 +229,12 @@ def run_case(d: str) -> tuple[str, list[str]]:
             check(rep.last == (rep.v == len(set(paths))),
                   f"verify_volume({names[v - 1]}): last={rep.last} for volume {rep.v}")
             total += rep.plaintext
-        # Payload bytes: the content and its 4-byte prefix (§6.7).
-        check(total == want_len + kd.PREFIX_LEN,
-              f"verify_volume plaintext sum {total}, want {want_len} + {kd.PREFIX_LEN}")
+        # Payload bytes: the content, its prefix and manifest (§6.7), the padding.
+        check(total == s.payload_length,
+              f"verify_volume plaintext sum {total}, want {s.payload_length}")
+        check(s.payload_length == s.start + want_len + (
+            kd.PADDING_FIELD + s.padding if "padding" in s.manifest else 0),
+              "payload length is not prefix, manifest, content and padding")
         if want_archive is not None and want_archive.startswith("error "):
             # A refused archive: only the §12 checks; the set itself opened.
             s.close()

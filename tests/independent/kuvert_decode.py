@@ -81,6 +81,12 @@ LOW_ORDER_PROBE = bytes([0x5A]) * 32
 # §6.7 payload prefix: kind, flags, records length
 PREFIX_LEN = 4
 PAYLOAD_KINDS = {0x00: "stream", 0x01: "archive"}
+# §15 manifest and padding
+FLAG_PADDED = 0x01
+MAX_MANIFEST = 4076          # P − 4 at C = 4 KiB: the manifest is in chunk 0
+PADDING_FIELD = 8
+MANIFEST_CREATED, MANIFEST_LABEL, MANIFEST_NOTE, MANIFEST_PADDING = 1, 2, 3, 4
+PADDING_RULES = {1: "padme", 2: "volume"}
 
 # §12.1
 TRAILER_MAGIC = b"kuvert-index" + b"\x00\x00\x00\x01"
@@ -827,6 +833,56 @@ def _classify_last(src: Source, h: Header, v: int, K: int, C: int,
     raise KuvertError("Unauthenticated", chunk=g, volume=v, offset=off)
 
 
+def _manifest_text(body: bytes, at: int, limit: int, line_feeds: bool) -> str:
+    """§15.1: UTF-8, 1..limit bytes, no C0/DEL/C1 control (LF in a note)."""
+    bad = KuvertError("MalformedPayload", "manifest text breaks its rules", offset=at)
+    if not 1 <= len(body) <= limit:
+        raise bad
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise bad from None
+    for ch in text:
+        o = ord(ch)
+        if (o <= 0x1F or 0x7F <= o <= 0x9F) and not (line_feeds and ch == "\n"):
+            raise bad
+    return text
+
+
+def parse_manifest(records: bytes, padded: bool) -> dict:
+    """§15.1: records `type u16 ‖ len u16 ‖ body`, types strictly increasing,
+    filling R exactly. Offsets are payload offsets (4 + offset in R)."""
+    out: dict = {}
+    at, previous = 0, None
+    while at < len(records):
+        off = PREFIX_LEN + at
+        if at + 4 > len(records):
+            raise KuvertError("MalformedPayload", "record head past the manifest", offset=off)
+        kind, ln = struct.unpack(">HH", records[at:at + 4])
+        if at + 4 + ln > len(records):
+            raise KuvertError("MalformedPayload", "record body past the manifest", offset=off)
+        if previous is not None and kind <= previous:
+            raise KuvertError("MalformedPayload", "record types not increasing", offset=off)
+        previous = kind
+        body = records[at + 4:at + 4 + ln]
+        if kind == MANIFEST_CREATED:
+            if ln != 8:
+                raise KuvertError("MalformedPayload", "created is not 8 bytes", offset=off)
+            out["created"] = struct.unpack(">q", body)[0]
+        elif kind == MANIFEST_LABEL:
+            out["label"] = _manifest_text(body, off, 256, False)
+        elif kind == MANIFEST_NOTE:
+            out["note"] = _manifest_text(body, off, 3072, True)
+        elif kind == MANIFEST_PADDING:
+            if ln != 1 or body[0] not in PADDING_RULES or not padded:
+                raise KuvertError("MalformedPayload", "bad padding record", offset=off)
+            out["padding"] = PADDING_RULES[body[0]]
+        elif kind & 0x8000:
+            raise KuvertError("MalformedPayload", "unknown critical record", offset=off)
+        at += 4 + ln
+    return out
+
+
 class KuvertSet:
     """An opened set (§7.2). Reads chunks lazily (§7.3)."""
 
@@ -846,22 +902,50 @@ class KuvertSet:
         self.payload_length = g_f * self.P + r_f - TAG   # §6.3
         self.volumes = len(headers)
         self._cache: tuple[int, bytes] | None = None
-        self.kind, self.start = self._read_prefix()      # §6.7, §7.2 step 7
-        self.length = self.payload_length - self.start   # content length
+        self.manifest: dict = {}
+        self.padding = 0
+        self.kind, self.start, padded = self._read_prefix()   # §6.7, §7.2 step 7
+        self.length = self._read_padding(padded)              # content length (§15.2)
 
-    def _read_prefix(self) -> tuple[str, int]:
-        """§6.7 / §7.2 step 7: the payload prefix, from chunk 0."""
+    def _read_prefix(self) -> tuple[str, int, bool]:
+        """§6.7 / §7.2 step 7 / §15.1: the payload prefix and the manifest, from chunk 0."""
         n = self.payload_length
         if n < PREFIX_LEN:
             raise KuvertError("MalformedPayload", "payload ends inside its prefix", offset=n)
-        pre = self.chunk(0)[:PREFIX_LEN]     # authenticates chunk 0 first
+        first = self.chunk(0)                # authenticates chunk 0 first
+        pre = first[:PREFIX_LEN]
         if pre[0] not in PAYLOAD_KINDS:
             raise KuvertError("MalformedPayload", f"unknown kind {pre[0]:#04x}", offset=0)
-        if pre[1] != 0:
-            raise KuvertError("MalformedPayload", "flags are not zero", offset=1)
-        if pre[2:4] != b"\x00\x00":
-            raise KuvertError("MalformedPayload", "records length is not zero", offset=2)
-        return PAYLOAD_KINDS[pre[0]], PREFIX_LEN
+        flags = pre[1]
+        if flags & ~FLAG_PADDED:
+            raise KuvertError("MalformedPayload", "unknown payload flags", offset=1)
+        R = struct.unpack(">H", pre[2:4])[0]
+        if R > MAX_MANIFEST or PREFIX_LEN + R > n:
+            raise KuvertError("MalformedPayload", "manifest too long", offset=2)
+        self.manifest = parse_manifest(first[PREFIX_LEN:PREFIX_LEN + R], bool(flags & FLAG_PADDED))
+        return PAYLOAD_KINDS[pre[0]], PREFIX_LEN + R, bool(flags & FLAG_PADDED)
+
+    def _read_padding(self, padded: bool) -> int:
+        """§15.2: the padding length from the payload's last 8 bytes; every
+        padding byte must be zero (this decoder decrypts them all)."""
+        n = self.payload_length
+        if not padded:
+            return n - self.start
+        if n < self.start + PADDING_FIELD:
+            raise KuvertError("MalformedPayload", "payload ends inside its padding length",
+                              offset=n)
+        p = struct.unpack(">Q", self.read_payload(n - PADDING_FIELD, PADDING_FIELD))[0]
+        if p > n - PADDING_FIELD - self.start:
+            raise KuvertError("MalformedPayload", "padding length too long",
+                              offset=n - PADDING_FIELD)
+        self.padding = p
+        zeros_from = n - PADDING_FIELD - p
+        zeros = self.read_payload(zeros_from, p)
+        for i, b in enumerate(zeros):
+            if b:
+                raise KuvertError("MalformedPayload", "padding byte not zero",
+                                  offset=zeros_from + i)
+        return zeros_from - self.start
 
     # §6.2
     def flag(self, g: int) -> int:
@@ -916,11 +1000,12 @@ class KuvertSet:
         return self.read_payload(self.start + o, min(n, self.length - o))
 
     def read_all(self) -> bytes:
-        """The content: every chunk, in order, less the prefix."""
+        """The content: every chunk, in order, less the prefix, the manifest
+        and the padding."""
         out = bytearray()
         for pt in self.chunks():
             out += pt
-        return bytes(out[self.start:])
+        return bytes(out[self.start:self.start + self.length])
 
     def close(self):
         for s in self.sources.values():

@@ -547,11 +547,49 @@ def set_rows():
         lambda: kd.open_set(raw(b"\xff\x00\x00\x00"), [ID_A]), "MalformedPayload", offset=0))
     add("P3 flags 0x80", expect_error(
         lambda: kd.open_set(raw(b"\x01\x80\x00\x00abc"), [ID_A]), "MalformedPayload", offset=1))
-    add("P4 records length 1", expect_error(
-        lambda: kd.open_set(raw(b"\x00\x00\x00\x01abc"), [ID_A]), "MalformedPayload", offset=2))
-    add("P4 records length 0x0100", expect_error(
-        lambda: kd.open_set(raw(b"\x00\x00\x01\x00" + data(300)), [ID_A]),
+    add("P4 records length beyond the payload", expect_error(
+        lambda: kd.open_set(raw(b"\x00\x00\x00\x04abc"), [ID_A]), "MalformedPayload", offset=2))
+    add("P4 records length above 4076", expect_error(
+        lambda: kd.open_set(raw(b"\x00\x00\x0f\xed" + data(5000)), [ID_A]),
         "MalformedPayload", offset=2))
+    # §15.1 manifest records, §15.2 padding
+    def rec(t, body):
+        return struct.pack(">HH", t, len(body)) + body
+    def man(flags, records, rest):
+        return raw(bytes([0, flags]) + struct.pack(">H", len(records)) + records + rest)
+    created = rec(1, struct.pack(">q", 1_764_547_200))
+    add("P5 record head past R", expect_error(
+        lambda: kd.open_set(raw(b"\x00\x00\x00\x01abc"), [ID_A]), "MalformedPayload", offset=4))
+    add("P5 record body past R", expect_error(
+        lambda: kd.open_set(man(0, created[:-1], b"abc"), [ID_A]), "MalformedPayload", offset=4))
+    add("P6 types not increasing", expect_error(
+        lambda: kd.open_set(man(0, rec(2, b"L") + created, b"abc"), [ID_A]),
+        "MalformedPayload", offset=9))
+    add("P6 a control character in a label", expect_error(
+        lambda: kd.open_set(man(0, created + rec(2, b"a\nb"), b"abc"), [ID_A]),
+        "MalformedPayload", offset=16))
+    add("P6 a C1 control in a note", expect_error(
+        lambda: kd.open_set(man(0, rec(3, "\u0085".encode()), b"abc"), [ID_A]),
+        "MalformedPayload", offset=4))
+    add("P6 a padding record without PADDED", expect_error(
+        lambda: kd.open_set(man(0, rec(4, b"\x01"), b"abc"), [ID_A]),
+        "MalformedPayload", offset=4))
+    add("P7 unknown critical record", expect_error(
+        lambda: kd.open_set(man(0, created + rec(0x8009, b""), b"abc"), [ID_A]),
+        "MalformedPayload", offset=16))
+    add("unknown non-critical record skipped", expect_ok(
+        lambda: kd.open_set(man(0, created + rec(0x0009, b"later"), b"abc"), [ID_A]), b"abc"))
+    add("P8 padded payload shorter than its padding length", expect_error(
+        lambda: kd.open_set(man(1, b"", b"abc"), [ID_A]), "MalformedPayload", offset=7))
+    add("P8 padding length past the content's start", expect_error(
+        lambda: kd.open_set(man(1, b"", b"abc" + struct.pack(">Q", 4)), [ID_A]),
+        "MalformedPayload", offset=7))
+    add("P9 nonzero padding byte", expect_error(
+        lambda: kd.open_set(man(1, b"", b"abc\x00\x07" + struct.pack(">Q", 2)), [ID_A]),
+        "MalformedPayload", offset=8))
+    add("padding dropped, split across the last two chunks", expect_ok(
+        lambda: kd.open_set(man(1, b"", b"abc" + bytes(P4 - 12) + struct.pack(">Q", P4 - 12)),
+                            [ID_A]), b"abc"))
     add("P2 checked before P3 and P4", expect_error(
         lambda: kd.open_set(raw(b"\x07\x01\x01\x01"), [ID_A]), "MalformedPayload", offset=0))
     # Chunk 0 is authenticated before its prefix is looked at: a damaged
