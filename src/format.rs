@@ -34,6 +34,8 @@ pub(crate) const MAX_STANZA_ARGS: usize = 255;
 pub(crate) const MAX_STANZA_ARG_LEN: usize = 65_535;
 /// Longest stanza body (its length is two bytes).
 pub(crate) const MAX_STANZA_BODY_LEN: usize = 65_535;
+/// Set flag: every volume of the set ends with a volume trailer (SPEC.md §13).
+pub(crate) const SET_FLAG_TRAILERS: u16 = 0x0001;
 /// Offset of the first byte that is identical across all volumes of a set.
 const SET_START: usize = 14;
 /// Fixed part before the stanzas: magic, version, L, set flags, set id,
@@ -140,6 +142,8 @@ impl std::fmt::Debug for Stanza {
 /// The part of the header shared by every volume of a set.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct SetHeader {
+    /// Set flag TRAILERS: every volume ends with a trailer (SPEC.md §13).
+    pub(crate) trailers: bool,
     pub(crate) set_id: [u8; SET_ID_LEN],
     pub(crate) chunk_exp: u8,
     /// Chunks in every volume but the last; 0 for an unsplit container.
@@ -160,6 +164,9 @@ pub(crate) struct Header {
     pub(crate) bytes: Vec<u8>,
     /// Range of `bytes` that must be identical across the set.
     pub(crate) set_bytes: std::ops::Range<usize>,
+    /// The volume's trailer, read and checked with the header when the set
+    /// has the TRAILERS flag (SPEC.md §13.3).
+    pub(crate) trailer: Option<crate::trailer::Trailer>,
 }
 
 impl Header {
@@ -241,6 +248,14 @@ impl Geometry {
         // numbers are u32; saturate rather than wrap if one ever does not.
         let volume = u32::try_from(volume_index + 1).unwrap_or(u32::MAX);
         (volume, self.data_offset + local * self.chunk_len() as u64)
+    }
+
+    /// Index of chunk `chunk` within its volume, from 0.
+    pub(crate) fn local_index(&self, chunk: u64) -> u64 {
+        match self.chunks_per_volume {
+            0 => chunk,
+            per => chunk % per,
+        }
     }
 
     /// Whether chunk `chunk` is the last one a full volume holds.
@@ -388,7 +403,7 @@ pub(crate) fn parse_header(bytes: &[u8], input: &Location) -> Result<Header, Err
     r.take(SET_START, "preamble")?;
 
     let set_flags = r.u16("set flags")?;
-    if set_flags != 0 {
+    if set_flags & !SET_FLAG_TRAILERS != 0 {
         return Err(Error::malformed(
             input,
             SET_START as u64,
@@ -465,6 +480,7 @@ pub(crate) fn parse_header(bytes: &[u8], input: &Location) -> Result<Header, Err
 
     Ok(Header {
         set: SetHeader {
+            trailers: set_flags & SET_FLAG_TRAILERS != 0,
             set_id,
             chunk_exp,
             chunks_per_volume,
@@ -474,6 +490,7 @@ pub(crate) fn parse_header(bytes: &[u8], input: &Location) -> Result<Header, Err
         origin: input.clone(),
         bytes: bytes.to_vec(),
         set_bytes: SET_START..set_end,
+        trailer: None,
     })
 }
 
@@ -552,7 +569,8 @@ fn parse_extensions(area: &[u8], input: &Location, base: usize) -> Result<(), Er
 pub(crate) fn encode_set_header(set: &SetHeader) -> Vec<u8> {
     let stanzas: usize = set.stanzas.iter().map(Stanza::encoded_len).sum();
     let mut out = Vec::with_capacity(2 + SET_ID_LEN + 1 + 8 + 1 + stanzas);
-    out.extend_from_slice(&0u16.to_be_bytes());
+    let flags = if set.trailers { SET_FLAG_TRAILERS } else { 0 };
+    out.extend_from_slice(&flags.to_be_bytes());
     out.extend_from_slice(&set.set_id);
     out.push(set.chunk_exp);
     out.extend_from_slice(&set.chunks_per_volume.to_be_bytes());
@@ -679,6 +697,7 @@ mod tests {
 
     fn sample_set() -> SetHeader {
         SetHeader {
+            trailers: false,
             set_id: [7; SET_ID_LEN],
             chunk_exp: DEFAULT_CHUNK_EXP,
             chunks_per_volume: 3,
@@ -739,6 +758,7 @@ mod tests {
     #[test]
     fn minimum_header_length_is_exact() {
         let set = SetHeader {
+            trailers: false,
             stanzas: vec![Stanza {
                 at: 0,
                 kind: "x".into(),

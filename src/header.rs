@@ -69,7 +69,11 @@ impl VolumeInfo {
 /// [`Error::MalformedHeader`] or [`Error::Read`], each at `input 1` and
 /// named after the source.
 pub fn inspect<S: VolumeSource + ?Sized>(volume: &S) -> Result<VolumeInfo, Error> {
-    let (header, len) = read_header(volume, 1)?;
+    let (header, _) = read_header(volume, 1)?;
+    let len = volume.size().map_err(|source| Error::Read {
+        at: location(volume, Volume::Input(1)),
+        source,
+    })?;
     let geometry = header.geometry();
     Ok(VolumeInfo {
         version: format::FORMAT_VERSION,
@@ -84,7 +88,8 @@ pub fn inspect<S: VolumeSource + ?Sized>(volume: &S) -> Result<VolumeInfo, Error
 }
 
 /// Reads, bounds and parses one volume's header (SPEC.md §7.1), checks its
-/// stanzas and its padding, and returns it with the volume's length.
+/// stanzas, its padding and its trailer if it has one, and returns it with
+/// the volume's length, or, with a trailer, the end of its chunks (E).
 /// `input` is the volume's position among those given, from 1: errors name
 /// the volume by it (and by the source's name), since its number is not
 /// trusted before the header authenticates.
@@ -134,6 +139,15 @@ pub(crate) fn read_header<S: VolumeSource + ?Sized>(
             u64::from(header_len) + at as u64,
             "header padding is not zero",
         ));
+    }
+    // 9. A trailered volume's chunks end where its trailer says (SPEC.md
+    // §13.3): from here on that end, E, stands for the volume's length.
+    let mut header = header;
+    if header.set.trailers {
+        let trailer = crate::trailer::read_trailer(source, &header, len, &origin)?;
+        let chunk_end = trailer.chunk_end;
+        header.trailer = Some(trailer);
+        return Ok((header, chunk_end));
     }
     Ok((header, len))
 }

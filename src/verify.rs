@@ -3,6 +3,7 @@
 //! [`Opener::scan_volume`] (maps all of it), [`VolumeVerifier`] for many
 //! volumes, and the [`VolumeReport`] each gives. Whole sets: `set`.
 
+mod keyless;
 mod set;
 
 use std::fmt;
@@ -21,6 +22,7 @@ use crate::open::Opener;
 use crate::stream::ChunkCipher;
 use crate::volumes::{VolumeSource, location};
 
+pub use keyless::{DigestReport, scan_digests, verify_digests};
 pub use set::{Rejected, Rejection, SetCheck, SetReport};
 
 /// The outcome of verifying one volume on its own.

@@ -131,11 +131,15 @@ pub fn same_identity(identity: &X25519Identity) -> X25519Identity {
         .expect("an identity parses its own encoding")
 }
 
-/// A sealer for `identity` with the given chunk size and optional volume size.
+/// A sealer for `identity` with the given chunk size and optional volume
+/// size, without volume trailers: the tests that use it check the chunk
+/// layer's lengths, cuts and offsets (SPEC.md §6, §7.2); tests/trailer.rs
+/// checks the trailer (§13), which `Sealer` writes by default.
 pub fn sealer(identity: &X25519Identity, chunk: usize, volume_size: Option<u64>) -> Sealer {
     let sealer = Sealer::new()
         .recipient(identity.to_public())
-        .chunk_size(chunk);
+        .chunk_size(chunk)
+        .digests(false);
     match volume_size {
         Some(size) => sealer.volume_size(size),
         None => sealer,
