@@ -170,9 +170,8 @@ pub enum TrailerError {
     /// E (the end of the chunks) is not after the header and before the trailer.
     #[error("end of the chunks out of range")]
     ChunkEnd,
-    /// The records length is out of its bounds, or the trailer's parts
-    /// do not add up to the volume's length.
-    #[error("records length out of range, or the parts do not add up to the volume length")]
+    /// The records length is out of its bounds.
+    #[error("records length out of range")]
     RecordsLength,
     /// The bulk length is not zero (no record type defines bulk yet).
     #[error("bulk length is not zero")]

@@ -241,7 +241,10 @@ pub(crate) fn read_trailer<S: VolumeSource + ?Sized>(
         .checked_add(sector_ceil(region_len))
         .and_then(|t1| t1.checked_add(SECTOR));
     if parts != Some(len) {
-        return Err(bad(end_at + 56, TrailerError::RecordsLength));
+        // The sector found is not where its own E and M put the end
+        // record: the head of a volume cut after its records, or bytes
+        // appended after the end record.
+        return Err(truncated);
     }
     if let Some(i) = end[END_RECORD_LEN..].iter().position(|&b| b != 0) {
         return Err(bad(

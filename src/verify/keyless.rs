@@ -16,7 +16,7 @@ use crate::chunk_digest::{self, DIGEST_LEN, chunk_cv};
 use crate::damage::{self, Damage, DamageKind, DamageMap};
 use crate::error::{Error, Location, Volume};
 use crate::format::{Header, SET_ID_LEN};
-use crate::header::read_header;
+use crate::header::{read_header, read_trailer};
 use crate::trailer::Trailer;
 use crate::volumes::{VolumeSource, location};
 
@@ -69,7 +69,13 @@ pub fn scan_digests<S: VolumeSource + Sync + ?Sized>(
     volume: &S,
     threads: usize,
 ) -> Result<DigestReport, Error> {
-    let (header, _) = read_header(volume, 1)?;
+    let (mut header, len) = read_header(volume, 1)?;
+    read_trailer(
+        volume,
+        &mut header,
+        len,
+        &location(volume, Volume::Input(1)),
+    )?;
     let Some(trailer) = header.trailer.clone() else {
         return Err(Error::NoDigests {
             at: location(volume, Volume::Input(1)),
