@@ -421,9 +421,10 @@ fn header_length_must_match_the_parsed_length() {
 }
 
 #[test]
-fn set_flags_must_be_zero() {
-    // SPEC.md §7.6 H7: named at the field, offset 14.
-    for flags in [1u16, 0x0100, 0x8000] {
+fn set_flags_other_than_trailers_must_be_zero() {
+    // SPEC.md §7.6 H7: named at the field, offset 14. Bit 0x0001 is
+    // TRAILERS (§13), tested in tests/trailer.rs.
+    for flags in [2u16, 0x0003, 0x0100, 0x8000] {
         let header = Header {
             set_flags: flags,
             ..Header::new()

@@ -231,7 +231,8 @@ fn read_header(volume: &[u8]) -> Result<Claimed, u64> {
         pos: 14,
         end: l as usize,
     };
-    if f.uint(2)? != 0 {
+    // Set flags: only TRAILERS (0x0001, SPEC.md §13) is defined.
+    if f.uint(2)? & !1 != 0 {
         return Err(14);
     }
     let set_id = f.take(32)?.to_vec();
@@ -361,7 +362,9 @@ fn allowed_in_region(pos: u64, volume: u32, input: usize, got: &Failure) -> bool
             matches!(got, Failure::UnsupportedVersion { input: i, version } if *i == input && *version != 2)
         }
         10..14 => mh_any,
-        14..16 => mh(&[14]),
+        // Set flags: the TRAILERS bit is defined, so setting it leaves a
+        // header that parses but fails its MAC.
+        14..16 => mh(&[14]) || damaged,
         16..48 => *got == Failure::ForeignVolume { input, volume },
         48 => mh(&[48]) || damaged,
         49..57 => mh(&[146]) || damaged,

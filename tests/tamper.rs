@@ -367,7 +367,8 @@ fn spec_check(volume: &[u8]) -> Result<(), u64> {
         pos: 14,
         end: l as usize,
     };
-    if r.uint(2)? != 0 {
+    // Only TRAILERS (0x0001, SPEC.md §13) is a defined set flag.
+    if r.uint(2)? & !1 != 0 {
         return Err(14);
     }
     r.take(32)?;
@@ -565,6 +566,9 @@ fn expect_header_flip(
                 malformed(start)
             }
         }
+        // Setting TRAILERS, the one defined set flag, leaves a header that
+        // parses; its MAC then fails.
+        15 if old ^ new == 1 => damaged,
         14..16 => malformed(14),
         // Another set id: the other two volumes agree with each other and
         // unlock, so this one is foreign (step 3).
