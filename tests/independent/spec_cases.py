@@ -253,7 +253,7 @@ def header_rows():
     row("H5 L=2^20+1 (volume longer)", big, "MalformedHeader", **MH(10))
     row("H6 L > volume", base[:185], "MalformedHeader", **MH(10))
     row("H7 set flags 0x8000", patched(base, 14, b"\x80\x00"), "MalformedHeader", **MH(14))
-    row("H7 before H8", patched(patched(base, 14, b"\x00\x01"), 48, b"\x0b"),
+    row("H7 before H8", patched(patched(base, 14, b"\x00\x02"), 48, b"\x0b"),
         "MalformedHeader", **MH(14))
     row("H8 c=11", patched(base, 48, b"\x0b"), "MalformedHeader", **MH(48))
     row("H8 c=25", patched(base, 48, b"\x19"), "MalformedHeader", **MH(48))
