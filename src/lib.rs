@@ -179,6 +179,7 @@
 pub mod archive;
 mod chunk_digest;
 mod damage;
+mod digest_checked_source;
 mod error;
 mod escape;
 mod format;
@@ -205,6 +206,7 @@ mod volumes;
 
 pub use chunk_digest::root_from_table;
 pub use damage::{Damage, DamageKind, DamageMap};
+pub use digest_checked_source::DigestCheckedSource;
 pub use error::{
     Error, KeyError, Location, MixError, OptionError, PluginFailure, TrailerError, Volume,
 };
