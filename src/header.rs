@@ -28,6 +28,9 @@ pub struct VolumeInfo {
     pub header_len: u64,
     /// Length of the volume in bytes.
     pub len: u64,
+    /// Whether the set flag TRAILERS says every volume ends with a trailer
+    /// of keyless digests (SPEC.md §13).
+    pub digests: bool,
     /// Where the volume's chunks end (E), if it has a volume trailer that
     /// checks (SPEC.md §13; unauthenticated without a key).
     pub chunk_end: Option<u64>,
@@ -92,6 +95,7 @@ pub fn inspect<S: VolumeSource + ?Sized>(volume: &S) -> Result<VolumeInfo, Error
         stanza_types: header.set.stanzas.iter().map(|s| s.kind.clone()).collect(),
         header_len: geometry.data_offset,
         len,
+        digests: header.set.trailers,
         chunk_end,
     })
 }

@@ -94,6 +94,7 @@ mod tests {
             stanza_types: vec!["X25519".into()],
             header_len,
             len: header_len + data,
+            digests: false,
             chunk_end: None,
         }
     }

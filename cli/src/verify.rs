@@ -349,6 +349,15 @@ fn write_info_text(
             grouped(info.chunk_size as u64)
         )?;
         writeln!(out, "  recipients      {}", info.stanza_types.join(", "))?;
+        let digests = match (info.digests, info.chunk_end) {
+            (false, _) => "none (sealed with --no-digests: only a key can check it)".to_owned(),
+            (true, Some(end)) => format!(
+                "chunks end at byte {}; `kuvert verify` without a key checks them",
+                grouped(end)
+            ),
+            (true, None) => "announced, but the trailer does not read: damaged or cut".to_owned(),
+        };
+        writeln!(out, "  digests         {digests}")?;
         writeln!(
             out,
             "  post-quantum    {}",
@@ -451,7 +460,8 @@ fn write_info_json(
             "{{\"file\":{},\"format_version\":{},\"set_id\":\"{}\",\"volume\":{},\
              \"size\":{},\"chunk_size\":{},\"header_len\":{},\"split\":{},\
              \"chunks_per_volume\":{},\"full\":{},\"recipients\":[{}],\
-             \"passphrase_is_unauthenticated\":{},\"post_quantum\":\"{}\"}}",
+             \"passphrase_is_unauthenticated\":{},\"post_quantum\":\"{}\",\
+             \"digests\":{},\"chunk_end\":{}}}",
             json_str(&path.display().to_string()),
             info.version,
             hex(&info.set_id),
@@ -465,6 +475,9 @@ fn write_info_json(
             types.join(","),
             info.passphrase_is_unauthenticated(),
             post_quantum_word(&info.post_quantum()),
+            info.digests,
+            info.chunk_end
+                .map_or_else(|| "null".to_owned(), |end| end.to_string()),
         )?;
     }
     write!(out, "],\"sets\":[")?;

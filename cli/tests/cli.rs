@@ -646,6 +646,17 @@ fn verify_without_a_key_checks_the_trailer_digests() {
         "{report}"
     );
     assert!(report.contains("does not prove who sealed"), "{report}");
+    let info = scene
+        .cmd()
+        .arg("info")
+        .arg(&volumes[0])
+        .output()
+        .expect("run");
+    let info = String::from_utf8(info.stdout).expect("utf-8");
+    assert!(
+        info.contains("  digests         chunks end at byte "),
+        "{info}"
+    );
     // Chunk 1 of volume 2: its digest no longer matches, found with no key.
     flip_byte(&scene.path("parcel.002.kuv"), 2048 + 4096 + 5);
     let damaged = scene
@@ -672,6 +683,16 @@ fn verify_without_a_key_checks_the_trailer_digests() {
         .output()
         .expect("run");
     assert_eq!(bare.status.code(), Some(1));
+    let info = scene
+        .cmd()
+        .args(["info", "bare.001.kuv"])
+        .output()
+        .expect("run");
+    assert!(
+        String::from_utf8(info.stdout)
+            .expect("utf-8")
+            .contains("  digests         none (sealed with --no-digests")
+    );
     assert!(
         String::from_utf8(bare.stdout)
             .expect("utf-8")
