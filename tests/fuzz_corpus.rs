@@ -8,12 +8,13 @@ use std::path::Path;
 
 type Hook = fn(&[u8]);
 
-const TARGETS: [(&str, Hook); 5] = [
+const TARGETS: [(&str, Hook); 6] = [
     ("header", kuvert::fuzz::header),
     ("open", kuvert::fuzz::open),
     ("volumes", kuvert::fuzz::volumes),
     ("roundtrip", kuvert::fuzz::roundtrip),
     ("archive", kuvert::fuzz::archive),
+    ("trailer", kuvert::fuzz::trailer),
 ];
 
 fn replay(kind: &str) -> usize {
