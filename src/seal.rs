@@ -886,6 +886,11 @@ impl<S: VolumeSink> SealWriter<S> {
         let batch = pending.wait()?;
         let chunk_len = self.geometry.chunk_len();
         let sealed = &batch.buf[..batch.sealed_len(&self.geometry)];
+        // One digest per chunk, or none at all without trailers.
+        let cvs_of = |chunks: std::ops::Range<usize>| match batch.cvs.is_empty() {
+            true => &[][..],
+            false => &batch.cvs[chunks],
+        };
         let (mut run_start, mut cv_start) = (0, 0);
         for j in 0..batch.chunks {
             let counter = batch.first + j as u64;
@@ -897,16 +902,12 @@ impl<S: VolumeSink> SealWriter<S> {
             };
             let at = j * chunk_len;
             if at > run_start {
-                self.append_chunks(
-                    &sealed[run_start..at],
-                    &batch.cvs[cv_start.min(batch.cvs.len())..j.min(batch.cvs.len())],
-                )?;
+                self.append_chunks(&sealed[run_start..at], cvs_of(cv_start..j))?;
             }
             self.write_header(volume)?;
             (run_start, cv_start) = (at, j);
         }
-        let cvs = &batch.cvs[cv_start.min(batch.cvs.len())..];
-        self.append_chunks(&sealed[run_start..], cvs)?;
+        self.append_chunks(&sealed[run_start..], cvs_of(cv_start..batch.chunks))?;
         self.free.push(batch.buf);
         Ok(())
     }
