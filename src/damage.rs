@@ -40,6 +40,9 @@ pub enum DamageKind {
     /// Bytes after the last chunk of a volume: no chunk is lost, but the
     /// volume is not as it was sealed.
     TrailingData,
+    /// They do not match their digest in the volume trailer (SPEC.md §13.4),
+    /// checked without a key: damaged since the trailer was written.
+    DigestMismatch,
 }
 
 impl DamageKind {
@@ -61,6 +64,7 @@ impl DamageKind {
             Error::Truncated { .. } | Error::VolumeMissing { .. } => DamageKind::Missing,
             Error::MalformedChunk { reason, .. } => DamageKind::Malformed { reason },
             Error::TrailingData { .. } => DamageKind::TrailingData,
+            Error::DigestMismatch { .. } => DamageKind::DigestMismatch,
             _ => return None,
         })
     }
@@ -135,6 +139,7 @@ impl fmt::Display for Damage {
         write!(f, "{}: {what}", self.at)?;
         match &self.kind {
             DamageKind::Unauthenticated => write!(f, "failed authentication"),
+            DamageKind::DigestMismatch => write!(f, "does not match its trailer digest"),
             DamageKind::Unreadable { message, .. } => write!(f, "cannot be read: {message}"),
             DamageKind::Missing => write!(f, "{verb}missing"),
             DamageKind::Malformed { reason } => write!(f, "{verb}malformed: {reason}"),

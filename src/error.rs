@@ -151,6 +151,57 @@ fn grouped(value: u64) -> String {
     out
 }
 
+/// Which rule of the volume trailer (SPEC.md §13.3) a volume breaks.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TrailerError {
+    /// The trailer version is not 1.
+    #[error("trailer version is not 1")]
+    Version,
+    /// The trailer flags are not zero.
+    #[error("trailer flags are not zero")]
+    Flags,
+    /// The volume number differs from the header's.
+    #[error("volume number differs from the header's")]
+    VolumeNumber,
+    /// The set id differs from the header's.
+    #[error("set id differs from the header's")]
+    SetId,
+    /// E (the end of the chunks) is not after the header and before the trailer.
+    #[error("end of the chunks out of range")]
+    ChunkEnd,
+    /// The records length is out of its bounds.
+    #[error("records length out of range")]
+    RecordsLength,
+    /// The bulk length is not zero (no record type defines bulk yet).
+    #[error("bulk length is not zero")]
+    BulkLength,
+    /// A byte that must be zero is not.
+    #[error("nonzero padding byte")]
+    Padding,
+    /// The head at the start of the records region differs from the end record.
+    #[error("head differs from the end record")]
+    HeadMismatch,
+    /// The records region does not match its digest D: damaged.
+    #[error("records damaged: their digest does not match")]
+    RecordsDigest,
+    /// A record runs past the records region, or its reserved field is not zero.
+    #[error("record runs past the records region, or its reserved field is nonzero")]
+    RecordBounds,
+    /// The first record is not the digest table, or a second one follows.
+    #[error("digest table missing, not first, or repeated")]
+    Table,
+    /// The digest table's length or chunk count does not fit the volume.
+    #[error("digest table length or chunk count does not fit the volume")]
+    TableLength,
+    /// A record type reserved for signed sets, in a set that is not signed.
+    #[error("signature record in a set that is not signed")]
+    Unsigned,
+    /// A critical record of an unknown type.
+    #[error("unknown critical record")]
+    UnknownCritical,
+}
+
 /// Why a key or recipient string is not one. Never holds the string: it
 /// may be a mistyped secret key.
 #[non_exhaustive]
@@ -651,6 +702,37 @@ pub enum Error {
         reason: &'static str,
     },
 
+    /// A volume trailer (SPEC.md §13) breaks a rule of its layout. Checked
+    /// without any key; without a signature an intact trailer proves only
+    /// that nothing was damaged since it was written.
+    #[error("{at}: malformed volume trailer: {reason}")]
+    MalformedTrailer {
+        /// The volume (by its position among the inputs) and the byte of
+        /// the offending field.
+        at: Location,
+        /// Which rule was broken.
+        reason: TrailerError,
+    },
+
+    /// A keyless check was asked of a volume sealed without trailers
+    /// (`--no-digests`): only a key holder can check it.
+    #[error("{at}: sealed without digests: only a key can check it")]
+    NoDigests {
+        /// The volume, by its position among the inputs.
+        at: Location,
+    },
+
+    /// Bytes of a volume do not match the digest its trailer records for
+    /// them (SPEC.md §13.4): damage since the trailer was written.
+    #[error("{at}: does not match its digest in the volume trailer")]
+    DigestMismatch {
+        /// Global chunk index, or `None` for the volume's header (with its
+        /// padding).
+        chunk: Option<u64>,
+        /// The volume, and the first byte of the chunk (0 for the header).
+        at: Location,
+    },
+
     /// A key or recipient string could not be parsed.
     #[error("invalid key: {reason}")]
     InvalidKey {
@@ -829,6 +911,13 @@ impl Error {
     /// [`Error::MalformedHeader`] at byte `offset` of the volume `volume`.
     pub(crate) fn malformed(volume: &Location, offset: u64, reason: &'static str) -> Self {
         Error::MalformedHeader {
+            at: volume.at_byte(offset),
+            reason,
+        }
+    }
+
+    pub(crate) fn trailer(volume: &Location, offset: u64, reason: TrailerError) -> Self {
+        Error::MalformedTrailer {
             at: volume.at_byte(offset),
             reason,
         }

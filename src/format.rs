@@ -150,6 +150,8 @@ impl std::fmt::Debug for Stanza {
 /// The part of the header shared by every volume of a set.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct SetHeader {
+    /// Set flag TRAILERS: every volume ends with a trailer (SPEC.md §13).
+    pub(crate) trailers: bool,
     pub(crate) set_id: [u8; SET_ID_LEN],
     pub(crate) chunk_exp: u8,
     /// Chunks in every volume but the last; 0 for an unsplit container.
@@ -172,6 +174,9 @@ pub(crate) struct Header {
     pub(crate) bytes: Vec<u8>,
     /// Range of `bytes` that must be identical across the set.
     pub(crate) set_bytes: std::ops::Range<usize>,
+    /// The volume's trailer, read and checked with the header when the set
+    /// has the TRAILERS flag (SPEC.md §13.3).
+    pub(crate) trailer: Option<crate::trailer::Trailer>,
 }
 
 impl Header {
@@ -253,6 +258,14 @@ impl Geometry {
         // numbers are u32; saturate rather than wrap if one ever does not.
         let volume = u32::try_from(volume_index + 1).unwrap_or(u32::MAX);
         (volume, self.data_offset + local * self.chunk_len() as u64)
+    }
+
+    /// Index of chunk `chunk` within its volume, from 0.
+    pub(crate) fn local_index(&self, chunk: u64) -> u64 {
+        match self.chunks_per_volume {
+            0 => chunk,
+            per => chunk % per,
+        }
     }
 
     /// Whether chunk `chunk` is the last one a full volume holds.
@@ -476,6 +489,7 @@ pub(crate) fn parse_header(bytes: &[u8], input: &Location) -> Result<Header, Err
 
     Ok(Header {
         set: SetHeader {
+            trailers: set_flags & SET_FLAG_TRAILERS != 0,
             set_id,
             chunk_exp,
             chunks_per_volume,
@@ -486,6 +500,7 @@ pub(crate) fn parse_header(bytes: &[u8], input: &Location) -> Result<Header, Err
         origin: input.clone(),
         bytes: bytes.to_vec(),
         set_bytes: SET_START..set_end,
+        trailer: None,
     })
 }
 
@@ -631,10 +646,13 @@ pub(crate) fn encode_set_header(set: &SetHeader) -> Vec<u8> {
     let stanzas: usize = set.stanzas.iter().map(Stanza::encoded_len).sum();
     let signers = signer_block_len(set.signers.len());
     let mut out = Vec::with_capacity(2 + SET_ID_LEN + 1 + 8 + 1 + stanzas + signers);
-    let flags = if set.signers.is_empty() {
-        0
-    } else {
-        SET_FLAG_SIGNED | SET_FLAG_TRAILERS
+    let flags = match (
+        set.trailers || !set.signers.is_empty(),
+        set.signers.is_empty(),
+    ) {
+        (false, _) => 0,
+        (true, true) => SET_FLAG_TRAILERS,
+        (true, false) => SET_FLAG_TRAILERS | SET_FLAG_SIGNED,
     };
     out.extend_from_slice(&flags.to_be_bytes());
     out.extend_from_slice(&set.set_id);
@@ -780,6 +798,7 @@ mod tests {
 
     fn sample_set() -> SetHeader {
         SetHeader {
+            trailers: false,
             set_id: [7; SET_ID_LEN],
             chunk_exp: DEFAULT_CHUNK_EXP,
             chunks_per_volume: 3,
@@ -841,6 +860,7 @@ mod tests {
     #[test]
     fn minimum_header_length_is_exact() {
         let set = SetHeader {
+            trailers: false,
             stanzas: vec![Stanza {
                 at: 0,
                 kind: "x".into(),

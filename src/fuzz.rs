@@ -28,6 +28,24 @@ pub fn header(data: &[u8]) {
     let _ = inspect(data);
 }
 
+/// Checks `data` as one volume without a key (SPEC.md §7.7: header,
+/// trailer, every digest), reads it whole through a
+/// [`DigestCheckedSource`](crate::DigestCheckedSource), and opens it
+/// through that source with the fixed identity.
+pub fn trailer(data: &[u8]) {
+    let _ = crate::scan_digests(data, 1);
+    if let Ok(checked) = crate::DigestCheckedSource::new(data) {
+        let mut all = vec![0u8; data.len()];
+        let _ = crate::VolumeSource::read_exact_at(&checked, &mut all, 0);
+        let opener = Opener::new()
+            .identity(X25519Identity::from_bytes(IDENTITY))
+            .threads(1);
+        if let Ok(mut reader) = opener.open(vec![checked]) {
+            let _ = reader.copy_to(&mut std::io::sink(), u64::MAX);
+        }
+    }
+}
+
 /// Opens `data` as a single volume with the fixed identity and reads it to
 /// the end; also verifies it as a lone volume.
 pub fn open(data: &[u8]) {
@@ -154,6 +172,7 @@ pub fn roundtrip(data: &[u8]) {
     // Two threads when the input says so: the bytes must not depend on it.
     let threads = 1 + usize::from(exp & 0x80 != 0);
     let mut sealer = Sealer::new()
+        .digests(false) // lengths below count chunks only (no trailer)
         .recipient(identity.to_public())
         .chunk_size(chunk)
         .threads(threads);

@@ -32,6 +32,12 @@ pub struct VolumeInfo {
     pub header_len: u64,
     /// Length of the volume in bytes.
     pub len: u64,
+    /// Whether the set flag TRAILERS says every volume ends with a trailer
+    /// of keyless digests (SPEC.md §13).
+    pub digests: bool,
+    /// Where the volume's chunks end (E), if it has a volume trailer that
+    /// checks (SPEC.md §13; unauthenticated without a key).
+    pub chunk_end: Option<u64>,
 }
 
 impl VolumeInfo {
@@ -47,7 +53,7 @@ impl VolumeInfo {
             .chunks_per_volume
             .checked_mul(self.chunk_size as u64)
             .and_then(|data| data.checked_add(self.header_len));
-        self.chunks_per_volume != 0 && full == Some(self.len)
+        self.chunks_per_volume != 0 && full == Some(self.chunk_end.unwrap_or(self.len))
     }
 
     /// Whether the set resists an attacker with a quantum computer, as far
@@ -73,7 +79,16 @@ impl VolumeInfo {
 /// [`Error::MalformedHeader`] or [`Error::Read`], each at `input 1` and
 /// named after the source.
 pub fn inspect<S: VolumeSource + ?Sized>(volume: &S) -> Result<VolumeInfo, Error> {
-    let (header, len) = read_header(volume, 1)?;
+    let (mut header, len) = read_header(volume, 1)?;
+    // Informative: a trailer that does not check says nothing of E.
+    let chunk_end = read_trailer(
+        volume,
+        &mut header,
+        len,
+        &location(volume, Volume::Input(1)),
+    )
+    .ok()
+    .filter(|_| header.trailer.is_some());
     let geometry = header.geometry();
     Ok(VolumeInfo {
         version: format::FORMAT_VERSION,
@@ -85,11 +100,14 @@ pub fn inspect<S: VolumeSource + ?Sized>(volume: &S) -> Result<VolumeInfo, Error
         signers: header.set.signers.clone(),
         header_len: geometry.data_offset,
         len,
+        digests: header.set.trailers,
+        chunk_end,
     })
 }
 
 /// Reads, bounds and parses one volume's header (SPEC.md §7.1), checks its
-/// stanzas and its padding, and returns it with the volume's length.
+/// stanzas and its padding, and returns it with the volume's length. A
+/// trailer is read by [`read_trailer`], once the header is trusted.
 /// `input` is the volume's position among those given, from 1: errors name
 /// the volume by it (and by the source's name), since its number is not
 /// trusted before the header authenticates.
@@ -141,6 +159,31 @@ pub(crate) fn read_header<S: VolumeSource + ?Sized>(
         ));
     }
     Ok((header, len))
+}
+
+/// Reads and checks the trailer of a volume `len` bytes long whose header
+/// says it has one (SPEC.md §13.3), and keeps it in `header`; returns E,
+/// the end of the volume's chunks, which from then on stands for the
+/// volume's length (§7.2 steps 5 and 6). Volumes without the TRAILERS
+/// flag return `len` unchanged. `at` names the volume in errors: by
+/// number once its header authenticated, by input position before.
+///
+/// # Errors
+///
+/// [`Error::Truncated`], [`Error::MalformedTrailer`], [`Error::Read`].
+pub(crate) fn read_trailer<S: VolumeSource + ?Sized>(
+    source: &S,
+    header: &mut Header,
+    len: u64,
+    at: &crate::error::Location,
+) -> Result<u64, Error> {
+    if !header.set.trailers {
+        return Ok(len);
+    }
+    let trailer = crate::trailer::read_trailer(source, header, len, at)?;
+    let chunk_end = trailer.chunk_end;
+    header.trailer = Some(trailer);
+    Ok(chunk_end)
 }
 
 #[cfg(test)]

@@ -184,7 +184,9 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod archive;
+mod chunk_digest;
 mod damage;
+mod digest_checked_source;
 mod error;
 mod escape;
 mod format;
@@ -207,11 +209,16 @@ mod stream;
 mod survey;
 #[doc(hidden)]
 pub mod testing;
+mod trailer;
 mod verify;
 mod volumes;
 
+pub use chunk_digest::root_from_table;
 pub use damage::{Damage, DamageKind, DamageMap};
-pub use error::{Error, KeyError, Location, MixError, OptionError, PluginFailure, Volume};
+pub use digest_checked_source::DigestCheckedSource;
+pub use error::{
+    Error, KeyError, Location, MixError, OptionError, PluginFailure, TrailerError, Volume,
+};
 pub use escape::escape_name;
 pub use format::{
     FORMAT_VERSION, PAYLOAD_PREFIX_LEN, PayloadKind, SECTOR, TAG_LEN, padded_header_len,
@@ -229,5 +236,8 @@ pub use plugin::{PluginIdentity, PluginOptions, PluginRecipient, PluginUi};
 pub use seal::{Plan, SealWriter, Sealer};
 pub use sign::{SignerKey, SigningKey, VolumeSigner};
 pub use survey::SetSurvey;
-pub use verify::{Rejected, Rejection, SetCheck, SetReport, VolumeReport, VolumeVerifier};
+pub use verify::{
+    DigestReport, Rejected, Rejection, SetCheck, SetReport, VolumeReport, VolumeVerifier,
+    scan_digests, verify_digests,
+};
 pub use volumes::{FileSink, FileSource, MemorySink, VolumeSink, VolumeSource, WriteSink};

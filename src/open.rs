@@ -10,7 +10,7 @@ use zeroize::{Zeroize, Zeroizing};
 use crate::damage::{self, ChunkPlace, Damage, DamageMap};
 use crate::error::{Error, Location, OptionError, Volume};
 use crate::format::{self, ChunkFlag, Geometry, Header, PayloadKind, SET_ID_LEN, TAG_LEN};
-use crate::header::read_header;
+use crate::header::{read_header, read_trailer};
 use crate::keys::{self, Identity, Limits, Passphrase, PluginSettings, Unlocked, Warning};
 use crate::last_chunk::{LastChunk, check_full_volume};
 use crate::manifest::{self, Manifest, PADDING_LEN_FIELD};
@@ -145,7 +145,14 @@ impl Opener {
             }
         }
 
-        let ordered = assemble(&headers, volumes)?;
+        // 4a. Trailers, in volume order, now that the numbers are
+        // authenticated: E stands for each volume's length from here on.
+        let mut ordered = assemble(&headers, volumes)?;
+        for volume in &mut ordered {
+            let header = &mut headers[volume.input - 1].0;
+            let at = Location::volume(volume.number).name(volume.origin.name.clone());
+            volume.len = read_trailer(&volume.source, header, volume.len, &at)?;
+        }
         let Some((last, before)) = ordered.split_last() else {
             return Err(Error::NoVolumes);
         };

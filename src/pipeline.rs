@@ -23,6 +23,7 @@ use std::thread::{self, JoinHandle};
 
 use zeroize::Zeroizing;
 
+use crate::chunk_digest::{DIGEST_LEN, chunk_cv};
 use crate::error::Error;
 use crate::format::{ChunkFlag, Geometry, TAG_LEN};
 use crate::stream::ChunkCipher;
@@ -58,6 +59,11 @@ pub(crate) struct SealBatch {
     pub(crate) last_len: usize,
     /// Whether the last chunk is the last of the set.
     pub(crate) end_of_set: bool,
+    /// Whether to compute each chunk's trailer digest (SPEC.md §13.4)
+    /// right after sealing it, while it is in this core's cache.
+    pub(crate) digests: bool,
+    /// The digests of the sealed chunks, in order, if asked for.
+    pub(crate) cvs: Vec<[u8; DIGEST_LEN]>,
 }
 
 impl SealBatch {
@@ -88,6 +94,11 @@ impl SealBatch {
             let (body, rest) = self.buf[start..].split_at_mut(plain);
             let tag = cipher.seal_detached(counter, flag, body);
             rest[..TAG_LEN].copy_from_slice(&tag);
+            if self.digests {
+                let sealed = &self.buf[start..start + plain + TAG_LEN];
+                self.cvs
+                    .push(chunk_cv(geometry.local_index(counter), chunk_len, sealed));
+            }
         }
     }
 }

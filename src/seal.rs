@@ -10,6 +10,7 @@ use std::time::SystemTime;
 
 use zeroize::Zeroizing;
 
+use crate::chunk_digest::{self, DIGEST_LEN};
 use crate::error::{Error, OptionError};
 use crate::format::{
     self, DEFAULT_CHUNK_EXP, Geometry, MAX_CHUNK_EXP, MAX_HEADER_LEN, MIN_CHUNK_EXP,
@@ -20,6 +21,7 @@ use crate::manifest::{self, ManifestFields, PADDING_LEN_FIELD, Padding};
 use crate::pipeline::{self, InFlight, Pending, SealBatch, SealPool};
 use crate::rand::Randomness;
 use crate::stream::ChunkCipher;
+use crate::trailer::{self, TableBuilder};
 use crate::volumes::VolumeSink;
 
 /// Most stanzas a header may hold (the count is one byte).
@@ -56,6 +58,7 @@ pub struct Sealer {
     threads: Option<usize>,
     allow_classical: bool,
     plugins: PluginSettings,
+    digests: bool,
     seed: Option<Zeroizing<[u8; 32]>>,
     label: Option<String>,
     note: Option<String>,
@@ -103,6 +106,7 @@ impl fmt::Debug for Sealer {
             .field("threads", &self.threads)
             .field("allow_classical", &self.allow_classical)
             .field("plugins", &self.plugins)
+            .field("digests", &self.digests)
             .field("label", &self.label)
             .field("note", &self.note.as_ref().map(String::len))
             .field("created", &self.created)
@@ -143,6 +147,7 @@ impl Sealer {
             threads: None,
             allow_classical: false,
             plugins: PluginSettings::default(),
+            digests: true,
             seed: None,
             label: None,
             note: None,
@@ -178,6 +183,18 @@ impl Sealer {
     /// encrypted, authenticated and dropped on open.
     pub fn pad(mut self, padding: Padding) -> Self {
         self.padding = padding;
+        self
+    }
+
+    /// Whether every volume ends with a trailer of keyless chunk digests
+    /// (SPEC.md §13): on by default. With it, anyone (a burning station, a
+    /// courier) can check a volume for damage without the key, and
+    /// `b3sum` can check its chunk bytes. Without a signature it proves
+    /// only that nothing was damaged since sealing, not who sealed it:
+    /// anyone can rewrite an unsigned trailer. It costs 32 bytes per chunk
+    /// (0.05 % at 64 KiB chunks) and a BLAKE3 pass on the sealing threads.
+    pub fn digests(mut self, digests: bool) -> Self {
+        self.digests = digests;
         self
     }
 
@@ -357,6 +374,7 @@ impl Sealer {
         // The header length does not depend on K, so the geometry can be
         // fixed before K is known.
         let mut set = SetHeader {
+            trailers: self.digests,
             set_id,
             chunk_exp,
             chunks_per_volume: 0,
@@ -395,6 +413,9 @@ impl Sealer {
             lends: true,
             failed: false,
             padding: Padding::None,
+            digests: self.digests,
+            open_volume: None,
+            table: TableBuilder::default(),
             sink,
         })
     }
@@ -457,7 +478,29 @@ impl Sealer {
         let data_offset = format::padded_header_len(header_len as u64);
         let mut chunks_per_volume = 0;
         if let Some(volume_size) = self.volume_size {
-            chunks_per_volume = volume_size.saturating_sub(data_offset) / self.chunk_size as u64;
+            let chunk_len = self.chunk_size as u64;
+            chunks_per_volume = volume_size.saturating_sub(data_offset) / chunk_len;
+            if self.digests {
+                // The largest K whose volume, trailer included (with room
+                // for the records a signed set adds), fits: SPEC.md §6.5.
+                let fits = |k: u64| {
+                    k.checked_mul(chunk_len)
+                        .and_then(|data| data.checked_add(data_offset))
+                        .and_then(|len| len.checked_add(trailer::trailer_bound(k)))
+                        .is_some_and(|len| len <= volume_size)
+                };
+                let room = volume_size
+                    .saturating_sub(data_offset)
+                    .saturating_sub(trailer::trailer_bound(0));
+                chunks_per_volume = room / (chunk_len + DIGEST_LEN as u64);
+                while fits(chunks_per_volume + 1) {
+                    chunks_per_volume += 1;
+                }
+                while chunks_per_volume > 0 && !fits(chunks_per_volume) {
+                    chunks_per_volume -= 1;
+                }
+                chunks_per_volume = chunks_per_volume.min(trailer::MAX_TABLE_CHUNKS);
+            }
             if chunks_per_volume == 0 {
                 return Err(Error::option(OptionError::VolumeTooSmall {
                     volume_size,
@@ -505,6 +548,7 @@ impl Sealer {
     pub fn plan(&self, len: u64) -> Result<Plan, Error> {
         let chunk_exp = self.check_options()?;
         let set = SetHeader {
+            trailers: self.digests,
             set_id: [0; SET_ID_LEN],
             chunk_exp,
             chunks_per_volume: 0,
@@ -515,7 +559,13 @@ impl Sealer {
         let header_len = format::header_len(format::encode_set_header(&set).len());
         let geometry = self.geometry(chunk_exp, header_len)?;
         let fields = self.manifest_fields();
-        Plan::new(&geometry, len, fields.encode().len() as u64, fields.padding)
+        Plan::new(
+            &geometry,
+            self.digests,
+            len,
+            fields.encode().len() as u64,
+            fields.padding,
+        )
     }
 }
 
@@ -532,9 +582,10 @@ pub struct Plan {
 
 impl Plan {
     /// The sizes for `content_len` bytes of content after a manifest of
-    /// `records_len` bytes, padded by `padding`.
+    /// `records_len` bytes, padded by `padding`, with trailers if `digests`.
     fn new(
         geometry: &Geometry,
+        digests: bool,
         content_len: u64,
         records_len: u64,
         padding: Padding,
@@ -554,12 +605,22 @@ impl Plan {
         u32::try_from(volumes).map_err(|_| Error::CounterExhausted)?;
         let in_last = chunks - (volumes - 1) * per;
         let too_long = || Error::CounterExhausted;
-        let full_volume_len = per
+        let trailer = |chunk_end: u64, chunks: u64| match digests {
+            true => trailer::trailer_len(chunk_end, chunks),
+            false => 0,
+        };
+        let full_chunk_end = per
             .checked_mul(chunk)
             .and_then(|data| data.checked_add(header))
             .ok_or_else(too_long)?;
+        let full_volume_len = full_chunk_end
+            .checked_add(trailer(full_chunk_end, per))
+            .ok_or_else(too_long)?;
         // Below the full length, which fits.
-        let last_volume_len = header + (in_last - 1) * chunk + last_chunk;
+        let last_chunk_end = header + (in_last - 1) * chunk + last_chunk;
+        let last_volume_len = last_chunk_end
+            .checked_add(trailer(last_chunk_end, in_last))
+            .ok_or_else(too_long)?;
         let total_len = (volumes - 1)
             .checked_mul(full_volume_len)
             .and_then(|full| full.checked_add(last_volume_len))
@@ -697,6 +758,12 @@ pub struct SealWriter<S: VolumeSink> {
     failed: bool,
     /// The padding `finish` appends (SPEC.md §15.2).
     padding: Padding,
+    /// Whether volumes end with trailers (SPEC.md §13).
+    digests: bool,
+    /// The volume being written, whose trailer is still to come.
+    open_volume: Option<u32>,
+    /// That volume's digest table so far.
+    table: TableBuilder,
 }
 
 impl<S: VolumeSink> fmt::Debug for SealWriter<S> {
@@ -867,6 +934,8 @@ impl<S: VolumeSink> SealWriter<S> {
             chunks,
             last_len,
             end_of_set,
+            digests: self.digests,
+            cvs: Vec::new(),
         };
         // A second batch is coming: only now are threads worth starting.
         // A payload that fits one batch is sealed right here by `finish`.
@@ -973,15 +1042,19 @@ impl<S: VolumeSink> SealWriter<S> {
                 }
             };
             let (plain, left) = rest.split_at(chunks as usize * plain_len);
+            let mut cvs = vec![[0u8; DIGEST_LEN]; if self.digests { chunks as usize } else { 0 }];
             pipeline::seal_chunks_into(
                 &self.cipher,
                 &self.geometry,
                 counter,
                 plain,
                 room,
+                &mut cvs,
                 self.threads,
                 self.per_batch,
             );
+            self.table.chunk_bytes += len as u64;
+            self.table.entries.extend_from_slice(&cvs);
             self.counter = after;
             rest = left;
         }
@@ -1008,7 +1081,12 @@ impl<S: VolumeSink> SealWriter<S> {
         let batch = pending.wait()?;
         let chunk_len = self.geometry.chunk_len();
         let sealed = &batch.buf[..batch.sealed_len(&self.geometry)];
-        let mut run_start = 0;
+        // One digest per chunk, or none at all without trailers.
+        let cvs_of = |chunks: std::ops::Range<usize>| match batch.cvs.is_empty() {
+            true => &[][..],
+            false => &batch.cvs[chunks],
+        };
+        let (mut run_start, mut cv_start) = (0, 0);
         for j in 0..batch.chunks {
             let counter = batch.first + j as u64;
             let volume = match self.geometry.chunks_per_volume {
@@ -1019,23 +1097,63 @@ impl<S: VolumeSink> SealWriter<S> {
             };
             let at = j * chunk_len;
             if at > run_start {
-                self.sink.append(&sealed[run_start..at])?;
+                self.append_chunks(&sealed[run_start..at], cvs_of(cv_start..j))?;
             }
             self.write_header(volume)?;
-            run_start = at;
+            (run_start, cv_start) = (at, j);
         }
-        self.sink.append(&sealed[run_start..])?;
+        self.append_chunks(&sealed[run_start..], cvs_of(cv_start..batch.chunks))?;
         self.free.push(batch.buf);
         Ok(())
     }
 
+    /// Writes sealed chunks of the open volume and records their digests.
+    fn append_chunks(&mut self, sealed: &[u8], cvs: &[[u8; DIGEST_LEN]]) -> Result<(), Error> {
+        self.sink.append(sealed)?;
+        self.table.chunk_bytes += sealed.len() as u64;
+        self.table.entries.extend_from_slice(cvs);
+        Ok(())
+    }
+
+    /// Ends the open volume with its trailer (SPEC.md §13), if it has one.
+    fn close_volume(&mut self) -> Result<(), Error> {
+        let Some(volume) = self.open_volume.take() else {
+            return Ok(());
+        };
+        if !self.digests {
+            return Ok(());
+        }
+        let table = std::mem::take(&mut self.table);
+        if table.entries.len() as u64 > trailer::MAX_TABLE_CHUNKS {
+            return Err(Error::CounterExhausted);
+        }
+        let chunk_end = self.geometry.data_offset + table.chunk_bytes;
+        let bytes = trailer::encode(
+            volume,
+            &self.set_id,
+            chunk_end,
+            &table.header_digest,
+            &table.entries,
+        );
+        self.sink.append(&bytes)?;
+        Ok(())
+    }
+
     fn write_header(&mut self, volume: u32) -> Result<(), Error> {
+        self.close_volume()?;
         let mut header = format::encode_mac_input(&self.set_bytes, volume);
         let mac = self.file_key.compute_header_mac(&self.set_id, &header);
         header.extend_from_slice(&mac);
         header.resize(self.geometry.data_offset as usize, 0);
         self.sink.start_volume(volume)?;
         self.sink.append(&header)?;
+        if self.digests {
+            self.table = TableBuilder {
+                header_digest: chunk_digest::header_digest(&header),
+                ..TableBuilder::default()
+            };
+        }
+        self.open_volume = Some(volume);
         Ok(())
     }
 
@@ -1058,6 +1176,7 @@ impl<S: VolumeSink> SealWriter<S> {
         while !self.in_flight.is_empty() {
             self.write_next()?;
         }
+        self.close_volume()?;
         self.sink.finish()?;
         let SealWriter { sink, pool, .. } = self;
         drop(pool);
@@ -1107,8 +1226,11 @@ pub(crate) mod tests {
     use crate::volumes::MemorySink;
 
     /// Seals `data` to `identity` with `chunk`-byte chunks and volumes of
-    /// at most `volume` bytes, with no manifest and no padding, so that the
-    /// content starts at payload offset 4 and ends the payload.
+    /// at most `volume` bytes, with no manifest, no padding and no
+    /// trailers, so that the content starts at payload offset 4 and ends
+    /// the payload: these tests check the chunk layer's lengths and cuts
+    /// (SPEC.md §6, §7.2); the trailer's tests (src/trailer.rs,
+    /// tests/trailer.rs) add it.
     pub(crate) fn seal(
         identity: &X25519Identity,
         data: &[u8],
@@ -1119,7 +1241,8 @@ pub(crate) mod tests {
             .recipient(identity.to_public())
             .chunk_size(chunk)
             .created(None)
-            .pad(Padding::None);
+            .pad(Padding::None)
+            .digests(false);
         if let Some(size) = volume {
             sealer = sealer.volume_size(size);
         }
@@ -1379,6 +1502,7 @@ pub(crate) mod tests {
             }
             let volumes = sink.into_volumes();
             assert!(!volumes.is_empty(), "{threads} threads");
+            // No end-of-set chunk and no trailer was written: a cut.
             assert!(matches!(
                 open(same_identity(&identity), volumes),
                 Err(Error::Truncated {

@@ -95,6 +95,8 @@ mod tests {
             signers: Vec::new(),
             header_len,
             len: header_len + data,
+            digests: false,
+            chunk_end: None,
         }
     }
 

@@ -3,6 +3,7 @@
 //! [`Opener::scan_volume`] (maps all of it), [`VolumeVerifier`] for many
 //! volumes, and the [`VolumeReport`] each gives. Whole sets: `set`.
 
+mod keyless;
 mod set;
 
 use std::fmt;
@@ -14,13 +15,14 @@ use zeroize::{Zeroize, Zeroizing};
 use crate::damage::{self, ChunkPlace, Damage, DamageKind, DamageMap};
 use crate::error::{Error, Location, Volume};
 use crate::format::{ChunkFlag, Header, SET_ID_LEN, TAG_LEN};
-use crate::header::read_header;
+use crate::header::{read_header, read_trailer};
 use crate::keys::FileKey;
 use crate::last_chunk::LastChunk;
 use crate::open::Opener;
 use crate::stream::ChunkCipher;
 use crate::volumes::{VolumeSource, location};
 
+pub use keyless::{DigestReport, scan_digests, verify_digests};
 pub use set::{Rejected, Rejection, SetCheck, SetReport};
 
 /// The outcome of verifying one volume on its own.
@@ -131,6 +133,12 @@ impl Opener {
     ) -> Result<Scanned, Error> {
         let geometry = header.geometry();
         let number = header.volume;
+        // The header is authenticated: a trailer's E is the volume's
+        // length from here on (SPEC.md §7.4).
+        let mut header = header.clone();
+        let at = Location::volume(number).name(volume.name());
+        let len = read_trailer(volume, &mut header, len, &at)?;
+        let header = &header;
         let cipher = ChunkCipher::new(&file_key.payload_key(&header.set.set_id));
         let first = geometry.first_chunk(number);
         let plain_len = geometry.plain_len() as u64;

@@ -8,7 +8,7 @@ use std::path::Path;
 
 type Hook = fn(&[u8]);
 
-const TARGETS: [(&str, Hook); 7] = [
+const TARGETS: [(&str, Hook); 8] = [
     ("header", kuvert::fuzz::header),
     ("open", kuvert::fuzz::open),
     ("volumes", kuvert::fuzz::volumes),
@@ -16,6 +16,7 @@ const TARGETS: [(&str, Hook); 7] = [
     ("archive", kuvert::fuzz::archive),
     ("signing", kuvert::fuzz::signing),
     ("payload", kuvert::fuzz::payload),
+    ("trailer", kuvert::fuzz::trailer),
 ];
 
 fn replay(kind: &str) -> usize {

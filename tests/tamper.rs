@@ -567,12 +567,12 @@ fn expect_header_flip(
                 malformed(start)
             }
         }
-        // Set flags: TRAILERS alone (0x0001) parses, and the MAC fails;
+        // Set flags: none or TRAILERS alone (0x0001) parses, and the MAC fails;
         // any other change from 0 is unknown or SIGNED without TRAILERS.
         14..16 => {
             let mut flags = [original[14], original[15]];
             flags[pos as usize - 14] = new;
-            if u16::from_be_bytes(flags) == 0x0001 {
+            if matches!(u16::from_be_bytes(flags), 0 | 0x0001) {
                 damaged
             } else {
                 malformed(14)

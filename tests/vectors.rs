@@ -52,6 +52,9 @@ struct Case {
     /// For an archive-kind case: what extracting everything gives, as the
     /// `archive` meta line says it (`entries N` or `error …`, SPEC.md §10.1).
     archive: Option<String>,
+    /// Whether the operation is the keyless check of every volume (SPEC.md
+    /// §7.7), not opening: meta `keyless: yes`.
+    keyless: bool,
 }
 
 enum Outcome {
@@ -87,7 +90,14 @@ fn plaintext(len: usize) -> Vec<u8> {
     out
 }
 
+/// Seals without volume trailers: the chunk-layer vectors keep the
+/// lengths SPEC.md §6 gives; [`seal_trailered`] adds the trailer (§13).
 fn seal(sealer: Sealer, seed: u8, data: &[u8]) -> Vec<Vec<u8>> {
+    seal_trailered(sealer.digests(false), seed, data)
+}
+
+/// Seals as `sealer` says, trailers included unless it turned them off.
+fn seal_trailered(sealer: Sealer, seed: u8, data: &[u8]) -> Vec<Vec<u8>> {
     let mut writer = sealer
         .chunk_size(CHUNK)
         .insecure_deterministic_seed([seed; 32])
@@ -102,6 +112,7 @@ fn seal(sealer: Sealer, seed: u8, data: &[u8]) -> Vec<Vec<u8>> {
 fn seal_raw(sealer: Sealer, seed: u8, payload: &[u8]) -> Vec<Vec<u8>> {
     let sealer = sealer
         .chunk_size(CHUNK)
+        .digests(false)
         .insecure_deterministic_seed([seed; 32]);
     let mut writer =
         kuvert::testing::seal_raw_payload(&sealer, MemorySink::new()).expect("valid options");
@@ -160,6 +171,7 @@ fn cases() -> Vec<Case> {
                 order,
                 outcome: Outcome::Plaintext(PayloadKind::Stream, data),
                 archive: None,
+                keyless: false,
             });
         };
 
@@ -340,6 +352,7 @@ fn cases() -> Vec<Case> {
         order: vec![1],
         outcome: Outcome::Plaintext(PayloadKind::Archive, archive_payload.clone()),
         archive: Some("entries 3".into()),
+        keyless: false,
     };
 
     // A stream whose last 32 bytes are exactly the archive's trailer: the
@@ -436,6 +449,7 @@ fn cases() -> Vec<Case> {
             order,
             outcome: Outcome::Error(error),
             archive: None,
+            keyless: false,
         });
     };
 
@@ -824,6 +838,122 @@ fn cases() -> Vec<Case> {
         ),
     );
 
+    cases.extend(trailer_cases());
+    cases
+}
+
+/// E of a trailered volume: the end record's field at offset 48.
+fn chunk_end(volume: &[u8]) -> usize {
+    let end = volume.len() - 2048;
+    u64::from_be_bytes(volume[end + 48..end + 56].try_into().expect("8 bytes")) as usize
+}
+
+/// T0: the records region's start, the sector after E.
+fn records_at(volume: &[u8]) -> usize {
+    chunk_end(volume).div_ceil(2048) * 2048
+}
+
+/// Recomputes D, the records digest, as anyone can without a key.
+fn rewrite_records_digest(volume: &mut [u8]) {
+    let end = volume.len() - 2048;
+    let at = records_at(volume);
+    let len = u64::from_be_bytes(volume[end + 56..end + 64].try_into().expect("8")) as usize;
+    let digest = *blake3::hash(&volume[at..at + len]).as_bytes();
+    volume[end + 72..end + 104].copy_from_slice(&digest);
+}
+
+/// The volume trailer's vectors (SPEC.md §13).
+fn trailer_cases() -> Vec<Case> {
+    let mut cases = Vec::new();
+    let mut case = |name, description, volumes: Vec<Vec<u8>>, outcome, keyless| {
+        let order = (1..=volumes.len()).collect();
+        cases.push(Case {
+            name,
+            description,
+            identities: if keyless { vec![] } else { vec![identity(1)] },
+            passphrase: None,
+            volumes,
+            order,
+            outcome,
+            archive: None,
+            keyless,
+        });
+    };
+    let stream = |data: &[u8]| Outcome::Plaintext(PayloadKind::Stream, data.to_vec());
+    let content = plaintext(2 * PLAIN + 1000);
+    let one = seal_trailered(to(1), 21, &content);
+    case(
+        "digests",
+        "one volume of 3 chunks with its trailer: digest table of 3 entries",
+        one.clone(),
+        stream(&content),
+        false,
+    );
+    let multi = plaintext(5 * PLAIN + 123);
+    // H + 2 chunks + the trailer bound of 2 entries (5,344 bytes: 3 sectors
+    // and the end sector): K = 2.
+    let multi_volumes =
+        seal_trailered(to(1).volume_size((H + 2 * CHUNK + 8192) as u64), 22, &multi);
+    assert_eq!(multi_volumes.len(), 3);
+    case(
+        "digests-multi",
+        "three trailered volumes of at most two 4 KiB chunks",
+        multi_volumes,
+        stream(&multi),
+        false,
+    );
+    case(
+        "no-digests",
+        "sealed without trailers (set flags 0): opens; a keyless check says NoDigests",
+        seal(to(1), 21, &content),
+        stream(&content),
+        false,
+    );
+    let mut v = one.clone();
+    let len = v[0].len();
+    v[0].truncate(len - 2048);
+    case(
+        "trailer-truncated",
+        "the trailer's end sector cut off",
+        v,
+        Outcome::Error(format!("Truncated volume=1 length={}", len - 2048)),
+        false,
+    );
+    let mut v = one.clone();
+    let entry_1 = records_at(&v[0]) + 72 + 8 + 8 + 32 + 32;
+    v[0][entry_1] ^= 0x01;
+    let end = v[0].len() - 2048;
+    case(
+        "trailer-records",
+        "a byte of the digest table flipped: the records digest D fails",
+        v,
+        Outcome::Error(format!("MalformedTrailer volume=1 offset={}", end + 72)),
+        false,
+    );
+    let mut v = one.clone();
+    v[0][entry_1] ^= 0x01;
+    rewrite_records_digest(&mut v[0]);
+    case(
+        "table-forged",
+        "entry 1 of the table changed and D recomputed (anyone can: unsigned); keyless check",
+        v,
+        Outcome::Error(format!(
+            "DigestMismatch chunk=1 volume=1 offset={}",
+            H + CHUNK
+        )),
+        true,
+    );
+    let mut v = one.clone();
+    let e = chunk_end(&v[0]);
+    assert_ne!(e % 2048, 0, "room between E and the records");
+    v[0][e + 3] = 0x01;
+    case(
+        "trailer-padding",
+        "a nonzero byte between the last chunk and the trailer's records",
+        v,
+        Outcome::Error(format!("MalformedTrailer volume=1 offset={}", e + 3)),
+        false,
+    );
     cases
 }
 
@@ -895,6 +1025,7 @@ fn manifest_cases() -> Vec<Case> {
             volumes,
             outcome: Outcome::Plaintext(PayloadKind::Stream, content.clone()),
             archive: None,
+            keyless: false,
         });
     }
 
@@ -910,6 +1041,7 @@ fn manifest_cases() -> Vec<Case> {
             order: vec![1],
             outcome: Outcome::Error(format!("MalformedPayload offset={offset}")),
             archive: None,
+            keyless: false,
         });
     };
     let critical = [created.clone(), record(0x8005, b"future")].concat();
@@ -967,6 +1099,7 @@ fn manifest_cases() -> Vec<Case> {
 fn seal_archive_content(sealer: Sealer, seed: u8, content: &[u8]) -> Vec<Vec<u8>> {
     let sealer = sealer
         .chunk_size(CHUNK)
+        .digests(false)
         .insecure_deterministic_seed([seed; 32]);
     let mut writer =
         kuvert::testing::seal_content(&sealer, MemorySink::new(), PayloadKind::Archive)
@@ -997,6 +1130,7 @@ fn archive_cases() -> Vec<Case> {
             order: vec![1],
             outcome: Outcome::Plaintext(PayloadKind::Archive, content),
             archive: Some(archive),
+            keyless: false,
         });
     };
 
@@ -1250,6 +1384,18 @@ fn describe(err: &Error) -> String {
             format!("MalformedChunk chunk={chunk} volume={}", volume_field(at))
         }
         Error::MalformedPayload { offset, .. } => format!("MalformedPayload offset={offset}"),
+        Error::MalformedTrailer { at, .. } => format!(
+            "MalformedTrailer volume={} offset={}",
+            volume_field(at),
+            offset_field(at)
+        ),
+        Error::DigestMismatch { chunk, at } => format!(
+            "DigestMismatch chunk={} volume={} offset={}",
+            chunk.map_or_else(|| "header".to_owned(), |c| c.to_string()),
+            volume_field(at),
+            offset_field(at)
+        ),
+        Error::NoDigests { at } => format!("NoDigests volume={}", volume_field(at)),
         Error::MalformedArchive { offset, .. } => format!("MalformedArchive offset={offset}"),
         Error::UnsafeEntry { path, .. } => format!("UnsafeEntry path={path}"),
         Error::NameCollision { path, other } => format!("NameCollision path={path} other={other}"),
@@ -1315,6 +1461,9 @@ fn meta(case: &Case) -> String {
     }
     if let Some(archive) = &case.archive {
         out.push_str(&format!("archive: {archive}\n"));
+    }
+    if case.keyless {
+        out.push_str("keyless: yes\n");
     }
     out
 }
@@ -1497,6 +1646,43 @@ fn archive_outcome(case_dir: &Path, fields: &BTreeMap<String, Vec<String>>) -> S
     }
 }
 
+/// The keyless check (SPEC.md §7.7) of every volume of a vector, in meta
+/// order: for a `keyless: yes` case it gives the expected error; for a
+/// trailered case that opens, every volume is intact.
+fn check_keyless(case_dir: &Path, fields: &BTreeMap<String, Vec<String>>) {
+    let name = case_dir.display();
+    let expect = &fields["expect"][0];
+    let mut first_error = None;
+    let mut trailered = true;
+    for file in fields["volumes"][0].split(' ') {
+        let volume = fs::read(case_dir.join(file)).expect("volume");
+        match kuvert::verify_digests(volume.as_slice(), 2) {
+            Ok(report) => {
+                let region = &volume[report.chunk_start as usize..report.chunk_end as usize];
+                assert_eq!(
+                    report.chunk_region_blake3,
+                    *blake3::hash(region).as_bytes(),
+                    "{name}: the table's root is b3sum of the chunk region"
+                );
+            }
+            Err(Error::NoDigests { .. }) => trailered = false,
+            Err(err) => {
+                first_error.get_or_insert(err);
+            }
+        }
+    }
+    if fields.contains_key("keyless") {
+        let error = first_error.unwrap_or_else(|| panic!("{name}: keyless check passed"));
+        assert_eq!(
+            Some(describe(&error).as_str()),
+            expect.strip_prefix("error "),
+            "{name}"
+        );
+    } else if expect == "plaintext" && trailered {
+        assert!(first_error.is_none(), "{name}: {first_error:?}");
+    }
+}
+
 #[test]
 fn vectors_open_as_recorded() {
     let mut checked = 0;
@@ -1508,6 +1694,11 @@ fn vectors_open_as_recorded() {
         let (fields, result) = open_vector(&case_dir);
         let expect = &fields["expect"][0];
         let name = case_dir.display();
+        check_keyless(&case_dir, &fields);
+        if fields.contains_key("keyless") {
+            checked += 1;
+            continue;
+        }
         match (expect.strip_prefix("error "), result) {
             (None, Ok((kind, data))) => {
                 assert_eq!(expect, "plaintext", "{name}");

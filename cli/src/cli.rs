@@ -215,6 +215,12 @@ pub struct SealArgs {
     #[arg(long, value_name = "SIZE", value_parser = size::volume_size)]
     pub volume_size: Option<u64>,
 
+    /// Leave out the volume trailers of keyless chunk digests (written by
+    /// default, 32 bytes per chunk): without them `kuvert verify` needs the
+    /// key, and a burning station or courier cannot check a disc.
+    #[arg(long)]
+    pub no_digests: bool,
+
     /// Ciphertext chunk size: a power of two from 4K to 16M (default 64K,
     /// 32 CD sectors: one unreadable sector costs one chunk).
     #[arg(long, value_name = "SIZE", value_parser = size::chunk_size)]
@@ -346,6 +352,8 @@ pub struct ListArgs {
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
+    /// Without -i, -p or --passphrase-file, every volume is checked without
+    /// a key against its trailer's digests: damage, not who sealed it.
     #[command(flatten)]
     pub keys: KeyArgs,
 

@@ -103,7 +103,7 @@ pub fn seal(args: &SealArgs, quiet: bool) -> Result<()> {
         sealer = sealer.passphrase(passphrase);
     }
     let chunk_size = args.chunk_size.unwrap_or(Sealer::DEFAULT_CHUNK_SIZE);
-    sealer = sealer.chunk_size(chunk_size);
+    sealer = sealer.chunk_size(chunk_size).digests(!args.no_digests);
     if let Some(size) = args.volume_size {
         sealer = sealer.volume_size(size);
     }

@@ -27,6 +27,10 @@ fn single_names(path: &std::path::Path, volume: Option<u32>) -> Names {
 }
 
 pub fn verify(args: &VerifyArgs, quiet: bool) -> Result<()> {
+    let keys = &args.keys;
+    if keys.identities.is_empty() && !keys.passphrase && keys.passphrase_file.is_none() {
+        return verify_without_key(args, quiet);
+    }
     let volumes = Volumes::open(&args.volumes)?;
     let (opener, unauthenticated) = opener(&args.keys, &volumes)?;
     let paths = volumes.paths.clone();
@@ -95,6 +99,69 @@ pub fn verify(args: &VerifyArgs, quiet: bool) -> Result<()> {
         }
         return Err(Fail::data(format!(
             "the set is incomplete: {incomplete} (--allow-incomplete checks volumes alone)"
+        )));
+    }
+    Ok(())
+}
+
+/// Shown after a check without a key: what it proves and what it does not.
+const KEYLESS_NOTE: &str = "checked without a key against each volume's trailer digests: \
+     no damage since sealing; this does not prove who sealed the volumes \
+     (anyone can rewrite an unsigned trailer); -i or -p also authenticates them";
+
+/// `kuvert verify` with no key: every volume's header structure, trailer,
+/// header digest and chunk digests (SPEC.md §7.7), each volume alone.
+fn verify_without_key(args: &VerifyArgs, quiet: bool) -> Result<()> {
+    let volumes = Volumes::open(&args.volumes)?;
+    let paths = volumes.paths.clone();
+    let bar = progress::bar(quiet, Some(volumes.total_len()), "verifying");
+    let (sources, _) = volumes.with_progress(&bar, "verifying");
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let mut failed = 0usize;
+    for (index, source) in sources.iter().enumerate() {
+        let path = shown(&paths[index]);
+        let names = single_names(&paths[index], None);
+        let lines = match kuvert::scan_digests(source, threads) {
+            Ok(report) if report.is_intact() => vec![format!(
+                "{path}: volume {}: digests match ({} chunks; b3sum of bytes {}..{}: {})",
+                report.volume,
+                grouped(report.chunks),
+                report.chunk_start,
+                report.chunk_end,
+                hex(&report.chunk_region_blake3)
+            )],
+            Ok(report) => {
+                failed += report.damage.len() + report.damage.unrecorded() as usize;
+                report
+                    .damage
+                    .iter()
+                    .map(|damage| {
+                        let mut unnamed = damage.clone();
+                        unnamed.at.name = None;
+                        format!("{path}: FAILED: {unnamed}")
+                    })
+                    .collect()
+            }
+            Err(err) => {
+                failed += 1;
+                vec![format!("{path}: FAILED: {}", names.message(&err))]
+            }
+        };
+        bar.suspend(|| {
+            let mut out = io::stdout().lock();
+            for line in &lines {
+                let _ = writeln!(out, "{line}");
+            }
+        });
+    }
+    bar.finish_and_clear();
+    let mut out = io::stdout().lock();
+    let _ = writeln!(out, "{KEYLESS_NOTE}");
+    let _ = out.flush();
+    if failed > 0 {
+        return Err(Fail::data(format!(
+            "{failed} problem{} found: the volumes are not intact",
+            if failed == 1 { "" } else { "s" }
         )));
     }
     Ok(())
@@ -312,6 +379,15 @@ fn write_info_text(
             grouped(info.chunk_size as u64)
         )?;
         writeln!(out, "  recipients      {}", info.stanza_types.join(", "))?;
+        let digests = match (info.digests, info.chunk_end) {
+            (false, _) => "none (sealed with --no-digests: only a key can check it)".to_owned(),
+            (true, Some(end)) => format!(
+                "chunks end at byte {}; `kuvert verify` without a key checks them",
+                grouped(end)
+            ),
+            (true, None) => "announced, but the trailer does not read: damaged or cut".to_owned(),
+        };
+        writeln!(out, "  digests         {digests}")?;
         writeln!(
             out,
             "  post-quantum    {}",
@@ -425,7 +501,8 @@ fn write_info_json(
             "{{\"file\":{},\"format_version\":{},\"set_id\":\"{}\",\"volume\":{},\
              \"size\":{},\"chunk_size\":{},\"header_len\":{},\"split\":{},\
              \"chunks_per_volume\":{},\"full\":{},\"recipients\":[{}],\
-             \"passphrase_is_unauthenticated\":{},\"post_quantum\":\"{}\"}}",
+             \"passphrase_is_unauthenticated\":{},\"post_quantum\":\"{}\",\
+             \"digests\":{},\"chunk_end\":{}}}",
             json_str(&path.display().to_string()),
             info.version,
             hex(&info.set_id),
@@ -439,6 +516,9 @@ fn write_info_json(
             types.join(","),
             info.passphrase_is_unauthenticated(),
             post_quantum_word(&info.post_quantum()),
+            info.digests,
+            info.chunk_end
+                .map_or_else(|| "null".to_owned(), |end| end.to_string()),
         )?;
     }
     write!(out, "],\"sets\":[")?;

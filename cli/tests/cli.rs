@@ -78,10 +78,12 @@ impl Scene {
     }
 
     /// Seals `inputs` to the scene's identity with small chunks and volumes.
+    /// Seals without trailers: the tests using it count 7 chunks per 32K
+    /// volume and name chunks by their offsets.
     fn seal_split(&self, out: &str, inputs: &[&str]) {
         self.cmd()
             .args(["seal", "-r", &self.recipient, "--chunk-size", "4K"])
-            .args(["--volume-size", "32K", "-o", out])
+            .args(["--volume-size", "32K", "--no-digests", "-o", out])
             .args(inputs)
             .assert()
             .success();
@@ -738,6 +740,85 @@ fn verify_goes_on_when_its_output_is_closed() {
             "kuvert: 1 problem found: the volumes are not intact\n".to_owned()
         ),
         "damaged: the exit status still says so"
+    );
+}
+
+#[test]
+fn verify_without_a_key_checks_the_trailer_digests() {
+    let scene = Scene::new();
+    scene.make_tree("data");
+    scene
+        .cmd()
+        .args(["seal", "-r", &scene.recipient, "--chunk-size", "4K"])
+        .args(["--volume-size", "32K", "-o", "parcel.kuv", "data"])
+        .assert()
+        .success();
+    let volumes = scene.volumes("parcel");
+    assert!(volumes.len() >= 2);
+    let intact = scene
+        .cmd()
+        .arg("verify")
+        .args(&volumes)
+        .output()
+        .expect("run");
+    let report = String::from_utf8(intact.stdout).expect("utf-8");
+    assert_eq!(intact.status.code(), Some(0), "{report}");
+    assert!(
+        report.contains("parcel.001.kuv: volume 1: digests match ("),
+        "{report}"
+    );
+    assert!(report.contains("does not prove who sealed"), "{report}");
+    let info = scene
+        .cmd()
+        .arg("info")
+        .arg(&volumes[0])
+        .output()
+        .expect("run");
+    let info = String::from_utf8(info.stdout).expect("utf-8");
+    assert!(
+        info.contains("  digests         chunks end at byte "),
+        "{info}"
+    );
+    // Chunk 1 of volume 2: its digest no longer matches, found with no key.
+    flip_byte(&scene.path("parcel.002.kuv"), 2048 + 4096 + 5);
+    let damaged = scene
+        .cmd()
+        .arg("verify")
+        .args(&volumes)
+        .output()
+        .expect("run");
+    let report = String::from_utf8(damaged.stdout).expect("utf-8");
+    assert_eq!(damaged.status.code(), Some(1), "{report}");
+    assert!(
+        report.contains("parcel.002.kuv: FAILED: volume 2 at byte 6,144 (chunk "),
+        "{report}"
+    );
+    assert!(
+        report.contains("does not match its trailer digest"),
+        "{report}"
+    );
+    // Sealed without digests: only a key can check it.
+    scene.seal_split("bare.kuv", &["data"]);
+    let bare = scene
+        .cmd()
+        .args(["verify", "bare.001.kuv"])
+        .output()
+        .expect("run");
+    assert_eq!(bare.status.code(), Some(1));
+    let info = scene
+        .cmd()
+        .args(["info", "bare.001.kuv"])
+        .output()
+        .expect("run");
+    assert!(
+        String::from_utf8(info.stdout)
+            .expect("utf-8")
+            .contains("  digests         none (sealed with --no-digests")
+    );
+    assert!(
+        String::from_utf8(bare.stdout)
+            .expect("utf-8")
+            .contains("sealed without digests: only a key can check it")
     );
 }
 

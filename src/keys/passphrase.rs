@@ -360,6 +360,7 @@ mod tests {
     fn header(volume: u32) -> Header {
         Header {
             set: crate::format::SetHeader {
+                trailers: false,
                 set_id: [0; crate::format::SET_ID_LEN],
                 chunk_exp: 12,
                 chunks_per_volume: 0,
@@ -370,6 +371,7 @@ mod tests {
             origin: Location::input(volume as usize),
             bytes: Vec::new(),
             set_bytes: 0..0,
+            trailer: None,
         }
     }
 

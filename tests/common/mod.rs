@@ -132,16 +132,19 @@ pub fn same_identity(identity: &X25519Identity) -> X25519Identity {
 }
 
 /// A sealer for `identity` with the given chunk size and optional volume
-/// size, writing no manifest and no padding (SPEC.md §15): the payload is
-/// then exactly the 4-byte prefix and the content, so the chunk-layer tests
-/// built on these helpers can count payload offsets from the content.
-/// tests/manifest.rs covers the manifest and the padding.
+/// size, writing no manifest, no padding (SPEC.md §15) and no volume
+/// trailers (§13): the payload is then exactly the 4-byte prefix and the
+/// content, so the chunk-layer tests built on these helpers can count
+/// payload offsets from the content and volume lengths from the chunks.
+/// tests/manifest.rs covers the manifest and padding, tests/trailer.rs the
+/// trailer, which `Sealer` writes by default.
 pub fn sealer(identity: &X25519Identity, chunk: usize, volume_size: Option<u64>) -> Sealer {
     let sealer = Sealer::new()
         .recipient(identity.to_public())
         .chunk_size(chunk)
         .created(None)
-        .pad(kuvert::Padding::None);
+        .pad(kuvert::Padding::None)
+        .digests(false);
     match volume_size {
         Some(size) => sealer.volume_size(size),
         None => sealer,

@@ -35,7 +35,9 @@ import hashlib
 import io
 import os
 import re
+import shutil
 import struct
+import subprocess
 import sys
 import tarfile
 import traceback
@@ -44,6 +46,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 import archive_rules  # noqa: E402
+import blake3_tree  # noqa: E402
 import kuvert_decode as kd  # noqa: E402
 
 DEFAULT_DIR = os.path.normpath(os.path.join(HERE, "..", "vectors"))
@@ -107,6 +110,34 @@ def check_archive_expectation(content: bytes, want: str) -> str:
     check(got.variant == variant and have == fields,
           f"archive: expected {variant} {fields}, archive_rules gives {got}")
     return f"archive_rules refuses: {got}"
+
+
+def keyless_check(paths: list[str]) -> list:
+    """§7.7 for each volume: a DigestReport, its first DigestMismatch, or
+    the error that stopped the check. An intact volume's root is checked
+    against BLAKE3 of [H_v, E) computed directly, and against `b3sum` when
+    it is installed."""
+    out = []
+    for p in paths:
+        try:
+            r = kd.verify_digests(p)
+        except kd.KuvertError as e:
+            out.append(e)
+            continue
+        if r.damaged:
+            out.append(r.damaged[0])
+            continue
+        data = open(p, "rb").read()
+        H = kd.read_header(kd.Source(data), 1).H
+        region = data[H:r.E]
+        check(blake3_tree.blake3(region) == r.root,
+              f"{p}: the table's root is not BLAKE3 of the chunk region")
+        if shutil.which("b3sum"):
+            got = subprocess.run(["b3sum", "--no-names", "-"], input=region,
+                                 capture_output=True, check=True).stdout.decode().strip()
+            check(got == r.root.hex(), f"{p}: b3sum says {got}, the table {r.root.hex()}")
+        out.append(r)
+    return out
 
 
 def rendered_fields(e: kd.KuvertError) -> dict[str, str]:
@@ -174,7 +205,8 @@ def run_case(d: str) -> tuple[str, list[str]]:
     one = {k: v for k, v in meta}
     known = {"description", "identity", "passphrase", "volumes", "expect",
              "payload-kind", "plaintext-length", "plaintext-sha256", "archive",
-             "manifest-label", "manifest-created", "manifest-note-sha256", "padding"}
+             "manifest-label", "manifest-created", "manifest-note-sha256", "padding",
+             "keyless"}
     check(set(keys) <= known, f"unknown meta keys {sorted(set(keys) - known)}")
     for k in keys:
         check(k == "identity" or keys.count(k) == 1, f"meta key {k} repeats")
@@ -184,6 +216,26 @@ def run_case(d: str) -> tuple[str, list[str]]:
     names = one["volumes"].split(" ")
     paths = [os.path.join(d, n) for n in names]
     expect = one["expect"]
+    keyless = keyless_check(paths)
+
+    if one.get("keyless") == "yes":
+        # §7.7: the operation is the keyless check of every volume, in order.
+        check(expect.startswith("error "), "a keyless case expects an error")
+        variant, fields = parse_expected_error(expect[len("error "):])
+        errors = [e for e in keyless if isinstance(e, kd.KuvertError)]
+        check(errors, f"expected {variant} {fields}, but every volume's digests match")
+        e = errors[0]
+        got = rendered_fields(e)
+        check(e.variant == variant and got == fields,
+              f"keyless: expected {variant} {fields}, got {e.variant} {got}")
+        return f"keyless: {e.render()}", []
+    digests_note = ""
+    if expect == "plaintext" and all(isinstance(r, kd.DigestReport) for r in keyless):
+        roots = [r.root.hex()[:16] for r in keyless]
+        digests_note = f"; keyless digests match, BLAKE3 roots {','.join(roots)}…"
+    elif expect == "plaintext":
+        bad = [e for e in keyless if isinstance(e, kd.KuvertError) and e.variant != "NoDigests"]
+        check(not bad, f"keyless check of an intact set fails: {bad[:1]}")
 
     if expect == "plaintext":
         want_len = int(one["plaintext-length"])
@@ -247,7 +299,8 @@ def run_case(d: str) -> tuple[str, list[str]]:
               "archive reading differs between reads or from the kind")
         s.close()
         if arc is None:
-            return f"plaintext {want_len} bytes, stream, {s.volumes} volume(s)", []
+            return (f"plaintext {want_len} bytes, stream, {s.volumes} volume(s)"
+                    f"{digests_note}"), []
         lines = check_archive_against_tar(got, arc)
         rules = check_archive_expectation(got, want_archive)
         return (f"plaintext {want_len} bytes, archive: TAR {arc.tar_length} bytes, "

@@ -44,6 +44,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import (
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+import blake3_tree  # §13.4, beside this file
 import mlkem768x25519  # §4.6, beside this file
 
 try:  # cryptography >= 44
@@ -56,6 +57,13 @@ except ImportError:  # pragma: no cover - reported when a passphrase is tried
 # ---------------------------------------------------------------------------
 
 MAGIC = b"\x89KUV\r\n\x1a\n"
+# §13: the volume trailer
+VOLUME_TRAILER_MAGIC = b"\x89KUT\r\n\x1a\n"
+SET_FLAG_TRAILERS = 0x0001
+TRAILER_HEAD = 72              # magic, version, flags, v, SID, E, M, B
+TRAILER_END_RECORD = 104       # head and D
+TABLE_RECORD, STATEMENT_RECORD, SIGNATURE_RECORD = 0x8001, 0x8002, 0x8003
+RESERVED_RECORDS = 5 * (8 + 1024)
 VERSION = 2
 SECTOR = 2048
 TAG = 16
@@ -475,6 +483,11 @@ class Header:
         return 1 << self.c
 
     @property
+    def trailers(self) -> bool:
+        """§3.2 set flag TRAILERS: every volume ends with a trailer (§13)."""
+        return bool(self.set_flags & SET_FLAG_TRAILERS)
+
+    @property
     def set_part(self) -> bytes:
         return self.raw[14:self.S]
 
@@ -684,6 +697,164 @@ def read_header(src, inp: int = 1) -> Header:
                   set_flags=set_flags, sid=sid, c=c, K=K, stanzas=stanzas,
                   S=S, v=v, volume_flags=volume_flags, extensions=extensions,
                   raw=raw)
+
+
+# ---------------------------------------------------------------------------
+# §13 the volume trailer
+# ---------------------------------------------------------------------------
+
+@dataclass
+class Trailer:
+    E: int              # end of the chunk region [H_v, E)
+    k: int              # chunks in the volume
+    header_digest: bytes
+    entries_at: int     # offset of table entry 0
+
+
+class _Prefix(Source):
+    """The first `length` bytes of a source: a trailered volume as §7.2
+    steps 5-6 see it (E in place of the volume length, §13.3)."""
+
+    def __init__(self, src: Source, length: int):
+        self._src = src
+        self.length = length
+        self.name = src.name
+
+    def read_at(self, off: int, n: int) -> bytes:
+        return self._src.read_at(off, max(0, min(n, self.length - off)))
+
+    def close(self):
+        self._src.close()
+
+
+def read_trailer(src: Source, h: Header, volume: int) -> Trailer:
+    """§13.3 steps 1-7. `volume` names the volume in errors (its number
+    once the header authenticated, its input position without a key)."""
+    n = src.length
+    Hv, C = h.H, h.C
+
+    def bad(offset: int, reason: str) -> KuvertError:
+        return KuvertError("MalformedTrailer", reason, volume=volume, offset=offset)
+
+    truncated = KuvertError("Truncated", "no end record at the end", volume=volume, length=n)
+    # 1.
+    if n < Hv + 3 * SECTOR or n % SECTOR:
+        raise truncated
+    Z = n - SECTOR
+    end = src.read_at(Z, SECTOR)
+    if end[:8] != VOLUME_TRAILER_MAGIC:
+        raise truncated
+    be = lambda b, a, k: int.from_bytes(b[a:a + k], "big")  # noqa: E731
+    # 2.
+    if be(end, 8, 2) != 1:
+        raise bad(Z + 8, "trailer version")
+    if be(end, 10, 2) != 0:
+        raise bad(Z + 10, "trailer flags")
+    if be(end, 12, 4) != h.v:
+        raise bad(Z + 12, "volume number")
+    if end[16:48] != h.sid:
+        raise bad(Z + 16, "set id")
+    E = be(end, 48, 8)
+    if not Hv < E < Z:
+        raise bad(Z + 48, "E out of range")
+    k = -(-(E - Hv) // C)
+    M = be(end, 56, 8)
+    if not TRAILER_HEAD <= M <= TRAILER_HEAD + 8 + 40 + 32 * k + RESERVED_RECORDS:
+        raise bad(Z + 56, "records length out of range")
+    if be(end, 64, 8) != 0:
+        raise bad(Z + 64, "bulk length")
+    T0 = -(-E // SECTOR) * SECTOR
+    T1 = T0 + -(-M // SECTOR) * SECTOR
+    if T1 + SECTOR != n:
+        raise truncated
+    for i in range(TRAILER_END_RECORD, SECTOR):
+        if end[i]:
+            raise bad(Z + i, "end sector padding")
+    # 3.
+    gap = src.read_at(E, T0 - E)
+    for i, b in enumerate(gap):
+        if b:
+            raise bad(E + i, "padding before the records")
+    # 4.
+    head = src.read_at(T0, TRAILER_HEAD)
+    for i in range(TRAILER_HEAD):
+        if head[i] != end[i]:
+            raise bad(T0 + i, "head differs from the end record")
+    # 5.
+    region = src.read_at(T0, M)
+    if blake3_tree.blake3(region) != end[TRAILER_HEAD:TRAILER_END_RECORD]:
+        raise bad(Z + TRAILER_HEAD, "records digest D")
+    # 6.
+    rest = src.read_at(T0 + M, Z - T0 - M)
+    for i, b in enumerate(rest):
+        if b:
+            raise bad(T0 + M + i, "padding after the records")
+    # 7.
+    at, table = TRAILER_HEAD, None
+    while at < M:
+        if M - at < 8:
+            raise bad(T0 + at, "record head past the region")
+        kind, reserved, ln = be(region, at, 2), be(region, at + 2, 2), be(region, at + 4, 4)
+        if reserved or ln > M - at - 8:
+            raise bad(T0 + at, "record past the region")
+        body = at + 8
+        if kind == TABLE_RECORD and table is None and at == TRAILER_HEAD:
+            if ln != 40 + 32 * k or be(region, body, 8) != k:
+                raise bad(T0 + at, "table length")
+            table = Trailer(E=E, k=k, header_digest=region[body + 8:body + 40],
+                            entries_at=T0 + body + 40)
+        elif table is None or kind == TABLE_RECORD:
+            raise bad(T0 + at, "table not first, or twice")
+        elif kind in (STATEMENT_RECORD, SIGNATURE_RECORD):
+            raise bad(T0 + at, "signature record in an unsigned set")
+        elif kind & 0x8000:
+            raise bad(T0 + at, "unknown critical record")
+        at = body + ln
+    if table is None:
+        raise bad(T0 + TRAILER_HEAD, "no table")
+    return table
+
+
+def with_trailer(src: Source, h: Header, volume: int) -> Source:
+    """A trailered volume cut to its chunk region's end E; others as they are."""
+    if not h.trailers:
+        return src
+    return _Prefix(src, read_trailer(src, h, volume).E)
+
+
+@dataclass
+class DigestReport:
+    v: int
+    k: int
+    E: int
+    root: bytes      # BLAKE3 of [H_v, E), from the table
+    damaged: list    # DigestMismatch errors, header first, then by chunk
+
+
+def verify_digests(volume) -> DigestReport:
+    """§7.7: the keyless check of one volume (input 1)."""
+    src = _source(volume)
+    h = read_header(src, 1)
+    if not h.trailers:
+        raise KuvertError("NoDigests", volume=1)
+    t = read_trailer(src, h, 1)
+    C = h.C
+    damaged = []
+    if blake3_tree.blake3(src.read_at(0, h.H)) != t.header_digest:
+        damaged.append(KuvertError("DigestMismatch", chunk="header", volume=h.v, offset=0))
+    entries = src.read_at(t.entries_at, 32 * t.k)
+    cvs = [entries[32 * j:32 * j + 32] for j in range(t.k)]
+    g0 = (h.v - 1) * h.K
+    for j in range(t.k):
+        off = h.H + j * C
+        chunk = src.read_at(off, min(C, t.E - off))
+        if blake3_tree.subtree_cv(chunk, j * C) != cvs[j]:
+            damaged.append(KuvertError("DigestMismatch", chunk=g0 + j, volume=h.v, offset=off))
+    region_len = t.E - h.H
+    root = blake3_tree.root_from_cvs(cvs, region_len, C)
+    if root is None:
+        root = blake3_tree.blake3(src.read_at(h.H, region_len))
+    return DigestReport(v=h.v, k=t.k, E=t.E, root=root, damaged=damaged)
 
 
 # ---------------------------------------------------------------------------
@@ -1084,7 +1255,8 @@ def _open_set(srcs: list[Source], identities, passphrase, caps: Caps) -> KuvertS
         raise KuvertError("VolumeMissing", volume=m)
     by_v = {v: i - 1 for v, i in entries}
     headers = {v: hdrs[i] for v, i in by_v.items()}
-    sources = {v: srcs[i] for v, i in by_v.items()}
+    # 4a. §13.3: each volume's trailer, in volume order; E stands for its length.
+    sources = {v: with_trailer(srcs[i], hdrs[i], v) for v, i in by_v.items()}
 
     # 5. full volumes
     for v in range(1, m):
@@ -1131,6 +1303,7 @@ def verify_volume(volume, identities=(), passphrase=None,
 def _verify_volume(src: Source, identities, passphrase, caps: Caps) -> VolumeReport:
     h = read_header(src, 1)                                # 1.
     fk = unlock(h, identities, passphrase, caps)
+    src = with_trailer(src, h, h.v)                        # §13.3
     kp = payload_key(fk, h.sid)                            # 2.
     K, C, v = h.K, h.C, h.v
     kind, g, r, k, _off = _classify_last(src, h, v, K, C, kp)  # 2., 3.

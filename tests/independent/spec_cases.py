@@ -799,7 +799,37 @@ def robustness_rows():
     res.append(("robustness: every truncation rejected", not crashes and not opened,
                 f"crashes {crashes[:3]} opened {opened[:3]}" if crashes or opened else
                 f"{sum(len(v) for v in vols)} truncations rejected"))
+    res.append(trailer_sweep())
     return res
+
+
+def trailer_sweep():
+    """§13.3: every byte of the `digests` vector's trailer (the bytes after
+    E) flipped in bit 0 and bit 7 is refused by the trailer reader, and the
+    volume cut at every sector boundary is refused too."""
+    import os
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                        "..", "vectors", "digests", "v.001.kuv")
+    vol = open(path, "rb").read()
+    h = kd.read_header(kd.Source(vol), 1)
+    E = kd.read_trailer(kd.Source(vol), h, 1).E
+    crashes, accepted, tried = [], [], 0
+    variants = [patched(vol, off, bytes([vol[off] ^ bit]))
+                for off in range(E, len(vol)) for bit in (0x01, 0x80)]
+    variants += [vol[:n] for n in range(2048, len(vol), 2048)]
+    for m in variants:
+        tried += 1
+        try:
+            kd.read_trailer(kd.Source(m), h, 1)
+            accepted.append(tried)
+        except kd.KuvertError:
+            pass
+        except Exception as e:  # noqa: BLE001
+            crashes.append(repr(e))
+    return ("robustness: every trailer bit 0/7 flip and sector cut rejected",
+            not crashes and not accepted,
+            f"crashes {crashes[:3]} accepted {accepted[:3]}" if crashes or accepted else
+            f"{tried} mutations rejected")
 
 
 def run_all():
