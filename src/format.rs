@@ -1005,6 +1005,8 @@ mod tests {
 
     fn signed_set(seeds: &[u8]) -> SetHeader {
         SetHeader {
+            // A signer block needs trailers: the encoder sets both flags.
+            trailers: true,
             signers: seeds
                 .iter()
                 .map(|&seed| *crate::sign::SigningKey::from_seed([seed; 32]).public())

@@ -19,11 +19,14 @@ const H: u64 = 2048;
 /// 2025-12-01T00:00:00Z.
 const CREATED: u64 = 1_764_547_200;
 
+/// These tests count payload bytes from volume lengths, so their volumes
+/// carry no trailer (SPEC.md §13; tests/trailer.rs has those).
 fn sealer() -> Sealer {
     Sealer::new()
         .recipient(identity(1).to_public())
         .chunk_size(C)
         .created(Some(UNIX_EPOCH + Duration::from_secs(CREATED)))
+        .digests(false)
 }
 
 fn seal(sealer: &Sealer, content: &[u8]) -> Vec<Vec<u8>> {

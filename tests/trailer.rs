@@ -16,10 +16,14 @@ use common::{data, same_identity};
 const CHUNK: usize = 4096;
 const H: u64 = 2048;
 
+/// No manifest and no padding, so that chunk counts follow from content
+/// lengths (the payload is the 4-byte prefix and the content).
 fn sealer(identity: &X25519Identity) -> Sealer {
     Sealer::new()
         .recipient(identity.to_public())
         .chunk_size(CHUNK)
+        .created(None)
+        .pad(kuvert::Padding::None)
         .insecure_deterministic_seed([3; 32])
 }
 

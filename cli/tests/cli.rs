@@ -2011,6 +2011,9 @@ fn verify_groups_volumes_by_their_whole_set_part() {
             .created(Some(
                 std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_764_547_200),
             ))
+            // Two volumes of these 40,000 bytes: the chunk layout alone.
+            .pad(kuvert::Padding::None)
+            .digests(false)
     };
     let a = write_volumes(&scene, "a", seal_stream(&base(), &data));
     let b = write_volumes(
