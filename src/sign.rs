@@ -11,6 +11,7 @@ mod keys;
 mod openssh;
 pub mod sshsig;
 pub mod statement;
+mod wire;
 
 pub use allowed_signers::{
     AllowedSigner, AllowedSigners, MAX_FILE_LEN, MAX_KEYS, SkippedLine, parse_allowed_signers,

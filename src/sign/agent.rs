@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::keys::{SIGNATURE_LEN, SSH_ED25519, SignerKey, VolumeSigner};
+use super::wire::{Fields, put_string};
 use crate::error::{Error, KeyError};
 
 const REQUEST_IDENTITIES: u8 = 11;
@@ -24,6 +25,10 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The environment variable that names the agent's socket.
 pub const AUTH_SOCK_ENV: &str = "SSH_AUTH_SOCK";
+
+fn truncated() -> Error {
+    agent_error("the agent's reply ends inside a field")
+}
 
 fn agent_error(reason: &'static str) -> Error {
     Error::key(KeyError::Signing {
@@ -86,8 +91,8 @@ impl AgentSigner {
 /// its reply breaks the protocol.
 pub fn list_keys(socket: &Path) -> Result<Vec<AgentKey>, Error> {
     let reply = request(socket, REQUEST_IDENTITIES, &[])?;
-    let mut fields = Fields { bytes: &reply };
-    if fields.u8()? != IDENTITIES_ANSWER {
+    let mut fields = Fields::new(&reply, truncated);
+    if fields.take(1)?[0] != IDENTITIES_ANSWER {
         return Err(agent_error("the agent did not list its keys"));
     }
     let count = fields.u32()? as usize;
@@ -123,15 +128,13 @@ impl VolumeSigner for AgentSigner {
         put_string(&mut body, signed_data);
         body.extend_from_slice(&0u32.to_be_bytes());
         let reply = request(&self.socket, SIGN_REQUEST, &body)?;
-        let mut fields = Fields { bytes: &reply };
-        match fields.u8()? {
+        let mut fields = Fields::new(&reply, truncated);
+        match fields.take(1)?[0] {
             SIGN_RESPONSE => {}
             FAILURE => return Err(agent_error("the agent refused to sign")),
             _ => return Err(agent_error("the agent's reply is not a signature")),
         }
-        let mut signature = Fields {
-            bytes: fields.string()?,
-        };
+        let mut signature = Fields::new(fields.string()?, truncated);
         if !fields.bytes.is_empty() {
             return Err(agent_error("bytes after the agent's signature"));
         }
@@ -147,12 +150,6 @@ impl VolumeSigner for AgentSigner {
         }
         Ok(out)
     }
-}
-
-fn put_string(out: &mut Vec<u8>, bytes: &[u8]) {
-    // Requests are a key blob and 98 bytes of signed data.
-    out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
-    out.extend_from_slice(bytes);
 }
 
 /// One request frame (`u32 length ‖ type ‖ body`) and its reply's bytes
@@ -175,36 +172,6 @@ fn request(socket: &Path, kind: u8, body: &[u8]) -> Result<Vec<u8>, Error> {
     let mut reply = vec![0u8; len];
     stream.read_exact(&mut reply)?;
     Ok(reply)
-}
-
-/// A bounded reader of SSH wire fields.
-struct Fields<'a> {
-    bytes: &'a [u8],
-}
-
-impl<'a> Fields<'a> {
-    fn take(&mut self, len: usize) -> Result<&'a [u8], Error> {
-        if self.bytes.len() < len {
-            return Err(agent_error("the agent's reply ends inside a field"));
-        }
-        let (head, rest) = self.bytes.split_at(len);
-        self.bytes = rest;
-        Ok(head)
-    }
-
-    fn u8(&mut self) -> Result<u8, Error> {
-        Ok(self.take(1)?[0])
-    }
-
-    fn u32(&mut self) -> Result<u32, Error> {
-        let bytes = self.take(4)?;
-        Ok(u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
-    }
-
-    fn string(&mut self) -> Result<&'a [u8], Error> {
-        let len = self.u32()?;
-        self.take(len as usize)
-    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@ use base64ct::{Base64, Encoding};
 use zeroize::Zeroizing;
 
 use super::keys::{BLOB_LEN, PUBLIC_LEN, SEED_LEN, SSH_ED25519, SigningKey};
+use super::wire::{Fields, put_string};
 use crate::error::{Error, KeyError};
 use crate::rand::Randomness;
 
@@ -31,36 +32,8 @@ fn bad(reason: &'static str) -> Error {
     Error::key(KeyError::Signing { what: WHAT, reason })
 }
 
-/// A bounded reader of SSH wire fields.
-struct Fields<'a> {
-    bytes: &'a [u8],
-}
-
-impl<'a> Fields<'a> {
-    fn take(&mut self, len: usize) -> Result<&'a [u8], Error> {
-        if self.bytes.len() < len {
-            return Err(bad("the key ends inside a field"));
-        }
-        let (head, rest) = self.bytes.split_at(len);
-        self.bytes = rest;
-        Ok(head)
-    }
-
-    fn u32(&mut self) -> Result<u32, Error> {
-        let bytes = self.take(4)?;
-        Ok(u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
-    }
-
-    fn string(&mut self) -> Result<&'a [u8], Error> {
-        let len = self.u32()?;
-        self.take(len as usize)
-    }
-}
-
-fn put_string(out: &mut Vec<u8>, bytes: &[u8]) {
-    // Every string here is bounded well below 4 GiB.
-    out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
-    out.extend_from_slice(bytes);
+fn truncated() -> Error {
+    bad("the key ends inside a field")
 }
 
 /// Reads an unencrypted `ssh-ed25519` private key file, strictly: cipher
@@ -79,7 +52,7 @@ pub(crate) fn parse_private_key(text: &str) -> Result<SigningKey, Error> {
     let encoded: String = body.split_ascii_whitespace().collect();
     let decoded =
         Zeroizing::new(Base64::decode_vec(&encoded).map_err(|_| bad("the key is not base64"))?);
-    let mut fields = Fields { bytes: &decoded };
+    let mut fields = Fields::new(&decoded, truncated);
     if fields.take(AUTH_MAGIC.len())? != AUTH_MAGIC {
         return Err(bad("not an openssh-key-v1 key"));
     }
@@ -105,7 +78,7 @@ pub(crate) fn parse_private_key(text: &str) -> Result<SigningKey, Error> {
     if private.len() % BLOCK != 0 {
         return Err(bad("the private part is not padded to 8 bytes"));
     }
-    let mut list = Fields { bytes: private };
+    let mut list = Fields::new(private, truncated);
     if list.u32()? != list.u32()? {
         return Err(bad(
             "the check integers differ (a wrong passphrase or damage)",

@@ -8,6 +8,7 @@ use base64ct::{Base64, Encoding};
 use sha2::{Digest, Sha512};
 
 use super::keys::{BLOB_LEN, SIGNATURE_LEN, SSH_ED25519, SignerKey, VolumeSigner};
+use super::wire::{Fields, put_string};
 use crate::error::{Error, KeyError};
 
 /// The SSHSIG namespace of every kuvert signature.
@@ -92,13 +93,6 @@ impl SshsigError {
     pub fn is_malformed(self) -> bool {
         !matches!(self, SshsigError::OtherKey | SshsigError::BadSignature)
     }
-}
-
-/// Appends SSH's `string`: a u32 big-endian length, then the bytes.
-fn put_string(out: &mut Vec<u8>, bytes: &[u8]) {
-    // Every string here is a constant or at most 64 bytes.
-    out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
-    out.extend_from_slice(bytes);
 }
 
 /// What the Ed25519 signature is over: `"SSHSIG" ‖ string("kuvert") ‖
@@ -191,32 +185,6 @@ pub fn sign(signer: &dyn VolumeSigner, message: &[u8]) -> Result<String, Error> 
     Ok(armor(&blob(signer.public_key(), &signature)))
 }
 
-/// A bounded reader of SSH wire fields over a blob.
-struct Fields<'a> {
-    bytes: &'a [u8],
-}
-
-impl<'a> Fields<'a> {
-    fn take(&mut self, len: usize) -> Result<&'a [u8], SshsigError> {
-        if self.bytes.len() < len {
-            return Err(SshsigError::Truncated);
-        }
-        let (head, rest) = self.bytes.split_at(len);
-        self.bytes = rest;
-        Ok(head)
-    }
-
-    fn u32(&mut self) -> Result<u32, SshsigError> {
-        let bytes = self.take(4)?;
-        Ok(u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
-    }
-
-    fn string(&mut self) -> Result<&'a [u8], SshsigError> {
-        let len = self.u32()?;
-        self.take(len as usize)
-    }
-}
-
 /// Checks an armored signature over `message` by `expected`, with every
 /// rule of SPEC.md §14 in order: armor, magic, version, namespace,
 /// reserved, hash, signature type and length, no trailing bytes; then
@@ -227,7 +195,7 @@ impl<'a> Fields<'a> {
 /// The first rule broken, as an [`SshsigError`].
 pub fn verify(armored: &[u8], message: &[u8], expected: &SignerKey) -> Result<(), SshsigError> {
     let blob = dearmor(armored)?;
-    let mut fields = Fields { bytes: &blob };
+    let mut fields = Fields::new(&blob, || SshsigError::Truncated);
     if fields.take(MAGIC.len()).map_err(|_| SshsigError::Magic)? != MAGIC {
         return Err(SshsigError::Magic);
     }
@@ -244,9 +212,7 @@ pub fn verify(armored: &[u8], message: &[u8], expected: &SignerKey) -> Result<()
     if fields.string()? != HASH_ALGORITHM.as_bytes() {
         return Err(SshsigError::HashAlgorithm);
     }
-    let mut field = Fields {
-        bytes: fields.string()?,
-    };
+    let mut field = Fields::new(fields.string()?, || SshsigError::Truncated);
     if field.string()? != SSH_ED25519.as_bytes() {
         return Err(SshsigError::SignatureType);
     }
