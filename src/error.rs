@@ -197,6 +197,11 @@ pub enum TrailerError {
     /// A record type reserved for signed sets, in a set that is not signed.
     #[error("signature record in a set that is not signed")]
     Unsigned,
+    /// A signed set's statement not right after the table or repeated, a
+    /// signature before it or more than the signer block names, or either
+    /// over 1,024 bytes.
+    #[error("statement or signature record out of place, repeated or too long")]
+    SignedRecords,
     /// A critical record of an unknown type.
     #[error("unknown critical record")]
     UnknownCritical,
@@ -396,6 +401,15 @@ fn stderr_note(tail: &str) -> String {
 }
 
 /// The plugin's own messages, escaped, one after another.
+/// Fingerprints, comma-separated, for [`Error::WrongSigner`].
+fn fingerprints(signers: &[crate::sign::SignerKey]) -> String {
+    let prints: Vec<String> = signers
+        .iter()
+        .map(crate::sign::SignerKey::fingerprint)
+        .collect();
+    prints.join(", ")
+}
+
 fn reported(messages: &[String]) -> String {
     let messages: Vec<_> = messages
         .iter()
@@ -504,6 +518,26 @@ pub enum OptionError {
     /// split: there is no volume size to fill.
     #[error("padding to the volume size needs a volume size")]
     PadVolumeUnsplit,
+    /// More signers than a signer block holds
+    /// ([`Sealer::sign_with`](crate::Sealer::sign_with)).
+    #[error("{found} signers; a set names at most {max}")]
+    TooManySigners {
+        /// Signers given.
+        found: usize,
+        /// Most a signer block holds (4).
+        max: usize,
+    },
+    /// The same signing key given twice.
+    #[error("signer {fingerprint} given twice")]
+    DuplicateSigner {
+        /// The key's SHA-256 fingerprint, as `ssh-keygen -l` prints it.
+        fingerprint: String,
+    },
+    /// Signing asked of a sealer without trailers
+    /// ([`Sealer::digests`](crate::Sealer::digests)`(false)`): the
+    /// signatures live in the trailer.
+    #[error("a signed set needs its volume trailers: digests cannot be off")]
+    SignedWithoutDigests,
 }
 
 /// Everything that can go wrong sealing, opening or inspecting a volume set.
@@ -731,6 +765,34 @@ pub enum Error {
         chunk: Option<u64>,
         /// The volume, and the first byte of the chunk (0 for the header).
         at: Location,
+    },
+
+    /// A signer was required ([`Opener::require_signer`](crate::Opener::require_signer))
+    /// and the set is not signed: nothing proves who sealed it.
+    #[error("{at}: not signed, but a signer is required")]
+    Unsigned {
+        /// The volume.
+        at: Location,
+    },
+
+    /// The set is signed, but by none of the keys required.
+    #[error("{at}: signed by {}, none of them trusted", fingerprints(signers))]
+    WrongSigner {
+        /// The volume.
+        at: Location,
+        /// The keys its signer block names, in order.
+        signers: Vec<crate::sign::SignerKey>,
+    },
+
+    /// A volume's signature by `signer` is missing, malformed or does not
+    /// verify, or its statement does not describe this volume (SPEC.md
+    /// §14): the volume is not as the signer sealed it.
+    #[error("{at}: bad signature by {}: the volume is not as its signer sealed it", signer.fingerprint())]
+    BadSignature {
+        /// The volume (and the byte of the offending record, where one is).
+        at: Location,
+        /// The key whose signature fails.
+        signer: crate::sign::SignerKey,
     },
 
     /// A key or recipient string could not be parsed.

@@ -20,6 +20,8 @@ use crate::keys::{self, Argon2Params, FileKey, Limits, Passphrase, PluginSetting
 use crate::manifest::{self, ManifestFields, PADDING_LEN_FIELD, Padding};
 use crate::pipeline::{self, InFlight, Pending, SealBatch, SealPool};
 use crate::rand::Randomness;
+use crate::sign::statement::{LastVolume, Statement};
+use crate::sign::{SignerKey, VolumeSigner, sshsig};
 use crate::stream::ChunkCipher;
 use crate::trailer::{self, TableBuilder};
 use crate::volumes::VolumeSink;
@@ -64,7 +66,12 @@ pub struct Sealer {
     note: Option<String>,
     created: Created,
     padding: Padding,
+    /// Who signs every volume, in signer-block order (SPEC.md §14).
+    signers: Vec<Arc<dyn VolumeSigner>>,
 }
+
+/// Most signers a signer block names (SPEC.md §3.2).
+const MAX_SIGNERS: usize = 4;
 
 /// What the manifest's created record says (SPEC.md §15.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -111,6 +118,7 @@ impl fmt::Debug for Sealer {
             .field("note", &self.note.as_ref().map(String::len))
             .field("created", &self.created)
             .field("padding", &self.padding)
+            .field("signers", &self.signer_keys())
             .finish()
     }
 }
@@ -153,7 +161,47 @@ impl Sealer {
             note: None,
             created: Created::Now,
             padding: Padding::default(),
+            signers: Vec::new(),
         }
+    }
+
+    /// Signs every volume with `signer` (SPEC.md §14): the header names its
+    /// public key in the signer block, and each volume's trailer carries a
+    /// statement of what the volume is and the signer's SSHSIG signature
+    /// over it, which anyone holding the public key can check without a
+    /// decryption key (and `ssh-keygen -Y verify` too). Repeatable, for
+    /// up to 4 distinct signers, signing in the order given. Each
+    /// signature is checked before it is written, so a faulty signer (an
+    /// agent, hardware) never gets a bad one onto the media.
+    ///
+    /// Needs the trailers ([`digests`](Self::digests), on by default).
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use kuvert::{MemorySink, Opener, Sealer, SigningKey, X25519Identity};
+    /// use kuvert::SignatureStatus;
+    ///
+    /// let identity = X25519Identity::generate()?;
+    /// let institute = SigningKey::generate()?;
+    /// let trusted = *institute.public();
+    /// let mut writer = Sealer::new()
+    ///     .recipient(identity.to_public())
+    ///     .sign_with(institute)
+    ///     .seal(MemorySink::new())?;
+    /// writer.write_all(b"register extract")?;
+    /// let volumes = writer.finish()?.into_volumes();
+    /// let reader = Opener::new().identity(identity).require_signer(trusted).open(volumes)?;
+    /// assert!(matches!(reader.signature(), SignatureStatus::Checked { .. }));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn sign_with(mut self, signer: impl VolumeSigner + 'static) -> Self {
+        self.signers.push(Arc::new(signer));
+        self
+    }
+
+    /// The signers' public keys, in signer-block order.
+    fn signer_keys(&self) -> Vec<SignerKey> {
+        self.signers.iter().map(|s| *s.public_key()).collect()
     }
 
     /// A label for the encrypted manifest (SPEC.md §15.1), to tell parcels
@@ -379,7 +427,7 @@ impl Sealer {
             chunk_exp,
             chunks_per_volume: 0,
             stanzas,
-            signers: Vec::new(),
+            signers: self.signer_keys(),
         };
         let header_len = format::header_len(format::encode_set_header(&set).len());
         let geometry = self.geometry(chunk_exp, header_len)?;
@@ -416,6 +464,7 @@ impl Sealer {
             digests: self.digests,
             open_volume: None,
             table: TableBuilder::default(),
+            signers: self.signers.clone(),
             sink,
         })
     }
@@ -458,12 +507,38 @@ impl Sealer {
         if self.padding == Padding::Volume && self.volume_size.is_none() {
             return Err(Error::option(OptionError::PadVolumeUnsplit));
         }
+        self.check_signers()?;
         let chunk_exp = chunk_exponent(self.chunk_size)?;
         if self.passphrase.is_some() {
             // Never write a set that a default opener refuses.
             self.argon2.check_limits(&Limits::default())?;
         }
         Ok(chunk_exp)
+    }
+
+    /// The signer rules: 1 to 4 distinct keys, and trailers to carry them.
+    fn check_signers(&self) -> Result<(), Error> {
+        if self.signers.is_empty() {
+            return Ok(());
+        }
+        if self.signers.len() > MAX_SIGNERS {
+            return Err(Error::option(OptionError::TooManySigners {
+                found: self.signers.len(),
+                max: MAX_SIGNERS,
+            }));
+        }
+        let keys = self.signer_keys();
+        for (i, key) in keys.iter().enumerate() {
+            if keys[..i].contains(key) {
+                return Err(Error::option(OptionError::DuplicateSigner {
+                    fingerprint: key.fingerprint(),
+                }));
+            }
+        }
+        if !self.digests {
+            return Err(Error::option(OptionError::SignedWithoutDigests));
+        }
+        Ok(())
     }
 
     /// The geometry of a set whose header is `header_len` (L) bytes long:
@@ -554,7 +629,7 @@ impl Sealer {
             chunks_per_volume: 0,
             stanzas: keys::placeholder_stanzas(&self.recipients, self.passphrase.is_some())
                 .ok_or(Error::option(OptionError::PluginRecipientsUnplanned))?,
-            signers: Vec::new(),
+            signers: self.signer_keys(),
         };
         let header_len = format::header_len(format::encode_set_header(&set).len());
         let geometry = self.geometry(chunk_exp, header_len)?;
@@ -565,8 +640,40 @@ impl Sealer {
             len,
             fields.encode().len() as u64,
             fields.padding,
+            self.signers.len(),
         )
     }
+}
+
+/// Length of volume `volume`'s statement (SPEC.md §14.1), whose numbers are
+/// all known before sealing: only the digests are not, and they have a
+/// fixed length.
+fn statement_len(geometry: &Geometry, volume: u32, chunks: u64, end: u64, last: bool) -> u64 {
+    let first_chunk = geometry.first_chunk(volume);
+    let statement = Statement {
+        set_id: [0; SET_ID_LEN],
+        volume,
+        first_chunk,
+        chunks,
+        chunk_len: geometry.chunk_len() as u64,
+        header_len: geometry.data_offset,
+        header_digest: [0; DIGEST_LEN],
+        end,
+        table_digest: [0; DIGEST_LEN],
+        last: last.then_some(LastVolume {
+            volumes: volume,
+            final_chunk: first_chunk + chunks - 1,
+        }),
+        region_digest: [0; DIGEST_LEN],
+    };
+    statement.encode().len() as u64
+}
+
+/// Bytes the statement and `signers` signature records add to a volume's
+/// records region (SPEC.md §13.2).
+fn signed_records_len(statement_len: u64, signers: usize) -> u64 {
+    let signatures = std::iter::repeat_n(sshsig::ARMORED_LEN as u64, signers);
+    trailer::extra_records_len(std::iter::once(statement_len).chain(signatures))
 }
 
 /// The sizes a set will have, from [`Sealer::plan`].
@@ -578,6 +685,59 @@ pub struct Plan {
     full_volume_len: u64,
     last_volume_len: u64,
     total_len: u64,
+    /// How a signed set's trailers grow; `None` if it is not signed.
+    signed: Option<SignedPlan>,
+}
+
+/// What a signed set's volume lengths depend on beyond an unsigned one's:
+/// each statement's length, which varies with the digits of v and g0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct SignedPlan {
+    geometry: Geometry,
+    signers: usize,
+    /// Chunks of a full volume and where they end.
+    per: u64,
+    full_chunk_end: u64,
+    /// Chunks of the last volume and where they end.
+    in_last: u64,
+    last_chunk_end: u64,
+}
+
+impl SignedPlan {
+    /// The trailer of volume `volume`, signed records included, exactly.
+    fn trailer_len(&self, volume: u32, last: bool) -> u64 {
+        let (chunks, end) = match last {
+            true => (self.in_last, self.last_chunk_end),
+            false => (self.per, self.full_chunk_end),
+        };
+        let statement = statement_len(&self.geometry, volume, chunks, end, last);
+        trailer::trailer_len(end, chunks, signed_records_len(statement, self.signers))
+    }
+
+    /// The total length of full volumes 1 ..= `count`, each `base` bytes
+    /// before its trailer: summed over runs of volumes whose v and g0 have
+    /// as many digits, so whose statements are as long (a few dozen runs
+    /// at most, however many volumes).
+    fn full_volumes_len(&self, count: u64, base: u64) -> Option<u64> {
+        let next_power = |n: u64| {
+            10u64
+                .checked_pow(n.checked_ilog10().map_or(1, |d| d + 1))
+                .unwrap_or(u64::MAX)
+        };
+        let mut total = 0u64;
+        let mut start = 1u64;
+        while start <= count {
+            // The first volume after `start` with more digits in v or g0.
+            let more_v = next_power(start);
+            let g0 = (start - 1) * self.per;
+            let more_g0 = next_power(g0).div_ceil(self.per.max(1)).saturating_add(1);
+            let end = more_v.min(more_g0).min(count + 1).max(start + 1);
+            let len = base.checked_add(self.trailer_len(start as u32, false))?;
+            total = total.checked_add(len.checked_mul(end - start)?)?;
+            start = end;
+        }
+        Some(total)
+    }
 }
 
 impl Plan {
@@ -589,6 +749,7 @@ impl Plan {
         content_len: u64,
         records_len: u64,
         padding: Padding,
+        signers: usize,
     ) -> Result<Plan, Error> {
         let plain = geometry.plain_len() as u64;
         let payload = payload_len(geometry, content_len, records_len, padding)?;
@@ -606,7 +767,7 @@ impl Plan {
         let in_last = chunks - (volumes - 1) * per;
         let too_long = || Error::CounterExhausted;
         let trailer = |chunk_end: u64, chunks: u64| match digests {
-            true => trailer::trailer_len(chunk_end, chunks),
+            true => trailer::trailer_len(chunk_end, chunks, 0),
             false => 0,
         };
         let full_chunk_end = per
@@ -621,6 +782,31 @@ impl Plan {
         let last_volume_len = last_chunk_end
             .checked_add(trailer(last_chunk_end, in_last))
             .ok_or_else(too_long)?;
+        if signers > 0 {
+            let signed = SignedPlan {
+                geometry: *geometry,
+                signers,
+                per,
+                full_chunk_end,
+                in_last,
+                last_chunk_end,
+            };
+            // u32 volumes: checked above.
+            let last_volume_len = last_chunk_end + signed.trailer_len(volumes as u32, true);
+            let total_len = signed
+                .full_volumes_len(volumes - 1, full_chunk_end)
+                .and_then(|full| full.checked_add(last_volume_len))
+                .ok_or_else(too_long)?;
+            return Ok(Plan {
+                header_len: header,
+                chunks,
+                volumes,
+                full_volume_len,
+                last_volume_len,
+                total_len,
+                signed: Some(signed),
+            });
+        }
         let total_len = (volumes - 1)
             .checked_mul(full_volume_len)
             .and_then(|full| full.checked_add(last_volume_len))
@@ -632,6 +818,7 @@ impl Plan {
             full_volume_len,
             last_volume_len,
             total_len,
+            signed: None,
         })
     }
 
@@ -643,10 +830,13 @@ impl Plan {
     /// Length of volume `volume` (from 1), or `None` past the last one.
     /// Every volume but the last is full.
     pub fn volume_len(&self, volume: u32) -> Option<u64> {
-        match u64::from(volume) {
-            0 => None,
-            v if v < self.volumes => Some(self.full_volume_len),
-            v if v == self.volumes => Some(self.last_volume_len),
+        match (u64::from(volume), &self.signed) {
+            (0, _) => None,
+            (v, None) if v < self.volumes => Some(self.full_volume_len),
+            (v, Some(signed)) if v < self.volumes => {
+                Some(signed.full_chunk_end + signed.trailer_len(volume, false))
+            }
+            (v, _) if v == self.volumes => Some(self.last_volume_len),
             _ => None,
         }
     }
@@ -764,6 +954,8 @@ pub struct SealWriter<S: VolumeSink> {
     open_volume: Option<u32>,
     /// That volume's digest table so far.
     table: TableBuilder,
+    /// Who signs each volume's statement, in signer-block order.
+    signers: Vec<Arc<dyn VolumeSigner>>,
 }
 
 impl<S: VolumeSink> fmt::Debug for SealWriter<S> {
@@ -1053,6 +1245,11 @@ impl<S: VolumeSink> SealWriter<S> {
                 self.threads,
                 self.per_batch,
             );
+            // As `note_first_chunk`, with `room` still borrowed from the sink.
+            if !self.signers.is_empty() && self.table.chunk_bytes == 0 {
+                let chunk = &room[..chunk_len.min(room.len())];
+                self.table.first_chunk_root = Some(*blake3::hash(chunk).as_bytes());
+            }
             self.table.chunk_bytes += len as u64;
             self.table.entries.extend_from_slice(&cvs);
             self.counter = after;
@@ -1109,14 +1306,28 @@ impl<S: VolumeSink> SealWriter<S> {
 
     /// Writes sealed chunks of the open volume and records their digests.
     fn append_chunks(&mut self, sealed: &[u8], cvs: &[[u8; DIGEST_LEN]]) -> Result<(), Error> {
+        self.note_first_chunk(sealed);
         self.sink.append(sealed)?;
         self.table.chunk_bytes += sealed.len() as u64;
         self.table.entries.extend_from_slice(cvs);
         Ok(())
     }
 
-    /// Ends the open volume with its trailer (SPEC.md §13), if it has one.
-    fn close_volume(&mut self) -> Result<(), Error> {
+    /// In a signed set, keeps BLAKE3 of the open volume's chunk 0 when
+    /// `sealed` (whole chunks, the set's last one perhaps short) starts it:
+    /// R_v of a volume of one chunk (SPEC.md §13.4).
+    fn note_first_chunk(&mut self, sealed: &[u8]) {
+        if self.signers.is_empty() || self.table.chunk_bytes != 0 || sealed.is_empty() {
+            return;
+        }
+        let chunk = &sealed[..sealed.len().min(self.geometry.chunk_len())];
+        self.table.first_chunk_root = Some(*blake3::hash(chunk).as_bytes());
+    }
+
+    /// Ends the open volume with its trailer (SPEC.md §13), if it has one;
+    /// in a signed set with its statement and signatures (§14), the
+    /// `# last volume` line only if `last`.
+    fn close_volume(&mut self, last: bool) -> Result<(), Error> {
         let Some(volume) = self.open_volume.take() else {
             return Ok(());
         };
@@ -1128,19 +1339,89 @@ impl<S: VolumeSink> SealWriter<S> {
             return Err(Error::CounterExhausted);
         }
         let chunk_end = self.geometry.data_offset + table.chunk_bytes;
+        let signed = match self.signers.is_empty() {
+            true => Vec::new(),
+            false => self.sign_volume(volume, &table, chunk_end, last)?,
+        };
+        let records: Vec<(u16, &[u8])> = signed
+            .iter()
+            .map(|(kind, body)| (*kind, body.as_slice()))
+            .collect();
         let bytes = trailer::encode(
             volume,
             &self.set_id,
             chunk_end,
             &table.header_digest,
             &table.entries,
+            &records,
         );
         self.sink.append(&bytes)?;
         Ok(())
     }
 
+    /// The statement of a finished volume (SPEC.md §14.1) and each signer's
+    /// signature over it, in signer-block order, as trailer records. Each
+    /// signature is checked, with every rule a reader applies, before it is
+    /// written (§14.2).
+    ///
+    /// # Errors
+    ///
+    /// A signer's own error, or [`Error::InvalidKey`] if its signature
+    /// does not verify.
+    fn sign_volume(
+        &self,
+        volume: u32,
+        table: &TableBuilder,
+        chunk_end: u64,
+        last: bool,
+    ) -> Result<Vec<(u16, Vec<u8>)>, Error> {
+        let chunk_len = self.geometry.chunk_len();
+        let chunks = table.entries.len() as u64;
+        let region_len = table.chunk_bytes;
+        let region_digest =
+            chunk_digest::root_from_table(region_len, chunk_len, |j| table.entries[j as usize])
+                .or(table.first_chunk_root)
+                .expect("a volume of one chunk had its chunk 0 hashed as it was written");
+        let first_chunk = self.geometry.first_chunk(volume);
+        let statement = Statement {
+            set_id: self.set_id,
+            volume,
+            first_chunk,
+            chunks,
+            chunk_len: chunk_len as u64,
+            header_len: self.geometry.data_offset,
+            header_digest: table.header_digest,
+            end: chunk_end,
+            table_digest: trailer::table_digest(&table.header_digest, &table.entries),
+            last: last.then_some(LastVolume {
+                volumes: volume,
+                final_chunk: first_chunk + chunks - 1,
+            }),
+            region_digest,
+        }
+        .encode();
+        let mut records = vec![(trailer::STATEMENT_RECORD, statement.clone().into_bytes())];
+        for signer in &self.signers {
+            let armored = sshsig::sign(signer.as_ref(), statement.as_bytes())?;
+            if sshsig::verify(
+                armored.as_bytes(),
+                statement.as_bytes(),
+                signer.public_key(),
+            )
+            .is_err()
+            {
+                return Err(Error::key(crate::error::KeyError::Signing {
+                    what: "signing key",
+                    reason: "the signer's signature does not verify",
+                }));
+            }
+            records.push((trailer::SIGNATURE_RECORD, armored.into_bytes()));
+        }
+        Ok(records)
+    }
+
     fn write_header(&mut self, volume: u32) -> Result<(), Error> {
-        self.close_volume()?;
+        self.close_volume(false)?;
         let mut header = format::encode_mac_input(&self.set_bytes, volume);
         let mac = self.file_key.compute_header_mac(&self.set_id, &header);
         header.extend_from_slice(&mac);
@@ -1176,7 +1457,7 @@ impl<S: VolumeSink> SealWriter<S> {
         while !self.in_flight.is_empty() {
             self.write_next()?;
         }
-        self.close_volume()?;
+        self.close_volume(true)?;
         self.sink.finish()?;
         let SealWriter { sink, pool, .. } = self;
         drop(pool);
@@ -1360,6 +1641,67 @@ pub(crate) mod tests {
             assert_plan_matches(&passphrase, len);
         }
         assert_eq!(unsplit.plan(0).expect("plan").header_len(), 2048);
+    }
+
+    #[test]
+    fn signed_plans_are_what_sealing_writes() {
+        use crate::sign::SigningKey;
+        let identity = X25519Identity::generate().expect("os randomness");
+        let chunk = 4096;
+        let plain = chunk - TAG_LEN;
+        let unsplit = Sealer::new()
+            .recipient(identity.to_public())
+            .chunk_size(chunk)
+            .threads(1)
+            .sign_with(SigningKey::from_seed([1; 32]));
+        let four = (2..5).fold(unsplit.clone(), |sealer, seed| {
+            sealer.sign_with(SigningKey::from_seed([seed; 32]))
+        });
+        // The smallest volume that holds a chunk: 12 and more volumes, so
+        // that v (and g0) gain a digit and the statements a byte.
+        let smallest = 2048 + 4096 + 4 * 2048;
+        for sealer in [unsplit, four] {
+            let split = sealer.clone().volume_size(smallest).threads(2);
+            for len in [0, 1, plain, 3 * plain, 11 * plain, 14 * plain + 5] {
+                assert_plan_matches(&sealer, len);
+                assert_plan_matches(&split, len);
+            }
+        }
+    }
+
+    #[test]
+    fn signer_options_are_checked() {
+        use crate::sign::SigningKey;
+        let identity = X25519Identity::generate().expect("os randomness");
+        let sealer = Sealer::new().recipient(identity.to_public());
+        let five = (1..6).fold(sealer.clone(), |sealer, seed| {
+            sealer.sign_with(SigningKey::from_seed([seed; 32]))
+        });
+        assert!(matches!(
+            five.seal(MemorySink::new()),
+            Err(Error::InvalidOption {
+                reason: OptionError::TooManySigners { found: 5, max: 4 }
+            })
+        ));
+        let twice = sealer
+            .clone()
+            .sign_with(SigningKey::from_seed([1; 32]))
+            .sign_with(SigningKey::from_seed([1; 32]));
+        assert!(matches!(
+            twice.plan(1),
+            Err(Error::InvalidOption {
+                reason: OptionError::DuplicateSigner { .. }
+            })
+        ));
+        let no_trailers = sealer
+            .sign_with(SigningKey::from_seed([1; 32]))
+            .digests(false);
+        assert!(matches!(
+            no_trailers.seal(MemorySink::new()),
+            Err(Error::InvalidOption {
+                reason: OptionError::SignedWithoutDigests
+            })
+        ));
     }
 
     #[test]

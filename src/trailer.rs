@@ -34,10 +34,14 @@ const RECORD_HEAD_LEN: usize = 8;
 const CRITICAL: u16 = 0x8000;
 /// The digest table: `k u64 ‖ h_v ‖ k entries`.
 pub(crate) const TABLE_RECORD: u16 = 0x8001;
-/// The signed statement (reserved for signed sets).
+/// The signed statement (SPEC.md §14.1): only in signed sets, right after
+/// the table.
 pub(crate) const STATEMENT_RECORD: u16 = 0x8002;
-/// A signature over the statement (reserved for signed sets).
+/// An armored SSHSIG signature over the statement (SPEC.md §14.2): only in
+/// signed sets, after the statement, one per signer in signer-block order.
 pub(crate) const SIGNATURE_RECORD: u16 = 0x8003;
+/// Longest statement or signature record body a reader accepts.
+pub(crate) const MAX_SIGNED_RECORD: u64 = 1024;
 /// Records beyond the table that a trailer may hold, and that sealers
 /// reserve room for when they fix K: a statement and four signatures of
 /// up to 1,024 bytes each, with their record heads.
@@ -49,6 +53,15 @@ const PIECE: usize = 64 << 10;
 /// the digest table.
 fn table_region_len(chunks: u64) -> u64 {
     HEAD_LEN as u64 + RECORD_HEAD_LEN as u64 + 8 + DIGEST_LEN as u64 + chunks * DIGEST_LEN as u64
+}
+
+/// Bytes that records after the table, of these body lengths, add to the
+/// records region: each body and its record head.
+pub(crate) fn extra_records_len(bodies: impl IntoIterator<Item = u64>) -> u64 {
+    bodies
+        .into_iter()
+        .map(|len| RECORD_HEAD_LEN as u64 + len)
+        .sum()
 }
 
 /// M_max(k): the longest records region a volume of k chunks may have.
@@ -63,9 +76,10 @@ fn sector_ceil(len: u64) -> u64 {
 }
 
 /// Exact trailer length (bytes after E) for a volume of `chunks` chunks
-/// whose chunks end at `chunk_end`, as this library writes it.
-pub(crate) fn trailer_len(chunk_end: u64, chunks: u64) -> u64 {
-    sector_ceil(chunk_end) - chunk_end + sector_ceil(table_region_len(chunks)) + SECTOR
+/// whose chunks end at `chunk_end`, as this library writes it, with
+/// `extra` bytes of records after the table ([`extra_records_len`]).
+pub(crate) fn trailer_len(chunk_end: u64, chunks: u64, extra: u64) -> u64 {
+    sector_ceil(chunk_end) - chunk_end + sector_ceil(table_region_len(chunks) + extra) + SECTOR
 }
 
 /// The most a trailer of a full volume of `chunks` chunks takes, with
@@ -85,19 +99,41 @@ pub(crate) struct Trailer {
     pub(crate) header_digest: [u8; DIGEST_LEN],
     /// Offset of table entry 0 in the volume.
     pub(crate) entries_at: u64,
+    /// The statement record's body (offset, length), in a signed set.
+    pub(crate) statement: Option<(u64, u64)>,
+    /// The signature records' bodies (offset, length), in order.
+    pub(crate) signatures: Vec<(u64, u64)>,
+}
+
+/// T (SPEC.md §14.1): BLAKE3 of the table record's body, `k ‖ h_v ‖
+/// entries`, as the sealer has it.
+pub(crate) fn table_digest(
+    header_digest: &[u8; DIGEST_LEN],
+    entries: &[[u8; DIGEST_LEN]],
+) -> [u8; DIGEST_LEN] {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(&(entries.len() as u64).to_be_bytes());
+    hasher.update(header_digest);
+    for entry in entries {
+        hasher.update(entry);
+    }
+    *hasher.finalize().as_bytes()
 }
 
 /// The bytes after E of a volume: zeros to the sector, the records region
-/// (head and digest table), zeros, and the end sector.
+/// (head, digest table, then `records` as `(type, body)` in order: a signed
+/// set's statement and signatures), zeros, and the end sector.
 pub(crate) fn encode(
     volume: u32,
     set_id: &[u8; SET_ID_LEN],
     chunk_end: u64,
     header_digest: &[u8; DIGEST_LEN],
     entries: &[[u8; DIGEST_LEN]],
+    records: &[(u16, &[u8])],
 ) -> Vec<u8> {
     let chunks = entries.len() as u64;
-    let region_len = table_region_len(chunks);
+    let extra = extra_records_len(records.iter().map(|(_, body)| body.len() as u64));
+    let region_len = table_region_len(chunks) + extra;
     let records_at = sector_ceil(chunk_end);
     let mut head = Vec::with_capacity(HEAD_LEN);
     head.extend_from_slice(&TRAILER_MAGIC);
@@ -122,6 +158,13 @@ pub(crate) fn encode(
     out.extend_from_slice(header_digest);
     for entry in entries {
         out.extend_from_slice(entry);
+    }
+    for (kind, body) in records {
+        out.extend_from_slice(&kind.to_be_bytes());
+        out.extend_from_slice(&0u16.to_be_bytes());
+        // Statements and signatures are at most 1,024 bytes.
+        out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        out.extend_from_slice(body);
     }
     let digest = blake3::hash(&out[region_start..]);
     out.resize(region_start + sector_ceil(region_len) as usize, 0);
@@ -279,7 +322,8 @@ pub(crate) fn read_trailer<S: VolumeSource + ?Sized>(
     }
     // 7. The records: the table first, exactly once.
     let mut at = records_at + HEAD_LEN as u64;
-    let mut table = None;
+    let mut table: Option<Trailer> = None;
+    let signed = !header.set.signers.is_empty();
     while at < region_end {
         if region_end - at < RECORD_HEAD_LEN as u64 {
             return Err(bad(at, TrailerError::RecordBounds));
@@ -307,13 +351,35 @@ pub(crate) fn read_trailer<S: VolumeSource + ?Sized>(
                     chunks,
                     header_digest,
                     entries_at: body_at + 8 + DIGEST_LEN as u64,
+                    statement: None,
+                    signatures: Vec::new(),
                 });
             }
             _ if table.is_none() => return Err(bad(at, TrailerError::Table)),
             TABLE_RECORD => return Err(bad(at, TrailerError::Table)),
-            // Signed sets are a later step: in a set without the SIGNED
-            // flag these types are refused.
-            STATEMENT_RECORD | SIGNATURE_RECORD => return Err(bad(at, TrailerError::Unsigned)),
+            STATEMENT_RECORD | SIGNATURE_RECORD if !signed => {
+                return Err(bad(at, TrailerError::Unsigned));
+            }
+            // In a signed set: the statement right after the table, then
+            // at most one signature per signer (SPEC.md §13.3 step 7). A
+            // missing one is for the signature check to refuse.
+            STATEMENT_RECORD | SIGNATURE_RECORD => {
+                let table = table.as_mut().expect("matched after the table");
+                let in_order = match kind {
+                    STATEMENT_RECORD => table.statement.is_none() && at == table.entries_end(),
+                    _ => {
+                        table.statement.is_some()
+                            && table.signatures.len() < header.set.signers.len()
+                    }
+                };
+                if !in_order || body_len > MAX_SIGNED_RECORD {
+                    return Err(bad(at, TrailerError::SignedRecords));
+                }
+                match kind {
+                    STATEMENT_RECORD => table.statement = Some((body_at, body_len)),
+                    _ => table.signatures.push((body_at, body_len)),
+                }
+            }
             kind if kind & CRITICAL != 0 => return Err(bad(at, TrailerError::UnknownCritical)),
             _ => {}
         }
@@ -323,6 +389,12 @@ pub(crate) fn read_trailer<S: VolumeSource + ?Sized>(
 }
 
 impl Trailer {
+    /// Offset just past the table record: where a signed set's statement
+    /// record starts.
+    pub(crate) fn entries_end(&self) -> u64 {
+        self.entries_at + self.chunks * DIGEST_LEN as u64
+    }
+
     /// Reads table entries `first..first + out.len()` into `out`.
     ///
     /// # Errors
@@ -353,4 +425,7 @@ pub(crate) struct TableBuilder {
     pub(crate) entries: Vec<[u8; DIGEST_LEN]>,
     /// Bytes of chunks written so far, from H_v.
     pub(crate) chunk_bytes: u64,
+    /// BLAKE3 of the volume's chunk 0 alone, in a signed set: R_v if the
+    /// volume has one chunk, whose root is no merge of entries.
+    pub(crate) first_chunk_root: Option<[u8; DIGEST_LEN]>,
 }
