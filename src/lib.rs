@@ -205,6 +205,7 @@ pub mod plugin;
 mod rand;
 mod seal;
 pub mod sign;
+mod signature_records;
 mod stream;
 mod survey;
 #[doc(hidden)]
@@ -235,6 +236,7 @@ pub use open::{OpenReader, Opener};
 pub use plugin::{PluginIdentity, PluginOptions, PluginRecipient, PluginUi};
 pub use seal::{Plan, SealWriter, Sealer};
 pub use sign::{SignerKey, SigningKey, VolumeSigner};
+pub use signature_records::{SignatureRecords, signature_records};
 pub use survey::SetSurvey;
 pub use verify::{
     DigestReport, Rejected, Rejection, SetCheck, SetReport, VolumeReport, VolumeVerifier,

@@ -55,6 +55,11 @@ pub enum Command {
     /// Show what volume headers say, without any key.
     #[command(after_help = EXIT_CODES)]
     Info(InfoArgs),
+    /// Write each signed volume's statement and signatures as files
+    /// (VOLUME.statement, VOLUME.sig) and print the commands that check
+    /// them with `ssh-keygen` and `b3sum` alone.
+    #[command(after_help = EXIT_CODES)]
+    ExportSignature(ExportSignatureArgs),
 }
 
 fn seal_long_help() -> String {
@@ -221,6 +226,28 @@ pub struct SealArgs {
     #[arg(long)]
     pub no_digests: bool,
 
+    /// Sign every volume with the key in FILE: a kuvert signing key
+    /// (`kuvert keygen --sign`) or an unencrypted OpenSSH ed25519 private
+    /// key. Repeatable, up to 4 signers in all. The set then proves who
+    /// sealed it to anyone with the public key, without a decryption key.
+    #[arg(long = "sign", value_name = "FILE")]
+    pub sign: Vec<PathBuf>,
+
+    /// Sign every volume with a key held by ssh-agent (`$SSH_AUTH_SOCK`),
+    /// named by its public key (`ssh-ed25519 AAAA…`, `kuvertsign1…`, a
+    /// `.pub` file) or its `SHA256:` fingerprint: for encrypted OpenSSH
+    /// keys, after `ssh-add`. Repeatable.
+    #[cfg(all(unix, feature = "ssh-agent"))]
+    #[arg(long = "sign-agent", value_name = "KEY")]
+    pub sign_agent: Vec<String>,
+
+    /// With --sign: also write each volume's statement and signatures
+    /// beside it (STEM.001.kuv.statement, STEM.001.kuv.sig, a second
+    /// signer's STEM.001.kuv.2.sig, …) to burn on the same disc, as
+    /// `kuvert export-signature` would.
+    #[arg(long)]
+    pub sig_files: bool,
+
     /// Ciphertext chunk size: a power of two from 4K to 16M (default 64K,
     /// 32 CD sectors: one unreadable sector costs one chunk).
     #[arg(long, value_name = "SIZE", value_parser = size::chunk_size)]
@@ -275,10 +302,27 @@ pub struct SealArgs {
     pub inputs: Vec<PathBuf>,
 }
 
+const SIGNERS: &str = "Who sealed it";
+
+/// The keys whose signature a set must carry.
+#[derive(Debug, Args)]
+pub struct SignerArgs {
+    /// Require a signature by this key: `kuvertsign1…`, an `ssh-ed25519
+    /// AAAA…` line, or a FILE of such lines or an OpenSSH allowed_signers
+    /// file. Repeatable; one trusted signer suffices. An unsigned set, a
+    /// set signed by other keys or a bad signature is refused before
+    /// anything is released.
+    #[arg(long = "signer", value_name = "KEY|FILE", help_heading = SIGNERS)]
+    pub signers: Vec<String>,
+}
+
 #[derive(Debug, Args)]
 pub struct OpenArgs {
     #[command(flatten)]
     pub keys: KeyArgs,
+
+    #[command(flatten)]
+    pub signers: SignerArgs,
 
     /// Where to put the payload. An archive is extracted into the directory
     /// DEST (created if missing); without -o, into a new directory named
@@ -337,6 +381,9 @@ pub struct ListArgs {
     #[command(flatten)]
     pub keys: KeyArgs,
 
+    #[command(flatten)]
+    pub signers: SignerArgs,
+
     /// Also show kind and permissions, size and modification time (UTC).
     #[arg(short, long)]
     pub long: bool,
@@ -356,6 +403,11 @@ pub struct VerifyArgs {
     /// a key against its trailer's digests: damage, not who sealed it.
     #[command(flatten)]
     pub keys: KeyArgs,
+
+    /// With --signer and no key, each volume's signature and every chunk
+    /// digest are checked without any decryption key.
+    #[command(flatten)]
+    pub signers: SignerArgs,
 
     /// Succeed when every volume given is intact, even if the set is not
     /// complete (to check each disc on its own after burning).
@@ -380,6 +432,17 @@ pub struct InfoArgs {
 
     /// Volumes to inspect. Nothing in a header is authenticated without a
     /// key: `kuvert verify` checks it.
+    #[arg(value_name = "VOLUME", required = true)]
+    pub volumes: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportSignatureArgs {
+    /// Write the files into DIR (default: beside each volume).
+    #[arg(short, long, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+
+    /// Signed volumes. Existing files are never replaced.
     #[arg(value_name = "VOLUME", required = true)]
     pub volumes: Vec<PathBuf>,
 }

@@ -21,7 +21,7 @@ pub const PASSPHRASE_FILE_ENV: &str = "KUVERT_PASSPHRASE_FILE";
 const GENERATED_LEN: usize = 26;
 
 /// Reads a file, or standard input for `-`, as UTF-8 text.
-fn read_text(path: &Path) -> Result<Zeroizing<String>> {
+pub fn read_text(path: &Path) -> Result<Zeroizing<String>> {
     let mut text = Zeroizing::new(String::new());
     let result = if is_dash(path) {
         io::stdin().read_to_string(&mut text)

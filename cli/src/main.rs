@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 mod cli;
+mod export;
 mod keys;
 mod manifest;
 mod open;
@@ -16,6 +17,7 @@ mod plugin_ui;
 mod progress;
 mod report;
 mod seal;
+mod signers;
 mod size;
 mod verify;
 mod volumes;
@@ -33,9 +35,10 @@ fn main() -> ExitCode {
         Command::Keygen(args) => keys::keygen(args),
         Command::Seal(args) => seal::seal(args, quiet),
         Command::Open(args) => open::open(args, quiet),
-        Command::List(args) => open::list(args),
+        Command::List(args) => open::list(args, quiet),
         Command::Verify(args) => verify::verify(args, quiet),
         Command::Info(args) => verify::info(args),
+        Command::ExportSignature(args) => export::export_signature(args),
     };
     // After Ctrl-C the handler ends the process, with 130.
     output::wait_if_interrupted();

@@ -16,8 +16,9 @@ use crate::manifest;
 use crate::output::{self, TempOutput, Wiping, check_stdout, is_dash};
 use crate::progress;
 use crate::report::{Fail, Names, Result, chain, io_fail, json_str, rfc3339, shown};
+use crate::signers::Trusted;
 use crate::size::{grouped, human};
-use crate::volumes::{Volumes, opener, warn_unauthenticated_passphrase};
+use crate::volumes::{Volumes, opener_requiring, signature_note, warn_unauthenticated_passphrase};
 
 pub fn open(args: &OpenArgs, quiet: bool) -> Result<()> {
     if args.salvage && args.tar {
@@ -25,8 +26,10 @@ pub fn open(args: &OpenArgs, quiet: bool) -> Result<()> {
             "--salvage applies to extraction and streams, not --tar",
         ));
     }
+    let trusted = Trusted::parse(&args.signers.signers)?;
     let volumes = Volumes::open(&args.volumes)?;
-    let (mut opener, unauthenticated) = opener(&args.keys, &volumes)?;
+    let (mut opener, unauthenticated) = opener_requiring(&args.keys, &trusted, &volumes)?;
+    let signature = signature_note(&trusted, &volumes);
     if let Some(threads) = args.threads {
         opener = opener.threads(threads as usize);
     }
@@ -70,6 +73,11 @@ pub fn open(args: &OpenArgs, quiet: bool) -> Result<()> {
         }
     })();
     bar.finish_and_clear();
+    // Last, once everything is out: who sealed it (or that nothing proves
+    // it), on standard error, never mixed into a stream on standard output.
+    if result.is_ok() && !quiet {
+        eprintln!("kuvert: {signature}");
+    }
     result
 }
 
@@ -387,9 +395,11 @@ fn set_stem(name: &str) -> Option<&str> {
     (!stem.is_empty() && !stem.starts_with('.') && printable && stem.trim() == stem).then_some(stem)
 }
 
-pub fn list(args: &ListArgs) -> Result<()> {
+pub fn list(args: &ListArgs, quiet: bool) -> Result<()> {
+    let trusted = Trusted::parse(&args.signers.signers)?;
     let volumes = Volumes::open(&args.volumes)?;
-    let (opener, unauthenticated) = opener(&args.keys, &volumes)?;
+    let (opener, unauthenticated) = opener_requiring(&args.keys, &trusted, &volumes)?;
+    let signature = signature_note(&trusted, &volumes);
     let first = shown(&volumes.paths[0]);
     let bar = progress::bar(true, None, "");
     let (sources, names) = volumes.with_progress(&bar, "reading");
@@ -432,7 +442,12 @@ pub fn list(args: &ListArgs) -> Result<()> {
             .iter()
             .try_for_each(|entry| writeln!(out, "{}", display_path(entry))),
     };
-    written.and_then(|()| out.flush()).map_err(stdout_fail)
+    written.and_then(|()| out.flush()).map_err(stdout_fail)?;
+    // On standard error, also with --json: never mixed into the listing.
+    if !quiet {
+        eprintln!("kuvert: {signature}");
+    }
+    Ok(())
 }
 
 /// Directories end with `/`, as in `tar -t`; control characters are

@@ -7,13 +7,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use kuvert::{FileSink, Sealer, VolumeSink, WriteSink};
+use kuvert::{FileSink, Sealer, VolumeSigner, VolumeSink, WriteSink};
 
 use crate::cli::SealArgs;
 use crate::keys::{self, PassphraseSource};
 use crate::output::{self, check_stdout, is_dash};
 use crate::progress::{self, ProgressSink};
 use crate::report::{Fail, Names, Result, chain, io_fail};
+use crate::signers;
 use crate::size::{grouped, human};
 
 /// One top-level input of an archive.
@@ -44,6 +45,11 @@ pub fn seal(args: &SealArgs, quiet: bool) -> Result<()> {
     if to_stdout {
         check_stdout(args.force)?;
     }
+    if args.sig_files && to_stdout {
+        return Err(Fail::usage(
+            "--sig-files writes files beside the volumes: give -o FILE, not -o -",
+        ));
+    }
 
     let recipients = keys::recipients(&args.recipients, &args.recipients_files)?;
     let passphrase_source = match &args.passphrase_file {
@@ -53,6 +59,19 @@ pub fn seal(args: &SealArgs, quiet: bool) -> Result<()> {
     if recipients.is_empty() && passphrase_source.is_none() {
         return Err(Fail::usage(
             "no recipients: give -r RECIPIENT, -R RECIPIENTS_FILE, -p or --passphrase-file FILE",
+        ));
+    }
+
+    let signers = signers::seal_signers(args)?;
+    if args.sig_files && signers.is_empty() {
+        return Err(Fail::usage(
+            "--sig-files writes the signatures of --sign: give --sign FILE",
+        ));
+    }
+    if !signers.is_empty() && args.no_digests {
+        return Err(Fail::usage(
+            "a signed set needs its volume trailers (the signatures are in them): drop \
+             --no-digests",
         ));
     }
 
@@ -101,6 +120,13 @@ pub fn seal(args: &SealArgs, quiet: bool) -> Result<()> {
     }
     if let Some(passphrase) = passphrase {
         sealer = sealer.passphrase(passphrase);
+    }
+    let signer_names: Vec<String> = signers
+        .iter()
+        .map(|signer| signer.public_key().fingerprint())
+        .collect();
+    for signer in signers {
+        sealer = sealer.sign_with(signer);
     }
     let chunk_size = args.chunk_size.unwrap_or(Sealer::DEFAULT_CHUNK_SIZE);
     sealer = sealer.chunk_size(chunk_size).digests(!args.no_digests);
@@ -175,6 +201,19 @@ pub fn seal(args: &SealArgs, quiet: bool) -> Result<()> {
         }
         if !quiet {
             summarize(&paths, &inputs, plaintext, from_stdin);
+            if !signer_names.is_empty() {
+                eprintln!("kuvert: signed by {}", signer_names.join(", "));
+            }
+        }
+        if args.sig_files {
+            for path in &paths {
+                let written = crate::export::write_signature_files(path, None, args.force)?;
+                if !quiet {
+                    for file in written {
+                        eprintln!("kuvert: wrote {}", crate::report::shown(&file));
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -384,9 +423,21 @@ fn existing_set(output: &Path) -> Vec<PathBuf> {
     if let Some(stem) = split_stem(output)
         && let Ok(entries) = fs::read_dir(parent_dir(output))
     {
+        let output_name = output
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned());
+        // The volumes, and the statement and signature files beside them
+        // (`seal --sig-files`): stale once the set is replaced.
+        let of_set = |name: &str| {
+            let volume = crate::export::volume_of_signature_file(name);
+            is_split_name(name, &stem)
+                || volume.is_some_and(|volume| {
+                    is_split_name(volume, &stem) || Some(volume) == output_name.as_deref()
+                })
+        };
         let mut split: Vec<PathBuf> = entries
             .flatten()
-            .filter(|entry| is_split_name(&entry.file_name().to_string_lossy(), &stem))
+            .filter(|entry| of_set(&entry.file_name().to_string_lossy()))
             .map(|entry| output.with_file_name(entry.file_name()))
             .collect();
         split.sort();

@@ -12,6 +12,7 @@ use crate::cli::{InfoArgs, KeyArgs, VerifyArgs};
 use crate::manifest;
 use crate::progress;
 use crate::report::{Fail, Names, Result, hex, json_str, shown};
+use crate::signers::Trusted;
 use crate::size::grouped;
 use crate::volumes::{Volumes, opener, warn_unauthenticated_passphrase};
 
@@ -27,6 +28,11 @@ fn single_names(path: &std::path::Path, volume: Option<u32>) -> Names {
 }
 
 pub fn verify(args: &VerifyArgs, quiet: bool) -> Result<()> {
+    let trusted = Trusted::parse(&args.signers.signers)?;
+    if !trusted.is_empty() {
+        // Until the library's signed checks land (issue 11 step 2).
+        return Err(Fail::usage("--signer is not wired into verify yet"));
+    }
     let keys = &args.keys;
     if keys.identities.is_empty() && !keys.passphrase && keys.passphrase_file.is_none() {
         return verify_without_key(args, quiet);
@@ -388,6 +394,17 @@ fn write_info_text(
             (true, None) => "announced, but the trailer does not read: damaged or cut".to_owned(),
         };
         writeln!(out, "  digests         {digests}")?;
+        if info.signers.is_empty() {
+            writeln!(out, "  signed          no: nothing proves who sealed it")?;
+        }
+        for signer in &info.signers {
+            writeln!(
+                out,
+                "  signed by       {} ({})",
+                signer.fingerprint(),
+                signer
+            )?;
+        }
         writeln!(
             out,
             "  post-quantum    {}",
@@ -424,6 +441,13 @@ fn write_info_text(
             line.push_str(": all volumes are here");
         }
         writeln!(out, "{line}")?;
+    }
+    if infos.iter().any(|(_, info)| !info.signers.is_empty()) {
+        writeln!(
+            out,
+            "(signatures are not checked here: `kuvert verify --signer KEY` checks them, \
+             without a decryption key)"
+        )?;
     }
     let Some(manifest) = opened else {
         return writeln!(
@@ -477,6 +501,22 @@ fn shown_types(types: &[String]) -> String {
         .join(", ")
 }
 
+/// A signer block as JSON: each key's fingerprint and both public forms.
+fn signers_json(signers: &[kuvert::SignerKey]) -> String {
+    signers
+        .iter()
+        .map(|key| {
+            format!(
+                "{{\"fingerprint\":{},\"key\":{},\"openssh\":{}}}",
+                json_str(&key.fingerprint()),
+                json_str(&key.to_string()),
+                json_str(&key.to_openssh(""))
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 fn write_info_json(
     out: &mut impl Write,
     infos: &[(PathBuf, VolumeInfo)],
@@ -502,7 +542,7 @@ fn write_info_json(
              \"size\":{},\"chunk_size\":{},\"header_len\":{},\"split\":{},\
              \"chunks_per_volume\":{},\"full\":{},\"recipients\":[{}],\
              \"passphrase_is_unauthenticated\":{},\"post_quantum\":\"{}\",\
-             \"digests\":{},\"chunk_end\":{}}}",
+             \"digests\":{},\"chunk_end\":{},\"signed\":{},\"signers\":[{}]}}",
             json_str(&path.display().to_string()),
             info.version,
             hex(&info.set_id),
@@ -519,6 +559,8 @@ fn write_info_json(
             info.digests,
             info.chunk_end
                 .map_or_else(|| "null".to_owned(), |end| end.to_string()),
+            !info.signers.is_empty(),
+            signers_json(&info.signers),
         )?;
     }
     write!(out, "],\"sets\":[")?;

@@ -12,6 +12,7 @@ use crate::keys::{self, PassphraseSource};
 use crate::output::is_dash;
 use crate::progress::ProgressSource;
 use crate::report::{Fail, Names, Result, io_fail, shown};
+use crate::signers::{Trusted, unchecked_note};
 
 /// The volumes given, opened, with what their headers say.
 #[derive(Debug)]
@@ -82,11 +83,22 @@ impl Volumes {
     }
 
     /// Whether any header has a passphrase stanza.
-    fn has_passphrase(&self) -> bool {
+    pub fn has_passphrase(&self) -> bool {
         self.infos
             .iter()
             .flatten()
             .any(|info| info.stanza_types.iter().any(|t| t == "argon2id"))
+    }
+
+    /// The signer block of the first readable header (equal on every
+    /// volume of a set, under the header MAC once a key opened it).
+    pub fn signers(&self) -> Vec<kuvert::SignerKey> {
+        self.infos
+            .iter()
+            .flatten()
+            .next()
+            .map(|info| info.signers.clone())
+            .unwrap_or_default()
     }
 
     /// Recipient types of the first readable header.
@@ -105,6 +117,16 @@ impl Volumes {
 /// Without `-i`, `-p` or `--passphrase-file`, a set with a passphrase
 /// recipient asks for the passphrase (from `KUVERT_PASSPHRASE_FILE` if set).
 pub fn opener(args: &KeyArgs, volumes: &Volumes) -> Result<(Opener, bool)> {
+    opener_requiring(args, &Trusted::default(), volumes)
+}
+
+/// As [`opener`], and the set must be signed by one of `trusted` (if any):
+/// the library refuses it otherwise, before releasing anything.
+pub fn opener_requiring(
+    args: &KeyArgs,
+    trusted: &Trusted,
+    volumes: &Volumes,
+) -> Result<(Opener, bool)> {
     let stdin_users = args.identities.iter().filter(|p| is_dash(p)).count()
         + usize::from(args.passphrase_file.as_deref().is_some_and(is_dash));
     if stdin_users > 1 {
@@ -125,6 +147,13 @@ pub fn opener(args: &KeyArgs, volumes: &Volumes) -> Result<(Opener, bool)> {
     let mut opener = Opener::new()
         .identities(identities)
         .limits(args.limits.limits());
+    if !trusted.is_empty() {
+        // Until the library's Opener::require_signer lands (issue 11 step 2).
+        return Err(Fail::usage(format!(
+            "--signer ({} keys) is not wired into open and list yet",
+            trusted.keys().len()
+        )));
+    }
     #[cfg(feature = "plugins")]
     {
         opener = opener.plugin_ui(std::sync::Arc::new(crate::plugin_ui::TerminalUi));
@@ -171,4 +200,18 @@ pub fn open_fail(path: &Path, err: &kuvert::Error) -> Fail {
         kuvert::Error::Input { source, .. } => io_fail("cannot open", path, source),
         other => Fail::data(format!("cannot open {}: {other}", shown(path))),
     }
+}
+
+/// What `open` and `list` say, once a set opened, about who sealed it:
+/// the trusted signer that was checked, or (without `--signer`) who signed
+/// it unchecked, or that nothing proves who sealed it.
+pub fn signature_note(trusted: &Trusted, volumes: &Volumes) -> String {
+    let signers = volumes.signers();
+    if trusted.is_empty() {
+        return unchecked_note(&signers, volumes.has_passphrase());
+    }
+    format!(
+        "signed by {}: signature checked",
+        trusted.names_among(&signers).join(", ")
+    )
 }
