@@ -96,11 +96,16 @@ impl<S: VolumeSource> DigestCheckedSource<S> {
             let at = data + local * chunk_len;
             let len = (self.trailer.chunk_end - at).min(chunk_len) as usize;
             self.source.read_exact_at(&mut chunk[..len], at)?;
-            let mut entry = [[0u8; DIGEST_LEN]];
-            self.trailer
-                .read_entries(&self.source, &origin, local, &mut entry)
-                .map_err(io::Error::from)?;
-            if chunk_cv(local, chunk_len as usize, &chunk[..len]) != entry[0] {
+            let matches = entry_matches(
+                &self.trailer,
+                &self.source,
+                &origin,
+                local,
+                chunk_len as usize,
+                &chunk[..len],
+            )
+            .map_err(io::Error::from)?;
+            if !matches {
                 return Err(self.mismatch(Some(self.first_chunk + local), at));
             }
             let from = offset.max(at);
@@ -110,6 +115,29 @@ impl<S: VolumeSource> DigestCheckedSource<S> {
         }
         Ok(())
     }
+}
+
+/// Whether `chunk`, the ciphertext of the chunk at local index `local` of
+/// the volume whose trailer is `trailer`, C = `chunk_len` bytes apart,
+/// matches its table entry.
+///
+/// # Errors
+///
+/// [`Error::Read`] reading the entry.
+pub(crate) fn entry_matches<S: VolumeSource + ?Sized>(
+    trailer: &Trailer,
+    source: &S,
+    origin: &Location,
+    local: u64,
+    chunk_len: usize,
+    chunk: &[u8],
+) -> Result<bool, Error> {
+    if local >= trailer.chunks {
+        return Ok(false);
+    }
+    let mut entry = [[0u8; DIGEST_LEN]];
+    trailer.read_entries(source, origin, local, &mut entry)?;
+    Ok(chunk_cv(local, chunk_len, chunk) == entry[0])
 }
 
 impl<S: VolumeSource> VolumeSource for DigestCheckedSource<S> {

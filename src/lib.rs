@@ -31,6 +31,9 @@
 //! | make or read a signing key             | [`SigningKey`], [`SignerKey`] (`kuvertsign1…`, `ssh-ed25519 …`) |
 //! | sign or check a statement (SSHSIG)     | [`sign::sshsig`], [`sign::statement`]      |
 //! | read an allowed_signers file           | [`sign::parse_allowed_signers`]            |
+//! | sign every volume of a set             | [`Sealer::sign_with`]                      |
+//! | open only what a trusted key signed    | [`Opener::require_signer`], [`Opener::require_allowed_signers`] → [`OpenReader::signature`] ([`SignatureStatus`]) |
+//! | check who signed a disc, keyless       | [`verify_signed_volume`], [`verify_signed_set`] with [`TrustedSigners`] → [`SignedReport`] |
 //!
 //! # Sealing onto CD-sized volumes and opening again
 //!
@@ -205,6 +208,7 @@ pub mod plugin;
 mod rand;
 mod seal;
 pub mod sign;
+mod signature_check;
 mod signature_records;
 mod stream;
 mod survey;
@@ -236,10 +240,11 @@ pub use open::{OpenReader, Opener};
 pub use plugin::{PluginIdentity, PluginOptions, PluginRecipient, PluginUi};
 pub use seal::{Plan, SealWriter, Sealer};
 pub use sign::{SignerKey, SigningKey, VolumeSigner};
+pub use signature_check::{SignatureStatus, TrustedSigners};
 pub use signature_records::{SignatureRecords, signature_records};
 pub use survey::SetSurvey;
 pub use verify::{
-    DigestReport, Rejected, Rejection, SetCheck, SetReport, VolumeReport, VolumeVerifier,
-    scan_digests, verify_digests,
+    DigestReport, Rejected, Rejection, SetCheck, SetReport, SignedReport, VolumeReport,
+    VolumeVerifier, scan_digests, verify_digests, verify_signed_set, verify_signed_volume,
 };
 pub use volumes::{FileSink, FileSource, MemorySink, VolumeSink, VolumeSource, WriteSink};

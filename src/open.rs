@@ -15,7 +15,10 @@ use crate::keys::{self, Identity, Limits, Passphrase, PluginSettings, Unlocked, 
 use crate::last_chunk::{LastChunk, check_full_volume};
 use crate::manifest::{self, Manifest, PADDING_LEN_FIELD};
 use crate::pipeline;
+use crate::sign::{AllowedSigners, SignerKey};
+use crate::signature_check::{self, SetPosition, SignatureStatus, TrustedSigners};
 use crate::stream::ChunkCipher;
+use crate::trailer::Trailer;
 use crate::volumes::{VolumeSource, location};
 
 /// Configures opening: keys to try and limits on what a header may ask.
@@ -28,6 +31,8 @@ pub struct Opener {
     limits: Limits,
     threads: Option<usize>,
     plugins: PluginSettings,
+    /// Signers one of which must have signed the set; none: not checked.
+    signers: TrustedSigners,
 }
 
 impl Opener {
@@ -76,6 +81,34 @@ impl Opener {
     pub fn plugin_options(mut self, options: crate::plugin::PluginOptions) -> Self {
         self.plugins.options = options;
         self
+    }
+
+    /// Requires the set to be signed by `signer` (or another required
+    /// signer): repeatable. Opening then fails closed, before any plaintext
+    /// is released, if the set is unsigned ([`Error::Unsigned`]), names
+    /// no required signer ([`Error::WrongSigner`]), or a volume's
+    /// signature is missing, bad, or over a statement that does not
+    /// describe the volume ([`Error::BadSignature`]); and every chunk is
+    /// checked against the signed digest table before it is decrypted, so
+    /// a co-recipient who knows the file key cannot substitute one
+    /// ([`Error::DigestMismatch`]). A set whose last signed volume is
+    /// missing is [`Error::VolumeMissing`].
+    pub fn require_signer(mut self, signer: SignerKey) -> Self {
+        self.signers.add(signer);
+        self
+    }
+
+    /// Requires one of the keys of a signer file (`allowed_signers`), as
+    /// [`require_signer`](Self::require_signer); the principals of the key
+    /// that signed are reported by [`OpenReader::signature`].
+    pub fn require_allowed_signers(mut self, file: &AllowedSigners) -> Self {
+        self.signers.add_allowed(file);
+        self
+    }
+
+    /// The required signers (empty: signatures are not checked).
+    pub fn required_signers(&self) -> &TrustedSigners {
+        &self.signers
     }
 
     /// Replaces the limits on untrusted headers.
@@ -153,6 +186,12 @@ impl Opener {
             let at = Location::volume(volume.number).name(volume.origin.name.clone());
             volume.len = read_trailer(&volume.source, header, volume.len, &at)?;
         }
+        if ordered.is_empty() {
+            return Err(Error::NoVolumes);
+        }
+        // 4b. Signatures, before any chunk is decrypted.
+        let signers = headers[reference].0.set.signers.clone();
+        let (signature, checks) = self.check_signatures(&headers, &ordered)?;
         let Some((last, before)) = ordered.split_last() else {
             return Err(Error::NoVolumes);
         };
@@ -168,6 +207,10 @@ impl Opener {
         // Wiped on every path out, including the errors below, which may
         // come after the chunk opened: it then holds plaintext.
         let mut buf = Zeroizing::new(Vec::with_capacity(geometry.chunk_len()));
+        if let Some(trailer) = checks.last() {
+            // Only bytes the signed table vouches for reach the cipher.
+            check_final_chunk(&last.source, trailer, &geometry, number, &final_chunk)?;
+        }
         match final_chunk.authenticate(&cipher, &geometry, &last.source, &mut buf)? {
             ChunkFlag::EndOfSet => {}
             _ => {
@@ -196,8 +239,11 @@ impl Opener {
                 final_chunk_len: final_chunk.len,
                 padding: payload_len..payload_len,
                 content_start: format::PAYLOAD_PREFIX_LEN as u64,
+                checks,
             },
             set_id,
+            signature,
+            signers,
             threads,
             kind: PayloadKind::Stream,
             manifest: Manifest::default(),
@@ -250,6 +296,48 @@ impl Opener {
         Ok(reader)
     }
 
+    /// Checks every volume's signatures if signers are required (SPEC.md
+    /// §7.2 step 4b) and returns what the set's signature status is, with
+    /// the trailers whose tables every chunk is then checked against
+    /// (volume 1 first; empty if not required).
+    fn check_signatures<S: VolumeSource>(
+        &self,
+        headers: &[(Header, u64)],
+        ordered: &[SetVolume<S>],
+    ) -> Result<(SignatureStatus, Vec<Trailer>), Error> {
+        if self.signers.is_empty() {
+            let signers = ordered
+                .first()
+                .map(|v| headers[v.input - 1].0.set.signers.clone())
+                .unwrap_or_default();
+            return Ok((SignatureStatus::unchecked(&signers), Vec::new()));
+        }
+        let mut checked = None;
+        let mut trailers = Vec::with_capacity(ordered.len());
+        for (index, volume) in ordered.iter().enumerate() {
+            let header = &headers[volume.input - 1].0;
+            let at = Location::volume(volume.number).name(volume.origin.name.clone());
+            let position = match index + 1 == ordered.len() {
+                true => SetPosition::Last,
+                false => SetPosition::NotLast,
+            };
+            let result = signature_check::check_volume(
+                &volume.source,
+                header,
+                header.trailer.as_ref(),
+                &self.signers,
+                position,
+                &at,
+            )?;
+            checked.get_or_insert(result.signer);
+            // Checked: a signed set has trailers.
+            trailers.extend(header.trailer.clone());
+        }
+        let signer = checked.ok_or(Error::NoVolumes)?;
+        let principals = self.signers.principals(&signer).map(str::to_owned);
+        Ok((SignatureStatus::Checked { signer, principals }, trailers))
+    }
+
     /// Opens a set of one volume.
     ///
     /// # Errors
@@ -290,6 +378,34 @@ impl Opener {
         }
         Err(first_error.unwrap_or(Error::NoVolumes))
     }
+}
+
+/// Refuses the final chunk, before it is decrypted, if its ciphertext does
+/// not match the signed digest table (SPEC.md §7.2 step 5).
+fn check_final_chunk<S: VolumeSource>(
+    source: &S,
+    trailer: &Trailer,
+    geometry: &Geometry,
+    volume: u32,
+    final_chunk: &LastChunk,
+) -> Result<(), Error> {
+    let (_, offset) = geometry.locate(final_chunk.chunk);
+    let number = Volume::Number(volume);
+    let at = location(source, number)
+        .byte(offset)
+        .chunk(final_chunk.chunk);
+    let mut chunk = vec![0u8; final_chunk.len];
+    crate::volumes::read_at(source, &mut chunk, offset, number, Some(final_chunk.chunk))?;
+    let local = final_chunk.chunk - geometry.first_chunk(volume);
+    let chunk_len = geometry.chunk_len();
+    if !crate::digest_checked_source::entry_matches(trailer, source, &at, local, chunk_len, &chunk)?
+    {
+        return Err(Error::DigestMismatch {
+            chunk: Some(final_chunk.chunk),
+            at,
+        });
+    }
+    Ok(())
 }
 
 /// One volume of a set being assembled, with what its header says.
@@ -362,6 +478,9 @@ fn assemble<S>(headers: &[(Header, u64)], volumes: Vec<S>) -> Result<Vec<SetVolu
 pub struct OpenReader<S> {
     set: ChunkSet<S>,
     set_id: [u8; SET_ID_LEN],
+    signature: SignatureStatus,
+    /// The signer block's keys, in order.
+    signers: Vec<SignerKey>,
     threads: usize,
     kind: PayloadKind,
     manifest: Manifest,
@@ -405,6 +524,20 @@ impl<S: VolumeSource> OpenReader<S> {
     /// an archive to read with [`Payload::detect`](crate::archive::Payload::detect).
     pub fn kind(&self) -> PayloadKind {
         self.kind
+    }
+
+    /// Who sealed the set, as far as it was checked: with
+    /// [`Opener::require_signer`], [`SignatureStatus::Checked`] (opening
+    /// failed otherwise); without, the signer block's claim
+    /// ([`SignatureStatus::NotChecked`]) or [`SignatureStatus::Unsigned`].
+    pub fn signature(&self) -> &SignatureStatus {
+        &self.signature
+    }
+
+    /// The keys the set's signer block names, in order (empty if the set
+    /// is not signed); checked only if [`signature`](Self::signature) says so.
+    pub fn signers(&self) -> &[SignerKey] {
+        &self.signers
     }
 
     /// What the set's encrypted manifest says (SPEC.md §15.1): its label,
@@ -625,6 +758,9 @@ struct ChunkSet<S> {
     padding: std::ops::Range<u64>,
     /// Payload offset of the content, for the content offsets of damage.
     content_start: u64,
+    /// With a required signer, each volume's trailer (volume 1 first): a
+    /// chunk is decrypted only after it matched its signed table entry.
+    checks: Vec<Trailer>,
 }
 
 impl<S: VolumeSource> ChunkSet<S> {
@@ -694,6 +830,19 @@ impl<S: VolumeSource> ChunkSet<S> {
         let source = &self.volumes[volume as usize - 1];
         let number = Volume::Number(volume);
         crate::volumes::read_at(source, buf, offset, number, Some(chunk))?;
+        if let Some(trailer) = self.checks.get(volume as usize - 1) {
+            let at = location(source, number).byte(offset).chunk(chunk);
+            let local = chunk - self.geometry.first_chunk(volume);
+            let chunk_len = self.geometry.chunk_len();
+            if !crate::digest_checked_source::entry_matches(
+                trailer, source, &at, local, chunk_len, buf,
+            )? {
+                return Err(Error::DigestMismatch {
+                    chunk: Some(chunk),
+                    at,
+                });
+            }
+        }
         if !self.cipher.open(chunk, self.flag(chunk), buf) {
             return Err(Error::Unauthenticated {
                 chunk,

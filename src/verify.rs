@@ -5,6 +5,7 @@
 
 mod keyless;
 mod set;
+mod signed;
 
 use std::fmt;
 use std::io;
@@ -24,6 +25,7 @@ use crate::volumes::{VolumeSource, location};
 
 pub use keyless::{DigestReport, scan_digests, verify_digests};
 pub use set::{Rejected, Rejection, SetCheck, SetReport};
+pub use signed::{SignedReport, verify_signed_set, verify_signed_volume};
 
 /// The outcome of verifying one volume on its own.
 #[non_exhaustive]

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use kuvert::archive::{ArchiveLimits, ExtractOptions, Payload};
 use kuvert::{
     Argon2Params, Error, HybridIdentity, Identity, Limits, MemorySink, Opener, Padding, Passphrase,
-    PayloadKind, Sealer, X25519Identity, padme, rfc3339_utc,
+    PayloadKind, Sealer, SigningKey, TrustedSigners, X25519Identity, padme, rfc3339_utc,
 };
 use sha2::{Digest, Sha256};
 
@@ -55,6 +55,10 @@ struct Case {
     /// Whether the operation is the keyless check of every volume (SPEC.md
     /// §7.7), not opening: meta `keyless: yes`.
     keyless: bool,
+    /// Seeds of the signing keys a decoder requires (SPEC.md §14): meta
+    /// `signer: kuvertsign1…`, and `signed-by:` the fingerprint of the one
+    /// that the check names if the case opens.
+    signers: Vec<[u8; 32]>,
 }
 
 enum Outcome {
@@ -172,6 +176,7 @@ fn cases() -> Vec<Case> {
                 outcome: Outcome::Plaintext(PayloadKind::Stream, data),
                 archive: None,
                 keyless: false,
+                signers: Vec::new(),
             });
         };
 
@@ -353,6 +358,7 @@ fn cases() -> Vec<Case> {
         outcome: Outcome::Plaintext(PayloadKind::Archive, archive_payload.clone()),
         archive: Some("entries 3".into()),
         keyless: false,
+        signers: Vec::new(),
     };
 
     // A stream whose last 32 bytes are exactly the archive's trailer: the
@@ -450,6 +456,7 @@ fn cases() -> Vec<Case> {
             outcome: Outcome::Error(error),
             archive: None,
             keyless: false,
+            signers: Vec::new(),
         });
     };
 
@@ -839,6 +846,160 @@ fn cases() -> Vec<Case> {
     );
 
     cases.extend(trailer_cases());
+    cases.extend(signed_cases());
+    cases
+}
+
+/// A signing key of the vectors: RFC 8032 seed `[byte; 32]`.
+fn signing_key(byte: u8) -> SigningKey {
+    SigningKey::from_seed([byte; 32])
+}
+
+/// The volume with its trailer's records replaced by `records` (each a
+/// type and a body), head, M and D rewritten as anyone can without a key.
+fn with_records(volume: &[u8], records: &[(u16, Vec<u8>)]) -> Vec<u8> {
+    let start = records_at(volume);
+    let end = &volume[volume.len() - 2048..];
+    let mut head = end[..72].to_vec();
+    let body: Vec<u8> = records
+        .iter()
+        .flat_map(|(kind, b)| record_bytes(*kind, b))
+        .collect();
+    head[56..64].copy_from_slice(&(72 + body.len() as u64).to_be_bytes());
+    let mut region = head.clone();
+    region.extend_from_slice(&body);
+    let digest = blake3::hash(&region);
+    let mut out = volume[..start].to_vec();
+    out.extend_from_slice(&region);
+    out.resize(start + region.len().div_ceil(2048) * 2048, 0);
+    let end_at = out.len();
+    out.extend_from_slice(&head);
+    out.extend_from_slice(digest.as_bytes());
+    out.resize(end_at + 2048, 0);
+    out
+}
+
+/// A trailer record: type, reserved, u32 length, body (SPEC.md §13.2).
+fn record_bytes(kind: u16, body: &[u8]) -> Vec<u8> {
+    let mut out = kind.to_be_bytes().to_vec();
+    out.extend_from_slice(&[0, 0]);
+    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+/// A volume's trailer records after the head, in order.
+fn trailer_records(volume: &[u8]) -> Vec<(u16, Vec<u8>)> {
+    let start = records_at(volume);
+    let end = volume.len() - 2048;
+    let len = u64::from_be_bytes(volume[end + 56..end + 64].try_into().expect("8")) as usize;
+    let mut at = start + 72;
+    let mut out = Vec::new();
+    while at < start + len {
+        let kind = u16::from_be_bytes([volume[at], volume[at + 1]]);
+        let n = u32::from_be_bytes(volume[at + 4..at + 8].try_into().expect("4")) as usize;
+        out.push((kind, volume[at + 8..at + 8 + n].to_vec()));
+        at += 8 + n;
+    }
+    out
+}
+
+/// Signed sets (SPEC.md §14): what opens with a required signer, and the
+/// attacks refused before any plaintext.
+fn signed_cases() -> Vec<Case> {
+    let mut cases = Vec::new();
+    let mut case = |name, description, volumes: Vec<Vec<u8>>, outcome, signers: Vec<u8>| {
+        let order = (1..=volumes.len()).collect();
+        cases.push(Case {
+            name,
+            description,
+            identities: vec![identity(1)],
+            passphrase: None,
+            volumes,
+            order,
+            outcome,
+            archive: None,
+            keyless: false,
+            signers: signers.into_iter().map(|b| [b; 32]).collect(),
+        });
+    };
+    let stream = |data: &[u8]| Outcome::Plaintext(PayloadKind::Stream, data.to_vec());
+    let content = plaintext(2 * PLAIN + 1000);
+    let one = seal_trailered(to(1).sign_with(signing_key(11)), 31, &content);
+    case(
+        "signed",
+        "one volume of 3 chunks signed by one key: statement and SSHSIG in the trailer",
+        one.clone(),
+        stream(&content),
+        vec![11],
+    );
+    let multi = plaintext(3 * PLAIN + 5);
+    // H + 2 chunks + T_max(2) (8,192 bytes): K = 2, as unsigned.
+    let multi_volumes = seal_trailered(
+        to(1)
+            .sign_with(signing_key(11))
+            .volume_size((H + 2 * CHUNK + 8192) as u64),
+        32,
+        &multi,
+    );
+    assert_eq!(multi_volumes.len(), 2);
+    case(
+        "signed-multi",
+        "two signed volumes: the `# last volume` line on volume 2 only",
+        multi_volumes,
+        stream(&multi),
+        vec![11],
+    );
+    case(
+        "signed-two-signers",
+        "signed by two keys in signer-block order; the second is the one trusted",
+        seal_trailered(
+            to(1).sign_with(signing_key(11)).sign_with(signing_key(12)),
+            33,
+            &content,
+        ),
+        stream(&content),
+        vec![12],
+    );
+    let fingerprint = signing_key(11).public().fingerprint();
+    case(
+        "signed-wrong-signer",
+        "signed by one key, another required",
+        one.clone(),
+        Outcome::Error(format!("WrongSigner volume=1 signers={fingerprint}")),
+        vec![13],
+    );
+    let records = trailer_records(&one[0]);
+    assert_eq!(
+        records.iter().map(|(kind, _)| *kind).collect::<Vec<_>>(),
+        [0x8001, 0x8002, 0x8003]
+    );
+    case(
+        "signed-stripped",
+        "the signature record removed and the trailer rewritten; the header still names the signer",
+        vec![with_records(&one[0], &records[..2])],
+        Outcome::Error(format!("BadSignature volume=1 signer={fingerprint}")),
+        vec![11],
+    );
+    let mut forged = records.clone();
+    // A base64 character inside the Ed25519 signature (line 3 of the
+    // armor): still canonical armor, no longer a valid signature.
+    let at = 29 + 71 * 2 + 10;
+    forged[2].1[at] = if forged[2].1[at] == b'A' { b'B' } else { b'A' };
+    case(
+        "signed-bad-signature",
+        "a character of the signature changed and the trailer rewritten",
+        vec![with_records(&one[0], &forged)],
+        Outcome::Error(format!("BadSignature volume=1 signer={fingerprint}")),
+        vec![11],
+    );
+    case(
+        "signed-required-unsigned",
+        "an unsigned set opened with a required signer",
+        seal_trailered(to(1), 31, &content),
+        Outcome::Error("Unsigned volume=1".into()),
+        vec![11],
+    );
     cases
 }
 
@@ -877,6 +1038,7 @@ fn trailer_cases() -> Vec<Case> {
             outcome,
             archive: None,
             keyless,
+            signers: Vec::new(),
         });
     };
     let stream = |data: &[u8]| Outcome::Plaintext(PayloadKind::Stream, data.to_vec());
@@ -1026,6 +1188,7 @@ fn manifest_cases() -> Vec<Case> {
             outcome: Outcome::Plaintext(PayloadKind::Stream, content.clone()),
             archive: None,
             keyless: false,
+            signers: Vec::new(),
         });
     }
 
@@ -1042,6 +1205,7 @@ fn manifest_cases() -> Vec<Case> {
             outcome: Outcome::Error(format!("MalformedPayload offset={offset}")),
             archive: None,
             keyless: false,
+            signers: Vec::new(),
         });
     };
     let critical = [created.clone(), record(0x8005, b"future")].concat();
@@ -1131,6 +1295,7 @@ fn archive_cases() -> Vec<Case> {
             outcome: Outcome::Plaintext(PayloadKind::Archive, content),
             archive: Some(archive),
             keyless: false,
+            signers: Vec::new(),
         });
     };
 
@@ -1396,6 +1561,20 @@ fn describe(err: &Error) -> String {
             offset_field(at)
         ),
         Error::NoDigests { at } => format!("NoDigests volume={}", volume_field(at)),
+        Error::Unsigned { at } => format!("Unsigned volume={}", volume_field(at)),
+        Error::WrongSigner { at, signers } => {
+            let prints: Vec<String> = signers.iter().map(|k| k.fingerprint()).collect();
+            format!(
+                "WrongSigner volume={} signers={}",
+                volume_field(at),
+                prints.join(",")
+            )
+        }
+        Error::BadSignature { at, signer } => format!(
+            "BadSignature volume={} signer={}",
+            volume_field(at),
+            signer.fingerprint()
+        ),
         Error::MalformedArchive { offset, .. } => format!("MalformedArchive offset={offset}"),
         Error::UnsafeEntry { path, .. } => format!("UnsafeEntry path={path}"),
         Error::NameCollision { path, other } => format!("NameCollision path={path} other={other}"),
@@ -1440,6 +1619,10 @@ fn meta(case: &Case) -> String {
     if let Some(passphrase) = case.passphrase {
         out.push_str(&format!("passphrase: {passphrase}\n"));
     }
+    for seed in &case.signers {
+        let key = SigningKey::from_seed(*seed);
+        out.push_str(&format!("signer: {}\n", key.public()));
+    }
     let order: Vec<String> = case.order.iter().map(|&n| volume_name(n)).collect();
     out.push_str(&format!("volumes: {}\n", order.join(" ")));
     match &case.outcome {
@@ -1456,6 +1639,23 @@ fn meta(case: &Case) -> String {
                 hex(&Sha256::digest(data))
             ));
             out.push_str(&manifest_meta(case));
+            if !case.signers.is_empty() {
+                let trusted: Vec<_> = case
+                    .signers
+                    .iter()
+                    .map(|seed| *SigningKey::from_seed(*seed).public())
+                    .collect();
+                let opener = trusted.iter().fold(
+                    Opener::new().identity(X25519Identity::from_bytes(case.identities[0])),
+                    |opener, key| opener.require_signer(*key),
+                );
+                let reader = opener
+                    .open(case.volumes.clone())
+                    .expect("a signed plaintext case opens with its signers");
+                if let kuvert::SignatureStatus::Checked { signer, .. } = reader.signature() {
+                    out.push_str(&format!("signed-by: {}\n", signer.fingerprint()));
+                }
+            }
         }
         Outcome::Error(error) => out.push_str(&format!("expect: error {error}\n")),
     }
@@ -1611,6 +1811,9 @@ fn opener_and_volumes(
     if let Some(passphrase) = fields.get("passphrase") {
         opener = opener.passphrase(Passphrase::new(passphrase[0].clone()));
     }
+    for text in fields.get("signer").into_iter().flatten() {
+        opener = opener.require_signer(text.parse().expect("signer key"));
+    }
     let volumes: Vec<Vec<u8>> = fields["volumes"][0]
         .split(' ')
         .map(|name| fs::read(case_dir.join(name)).expect("volume"))
@@ -1669,6 +1872,28 @@ fn check_keyless(case_dir: &Path, fields: &BTreeMap<String, Vec<String>>) {
             Err(err) => {
                 first_error.get_or_insert(err);
             }
+        }
+    }
+    if let Some(signers) = fields.get("signer") {
+        // With its signers, the keyless check proves who signed it (§7.7).
+        let trusted: TrustedSigners = signers
+            .iter()
+            .map(|text| text.parse().expect("signer key"))
+            .collect();
+        let volumes: Vec<Vec<u8>> = fields["volumes"][0]
+            .split(' ')
+            .map(|file| fs::read(case_dir.join(file)).expect("volume"))
+            .collect();
+        match (
+            kuvert::verify_signed_set(&volumes, &trusted, 2),
+            expect.strip_prefix("error "),
+        ) {
+            (Ok(reports), None) => {
+                let by = reports[0].signer.fingerprint();
+                assert_eq!(Some(&vec![by]), fields.get("signed-by"), "{name}");
+            }
+            (Err(err), Some(error)) => assert_eq!(describe(&err), error, "{name}: keyless"),
+            (other, _) => panic!("{name}: keyless signed check gave {other:?}"),
         }
     }
     if fields.contains_key("keyless") {
