@@ -16,9 +16,9 @@ use crate::manifest;
 use crate::output::{self, TempOutput, Wiping, check_stdout, is_dash};
 use crate::progress;
 use crate::report::{Fail, Names, Result, chain, io_fail, json_str, rfc3339, shown};
-use crate::signers::Trusted;
+use crate::signers::{Trusted, signature_note};
 use crate::size::{grouped, human};
-use crate::volumes::{Volumes, opener_requiring, signature_note, warn_unauthenticated_passphrase};
+use crate::volumes::{Volumes, opener_requiring, warn_unauthenticated_passphrase};
 
 pub fn open(args: &OpenArgs, quiet: bool) -> Result<()> {
     if args.salvage && args.tar {
@@ -28,8 +28,9 @@ pub fn open(args: &OpenArgs, quiet: bool) -> Result<()> {
     }
     let trusted = Trusted::parse(&args.signers.signers)?;
     let volumes = Volumes::open(&args.volumes)?;
+    let has_passphrase = volumes.has_passphrase();
     let (mut opener, unauthenticated) = opener_requiring(&args.keys, &trusted, &volumes)?;
-    let signature = signature_note(&trusted, &volumes);
+    let mut signature = String::new();
     if let Some(threads) = args.threads {
         opener = opener.threads(threads as usize);
     }
@@ -41,6 +42,7 @@ pub fn open(args: &OpenArgs, quiet: bool) -> Result<()> {
     let (sources, names) = volumes.with_progress(&bar, "reading");
     let result = (|| {
         let reader = opener.open(sources).map_err(|err| names.fail(&err))?;
+        signature = signature_note(reader.signature(), &trusted, has_passphrase);
         if unauthenticated {
             bar.suspend(warn_unauthenticated_passphrase);
         }
@@ -398,12 +400,13 @@ fn set_stem(name: &str) -> Option<&str> {
 pub fn list(args: &ListArgs, quiet: bool) -> Result<()> {
     let trusted = Trusted::parse(&args.signers.signers)?;
     let volumes = Volumes::open(&args.volumes)?;
+    let has_passphrase = volumes.has_passphrase();
     let (opener, unauthenticated) = opener_requiring(&args.keys, &trusted, &volumes)?;
-    let signature = signature_note(&trusted, &volumes);
     let first = shown(&volumes.paths[0]);
     let bar = progress::bar(true, None, "");
     let (sources, names) = volumes.with_progress(&bar, "reading");
     let reader = opener.open(sources).map_err(|err| names.fail(&err))?;
+    let signature = signature_note(reader.signature(), &trusted, has_passphrase);
     if unauthenticated {
         warn_unauthenticated_passphrase();
     }

@@ -4,8 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use kuvert::sign::{AllowedSigner, SIGNATURE_LEN, parse_allowed_signers};
-use kuvert::{SignerKey, SigningKey, VolumeSigner};
+use kuvert::sign::{SIGNATURE_LEN, parse_allowed_signers};
+use kuvert::{SignatureStatus, SignerKey, SigningKey, TrustedSigners, VolumeSigner};
 
 use crate::cli::SealArgs;
 use crate::keys::read_text;
@@ -136,7 +136,7 @@ fn looks_like_key(value: &str) -> bool {
 /// The keys of `--signer`: one of them must have signed the set.
 #[derive(Debug, Default)]
 pub struct Trusted {
-    signers: Vec<AllowedSigner>,
+    signers: TrustedSigners,
 }
 
 impl Trusted {
@@ -144,17 +144,13 @@ impl Trusted {
     /// `ssh-ed25519 AAAA…` line, or a file of such lines or allowed_signers
     /// lines. Lines kuvert cannot honour are noted on standard error.
     pub fn parse(values: &[String]) -> Result<Trusted> {
-        let mut trusted = Trusted::default();
+        let mut signers = TrustedSigners::new();
         for value in values {
             if looks_like_key(value) {
                 let key = value
                     .parse::<SignerKey>()
                     .map_err(|err| Fail::data(format!("--signer {value}: {}", chain(&err))))?;
-                trusted.signers.push(AllowedSigner {
-                    principals: String::new(),
-                    key,
-                    line: 1,
-                });
+                signers.add(key);
                 continue;
             }
             let path = PathBuf::from(value);
@@ -175,49 +171,32 @@ impl Trusted {
                     skipped.reason
                 );
             }
-            trusted.signers.extend(parsed.signers);
+            signers.add_allowed(&parsed);
         }
-        Ok(trusted)
+        Ok(Trusted { signers })
     }
 
     pub fn is_empty(&self) -> bool {
         self.signers.is_empty()
     }
 
+    /// The trusted keys, with the principals their files give them.
+    pub fn signers(&self) -> &TrustedSigners {
+        &self.signers
+    }
+
     /// The trusted keys, each once.
     pub fn keys(&self) -> Vec<SignerKey> {
-        let mut keys: Vec<SignerKey> = Vec::new();
-        for signer in &self.signers {
-            if !keys.contains(&signer.key) {
-                keys.push(signer.key);
-            }
-        }
-        keys
+        self.signers.keys().copied().collect()
     }
 
     /// A key as messages show it: its fingerprint, and the principals
-    /// the `--signer` files give it.
+    /// a `--signer` file gives it.
     pub fn name(&self, key: &SignerKey) -> String {
-        let principals: Vec<&str> = self
-            .signers
-            .iter()
-            .filter(|signer| signer.key == *key && !signer.principals.is_empty())
-            .map(|signer| signer.principals.as_str())
-            .collect();
-        if principals.is_empty() {
-            key.fingerprint()
-        } else {
-            format!("{} ({})", key.fingerprint(), principals.join(", "))
+        match self.signers.principals(key) {
+            Some(principals) => format!("{} ({principals})", key.fingerprint()),
+            None => key.fingerprint(),
         }
-    }
-
-    /// The trusted keys among `signers`, named.
-    pub fn names_among(&self, signers: &[SignerKey]) -> Vec<String> {
-        signers
-            .iter()
-            .filter(|key| self.signers.iter().any(|trusted| trusted.key == **key))
-            .map(|key| self.name(key))
-            .collect()
     }
 }
 
@@ -230,21 +209,22 @@ pub fn fingerprints(signers: &[SignerKey]) -> String {
         .join(", ")
 }
 
-/// What `open` and `list` without `--signer` say about a set's signature:
-/// who signed it (not checked), or that nothing proves who sealed it.
-pub fn unchecked_note(signers: &[SignerKey], has_passphrase: bool) -> String {
-    if !signers.is_empty() {
-        return format!(
+/// What `open` and `list` say, once a set opened, about who sealed it:
+/// the required signer that was checked, or (without `--signer`) who
+/// signed it unchecked, or that nothing proves who sealed it.
+pub fn signature_note(status: &SignatureStatus, trusted: &Trusted, has_passphrase: bool) -> String {
+    match status {
+        SignatureStatus::Checked { signer, .. } => {
+            format!("signed by {}: signature checked", trusted.name(signer))
+        }
+        SignatureStatus::NotChecked { signers } => format!(
             "signed by {} — not checked: pass --signer to check it",
             fingerprints(signers)
-        );
-    }
-    if has_passphrase {
-        "not signed: nothing proves who sealed it; anyone who knows the passphrase could have \
-         sealed it"
-            .into()
-    } else {
-        "not signed: nothing proves who sealed it".into()
+        ),
+        _ if has_passphrase => "not signed: nothing proves who sealed it; anyone who knows the \
+                                passphrase could have sealed it"
+            .into(),
+        _ => "not signed: nothing proves who sealed it".into(),
     }
 }
 
@@ -288,11 +268,6 @@ mod tests {
             format!("{} (institute@example.org)", a.public().fingerprint())
         );
         assert_eq!(trusted.name(b.public()), b.public().fingerprint());
-        let other = SigningKey::from_seed([9; 32]);
-        assert_eq!(
-            trusted.names_among(&[*other.public(), *b.public()]),
-            vec![b.public().fingerprint()]
-        );
         assert_eq!(
             Trusted::parse(&["no-such-file".into()])
                 .map(|_| ())
@@ -302,21 +277,34 @@ mod tests {
     }
 
     #[test]
-    fn unchecked_notes_say_who_or_that_nothing_proves_it() {
+    fn notes_say_who_signed_or_that_nothing_proves_it() {
         let a = SigningKey::from_seed([7; 32]);
+        let trusted = Trusted::default();
+        let unchecked = SignatureStatus::NotChecked {
+            signers: vec![*a.public()],
+        };
         assert_eq!(
-            unchecked_note(&[*a.public()], false),
+            signature_note(&unchecked, &trusted, false),
             format!(
                 "signed by {} — not checked: pass --signer to check it",
                 a.public().fingerprint()
             )
         );
+        let checked = SignatureStatus::Checked {
+            signer: *a.public(),
+            principals: None,
+        };
         assert_eq!(
-            unchecked_note(&[], false),
+            signature_note(&checked, &trusted, true),
+            format!("signed by {}: signature checked", a.public().fingerprint())
+        );
+        let unsigned = SignatureStatus::Unsigned;
+        assert_eq!(
+            signature_note(&unsigned, &trusted, false),
             "not signed: nothing proves who sealed it"
         );
         assert!(
-            unchecked_note(&[], true)
+            signature_note(&unsigned, &trusted, true)
                 .ends_with("anyone who knows the passphrase could have sealed it")
         );
     }

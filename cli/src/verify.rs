@@ -5,7 +5,8 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 
 use kuvert::{
-    FileSource, Manifest, PostQuantum, Rejection, SetCheck, SetSurvey, VolumeInfo, VolumeReport,
+    FileSource, Manifest, PostQuantum, Rejection, SetCheck, SetSurvey, SignedReport, VolumeInfo,
+    VolumeReport,
 };
 
 use crate::cli::{InfoArgs, KeyArgs, VerifyArgs};
@@ -29,13 +30,17 @@ fn single_names(path: &std::path::Path, volume: Option<u32>) -> Names {
 
 pub fn verify(args: &VerifyArgs, quiet: bool) -> Result<()> {
     let trusted = Trusted::parse(&args.signers.signers)?;
-    if !trusted.is_empty() {
-        // Until the library's signed checks land (issue 11 step 2).
-        return Err(Fail::usage("--signer is not wired into verify yet"));
-    }
     let keys = &args.keys;
     if keys.identities.is_empty() && !keys.passphrase && keys.passphrase_file.is_none() {
-        return verify_without_key(args, quiet);
+        if trusted.is_empty() {
+            return verify_without_key(args, quiet);
+        }
+        return verify_signed(args, &trusted, quiet);
+    }
+    if !trusted.is_empty() {
+        // Who sealed it first, without the key: a set that fails it is not
+        // worth authenticating. Then every chunk with the key.
+        verify_signed(args, &trusted, quiet)?;
     }
     let volumes = Volumes::open(&args.volumes)?;
     let (opener, unauthenticated) = opener(&args.keys, &volumes)?;
@@ -120,6 +125,13 @@ const KEYLESS_NOTE: &str = "checked without a key against each volume's trailer 
 fn verify_without_key(args: &VerifyArgs, quiet: bool) -> Result<()> {
     let volumes = Volumes::open(&args.volumes)?;
     let paths = volumes.paths.clone();
+    let signers: Vec<kuvert::SignerKey> = volumes
+        .infos
+        .iter()
+        .flatten()
+        .next()
+        .map(|info| info.signers.clone())
+        .unwrap_or_default();
     let bar = progress::bar(quiet, Some(volumes.total_len()), "verifying");
     let (sources, _) = volumes.with_progress(&bar, "verifying");
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
@@ -162,6 +174,13 @@ fn verify_without_key(args: &VerifyArgs, quiet: bool) -> Result<()> {
     }
     bar.finish_and_clear();
     let mut out = io::stdout().lock();
+    if !signers.is_empty() {
+        let _ = writeln!(
+            out,
+            "signed by {} — not checked: pass --signer to check it",
+            crate::signers::fingerprints(&signers)
+        );
+    }
     let _ = writeln!(out, "{KEYLESS_NOTE}");
     let _ = out.flush();
     if failed > 0 {
@@ -171,6 +190,152 @@ fn verify_without_key(args: &VerifyArgs, quiet: bool) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// Shown after `verify --signer`: what was checked, and with what.
+const SIGNED_NOTE: &str = "checked without a decryption key: each volume's signature by a \
+     trusted key, its statement and every chunk digest";
+
+/// `kuvert verify --signer`: each volume's signature, statement and chunk
+/// digests without a decryption key (SPEC.md §7.7, §14), then whether the
+/// volumes given make the whole signed set.
+fn verify_signed(args: &VerifyArgs, trusted: &Trusted, quiet: bool) -> Result<()> {
+    let volumes = Volumes::open(&args.volumes)?;
+    let paths = volumes.paths.clone();
+    let bar = progress::bar(quiet, Some(volumes.total_len()), "checking signatures");
+    let (sources, _) = volumes.with_progress(&bar, "checking signatures");
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let mut failed = 0usize;
+    let mut reports: Vec<(usize, SignedReport)> = Vec::new();
+    for (index, source) in sources.iter().enumerate() {
+        let path = shown(&paths[index]);
+        let line = match kuvert::verify_signed_volume(source, trusted.signers(), threads) {
+            Ok(report) => {
+                let last = if report.last().is_some() {
+                    ", last of its set"
+                } else {
+                    ""
+                };
+                let line = format!(
+                    "{path}: volume {}: signed by {} (checked), digests match ({} chunk{}{last})",
+                    report.volume(),
+                    trusted.name(&report.signer),
+                    grouped(report.digests.chunks),
+                    if report.digests.chunks == 1 { "" } else { "s" },
+                );
+                reports.push((index, report));
+                line
+            }
+            Err(err) => {
+                failed += 1;
+                format!(
+                    "{path}: FAILED: {}",
+                    single_names(&paths[index], None).message(&err)
+                )
+            }
+        };
+        bar.suspend(|| {
+            let _ = writeln!(io::stdout().lock(), "{line}");
+        });
+    }
+    bar.finish_and_clear();
+    let set = signed_set_lines(&paths, &reports, trusted);
+    let mut out = io::stdout().lock();
+    for line in &set.lines {
+        let _ = writeln!(out, "{line}");
+    }
+    let _ = writeln!(out, "{SIGNED_NOTE}");
+    let _ = out.flush();
+    failed += set.problems;
+    if failed > 0 {
+        return Err(Fail::data(format!(
+            "{failed} problem{} found: the volumes are not as their signer sealed them",
+            if failed == 1 { "" } else { "s" }
+        )));
+    }
+    if let Some(incomplete) = set.incomplete
+        && !args.allow_incomplete
+    {
+        return Err(Fail::data(format!(
+            "the set is incomplete: {incomplete} (--allow-incomplete checks volumes alone)"
+        )));
+    }
+    Ok(())
+}
+
+/// Whether the signed volumes checked make one whole set: one set id,
+/// each number once, and every number up to the one the signer sealed as
+/// the last (its statement's `# last volume` line).
+fn signed_set_lines(
+    paths: &[PathBuf],
+    reports: &[(usize, SignedReport)],
+    trusted: &Trusted,
+) -> SetLines {
+    let mut lines = SetLines {
+        lines: Vec::new(),
+        problems: 0,
+        incomplete: None,
+    };
+    let Some((_, first)) = reports.first() else {
+        lines.incomplete = Some("no volume could be checked".into());
+        return lines;
+    };
+    let set_id = first.statement.set_id;
+    let mut present: Vec<(u32, usize)> = Vec::new();
+    let mut last: Option<u32> = None;
+    for (index, report) in reports {
+        let path = shown(&paths[*index]);
+        let volume = report.volume();
+        if report.statement.set_id != set_id {
+            lines.problems += 1;
+            lines
+                .lines
+                .push(format!("{path} (volume {volume}) belongs to another set"));
+            continue;
+        }
+        if let Some(&(_, other)) = present.iter().find(|(v, _)| *v == volume) {
+            lines.problems += 1;
+            lines.lines.push(format!(
+                "{} and {path} are both volume {volume}",
+                shown(&paths[other])
+            ));
+            continue;
+        }
+        present.push((volume, *index));
+        if let Some(end) = report.last() {
+            last = Some(end.volumes);
+        }
+    }
+    let id = hex(&set_id);
+    let Some(count) = last else {
+        let highest = present.iter().map(|(v, _)| *v).max().unwrap_or(0);
+        let gap = format!(
+            "the volumes after volume {highest} are missing (none given was signed as the last)"
+        );
+        lines.lines.push(format!("set {id}: incomplete: {gap}"));
+        lines.incomplete = Some(gap);
+        return lines;
+    };
+    let missing: Vec<String> = (1..=count)
+        .filter(|v| !present.iter().any(|(p, _)| p == v))
+        .map(|v| v.to_string())
+        .collect();
+    if missing.is_empty() {
+        lines.lines.push(format!(
+            "set {id}: complete, {count} volume{} signed by {}",
+            if count == 1 { "" } else { "s" },
+            trusted.name(&first.signer)
+        ));
+    } else {
+        let gap = format!(
+            "volume{} {} missing",
+            if missing.len() == 1 { "" } else { "s" },
+            missing.join(", ")
+        );
+        lines.lines.push(format!("set {id}: incomplete: {gap}"));
+        lines.incomplete = Some(gap);
+    }
+    lines
 }
 
 /// A volume's verdict: intact, or every damaged run on a line of its own.

@@ -12,7 +12,7 @@ use crate::keys::{self, PassphraseSource};
 use crate::output::is_dash;
 use crate::progress::ProgressSource;
 use crate::report::{Fail, Names, Result, io_fail, shown};
-use crate::signers::{Trusted, unchecked_note};
+use crate::signers::Trusted;
 
 /// The volumes given, opened, with what their headers say.
 #[derive(Debug)]
@@ -90,17 +90,6 @@ impl Volumes {
             .any(|info| info.stanza_types.iter().any(|t| t == "argon2id"))
     }
 
-    /// The signer block of the first readable header (equal on every
-    /// volume of a set, under the header MAC once a key opened it).
-    pub fn signers(&self) -> Vec<kuvert::SignerKey> {
-        self.infos
-            .iter()
-            .flatten()
-            .next()
-            .map(|info| info.signers.clone())
-            .unwrap_or_default()
-    }
-
     /// Recipient types of the first readable header.
     fn stanza_types(&self) -> Option<String> {
         self.infos
@@ -147,12 +136,8 @@ pub fn opener_requiring(
     let mut opener = Opener::new()
         .identities(identities)
         .limits(args.limits.limits());
-    if !trusted.is_empty() {
-        // Until the library's Opener::require_signer lands (issue 11 step 2).
-        return Err(Fail::usage(format!(
-            "--signer ({} keys) is not wired into open and list yet",
-            trusted.keys().len()
-        )));
+    for key in trusted.keys() {
+        opener = opener.require_signer(key);
     }
     #[cfg(feature = "plugins")]
     {
@@ -200,18 +185,4 @@ pub fn open_fail(path: &Path, err: &kuvert::Error) -> Fail {
         kuvert::Error::Input { source, .. } => io_fail("cannot open", path, source),
         other => Fail::data(format!("cannot open {}: {other}", shown(path))),
     }
-}
-
-/// What `open` and `list` say, once a set opened, about who sealed it:
-/// the trusted signer that was checked, or (without `--signer`) who signed
-/// it unchecked, or that nothing proves who sealed it.
-pub fn signature_note(trusted: &Trusted, volumes: &Volumes) -> String {
-    let signers = volumes.signers();
-    if trusted.is_empty() {
-        return unchecked_note(&signers, volumes.has_passphrase());
-    }
-    format!(
-        "signed by {}: signature checked",
-        trusted.names_among(&signers).join(", ")
-    )
 }

@@ -135,7 +135,6 @@ fn names(volumes: &[String]) -> Vec<&str> {
 }
 
 #[test]
-#[ignore = "needs Opener::require_signer and verify_signed_volume (issue 11 step 2)"]
 fn a_signed_set_verifies_without_any_decryption_key() {
     let scene = Scene::new();
     let volumes = scene.seal("p.kuv", &["--sign", "institute.sign"]);
@@ -188,7 +187,6 @@ fn a_signed_set_verifies_without_any_decryption_key() {
 }
 
 #[test]
-#[ignore = "needs Opener::require_signer and verify_signed_volume (issue 11 step 2)"]
 fn another_signer_is_refused_naming_the_volume() {
     let scene = Scene::new();
     let volumes = scene.seal("p.kuv", &["--sign", "institute.sign"]);
@@ -265,7 +263,6 @@ fn another_signer_is_refused_naming_the_volume() {
 }
 
 #[test]
-#[ignore = "needs Opener::require_signer and verify_signed_volume (issue 11 step 2)"]
 fn an_unsigned_set_is_refused_with_signer_and_nothing_is_extracted() {
     let scene = Scene::new();
     fs::create_dir(scene.path("tree")).expect("mkdir");
