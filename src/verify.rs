@@ -20,6 +20,7 @@ use crate::header::{read_header, read_trailer};
 use crate::keys::FileKey;
 use crate::last_chunk::LastChunk;
 use crate::open::Opener;
+use crate::signature_check::{self, SetPosition, SignatureStatus};
 use crate::stream::ChunkCipher;
 use crate::volumes::{VolumeSource, location};
 
@@ -52,6 +53,11 @@ pub struct VolumeReport {
     /// [`Opener::verify_volume`] and [`VolumeVerifier::verify`], which fail
     /// instead.
     pub damage: DamageMap,
+    /// Who signed the volume: [`SignatureStatus::Checked`] with
+    /// [`Opener::require_signer`] (verifying fails otherwise, and every
+    /// chunk is also checked against the signed table), else the signer
+    /// block's unchecked claim or [`SignatureStatus::Unsigned`].
+    pub signature: SignatureStatus,
 }
 
 /// A volume scanned to its end, and the error [`Opener::verify_volume`]
@@ -141,6 +147,25 @@ impl Opener {
         let at = Location::volume(number).name(volume.name());
         let len = read_trailer(volume, &mut header, len, &at)?;
         let header = &header;
+        // With required signers, refused before any chunk is opened.
+        let signature = match self.required_signers().is_empty() {
+            true => SignatureStatus::unchecked(&header.set.signers),
+            false => {
+                let checked = signature_check::check_volume(
+                    volume,
+                    header,
+                    header.trailer.as_ref(),
+                    self.required_signers(),
+                    SetPosition::Unknown,
+                    &at,
+                )?;
+                let principals = self.required_signers().principals(&checked.signer);
+                SignatureStatus::Checked {
+                    signer: checked.signer,
+                    principals: principals.map(str::to_owned),
+                }
+            }
+        };
         let cipher = ChunkCipher::new(&file_key.payload_key(&header.set.set_id));
         let first = geometry.first_chunk(number);
         let plain_len = geometry.plain_len() as u64;
@@ -202,6 +227,7 @@ impl Opener {
             plaintext_len: 0,
             last_in_set: false,
             damage: DamageMap::new(),
+            signature,
         };
 
         let mut usable = len;
@@ -311,6 +337,19 @@ impl Opener {
                 &mut io::sink(),
                 &mut record,
             )?;
+        }
+        if !self.required_signers().is_empty() {
+            // The signed table vouches for every chunk's ciphertext: a
+            // co-recipient's chunk authenticates, but does not match it.
+            let digests = keyless::scan_digests(volume, self.thread_count().max(1))?;
+            if let Some(first) = digests.damage.iter().next() {
+                let chunk = (first.chunks.start < first.chunks.end).then_some(first.chunks.start);
+                first_error.get_or_insert(Error::DigestMismatch {
+                    chunk,
+                    at: first.at.clone(),
+                });
+            }
+            map.merge(digests.damage);
         }
         report.damage = map;
         Ok(Scanned {

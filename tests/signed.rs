@@ -543,3 +543,46 @@ fn the_keyless_check_reports_the_signer() {
         report.digests.chunk_region_blake3
     );
 }
+
+#[test]
+fn verifying_a_volume_with_a_key_checks_its_signature_too() {
+    let data = content(30_000);
+    let genuine = signed(1, &data);
+    let report = opener()
+        .verify_volume(genuine[0].as_slice())
+        .expect("intact");
+    assert_eq!(
+        report.signature,
+        SignatureStatus::Checked {
+            signer: trusted(),
+            principals: None
+        }
+    );
+    let unchecked = Opener::new().identity(identity());
+    assert!(matches!(
+        unchecked
+            .verify_volume(genuine[0].as_slice())
+            .expect("intact")
+            .signature,
+        SignatureStatus::NotChecked { .. }
+    ));
+    // A co-recipient's chunk authenticates under the file key, but does not
+    // match the signed table.
+    let forgery = seal(&sealer(1), &vec![0xAA; 30_000]);
+    let mut volume = genuine[0].clone();
+    volume[chunk_range(3)].copy_from_slice(&forgery[0][chunk_range(3)]);
+    assert!(unchecked.verify_volume(volume.as_slice()).is_ok());
+    assert!(matches!(
+        opener().verify_volume(volume.as_slice()),
+        Err(Error::DigestMismatch { chunk: Some(3), .. })
+    ));
+    let scanned = opener().scan_volume(volume.as_slice()).expect("scan");
+    assert_eq!(scanned.damage.iter().count(), 1);
+    let mallory = Opener::new()
+        .identity(identity())
+        .require_signer(*SigningKey::from_seed([9; 32]).public());
+    assert!(matches!(
+        mallory.verify_volume(genuine[0].as_slice()),
+        Err(Error::WrongSigner { .. })
+    ));
+}

@@ -54,7 +54,7 @@ DEFAULT_DIR = os.path.normpath(os.path.join(HERE, "..", "vectors"))
 # §10.1 field names. `what` comes last and may hold spaces; splitting at the
 # next ` <known field>=` also reads it correctly.
 FIELDS = ("input", "volume", "chunk", "offset", "length", "version", "first",
-          "second", "found", "limit", "what", "stanza_types", "path", "other")
+          "second", "found", "limit", "what", "stanza_types", "path", "other", "signer", "signers")
 _FIELD_SPLIT = re.compile(r" (?=(?:%s)=)" % "|".join(FIELDS))
 
 
@@ -140,6 +140,35 @@ def keyless_check(paths: list[str]) -> list:
     return out
 
 
+def signed_check(paths: list[str], signers: list[bytes], expect: str,
+                 signed_by: str | None) -> str:
+    """§7.7 with trusted signers, of the whole set: each volume's signatures
+    and statement (re-encoded from the volume's own bytes and compared),
+    SSHSIG by `cryptography`'s Ed25519, h_v, T and R_v by blake3_tree; the
+    outcome must be the case's (the keyless check has no MAC step to fail
+    first in these cases)."""
+    srcs = [kd.Source(open(p, "rb").read()) for p in paths]
+    hdrs = [kd.read_header(s, i + 1) for i, s in enumerate(srcs)]
+    n = max(h.v for h in hdrs)
+    try:
+        by = None
+        for i, (s, h) in enumerate(zip(srcs, hdrs)):
+            t = kd.read_trailer(s, h, i + 1) if h.trailers else None
+            place = "last" if h.v == n else "not-last"
+            blob = kd.check_signatures(s, h, t, signers, place, i + 1)
+            by = by or blob
+    except kd.KuvertError as e:
+        check(expect.startswith("error "), f"signed check: {e}, but the case opens")
+        variant, fields = parse_expected_error(expect[len("error "):])
+        got = rendered_fields(e)
+        check(e.variant == variant and got == fields,
+              f"signed check: expected {variant} {fields}, got {e.variant} {got}")
+        return f"; keyless signed check refuses: {e.render()}"
+    check(expect == "plaintext", f"signed check passed, expected {expect}")
+    check(kd.fingerprint(by) == signed_by, f"signed by {kd.fingerprint(by)}, meta says {signed_by}")
+    return f"; signatures verify (signed by {signed_by})"
+
+
 def rendered_fields(e: kd.KuvertError) -> dict[str, str]:
     return {k: (",".join(v) if isinstance(v, (list, tuple)) else str(v))
             for k, v in e.fields.items()}
@@ -206,17 +235,19 @@ def run_case(d: str) -> tuple[str, list[str]]:
     known = {"description", "identity", "passphrase", "volumes", "expect",
              "payload-kind", "plaintext-length", "plaintext-sha256", "archive",
              "manifest-label", "manifest-created", "manifest-note-sha256", "padding",
-             "keyless"}
+             "keyless", "signer", "signed-by"}
     check(set(keys) <= known, f"unknown meta keys {sorted(set(keys) - known)}")
     for k in keys:
-        check(k == "identity" or keys.count(k) == 1, f"meta key {k} repeats")
+        check(k in ("identity", "signer") or keys.count(k) == 1, f"meta key {k} repeats")
     check("volumes" in one and "expect" in one, "meta lacks volumes or expect")
     ids = [kd.parse_identity(v) for k, v in meta if k == "identity"]
     pw = one["passphrase"].encode("utf-8") if "passphrase" in one else None
     names = one["volumes"].split(" ")
     paths = [os.path.join(d, n) for n in names]
     expect = one["expect"]
+    signers = [kd.parse_signer(v) for k, v in meta if k == "signer"]
     keyless = keyless_check(paths)
+    signed_note = signed_check(paths, signers, expect, one.get("signed-by")) if signers else ""
 
     if one.get("keyless") == "yes":
         # §7.7: the operation is the keyless check of every volume, in order.
@@ -246,7 +277,7 @@ def run_case(d: str) -> tuple[str, list[str]]:
         check((want_archive is not None) == (want_kind == "archive"),
               "`archive` must be given exactly for archive-kind cases")
         try:
-            s = kd.open_set(paths, ids, pw)
+            s = kd.open_set(paths, ids, pw, signers=signers)
             check(s.kind == want_kind, f"payload kind {s.kind}, want {want_kind}")
             check(s.length == want_len, f"authenticated length {s.length}, want {want_len}")
             got = s.read_all()
@@ -300,7 +331,7 @@ def run_case(d: str) -> tuple[str, list[str]]:
         s.close()
         if arc is None:
             return (f"plaintext {want_len} bytes, stream, {s.volumes} volume(s)"
-                    f"{digests_note}"), []
+                    f"{digests_note}{signed_note}"), []
         lines = check_archive_against_tar(got, arc)
         rules = check_archive_expectation(got, want_archive)
         return (f"plaintext {want_len} bytes, archive: TAR {arc.tar_length} bytes, "
@@ -311,7 +342,7 @@ def run_case(d: str) -> tuple[str, list[str]]:
     variant, fields = parse_expected_error(expect[len("error "):])
     released = 0
     try:
-        s = kd.open_set(paths, ids, pw)
+        s = kd.open_set(paths, ids, pw, signers=signers)
         for pt in s.chunks():
             released += len(pt)
         s.close()

@@ -28,6 +28,7 @@ variant name (§7.6) and whose `fields` are rendered as in §10.1.
 from __future__ import annotations
 
 import argparse
+import base64
 import hashlib
 import hmac
 import os
@@ -477,6 +478,7 @@ class Header:
     volume_flags: int
     extensions: list[tuple[int, bytes]]
     raw: bytes = field(repr=False)      # header[0, L)
+    signers: list = field(default_factory=list)   # §3.2 signer block blobs, in order
 
     @property
     def C(self) -> int:
@@ -696,7 +698,7 @@ def read_header(src, inp: int = 1) -> Header:
     return Header(input=inp, volume_length=n, version=version, L=L, H=H,
                   set_flags=set_flags, sid=sid, c=c, K=K, stanzas=stanzas,
                   S=S, v=v, volume_flags=volume_flags, extensions=extensions,
-                  raw=raw)
+                  raw=raw, signers=signers)
 
 
 # ---------------------------------------------------------------------------
@@ -709,6 +711,8 @@ class Trailer:
     k: int              # chunks in the volume
     header_digest: bytes
     entries_at: int     # offset of table entry 0
+    statement: tuple | None = None   # (offset, length) of the 0x8002 body, signed sets
+    signatures: list = field(default_factory=list)  # (offset, length) of each 0x8003 body
 
 
 class _Prefix(Source):
@@ -805,14 +809,163 @@ def read_trailer(src: Source, h: Header, volume: int) -> Trailer:
                             entries_at=T0 + body + 40)
         elif table is None or kind == TABLE_RECORD:
             raise bad(T0 + at, "table not first, or twice")
-        elif kind in (STATEMENT_RECORD, SIGNATURE_RECORD):
+        elif kind in (STATEMENT_RECORD, SIGNATURE_RECORD) and not h.signers:
             raise bad(T0 + at, "signature record in an unsigned set")
+        elif kind == STATEMENT_RECORD:
+            if table.statement is not None or at != TRAILER_HEAD + 8 + 40 + 32 * k or ln > 1024:
+                raise bad(T0 + at, "statement out of place, repeated or too long")
+            table.statement = (T0 + body, ln)
+        elif kind == SIGNATURE_RECORD:
+            if table.statement is None or len(table.signatures) >= len(h.signers) or ln > 1024:
+                raise bad(T0 + at, "signature out of place, extra or too long")
+            table.signatures.append((T0 + body, ln))
         elif kind & 0x8000:
             raise bad(T0 + at, "unknown critical record")
         at = body + ln
     if table is None:
         raise bad(T0 + TRAILER_HEAD, "no table")
     return table
+
+
+# ---------------------------------------------------------------------------
+# §14 statements and signatures, §7.2 step 4b
+# ---------------------------------------------------------------------------
+
+def fingerprint(blob: bytes) -> str:
+    """§4.5: `SHA256:` and unpadded base64 of SHA-256 over the key blob."""
+    return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+
+
+def parse_signer(s: str) -> bytes:
+    """A `kuvertsign1…` key (§4.5): its 51-byte blob."""
+    hrp, data = bech32_decode(s.strip().lower())
+    if hrp != "kuvertsign":
+        raise ValueError("not a kuvertsign1 key")
+    a = _from5(data)
+    if len(a) != 32 or not ed25519_point_ok(a):
+        raise ValueError("not a canonical ed25519 point of large order")
+    return ED25519_BLOB_PREFIX + a
+
+
+def encode_statement(sid, v, g0, k, C, H, hv, E, T, last, R) -> bytes:
+    """§14.1, exactly; `last` is (n, g_f) or None."""
+    lines = ["# kuvert volume statement 1", f"# set {sid.hex()}", f"# volume {v}",
+             f"# chunks {g0} {k} {C}", f"# header {H} blake3 {hv.hex()}", f"# length {E}",
+             f"# table blake3 {T.hex()}"]
+    if last is not None:
+        lines.append(f"# last volume {last[0]} final chunk {last[1]}")
+    lines.append(f"{R.hex()}  -")
+    return ("\n".join(lines) + "\n").encode("ascii")
+
+
+def _ssh_string(b: bytes) -> bytes:
+    return len(b).to_bytes(4, "big") + b
+
+
+SSHSIG_BEGIN = b"-----BEGIN SSH SIGNATURE-----\n"
+SSHSIG_END = b"-----END SSH SIGNATURE-----\n"
+
+
+def sshsig_armor(blob: bytes) -> bytes:
+    text = base64.b64encode(blob)
+    return SSHSIG_BEGIN + b"".join(text[i:i + 70] + b"\n" for i in range(0, len(text), 70)) + SSHSIG_END
+
+
+def sshsig_check(armored: bytes, message: bytes, signer_blob: bytes) -> str | None:
+    """§14.2: None if `armored` is a valid signature by `signer_blob` over
+    `message`, else why not. Ed25519 by the `cryptography` package."""
+    if len(armored) > 1024 or not armored.startswith(SSHSIG_BEGIN) or not armored.endswith(SSHSIG_END):
+        return "armor"
+    try:
+        blob = base64.b64decode(armored[len(SSHSIG_BEGIN):-len(SSHSIG_END)].replace(b"\n", b""),
+                                validate=True)
+    except ValueError:
+        return "armor"
+    if sshsig_armor(blob) != armored:
+        return "armor"
+    pos = 0
+
+    def take(n):
+        nonlocal pos
+        if pos + n > len(blob):
+            raise ValueError("truncated")
+        out = blob[pos:pos + n]
+        pos += n
+        return out
+
+    def string():
+        return take(int.from_bytes(take(4), "big"))
+    try:
+        if take(6) != b"SSHSIG" or int.from_bytes(take(4), "big") != 1:
+            return "magic or version"
+        public, ns, reserved, hash_alg, sig_field = string(), string(), string(), string(), string()
+    except ValueError:
+        return "truncated"
+    if pos != len(blob):
+        return "trailing bytes"
+    if ns != b"kuvert" or reserved or hash_alg != b"sha512":
+        return "namespace, reserved or hash"
+    if not sig_field.startswith(_ssh_string(b"ssh-ed25519")):
+        return "signature type"
+    sig = sig_field[15:]
+    if len(sig) != 68 or int.from_bytes(sig[:4], "big") != 64:
+        return "signature length"
+    if public != signer_blob:
+        return "another key"
+    signed = (b"SSHSIG" + _ssh_string(b"kuvert") + _ssh_string(b"") + _ssh_string(b"sha512")
+              + _ssh_string(hashlib.sha512(message).digest()))
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    try:
+        Ed25519PublicKey.from_public_bytes(signer_blob[19:]).verify(sig[4:], signed)
+    except InvalidSignature:
+        return "does not verify"
+    return None
+
+
+def check_signatures(src: Source, h: Header, t: Trailer | None, trusted: list,
+                     position: str, volume: int) -> bytes:
+    """§7.2 step 4b for one volume (`position`: "last", "not-last" or
+    "unknown"); returns the blob of the first trusted signer."""
+    if not h.signers or t is None:
+        raise KuvertError("Unsigned", volume=volume)
+    mine = [b for b in h.signers if b in trusted]
+    if not mine:
+        raise KuvertError("WrongSigner", volume=volume,
+                          signers=[fingerprint(b) for b in h.signers])
+    first = mine[0]
+
+    def bad(blob, why):
+        return KuvertError("BadSignature", why, volume=volume, signer=fingerprint(blob))
+    if t.statement is None:
+        raise bad(first, "no statement")
+    stored = src.read_at(*t.statement)
+    for i, blob in enumerate(h.signers):
+        if i >= len(t.signatures):
+            raise bad(blob, "no signature")
+        why = sshsig_check(src.read_at(*t.signatures[i]), stored, blob)
+        if why:
+            raise bad(blob, why)
+    C, H = h.C, h.H
+    entries = src.read_at(t.entries_at, 32 * t.k)
+    cvs = [entries[32 * j:32 * j + 32] for j in range(t.k)]
+    T = blake3_tree.blake3(t.k.to_bytes(8, "big") + t.header_digest + entries)
+    R = blake3_tree.root_from_cvs(cvs, t.E - H, C)
+    if R is None:
+        R = blake3_tree.blake3(src.read_at(H, t.E - H))
+    g0 = (h.v - 1) * h.K
+    fields = (h.sid, h.v, g0, t.k, C, H, blake3_tree.blake3(src.read_at(0, H)), t.E, T)
+    as_last = encode_statement(*fields, (h.v, g0 + t.k - 1), R)
+    not_last = encode_statement(*fields, None, R)
+    if stored == as_last:
+        if position == "not-last":
+            raise bad(first, "a last-volume statement before the last volume")
+    elif stored == not_last:
+        if position == "last":
+            raise KuvertError("VolumeMissing", "sealed with more volumes", volume=h.v + 1)
+    else:
+        raise bad(first, "the statement does not describe this volume")
+    return first
 
 
 def with_trailer(src: Source, h: Header, volume: int) -> Source:
@@ -1187,14 +1340,15 @@ MAX_CANDIDATES = 3
 
 
 def open_set(volumes, identities=(), passphrase=None,
-             caps: Caps = DEFAULT_CAPS) -> KuvertSet:
-    """§7.2. `volumes`: paths, bytes or Source objects, in input order."""
+             caps: Caps = DEFAULT_CAPS, signers=()) -> KuvertSet:
+    """§7.2. `volumes`: paths, bytes or Source objects, in input order;
+    `signers`: the signer-key blobs required (§7.2 step 4b), if any."""
     # 1.
     if not volumes:
         raise KuvertError("NoVolumes")
     srcs = [_source(x) for x in volumes]
     try:
-        return _open_set(srcs, identities, passphrase, caps)
+        return _open_set(srcs, identities, passphrase, caps, signers)
     except BaseException:
         for s, x in zip(srcs, volumes):
             if s is not x:
@@ -1202,7 +1356,8 @@ def open_set(volumes, identities=(), passphrase=None,
         raise
 
 
-def _open_set(srcs: list[Source], identities, passphrase, caps: Caps) -> KuvertSet:
+def _open_set(srcs: list[Source], identities, passphrase, caps: Caps,
+              signers=()) -> KuvertSet:
     hdrs = [read_header(s, i + 1) for i, s in enumerate(srcs)]
 
     # 2. find the file key
@@ -1257,6 +1412,11 @@ def _open_set(srcs: list[Source], identities, passphrase, caps: Caps) -> KuvertS
     headers = {v: hdrs[i] for v, i in by_v.items()}
     # 4a. §13.3: each volume's trailer, in volume order; E stands for its length.
     sources = {v: with_trailer(srcs[i], hdrs[i], v) for v, i in by_v.items()}
+    # 4b. with required signers, every volume's signatures, in volume order.
+    if signers:
+        for v, i in by_v.items():
+            t = read_trailer(srcs[i], hdrs[i], v) if hdrs[i].trailers else None
+            check_signatures(srcs[i], hdrs[i], t, list(signers), "last" if v == m else "not-last", v)
 
     # 5. full volumes
     for v in range(1, m):
