@@ -15,7 +15,7 @@ use crate::progress;
 use crate::report::{Fail, Names, Result, hex, json_str, shown};
 use crate::signers::Trusted;
 use crate::size::grouped;
-use crate::volumes::{Volumes, opener, warn_unauthenticated_passphrase};
+use crate::volumes::{Volumes, opener, opener_requiring, warn_unauthenticated_passphrase};
 
 const UNAUTHENTICATED_PASSPHRASE: &str = "a passphrase is mixed with public-key recipients: \
      the set carries no proof that its sender knew the passphrase";
@@ -37,13 +37,10 @@ pub fn verify(args: &VerifyArgs, quiet: bool) -> Result<()> {
         }
         return verify_signed(args, &trusted, quiet);
     }
-    if !trusted.is_empty() {
-        // Who sealed it first, without the key: a set that fails it is not
-        // worth authenticating. Then every chunk with the key.
-        verify_signed(args, &trusted, quiet)?;
-    }
     let volumes = Volumes::open(&args.volumes)?;
-    let (opener, unauthenticated) = opener(&args.keys, &volumes)?;
+    // With --signer the library checks each volume's signatures before
+    // any chunk, and every chunk against the signed table too.
+    let (opener, unauthenticated) = opener_requiring(&args.keys, &trusted, &volumes)?;
     let paths = volumes.paths.clone();
     let claimed: Vec<Option<u32>> = volumes
         .infos
@@ -62,7 +59,7 @@ pub fn verify(args: &VerifyArgs, quiet: bool) -> Result<()> {
         let names = single_names(&paths[index], claimed[index]);
         let lines = match verifier.scan(source) {
             Ok(report) => {
-                let lines = volume_lines(&path, &report);
+                let lines = volume_lines(&path, &report, &trusted);
                 failed += report.damage.len() + report.damage.unrecorded() as usize;
                 reports.push((index, report));
                 lines
@@ -95,6 +92,15 @@ pub fn verify(args: &VerifyArgs, quiet: bool) -> Result<()> {
     let mut out = io::stdout().lock();
     for line in &set.lines {
         let _ = writeln!(out, "{line}");
+    }
+    if let Some((_, report)) = reports.first()
+        && let kuvert::SignatureStatus::NotChecked { signers } = &report.signature
+    {
+        let _ = writeln!(
+            out,
+            "signed by {} — not checked: pass --signer to check it",
+            crate::signers::fingerprints(signers)
+        );
     }
     let _ = out.flush();
     failed += set.problems;
@@ -339,15 +345,21 @@ fn signed_set_lines(
 }
 
 /// A volume's verdict: intact, or every damaged run on a line of its own.
-fn volume_lines(path: &str, report: &VolumeReport) -> Vec<String> {
+fn volume_lines(path: &str, report: &VolumeReport, trusted: &Trusted) -> Vec<String> {
     if report.damage.is_empty() {
         let last = if report.last_in_set {
             ", last of its set"
         } else {
             ""
         };
+        let signed = match &report.signature {
+            kuvert::SignatureStatus::Checked { signer, .. } => {
+                format!(", signed by {} (checked)", trusted.name(signer))
+            }
+            _ => String::new(),
+        };
         return vec![format!(
-            "{path}: volume {}: intact{last} ({} chunk{}, {} bytes of plaintext)",
+            "{path}: volume {}: intact{last} ({} chunk{}, {} bytes of plaintext){signed}",
             report.volume,
             grouped(report.chunks),
             if report.chunks == 1 { "" } else { "s" },

@@ -648,3 +648,115 @@ fn base64(bytes: &[u8]) -> String {
     }
     out
 }
+
+#[test]
+fn verify_with_a_key_and_signer_checks_both() {
+    let scene = Scene::new();
+    let volumes = scene.seal("p.kuv", &["--sign", "institute.sign"]);
+    let stdout = scene.run_ok(
+        &[
+            &["verify", "-i", "id.txt", "--signer", "allowed_signers"][..],
+            &names(&volumes)[..],
+        ]
+        .concat(),
+    );
+    for volume in &volumes {
+        assert!(
+            stdout
+                .lines()
+                .any(|line| line.starts_with(&format!("{volume}: volume "))
+                    && line.contains(": intact")
+                    && line.ends_with(&format!(
+                        ", signed by {} (institute@example.org) (checked)",
+                        scene.fingerprint
+                    ))),
+            "{stdout}"
+        );
+    }
+    // Without --signer: intact, and who signed it is a claim.
+    let stdout = scene.run_ok(&[&["verify", "-i", "id.txt"][..], &names(&volumes)[..]].concat());
+    assert!(
+        stdout.contains(&format!(
+            "signed by {} — not checked: pass --signer to check it",
+            scene.fingerprint
+        )),
+        "{stdout}"
+    );
+    scene
+        .cmd()
+        .args(["verify", "-i", "id.txt", "--signer", &scene.other])
+        .args(names(&volumes))
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(format!("{}: FAILED", volumes[0])));
+}
+
+#[test]
+fn a_changed_chunk_of_a_signed_volume_is_named_and_nothing_released() {
+    let scene = Scene::new();
+    let volumes = scene.seal("p.kuv", &["--sign", "institute.sign"]);
+    // A byte inside chunk 1 of volume 2 (chunks are 4 KiB after a 2 KiB
+    // header).
+    let path = scene.path(&volumes[1]);
+    let mut bytes = fs::read(&path).expect("read");
+    bytes[2048 + 4096 + 10] ^= 1;
+    fs::write(&path, &bytes).expect("write");
+    let output = scene
+        .cmd()
+        .args(["verify", "--signer", &scene.signer])
+        .args(names(&volumes))
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let failed = stdout
+        .lines()
+        .find(|line| line.starts_with(&format!("{}: FAILED", volumes[1])))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(failed.contains("chunk"), "{failed}");
+    assert!(
+        stdout.contains(&format!("{}: volume 1: signed by", volumes[0])),
+        "{stdout}"
+    );
+    let output = scene
+        .cmd()
+        .args([
+            "open",
+            "-i",
+            "id.txt",
+            "--signer",
+            &scene.signer,
+            "-o",
+            "out.bin",
+        ])
+        .args(names(&volumes))
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    assert!(!scene.path("out.bin").exists());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains(&volumes[1]),
+        "{output:?}"
+    );
+}
+
+#[test]
+fn an_openssh_key_file_signs_and_its_public_line_checks() {
+    let scene = Scene::new();
+    let key = kuvert::SigningKey::from_seed([4; 32]);
+    let file = key
+        .to_openssh_private_key("office@example.org")
+        .expect("openssh file");
+    fs::write(scene.path("id_ed25519"), file.as_bytes()).expect("write");
+    let volumes = scene.seal("p.kuv", &["--sign", "id_ed25519"]);
+    scene
+        .cmd()
+        .args(["verify", "--signer", &key.public().to_openssh("office")])
+        .args(names(&volumes))
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(format!(
+            "signed by {} (checked)",
+            key.public().fingerprint()
+        )));
+}

@@ -2,7 +2,8 @@
 //! block after its marker comment, with the system's `ssh-keygen`, `b3sum`
 //! and bash, on every volume of a real signed multi-volume set; then the
 //! same commands on a volume with one chunk byte flipped (`b3sum` fails)
-//! and with another signer's key (`ssh-keygen` fails). Skipped, with a
+//! and with another signer's key (`ssh-keygen` fails); and `seal
+//! --sign-agent` with a key in a real `ssh-agent`. Skipped, with a
 //! note, where a tool is absent, unless `KUVERT_REQUIRE_STOCK_TOOLS` is set
 //! (CI sets it).
 
@@ -183,4 +184,102 @@ fn the_readme_stock_tool_commands_check_every_volume_and_catch_changes() {
             || String::from_utf8_lossy(&out.stderr).contains("Could not verify signature"),
         "{out:?}"
     );
+}
+
+/// A real `ssh-agent -D -a SOCK`, stopped by its pid on drop.
+#[cfg(unix)]
+struct Agent {
+    child: std::process::Child,
+    socket: std::path::PathBuf,
+}
+
+#[cfg(unix)]
+impl Agent {
+    fn start(dir: &Path) -> Agent {
+        let socket = dir.join("agent.sock");
+        let child = Command::new("ssh-agent")
+            .arg("-D")
+            .arg("-a")
+            .arg(&socket)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start ssh-agent");
+        let agent = Agent { child, socket };
+        for _ in 0..200 {
+            if agent.socket.exists() {
+                return agent;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        panic!("ssh-agent made no socket in 2 s");
+    }
+}
+
+#[cfg(unix)]
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[cfg(unix)]
+#[test]
+fn seal_signs_with_a_key_held_by_ssh_agent() {
+    if !have("ssh-agent", "-h") || !have("ssh-add", "-h") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = dir.path();
+    let agent = Agent::start(dir);
+    let key = kuvert::SigningKey::from_seed([6; 32]);
+    let file = key
+        .to_openssh_private_key("office@example.org")
+        .expect("openssh file");
+    fs::write(dir.join("k"), file.as_bytes()).expect("write");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(dir.join("k"), fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+    let added = Command::new("ssh-add")
+        .arg(dir.join("k"))
+        .env("SSH_AUTH_SOCK", &agent.socket)
+        .output()
+        .expect("run ssh-add");
+    assert!(added.status.success(), "{added:?}");
+    kuvert(dir, &["keygen", "-o", "id.txt"]);
+    let recipient =
+        String::from_utf8(kuvert(dir, &["keygen", "-y", "id.txt"]).stdout).expect("utf-8");
+    fs::write(dir.join("data.bin"), pseudo_random(20_000, 3)).expect("write");
+    let fingerprint = key.public().fingerprint();
+    let public = key.public().to_string();
+    for (out, name) in [("a.kuv", fingerprint.as_str()), ("b.kuv", public.as_str())] {
+        let sealed = Command::new(assert_cmd::cargo::cargo_bin!("kuvert"))
+            .args(["seal", "-q", "-r", recipient.trim(), "--sign-agent", name])
+            .args(["-o", out, "data.bin"])
+            .current_dir(dir)
+            .env("SSH_AUTH_SOCK", &agent.socket)
+            .output()
+            .expect("run kuvert");
+        assert!(sealed.status.success(), "{sealed:?}");
+        let verified = kuvert(dir, &["verify", "--signer", &public, out]);
+        assert!(
+            String::from_utf8_lossy(&verified.stdout)
+                .contains(&format!("signed by {fingerprint} (checked)")),
+            "{verified:?}"
+        );
+    }
+    // A key the agent does not hold is refused before sealing.
+    let other = kuvert::SigningKey::from_seed([7; 32]);
+    let refused = Command::new(assert_cmd::cargo::cargo_bin!("kuvert"))
+        .args(["seal", "-r", recipient.trim(), "--sign-agent"])
+        .arg(other.public().to_string())
+        .args(["-o", "c.kuv", "data.bin"])
+        .current_dir(dir)
+        .env("SSH_AUTH_SOCK", &agent.socket)
+        .output()
+        .expect("run kuvert");
+    assert_eq!(refused.status.code(), Some(1), "{refused:?}");
+    assert!(!dir.join("c.kuv").exists());
 }
