@@ -178,14 +178,20 @@ step "data office: a key of its own, to check discs with"
 run 'kuvert keygen -o office.key'
 run 'kuvert keygen -y office.key > office.pub'
 
+# A signing key, so that the recipient (or a courier, without any key) can
+# tell who sealed the parcel; its public part goes to the recipient.
+step "data office: a signing key, to prove who sealed the parcel"
+run 'kuvert keygen --sign -o office.sign'
+run 'kuvert keygen -y office.sign > office.sign.pub'
+
 step "data office: the extract (synthetic, $(grouped "$records") people)"
 run "parcel --extract-to extract --records $records"
 extract_files=(extract/README.txt extract/register/*.csv)
 extract_bytes=$(bytes "${extract_files[@]}")
 
-step "data office: seal onto $volume_size volumes"
+step "data office: seal and sign onto $volume_size volumes"
 mkdir parcel
-run "kuvert seal -R recipient.pub -R office.pub --volume-size $(printf %q "$volume_size") -o parcel/register.kuv extract/*"
+run "kuvert seal -R recipient.pub -R office.pub --sign office.sign --volume-size $(printf %q "$volume_size") -o parcel/register.kuv extract/*"
 seal_took=$took
 volumes=(parcel/*.kuv)
 volume_count=${#volumes[@]}
@@ -211,6 +217,12 @@ step "recipient: verify the whole set (discs in shuffled order)"
 run "kuvert verify -i recipient.key ${shuffled% }"
 verify_took=$took
 
+# Anyone with the office's public signing key can check this, with no
+# decryption key: every signature and every chunk digest.
+step "recipient: who sealed it, checked without any key"
+run "kuvert verify --signer office.sign.pub ${shuffled% }"
+signed_took=$took
+
 step "recipient: list, extract one entry, open everything"
 run "kuvert list --long -i recipient.key ${shuffled% }"
 list_took=$took
@@ -221,7 +233,7 @@ run "kuvert open -i recipient.key --entry register/persons.csv -o one/ ${shuffle
 entry_took=$took
 entry_bytes=$(bytes extract/register/persons.csv)
 run 'cmp extract/register/persons.csv one/register/persons.csv'
-run "kuvert open -i recipient.key -o received/ ${reversed% }"
+run "kuvert open -i recipient.key --signer office.sign.pub -o received/ ${reversed% }"
 open_took=$took
 run 'diff -rq extract received'
 # Without -o, an archive goes into a new directory named after the set.
@@ -241,7 +253,9 @@ printf '%-30s %7s s  %5s MB/s of volumes\n' "verify each volume alone" "$verify_
     "$(mbps "$sealed_bytes" "$verify_alone_took")"
 printf '%-30s %7s s  %5s MB/s of volumes\n' "verify the set" "$verify_took" \
     "$(mbps "$sealed_bytes" "$verify_took")"
-printf '%-30s %7s s  %5s MB/s of extract\n' "open everything" "$open_took" "$(mbps "$extract_bytes" "$open_took")"
+printf '%-30s %7s s  %5s MB/s of volumes\n' "verify the signature, no key" "$signed_took" \
+    "$(mbps "$sealed_bytes" "$signed_took")"
+printf '%-30s %7s s  %5s MB/s of extract\n' "open everything (--signer)" "$open_took" "$(mbps "$extract_bytes" "$open_took")"
 printf '%-30s %7s s  %5s%% of opening everything\n' "list --long" "$list_took" \
     "$(percent "$list_took" "$open_took")"
 printf '%-30s %7s s  %5s%% of opening everything\n' "open --entry README.txt" "$small_took" \
