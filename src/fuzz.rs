@@ -28,12 +28,27 @@ pub fn header(data: &[u8]) {
     let _ = inspect(data);
 }
 
+/// Seed of the signing key the trailer target trusts; the signed seed
+/// corpus file is signed by it.
+pub const SIGNER_SEED: [u8; 32] = [11; 32];
+
 /// Checks `data` as one volume without a key (SPEC.md §7.7: header,
-/// trailer, every digest), reads it whole through a
+/// trailer, every digest; with the fixed trusted signer, signatures and
+/// statement too), reads it whole through a
 /// [`DigestCheckedSource`](crate::DigestCheckedSource), and opens it
-/// through that source with the fixed identity.
+/// through that source with the fixed identity, and with the signer
+/// required.
 pub fn trailer(data: &[u8]) {
     let _ = crate::scan_digests(data, 1);
+    let signer = *crate::SigningKey::from_seed(SIGNER_SEED).public();
+    let _ = crate::verify_signed_volume(data, &signer.into(), 1);
+    let required = Opener::new()
+        .identity(X25519Identity::from_bytes(IDENTITY))
+        .require_signer(signer)
+        .threads(1);
+    if let Ok(mut reader) = required.open(vec![data]) {
+        let _ = reader.copy_to(&mut std::io::sink(), u64::MAX);
+    }
     if let Ok(checked) = crate::DigestCheckedSource::new(data) {
         let mut all = vec![0u8; data.len()];
         let _ = crate::VolumeSource::read_exact_at(&checked, &mut all, 0);

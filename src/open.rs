@@ -711,6 +711,9 @@ impl<S: VolumeSource> OpenReader<S> {
     pub(crate) fn damage_of(&self, err: &Error) -> Option<Damage> {
         let chunk = match err {
             Error::Unauthenticated { chunk, .. } | Error::MalformedChunk { chunk, .. } => *chunk,
+            Error::DigestMismatch {
+                chunk: Some(chunk), ..
+            } => *chunk,
             Error::Read { at, .. } => at.chunk?,
             _ => return None,
         };
