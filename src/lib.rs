@@ -187,6 +187,7 @@ pub mod archive;
 mod chunk_digest;
 mod damage;
 mod digest_checked_source;
+mod erasure_map;
 mod error;
 mod escape;
 mod format;
@@ -203,6 +204,7 @@ mod pipeline;
 #[cfg_attr(docsrs, doc(cfg(feature = "plugins")))]
 pub mod plugin;
 mod rand;
+mod retrying_source;
 mod seal;
 pub mod sign;
 mod stream;
@@ -216,6 +218,7 @@ mod volumes;
 pub use chunk_digest::root_from_table;
 pub use damage::{Damage, DamageKind, DamageMap};
 pub use digest_checked_source::DigestCheckedSource;
+pub use erasure_map::ErasureMap;
 pub use error::{
     Error, KeyError, Location, MixError, OptionError, PluginFailure, TrailerError, Volume,
 };
@@ -233,6 +236,7 @@ pub use manifest::{MAX_LABEL_LEN, MAX_MANIFEST_LEN, MAX_NOTE_LEN, Manifest, Padd
 pub use open::{OpenReader, Opener};
 #[cfg(feature = "plugins")]
 pub use plugin::{PluginIdentity, PluginOptions, PluginRecipient, PluginUi};
+pub use retrying_source::{Erasures, ReadPolicy, RetryingSource, is_unreadable};
 pub use seal::{Plan, SealWriter, Sealer};
 pub use sign::{SignerKey, SigningKey, VolumeSigner};
 pub use survey::SetSurvey;

@@ -177,6 +177,7 @@ impl Opener {
                 chunks: chunk..end_chunk,
                 bytes: offset..end_byte,
                 plaintext,
+                unreadable: None,
             }
         };
         // Bytes that hold no chunk, from `offset` to the volume's end.
@@ -188,6 +189,7 @@ impl Opener {
                 chunks: chunk..chunk,
                 bytes: offset..len,
                 plaintext: at,
+                unreadable: None,
             }
         };
         let mut map = DamageMap::new();
