@@ -210,7 +210,7 @@ pub struct SealArgs {
 
     /// Split into volumes of at most SIZE bytes: a number with K, M or G
     /// (powers of 1024; B or iB may follow, any case), or a preset: cd, dvd,
-    /// dvd-dl, bd, bd-dl, fat32. Volumes are STEM.001.kuv, STEM.002.kuv, …
+    /// dvd-dl, bd, bd-nodm, bd-dl, bd-dl-nodm, fat32. Volumes are STEM.001.kuv, STEM.002.kuv, …
     /// for -o STEM.kuv (one volume keeps the name given).
     #[arg(long, value_name = "SIZE", value_parser = size::volume_size)]
     pub volume_size: Option<u64>,
