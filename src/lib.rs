@@ -187,6 +187,7 @@ pub mod archive;
 mod chunk_digest;
 mod damage;
 mod digest_checked_source;
+mod disc_scan;
 mod erasure_map;
 mod error;
 mod escape;
@@ -218,6 +219,10 @@ mod volumes;
 pub use chunk_digest::root_from_table;
 pub use damage::{Damage, DamageKind, DamageMap};
 pub use digest_checked_source::DigestCheckedSource;
+pub use disc_scan::{
+    DiscScan, FoundVolume, MAX_DISC_VOLUMES, OffsetSource, find_volumes, find_volumes_with,
+    is_raw_disc,
+};
 pub use erasure_map::ErasureMap;
 pub use error::{
     Error, KeyError, Location, MixError, OptionError, PluginFailure, TrailerError, Volume,
