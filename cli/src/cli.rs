@@ -327,7 +327,8 @@ pub struct OpenArgs {
     #[arg(long, conflicts_with = "tar")]
     pub preserve_permissions: bool,
 
-    /// The volumes of the set, in any order.
+    /// The volumes of the set, in any order. A disc image or device
+    /// (disc.iso, /dev/sr0) is scanned for the volumes on it.
     #[arg(value_name = "VOLUME", required = true)]
     pub volumes: Vec<PathBuf>,
 }
@@ -345,7 +346,8 @@ pub struct ListArgs {
     #[arg(long, conflicts_with = "long")]
     pub json: bool,
 
-    /// The volumes of the set, in any order.
+    /// The volumes of the set, in any order. A disc image or device
+    /// (disc.iso, /dev/sr0) is scanned for the volumes on it.
     #[arg(value_name = "VOLUME", required = true)]
     pub volumes: Vec<PathBuf>,
 }
@@ -362,7 +364,8 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub allow_incomplete: bool,
 
-    /// Volumes to verify, in any order.
+    /// Volumes to verify, in any order. A disc image or device (disc.iso,
+    /// /dev/sr0) is scanned for the volumes on it.
     #[arg(value_name = "VOLUME", required = true)]
     pub volumes: Vec<PathBuf>,
 }
