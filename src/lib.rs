@@ -27,6 +27,8 @@
 //! | tell whether a set resists a quantum computer, keyless | [`VolumeInfo::post_quantum`] |
 //! | write volumes to files, memory, a `Write` | [`FileSink`], [`MemorySink`], [`WriteSink`] |
 //! | read volumes from files or memory      | [`FileSource`], `Vec<u8>`, `Bytes`, `&[u8]` |
+//! | read through unreadable sectors (EIO)  | [`RetryingSource`] ([`ReadPolicy`]) → [`ErasureMap`] |
+//! | find volumes on a disc image or device | [`find_volumes`] → [`FoundVolume`] → [`OffsetSource`] |
 //! | print a name a sender chose            | [`escape_name`]                            |
 //! | make or read a signing key             | [`SigningKey`], [`SignerKey`] (`kuvertsign1…`, `ssh-ed25519 …`) |
 //! | sign or check a statement (SSHSIG)     | [`sign::sshsig`], [`sign::statement`]      |
