@@ -49,6 +49,20 @@ impl ReadPolicy {
     };
 }
 
+impl ReadPolicy {
+    /// The policy for an optical disc of `len` bytes, by its size class:
+    /// up to 1 GiB a CD ([`SECTORS`](Self::SECTORS)), up to 9 GB a DVD
+    /// ([`DVD`](Self::DVD)), beyond a BD ([`BD`](Self::BD)). For a drive;
+    /// an image file fails (if at all) by sectors.
+    pub fn for_disc_len(len: u64) -> ReadPolicy {
+        match len {
+            0..=0x4000_0000 => ReadPolicy::SECTORS,
+            0x4000_0001..=9_000_000_000 => ReadPolicy::DVD,
+            _ => ReadPolicy::BD,
+        }
+    }
+}
+
 impl Default for ReadPolicy {
     fn default() -> Self {
         ReadPolicy::SECTORS
@@ -349,6 +363,15 @@ mod tests {
                 .load(std::sync::atomic::Ordering::Relaxed),
             1 + 6
         );
+    }
+
+    #[test]
+    fn disc_sizes_pick_their_failure_unit() {
+        let presets = |name| crate::media::preset(name).expect("preset").capacity;
+        assert_eq!(ReadPolicy::for_disc_len(presets("cd")), ReadPolicy::SECTORS);
+        assert_eq!(ReadPolicy::for_disc_len(presets("dvd")), ReadPolicy::DVD);
+        assert_eq!(ReadPolicy::for_disc_len(presets("dvd-dl")), ReadPolicy::DVD);
+        assert_eq!(ReadPolicy::for_disc_len(presets("bd")), ReadPolicy::BD);
     }
 
     #[test]

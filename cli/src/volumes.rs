@@ -100,7 +100,12 @@ impl Volumes {
     /// Every volume found on a disc image or device: not a volume itself
     /// (no MAGIC at byte 0) but whole sectors, scanned for volumes.
     fn push_disc(&mut self, path: &Path, disc: FileSource) -> Result<()> {
-        let scan = kuvert::find_volumes(&disc)
+        // A drive fails whole ECC blocks or clusters; an image, sectors.
+        let policy = match (is_block_device(path), disc.size()) {
+            (true, Ok(len)) => kuvert::ReadPolicy::for_disc_len(len),
+            _ => kuvert::ReadPolicy::SECTORS,
+        };
+        let scan = kuvert::find_volumes_with(&disc, policy)
             .map_err(|err| Fail::data(format!("cannot scan {}: {err}", shown(path))))?;
         if scan.volumes.is_empty() {
             return Err(Fail::data(format!(
@@ -231,6 +236,20 @@ pub fn warn_unauthenticated_passphrase() {
         "kuvert: warning: the set also has public-key recipients, so the passphrase does not \
          prove who sealed it (any recipient could have)"
     );
+}
+
+/// Whether `path` is a block device (a disc drive), not a file.
+fn is_block_device(path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        std::fs::metadata(path).is_ok_and(|m| m.file_type().is_block_device())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        false
+    }
 }
 
 /// `cannot open parcel.kuv: …` for a failed [`FileSource::open`].
