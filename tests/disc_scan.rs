@@ -2,7 +2,8 @@
 //! around them, with a header or an end sector lost, with unreadable
 //! sectors, and inside a real ISO 9660 image built by `xorriso` whose
 //! directory sectors are zeroed. Each found volume opens byte-identical.
-//! The xorriso test is skipped, with a note, where `xorriso` is absent,
+//! And every disc preset fits its medium as an xorriso image. The xorriso
+//! tests are skipped, with a note, where `xorriso` is absent,
 //! unless `KUVERT_REQUIRE_STOCK_TOOLS` is set (CI sets it).
 
 mod common;
@@ -220,4 +221,44 @@ fn a_volume_in_an_xorriso_image_is_found_after_its_directory_is_zeroed() {
     view.read_exact_at(&mut copy, 0).expect("read");
     assert!(copy == volume, "byte-identical");
     assert_eq!(open_found(&key, &disc, &scan.volumes), content);
+}
+
+/// Every disc preset's volume, as the one file of an image `xorriso`
+/// builds with `-iso-level 3 -J -R` (the README's commands), fits its
+/// medium: `-print-size` gives the image's sectors without writing it, and
+/// the volume is a sparse file of the preset's size.
+#[test]
+fn every_disc_preset_fits_its_medium_as_an_xorriso_image() {
+    if !have_xorriso() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("v.kuv");
+    for preset in kuvert::media::PRESETS {
+        if preset.name == "fat32" {
+            continue;
+        }
+        fs::File::create(&path)
+            .and_then(|file| file.set_len(preset.volume_size))
+            .expect("sparse volume");
+        let output = Command::new("xorriso")
+            .args(["-as", "mkisofs", "-iso-level", "3", "-J", "-R", "-quiet"])
+            .arg("-print-size")
+            .arg(&path)
+            .output()
+            .expect("run xorriso");
+        assert!(output.status.success(), "{}", preset.name);
+        let stdout = String::from_utf8(output.stdout).expect("utf-8");
+        let sectors: u64 = stdout
+            .lines()
+            .last()
+            .and_then(|line| line.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{}: no size in {stdout:?}", preset.name));
+        assert!(
+            sectors * SECTOR <= preset.capacity,
+            "{}: an image of {sectors} sectors exceeds the medium ({} bytes)",
+            preset.name,
+            preset.capacity
+        );
+    }
 }
