@@ -407,6 +407,36 @@ mod tests {
     }
 
     #[test]
+    fn trailer_sectors_with_any_lengths_find_nothing_impossible() {
+        let extremes = [
+            0u64,
+            1,
+            2047,
+            2048,
+            4096,
+            u64::MAX / 2,
+            u64::MAX - 2047,
+            u64::MAX,
+        ];
+        for &e in &extremes {
+            for &m in &extremes {
+                for &b in &[0u64, 2048, u64::MAX] {
+                    let mut disc = vec![0u8; 8 * SECTOR as usize];
+                    let at = 5 * SECTOR as usize;
+                    disc[at..at + 8].copy_from_slice(&TRAILER_MAGIC);
+                    disc[at + 48..at + 56].copy_from_slice(&e.to_be_bytes());
+                    disc[at + 56..at + 64].copy_from_slice(&m.to_be_bytes());
+                    disc[at + 64..at + 72].copy_from_slice(&b.to_be_bytes());
+                    let scan = find_volumes(disc.as_slice()).expect("scan");
+                    for found in scan.volumes {
+                        assert!(found.offset + found.len <= disc.len() as u64, "{e} {m} {b}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
     fn too_many_magics_are_refused() {
         let mut disc = vec![0u8; (MAX_CANDIDATES as u64 + 1) as usize * SECTOR as usize];
         for sector in disc.chunks_mut(SECTOR as usize) {
