@@ -99,7 +99,8 @@ usage: parcel [--records N] [--volume-size SIZE] [--chunk-size SIZE] [--seed N] 
 
   --records N         people in the synthetic extract (default 5282616)
   --volume-size SIZE  largest volume: auto (default), cd (700 MiB), mini-cd (210 MiB),
-                      dvd, dvd-dl, bd, bd-dl, fat32, or a size such as 100M, 650MiB,
+                      dvd, dvd-dl, bd, bd-nodm, bd-dl, bd-dl-nodm, fat32, or a size
+                      such as 100M, 650MiB,
                       734003200
                       (K, M, G are binary, as in 7-Zip's -v)
   --chunk-size SIZE   ciphertext chunk, a power of two from 4K to 16M (default 64K)
@@ -122,8 +123,26 @@ const PRESETS: &[(&str, u64, &str)] = &[
     ("mini-cd", MINI_CD, "210 MiB 8 cm mini-CD"),
     ("dvd", disc_volume(2_295_104), "single-layer DVD"),
     ("dvd-dl", disc_volume(4_171_712), "dual-layer DVD"),
-    ("bd", disc_volume(12_219_392), "single-layer BD"),
-    ("bd-dl", disc_volume(24_438_784), "dual-layer BD"),
+    (
+        "bd",
+        disc_volume(11_826_176),
+        "single-layer BD-R, formatted with defect management",
+    ),
+    (
+        "bd-nodm",
+        disc_volume(12_219_392),
+        "single-layer BD-R, unformatted",
+    ),
+    (
+        "bd-dl",
+        disc_volume(23_652_352),
+        "dual-layer BD-R, formatted with defect management",
+    ),
+    (
+        "bd-dl-nodm",
+        disc_volume(24_438_784),
+        "dual-layer BD-R, unformatted",
+    ),
     ("fat32", 4095 << 20, "FAT32 file"),
 ];
 

@@ -99,6 +99,12 @@ pub struct Damage {
     /// manifest's length R, so there these count from the end of the 4-byte
     /// prefix: R bytes high. Ranges past the content's end are padding.
     pub plaintext: Range<u64>,
+    /// For damage found by reading through unreadable sectors
+    /// ([`RetryingSource`](crate::RetryingSource)): the bytes of `bytes`
+    /// that could not be read, from the first unreadable sector's start to
+    /// the last one's end (the rest was read and is intact or not, as the
+    /// kind says). `None` when the reader did not read around the error.
+    pub unreadable: Option<Range<u64>>,
 }
 
 impl Damage {
@@ -140,7 +146,14 @@ impl fmt::Display for Damage {
         match &self.kind {
             DamageKind::Unauthenticated => write!(f, "failed authentication"),
             DamageKind::DigestMismatch => write!(f, "does not match its trailer digest"),
-            DamageKind::Unreadable { message, .. } => write!(f, "cannot be read: {message}"),
+            DamageKind::Unreadable { message, .. } => match &self.unreadable {
+                Some(lost) => write!(
+                    f,
+                    "cannot be read: {message} (bytes {} to {} lost)",
+                    lost.start, lost.end
+                ),
+                None => write!(f, "cannot be read: {message}"),
+            },
             DamageKind::Missing => write!(f, "{verb}missing"),
             DamageKind::Malformed { reason } => write!(f, "{verb}malformed: {reason}"),
             DamageKind::TrailingData => write!(f, "bytes follow the last chunk"),
@@ -216,6 +229,10 @@ impl DamageMap {
             before.chunks.end = damage.chunks.end;
             before.bytes.end = damage.bytes.end;
             before.plaintext.end = damage.plaintext.end.max(before.plaintext.end);
+            before.unreadable = match (before.unreadable.take(), damage.unreadable) {
+                (Some(a), Some(b)) => Some(a.start.min(b.start)..a.end.max(b.end)),
+                (a, b) => a.or(b),
+            };
             return;
         }
         if self.runs.len() >= Self::MAX_RECORDED {
@@ -291,6 +308,7 @@ impl ChunkPlace {
             chunks: chunk..chunk + 1,
             bytes: offset..offset.saturating_add(self.len),
             plaintext: self.plaintext,
+            unreadable: None,
         })
     }
 }
@@ -372,6 +390,7 @@ mod tests {
             chunks: chunk..chunk + 1,
             bytes: 2048 + chunk * 4096..2048 + (chunk + 1) * 4096,
             plaintext: chunk * 4080..(chunk + 1) * 4080,
+            unreadable: None,
         }
     }
 

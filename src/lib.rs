@@ -27,6 +27,8 @@
 //! | tell whether a set resists a quantum computer, keyless | [`VolumeInfo::post_quantum`] |
 //! | write volumes to files, memory, a `Write` | [`FileSink`], [`MemorySink`], [`WriteSink`] |
 //! | read volumes from files or memory      | [`FileSource`], `Vec<u8>`, `Bytes`, `&[u8]` |
+//! | read through unreadable sectors (EIO)  | [`RetryingSource`] ([`ReadPolicy`]) → [`ErasureMap`] |
+//! | find volumes on a disc image or device | [`find_volumes`] → [`FoundVolume`] → [`OffsetSource`] |
 //! | print a name a sender chose            | [`escape_name`]                            |
 //! | make or read a signing key             | [`SigningKey`], [`SignerKey`] (`kuvertsign1…`, `ssh-ed25519 …`) |
 //! | sign or check a statement (SSHSIG)     | [`sign::sshsig`], [`sign::statement`]      |
@@ -190,6 +192,8 @@ pub mod archive;
 mod chunk_digest;
 mod damage;
 mod digest_checked_source;
+mod disc_scan;
+mod erasure_map;
 mod error;
 mod escape;
 mod format;
@@ -206,6 +210,7 @@ mod pipeline;
 #[cfg_attr(docsrs, doc(cfg(feature = "plugins")))]
 pub mod plugin;
 mod rand;
+mod retrying_source;
 mod seal;
 pub mod sign;
 mod signature_check;
@@ -221,6 +226,11 @@ mod volumes;
 pub use chunk_digest::root_from_table;
 pub use damage::{Damage, DamageKind, DamageMap};
 pub use digest_checked_source::DigestCheckedSource;
+pub use disc_scan::{
+    DiscScan, FoundVolume, MAX_DISC_VOLUMES, OffsetSource, find_volumes, find_volumes_with,
+    is_raw_disc,
+};
+pub use erasure_map::ErasureMap;
 pub use error::{
     Error, KeyError, Location, MixError, OptionError, PluginFailure, TrailerError, Volume,
 };
@@ -238,6 +248,7 @@ pub use manifest::{MAX_LABEL_LEN, MAX_MANIFEST_LEN, MAX_NOTE_LEN, Manifest, Padd
 pub use open::{OpenReader, Opener};
 #[cfg(feature = "plugins")]
 pub use plugin::{PluginIdentity, PluginOptions, PluginRecipient, PluginUi};
+pub use retrying_source::{Erasures, ReadPolicy, RetryingSource, is_unreadable};
 pub use seal::{Plan, SealWriter, Sealer};
 pub use sign::{SignerKey, SigningKey, VolumeSigner};
 pub use signature_check::{SignatureStatus, TrustedSigners};

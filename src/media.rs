@@ -1,5 +1,6 @@
-//! Volume sizes for real media (`cd`, `dvd`, `dvd-dl`, `bd`, `bd-dl`,
-//! `fat32`), so that every tool linking the crate burns the same sizes.
+//! Volume sizes for real media (`cd`, `dvd`, `dvd-dl`, `bd`, `bd-nodm`,
+//! `bd-dl`, `bd-dl-nodm`, `fat32`), so that every tool linking the crate
+//! burns the same sizes.
 
 /// Bytes in a sector of a CD, DVD or BD data track (mode 1 / UDF).
 const SECTOR: u64 = 2048;
@@ -29,9 +30,12 @@ pub struct Preset {
 }
 
 /// The presets, smallest first. Sector counts are those of recordable
-/// media as burned (80-minute CD-R; DVD+R, the smaller of DVD±R; DVD-R DL;
-/// BD-R and BD-R DL without spare areas).
-pub const PRESETS: [Preset; 6] = [
+/// media as burned (80-minute CD-R; DVD+R, the smaller of DVD±R; DVD-R DL).
+/// BD-R holds fewer sectors when formatted with defect management (spare
+/// areas, the default of most burning tools) than without: `bd` and `bd-dl`
+/// fit the formatted disc, and so either; `bd-nodm` and `bd-dl-nodm` only
+/// an unformatted one (dvdisaster's `BD_SL_SIZE_NODM`, speed47/dvdisaster#130).
+pub const PRESETS: [Preset; 8] = [
     Preset {
         name: "cd",
         volume_size: disc_volume(360_000),
@@ -59,15 +63,27 @@ pub const PRESETS: [Preset; 6] = [
     },
     Preset {
         name: "bd",
+        volume_size: disc_volume(11_826_176),
+        capacity: 11_826_176 * SECTOR,
+        medium: "BD-R formatted with defect management (11,826,176 sectors), or unformatted",
+    },
+    Preset {
+        name: "bd-nodm",
         volume_size: disc_volume(12_219_392),
         capacity: 12_219_392 * SECTOR,
-        medium: "BD-R (12,219,392 sectors)",
+        medium: "BD-R without defect management (12,219,392 sectors)",
     },
     Preset {
         name: "bd-dl",
+        volume_size: disc_volume(23_652_352),
+        capacity: 23_652_352 * SECTOR,
+        medium: "BD-R DL formatted with defect management (23,652,352 sectors), or unformatted",
+    },
+    Preset {
+        name: "bd-dl-nodm",
         volume_size: disc_volume(24_438_784),
         capacity: 24_438_784 * SECTOR,
-        medium: "BD-R DL (24,438,784 sectors)",
+        medium: "BD-R DL without defect management (24,438,784 sectors)",
     },
 ];
 
@@ -88,8 +104,10 @@ mod tests {
             ("cd", 360_000, 699 * MIB),
             ("dvd", 2_295_104, 4460 * MIB),
             ("dvd-dl", 4_171_712, 8107 * MIB),
-            ("bd", 12_219_392, 23_746 * MIB),
-            ("bd-dl", 24_438_784, 47_493 * MIB),
+            ("bd", 11_826_176, 22_982 * MIB),
+            ("bd-nodm", 12_219_392, 23_746 * MIB),
+            ("bd-dl", 23_652_352, 45_965 * MIB),
+            ("bd-dl-nodm", 24_438_784, 47_493 * MIB),
         ];
         for (name, sectors, size) in expected {
             let p = preset(name).expect("preset");
@@ -104,6 +122,8 @@ mod tests {
             assert_eq!(size % (64 << 10), 0, "{name}");
         }
         assert!(preset("floppy").is_none());
+        // The formatted sizes fit an unformatted disc too.
+        assert!(preset("bd").expect("bd").volume_size < preset("bd-nodm").expect("nodm").capacity);
     }
 
     #[test]

@@ -204,6 +204,7 @@ impl Opener {
                 chunks: chunk..end_chunk,
                 bytes: offset..end_byte,
                 plaintext,
+                unreadable: None,
             }
         };
         // Bytes that hold no chunk, from `offset` to the volume's end.
@@ -215,6 +216,7 @@ impl Opener {
                 chunks: chunk..chunk,
                 bytes: offset..len,
                 plaintext: at,
+                unreadable: None,
             }
         };
         let mut map = DamageMap::new();

@@ -576,8 +576,19 @@ impl FileSource {
 }
 
 impl VolumeSource for FileSource {
+    /// The file's length; for a block device (a disc drive, `/dev/sr0`),
+    /// whose metadata says 0, the position of its end.
     fn size(&self) -> io::Result<u64> {
-        Ok(self.file.metadata()?.len())
+        let metadata = self.file.metadata()?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::FileTypeExt;
+            if metadata.file_type().is_block_device() {
+                use std::io::Seek;
+                return (&self.file).seek(io::SeekFrom::End(0));
+            }
+        }
+        Ok(metadata.len())
     }
 
     /// The path the volume was opened from.

@@ -346,6 +346,35 @@ fn disc_presets_leave_room_for_the_trailer() {
     }
 }
 
+/// K per preset, without and with trailers, as SPEC.md §6.5 lists them.
+#[test]
+fn chunks_per_volume_per_preset_are_the_specs() {
+    let identity = X25519Identity::from_bytes([9; 32]);
+    let expected = [
+        ("cd", 11_183, 11_178),
+        ("dvd", 71_359, 71_325),
+        ("fat32", 65_519, 65_487),
+        ("dvd-dl", 129_711, 129_648),
+        ("bd", 367_711, 367_532),
+        ("bd-nodm", 379_935, 379_750),
+        ("bd-dl", 735_439, 735_080),
+        ("bd-dl-nodm", 759_887, 759_516),
+    ];
+    assert_eq!(kuvert::media::PRESETS.len(), expected.len());
+    for (name, without, with) in expected {
+        let preset = kuvert::media::preset(name).expect("preset");
+        for (digests, k) in [(false, without), (true, with)] {
+            let writer = Sealer::new()
+                .recipient(identity.to_public())
+                .volume_size(preset.volume_size)
+                .digests(digests)
+                .seal(MemorySink::new())
+                .expect("options");
+            assert_eq!(writer.chunks_per_volume(), k, "{name}, trailers {digests}");
+        }
+    }
+}
+
 #[test]
 fn file_sink_volumes_verify_from_disk() {
     let identity = X25519Identity::from_bytes([9; 32]);

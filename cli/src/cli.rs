@@ -215,7 +215,7 @@ pub struct SealArgs {
 
     /// Split into volumes of at most SIZE bytes: a number with K, M or G
     /// (powers of 1024; B or iB may follow, any case), or a preset: cd, dvd,
-    /// dvd-dl, bd, bd-dl, fat32. Volumes are STEM.001.kuv, STEM.002.kuv, …
+    /// dvd-dl, bd, bd-nodm, bd-dl, bd-dl-nodm, fat32. Volumes are STEM.001.kuv, STEM.002.kuv, …
     /// for -o STEM.kuv (one volume keeps the name given).
     #[arg(long, value_name = "SIZE", value_parser = size::volume_size)]
     pub volume_size: Option<u64>,
@@ -371,7 +371,8 @@ pub struct OpenArgs {
     #[arg(long, conflicts_with = "tar")]
     pub preserve_permissions: bool,
 
-    /// The volumes of the set, in any order.
+    /// The volumes of the set, in any order. A disc image or device
+    /// (disc.iso, /dev/sr0) is scanned for the volumes on it.
     #[arg(value_name = "VOLUME", required = true)]
     pub volumes: Vec<PathBuf>,
 }
@@ -392,7 +393,8 @@ pub struct ListArgs {
     #[arg(long, conflicts_with = "long")]
     pub json: bool,
 
-    /// The volumes of the set, in any order.
+    /// The volumes of the set, in any order. A disc image or device
+    /// (disc.iso, /dev/sr0) is scanned for the volumes on it.
     #[arg(value_name = "VOLUME", required = true)]
     pub volumes: Vec<PathBuf>,
 }
@@ -414,7 +416,8 @@ pub struct VerifyArgs {
     #[arg(long)]
     pub allow_incomplete: bool,
 
-    /// Volumes to verify, in any order.
+    /// Volumes to verify, in any order. A disc image or device (disc.iso,
+    /// /dev/sr0) is scanned for the volumes on it.
     #[arg(value_name = "VOLUME", required = true)]
     pub volumes: Vec<PathBuf>,
 }

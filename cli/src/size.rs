@@ -1,5 +1,6 @@
 //! Byte sizes on the command line: `64K`, `700MiB`, `1g`, `734003200`, and
-//! the media presets `cd`, `dvd`, `dvd-dl`, `bd`, `bd-dl`, `fat32`.
+//! the media presets `cd`, `dvd`, `dvd-dl`, `bd`, `bd-nodm`, `bd-dl`,
+//! `bd-dl-nodm`, `fat32`.
 
 pub use kuvert::media::PRESETS;
 
@@ -112,7 +113,7 @@ pub fn presets_help() -> String {
         .iter()
         .map(|p| {
             format!(
-                "  {:<7} {:>14} bytes ({}): {}",
+                "  {:<10} {:>14} bytes ({}): {}",
                 p.name,
                 grouped(p.volume_size),
                 human(p.volume_size),

@@ -1,11 +1,12 @@
 //! Volumes named on the command line and the keys that open them.
 
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU32;
 
 use indicatif::ProgressBar;
-use kuvert::{FileSource, Opener, VolumeInfo, VolumeSource};
+use kuvert::{FileSource, OffsetSource, Opener, VolumeInfo, VolumeSource};
 
 use crate::cli::KeyArgs;
 use crate::keys::{self, PassphraseSource};
@@ -14,11 +15,43 @@ use crate::progress::ProgressSource;
 use crate::report::{Fail, Names, Result, io_fail, shown};
 use crate::signers::Trusted;
 
+/// One volume given: a volume file, or a volume found on a disc image or
+/// device given instead (`disc.iso`, `/dev/sr0`).
+#[derive(Debug)]
+pub enum VolumeFile {
+    File(FileSource),
+    OnDisc(OffsetSource<Arc<FileSource>>),
+}
+
+impl VolumeSource for VolumeFile {
+    fn size(&self) -> io::Result<u64> {
+        match self {
+            VolumeFile::File(file) => file.size(),
+            VolumeFile::OnDisc(found) => found.size(),
+        }
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        match self {
+            VolumeFile::File(file) => file.read_exact_at(buf, offset),
+            VolumeFile::OnDisc(found) => found.read_exact_at(buf, offset),
+        }
+    }
+
+    fn name(&self) -> Option<&str> {
+        match self {
+            VolumeFile::File(file) => file.name(),
+            VolumeFile::OnDisc(found) => found.name(),
+        }
+    }
+}
+
 /// The volumes given, opened, with what their headers say.
 #[derive(Debug)]
 pub struct Volumes {
+    /// Each volume's path; `DISC@OFFSET` for one found on a disc.
     pub paths: Vec<PathBuf>,
-    pub sources: Vec<FileSource>,
+    pub sources: Vec<VolumeFile>,
     /// Each header read without a key; `None` if it could not be read
     /// (the opener then names the problem).
     pub infos: Vec<Option<VolumeInfo>>,
@@ -47,15 +80,55 @@ impl Volumes {
                 )));
             }
             let source = FileSource::open(path).map_err(|err| open_fail(path, &err))?;
-            let info = kuvert::inspect(&source).ok();
-            volumes
-                .names
-                .push(path, info.as_ref().map(|info| info.volume));
-            volumes.paths.push(path.clone());
-            volumes.sources.push(source);
-            volumes.infos.push(info);
+            if kuvert::is_raw_disc(&source).map_err(|err| io_fail("cannot read", path, &err))? {
+                volumes.push_disc(path, source)?;
+                continue;
+            }
+            volumes.push(path.clone(), VolumeFile::File(source));
         }
         Ok(volumes)
+    }
+
+    fn push(&mut self, path: PathBuf, source: VolumeFile) {
+        let info = kuvert::inspect(&source).ok();
+        self.names
+            .push(&path, info.as_ref().map(|info| info.volume));
+        self.paths.push(path);
+        self.sources.push(source);
+        self.infos.push(info);
+    }
+
+    /// Every volume found on a disc image or device: not a volume itself
+    /// (no MAGIC at byte 0) but whole sectors, scanned for volumes.
+    fn push_disc(&mut self, path: &Path, disc: FileSource) -> Result<()> {
+        // A drive fails whole ECC blocks or clusters; an image, sectors.
+        let policy = match (is_block_device(path), disc.size()) {
+            (true, Ok(len)) => kuvert::ReadPolicy::for_disc_len(len),
+            _ => kuvert::ReadPolicy::SECTORS,
+        };
+        let scan = kuvert::find_volumes_with(&disc, policy)
+            .map_err(|err| Fail::data(format!("cannot scan {}: {err}", shown(path))))?;
+        if scan.volumes.is_empty() {
+            return Err(Fail::data(format!(
+                "{}: not a kuvert volume, and no volume found on it as a disc",
+                shown(path)
+            )));
+        }
+        if !scan.unreadable.is_empty() {
+            eprintln!(
+                "kuvert: {}: {} bytes in {} places could not be read while scanning",
+                shown(path),
+                scan.unreadable.erased_bytes(),
+                scan.unreadable.len()
+            );
+        }
+        let disc = Arc::new(disc);
+        for found in &scan.volumes {
+            let source = found.source(Arc::clone(&disc));
+            let named = PathBuf::from(source.name().unwrap_or_default());
+            self.push(named, VolumeFile::OnDisc(source));
+        }
+        Ok(())
     }
 
     /// Bytes in all volumes.
@@ -68,7 +141,7 @@ impl Volumes {
         self,
         bar: &ProgressBar,
         verb: &'static str,
-    ) -> (Vec<ProgressSource<FileSource>>, Names) {
+    ) -> (Vec<ProgressSource<VolumeFile>>, Names) {
         let current = Arc::new(AtomicU32::new(0));
         let sources = self
             .sources
@@ -177,6 +250,20 @@ pub fn warn_unauthenticated_passphrase() {
         "kuvert: warning: the set also has public-key recipients, so the passphrase does not \
          prove who sealed it (any recipient could have)"
     );
+}
+
+/// Whether `path` is a block device (a disc drive), not a file.
+fn is_block_device(path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        std::fs::metadata(path).is_ok_and(|m| m.file_type().is_block_device())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        false
+    }
 }
 
 /// `cannot open parcel.kuv: …` for a failed [`FileSource::open`].

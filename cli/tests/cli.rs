@@ -1836,7 +1836,8 @@ fn help_documents_exit_codes_and_presets() {
         .args(["seal", "--help"])
         .assert()
         .success()
-        .stdout(predicate::str::contains("cd         732,954,624 bytes"))
+        .stdout(predicate::str::contains("cd            732,954,624 bytes"))
+        .stdout(predicate::str::contains("bd-dl-nodm"))
         .stdout(predicate::str::contains("--passphrase-file"));
     for command in ["open", "list", "verify"] {
         kuvert()

@@ -17,6 +17,7 @@ use crate::damage::{self, Damage, DamageKind, DamageMap};
 use crate::error::{Error, Location, Volume};
 use crate::format::{Header, SET_ID_LEN};
 use crate::header::{read_header, read_trailer};
+use crate::retrying_source::RetryingSource;
 use crate::trailer::Trailer;
 use crate::volumes::{VolumeSource, location};
 
@@ -60,6 +61,10 @@ impl DigestReport {
 /// trailer (§13.3), header digest and every chunk digest (on `threads`
 /// threads), and maps what does not match.
 ///
+/// Chunks are read through unreadable sectors ([`RetryingSource`]): a
+/// chunk with one is [`DamageKind::Unreadable`], its lost bytes in
+/// [`Damage::unreadable`], and the check goes on with the next sector.
+///
 /// # Errors
 ///
 /// Header errors as [`inspect`](crate::inspect); [`Error::NoDigests`] if
@@ -94,6 +99,7 @@ pub fn scan_digests<S: VolumeSource + Sync + ?Sized>(
             chunks: first..first,
             bytes: 0..geometry.data_offset,
             plaintext: damage::chunk_content(&geometry, first, 0),
+            unreadable: None,
         });
     }
     let chunks = check_chunks(volume, &header, &trailer, &at, threads)?;
@@ -169,6 +175,7 @@ fn check_chunks<S: VolumeSource + Sync + ?Sized>(
     let origin = location(volume, Volume::Input(1));
     let next = AtomicU64::new(0);
     let found = Mutex::new((DamageMap::new(), None::<Error>));
+    let reader = RetryingSource::new(volume);
     let work = || {
         let mut buf = vec![0u8; RUN_CHUNKS as usize * chunk_len];
         let mut entries = [[0u8; DIGEST_LEN]; RUN_CHUNKS as usize];
@@ -185,33 +192,48 @@ fn check_chunks<S: VolumeSource + Sync + ?Sized>(
             if let Err(err) = trailer.read_entries(volume, &origin, start, entries) {
                 break Err(err);
             }
-            if let Err(err) = crate::volumes::read_at(
-                volume,
-                &mut buf[..len],
-                offset,
-                Volume::Number(header.volume),
-                Some(first + start),
-            ) {
-                break Err(err);
-            }
+            // Unreadable sectors read as zeros and are named: the chunks
+            // they fall in are damage, and the check goes on.
+            let lost = match reader.read_at_with_erasures(&mut buf[..len], offset) {
+                Ok(lost) => lost,
+                Err(source) => {
+                    let at = location(volume, Volume::Number(header.volume))
+                        .byte(offset)
+                        .chunk(first + start);
+                    break Err(Error::Read { at, source });
+                }
+            };
             for (j, (chunk, entry)) in buf[..len].chunks(chunk_len).zip(entries.iter()).enumerate()
             {
                 let index = start + j as u64;
-                if chunk_cv(index, chunk_len, chunk) != *entry {
-                    let chunk_at = offset + (j * chunk_len) as u64;
-                    let global = first + index;
-                    local.push(Damage {
-                        kind: DamageKind::DigestMismatch,
-                        at: at.at_byte(chunk_at).chunk(global),
-                        chunks: global..global + 1,
-                        bytes: chunk_at..chunk_at + chunk.len() as u64,
-                        plaintext: damage::chunk_content(
-                            &geometry,
-                            global,
-                            (chunk.len() as u64).saturating_sub(crate::TAG_LEN as u64),
-                        ),
-                    });
-                }
+                let chunk_at = offset + (j * chunk_len) as u64;
+                let bytes = chunk_at..chunk_at + chunk.len() as u64;
+                let unreadable = lost
+                    .map
+                    .overlapping(bytes.clone())
+                    .reduce(|a, b| a.start..b.end);
+                let kind = match (&unreadable, &lost.error) {
+                    (Some(_), Some(err)) => DamageKind::Unreadable {
+                        kind: err.kind(),
+                        os_error: err.raw_os_error(),
+                        message: err.to_string(),
+                    },
+                    _ if chunk_cv(index, chunk_len, chunk) != *entry => DamageKind::DigestMismatch,
+                    _ => continue,
+                };
+                let global = first + index;
+                local.push(Damage {
+                    kind,
+                    at: at.at_byte(chunk_at).chunk(global),
+                    chunks: global..global + 1,
+                    bytes,
+                    plaintext: damage::chunk_content(
+                        &geometry,
+                        global,
+                        (chunk.len() as u64).saturating_sub(crate::TAG_LEN as u64),
+                    ),
+                    unreadable,
+                });
             }
         };
         if let Ok(mut found) = found.lock() {

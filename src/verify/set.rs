@@ -200,6 +200,7 @@ fn missing_volume(geometry: &Geometry, volume: u32, to_end: bool) -> Damage {
         chunks,
         bytes,
         plaintext,
+        unreadable: None,
     }
 }
 

@@ -10,6 +10,7 @@
 
 pub mod craft;
 pub mod eio;
+pub mod faulty;
 pub mod forge;
 #[cfg(unix)]
 pub mod snapshot;
