@@ -84,15 +84,18 @@ struct Timing {
     slow: u64,
 }
 
-/// What one open and full read of the 17 KiB fixture should take at most.
-/// A damaged volume costs no more than an intact one: at most four X25519
-/// evaluations (a parse-time check of each header's share, an unwrap for
-/// each header tried), a few HMACs and at most eight chunk decryptions (up
-/// to four to classify the last chunk, then the four chunks read): about
-/// 0.2 ms measured.
+/// What one open and full read of the 17 KiB fixture typically takes at
+/// most, for the printed summary. A damaged volume costs no more than an
+/// intact one: at most four X25519 evaluations (a parse-time check of each
+/// header's share, an unwrap for each header tried), a few HMACs and at
+/// most eight chunk decryptions (up to four to classify the last chunk,
+/// then the four chunks read): about 0.2 ms measured.
 const TYPICAL_OPEN: Duration = Duration::from_millis(20);
-/// Hard bound on any single open, with room for a loaded machine.
-const MAX_OPEN: Duration = Duration::from_millis(500);
+/// Hard bound on any single open: a hang or a loop over a claimed length
+/// shows up as seconds, while a loaded machine (CI beside other jobs) only
+/// stretches 0.2 ms into tens of milliseconds. How many opens were slower
+/// than [`TYPICAL_OPEN`] is printed, not asserted: it measures the machine.
+const MAX_OPEN: Duration = Duration::from_secs(2);
 
 impl Timing {
     fn record(&mut self, took: Duration) {
@@ -104,8 +107,7 @@ impl Timing {
         }
     }
 
-    /// Asserts the bounds: no open above [`MAX_OPEN`], and at most one in
-    /// a thousand above [`TYPICAL_OPEN`] (scheduling noise, not work).
+    /// Asserts that every open finished within [`MAX_OPEN`].
     fn check(&self, what: &str) {
         eprintln!(
             "{what}: {} opens in {:.2?}, mean {:.1?}, max {:.2?}, {} above {:?}",
@@ -118,13 +120,6 @@ impl Timing {
         );
         assert!(self.opens > 0);
         assert!(self.max < MAX_OPEN, "{what}: an open took {:?}", self.max);
-        assert!(
-            self.slow * 1000 <= self.opens,
-            "{what}: {} of {} opens took more than {:?}",
-            self.slow,
-            self.opens,
-            TYPICAL_OPEN
-        );
     }
 }
 
