@@ -25,6 +25,8 @@
 //!   `seal/reused-sink-2-threads-no-digests` is that row without volume
 //!   trailers (`Sealer::digests(false)`): every other row writes them, as
 //!   the default does.
+//!   `open/copy-to-2-threads-signed` opens a signed set with its signer
+//!   required, so every chunk is also checked against the signed table.
 //!   `seal/reused-sink-2-threads-signed` is the 2-thread row signed by one
 //!   key (`Sealer::sign_with`): over `seal/reused-sink-2-threads` it is the
 //!   signed/unsigned ratio of issue 11.
@@ -217,7 +219,20 @@ fn seal_open(c: &mut Criterion) {
         });
     }
     let volumes = seal(&Sealer::new().recipient(recipient.clone()), &data);
-    for (opener, id) in [(&opener, "copy-to"), (&opener_2, "copy-to-2-threads")] {
+    // A signed set with its signer required: every chunk is checked against
+    // the signed table (BLAKE3) before it is decrypted.
+    let key = SigningKey::from_seed([11; 32]);
+    let signer = *key.public();
+    let signed = seal(
+        &Sealer::new().recipient(recipient.clone()).sign_with(key),
+        &data,
+    );
+    let opener_signed = opener_2.clone().require_signer(signer);
+    for (opener, volumes, id) in [
+        (&opener, &volumes, "copy-to"),
+        (&opener_2, &volumes, "copy-to-2-threads"),
+        (&opener_signed, &signed, "copy-to-2-threads-signed"),
+    ] {
         group.bench_function(BenchmarkId::new(id, "64KiB"), |b| {
             b.iter(|| {
                 let mut reader = opener.open(volumes.iter().collect()).expect("opens");

@@ -586,3 +586,84 @@ fn verifying_a_volume_with_a_key_checks_its_signature_too() {
         Err(Error::WrongSigner { .. })
     ));
 }
+
+/// Runs `program args…` with `stdin`; its output.
+fn run(program: &str, dir: &std::path::Path, args: &[&str], stdin: &[u8]) -> std::process::Output {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin)
+        .expect("write stdin");
+    child.wait_with_output().expect("wait")
+}
+
+#[test]
+fn a_sealed_volume_checks_with_ssh_keygen_and_b3sum() {
+    let found = |tool: &str| {
+        std::process::Command::new(tool)
+            .arg("--help")
+            .output()
+            .is_ok()
+    };
+    if !found("ssh-keygen") || !found("b3sum") {
+        assert!(
+            std::env::var_os("KUVERT_REQUIRE_STOCK_TOOLS").is_none(),
+            "ssh-keygen or b3sum not found, and KUVERT_REQUIRE_STOCK_TOOLS is set"
+        );
+        eprintln!("note: ssh-keygen or b3sum not found; skipped");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let volumes = seal(
+        &sealer(1).sign_with(institute()).volume_size(volume_size(3)),
+        &content(40_000),
+    );
+    let allowed = format!("institute@example.org {}\n", trusted().to_openssh(""));
+    std::fs::write(dir.path().join("allowed_signers"), allowed).expect("write");
+    for (index, volume) in volumes.iter().enumerate() {
+        let all = records(volume);
+        let (statement, signature) = (&all[1].1, &all[2].1);
+        std::fs::write(dir.path().join("v.sig"), signature).expect("write");
+        let args = [
+            "-Y",
+            "verify",
+            "-f",
+            "allowed_signers",
+            "-I",
+            "institute@example.org",
+            "-n",
+            "kuvert",
+            "-s",
+            "v.sig",
+        ];
+        let out = run("ssh-keygen", dir.path(), &args, statement);
+        assert!(out.status.success(), "volume {}: {:?}", index + 1, out);
+        let mut changed = statement.clone();
+        changed[30] ^= 1;
+        assert!(
+            !run("ssh-keygen", dir.path(), &args, &changed)
+                .status
+                .success()
+        );
+        // The statement's last line is b3sum's for the chunk region.
+        let text = String::from_utf8(statement.clone()).expect("ascii");
+        let last = text.lines().last().expect("a last line");
+        let region = &volume[HEADER..chunk_end(volume)];
+        let out = run("b3sum", dir.path(), &[], region);
+        assert_eq!(
+            String::from_utf8(out.stdout).expect("utf-8").trim_end(),
+            last
+        );
+        assert_eq!(text.contains("# last volume"), index + 1 == volumes.len());
+    }
+}
