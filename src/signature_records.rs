@@ -73,3 +73,60 @@ pub fn signature_records<S: VolumeSource + ?Sized>(volume: &S) -> Result<Signatu
         signatures,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+    use crate::sign::sshsig;
+    use crate::sign::statement::Statement;
+    use crate::{MemorySink, Sealer, SigningKey, X25519Identity};
+
+    fn seal(sealer: Sealer) -> Vec<Vec<u8>> {
+        let sealer = sealer
+            .recipient(X25519Identity::generate().expect("randomness").to_public())
+            .chunk_size(4096)
+            .volume_size(32 * 1024);
+        let mut writer = sealer.seal(MemorySink::new()).expect("seals");
+        writer.write_all(&[7u8; 40_000]).expect("writes");
+        writer.finish().expect("finishes").into_volumes()
+    }
+
+    #[test]
+    fn records_are_the_signed_statement_and_one_signature_per_signer() {
+        let a = SigningKey::from_seed([1; 32]);
+        let b = SigningKey::from_seed([2; 32]);
+        let (pa, pb) = (*a.public(), *b.public());
+        let volumes = seal(Sealer::new().sign_with(a).sign_with(b));
+        assert!(volumes.len() >= 2);
+        for (index, volume) in volumes.iter().enumerate() {
+            let records = signature_records(volume.as_slice()).expect("signed volume");
+            assert_eq!(records.volume, index as u32 + 1);
+            assert_eq!(records.signers, vec![pa, pb]);
+            let statement = Statement::parse(&records.statement).expect("statement");
+            assert_eq!(statement.volume, records.volume);
+            assert_eq!(statement.header_len, records.header_len);
+            assert_eq!(statement.end, records.chunk_end);
+            assert_eq!(statement.last.is_some(), index + 1 == volumes.len());
+            assert_eq!(records.signatures.len(), 2);
+            for (armored, key) in records.signatures.iter().zip([pa, pb]) {
+                sshsig::verify(armored, &records.statement, &key).expect("verifies");
+            }
+        }
+    }
+
+    #[test]
+    fn an_unsigned_volume_has_no_records() {
+        let volumes = seal(Sealer::new());
+        assert!(matches!(
+            signature_records(volumes[0].as_slice()),
+            Err(Error::Unsigned { .. })
+        ));
+        let volumes = seal(Sealer::new().digests(false));
+        assert!(matches!(
+            signature_records(volumes[0].as_slice()),
+            Err(Error::Unsigned { .. })
+        ));
+    }
+}

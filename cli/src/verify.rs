@@ -572,7 +572,15 @@ fn write_info_text(
         };
         writeln!(out, "  digests         {digests}")?;
         if info.signers.is_empty() {
-            writeln!(out, "  signed          no: nothing proves who sealed it")?;
+            let passphrase = if info.stanza_types.iter().any(|t| t == "argon2id") {
+                "; anyone who knows the passphrase could have sealed it"
+            } else {
+                ""
+            };
+            writeln!(
+                out,
+                "  signed          no: nothing proves who sealed it{passphrase}"
+            )?;
         }
         for signer in &info.signers {
             writeln!(

@@ -760,3 +760,62 @@ fn an_openssh_key_file_signs_and_its_public_line_checks() {
             key.public().fingerprint()
         )));
 }
+
+#[test]
+fn list_with_signer_keeps_the_listing_clean() {
+    let scene = Scene::new();
+    fs::create_dir(scene.path("tree")).expect("mkdir");
+    fs::write(scene.path("tree/a.txt"), b"register\n").expect("write");
+    scene
+        .cmd()
+        .args([
+            "seal",
+            "-q",
+            "-r",
+            &scene.recipient,
+            "--sign",
+            "institute.sign",
+        ])
+        .args(["-o", "t.kuv", "tree"])
+        .assert()
+        .success();
+    let output = scene
+        .cmd()
+        .args([
+            "list",
+            "--json",
+            "-i",
+            "id.txt",
+            "--signer",
+            &scene.signer,
+            "t.kuv",
+        ])
+        .output()
+        .expect("run");
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8(output.stdout).expect("utf-8");
+    assert!(stdout.starts_with("{\"payload\":\"archive\""), "{stdout}");
+    assert!(stdout.contains("\"path\":\"tree/a.txt\""), "{stdout}");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr),
+        format!(
+            "kuvert: signed by {}: signature checked\n",
+            scene.fingerprint
+        )
+    );
+    scene
+        .cmd()
+        .args([
+            "-q",
+            "list",
+            "-i",
+            "id.txt",
+            "--signer",
+            &scene.signer,
+            "t.kuv",
+        ])
+        .assert()
+        .success()
+        .stdout("tree/\ntree/a.txt\n")
+        .stderr("");
+}

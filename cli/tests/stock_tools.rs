@@ -187,13 +187,13 @@ fn the_readme_stock_tool_commands_check_every_volume_and_catch_changes() {
 }
 
 /// A real `ssh-agent -D -a SOCK`, stopped by its pid on drop.
-#[cfg(unix)]
+#[cfg(all(unix, feature = "ssh-agent"))]
 struct Agent {
     child: std::process::Child,
     socket: std::path::PathBuf,
 }
 
-#[cfg(unix)]
+#[cfg(all(unix, feature = "ssh-agent"))]
 impl Agent {
     fn start(dir: &Path) -> Agent {
         let socket = dir.join("agent.sock");
@@ -216,7 +216,7 @@ impl Agent {
     }
 }
 
-#[cfg(unix)]
+#[cfg(all(unix, feature = "ssh-agent"))]
 impl Drop for Agent {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -224,7 +224,7 @@ impl Drop for Agent {
     }
 }
 
-#[cfg(unix)]
+#[cfg(all(unix, feature = "ssh-agent"))]
 #[test]
 fn seal_signs_with_a_key_held_by_ssh_agent() {
     if !have("ssh-agent", "-h") || !have("ssh-add", "-h") {
