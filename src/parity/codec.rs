@@ -469,6 +469,33 @@ mod tests {
         assert!(whole.iter().any(|&byte| byte != 0));
     }
 
+    /// Why SPEC.md §16.4 pins high rate: the crate's default picks low rate
+    /// for 3 data and 5 parity shards, and low rate then writes other parity
+    /// (two recovery chunks of 4, where high rate has one of 8).
+    #[test]
+    fn high_rate_is_not_the_crates_default_choice() {
+        let data = span(3, 3);
+        let runs: Vec<&[u8]> = data.chunks(SECTOR).collect();
+        let mut ours = vec![0u8; 5 * SECTOR];
+        let mut outputs: Vec<&mut [u8]> = ours.chunks_mut(SECTOR).collect();
+        StripeEncoder::new(3, 5)
+            .expect("valid")
+            .encode(&runs, &mut outputs)
+            .expect("encodes");
+        let mut default = reed_solomon_simd::ReedSolomonEncoder::new(3, 5, SECTOR).expect("valid");
+        for run in &runs {
+            default.add_original_shard(run).expect("fits");
+        }
+        let theirs: Vec<u8> = default
+            .encode()
+            .expect("encodes")
+            .recovery_iter()
+            .flatten()
+            .copied()
+            .collect();
+        assert!(theirs != ours, "the default rate wrote high-rate parity");
+    }
+
     #[test]
     fn shapes_that_do_not_fit_are_refused() {
         assert!(matches!(
