@@ -458,6 +458,14 @@ mod tests {
         (outcome, data, parity)
     }
 
+    /// One encoder and one decoder per worker thread: both must move there.
+    #[test]
+    fn coders_move_to_worker_threads() {
+        fn is_send<T: Send>() {}
+        is_send::<StripeEncoder>();
+        is_send::<StripeDecoder>();
+    }
+
     #[test]
     fn batches_encode_as_single_stripes() {
         let geometry = ParityGeometry::from_data(1_000, 20).expect("valid");
