@@ -135,16 +135,22 @@ cat "$IN" >/dev/null # in the page cache for every tool alike
 
 "$KUVERT" keygen -q -o "$DIR/kuvert.key" 2>/dev/null
 K_REC=$("$KUVERT" keygen -y "$DIR/kuvert.key")
+"$KUVERT" keygen -q --sign -o "$DIR/kuvert.sign" 2>/dev/null
+K_SIGNER=$("$KUVERT" keygen -y "$DIR/kuvert.sign" | head -n 1)
 "$AGE_KEYGEN" -o "$DIR/age.key" 2>/dev/null
 A_REC=$("$AGE_KEYGEN" -y "$DIR/age.key")
 "$RAGE_KEYGEN" -o "$DIR/rage.key" 2>/dev/null
 R_REC=$("$AGE_KEYGEN" -y "$DIR/rage.key")
 
-# Tools: kuvert at all threads and at -j 1, then any VARIANTS (other kuvert
-# builds, each also at both thread counts), then age and rage.
-declare -A BIN=([kuvert]=$KUVERT [kuvert-j1]=$KUVERT)
-declare -A NAME=([kuvert]="kuvert -j $THREADS" [kuvert-j1]="kuvert -j 1" [age]=age [rage]=rage)
-TOOLS=(kuvert kuvert-j1)
+# Tools: kuvert at all threads and at -j 1; kuvert signed (seal --sign,
+# open --signer) and without digests or padding (--no-digests --pad none),
+# so that what the keyless digests and the signature cost is measured in
+# the same rounds; then any VARIANTS (other kuvert builds, each also at
+# both thread counts), then age and rage.
+declare -A BIN=([kuvert]=$KUVERT [kuvert-j1]=$KUVERT [kuvert-signed]=$KUVERT [kuvert-bare]=$KUVERT)
+declare -A NAME=([kuvert]="kuvert -j $THREADS" [kuvert-j1]="kuvert -j 1" [age]=age [rage]=rage
+    [kuvert-signed]="kuvert -j $THREADS, signed" [kuvert-bare]="kuvert -j $THREADS, --no-digests --pad none")
+TOOLS=(kuvert kuvert-j1 kuvert-signed kuvert-bare)
 for variant in $VARIANTS; do
     v=${variant%%=*} path=${variant#*=}
     [[ -x $path ]] || die "VARIANTS: $path is not an executable"
@@ -161,6 +167,8 @@ seal_cmd() {
     case $1 in
         age) CMD=("$AGE" -e -r "$A_REC") ;;
         rage) CMD=("$RAGE" -e -r "$R_REC") ;;
+        kuvert-signed) CMD=("$KUVERT" seal -q -j "$THREADS" -r "$K_REC" --sign "$DIR/kuvert.sign" -o - -) ;;
+        kuvert-bare) CMD=("$KUVERT" seal -q -j "$THREADS" -r "$K_REC" --no-digests --pad none -o - -) ;;
         *) CMD=("${BIN[$1]}" seal -q -j "$(threads_of "$1")" -r "$K_REC" -o - -) ;;
     esac
 }
@@ -168,15 +176,23 @@ open_cmd() {
     case $1 in
         age) CMD=("$AGE" -d -i "$DIR/age.key" "$DIR/c.age") ;;
         rage) CMD=("$RAGE" -d -i "$DIR/rage.key" "$DIR/c.rage") ;;
+        kuvert-signed) CMD=("$KUVERT" open -q -j "$THREADS" -i "$DIR/kuvert.key" --signer "$K_SIGNER" -o - "$DIR/c.signed.kuv") ;;
+        kuvert-bare) CMD=("$KUVERT" open -q -j "$THREADS" -i "$DIR/kuvert.key" -o - "$DIR/c.bare.kuv") ;;
         *) CMD=("${BIN[$1]}" open -q -j "$(threads_of "$1")" -i "$DIR/kuvert.key" -o - "$DIR/c.kuv") ;;
     esac
 }
+# The keyless check of the signed container: signatures and every chunk
+# digest, no decryption key (timed in the same rounds; MB/s of container).
+verify_cmd() { CMD=("$KUVERT" verify -q --signer "$K_SIGNER" "$DIR/c.signed.kuv"); }
 
 for tool in kuvert age rage; do
     say "sealing the $tool container once"
     seal_cmd "$tool"
     "${CMD[@]}" <"$IN" >"$DIR/c.${tool/kuvert/kuv}"
 done
+seal_cmd kuvert-signed; "${CMD[@]}" <"$IN" >"$DIR/c.signed.kuv"
+seal_cmd kuvert-bare; "${CMD[@]}" <"$IN" >"$DIR/c.bare.kuv"
+verify_cmd; "${CMD[@]}" >/dev/null || die "kuvert verify --signer refused its own signed container"
 if [[ $VERIFY == 1 ]]; then
     for tool in "${TOOLS[@]}"; do
         say "checking that $(label "$tool") opens its container to the input"
@@ -189,6 +205,7 @@ cat "$DIR"/c.* >/dev/null
 # --- timed, interleaved rounds ---------------------------------------------------
 
 declare -A SEAL_T OPEN_T SEAL_C OPEN_C
+VERIFY_T=""
 # CPU seconds (user + system) of each timed run, for reading a busy machine.
 CPU_TIME="/usr/bin/time -f %U+%S -o $DIR/cpu.txt"
 cpu_used() { awk -F+ '{printf "%.2f", $1 + $2}' "$DIR/cpu.txt"; }
@@ -213,6 +230,9 @@ for ((round = 0; round < ROUNDS; round++)); do
             fi
         done
     done
+    verify_cmd
+    t0=$(now); "${CMD[@]}" >/dev/null; t1=$(now)
+    VERIFY_T+="$(elapsed "$t0" "$t1") "
 done
 
 median() { tr ' ' '\n' | grep . | sort -g | awk '{v[NR]=$1} END {print (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)}'; }
@@ -234,6 +254,10 @@ for tool in "${TOOLS[@]}"; do
         "$(ratio "${SEAL_R[$tool]}" "${SEAL_R[rage]}")" "$(ratio "${OPEN_R[$tool]}" "${OPEN_R[rage]}")" \
         "$(median <<<"${SEAL_C[$tool]}")" "$(median <<<"${OPEN_C[$tool]}")"
 done
+echo
+VERIFY_BYTES=$(stat -c %s "$DIR/c.signed.kuv")
+VERIFY_R=$(median <<<"$VERIFY_T" | awk -v b="$VERIFY_BYTES" '{printf "%.0f", b/1e6/$1}')
+echo "Keyless \`kuvert verify --signer\` of the signed container (signatures and every chunk digest, no decryption key): $VERIFY_R MB/s of container, median of $ROUNDS."
 echo
 echo "Raw seconds per run (round order); CPU used by other processes just before each round: ${BUSY_SEEN[*]/%/%}"
 echo
@@ -257,6 +281,9 @@ for op in seal open; do
     check "$op -j $THREADS >= 3× rage: $k vs $(awk -v r="$r" 'BEGIN {printf "%.0f", 3*r}') MB/s" "$k" "$(awk -v r="$r" 'BEGIN {print 3*r}')"
     check "$op -j 1 >= age: $k1 vs $a MB/s" "$k1" "$a"
 done
+signed=${SEAL_R[kuvert-signed]} plain=${SEAL_R[kuvert]}
+check "signed seal >= 0.85× unsigned: $signed vs $(awk -v p="$plain" 'BEGIN {printf "%.0f", 0.85*p}') MB/s" "$signed" "$(awk -v p="$plain" 'BEGIN {print 0.85*p}')"
+check "keyless verify --signer >= 1500 MB/s: $VERIFY_R MB/s" "$VERIFY_R" 1500
 echo
 
 # --- peak RSS --------------------------------------------------------------------
