@@ -39,7 +39,12 @@
 //!   a 14-byte seal to one recipient (key wrap, header MAC, one chunk) and
 //!   its open (unwrap), for X25519 and the hybrid mlkem768x25519.
 //!
-//! Throughput is plaintext bytes per second.
+//! - `parity`: the in-volume parity codec (SPEC.md §16) on one thread: a
+//!   255-layer batch of 64 stripes (k = 212 data runs of 128 KiB, m = 43
+//!   parity runs, the default 20 %) encoded, and restored after losing 43
+//!   data runs (the worst case); throughput is data-run bytes per second.
+//!
+//! Throughput is plaintext bytes per second, except for `parity`.
 
 use std::hint::black_box;
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -367,5 +372,51 @@ fn keys(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, aead, seal_open, verify_keyless, seek, unlock, keys);
+fn parity(c: &mut Criterion) {
+    use kuvert::testing::parity::{BATCH_STRIPES, StripeDecoder, StripeEncoder};
+    const K: u16 = 212;
+    const M: u16 = 43;
+    let run = BATCH_STRIPES as usize * 2048;
+    let data = payload(usize::from(K) * run);
+    let runs: Vec<&[u8]> = data.chunks(run).collect();
+    let mut parity = vec![0u8; usize::from(M) * run];
+    let mut encoder = StripeEncoder::new(K, M).expect("valid");
+    let mut group = c.benchmark_group("parity");
+    group
+        .throughput(Throughput::Bytes(data.len() as u64))
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(5));
+    group.bench_function("encode-212+43-64-stripes", |b| {
+        b.iter(|| {
+            let mut outputs: Vec<&mut [u8]> = parity.chunks_mut(run).collect();
+            encoder
+                .encode(black_box(&runs), &mut outputs)
+                .expect("encodes");
+        });
+    });
+    let mut decoder = StripeDecoder::new(K, M).expect("valid");
+    let lost: Vec<u16> = (0..M).map(|q| q * 4).collect();
+    let mut layers: Vec<Vec<u8>> = runs.iter().map(|r| r.to_vec()).collect();
+    layers.extend(parity.chunks(run).map(<[u8]>::to_vec));
+    group.bench_function("restore-43-lost-212+43-64-stripes", |b| {
+        b.iter(|| {
+            let mut slices: Vec<&mut [u8]> = layers.iter_mut().map(Vec::as_mut_slice).collect();
+            decoder
+                .restore(0, &mut slices, black_box(&lost))
+                .expect("restores");
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    aead,
+    seal_open,
+    verify_keyless,
+    seek,
+    unlock,
+    keys,
+    parity
+);
 criterion_main!(benches);

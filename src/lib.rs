@@ -205,6 +205,7 @@ mod last_chunk;
 mod manifest;
 pub mod media;
 mod open;
+mod parity;
 mod pipeline;
 #[cfg(feature = "plugins")]
 #[cfg_attr(docsrs, doc(cfg(feature = "plugins")))]

@@ -128,3 +128,15 @@ pub fn unwrap_stanzas(
     let stanzas: Vec<crate::format::Stanza> = stanzas.iter().map(StanzaParts::to_stanza).collect();
     crate::keys::unwrap_stanzas(&stanzas, identities)
 }
+
+/// The parity geometry and codec of SPEC.md §16, before the sealer uses
+/// them (issue 12): for the vectors of tests/vectors/parity-codec and the
+/// throughput measurement.
+pub mod parity {
+    pub use crate::parity::codec::BATCH_STRIPES;
+    pub use crate::parity::geometry::{CODEC_LEOPARD_HIGH_RATE, DIGEST_GROUP_SECTORS};
+    pub use crate::parity::{
+        GEOMETRY_BODY_LEN, LAYERS, MAX_PERCENT, MIN_PERCENT, ParityError, ParityGeometry, Place,
+        StripeDecoder, StripeEncoder, encode_parity, restore,
+    };
+}
