@@ -247,6 +247,7 @@ pub use keys::{
 };
 pub use manifest::{MAX_LABEL_LEN, MAX_MANIFEST_LEN, MAX_NOTE_LEN, Manifest, Padding, padme};
 pub use open::{OpenReader, Opener};
+pub use parity::Parity;
 #[cfg(feature = "plugins")]
 pub use plugin::{PluginIdentity, PluginOptions, PluginRecipient, PluginUi};
 pub use retrying_source::{Erasures, ReadPolicy, RetryingSource, is_unreadable};
