@@ -783,6 +783,29 @@ pub enum Error {
         at: Location,
     },
 
+    /// A stripe of a volume's parity (SPEC.md §16.10) lost more sectors
+    /// than its m parity sectors can restore: the volume cannot be repaired.
+    #[error("{at}: stripe {stripe} lost {lost} sectors, more than its {m} parity sectors restore")]
+    Unrecoverable {
+        /// The volume (by its position among the inputs) and the byte of
+        /// the stripe's first lost sector.
+        at: Location,
+        /// The stripe, 0 ≤ stripe < L.
+        stripe: u64,
+        /// Sectors of the stripe lost.
+        lost: usize,
+        /// Parity sectors per stripe.
+        m: u16,
+    },
+
+    /// A volume to repair carries no parity (SPEC.md §16.11), or neither its
+    /// end sector nor its header says how it was cut into layers.
+    #[error("{at}: no parity to repair from")]
+    NoParity {
+        /// The volume, by its position among the inputs.
+        at: Location,
+    },
+
     /// Bytes of a volume do not match the digest its trailer records for
     /// them (SPEC.md §13.4): damage since the trailer was written.
     #[error("{at}: does not match its digest in the volume trailer")]
