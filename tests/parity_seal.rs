@@ -190,3 +190,59 @@ fn the_bulk_is_the_codecs_parity_of_the_data_span() {
         assert_eq!(bulk as usize, parity.len() + block.len());
     }
 }
+
+/// SPEC.md §13.3 with PARITY: each parity field, changed, is refused with
+/// its own rule and byte (the keyless check reads the trailer).
+#[test]
+fn changed_parity_fields_are_refused_by_rule() {
+    use kuvert::TrailerError;
+    let identity = X25519Identity::generate().expect("os randomness");
+    let volume = seal(&sealer(&identity), &content(60_000)).remove(0);
+    let sector = 2048;
+    let end_at = volume.len() - sector;
+    let refusal = |edit: &dyn Fn(&mut Vec<u8>)| {
+        let mut bad = volume.clone();
+        edit(&mut bad);
+        match verify_digests(bad.as_slice(), 1) {
+            Err(Error::MalformedTrailer { at, reason }) => (at.offset, reason),
+            other => panic!("expected MalformedTrailer, got {other:?}"),
+        }
+    };
+    // The geometry body: k changed.
+    assert_eq!(
+        refusal(&|v| v[end_at + 104 + 3] ^= 1),
+        (Some(end_at as u64 + 104), TrailerError::ParityGeometry)
+    );
+    // n_d changed: not this volume's span.
+    assert_eq!(
+        refusal(&|v| v[end_at + 104 + 19] ^= 1),
+        (Some(end_at as u64 + 104), TrailerError::ParityGeometry)
+    );
+    // B changed, in both copies of the head (so the head still matches).
+    let head_at = {
+        let e = u64::from_be_bytes(volume[end_at + 48..end_at + 56].try_into().expect("8"));
+        e.div_ceil(2048) as usize * 2048
+    };
+    assert_eq!(
+        refusal(&|v| {
+            v[end_at + 71] ^= 1;
+            v[head_at + 71] ^= 1;
+        }),
+        (Some(end_at as u64 + 64), TrailerError::BulkLength)
+    );
+    // A nonzero byte after the 160-byte end record.
+    assert_eq!(
+        refusal(&|v| v[end_at + 160] = 1),
+        (Some(end_at as u64 + 160), TrailerError::Padding)
+    );
+    // Bytes of the bulk are not read: a changed parity sector still verifies.
+    let mut parity_changed = volume.clone();
+    parity_changed[end_at - 3 * sector] ^= 0xff;
+    verify_digests(parity_changed.as_slice(), 1).expect("bulk ignored for reading");
+    // Cut off the end sector: no end record where the length says.
+    let cut = &volume[..end_at];
+    assert!(matches!(
+        verify_digests(cut, 1),
+        Err(Error::Truncated { .. })
+    ));
+}
