@@ -12,7 +12,7 @@ use crate::error::{Error, Location, Volume};
 use crate::format::{MAGIC, SECTOR, SET_ID_LEN};
 use crate::header::read_header;
 use crate::retrying_source::{ReadPolicy, RetryingSource};
-use crate::trailer::{HEAD_LEN, TRAILER_MAGIC};
+use crate::trailer::{END_RECORD_LEN, HEAD_LEN, PARITY_END_RECORD_LEN, TRAILER_MAGIC};
 use crate::volumes::VolumeSource;
 
 /// Volumes a scan reports at most: more is [`Error::LimitExceeded`].
@@ -23,10 +23,6 @@ const SCAN_BLOCK: usize = 4 << 20;
 /// Sectors with a magic a scan keeps before it gives up: a disc with more
 /// candidates than this holds something other than a few volumes.
 const MAX_CANDIDATES: usize = 4 * MAX_DISC_VOLUMES;
-/// The end record's length (head and D): the end sector is zero after it
-/// (SPEC.md §13.2); the head sector is followed by the digest table.
-const END_RECORD_LEN: usize = HEAD_LEN + 32;
-
 /// A volume found on a raw disc.
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -155,6 +151,16 @@ struct TrailerSeen {
     zero_after_end_record: bool,
 }
 
+/// Length of the end record a trailer sector would hold: 104 bytes, or
+/// 160 with the parity geometry body when its B is nonzero (SPEC.md
+/// §16.11).
+fn end_record_len(sector: &[u8]) -> usize {
+    match sector[64..HEAD_LEN].iter().any(|&b| b != 0) {
+        true => PARITY_END_RECORD_LEN,
+        false => END_RECORD_LEN,
+    }
+}
+
 impl TrailerSeen {
     fn volume(&self) -> u32 {
         u32::from_be_bytes(self.head[12..16].try_into().expect("4 bytes"))
@@ -243,7 +249,7 @@ pub fn find_volumes_with<S: VolumeSource + ?Sized>(
                     head: sector[..HEAD_LEN]
                         .try_into()
                         .expect("a sector holds a head"),
-                    zero_after_end_record: sector[END_RECORD_LEN..].iter().all(|&b| b == 0),
+                    zero_after_end_record: sector[end_record_len(sector)..].iter().all(|&b| b == 0),
                 });
             }
             if headers_at.len() + trailers.len() > MAX_CANDIDATES {

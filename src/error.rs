@@ -173,9 +173,18 @@ pub enum TrailerError {
     /// The records length is out of its bounds.
     #[error("records length out of range")]
     RecordsLength,
-    /// The bulk length is not zero (no record type defines bulk yet).
-    #[error("bulk length is not zero")]
+    /// The bulk length is not what the volume's parity geometry gives
+    /// (SPEC.md §16.11), or not zero without parity.
+    #[error("bulk length does not match the parity geometry")]
     BulkLength,
+    /// The end record's parity geometry body (SPEC.md §16.6) breaks a rule,
+    /// or is not the geometry of the volume's data span at the header's p.
+    #[error("parity geometry malformed or not the volume's")]
+    ParityGeometry,
+    /// The parity record 0x8010 is missing, repeated, in a set without
+    /// PARITY, or differs from the end record's geometry (SPEC.md §16.11).
+    #[error("parity record missing, repeated, unexpected or not the end record's")]
+    ParityRecord,
     /// A byte that must be zero is not.
     #[error("nonzero padding byte")]
     Padding,
@@ -538,6 +547,24 @@ pub enum OptionError {
     /// signatures live in the trailer.
     #[error("a signed set needs its volume trailers: digests cannot be off")]
     SignedWithoutDigests,
+    /// A parity percentage outside 3..=200 ([`Sealer::parity`](crate::Sealer::parity)).
+    #[error("parity of {found} % is outside {min}..={max} %")]
+    ParityPercent {
+        /// Percentage asked for.
+        found: u16,
+        /// Least parity (3 %).
+        min: u16,
+        /// Most parity (200 %).
+        max: u16,
+    },
+    /// Parity with the trailers off: the parity lives in the trailer.
+    #[error("parity needs the volume trailers: digests cannot be off")]
+    ParityWithoutDigests,
+    /// Parity into a sink that cannot read back and write in place
+    /// ([`VolumeSink::read_back`](crate::VolumeSink::read_back)): the
+    /// parity is a second pass over each volume.
+    #[error("parity needs a file or memory output, not a stream")]
+    ParityNeedsPositionedSink,
 }
 
 /// Everything that can go wrong sealing, opening or inspecting a volume set.
@@ -752,6 +779,29 @@ pub enum Error {
     /// (`--no-digests`): only a key holder can check it.
     #[error("{at}: sealed without digests: only a key can check it")]
     NoDigests {
+        /// The volume, by its position among the inputs.
+        at: Location,
+    },
+
+    /// A stripe of a volume's parity (SPEC.md §16.10) lost more sectors
+    /// than its m parity sectors can restore: the volume cannot be repaired.
+    #[error("{at}: stripe {stripe} lost {lost} sectors, more than its {m} parity sectors restore")]
+    Unrecoverable {
+        /// The volume (by its position among the inputs) and the byte of
+        /// the stripe's first lost sector.
+        at: Location,
+        /// The stripe, 0 ≤ stripe < L.
+        stripe: u64,
+        /// Sectors of the stripe lost.
+        lost: usize,
+        /// Parity sectors per stripe.
+        m: u16,
+    },
+
+    /// A volume to repair carries no parity (SPEC.md §16.11), or neither its
+    /// end sector nor its header says how it was cut into layers.
+    #[error("{at}: no parity to repair from")]
+    NoParity {
         /// The volume, by its position among the inputs.
         at: Location,
     },

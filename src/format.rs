@@ -43,7 +43,11 @@ pub(crate) const SET_FLAG_TRAILERS: u16 = 0x0001;
 /// carries a statement and one signature per signer (SPEC.md §3.2, §14).
 pub(crate) const SET_FLAG_SIGNED: u16 = 0x0002;
 /// The set flags this version defines.
-const KNOWN_SET_FLAGS: u16 = SET_FLAG_TRAILERS | SET_FLAG_SIGNED;
+const KNOWN_SET_FLAGS: u16 = SET_FLAG_TRAILERS | SET_FLAG_SIGNED | SET_FLAG_PARITY;
+/// Set flag PARITY: every volume carries Reed–Solomon parity layers in its
+/// trailer's bulk, and a u16 p (percent) follows the signer block (SPEC.md
+/// §16.11).
+pub(crate) const SET_FLAG_PARITY: u16 = 0x0004;
 /// Most signers a set names.
 pub(crate) const MAX_SIGNERS: usize = 4;
 /// Fixed part before the stanzas: magic, version, L, set flags, set id,
@@ -159,6 +163,9 @@ pub(crate) struct SetHeader {
     pub(crate) stanzas: Vec<Stanza>,
     /// The signer block's keys, in order; empty unless SIGNED.
     pub(crate) signers: Vec<SignerKey>,
+    /// PARITY's redundancy p in percent (SPEC.md §16.11); `None` without
+    /// the flag.
+    pub(crate) parity: Option<u16>,
 }
 
 /// A parsed, not yet authenticated, volume header.
@@ -441,6 +448,20 @@ pub(crate) fn parse_header(bytes: &[u8], input: &Location) -> Result<Header, Err
     } else {
         Vec::new()
     };
+    let parity = if set_flags & SET_FLAG_PARITY != 0 {
+        let at = r.pos() as u64;
+        let percent = r.u16("parity percent")?;
+        if !(crate::parity::MIN_PERCENT..=crate::parity::MAX_PERCENT).contains(&percent) {
+            return Err(Error::malformed(
+                input,
+                at,
+                "parity percent out of range 3..=200",
+            ));
+        }
+        Some(percent)
+    } else {
+        None
+    };
     let set_end = r.pos();
 
     let volume_at = r.pos() as u64;
@@ -495,6 +516,7 @@ pub(crate) fn parse_header(bytes: &[u8], input: &Location) -> Result<Header, Err
             chunks_per_volume,
             stanzas,
             signers,
+            parity,
         },
         volume,
         origin: input.clone(),
@@ -519,6 +541,13 @@ fn check_set_flags(flags: u16, input: &Location) -> Result<(), Error> {
             input,
             SET_START as u64,
             "set flags: SIGNED without TRAILERS",
+        ));
+    }
+    if flags & SET_FLAG_PARITY != 0 && flags & SET_FLAG_TRAILERS == 0 {
+        return Err(Error::malformed(
+            input,
+            SET_START as u64,
+            "set flags: PARITY without TRAILERS",
         ));
     }
     Ok(())
@@ -646,7 +675,7 @@ pub(crate) fn encode_set_header(set: &SetHeader) -> Vec<u8> {
     let stanzas: usize = set.stanzas.iter().map(Stanza::encoded_len).sum();
     let signers = signer_block_len(set.signers.len());
     let mut out = Vec::with_capacity(2 + SET_ID_LEN + 1 + 8 + 1 + stanzas + signers);
-    let flags = match (
+    let mut flags = match (
         set.trailers || !set.signers.is_empty(),
         set.signers.is_empty(),
     ) {
@@ -654,6 +683,10 @@ pub(crate) fn encode_set_header(set: &SetHeader) -> Vec<u8> {
         (true, true) => SET_FLAG_TRAILERS,
         (true, false) => SET_FLAG_TRAILERS | SET_FLAG_SIGNED,
     };
+    if set.parity.is_some() {
+        // Builders set parity only with trailers.
+        flags |= SET_FLAG_TRAILERS | SET_FLAG_PARITY;
+    }
     out.extend_from_slice(&flags.to_be_bytes());
     out.extend_from_slice(&set.set_id);
     out.push(set.chunk_exp);
@@ -672,6 +705,9 @@ pub(crate) fn encode_set_header(set: &SetHeader) -> Vec<u8> {
         for signer in &set.signers {
             out.extend_from_slice(&signer.blob());
         }
+    }
+    if let Some(percent) = set.parity {
+        out.extend_from_slice(&percent.to_be_bytes());
     }
     out
 }
@@ -817,6 +853,7 @@ mod tests {
                 },
             ],
             signers: Vec::new(),
+            parity: None,
         }
     }
 
@@ -1029,6 +1066,7 @@ mod tests {
         SET_START
             + encode_set_header(&SetHeader {
                 signers: Vec::new(),
+                parity: None,
                 ..set.clone()
             })
             .len()
@@ -1072,7 +1110,8 @@ mod tests {
         let unsigned = sample_header(1);
         for (flags, reason) in [
             (SET_FLAG_SIGNED, "set flags: SIGNED without TRAILERS"),
-            (0x0004, "set flags: unknown bits set"),
+            (SET_FLAG_PARITY, "set flags: PARITY without TRAILERS"),
+            (0x0008 | SET_FLAG_TRAILERS, "set flags: unknown bits set"),
             (0x8000 | SET_FLAG_TRAILERS, "set flags: unknown bits set"),
         ] {
             let mut bytes = unsigned.clone();

@@ -211,6 +211,7 @@ mod pipeline;
 #[cfg_attr(docsrs, doc(cfg(feature = "plugins")))]
 pub mod plugin;
 mod rand;
+mod repair;
 mod retrying_source;
 mod seal;
 pub mod sign;
@@ -247,8 +248,10 @@ pub use keys::{
 };
 pub use manifest::{MAX_LABEL_LEN, MAX_MANIFEST_LEN, MAX_NOTE_LEN, Manifest, Padding, padme};
 pub use open::{OpenReader, Opener};
+pub use parity::Parity;
 #[cfg(feature = "plugins")]
 pub use plugin::{PluginIdentity, PluginOptions, PluginRecipient, PluginUi};
+pub use repair::{Margin, RepairReport, repair_volume};
 pub use retrying_source::{Erasures, ReadPolicy, RetryingSource, is_unreadable};
 pub use seal::{Plan, SealWriter, Sealer};
 pub use sign::{SignerKey, SigningKey, VolumeSigner};

@@ -11,6 +11,17 @@ pub(crate) mod geometry;
 pub use codec::{StripeDecoder, StripeEncoder, encode_parity, restore};
 pub use geometry::{GEOMETRY_BODY_LEN, LAYERS, MAX_PERCENT, MIN_PERCENT, ParityGeometry, Place};
 
+/// How much Reed–Solomon parity a sealer adds to each volume (SPEC.md §16).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Parity {
+    /// No parity: the trailer has no bulk.
+    #[default]
+    None,
+    /// Parity layers of this many percent of the data layers (3..=200;
+    /// dvdisaster's "redundancy"): 20 gives 43 parity layers of 255.
+    Percent(u16),
+}
+
 /// What can go wrong computing a parity geometry or restoring stripes.
 ///
 /// The integration maps these onto [`crate::Error`] with the volume and

@@ -18,6 +18,7 @@ use crate::format::{
 };
 use crate::keys::{self, Argon2Params, FileKey, Limits, Passphrase, PluginSettings, Recipient};
 use crate::manifest::{self, ManifestFields, PADDING_LEN_FIELD, Padding};
+use crate::parity::{MAX_PERCENT, MIN_PERCENT, Parity, ParityGeometry, StripeEncoder};
 use crate::pipeline::{self, InFlight, Pending, SealBatch, SealPool};
 use crate::rand::Randomness;
 use crate::sign::statement::{LastVolume, Statement};
@@ -68,6 +69,8 @@ pub struct Sealer {
     padding: Padding,
     /// Who signs every volume, in signer-block order (SPEC.md §14).
     signers: Vec<Arc<dyn VolumeSigner>>,
+    /// Parity percent of every volume (SPEC.md §16); `None` without.
+    parity: Option<u16>,
 }
 
 /// Most signers a signer block names (SPEC.md §3.2).
@@ -119,6 +122,7 @@ impl fmt::Debug for Sealer {
             .field("created", &self.created)
             .field("padding", &self.padding)
             .field("signers", &self.signer_keys())
+            .field("parity", &self.parity)
             .finish()
     }
 }
@@ -162,6 +166,7 @@ impl Sealer {
             created: Created::Now,
             padding: Padding::default(),
             signers: Vec::new(),
+            parity: None,
         }
     }
 
@@ -243,6 +248,21 @@ impl Sealer {
     /// (0.05 % at 64 KiB chunks) and a BLAKE3 pass on the sealing threads.
     pub fn digests(mut self, digests: bool) -> Self {
         self.digests = digests;
+        self
+    }
+
+    /// Reed–Solomon parity inside every volume (SPEC.md §16): with
+    /// [`Parity::Percent`]`(p)`, m = round(255·p / (100 + p)) of 255 layers
+    /// are parity, so one run of unreadable sectors up to about m/255 of
+    /// the volume is repaired without any key. The volume size is that of
+    /// the whole volume, parity included. Off by default; needs the
+    /// trailers and a sink that reads back ([`VolumeSink::read_back`]):
+    /// the parity is a second pass over each volume.
+    pub fn parity(mut self, parity: Parity) -> Self {
+        self.parity = match parity {
+            Parity::None => None,
+            Parity::Percent(percent) => Some(percent),
+        };
         self
     }
 
@@ -398,8 +418,14 @@ impl Sealer {
     /// Starts sealing with no payload prefix: the bytes written are the
     /// whole payload. Only for crafting payloads in tests
     /// ([`crate::testing`]).
-    pub(crate) fn seal_unprefixed<S: VolumeSink>(&self, sink: S) -> Result<SealWriter<S>, Error> {
+    pub(crate) fn seal_unprefixed<S: VolumeSink>(
+        &self,
+        mut sink: S,
+    ) -> Result<SealWriter<S>, Error> {
         let chunk_exp = self.check_options()?;
+        if self.parity.is_some() && sink.read_back(0, &mut [])?.is_none() {
+            return Err(Error::option(OptionError::ParityNeedsPositionedSink));
+        }
         let mut rng = match &self.seed {
             Some(seed) => Randomness::Seeded {
                 seed: seed.clone(),
@@ -428,6 +454,7 @@ impl Sealer {
             chunks_per_volume: 0,
             stanzas,
             signers: self.signer_keys(),
+            parity: self.parity,
         };
         let header_len = format::header_len(format::encode_set_header(&set).len());
         let geometry = self.geometry(chunk_exp, header_len)?;
@@ -465,6 +492,7 @@ impl Sealer {
             open_volume: None,
             table: TableBuilder::default(),
             signers: self.signers.clone(),
+            parity: self.parity,
             sink,
         })
     }
@@ -508,6 +536,18 @@ impl Sealer {
             return Err(Error::option(OptionError::PadVolumeUnsplit));
         }
         self.check_signers()?;
+        if let Some(percent) = self.parity {
+            if !(MIN_PERCENT..=MAX_PERCENT).contains(&percent) {
+                return Err(Error::option(OptionError::ParityPercent {
+                    found: percent,
+                    min: MIN_PERCENT,
+                    max: MAX_PERCENT,
+                }));
+            }
+            if !self.digests {
+                return Err(Error::option(OptionError::ParityWithoutDigests));
+            }
+        }
         let chunk_exp = chunk_exponent(self.chunk_size)?;
         if self.passphrase.is_some() {
             // Never write a set that a default opener refuses.
@@ -558,22 +598,21 @@ impl Sealer {
             if self.digests {
                 // The largest K whose volume, trailer included (with room
                 // for the records a signed set adds), fits: SPEC.md §6.5.
+                // With parity, the parity layers are inside the size too
+                // (SPEC.md §16.11). The length grows with k: bisect.
                 let fits = |k: u64| {
-                    k.checked_mul(chunk_len)
-                        .and_then(|data| data.checked_add(data_offset))
-                        .and_then(|len| len.checked_add(trailer::trailer_bound(k)))
+                    trailer::volume_bound(data_offset, chunk_len, k, self.parity)
                         .is_some_and(|len| len <= volume_size)
                 };
-                let room = volume_size
-                    .saturating_sub(data_offset)
-                    .saturating_sub(trailer::trailer_bound(0));
-                chunks_per_volume = room / (chunk_len + DIGEST_LEN as u64);
-                while fits(chunks_per_volume + 1) {
-                    chunks_per_volume += 1;
+                let (mut low, mut high) = (0u64, volume_size / chunk_len + 1);
+                while low + 1 < high {
+                    let mid = low + (high - low) / 2;
+                    match fits(mid) {
+                        true => low = mid,
+                        false => high = mid,
+                    }
                 }
-                while chunks_per_volume > 0 && !fits(chunks_per_volume) {
-                    chunks_per_volume -= 1;
-                }
+                chunks_per_volume = low;
                 chunks_per_volume = chunks_per_volume.min(trailer::MAX_TABLE_CHUNKS);
             }
             if chunks_per_volume == 0 {
@@ -630,6 +669,7 @@ impl Sealer {
             stanzas: keys::placeholder_stanzas(&self.recipients, self.passphrase.is_some())
                 .ok_or(Error::option(OptionError::PluginRecipientsUnplanned))?,
             signers: self.signer_keys(),
+            parity: self.parity,
         };
         let header_len = format::header_len(format::encode_set_header(&set).len());
         let geometry = self.geometry(chunk_exp, header_len)?;
@@ -641,6 +681,7 @@ impl Sealer {
             fields.encode().len() as u64,
             fields.padding,
             self.signers.len(),
+            self.parity,
         )
     }
 }
@@ -695,6 +736,7 @@ pub struct Plan {
 struct SignedPlan {
     geometry: Geometry,
     signers: usize,
+    parity: Option<u16>,
     /// Chunks of a full volume and where they end.
     per: u64,
     full_chunk_end: u64,
@@ -711,7 +753,9 @@ impl SignedPlan {
             false => (self.per, self.full_chunk_end),
         };
         let statement = statement_len(&self.geometry, volume, chunks, end, last);
-        trailer::trailer_len(end, chunks, signed_records_len(statement, self.signers))
+        let extra = signed_records_len(statement, self.signers);
+        // K was chosen so that a full volume fits, and a last one is shorter.
+        trailer::volume_len(end, chunks, extra, self.parity).map_or(u64::MAX, |len| len - end)
     }
 
     /// The total length of full volumes 1 ..= `count`, each `base` bytes
@@ -750,6 +794,7 @@ impl Plan {
         records_len: u64,
         padding: Padding,
         signers: usize,
+        parity: Option<u16>,
     ) -> Result<Plan, Error> {
         let plain = geometry.plain_len() as u64;
         let payload = payload_len(geometry, content_len, records_len, padding)?;
@@ -767,25 +812,26 @@ impl Plan {
         let in_last = chunks - (volumes - 1) * per;
         let too_long = || Error::CounterExhausted;
         let trailer = |chunk_end: u64, chunks: u64| match digests {
-            true => trailer::trailer_len(chunk_end, chunks, 0),
-            false => 0,
+            true => trailer::volume_len(chunk_end, chunks, 0, parity).map(|len| len - chunk_end),
+            false => Some(0),
         };
         let full_chunk_end = per
             .checked_mul(chunk)
             .and_then(|data| data.checked_add(header))
             .ok_or_else(too_long)?;
         let full_volume_len = full_chunk_end
-            .checked_add(trailer(full_chunk_end, per))
+            .checked_add(trailer(full_chunk_end, per).ok_or_else(too_long)?)
             .ok_or_else(too_long)?;
         // Below the full length, which fits.
         let last_chunk_end = header + (in_last - 1) * chunk + last_chunk;
         let last_volume_len = last_chunk_end
-            .checked_add(trailer(last_chunk_end, in_last))
+            .checked_add(trailer(last_chunk_end, in_last).ok_or_else(too_long)?)
             .ok_or_else(too_long)?;
         if signers > 0 {
             let signed = SignedPlan {
                 geometry: *geometry,
                 signers,
+                parity,
                 per,
                 full_chunk_end,
                 in_last,
@@ -956,6 +1002,8 @@ pub struct SealWriter<S: VolumeSink> {
     table: TableBuilder,
     /// Who signs each volume's statement, in signer-block order.
     signers: Vec<Arc<dyn VolumeSigner>>,
+    /// Parity percent of every volume; `None` without parity.
+    parity: Option<u16>,
 }
 
 impl<S: VolumeSink> fmt::Debug for SealWriter<S> {
@@ -1347,16 +1395,85 @@ impl<S: VolumeSink> SealWriter<S> {
             .iter()
             .map(|(kind, body)| (*kind, body.as_slice()))
             .collect();
-        let bytes = trailer::encode(
+        let parts = trailer::encode_parts(
             volume,
             &self.set_id,
             chunk_end,
             &table.header_digest,
             &table.entries,
             &records,
-        );
-        self.sink.append(&bytes)?;
+            self.parity,
+        )
+        .map_err(|_| Error::CounterExhausted)?;
+        self.sink.append(&parts.data_tail)?;
+        let digest_block_hash = match &parts.parity {
+            Some(geometry) => self.write_parity(geometry)?,
+            None => [0; DIGEST_LEN],
+        };
+        self.sink.append(&parts.end_sector(&digest_block_hash))?;
         Ok(())
+    }
+
+    /// The second pass over a volume whose data span is written (SPEC.md
+    /// §16.11): reads back the k data runs of each batch of stripes,
+    /// encodes them, writes the m parity runs at their layer-major places,
+    /// then appends the parity digest block; returns its BLAKE3. Memory:
+    /// one batch, (k + m) · 128 KiB, whatever the volume's size.
+    fn write_parity(&mut self, geometry: &ParityGeometry) -> Result<[u8; DIGEST_LEN], Error> {
+        const SECTOR: u64 = format::SECTOR;
+        let unsupported = || Error::option(OptionError::ParityNeedsPositionedSink);
+        let data_len = geometry.data_sectors() * SECTOR;
+        let layer = u64::from(geometry.layer_sectors());
+        let batch = u64::from(crate::parity::codec::BATCH_STRIPES);
+        let run_max = (batch * SECTOR) as usize;
+        let mut data = vec![vec![0u8; run_max]; usize::from(geometry.k())];
+        let mut parity = vec![vec![0u8; run_max]; usize::from(geometry.m())];
+        let mut encoder = StripeEncoder::for_geometry(geometry);
+        let mut first = 0u64;
+        while first < layer {
+            let count = batch.min(layer - first);
+            let run = (count * SECTOR) as usize;
+            for (j, buf) in data.iter_mut().enumerate() {
+                let start = (j as u64 * layer + first) * SECTOR;
+                let stored = data_len.saturating_sub(start).min(run as u64) as usize;
+                // Virtual sectors past the data span are zeros.
+                buf[stored..run].fill(0);
+                if stored > 0 {
+                    self.sink
+                        .read_back(start, &mut buf[..stored])?
+                        .ok_or_else(unsupported)?;
+                }
+            }
+            let runs: Vec<&[u8]> = data.iter().map(|buf| &buf[..run]).collect();
+            let mut outs: Vec<&mut [u8]> = parity.iter_mut().map(|buf| &mut buf[..run]).collect();
+            encoder
+                .encode(&runs, &mut outs)
+                .expect("runs of whole sectors for the geometry's k and m");
+            for (q, out) in parity.iter().enumerate() {
+                let at = data_len + (q as u64 * layer + first) * SECTOR;
+                self.sink
+                    .write_at(at, &out[..run])?
+                    .ok_or_else(unsupported)?;
+            }
+            first += count;
+        }
+        // The digest block, from the parity as written (SPEC.md §16.7).
+        let group_len = crate::parity::geometry::DIGEST_GROUP_SECTORS * SECTOR;
+        let parity_len = geometry.parity_sectors() * SECTOR;
+        let mut block = Vec::with_capacity(geometry.digest_block_len() as usize);
+        let mut group = vec![0u8; group_len as usize];
+        let mut at = 0;
+        while at < parity_len {
+            let len = group_len.min(parity_len - at) as usize;
+            self.sink
+                .read_back(data_len + at, &mut group[..len])?
+                .ok_or_else(unsupported)?;
+            block.extend_from_slice(blake3::hash(&group[..len]).as_bytes());
+            at += len as u64;
+        }
+        block.resize(geometry.digest_block_len() as usize, 0);
+        self.sink.append(&block)?;
+        Ok(*blake3::hash(&block).as_bytes())
     }
 
     /// The statement of a finished volume (SPEC.md §14.1) and each signer's

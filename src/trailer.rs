@@ -16,6 +16,7 @@
 use crate::chunk_digest::DIGEST_LEN;
 use crate::error::{Error, Location, TrailerError};
 use crate::format::{Header, SECTOR, SET_ID_LEN};
+use crate::parity::{GEOMETRY_BODY_LEN, ParityError, ParityGeometry};
 use crate::volumes::VolumeSource;
 
 /// Magic of a trailer's head and end record: like the volume magic, with
@@ -26,7 +27,10 @@ const TRAILER_VERSION: u16 = 1;
 /// Head: magic, version, flags, v, SID, E, M, B.
 pub(crate) const HEAD_LEN: usize = 8 + 2 + 2 + 4 + SET_ID_LEN + 8 + 8 + 8;
 /// End record: the head and D, the digest of the records region.
-const END_RECORD_LEN: usize = HEAD_LEN + DIGEST_LEN;
+pub(crate) const END_RECORD_LEN: usize = HEAD_LEN + DIGEST_LEN;
+/// End record of a volume with parity: then the geometry body (SPEC.md
+/// §16.11).
+pub(crate) const PARITY_END_RECORD_LEN: usize = END_RECORD_LEN + GEOMETRY_BODY_LEN;
 /// Record head: type, reserved, body length.
 const RECORD_HEAD_LEN: usize = 8;
 /// Bit of a record type that makes it critical: a reader that does not
@@ -40,6 +44,13 @@ pub(crate) const STATEMENT_RECORD: u16 = 0x8002;
 /// An armored SSHSIG signature over the statement (SPEC.md §14.2): only in
 /// signed sets, after the statement, one per signer in signer-block order.
 pub(crate) const SIGNATURE_RECORD: u16 = 0x8003;
+/// The parity geometry (SPEC.md §16.11): only with PARITY, the last record,
+/// exactly once. Its body is the end record's geometry body with the digest
+/// block's BLAKE3 left zero: the record is inside the data span the parity
+/// covers, so it cannot hold a digest of that parity.
+pub(crate) const PARITY_RECORD: u16 = 0x8010;
+/// Bytes the parity record adds to the records region.
+pub(crate) const PARITY_RECORD_LEN: u64 = RECORD_HEAD_LEN as u64 + GEOMETRY_BODY_LEN as u64;
 /// Longest statement or signature record body a reader accepts.
 pub(crate) const MAX_SIGNED_RECORD: u64 = 1024;
 /// Records beyond the table that a trailer may hold, and that sealers
@@ -82,10 +93,57 @@ pub(crate) fn trailer_len(chunk_end: u64, chunks: u64, extra: u64) -> u64 {
     sector_ceil(chunk_end) - chunk_end + sector_ceil(table_region_len(chunks) + extra) + SECTOR
 }
 
-/// The most a trailer of a full volume of `chunks` chunks takes, with
-/// room for the reserved records: what fixes K for a volume size.
-pub(crate) fn trailer_bound(chunks: u64) -> u64 {
-    sector_ceil(table_region_len(chunks) + RESERVED_RECORDS) + SECTOR
+/// The parity geometry of a volume whose data span ends at `data_end` (T1),
+/// at `percent`.
+pub(crate) fn parity_geometry(data_end: u64, percent: u16) -> Result<ParityGeometry, ParityError> {
+    ParityGeometry::from_data(data_end / SECTOR, percent)
+}
+
+/// The bulk B of a volume with parity `geometry`: the parity layers and the
+/// digest block.
+pub(crate) fn bulk_len(geometry: &ParityGeometry) -> u64 {
+    geometry.parity_sectors() * SECTOR + u64::from(geometry.digest_block_len())
+}
+
+/// Exact length of a volume whose chunks end at `chunk_end` (E), with
+/// `chunks` chunks, `extra` bytes of records after the table and parity at
+/// `parity` percent if any; `None` if a span that long cannot carry parity.
+pub(crate) fn volume_len(
+    chunk_end: u64,
+    chunks: u64,
+    extra: u64,
+    parity: Option<u16>,
+) -> Option<u64> {
+    let Some(percent) = parity else {
+        return chunk_end.checked_add(trailer_len(chunk_end, chunks, extra));
+    };
+    let data_end = sector_ceil(chunk_end).checked_add(sector_ceil(
+        table_region_len(chunks) + extra + PARITY_RECORD_LEN,
+    ))?;
+    let geometry = parity_geometry(data_end, percent).ok()?;
+    data_end
+        .checked_add(bulk_len(&geometry))?
+        .checked_add(SECTOR)
+}
+
+/// The most a full volume of `chunks` chunks after a padded header of
+/// `data_offset` bytes takes, with room for the reserved records and the
+/// parity at `parity` percent: what fixes K for a volume size.
+pub(crate) fn volume_bound(
+    data_offset: u64,
+    chunk_len: u64,
+    chunks: u64,
+    parity: Option<u16>,
+) -> Option<u64> {
+    let chunk_end = chunks.checked_mul(chunk_len)?.checked_add(data_offset)?;
+    let reserved = RESERVED_RECORDS + parity.map_or(0, |_| PARITY_RECORD_LEN);
+    let data_end =
+        sector_ceil(chunk_end).checked_add(sector_ceil(table_region_len(chunks) + reserved))?;
+    let bulk = match parity {
+        None => 0,
+        Some(percent) => bulk_len(&parity_geometry(data_end, percent).ok()?),
+    };
+    data_end.checked_add(bulk)?.checked_add(SECTOR)
 }
 
 /// What a parsed trailer says; entries are read on demand.
@@ -103,6 +161,9 @@ pub(crate) struct Trailer {
     pub(crate) statement: Option<(u64, u64)>,
     /// The signature records' bodies (offset, length), in order.
     pub(crate) signatures: Vec<(u64, u64)>,
+    /// With PARITY: the geometry and the BLAKE3 of the parity digest block,
+    /// from the end record (SPEC.md §16.11).
+    pub(crate) parity: Option<(ParityGeometry, [u8; DIGEST_LEN])>,
 }
 
 /// T (SPEC.md §14.1): BLAKE3 of the table record's body, `k ‖ h_v ‖
@@ -120,21 +181,57 @@ pub(crate) fn table_digest(
     *hasher.finalize().as_bytes()
 }
 
-/// The bytes after E of a volume: zeros to the sector, the records region
-/// (head, digest table, then `records` as `(type, body)` in order: a signed
-/// set's statement and signatures), zeros, and the end sector.
-pub(crate) fn encode(
+/// A trailer as the sealer writes it in two steps when the volume has
+/// parity: the bytes [E, T1) (they end the data span the parity covers),
+/// then, after the bulk, the end sector.
+pub(crate) struct TrailerParts {
+    /// [E, T1): zeros, the records region, zeros.
+    pub(crate) data_tail: Vec<u8>,
+    /// The end record's first 104 bytes (head and D).
+    end_record: Vec<u8>,
+    /// The volume's parity geometry, with parity.
+    pub(crate) parity: Option<ParityGeometry>,
+}
+
+impl TrailerParts {
+    /// The end sector: the end record, with parity the geometry body
+    /// holding `digest_block_hash`, then zeros.
+    pub(crate) fn end_sector(&self, digest_block_hash: &[u8; DIGEST_LEN]) -> Vec<u8> {
+        let mut out = self.end_record.clone();
+        if let Some(geometry) = &self.parity {
+            out.extend_from_slice(&geometry.to_body(digest_block_hash));
+        }
+        out.resize(SECTOR as usize, 0);
+        out
+    }
+}
+
+/// The trailer of a volume, with parity at `parity` percent if any: the
+/// records then end with the parity record (SPEC.md §16.11) and the head's
+/// B is the bulk's length.
+///
+/// # Errors
+///
+/// [`ParityError::DataSpan`] if the data span is too long to carry parity.
+pub(crate) fn encode_parts(
     volume: u32,
     set_id: &[u8; SET_ID_LEN],
     chunk_end: u64,
     header_digest: &[u8; DIGEST_LEN],
     entries: &[[u8; DIGEST_LEN]],
     records: &[(u16, &[u8])],
-) -> Vec<u8> {
+    parity: Option<u16>,
+) -> Result<TrailerParts, ParityError> {
     let chunks = entries.len() as u64;
-    let extra = extra_records_len(records.iter().map(|(_, body)| body.len() as u64));
+    let extra = extra_records_len(records.iter().map(|(_, body)| body.len() as u64))
+        + parity.map_or(0, |_| PARITY_RECORD_LEN);
     let region_len = table_region_len(chunks) + extra;
     let records_at = sector_ceil(chunk_end);
+    let data_end = records_at + sector_ceil(region_len);
+    let geometry = parity
+        .map(|percent| parity_geometry(data_end, percent))
+        .transpose()?;
+    let bulk = geometry.as_ref().map_or(0, bulk_len);
     let mut head = Vec::with_capacity(HEAD_LEN);
     head.extend_from_slice(&TRAILER_MAGIC);
     head.extend_from_slice(&TRAILER_VERSION.to_be_bytes());
@@ -143,7 +240,7 @@ pub(crate) fn encode(
     head.extend_from_slice(set_id);
     head.extend_from_slice(&chunk_end.to_be_bytes());
     head.extend_from_slice(&region_len.to_be_bytes());
-    head.extend_from_slice(&0u64.to_be_bytes());
+    head.extend_from_slice(&bulk.to_be_bytes());
 
     let mut out = vec![0u8; (records_at - chunk_end) as usize];
     let region_start = out.len();
@@ -159,7 +256,9 @@ pub(crate) fn encode(
     for entry in entries {
         out.extend_from_slice(entry);
     }
-    for (kind, body) in records {
+    let parity_body = geometry.map(|geometry| geometry.to_body(&[0; DIGEST_LEN]));
+    let parity_record = parity_body.as_ref().map(|body| (PARITY_RECORD, &body[..]));
+    for (kind, body) in records.iter().copied().chain(parity_record) {
         out.extend_from_slice(&kind.to_be_bytes());
         out.extend_from_slice(&0u16.to_be_bytes());
         // Statements and signatures are at most 1,024 bytes.
@@ -168,11 +267,13 @@ pub(crate) fn encode(
     }
     let digest = blake3::hash(&out[region_start..]);
     out.resize(region_start + sector_ceil(region_len) as usize, 0);
-    let end_at = out.len();
-    out.extend_from_slice(&head);
-    out.extend_from_slice(digest.as_bytes());
-    out.resize(end_at + SECTOR as usize, 0);
-    out
+    let mut end_record = head;
+    end_record.extend_from_slice(digest.as_bytes());
+    Ok(TrailerParts {
+        data_tail: out,
+        end_record,
+        parity: geometry,
+    })
 }
 
 /// Most chunks per volume a trailer can list (its table record's length
@@ -276,22 +377,42 @@ pub(crate) fn read_trailer<S: VolumeSource + ?Sized>(
     if region_len < HEAD_LEN as u64 || !in_bounds {
         return Err(bad(end_at + 56, TrailerError::RecordsLength));
     }
-    if be(&end, 64, 8) != 0 {
-        return Err(bad(end_at + 64, TrailerError::BulkLength));
-    }
     let records_at = sector_ceil(chunk_end);
-    let parts = records_at
-        .checked_add(sector_ceil(region_len))
-        .and_then(|t1| t1.checked_add(SECTOR));
+    // T1: the end of the records' sectors, and of the data span.
+    let data_end = records_at.checked_add(sector_ceil(region_len));
+    let bulk = be(&end, 64, 8);
+    let (parity, end_record_len) = match header.set.parity {
+        None if bulk != 0 => return Err(bad(end_at + 64, TrailerError::BulkLength)),
+        None => (None, END_RECORD_LEN),
+        Some(percent) => {
+            let geometry_at = end_at + END_RECORD_LEN as u64;
+            let body = &end[END_RECORD_LEN..PARITY_END_RECORD_LEN];
+            let (geometry, digest_hash) = ParityGeometry::from_body(body)
+                .map_err(|_| bad(geometry_at, TrailerError::ParityGeometry))?;
+            // The body must be the geometry of this data span at p.
+            let expected = data_end.and_then(|t1| parity_geometry(t1, percent).ok());
+            if expected != Some(geometry) {
+                return Err(bad(geometry_at, TrailerError::ParityGeometry));
+            }
+            if bulk != bulk_len(&geometry) {
+                return Err(bad(end_at + 64, TrailerError::BulkLength));
+            }
+            (Some((geometry, digest_hash)), PARITY_END_RECORD_LEN)
+        }
+    };
+    let parts = data_end
+        .and_then(|t1| t1.checked_add(bulk))
+        .and_then(|end| end.checked_add(SECTOR));
     if parts != Some(len) {
-        // The sector found is not where its own E and M put the end
+        // The sector found is not where its own E, M and B put the end
         // record: the head of a volume cut after its records, or bytes
         // appended after the end record.
         return Err(truncated);
     }
-    if let Some(i) = end[END_RECORD_LEN..].iter().position(|&b| b != 0) {
+    let data_end = len - SECTOR - bulk;
+    if let Some(i) = end[end_record_len..].iter().position(|&b| b != 0) {
         return Err(bad(
-            end_at + (END_RECORD_LEN + i) as u64,
+            end_at + (end_record_len + i) as u64,
             TrailerError::Padding,
         ));
     }
@@ -316,13 +437,14 @@ pub(crate) fn read_trailer<S: VolumeSource + ?Sized>(
     if hasher.finalize().as_bytes()[..] != end[HEAD_LEN..END_RECORD_LEN] {
         return Err(bad(end_at + HEAD_LEN as u64, TrailerError::RecordsDigest));
     }
-    // 6. Zeros after the records.
-    if let Some(at) = first_nonzero(source, origin, region_end, end_at)? {
+    // 6. Zeros after the records, up to the bulk (parity is not read here).
+    if let Some(at) = first_nonzero(source, origin, region_end, data_end)? {
         return Err(bad(at, TrailerError::Padding));
     }
     // 7. The records: the table first, exactly once.
     let mut at = records_at + HEAD_LEN as u64;
     let mut table: Option<Trailer> = None;
+    let mut parity_seen = false;
     let signed = !header.set.signers.is_empty();
     while at < region_end {
         if region_end - at < RECORD_HEAD_LEN as u64 {
@@ -353,6 +475,7 @@ pub(crate) fn read_trailer<S: VolumeSource + ?Sized>(
                     entries_at: body_at + 8 + DIGEST_LEN as u64,
                     statement: None,
                     signatures: Vec::new(),
+                    parity,
                 });
             }
             _ if table.is_none() => return Err(bad(at, TrailerError::Table)),
@@ -380,12 +503,32 @@ pub(crate) fn read_trailer<S: VolumeSource + ?Sized>(
                     _ => table.signatures.push((body_at, body_len)),
                 }
             }
+            // With PARITY: once, last, and the end record's body with the
+            // digest block's hash zero (SPEC.md §16.11).
+            PARITY_RECORD => {
+                let is_last = body_at + body_len == region_end;
+                let same = match &parity {
+                    Some((geometry, _)) if body_len == GEOMETRY_BODY_LEN as u64 => {
+                        read(source, origin, body_at, GEOMETRY_BODY_LEN)?
+                            == geometry.to_body(&[0; DIGEST_LEN])
+                    }
+                    _ => false,
+                };
+                if parity_seen || !is_last || !same {
+                    return Err(bad(at, TrailerError::ParityRecord));
+                }
+                parity_seen = true;
+            }
             kind if kind & CRITICAL != 0 => return Err(bad(at, TrailerError::UnknownCritical)),
             _ => {}
         }
         at = body_at + body_len;
     }
-    table.ok_or_else(|| bad(records_at + HEAD_LEN as u64, TrailerError::Table))
+    let table = table.ok_or_else(|| bad(records_at + HEAD_LEN as u64, TrailerError::Table))?;
+    if table.parity.is_some() && !parity_seen {
+        return Err(bad(region_end, TrailerError::ParityRecord));
+    }
+    Ok(table)
 }
 
 impl Trailer {

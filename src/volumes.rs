@@ -2,7 +2,7 @@
 //! `Write` implementations. This layer moves bytes; it knows no keys.
 
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Write};
+use std::io::{self, BufWriter, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Location, Volume};
@@ -49,6 +49,31 @@ pub trait VolumeSink {
         Ok(None)
     }
 
+    /// Reads back bytes of the current volume at `offset` into `buf`, for
+    /// the second pass that computes parity (SPEC.md §16.11); `None` if this
+    /// sink cannot (the default: streams, pipes). Called with an empty
+    /// `buf` before anything is written, to ask whether it can.
+    ///
+    /// # Errors
+    ///
+    /// Any I/O error reading, or a range past what was written.
+    fn read_back(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<Option<()>> {
+        let _ = (offset, buf);
+        Ok(None)
+    }
+
+    /// Writes `bytes` at `offset` of the current volume, past its end too
+    /// (the volume grows; later appends go after the furthest byte
+    /// written); `None` if this sink cannot (the default).
+    ///
+    /// # Errors
+    ///
+    /// Any I/O error writing.
+    fn write_at(&mut self, offset: u64, bytes: &[u8]) -> io::Result<Option<()>> {
+        let _ = (offset, bytes);
+        Ok(None)
+    }
+
     /// Makes every volume durable and visible under its final name.
     ///
     /// # Errors
@@ -70,6 +95,14 @@ impl<S: VolumeSink + ?Sized> VolumeSink for &mut S {
         (**self).append_in_place(len)
     }
 
+    fn read_back(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<Option<()>> {
+        (**self).read_back(offset, buf)
+    }
+
+    fn write_at(&mut self, offset: u64, bytes: &[u8]) -> io::Result<Option<()>> {
+        (**self).write_at(offset, bytes)
+    }
+
     fn finish(&mut self) -> io::Result<()> {
         (**self).finish()
     }
@@ -88,6 +121,14 @@ impl<S: VolumeSink + ?Sized> VolumeSink for Box<S> {
 
     fn append_in_place(&mut self, len: usize) -> io::Result<Option<&mut [u8]>> {
         (**self).append_in_place(len)
+    }
+
+    fn read_back(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<Option<()>> {
+        (**self).read_back(offset, buf)
+    }
+
+    fn write_at(&mut self, offset: u64, bytes: &[u8]) -> io::Result<Option<()>> {
+        (**self).write_at(offset, bytes)
     }
 
     fn finish(&mut self) -> io::Result<()> {
@@ -187,9 +228,51 @@ impl VolumeSink for MemorySink {
         self.grow(len).map(Some)
     }
 
+    fn read_back(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<Option<()>> {
+        if buf.is_empty() {
+            return Ok(Some(()));
+        }
+        let volume = self
+            .volumes
+            .last()
+            .ok_or_else(|| io::Error::other("read before the first volume"))?;
+        let start = usize::try_from(offset).map_err(|_| past_written())?;
+        let end = start.checked_add(buf.len()).ok_or_else(past_written)?;
+        if end > self.written {
+            return Err(past_written());
+        }
+        buf.copy_from_slice(&volume[start..end]);
+        Ok(Some(()))
+    }
+
+    fn write_at(&mut self, offset: u64, bytes: &[u8]) -> io::Result<Option<()>> {
+        let start =
+            usize::try_from(offset).map_err(|_| io::Error::other("a volume longer than memory"))?;
+        let end = start
+            .checked_add(bytes.len())
+            .ok_or_else(|| io::Error::other("a volume longer than memory"))?;
+        if end > self.written {
+            self.grow(end - self.written)?;
+        }
+        let volume = self
+            .volumes
+            .last_mut()
+            .ok_or_else(|| io::Error::other("write before the first volume"))?;
+        volume[start..end].copy_from_slice(bytes);
+        Ok(Some(()))
+    }
+
     fn finish(&mut self) -> io::Result<()> {
         Ok(())
     }
+}
+
+/// A read back past what a sink holds.
+fn past_written() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "read back past what was written",
+    )
 }
 
 /// Writes a set of one volume to any [`Write`]: standard output, a pipe, a
@@ -364,7 +447,12 @@ impl VolumeSink for FileSink {
     fn start_volume(&mut self, number: u32) -> io::Result<()> {
         self.close_current()?;
         let path = self.partial_path(number);
-        let file = File::options().write(true).create_new(true).open(&path)?;
+        // Readable too: parity reads the volume back (SPEC.md §16.11).
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
         self.partial.push(path);
         self.current = Some(BufWriter::with_capacity(FILE_BUFFER, file));
         Ok(())
@@ -375,6 +463,32 @@ impl VolumeSink for FileSink {
             Some(writer) => writer.write_all(bytes),
             None => Err(io::Error::other("write before the first volume")),
         }
+    }
+
+    /// Positioned reads of the volume's own file, after flushing what is
+    /// buffered; the cursor is left at the end for the next append.
+    fn read_back(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<Option<()>> {
+        let Some(writer) = &mut self.current else {
+            return Ok(Some(()));
+        };
+        writer.flush()?;
+        let mut file = writer.get_ref();
+        file.seek(io::SeekFrom::Start(offset))?;
+        let read = file.read_exact(buf);
+        file.seek(io::SeekFrom::End(0))?;
+        read.map(Some)
+    }
+
+    fn write_at(&mut self, offset: u64, bytes: &[u8]) -> io::Result<Option<()>> {
+        let Some(writer) = &mut self.current else {
+            return Err(io::Error::other("write before the first volume"));
+        };
+        writer.flush()?;
+        let mut file = writer.get_ref();
+        file.seek(io::SeekFrom::Start(offset))?;
+        let written = file.write_all(bytes);
+        file.seek(io::SeekFrom::End(0))?;
+        written.map(Some)
     }
 
     fn finish(&mut self) -> io::Result<()> {

@@ -15,6 +15,7 @@ mod output;
 #[cfg(feature = "plugins")]
 mod plugin_ui;
 mod progress;
+mod repair;
 mod report;
 mod seal;
 mod signers;
@@ -38,6 +39,7 @@ fn main() -> ExitCode {
         Command::List(args) => open::list(args, quiet),
         Command::Verify(args) => verify::verify(args, quiet),
         Command::Info(args) => verify::info(args),
+        Command::Repair(args) => repair::repair(args, quiet),
         Command::ExportSignature(args) => export::export_signature(args),
     };
     // After Ctrl-C the handler ends the process, with 130.

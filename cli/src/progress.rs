@@ -93,6 +93,20 @@ impl<S: VolumeSink> VolumeSink for ProgressSink<S> {
         Ok(())
     }
 
+    fn read_back(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<Option<()>> {
+        self.inner.read_back(offset, buf)
+    }
+
+    /// The parity, written in place: counted as written.
+    fn write_at(&mut self, offset: u64, bytes: &[u8]) -> io::Result<Option<()>> {
+        crate::output::stop_if_interrupted();
+        let result = self.inner.write_at(offset, bytes);
+        if let Ok(Some(())) = &result {
+            self.bar.inc(bytes.len() as u64);
+        }
+        result
+    }
+
     fn finish(&mut self) -> io::Result<()> {
         self.bar.set_message("syncing");
         let result = self.inner.finish();

@@ -49,6 +49,14 @@ pub fn parse(text: &str, presets: bool) -> Result<u64, String> {
     Ok(bytes)
 }
 
+/// Whether `bytes` is a disc preset's volume size (every preset but
+/// `fat32`): those get parity by default.
+pub fn is_disc_preset(bytes: u64) -> bool {
+    PRESETS
+        .iter()
+        .any(|preset| preset.name != "fat32" && preset.volume_size == bytes)
+}
+
 /// Parses `--volume-size`.
 pub fn volume_size(text: &str) -> Result<u64, String> {
     parse(text, true)

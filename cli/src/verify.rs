@@ -142,6 +142,7 @@ fn verify_without_key(args: &VerifyArgs, quiet: bool) -> Result<()> {
     let (sources, _) = volumes.with_progress(&bar, "verifying");
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     let mut failed = 0usize;
+    let mut failed_before = 0usize;
     for (index, source) in sources.iter().enumerate() {
         let path = shown(&paths[index]);
         let names = single_names(&paths[index], None);
@@ -171,6 +172,11 @@ fn verify_without_key(args: &VerifyArgs, quiet: bool) -> Result<()> {
                 vec![format!("{path}: FAILED: {}", names.message(&err))]
             }
         };
+        let mut lines = lines;
+        if failed > failed_before {
+            lines.extend(parity_line(&path, source));
+        }
+        failed_before = failed;
         bar.suspend(|| {
             let mut out = io::stdout().lock();
             for line in &lines {
@@ -342,6 +348,19 @@ fn signed_set_lines(
         lines.incomplete = Some(gap);
     }
     lines
+}
+
+/// For a damaged volume with parity: whether `kuvert repair` can restore
+/// it, and the margin left (SPEC.md §16.10); nothing without parity.
+fn parity_line<S: kuvert::VolumeSource + ?Sized>(path: &str, source: &S) -> Option<String> {
+    match kuvert::repair_volume(source, &mut io::sink()) {
+        Ok(report) => Some(format!(
+            "{path}: parity: {} sectors repairable, margin {} of {} (kuvert repair -o DIR writes the repaired copy)",
+            report.sectors_lost, report.margin.used, report.margin.of
+        )),
+        Err(kuvert::Error::NoParity { .. }) => None,
+        Err(err) => Some(format!("{path}: parity: not repairable: {err}")),
+    }
 }
 
 /// A volume's verdict: intact, or every damaged run on a line of its own.

@@ -366,6 +366,7 @@ mod tests {
                 chunks_per_volume: 0,
                 stanzas: Vec::new(),
                 signers: Vec::new(),
+                parity: None,
             },
             volume,
             origin: Location::input(volume as usize),

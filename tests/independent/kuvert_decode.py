@@ -419,6 +419,8 @@ class Stanza:
 
 SET_TRAILERS = 0x0001
 SET_SIGNED = 0x0002
+SET_PARITY = 0x0004
+PARITY_RECORD = 0x8010
 # string("ssh-ed25519") ‖ u32 32: the first 19 bytes of a signer blob.
 ED25519_BLOB_PREFIX = b"\x00\x00\x00\x0bssh-ed25519\x00\x00\x00\x20"
 _P = 2**255 - 19
@@ -479,6 +481,7 @@ class Header:
     extensions: list[tuple[int, bytes]]
     raw: bytes = field(repr=False)      # header[0, L)
     signers: list = field(default_factory=list)   # §3.2 signer block blobs, in order
+    parity: int | None = None                     # §3.2 parity field p, with PARITY
 
     @property
     def C(self) -> int:
@@ -571,10 +574,12 @@ def read_header(src, inp: int = 1) -> Header:
 
     at = pos
     set_flags = uint(2, "set flags")
-    if set_flags & ~(SET_TRAILERS | SET_SIGNED):
+    if set_flags & ~(SET_TRAILERS | SET_SIGNED | SET_PARITY):
         raise _mh(inp, at, "set flags: unknown bits set")
     if set_flags & SET_SIGNED and not set_flags & SET_TRAILERS:
         raise _mh(inp, at, "set flags: SIGNED without TRAILERS")
+    if set_flags & SET_PARITY and not set_flags & SET_TRAILERS:
+        raise _mh(inp, at, "set flags: PARITY without TRAILERS")
     sid = take(32, "set id")
     at = pos
     c = uint(1, "chunk size exponent")
@@ -624,6 +629,13 @@ def read_header(src, inp: int = 1) -> Header:
             if blob in signers:
                 raise _mh(inp, b_at, "signer key named twice")
             signers.append(blob)
+    parity = None
+    if set_flags & SET_PARITY:
+        # §3.2 parity field: u16 p, 3..=200.
+        p_at = pos
+        parity = uint(2, "parity percent")
+        if not 3 <= parity <= 200:
+            raise _mh(inp, p_at, "parity percent outside 3..=200")
     S = pos
     C = 1 << c
     v = uint(4, "volume number")
@@ -698,7 +710,7 @@ def read_header(src, inp: int = 1) -> Header:
     return Header(input=inp, volume_length=n, version=version, L=L, H=H,
                   set_flags=set_flags, sid=sid, c=c, K=K, stanzas=stanzas,
                   S=S, v=v, volume_flags=volume_flags, extensions=extensions,
-                  raw=raw, signers=signers)
+                  raw=raw, signers=signers, parity=parity)
 
 
 # ---------------------------------------------------------------------------
@@ -765,13 +777,29 @@ def read_trailer(src: Source, h: Header, volume: int) -> Trailer:
     M = be(end, 56, 8)
     if not TRAILER_HEAD <= M <= TRAILER_HEAD + 8 + 40 + 32 * k + RESERVED_RECORDS:
         raise bad(Z + 56, "records length out of range")
-    if be(end, 64, 8) != 0:
-        raise bad(Z + 64, "bulk length")
     T0 = -(-E // SECTOR) * SECTOR
     T1 = T0 + -(-M // SECTOR) * SECTOR
-    if T1 + SECTOR != n:
+    B = be(end, 64, 8)
+    end_record = TRAILER_END_RECORD
+    if h.parity is None:
+        if B != 0:
+            raise bad(Z + 64, "bulk length")
+    else:
+        # §16.11: the geometry body at Z+104 is that of n_d = T1/2048 at p.
+        gbody = end[TRAILER_END_RECORD:TRAILER_END_RECORD + 56]
+        kk, mm, LL = parity_geometry(T1 // SECTOR, h.parity)
+        d = parity_digest_block_len(mm * LL)
+        expected = (bytes([1, 0]) + kk.to_bytes(2, "big") + mm.to_bytes(2, "big") + bytes(2)
+                    + LL.to_bytes(4, "big") + (T1 // SECTOR).to_bytes(8, "big")
+                    + d.to_bytes(4, "big"))
+        if gbody[:24] != expected:
+            raise bad(Z + TRAILER_END_RECORD, "parity geometry")
+        if B != mm * LL * SECTOR + d:
+            raise bad(Z + 64, "bulk length")
+        end_record = TRAILER_END_RECORD + 56
+    if T1 + B + SECTOR != n:
         raise truncated
-    for i in range(TRAILER_END_RECORD, SECTOR):
+    for i in range(end_record, SECTOR):
         if end[i]:
             raise bad(Z + i, "end sector padding")
     # 3.
@@ -789,12 +817,12 @@ def read_trailer(src: Source, h: Header, volume: int) -> Trailer:
     if blake3_tree.blake3(region) != end[TRAILER_HEAD:TRAILER_END_RECORD]:
         raise bad(Z + TRAILER_HEAD, "records digest D")
     # 6.
-    rest = src.read_at(T0 + M, Z - T0 - M)
+    rest = src.read_at(T0 + M, T1 - T0 - M)
     for i, b in enumerate(rest):
         if b:
             raise bad(T0 + M + i, "padding after the records")
     # 7.
-    at, table = TRAILER_HEAD, None
+    at, table, parity_seen = TRAILER_HEAD, None, False
     while at < M:
         if M - at < 8:
             raise bad(T0 + at, "record head past the region")
@@ -819,12 +847,35 @@ def read_trailer(src: Source, h: Header, volume: int) -> Trailer:
             if table.statement is None or len(table.signatures) >= len(h.signers) or ln > 1024:
                 raise bad(T0 + at, "signature out of place, extra or too long")
             table.signatures.append((T0 + body, ln))
+        elif kind == PARITY_RECORD:
+            # §16.11: once, last, the end record's body with its hash zero.
+            if (h.parity is None or parity_seen or body + ln != M or ln != 56
+                    or region[body:body + 56] != end[TRAILER_END_RECORD:TRAILER_END_RECORD + 24] + bytes(32)):
+                raise bad(T0 + at, "parity record")
+            parity_seen = True
         elif kind & 0x8000:
             raise bad(T0 + at, "unknown critical record")
         at = body + ln
     if table is None:
         raise bad(T0 + TRAILER_HEAD, "no table")
+    if h.parity is not None and not parity_seen:
+        raise bad(T0 + M, "parity record")
     return table
+
+
+def parity_geometry(n_d: int, p: int):
+    """k, m, L of §16.5."""
+    m = (510 * p + 100 + p) // (200 + 2 * p)
+    k = 255 - m
+    if n_d < k:
+        return n_d, max(1, -(-n_d * p // 100)), 1
+    return k, m, -(-n_d // k)
+
+
+def parity_digest_block_len(parity_sectors: int) -> int:
+    """§16.7: 32 bytes per group of 32 parity sectors, whole sectors."""
+    groups = -(-parity_sectors // 32)
+    return -(-32 * groups // SECTOR) * SECTOR
 
 
 # ---------------------------------------------------------------------------

@@ -1,0 +1,257 @@
+//! Repair of one volume from its own parity, without a key (SPEC.md
+//! §16.10): bursts up to the bound in every region, one sector past it,
+//! zeroed and garbage sectors, scattered damage, unreadable sectors, and
+//! a signed volume that verifies with its signer after repair.
+
+use std::io::{self, Write};
+
+use kuvert::{
+    Error, MemorySink, Parity, Sealer, SigningKey, TrustedSigners, VolumeSource, X25519Identity,
+    repair_volume, verify_signed_volume,
+};
+
+const SECTOR: usize = 2048;
+
+fn seal(signed: bool) -> Vec<u8> {
+    let identity = X25519Identity::from_bytes([3; 32]);
+    let mut sealer = Sealer::new()
+        .recipient(identity.to_public())
+        .chunk_size(4096)
+        .threads(1)
+        .parity(Parity::Percent(20));
+    if signed {
+        sealer = sealer.sign_with(SigningKey::from_seed([4; 32]));
+    }
+    let data: Vec<u8> = (0..14_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let mut writer = sealer.seal(MemorySink::new()).expect("seal");
+    writer.write_all(&data).expect("write");
+    let mut volumes = writer.finish().expect("finish").into_volumes();
+    assert_eq!(volumes.len(), 1);
+    volumes.remove(0)
+}
+
+/// k, m, L, n_d from the end sector's geometry body.
+fn geometry(volume: &[u8]) -> (u64, u64, u64, u64) {
+    let body = &volume[volume.len() - SECTOR + 104..][..56];
+    let be = |a: usize, n: usize| {
+        body[a..a + n]
+            .iter()
+            .fold(0u64, |acc, &b| (acc << 8) | u64::from(b))
+    };
+    (be(2, 2), be(4, 2), be(8, 4), be(12, 8))
+}
+
+/// A volume whose sectors in `bad` fail to read (EIO).
+struct Scratched<'a> {
+    bytes: &'a [u8],
+    bad: std::ops::Range<u64>,
+}
+
+impl VolumeSource for Scratched<'_> {
+    fn size(&self) -> io::Result<u64> {
+        Ok(self.bytes.len() as u64)
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        let (first, last) = (
+            offset / SECTOR as u64,
+            (offset + buf.len() as u64).div_ceil(SECTOR as u64),
+        );
+        if (first..last).any(|s| self.bad.contains(&s)) {
+            return Err(io::Error::from_raw_os_error(5));
+        }
+        let at = offset as usize;
+        let bytes = self
+            .bytes
+            .get(at..at + buf.len())
+            .ok_or(io::ErrorKind::UnexpectedEof)?;
+        buf.copy_from_slice(bytes);
+        Ok(())
+    }
+}
+
+fn damaged(volume: &[u8], sectors: impl IntoIterator<Item = u64>, garbage: bool) -> Vec<u8> {
+    let mut out = volume.to_vec();
+    for s in sectors {
+        let bytes = &mut out[s as usize * SECTOR..][..SECTOR];
+        for (i, b) in bytes.iter_mut().enumerate() {
+            *b = if garbage {
+                (i as u8).wrapping_mul(31) ^ (s as u8) ^ 0x5a
+            } else {
+                0
+            };
+        }
+    }
+    out
+}
+
+fn repaired(
+    source: &(impl VolumeSource + ?Sized),
+) -> Result<(Vec<u8>, kuvert::RepairReport), Error> {
+    let mut out = Vec::new();
+    let report = repair_volume(source, &mut out)?;
+    Ok((out, report))
+}
+
+#[test]
+fn an_intact_volume_repairs_to_itself() {
+    let volume = seal(false);
+    let (out, report) = repaired(volume.as_slice()).expect("repair");
+    assert_eq!(out, volume);
+    assert!(report.was_intact());
+    assert_eq!(report.margin.used, 0);
+}
+
+#[test]
+fn bursts_up_to_the_bound_repair_byte_identical_anywhere() {
+    let volume = seal(false);
+    let (_, m, l, n_d) = geometry(&volume);
+    let burst = (m - 1) * l;
+    let parity_end = n_d + m * l;
+    // In the header, the chunks, across the data span's end (records) into
+    // the parity, and inside the parity.
+    for start in [0, 1, n_d / 3, n_d - burst / 2, n_d + 3, parity_end - burst] {
+        let range = start..start + burst;
+        // Damaged parity is found by 32-sector groups: a zeroed or garbage
+        // run costs up to 62 sectors more than an unreadable one.
+        let judged = start + 62..start + burst;
+        for garbage in [false, true] {
+            let bad = damaged(&volume, judged.clone(), garbage);
+            let (out, report) = repaired(bad.as_slice())
+                .unwrap_or_else(|err| panic!("burst at {start}, garbage {garbage}: {err}"));
+            assert!(
+                out == volume,
+                "burst at {start} (garbage {garbage}) byte-identical"
+            );
+            assert!(report.margin.used <= m as u16);
+        }
+        let scratched = Scratched {
+            bytes: &volume,
+            bad: range.clone(),
+        };
+        let (out, report) = repaired(&scratched).expect("unreadable burst");
+        assert!(out == volume, "unreadable burst at {start}");
+        assert_eq!(
+            report.sectors_lost, burst,
+            "unreadable sectors are exactly the burst at {start}"
+        );
+    }
+}
+
+#[test]
+fn one_past_the_bound_fails_naming_the_stripe() {
+    let volume = seal(false);
+    let (_, m, l, _) = geometry(&volume);
+    // m + 1 whole layers from layer 0: every stripe lost m + 1 sectors.
+    let scratched = Scratched {
+        bytes: &volume,
+        bad: 0..(m + 1) * l,
+    };
+    match repaired(&scratched) {
+        Err(Error::Unrecoverable {
+            stripe: 0,
+            lost,
+            m: of,
+            at,
+        }) => {
+            assert_eq!(lost as u64, m + 1);
+            assert_eq!(u64::from(of), m);
+            assert_eq!(at.offset, Some(0));
+        }
+        other => panic!("expected Unrecoverable at stripe 0, got {other:?}"),
+    }
+}
+
+/// SPEC.md §16.9: m·L − t sectors from the last stored data layer's first
+/// sector repair; one more loses m + 1 sectors of stripe 0.
+#[test]
+fn the_exact_burst_bound_holds_and_one_more_fails() {
+    let volume = seal(false);
+    let (_, m, l, n_d) = geometry(&volume);
+    let last_layer = n_d.div_ceil(l) - 1;
+    let tail = n_d.div_ceil(l) * l - n_d;
+    let start = last_layer * l;
+    let bound = m * l - tail;
+    let at_bound = Scratched {
+        bytes: &volume,
+        bad: start..start + bound,
+    };
+    let (out, report) = repaired(&at_bound).expect("at the bound");
+    assert!(out == volume);
+    assert_eq!(report.margin.used as u64, m);
+    assert_eq!(report.margin.of as u64, m);
+    let past = Scratched {
+        bytes: &volume,
+        bad: start..start + bound + 1,
+    };
+    match repaired(&past) {
+        Err(Error::Unrecoverable {
+            stripe: 0,
+            lost,
+            m: of,
+            ..
+        }) => {
+            assert_eq!((lost as u64, u64::from(of)), (m + 1, m));
+        }
+        other => panic!("expected Unrecoverable at stripe 0, got {other:?}"),
+    }
+}
+
+#[test]
+fn the_end_sector_and_digest_block_are_rebuilt() {
+    let volume = seal(false);
+    let sectors = (volume.len() / SECTOR) as u64;
+    let (_, m, l, n_d) = geometry(&volume);
+    let block = n_d + m * l..sectors;
+    for garbage in [false, true] {
+        let bad = damaged(&volume, block.clone(), garbage);
+        let (out, _) = repaired(bad.as_slice()).expect("tail rebuilt");
+        assert!(
+            out == volume,
+            "digest block and end sector (garbage {garbage})"
+        );
+    }
+}
+
+#[test]
+fn scattered_half_a_percent_repairs() {
+    let volume = seal(false);
+    let sectors = (volume.len() / SECTOR) as u64;
+    // One sector in 200, spread by a fixed stride (no two in one chunk).
+    let bad: Vec<u64> = (0..sectors / 200)
+        .map(|i| i * 200 + (i * 37) % 200)
+        .collect();
+    let damaged = damaged(&volume, bad.iter().copied(), true);
+    let (out, report) = repaired(damaged.as_slice()).expect("scattered");
+    assert!(out == volume);
+    assert!(report.sectors_lost >= bad.len() as u64);
+}
+
+#[test]
+fn a_repaired_signed_volume_verifies_with_its_signer() {
+    let volume = seal(true);
+    let (_, m, l, n_d) = geometry(&volume);
+    let bad = damaged(&volume, n_d - (m - 1) * l / 2..n_d + (m - 1) * l / 2, true);
+    let trusted: TrustedSigners = (*SigningKey::from_seed([4; 32]).public()).into();
+    assert!(verify_signed_volume(bad.as_slice(), &trusted, 1).is_err());
+    let (out, _) = repaired(bad.as_slice()).expect("repair");
+    assert!(out == volume);
+    verify_signed_volume(out.as_slice(), &trusted, 1).expect("verifies with its signer");
+}
+
+#[test]
+fn a_volume_without_parity_is_refused() {
+    let identity = X25519Identity::from_bytes([3; 32]);
+    let mut writer = Sealer::new()
+        .recipient(identity.to_public())
+        .seal(MemorySink::new())
+        .expect("seal");
+    writer.write_all(b"no parity").expect("write");
+    let volume = writer.finish().expect("finish").into_volumes().remove(0);
+    assert!(matches!(
+        repaired(volume.as_slice()),
+        Err(Error::NoParity { .. })
+    ));
+}
