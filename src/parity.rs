@@ -1,9 +1,10 @@
 //! Reed–Solomon parity inside a volume (SPEC.md §16): the layered geometry
 //! and the Leopard GF(2^16) high-rate codec over 2,048-byte sectors.
 //!
-//! Not wired into sealing or opening yet (issue 12, next step): this module
-//! only computes where parity goes and encodes or restores stripes in
-//! memory. Tests reach it through [`crate::testing::parity`].
+//! The sealer writes the layers (`Sealer::parity`), `repair_volume`
+//! restores them without a key; this module only computes where parity
+//! goes and encodes or restores stripes. Tests reach it through
+//! [`crate::testing::parity`].
 
 pub(crate) mod codec;
 pub(crate) mod geometry;

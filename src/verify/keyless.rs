@@ -33,8 +33,9 @@ pub struct DigestReport {
     pub volume: u32,
     /// Set id, as the header says.
     pub set_id: [u8; SET_ID_LEN],
-    /// SHA-256 of the header's set part, as [`VolumeReport::set_digest`]
-    /// (crate::VolumeReport::set_digest): volumes of one set share it.
+    /// SHA-256 of the header's set part, as
+    /// [`VolumeReport::set_digest`](crate::VolumeReport::set_digest):
+    /// volumes of one set share it.
     pub set_digest: [u8; 32],
     /// Chunks in the volume.
     pub chunks: u64,
