@@ -20,6 +20,9 @@
 #      tools alike): seal = stdin from the file -> stdout to /dev/null; open =
 #      the tool's container -> stdout to /dev/null. Wall time via
 #      `date +%s.%N`; medians; MB/s = plaintext bytes / 10^6 / s;
+#      in the same rounds, kuvert seals the file onto `--volume-size cd`
+#      volume files with `--parity 20` and `--parity none` (parity needs a
+#      file output; issue 12's target is >= 0.5x);
 #   5. peak RSS (`/usr/bin/time -v`, "Maximum resident set size") of every
 #      tool at SIZE_MIB, and of kuvert at RSS_BIG_MIB: /dev/urandom piped
 #      straight into `kuvert seal ... -` (the input is never stored), its
@@ -184,6 +187,11 @@ open_cmd() {
 # The keyless check of the signed container: signatures and every chunk
 # digest, no decryption key (timed in the same rounds; MB/s of container).
 verify_cmd() { CMD=("$KUVERT" verify -q --signer "$K_SIGNER" "$DIR/c.signed.kuv"); }
+# Sealing onto cd volumes (files, as parity needs), with the default parity
+# of the disc presets and without it (issue 12: parity >= 0.5x none); the
+# volumes go to $DIR/cd, emptied before each run.
+cd_cmd() { CMD=("$KUVERT" seal -q -j "$THREADS" -r "$K_REC" --volume-size cd --parity "$1" -o "$DIR/cd/s.kuv" -); }
+CD_PARITIES=(none 20)
 
 for tool in kuvert age rage; do
     say "sealing the $tool container once"
@@ -204,7 +212,7 @@ cat "$DIR"/c.* >/dev/null
 
 # --- timed, interleaved rounds ---------------------------------------------------
 
-declare -A SEAL_T OPEN_T SEAL_C OPEN_C
+declare -A SEAL_T OPEN_T SEAL_C OPEN_C CD_T CD_C
 VERIFY_T=""
 # CPU seconds (user + system) of each timed run, for reading a busy machine.
 CPU_TIME="/usr/bin/time -f %U+%S -o $DIR/cpu.txt"
@@ -233,6 +241,15 @@ for ((round = 0; round < ROUNDS; round++)); do
     verify_cmd
     t0=$(now); "${CMD[@]}" >/dev/null; t1=$(now)
     VERIFY_T+="$(elapsed "$t0" "$t1") "
+    for ((k = 0; k < ${#CD_PARITIES[@]}; k++)); do
+        parity=${CD_PARITIES[(k + round) % ${#CD_PARITIES[@]}]}
+        rm -rf "$DIR/cd"; mkdir "$DIR/cd"
+        cd_cmd "$parity"
+        t0=$(now); $CPU_TIME "${CMD[@]}" <"$IN"; t1=$(now)
+        CD_T[$parity]+="$(elapsed "$t0" "$t1") "
+        CD_C[$parity]+="$(cpu_used) "
+    done
+    rm -rf "$DIR/cd"
 done
 
 median() { tr ' ' '\n' | grep . | sort -g | awk '{v[NR]=$1} END {print (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)}'; }
@@ -259,11 +276,27 @@ VERIFY_BYTES=$(stat -c %s "$DIR/c.signed.kuv")
 VERIFY_R=$(median <<<"$VERIFY_T" | awk -v b="$VERIFY_BYTES" '{printf "%.0f", b/1e6/$1}')
 echo "Keyless \`kuvert verify --signer\` of the signed container (signatures and every chunk digest, no decryption key): $VERIFY_R MB/s of container, median of $ROUNDS."
 echo
+declare -A CD_R
+for parity in "${CD_PARITIES[@]}"; do
+    CD_R[$parity]=$(median <<<"${CD_T[$parity]}" | awk -v b="$BYTES" '{printf "%.0f", b/1e6/$1}')
+done
+echo "Seal onto \`--volume-size cd\` volume files (\`-o DIR/cd/s.kuv\`), same input, median of $ROUNDS interleaved runs:"
+echo
+echo "| parity | seal MB/s | vs --parity none | CPU s |"
+echo "|---|---:|---:|---:|"
+for parity in "${CD_PARITIES[@]}"; do
+    printf '| --parity %s | %s | %s | %s |\n' "$parity" "${CD_R[$parity]}" \
+        "$(ratio "${CD_R[$parity]}" "${CD_R[none]}")" "$(median <<<"${CD_C[$parity]}")"
+done
+echo
 echo "Raw seconds per run (round order); CPU used by other processes just before each round: ${BUSY_SEEN[*]/%/%}"
 echo
 for tool in "${TOOLS[@]}"; do
     printf -- '- %s: seal %s; open %s\n' "$(label "$tool")" \
         "$(printf '%.3f ' ${SEAL_T[$tool]})" "$(printf '%.3f ' ${OPEN_T[$tool]})"
+done
+for parity in "${CD_PARITIES[@]}"; do
+    printf -- '- kuvert --volume-size cd --parity %s: seal %s\n' "$parity" "$(printf '%.3f ' ${CD_T[$parity]})"
 done
 echo
 
@@ -284,6 +317,8 @@ done
 signed=${SEAL_R[kuvert-signed]} plain=${SEAL_R[kuvert]}
 check "signed seal >= 0.85× unsigned: $signed vs $(awk -v p="$plain" 'BEGIN {printf "%.0f", 0.85*p}') MB/s" "$signed" "$(awk -v p="$plain" 'BEGIN {print 0.85*p}')"
 check "keyless verify --signer >= 1500 MB/s: $VERIFY_R MB/s" "$VERIFY_R" 1500
+with=${CD_R[20]} without=${CD_R[none]}
+check "cd seal --parity 20 >= 0.5× --parity none: $with vs $(awk -v p="$without" 'BEGIN {printf "%.0f", 0.5*p}') MB/s" "$with" "$(awk -v p="$without" 'BEGIN {print 0.5*p}')"
 echo
 
 # --- peak RSS --------------------------------------------------------------------

@@ -45,6 +45,11 @@
 //!   255-layer batch of 64 stripes (k = 212 data runs of 128 KiB, m = 43
 //!   parity runs, the default 20 %) encoded, and restored after losing 43
 //!   data runs (the worst case); throughput is data-run bytes per second.
+//! - `seal/cd`, `seal/cd-parity`: a `cd`-preset volume of 256 MiB payload
+//!   (a stand-in for a full cd's 600 MB) on two threads, without parity and
+//!   with the default 20 %: the parity pass's cost (issue 12: ≥ 50 %).
+//! - `repair/5pct-burst`: `repair_volume` of that volume with parity after
+//!   a 5 % burst of zeroed sectors; throughput is volume bytes per second.
 //!
 //! Throughput is plaintext bytes per second, except for `parity`.
 
@@ -57,12 +62,16 @@ use criterion::{
     BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
 };
 use kuvert::{
-    Argon2Params, HybridIdentity, Identity, MemorySink, Opener, Passphrase, Recipient, Sealer,
-    SigningKey, TrustedSigners, VolumeSink, X25519Identity,
+    Argon2Params, HybridIdentity, Identity, MemorySink, Opener, Parity, Passphrase, Recipient,
+    Sealer, SigningKey, TrustedSigners, VolumeSink, X25519Identity, X25519Recipient,
 };
 
 const TAG: usize = 16;
 const PAYLOAD: usize = 64 << 20;
+/// The payload of the `cd` rows (`seal/cd`, `seal/cd-parity`, `repair/`): a
+/// stand-in for a full cd volume (about 600 MB of payload), which would
+/// take several seconds per iteration.
+const CD_STANDIN: usize = 256 << 20;
 const SEEK_CONTAINER: usize = 256 << 20;
 const READ: usize = 4 << 10;
 const CHUNK_SIZES: [(usize, &str); 3] =
@@ -99,6 +108,25 @@ impl VolumeSink for ReusedSink {
     fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.0.extend_from_slice(bytes);
         Ok(())
+    }
+
+    fn read_back(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<Option<()>> {
+        let start = offset as usize;
+        let bytes = self
+            .0
+            .get(start..start + buf.len())
+            .ok_or(io::ErrorKind::UnexpectedEof)?;
+        buf.copy_from_slice(bytes);
+        Ok(Some(()))
+    }
+
+    fn write_at(&mut self, offset: u64, bytes: &[u8]) -> io::Result<Option<()>> {
+        let (start, end) = (offset as usize, offset as usize + bytes.len());
+        if end > self.0.len() {
+            self.0.resize(end, 0);
+        }
+        self.0[start..end].copy_from_slice(bytes);
+        Ok(Some(()))
     }
 
     fn finish(&mut self) -> io::Result<()> {
@@ -194,6 +222,7 @@ fn seal_open(c: &mut Criterion) {
         });
     }
     group.finish();
+    parity_seal(c, &data, &recipient, &mut sink);
 
     let mut group = c.benchmark_group("open");
     group
@@ -387,6 +416,78 @@ fn keys(c: &mut Criterion) {
     group.finish();
 }
 
+/// `seal/cd` against `seal/cd-parity`: one volume of the `cd` preset
+/// (its size only bounds the volume) holding [`CD_STANDIN`] bytes, sealed on
+/// two threads into a reused buffer, with `--parity none` and with the
+/// default `--parity 20`. The first 64 MiB of `data` repeat to fill it.
+/// Their ratio is issue 12's target (parity ≥ 50 % of none).
+fn parity_seal(c: &mut Criterion, data: &[u8], recipient: &X25519Recipient, sink: &mut ReusedSink) {
+    let payload: Vec<u8> = data.iter().copied().cycle().take(CD_STANDIN).collect();
+    let cd = kuvert::media::preset("cd").expect("a preset").volume_size;
+    let mut group = c.benchmark_group("seal");
+    group
+        .throughput(Throughput::Bytes(CD_STANDIN as u64))
+        .sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .measurement_time(Duration::from_secs(10));
+    for (parity, id) in [(Parity::None, "cd"), (Parity::Percent(20), "cd-parity")] {
+        let sealer = Sealer::new()
+            .recipient(recipient.clone())
+            .threads(2)
+            .volume_size(cd)
+            .parity(parity);
+        group.bench_function(BenchmarkId::new(id, "256MiB-2-threads"), |b| {
+            b.iter(|| {
+                let mut writer = sealer.seal(&mut *sink).expect("valid options");
+                writer.write_all(black_box(&payload)).expect("memory sink");
+                writer.finish().expect("memory sink");
+            });
+        });
+    }
+    group.finish();
+}
+
+/// `repair/5pct-burst`: [`kuvert::repair_volume`] on a `cd`-preset volume
+/// of [`CD_STANDIN`] payload bytes with the default parity, after a burst of
+/// zeros over 5 % of its sectors in the middle of the data span (a ddrescue
+/// image of a scratched disc); throughput is volume bytes per second.
+fn repair(c: &mut Criterion) {
+    let payload: Vec<u8> = payload(64 << 20)
+        .into_iter()
+        .cycle()
+        .take(CD_STANDIN)
+        .collect();
+    let cd = kuvert::media::preset("cd").expect("a preset").volume_size;
+    let sealer = Sealer::new()
+        .recipient(identity().to_public())
+        .threads(2)
+        .volume_size(cd)
+        .parity(Parity::Percent(20));
+    let mut volumes = seal(&sealer, &payload);
+    assert_eq!(volumes.len(), 1, "the stand-in fits one cd volume");
+    let original = volumes.pop().expect("one volume");
+    let sectors = original.len() / 2048;
+    let burst = sectors / 20;
+    let mut damaged = original.clone();
+    damaged[(sectors / 3) * 2048..(sectors / 3 + burst) * 2048].fill(0);
+    let mut out = Vec::with_capacity(original.len());
+    kuvert::repair_volume(&damaged, &mut out).expect("a 5 % burst is within the margin");
+    assert!(out == original, "repair restores the volume");
+    let mut group = c.benchmark_group("repair");
+    group
+        .throughput(Throughput::Bytes(original.len() as u64))
+        .sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .measurement_time(Duration::from_secs(10));
+    group.bench_function("5pct-burst", |b| {
+        b.iter(|| {
+            out.clear();
+            kuvert::repair_volume(black_box(&damaged), &mut out).expect("repairs")
+        });
+    });
+    group.finish();
+}
+
 fn parity(c: &mut Criterion) {
     use kuvert::testing::parity::{BATCH_STRIPES, StripeDecoder, StripeEncoder};
     const K: u16 = 212;
@@ -432,6 +533,7 @@ criterion_group!(
     seek,
     unlock,
     keys,
-    parity
+    parity,
+    repair
 );
 criterion_main!(benches);

@@ -1,13 +1,12 @@
-//! Reed–Solomon parity inside a volume (SPEC.md §16): the layered geometry
-//! and the Leopard GF(2^16) high-rate codec over 2,048-byte sectors.
-//!
-//! The sealer writes the layers (`Sealer::parity`), `repair_volume`
-//! restores them without a key; this module only computes where parity
-//! goes and encodes or restores stripes. Tests reach it through
-//! [`crate::testing::parity`].
+//! Reed–Solomon parity inside a volume (SPEC.md §16): the layered geometry,
+//! the Leopard GF(2^16) high-rate codec over 2,048-byte sectors, and the
+//! seal's parity pass over a written volume ([`pass`]). Tests reach the
+//! codec through [`crate::testing::parity`].
 
 pub(crate) mod codec;
+mod digest_stream;
 pub(crate) mod geometry;
+pub(crate) mod pass;
 
 pub use codec::{StripeDecoder, StripeEncoder, encode_parity, restore};
 pub use geometry::{GEOMETRY_BODY_LEN, LAYERS, MAX_PERCENT, MIN_PERCENT, ParityGeometry, Place};

@@ -18,7 +18,7 @@ use crate::format::{
 };
 use crate::keys::{self, Argon2Params, FileKey, Limits, Passphrase, PluginSettings, Recipient};
 use crate::manifest::{self, ManifestFields, PADDING_LEN_FIELD, Padding};
-use crate::parity::{MAX_PERCENT, MIN_PERCENT, Parity, ParityGeometry, StripeEncoder};
+use crate::parity::{MAX_PERCENT, MIN_PERCENT, Parity};
 use crate::pipeline::{self, InFlight, Pending, SealBatch, SealPool};
 use crate::rand::Randomness;
 use crate::sign::statement::{LastVolume, Statement};
@@ -1407,73 +1407,13 @@ impl<S: VolumeSink> SealWriter<S> {
         .map_err(|_| Error::CounterExhausted)?;
         self.sink.append(&parts.data_tail)?;
         let digest_block_hash = match &parts.parity {
-            Some(geometry) => self.write_parity(geometry)?,
+            Some(geometry) => {
+                crate::parity::pass::write_parity(&mut self.sink, geometry, self.threads)?
+            }
             None => [0; DIGEST_LEN],
         };
         self.sink.append(&parts.end_sector(&digest_block_hash))?;
         Ok(())
-    }
-
-    /// The second pass over a volume whose data span is written (SPEC.md
-    /// §16.11): reads back the k data runs of each batch of stripes,
-    /// encodes them, writes the m parity runs at their layer-major places,
-    /// then appends the parity digest block; returns its BLAKE3. Memory:
-    /// one batch, (k + m) · 128 KiB, whatever the volume's size.
-    fn write_parity(&mut self, geometry: &ParityGeometry) -> Result<[u8; DIGEST_LEN], Error> {
-        const SECTOR: u64 = format::SECTOR;
-        let unsupported = || Error::option(OptionError::ParityNeedsPositionedSink);
-        let data_len = geometry.data_sectors() * SECTOR;
-        let layer = u64::from(geometry.layer_sectors());
-        let batch = u64::from(crate::parity::codec::BATCH_STRIPES);
-        let run_max = (batch * SECTOR) as usize;
-        let mut data = vec![vec![0u8; run_max]; usize::from(geometry.k())];
-        let mut parity = vec![vec![0u8; run_max]; usize::from(geometry.m())];
-        let mut encoder = StripeEncoder::for_geometry(geometry);
-        let mut first = 0u64;
-        while first < layer {
-            let count = batch.min(layer - first);
-            let run = (count * SECTOR) as usize;
-            for (j, buf) in data.iter_mut().enumerate() {
-                let start = (j as u64 * layer + first) * SECTOR;
-                let stored = data_len.saturating_sub(start).min(run as u64) as usize;
-                // Virtual sectors past the data span are zeros.
-                buf[stored..run].fill(0);
-                if stored > 0 {
-                    self.sink
-                        .read_back(start, &mut buf[..stored])?
-                        .ok_or_else(unsupported)?;
-                }
-            }
-            let runs: Vec<&[u8]> = data.iter().map(|buf| &buf[..run]).collect();
-            let mut outs: Vec<&mut [u8]> = parity.iter_mut().map(|buf| &mut buf[..run]).collect();
-            encoder
-                .encode(&runs, &mut outs)
-                .expect("runs of whole sectors for the geometry's k and m");
-            for (q, out) in parity.iter().enumerate() {
-                let at = data_len + (q as u64 * layer + first) * SECTOR;
-                self.sink
-                    .write_at(at, &out[..run])?
-                    .ok_or_else(unsupported)?;
-            }
-            first += count;
-        }
-        // The digest block, from the parity as written (SPEC.md §16.7).
-        let group_len = crate::parity::geometry::DIGEST_GROUP_SECTORS * SECTOR;
-        let parity_len = geometry.parity_sectors() * SECTOR;
-        let mut block = Vec::with_capacity(geometry.digest_block_len() as usize);
-        let mut group = vec![0u8; group_len as usize];
-        let mut at = 0;
-        while at < parity_len {
-            let len = group_len.min(parity_len - at) as usize;
-            self.sink
-                .read_back(data_len + at, &mut group[..len])?
-                .ok_or_else(unsupported)?;
-            block.extend_from_slice(blake3::hash(&group[..len]).as_bytes());
-            at += len as u64;
-        }
-        block.resize(geometry.digest_block_len() as usize, 0);
-        self.sink.append(&block)?;
-        Ok(*blake3::hash(&block).as_bytes())
     }
 
     /// The statement of a finished volume (SPEC.md §14.1) and each signer's

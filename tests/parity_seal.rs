@@ -191,6 +191,46 @@ fn the_bulk_is_the_codecs_parity_of_the_data_span() {
     }
 }
 
+/// The parity pass encodes batches of 32 stripes on the sealer's threads:
+/// a volume of several batches is the same, byte for byte, on 1, 2 and 3
+/// threads, and its bulk is the codec's parity and digest block.
+#[test]
+fn parity_of_many_batches_is_the_same_on_every_thread_count() {
+    use kuvert::testing::parity::{ParityGeometry, encode_parity};
+    let identity = X25519Identity::generate().expect("os randomness");
+    let data = content(24 << 20);
+    let sealed: Vec<Vec<Vec<u8>>> = [1, 2, 3]
+        .into_iter()
+        .map(|threads| {
+            let sealer = sealer(&identity)
+                .chunk_size(64 << 10)
+                .threads(threads)
+                .parity(Parity::Percent(200))
+                .insecure_deterministic_seed([9; 32])
+                .created(None);
+            seal(&sealer, &data)
+        })
+        .collect();
+    assert_eq!(sealed[0].len(), 1, "one volume");
+    assert!(sealed[1] == sealed[0], "2 threads write the bytes of 1");
+    assert!(sealed[2] == sealed[0], "3 threads write the bytes of 1");
+    let volume = &sealed[0][0];
+    let sector = 2048;
+    let end = &volume[volume.len() - sector..];
+    let (geometry, digest_hash) = ParityGeometry::from_body(&end[104..160]).expect("body");
+    assert!(
+        geometry.layer_sectors() > 4 * 32,
+        "several batches: {geometry:?}"
+    );
+    let data_len = geometry.data_sectors() as usize * sector;
+    let parity = encode_parity(&geometry, &volume[..data_len], 64).expect("encode");
+    assert!(volume[data_len..data_len + parity.len()] == parity[..]);
+    let block = geometry.digest_block(&parity);
+    let block_at = data_len + parity.len();
+    assert!(volume[block_at..block_at + block.len()] == block[..]);
+    assert_eq!(&digest_hash, blake3::hash(&block).as_bytes());
+}
+
 /// SPEC.md §13.3 with PARITY: each parity field, changed, is refused with
 /// its own rule and byte (the keyless check reads the trailer).
 #[test]
