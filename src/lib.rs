@@ -205,6 +205,7 @@ mod last_chunk;
 mod manifest;
 pub mod media;
 mod open;
+mod open_repair;
 mod parity;
 mod pipeline;
 #[cfg(feature = "plugins")]
@@ -248,6 +249,7 @@ pub use keys::{
 };
 pub use manifest::{MAX_LABEL_LEN, MAX_MANIFEST_LEN, MAX_NOTE_LEN, Manifest, Padding, padme};
 pub use open::{OpenReader, Opener};
+pub use open_repair::VolumeRepair;
 pub use parity::Parity;
 #[cfg(feature = "plugins")]
 pub use plugin::{PluginIdentity, PluginOptions, PluginRecipient, PluginUi};
