@@ -344,3 +344,40 @@ fn a_cd_volume_with_a_five_percent_burst_and_scattered_sectors_opens() {
         repairs[0].report.margin.of,
     );
 }
+
+#[test]
+fn the_keyed_scan_reads_through_and_says_whether_parity_repairs_it() {
+    let (key, _, volume, geometry) = sealed(80);
+    let start = sector_of(300);
+    let lost = start..start + geometry.burst();
+    let faulty = Faulty::new(volume.clone(), "disc.kuv").fault(lost.clone(), Fault::Eio);
+    let report = opener(&key).scan_volume(&faulty).expect("scan");
+    let runs: Vec<_> = report.damage.iter().collect();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert!(matches!(
+        runs[0].kind,
+        DamageKind::Unreadable {
+            os_error: Some(EIO),
+            ..
+        }
+    ));
+    assert_eq!(
+        runs[0].unreadable,
+        Some(lost.start * SECTOR..lost.end * SECTOR)
+    );
+    let repair = report.repair.expect("repairable");
+    assert_eq!(repair.sectors_lost, geometry.burst());
+    // Off: the damage alone.
+    let report = opener(&key)
+        .repair(false)
+        .scan_volume(&faulty)
+        .expect("scan");
+    assert_eq!(report.damage.len(), 1);
+    assert_eq!(report.repair, None);
+    // Past the margin: not repairable.
+    let past = Faulty::new(volume, "disc.kuv")
+        .fault(start..start + (geometry.m + 1) * geometry.layer, Fault::Eio);
+    let report = opener(&key).volume_verifier().scan(&past).expect("scan");
+    assert_eq!(report.damage.len(), 1);
+    assert_eq!(report.repair, None);
+}
