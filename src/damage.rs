@@ -13,6 +13,8 @@ use std::sync::{Mutex, PoisonError};
 use crate::error::{Error, Location, Volume};
 use crate::format::{Geometry, PAYLOAD_PREFIX_LEN};
 use crate::pipeline;
+use crate::retrying_source::RetryingSource;
+use crate::volumes::VolumeSource;
 
 /// Why chunks are damaged.
 #[non_exhaustive]
@@ -311,6 +313,26 @@ impl ChunkPlace {
             unreadable: None,
         })
     }
+}
+
+/// The bytes of `bytes` that `source` cannot read (unreadable sectors,
+/// [`is_unreadable`](crate::is_unreadable)), from the first such sector's
+/// start to the last one's end; `None` if all of it reads. Reads
+/// `bytes` (one chunk: bounded by the chunk size) sector by sector around
+/// each error.
+pub(crate) fn unreadable_in<S: VolumeSource + ?Sized>(
+    source: &S,
+    bytes: Range<u64>,
+) -> Option<Range<u64>> {
+    let end = bytes.end.min(source.size().ok()?);
+    let len = usize::try_from(end.checked_sub(bytes.start)?).ok()?;
+    let mut buf = vec![0u8; len];
+    let lost = RetryingSource::new(source)
+        .read_at_with_erasures(&mut buf, bytes.start)
+        .ok()?;
+    lost.map
+        .overlapping(bytes.start..end)
+        .reduce(|a, b| a.start..b.end)
 }
 
 /// Chunks checked per pipeline run: the damage found is sorted and merged

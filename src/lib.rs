@@ -28,6 +28,7 @@
 //! | write volumes to files, memory, a `Write` | [`FileSink`], [`MemorySink`], [`WriteSink`] |
 //! | read volumes from files or memory      | [`FileSource`], `Vec<u8>`, `Bytes`, `&[u8]` |
 //! | read through unreadable sectors (EIO)  | [`RetryingSource`] ([`ReadPolicy`]) → [`ErasureMap`] |
+//! | open through damage, repaired from parity | [`Opener::repair`] (on by default) → [`OpenReader::repairs`] ([`VolumeRepair`]) |
 //! | find volumes on a disc image or device | [`find_volumes`] → [`FoundVolume`] → [`OffsetSource`] |
 //! | print a name a sender chose            | [`escape_name`]                            |
 //! | make or read a signing key             | [`SigningKey`], [`SignerKey`] (`kuvertsign1…`, `ssh-ed25519 …`) |
@@ -205,6 +206,7 @@ mod last_chunk;
 mod manifest;
 pub mod media;
 mod open;
+mod open_repair;
 mod parity;
 mod pipeline;
 #[cfg(feature = "plugins")]
@@ -248,6 +250,7 @@ pub use keys::{
 };
 pub use manifest::{MAX_LABEL_LEN, MAX_MANIFEST_LEN, MAX_NOTE_LEN, Manifest, Padding, padme};
 pub use open::{OpenReader, Opener};
+pub use open_repair::VolumeRepair;
 pub use parity::Parity;
 #[cfg(feature = "plugins")]
 pub use plugin::{PluginIdentity, PluginOptions, PluginRecipient, PluginUi};

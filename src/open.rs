@@ -14,6 +14,7 @@ use crate::header::{read_header, read_trailer};
 use crate::keys::{self, Identity, Limits, Passphrase, PluginSettings, Unlocked, Warning};
 use crate::last_chunk::{LastChunk, check_full_volume};
 use crate::manifest::{self, Manifest, PADDING_LEN_FIELD};
+use crate::open_repair::{RepairSettings, VolumeRepair, VolumeSlot, is_repairable_damage};
 use crate::pipeline;
 use crate::sign::{AllowedSigners, SignerKey};
 use crate::signature_check::{self, SetPosition, SignatureStatus, TrustedSigners};
@@ -33,6 +34,8 @@ pub struct Opener {
     plugins: PluginSettings,
     /// Signers one of which must have signed the set; none: not checked.
     signers: TrustedSigners,
+    /// Whether damaged volumes with parity are repaired on the fly.
+    repair: RepairSettings,
 }
 
 impl Opener {
@@ -111,6 +114,32 @@ impl Opener {
         &self.signers
     }
 
+    /// Whether a damaged volume that carries parity (SPEC.md §16) is
+    /// repaired on the fly (default: yes; SPEC.md §7.8). Once a read of a
+    /// volume fails (an unreadable sector, a chunk that fails
+    /// authentication, a header or trailer that fails its check), the
+    /// whole volume is repaired from its parity into a scratch file and
+    /// read from there; chunks are authenticated from the copy as from any
+    /// volume. [`OpenReader::repairs`] says what was repaired. Off, damage
+    /// is an error at once, as for volumes without parity.
+    pub fn repair(mut self, repair: bool) -> Self {
+        self.repair.enabled = repair;
+        self
+    }
+
+    /// The directory of the scratch copies of repaired volumes (default:
+    /// [`std::env::temp_dir`]). A copy is as large as its volume; it is
+    /// unlinked as it is created, so nothing is left there.
+    pub fn scratch_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.repair.scratch_dir = Some(dir.into());
+        self
+    }
+
+    /// Whether [`repair`](Self::repair) is on.
+    pub(crate) fn repair_settings(&self) -> &RepairSettings {
+        &self.repair
+    }
+
     /// Replaces the limits on untrusted headers.
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
@@ -158,24 +187,41 @@ impl Opener {
         if threads == 0 {
             return Err(Error::option(OptionError::NoThreads));
         }
+        // Each volume in a slot that repairs it once damage shows (§7.8).
+        let volumes: Vec<VolumeSlot<S>> = volumes
+            .into_iter()
+            .enumerate()
+            .map(|(index, source)| VolumeSlot::new(source, index + 1, self.repair.clone()))
+            .collect();
         let mut headers = Vec::with_capacity(volumes.len());
         for (index, volume) in volumes.iter().enumerate() {
-            headers.push(read_header(volume, index + 1)?);
+            headers.push(volume.mending(|| read_header(volume, index + 1))?);
         }
         let (reference, Unlocked { file_key, warnings }) = self.unlock_set(&headers)?;
         let reference_set = headers[reference].0.set_bytes().to_vec();
         let set_id = headers[reference].0.set.set_id;
-        for (header, _) in &headers {
-            if header.set.set_id != set_id {
+        for (index, volume) in volumes.iter().enumerate() {
+            if headers[index].0.set.set_id != set_id {
+                let header = &headers[index].0;
                 return Err(Error::ForeignVolume {
                     at: header.origin.clone(),
                     volume: header.volume,
                 });
             }
-            file_key.verify_header(header)?;
+            if file_key.verify_header(&headers[index].0).is_err() {
+                // A header that fails its MAC is damage: read again from
+                // the repaired volume.
+                headers[index] = volume.mending(|| {
+                    let read = read_header(volume, index + 1)?;
+                    file_key.verify_header(&read.0)?;
+                    Ok(read)
+                })?;
+            }
+            let header = &headers[index].0;
             if header.set_bytes() != reference_set.as_slice() {
                 return Err(header.damaged());
             }
+            volume.set_number(header.volume);
         }
 
         // 4a. Trailers, in volume order, now that the numbers are
@@ -184,7 +230,13 @@ impl Opener {
         for volume in &mut ordered {
             let header = &mut headers[volume.input - 1].0;
             let at = Location::volume(volume.number).name(volume.origin.name.clone());
-            volume.len = read_trailer(&volume.source, header, volume.len, &at)?;
+            let (source, len) = (&volume.source, volume.len);
+            let (len, read) = source.mending(|| {
+                let mut read = header.clone();
+                Ok((read_trailer(source, &mut read, len, &at)?, read))
+            })?;
+            *header = read;
+            volume.len = len;
         }
         if ordered.is_empty() {
             return Err(Error::NoVolumes);
@@ -207,11 +259,14 @@ impl Opener {
         // Wiped on every path out, including the errors below, which may
         // come after the chunk opened: it then holds plaintext.
         let mut buf = Zeroizing::new(Vec::with_capacity(geometry.chunk_len()));
-        if let Some(trailer) = checks.last() {
-            // Only bytes the signed table vouches for reach the cipher.
-            check_final_chunk(&last.source, trailer, &geometry, number, &final_chunk)?;
-        }
-        match final_chunk.authenticate(&cipher, &geometry, &last.source, &mut buf)? {
+        let authenticated = last.source.mending(|| {
+            if let Some(trailer) = checks.last() {
+                // Only bytes the signed table vouches for reach the cipher.
+                check_final_chunk(&last.source, trailer, &geometry, number, &final_chunk)?;
+            }
+            final_chunk.authenticate(&cipher, &geometry, &last.source, &mut buf)
+        })?;
+        match authenticated {
             ChunkFlag::EndOfSet => {}
             _ => {
                 return Err(Error::VolumeMissing {
@@ -303,7 +358,7 @@ impl Opener {
     fn check_signatures<S: VolumeSource>(
         &self,
         headers: &[(Header, u64)],
-        ordered: &[SetVolume<S>],
+        ordered: &[SetVolume<VolumeSlot<S>>],
     ) -> Result<(SignatureStatus, Vec<Trailer>), Error> {
         if self.signers.is_empty() {
             let signers = ordered
@@ -321,14 +376,16 @@ impl Opener {
                 true => SetPosition::Last,
                 false => SetPosition::NotLast,
             };
-            let result = signature_check::check_volume(
-                &volume.source,
-                header,
-                header.trailer.as_ref(),
-                &self.signers,
-                position,
-                &at,
-            )?;
+            let result = volume.source.mending(|| {
+                signature_check::check_volume(
+                    &volume.source,
+                    header,
+                    header.trailer.as_ref(),
+                    &self.signers,
+                    position,
+                    &at,
+                )
+            })?;
             checked.get_or_insert(result.signer);
             // Checked: a signed set has trailers.
             trailers.extend(header.trailer.clone());
@@ -476,7 +533,7 @@ fn assemble<S>(headers: &[(Header, u64)], volumes: Vec<S>) -> Result<Vec<SetVolu
 /// [`Error::Unauthenticated`] (recovered by `?` into [`Error`]) and no
 /// byte of it.
 pub struct OpenReader<S> {
-    set: ChunkSet<S>,
+    set: ChunkSet<VolumeSlot<S>>,
     set_id: [u8; SET_ID_LEN],
     signature: SignatureStatus,
     /// The signer block's keys, in order.
@@ -590,9 +647,36 @@ impl<S: VolumeSource> OpenReader<S> {
         at(chunk)..at(chunk.saturating_add(1))
     }
 
-    /// Gives the volumes back.
+    /// Gives the volumes back, as they were given (not their repaired
+    /// copies), in volume order.
     pub fn into_volumes(self) -> Vec<S> {
-        self.set.volumes
+        self.set
+            .volumes
+            .into_iter()
+            .map(VolumeSlot::into_original)
+            .collect()
+    }
+
+    /// The volumes repaired from their parity so far (SPEC.md §7.8), in
+    /// volume order: a volume is repaired when damage first shows, while
+    /// the set is opened or read, so this grows as more of it is read.
+    pub fn repairs(&self) -> Vec<VolumeRepair> {
+        self.set
+            .volumes
+            .iter()
+            .filter_map(VolumeSlot::repair_report)
+            .collect()
+    }
+
+    /// The volumes whose repair was tried and failed, with why: no parity
+    /// ([`Error::NoParity`]), more lost than it covers
+    /// ([`Error::Unrecoverable`]), a scratch file that could not be
+    /// written. Their damage is read as it is.
+    pub fn repair_failures(&self) -> Vec<(u32, &Error)> {
+        (1u32..)
+            .zip(&self.set.volumes)
+            .filter_map(|(number, slot)| Some((number, slot.repair_failure()?)))
+            .collect()
     }
 
     fn load(&mut self, chunk: u64) -> Result<(), Error> {
@@ -684,7 +768,10 @@ impl<S: VolumeSource + Sync> OpenReader<S> {
         let open = |chunk: u64, buf: &mut [u8]| set.open_chunk(chunk, buf);
         let plain_of = |chunk: u64| set.plain_of(chunk);
         let mut record = |chunk: u64, err: Error| {
-            if let Some(damage) = set.place(chunk).damage(chunk, &err) {
+            if let Some(mut damage) = set.place(chunk).damage(chunk, &err) {
+                if matches!(damage.kind, damage::DamageKind::Unreadable { .. }) {
+                    damage.unreadable = set.unreadable_in(chunk);
+                }
                 map.push(damage);
             }
         };
@@ -766,7 +853,7 @@ struct ChunkSet<S> {
     checks: Vec<Trailer>,
 }
 
-impl<S: VolumeSource> ChunkSet<S> {
+impl<S: VolumeSource> ChunkSet<VolumeSlot<S>> {
     /// Volume and byte offset of a chunk, with that volume's own H.
     fn chunk_position(&self, chunk: u64) -> (u32, u64) {
         let (volume, offset) = self.geometry.locate(chunk);
@@ -821,8 +908,32 @@ impl<S: VolumeSource> ChunkSet<S> {
     }
 
     /// Reads chunk `chunk` into `buf` (at least C bytes), authenticates it
-    /// in place and returns the length of its plaintext at `buf[..n]`.
+    /// in place and returns the length of its plaintext at `buf[..n]`; if
+    /// it is damaged, once more from its volume repaired (SPEC.md §7.8).
     fn open_chunk(&self, chunk: u64, buf: &mut [u8]) -> Result<usize, Error> {
+        match self.read_and_open(chunk, buf) {
+            Err(err) if is_repairable_damage(&err) => {
+                let (volume, _) = self.chunk_position(chunk);
+                match self.volumes[volume as usize - 1].repaired() {
+                    Some(_) => self.read_and_open(chunk, buf),
+                    None => Err(err),
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// The bytes of chunk `chunk` that cannot be read from the volume as
+    /// given, first unreadable sector to last (for damage reports).
+    fn unreadable_in(&self, chunk: u64) -> Option<std::ops::Range<u64>> {
+        let (volume, offset) = self.chunk_position(chunk);
+        let len = (self.plain_of(chunk) + TAG_LEN) as u64;
+        let slot = self.volumes.get(volume as usize - 1)?;
+        damage::unreadable_in(slot.original(), offset..offset + len)
+    }
+
+    /// [`open_chunk`](Self::open_chunk) from the volume as it is now.
+    fn read_and_open(&self, chunk: u64, buf: &mut [u8]) -> Result<usize, Error> {
         let (volume, offset) = self.chunk_position(chunk);
         let len = if chunk == self.final_chunk {
             self.final_chunk_len

@@ -20,6 +20,8 @@ use crate::header::{read_header, read_trailer};
 use crate::keys::FileKey;
 use crate::last_chunk::LastChunk;
 use crate::open::Opener;
+use crate::open_repair::VolumeSlot;
+use crate::repair::RepairReport;
 use crate::signature_check::{self, SetPosition, SignatureStatus};
 use crate::stream::ChunkCipher;
 use crate::volumes::{VolumeSource, location};
@@ -58,6 +60,13 @@ pub struct VolumeReport {
     /// chunk is also checked against the signed table), else the signer
     /// block's unchecked claim or [`SignatureStatus::Unsigned`].
     pub signature: SignatureStatus,
+    /// For a damaged volume with parity, when [`Opener::repair`] is on
+    /// and all of the damage is repairable: what the repair found, checked
+    /// by authenticating every chunk of the repaired volume again. The
+    /// data is whole; the medium needs refreshing (`kuvert repair`).
+    /// `None` for an intact volume, one without parity, and damage past
+    /// the parity's margin.
+    pub repair: Option<RepairReport>,
 }
 
 /// A volume scanned to its end, and the error [`Opener::verify_volume`]
@@ -102,7 +111,15 @@ impl Opener {
     ) -> Result<VolumeReport, Error> {
         let (header, len) = read_header(volume, 1)?;
         let file_key = self.unlock(&header)?.file_key;
-        Ok(self.scan_with(volume, &header, len, &file_key)?.report)
+        Ok(self
+            .scan_with(
+                volume,
+                &header,
+                len,
+                &file_key,
+                self.repair_settings().enabled,
+            )?
+            .report)
     }
 
     /// A verifier for several volumes that unlocks each distinct set header
@@ -123,7 +140,7 @@ impl Opener {
         len: u64,
         file_key: &FileKey,
     ) -> Result<VolumeReport, Error> {
-        let scanned = self.scan_with(volume, header, len, file_key)?;
+        let scanned = self.scan_with(volume, header, len, file_key, false)?;
         match scanned.first_error {
             Some(err) => Err(err),
             None => Ok(scanned.report),
@@ -131,8 +148,32 @@ impl Opener {
     }
 
     /// Checks every chunk of `volume`, whose header is read and unlocked to
-    /// `file_key`, to its end, mapping the damage.
+    /// `file_key`, to its end, mapping the damage; with `repair`, a damaged
+    /// volume with parity is repaired into a scratch copy, which is checked
+    /// again ([`VolumeReport::repair`]).
     pub(crate) fn scan_with<S: VolumeSource + Sync + ?Sized>(
+        &self,
+        volume: &S,
+        header: &Header,
+        len: u64,
+        file_key: &FileKey,
+        repair: bool,
+    ) -> Result<Scanned, Error> {
+        let mut scanned = self.scan_damage(volume, header, len, file_key)?;
+        if repair && !scanned.report.damage.is_empty() && header.set.parity.is_some() {
+            let slot = VolumeSlot::new(volume, 1, self.repair_settings().clone());
+            if slot.repaired().is_some() {
+                let again = self.scan_damage(&slot, header, len, file_key)?;
+                if again.first_error.is_none() {
+                    scanned.report.repair = slot.repair_report().map(|r| r.report);
+                }
+            }
+        }
+        Ok(scanned)
+    }
+
+    /// [`scan_with`](Self::scan_with) of the volume as it is.
+    fn scan_damage<S: VolumeSource + Sync + ?Sized>(
         &self,
         volume: &S,
         header: &Header,
@@ -230,6 +271,7 @@ impl Opener {
             last_in_set: false,
             damage: DamageMap::new(),
             signature,
+            repair: None,
         };
 
         let mut usable = len;
@@ -323,7 +365,10 @@ impl Opener {
                 }
             };
             let mut record = |chunk: u64, err: Error| {
-                if let Some(damage) = place(chunk, plain_len).damage(chunk, &err) {
+                if let Some(mut damage) = place(chunk, plain_len).damage(chunk, &err) {
+                    if matches!(damage.kind, DamageKind::Unreadable { .. }) {
+                        damage.unreadable = damage::unreadable_in(volume, damage.bytes.clone());
+                    }
                     map.push(damage);
                 }
                 first_error.get_or_insert(err);
@@ -405,7 +450,8 @@ impl VolumeVerifier<'_> {
         let (header, len) = read_header(volume, 1)?;
         let opener = self.opener;
         let key = self.key_for(&header)?;
-        Ok(opener.scan_with(volume, &header, len, key)?.report)
+        let repair = opener.repair_settings().enabled;
+        Ok(opener.scan_with(volume, &header, len, key, repair)?.report)
     }
 
     /// The file key of `header`'s set, unlocking it if it is new.

@@ -388,6 +388,11 @@ pub struct OpenArgs {
     #[arg(long, conflicts_with = "tar")]
     pub preserve_permissions: bool,
 
+    /// Do not repair a damaged volume from its parity while reading it:
+    /// damage is an error at once, as without parity.
+    #[arg(long)]
+    pub no_repair: bool,
+
     /// The volumes of the set, in any order. A disc image or device
     /// (disc.iso, /dev/sr0) is scanned for the volumes on it.
     #[arg(value_name = "VOLUME", required = true)]
@@ -409,6 +414,11 @@ pub struct ListArgs {
     /// Print JSON.
     #[arg(long, conflicts_with = "long")]
     pub json: bool,
+
+    /// Do not repair a damaged volume from its parity while reading it:
+    /// damage is an error at once, as without parity.
+    #[arg(long)]
+    pub no_repair: bool,
 
     /// The volumes of the set, in any order. A disc image or device
     /// (disc.iso, /dev/sr0) is scanned for the volumes on it.
@@ -432,6 +442,11 @@ pub struct VerifyArgs {
     /// complete (to check each disc on its own after burning).
     #[arg(long)]
     pub allow_incomplete: bool,
+
+    /// Do not try whether a damaged volume's parity repairs it (exit
+    /// status 3 when it does): report the damage alone.
+    #[arg(long)]
+    pub no_repair: bool,
 
     /// Volumes to verify, in any order. A disc image or device (disc.iso,
     /// /dev/sr0) is scanned for the volumes on it.

@@ -30,6 +30,7 @@ pub fn open(args: &OpenArgs, quiet: bool) -> Result<()> {
     let volumes = Volumes::open(&args.volumes)?;
     let has_passphrase = volumes.has_passphrase();
     let (mut opener, unauthenticated) = opener_requiring(&args.keys, &trusted, &volumes)?;
+    opener = opener.repair(!args.no_repair);
     let mut signature = String::new();
     if let Some(threads) = args.threads {
         opener = opener.threads(threads as usize);
@@ -107,11 +108,35 @@ fn write_stream<S: VolumeSource + Sync>(
             damaged
         }
     };
+    print_repairs(&reader);
     report_damaged(
         (&damaged.0, damaged.1),
         ("damaged chunk", "damaged chunks"),
         "replaced by zeros",
     )
+}
+
+/// A line on standard error per volume repaired from its parity while it
+/// was read (SPEC.md §7.8), and per volume whose parity could not repair
+/// it: the data was read from a repaired copy, so the medium needs
+/// refreshing.
+fn print_repairs<S: VolumeSource>(reader: &OpenReader<S>) {
+    for repair in reader.repairs() {
+        let report = &repair.report;
+        eprintln!(
+            "kuvert: volume {}: {} sector{} lost, repaired from parity (margin {} of {})",
+            repair.volume,
+            grouped(report.sectors_lost),
+            if report.sectors_lost == 1 { "" } else { "s" },
+            report.margin.used,
+            report.margin.of
+        );
+    }
+    for (volume, err) in reader.repair_failures() {
+        if !matches!(err, kuvert::Error::NoParity { .. }) {
+            eprintln!("kuvert: volume {volume}: not repairable from parity: {err}");
+        }
+    }
 }
 
 fn copy_to_stdout<S: VolumeSource + Sync>(
@@ -202,16 +227,17 @@ fn write_tar<S: VolumeSource + Sync>(
 ) -> Result<()> {
     let dest = args.output.clone().unwrap_or_else(|| PathBuf::from("-"));
     let mut tar = archive.tar_reader().map_err(|err| names.fail(&err))?;
-    if is_dash(&dest) {
+    let result = if is_dash(&dest) {
         check_stdout(args.force)?;
         let mut out = Wiping::with_capacity(1 << 20, io::stdout().lock());
-        copy_plain(&mut tar, &mut out, names, &dest)?;
-        out.flush().map_err(stdout_fail)
+        copy_plain(&mut tar, &mut out, names, &dest).and_then(|()| out.flush().map_err(stdout_fail))
     } else {
         let mut out = TempOutput::create(&dest, args.force)?;
-        copy_plain(&mut tar, &mut out, names, &dest)?;
-        out.commit()
-    }
+        copy_plain(&mut tar, &mut out, names, &dest).and_then(|()| out.commit())
+    };
+    drop(tar);
+    print_repairs(archive.reader());
+    result
 }
 
 /// `io::copy` that tells failures to read (a chunk) from failures to write.
@@ -293,6 +319,7 @@ fn extract<S: VolumeSource + Sync>(
     output::cooperate(cancel);
     let result = archive.extract(&dest, &options);
     output::stop_cooperating();
+    print_repairs(archive.reader());
     if created {
         output::forget_path(&dest);
     }
@@ -402,6 +429,7 @@ pub fn list(args: &ListArgs, quiet: bool) -> Result<()> {
     let volumes = Volumes::open(&args.volumes)?;
     let has_passphrase = volumes.has_passphrase();
     let (opener, unauthenticated) = opener_requiring(&args.keys, &trusted, &volumes)?;
+    let opener = opener.repair(!args.no_repair);
     let first = shown(&volumes.paths[0]);
     let bar = progress::bar(true, None, "");
     let (sources, names) = volumes.with_progress(&bar, "reading");
@@ -446,6 +474,10 @@ pub fn list(args: &ListArgs, quiet: bool) -> Result<()> {
             .try_for_each(|entry| writeln!(out, "{}", display_path(entry))),
     };
     written.and_then(|()| out.flush()).map_err(stdout_fail)?;
+    print_repairs(match &payload {
+        Payload::Stream(reader) => reader,
+        Payload::Archive(archive) => archive.reader(),
+    });
     // On standard error, also with --json: never mixed into the listing.
     if !quiet {
         eprintln!("kuvert: {signature}");

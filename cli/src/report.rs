@@ -15,6 +15,9 @@ use kuvert::{Error, escape_name};
 pub const FAILURE: u8 = 1;
 /// Exit code for usage errors.
 pub const USAGE: u8 = 2;
+/// Exit code of `verify` for damage all of which parity repairs: the data
+/// is whole, the medium needs refreshing.
+pub const REPAIRABLE: u8 = 3;
 
 /// A failure to report: the line after `kuvert: ` and the exit code.
 #[derive(Debug)]

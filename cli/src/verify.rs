@@ -12,7 +12,7 @@ use kuvert::{
 use crate::cli::{InfoArgs, KeyArgs, VerifyArgs};
 use crate::manifest;
 use crate::progress;
-use crate::report::{Fail, Names, Result, hex, json_str, shown};
+use crate::report::{Fail, Names, REPAIRABLE, Result, hex, json_str, shown};
 use crate::signers::Trusted;
 use crate::size::grouped;
 use crate::volumes::{Volumes, opener, opener_requiring, warn_unauthenticated_passphrase};
@@ -41,6 +41,9 @@ pub fn verify(args: &VerifyArgs, quiet: bool) -> Result<()> {
     // With --signer the library checks each volume's signatures before
     // any chunk, and every chunk against the signed table too.
     let (opener, unauthenticated) = opener_requiring(&args.keys, &trusted, &volumes)?;
+    // A damaged volume with parity is repaired into a scratch copy, which
+    // is authenticated again: damage all of which parity repairs is exit 3.
+    let opener = opener.repair(!args.no_repair);
     let paths = volumes.paths.clone();
     let claimed: Vec<Option<u32>> = volumes
         .infos
@@ -52,6 +55,7 @@ pub fn verify(args: &VerifyArgs, quiet: bool) -> Result<()> {
 
     let mut reports: Vec<(usize, VolumeReport)> = Vec::new();
     let mut failed = 0usize;
+    let mut repairable = 0usize;
     // One unlock per set, not per volume (a passphrase costs about a second).
     let mut verifier = opener.volume_verifier();
     for (index, source) in sources.iter().enumerate() {
@@ -59,8 +63,15 @@ pub fn verify(args: &VerifyArgs, quiet: bool) -> Result<()> {
         let names = single_names(&paths[index], claimed[index]);
         let lines = match verifier.scan(source) {
             Ok(report) => {
-                let lines = volume_lines(&path, &report, &trusted);
-                failed += report.damage.len() + report.damage.unrecorded() as usize;
+                let mut lines = volume_lines(&path, &report, &trusted);
+                let problems = report.damage.len() + report.damage.unrecorded() as usize;
+                match &report.repair {
+                    Some(repair) if problems > 0 => {
+                        repairable += problems;
+                        lines.push(repairable_line(&path, repair));
+                    }
+                    _ => failed += problems,
+                }
                 reports.push((index, report));
                 lines
             }
@@ -110,15 +121,36 @@ pub fn verify(args: &VerifyArgs, quiet: bool) -> Result<()> {
             if failed == 1 { "" } else { "s" }
         )));
     }
-    if let Some(incomplete) = set.incomplete {
-        if args.allow_incomplete {
-            return Ok(());
-        }
+    if let Some(incomplete) = set.incomplete
+        && !args.allow_incomplete
+    {
         return Err(Fail::data(format!(
             "the set is incomplete: {incomplete} (--allow-incomplete checks volumes alone)"
         )));
     }
+    if repairable > 0 {
+        return Err(Fail {
+            code: REPAIRABLE,
+            message: format!(
+                "{repairable} problem{} found, all repairable from parity: the data is whole; \
+                 refresh the medium (kuvert repair)",
+                if repairable == 1 { "" } else { "s" }
+            ),
+        });
+    }
     Ok(())
+}
+
+/// For a damaged volume whose parity repairs all of it: what was lost and
+/// the margin left (the repaired copy authenticated in full).
+fn repairable_line(path: &str, repair: &kuvert::RepairReport) -> String {
+    format!(
+        "{path}: parity: {} sector{} lost, all repairable (margin {} of {}): the data is whole",
+        grouped(repair.sectors_lost),
+        if repair.sectors_lost == 1 { "" } else { "s" },
+        repair.margin.used,
+        repair.margin.of
+    )
 }
 
 /// Shown after a check without a key: what it proves and what it does not.
@@ -443,7 +475,18 @@ fn set_lines(paths: &[PathBuf], reports: &[(usize, VolumeReport)], unchecked: &[
             _ => format!("{path} (volume {volume}) is not part of the set"),
         });
     }
-    let mut not_intact = check.damaged.clone();
+    // A volume whose damage parity repairs in full is whole (exit 3).
+    let repairable: Vec<u32> = reports
+        .iter()
+        .filter(|(_, report)| report.repair.is_some())
+        .map(|(_, report)| report.volume)
+        .collect();
+    let mut not_intact: Vec<u32> = check
+        .damaged
+        .iter()
+        .copied()
+        .filter(|volume| !repairable.contains(volume))
+        .collect();
     let mut missing = Vec::new();
     for &volume in &check.missing {
         if unchecked.contains(&volume) {

@@ -265,8 +265,15 @@ impl Opener {
                 rejected.push(reject(Rejection::OtherSetHeader));
                 continue;
             }
-            let scanned =
-                verified.and_then(|()| self.scan_with(&volumes[index], header, *len, &file_key));
+            let scanned = verified.and_then(|()| {
+                self.scan_with(
+                    &volumes[index],
+                    header,
+                    *len,
+                    &file_key,
+                    self.repair_settings().enabled,
+                )
+            });
             match scanned {
                 Ok(scanned) => reports.push((index, scanned.report)),
                 Err(err) => unusable.push((index, err)),
