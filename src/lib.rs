@@ -249,6 +249,7 @@ pub use keys::{
 pub use manifest::{MAX_LABEL_LEN, MAX_MANIFEST_LEN, MAX_NOTE_LEN, Manifest, Padding, padme};
 pub use open::{OpenReader, Opener};
 pub use parity::Parity;
+pub use parity::across::{PARITY_VOLUME_MAGIC, ParitySet, ParityVolumeCheck, write_parity_volumes};
 #[cfg(feature = "plugins")]
 pub use plugin::{PluginIdentity, PluginOptions, PluginRecipient, PluginUi};
 pub use repair::{Margin, RepairReport, repair_volume};

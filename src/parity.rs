@@ -5,6 +5,7 @@
 //! only computes where parity goes and encodes or restores stripes in
 //! memory. Tests reach it through [`crate::testing::parity`].
 
+pub(crate) mod across;
 pub(crate) mod codec;
 pub(crate) mod geometry;
 
