@@ -69,33 +69,7 @@ impl<S: VolumeSource, Q: VolumeSource> ParitySet<S, Q> {
     /// [`Error::MalformedParityVolume`] for one whose head is unusable, of
     /// another set than the first, or given twice; [`Error::Read`].
     pub fn assemble(volumes: Vec<S>, parity_volumes: Vec<Q>) -> Result<Self, Error> {
-        let mut heads = Vec::with_capacity(parity_volumes.len());
-        for (i, source) in parity_volumes.iter().enumerate() {
-            heads.push(read_head(source, i + 1)?);
-        }
-        let Some(head) = heads.first().cloned() else {
-            return Err(Error::NoParity {
-                at: Location::new(Volume::Input(1)),
-            });
-        };
-        let mut parity: Vec<Option<Member<Q>>> = (0..head.parity).map(|_| None).collect::<Vec<_>>();
-        for (i, (source, this)) in parity_volumes.into_iter().zip(heads).enumerate() {
-            let malformed = |reason| Error::MalformedParityVolume {
-                at: parity_location(&source, i + 1),
-                reason,
-            };
-            if !this.same_set(&head) {
-                return Err(malformed(
-                    "of another set, or disagrees with the first parity volume given",
-                ));
-            }
-            let slot = &mut parity[usize::from(this.index - 1)];
-            if slot.is_some() {
-                return Err(malformed("the same parity volume given twice"));
-            }
-            let digests = read_digests(&source, &this);
-            *slot = Some(Member { source, digests });
-        }
+        let (head, parity) = sort_parity(parity_volumes)?;
         let mut data: Vec<Option<S>> = head.volumes.iter().map(|_| None).collect();
         let mut ignored = Vec::new();
         for (i, source) in volumes.into_iter().enumerate() {
@@ -115,6 +89,21 @@ impl<S: VolumeSource, Q: VolumeSource> ParitySet<S, Q> {
             data,
             parity,
             ignored,
+        })
+    }
+
+    /// As [`assemble`](Self::assemble), with the data volumes already
+    /// sorted by number (`None` where missing) and no header read: for
+    /// the vectors, whose data volumes are bytes by rule, not volumes.
+    pub(crate) fn by_number(data: Vec<Option<S>>, parity_volumes: Vec<Q>) -> Result<Self, Error> {
+        let (head, parity) = sort_parity(parity_volumes)?;
+        let mut data = data;
+        data.resize_with(head.volumes.len(), || None);
+        Ok(ParitySet {
+            head,
+            data,
+            parity,
+            ignored: Vec::new(),
         })
     }
 
@@ -309,6 +298,42 @@ impl<S, Q> std::fmt::Debug for ParitySet<S, Q> {
             .field("ignored", &self.ignored)
             .finish_non_exhaustive()
     }
+}
+
+/// The heads of `parity_volumes`, checked to agree, and each volume in the
+/// slot of its index.
+#[allow(clippy::type_complexity)]
+fn sort_parity<Q: VolumeSource>(
+    parity_volumes: Vec<Q>,
+) -> Result<(ParityHead, Vec<Option<Member<Q>>>), Error> {
+    let mut heads = Vec::with_capacity(parity_volumes.len());
+    for (i, source) in parity_volumes.iter().enumerate() {
+        heads.push(read_head(source, i + 1)?);
+    }
+    let Some(head) = heads.first().cloned() else {
+        return Err(Error::NoParity {
+            at: Location::new(Volume::Input(1)),
+        });
+    };
+    let mut parity: Vec<Option<Member<Q>>> = (0..head.parity).map(|_| None).collect();
+    for (i, (source, this)) in parity_volumes.into_iter().zip(heads).enumerate() {
+        let malformed = |reason| Error::MalformedParityVolume {
+            at: parity_location(&source, i + 1),
+            reason,
+        };
+        if !this.same_set(&head) {
+            return Err(malformed(
+                "of another set, or disagrees with the first parity volume given",
+            ));
+        }
+        let slot = &mut parity[usize::from(this.index - 1)];
+        if slot.is_some() {
+            return Err(malformed("the same parity volume given twice"));
+        }
+        let digests = read_digests(&source, &this);
+        *slot = Some(Member { source, digests });
+    }
+    Ok((head, parity))
 }
 
 /// The group digests of a parity volume, if its digest block matches the
