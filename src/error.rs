@@ -565,6 +565,18 @@ pub enum OptionError {
     /// parity is a second pass over each volume.
     #[error("parity needs a file or memory output, not a stream")]
     ParityNeedsPositionedSink,
+    // Parity volumes across a set (SPEC.md §17).
+    /// A number of parity volumes the code cannot give this set: at least
+    /// 1, at most the data volumes, and data + parity volumes at most 255.
+    #[error(
+        "{parity_volumes} parity volumes for {data_volumes} data volumes: need 1 to {data_volumes} and at most 255 volumes in all"
+    )]
+    ParityVolumes {
+        /// Parity volumes asked for.
+        parity_volumes: usize,
+        /// Data volumes in the set.
+        data_volumes: usize,
+    },
 }
 
 /// Everything that can go wrong sealing, opening or inspecting a volume set.
@@ -796,6 +808,40 @@ pub enum Error {
         lost: usize,
         /// Parity sectors per stripe.
         m: u16,
+    },
+
+    // Parity volumes across a set (SPEC.md §17).
+    /// A parity volume (`STEM.pNN.kuv`) breaks a rule of SPEC.md §17: no
+    /// head copy is intact, or its fields or length do not fit together.
+    #[error("{at}: not a usable parity volume: {reason}")]
+    MalformedParityVolume {
+        /// The parity volume, by its position among the parity volumes
+        /// given, and the byte of the offending field.
+        at: Location,
+        /// Which rule was broken.
+        reason: &'static str,
+    },
+
+    /// More volumes of a set (or, in some stripe, sectors) are missing than
+    /// its usable parity volumes can rebuild (SPEC.md §17.5).
+    #[error(
+        "data volumes {} missing or unusable, more than {parity_volumes} usable parity volumes rebuild",
+        list_numbers(missing)
+    )]
+    TooManyMissing {
+        /// The data volumes that were missing or unusable, from 1.
+        missing: Vec<u32>,
+        /// Parity volumes that could be used (in the worst stripe).
+        parity_volumes: u16,
+    },
+
+    /// A data volume rebuilt from parity volumes does not match the BLAKE3
+    /// of the whole volume their heads record (SPEC.md §17.5): a volume
+    /// used to rebuild it is damaged in a way no digest showed.
+    #[error("volume {volume}, rebuilt from parity volumes, does not match their record of it")]
+    RebuiltMismatch {
+        /// The data volume rebuilt, from 1.
+        volume: u32,
     },
 
     /// A volume to repair carries no parity (SPEC.md §16.11), or neither its
@@ -1214,5 +1260,15 @@ mod tests {
             path: "dest/\r".into(),
         };
         assert_eq!(err.to_string(), "dest/\\r already exists");
+    }
+}
+
+/// `1, 2 and 5` for a list of volume numbers.
+fn list_numbers(numbers: &[u32]) -> String {
+    let texts: Vec<String> = numbers.iter().map(u32::to_string).collect();
+    match texts.split_last() {
+        None => String::new(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
     }
 }

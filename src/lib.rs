@@ -252,6 +252,7 @@ pub use manifest::{MAX_LABEL_LEN, MAX_MANIFEST_LEN, MAX_NOTE_LEN, Manifest, Padd
 pub use open::{OpenReader, Opener};
 pub use open_repair::VolumeRepair;
 pub use parity::Parity;
+pub use parity::across::{PARITY_VOLUME_MAGIC, ParitySet, ParityVolumeCheck, write_parity_volumes};
 #[cfg(feature = "plugins")]
 pub use plugin::{PluginIdentity, PluginOptions, PluginRecipient, PluginUi};
 pub use repair::{Margin, RepairReport, repair_volume};

@@ -3,6 +3,7 @@
 //! seal's parity pass over a written volume ([`pass`]). Tests reach the
 //! codec through [`crate::testing::parity`].
 
+pub(crate) mod across;
 pub(crate) mod codec;
 mod digest_stream;
 pub(crate) mod geometry;

@@ -140,3 +140,46 @@ pub mod parity {
         StripeDecoder, StripeEncoder, encode_parity, restore,
     };
 }
+
+/// Parity volumes over bytes that are not volumes (SPEC.md §17.7's
+/// vectors): written and rebuilt without reading any header.
+pub mod parity_volumes {
+    use std::io::Cursor;
+
+    use crate::error::Error;
+    use crate::parity::across::ParitySet;
+
+    /// The P parity volumes of `data` (volume 1 first) under set id `set_id`.
+    ///
+    /// # Errors
+    ///
+    /// As [`write_parity_volumes`](crate::write_parity_volumes).
+    pub fn encode(data: &[Vec<u8>], set_id: [u8; 32], parity: u16) -> Result<Vec<Vec<u8>>, Error> {
+        let lens: Vec<u64> = data.iter().map(|v| v.len() as u64).collect();
+        let mut outs: Vec<Cursor<Vec<u8>>> = (0..parity).map(|_| Cursor::new(Vec::new())).collect();
+        let mut targets: Vec<(u16, &mut Cursor<Vec<u8>>)> = outs
+            .iter_mut()
+            .enumerate()
+            .map(|(q, out)| (q as u16 + 1, out))
+            .collect();
+        crate::parity::across::write::encode_set(data, &lens, set_id, parity, &mut targets)?;
+        Ok(outs.into_iter().map(Cursor::into_inner).collect())
+    }
+
+    /// Data volume `volume` rebuilt from `data` (by number, `None` where
+    /// missing) and `parity`.
+    ///
+    /// # Errors
+    ///
+    /// As [`ParitySet::rebuild`].
+    pub fn rebuild(
+        data: Vec<Option<Vec<u8>>>,
+        parity: Vec<Vec<u8>>,
+        volume: u32,
+    ) -> Result<Vec<u8>, Error> {
+        let set = ParitySet::by_number(data, parity)?;
+        let mut out = Vec::new();
+        set.rebuild(volume, &mut out)?;
+        Ok(out)
+    }
+}

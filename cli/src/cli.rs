@@ -243,6 +243,14 @@ pub struct SealArgs {
     #[arg(long, value_name = "PERCENT|none", value_parser = parse_parity)]
     pub parity: Option<kuvert::Parity>,
 
+    /// Parity volumes across the set: P extra files STEM.p01.kuv … such
+    /// that any P lost or destroyed data volumes are rebuilt from the rest
+    /// (`kuvert open`, `verify` and `repair` take them among the volumes).
+    /// Written after the last data volume by reading the set back once.
+    /// Needs --volume-size and -o FILE.
+    #[arg(long, value_name = "P")]
+    pub parity_volumes: Option<u16>,
+
     /// Sign every volume with the key in FILE: a kuvert signing key
     /// (`kuvert keygen --sign`) or an unencrypted OpenSSH ed25519 private
     /// key. Repeatable, up to 4 signers in all. The set then proves who

@@ -12,6 +12,7 @@ mod keys;
 mod manifest;
 mod open;
 mod output;
+mod parity_volumes;
 #[cfg(feature = "plugins")]
 mod plugin_ui;
 mod progress;

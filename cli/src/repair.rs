@@ -19,6 +19,13 @@ pub fn repair(args: &RepairArgs, quiet: bool) -> Result<()> {
             shown(&args.output)
         )));
     }
+    if args
+        .volumes
+        .iter()
+        .any(|path| crate::parity_volumes::is_parity_volume(path))
+    {
+        return crate::parity_volumes::repair_set(&args.output, &args.volumes, quiet);
+    }
     let mut targets: Vec<PathBuf> = Vec::new();
     for path in &args.volumes {
         let name = path
@@ -42,7 +49,7 @@ pub fn repair(args: &RepairArgs, quiet: bool) -> Result<()> {
     Ok(())
 }
 
-fn describe(path: &Path, target: &Path, report: &RepairReport) -> String {
+pub(crate) fn describe(path: &Path, target: &Path, report: &RepairReport) -> String {
     let state = if report.was_intact() {
         "intact".to_owned()
     } else {
@@ -61,7 +68,7 @@ fn describe(path: &Path, target: &Path, report: &RepairReport) -> String {
     )
 }
 
-fn repair_one(path: &Path, target: &Path) -> Result<RepairReport> {
+pub(crate) fn repair_one(path: &Path, target: &Path) -> Result<RepairReport> {
     let source = FileSource::open(path).map_err(|err| crate::volumes::open_fail(path, &err))?;
     let partial = partial_path(target);
     let removed = |fail: Fail| {

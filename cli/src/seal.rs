@@ -156,6 +156,15 @@ pub fn seal(args: &SealArgs, quiet: bool) -> Result<()> {
         ));
     }
     sealer = sealer.parity(parity);
+    if let Some(count) = args.parity_volumes {
+        crate::parity_volumes::check_seal_options(
+            count,
+            &args.output,
+            to_stdout,
+            args.volume_size,
+            args.force,
+        )?;
+    }
     if let Some(threads) = args.threads {
         sealer = sealer.threads(threads as usize);
     }
@@ -219,11 +228,24 @@ pub fn seal(args: &SealArgs, quiet: bool) -> Result<()> {
         bar.finish_and_clear();
         let (sink, plaintext) = result.map_err(blame_output)?;
         let paths = sink.inner.0.paths().to_vec();
+        let parity_paths = match args.parity_volumes {
+            Some(count) => {
+                crate::parity_volumes::write_for_seal(&paths, &args.output, count, args.force)?
+            }
+            None => Vec::new(),
+        };
         if args.force {
-            remove_stale(&args.output, &paths, quiet);
+            remove_stale(
+                &args.output,
+                &[&paths[..], &parity_paths[..]].concat(),
+                quiet,
+            );
         }
         if !quiet {
             summarize(&paths, &inputs, plaintext, from_stdin);
+            for path in &parity_paths {
+                eprintln!("kuvert: wrote parity volume {}", path.display());
+            }
             if !signer_names.is_empty() {
                 eprintln!("kuvert: signed by {}", signer_names.join(", "));
             }

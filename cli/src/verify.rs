@@ -29,6 +29,12 @@ fn single_names(path: &std::path::Path, volume: Option<u32>) -> Names {
 }
 
 pub fn verify(args: &VerifyArgs, quiet: bool) -> Result<()> {
+    crate::parity_volumes::check_parity_volumes();
+    let result = verify_volumes(args, quiet);
+    crate::parity_volumes::verify_verdict(result, quiet)
+}
+
+fn verify_volumes(args: &VerifyArgs, quiet: bool) -> Result<()> {
     let trusted = Trusted::parse(&args.signers.signers)?;
     let keys = &args.keys;
     if keys.identities.is_empty() && !keys.passphrase && keys.passphrase_file.is_none() {

@@ -67,7 +67,12 @@ impl Volumes {
             infos: Vec::with_capacity(paths.len()),
             names: Names::new(),
         };
+        let mut parity = Vec::new();
         for path in paths {
+            if crate::parity_volumes::is_parity_volume(path) {
+                parity.push(path.clone());
+                continue;
+            }
             if is_dash(path) {
                 return Err(Fail::usage(
                     "volumes are read from files, not standard input (they are read at any offset)",
@@ -86,7 +91,26 @@ impl Volumes {
             }
             volumes.push(path.clone(), VolumeFile::File(source));
         }
+        crate::parity_volumes::rebuild_missing(&mut volumes, &parity)?;
         Ok(volumes)
+    }
+
+    /// Puts volume `number`, rebuilt from parity volumes, in place of a
+    /// given copy that claims that number (unusable, or it would not have
+    /// been rebuilt), or after the others.
+    pub fn replace_or_push(&mut self, path: PathBuf, source: VolumeFile, number: u32) {
+        let given = self
+            .infos
+            .iter()
+            .position(|info| info.as_ref().is_some_and(|info| info.volume == number));
+        match given {
+            Some(index) => {
+                self.infos[index] = kuvert::inspect(&source).ok();
+                self.sources[index] = source;
+                self.paths[index] = path;
+            }
+            None => self.push(path, source),
+        }
     }
 
     fn push(&mut self, path: PathBuf, source: VolumeFile) {
