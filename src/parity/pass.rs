@@ -187,6 +187,11 @@ fn read_batch<S: VolumeSink + ?Sized>(
 
 /// Writes the m parity runs of an encoded batch at their layer-major places
 /// and feeds them to the digest block, in stripe order.
+///
+/// The place for per-sector records of what was read and written: data run
+/// j holds sectors j·L + first.. (only those below n_d are stored: the rest
+/// are virtual zeros), parity run q holds sectors n_d + q·L + first.., each
+/// `batch.count` sectors long.
 fn finish_batch<S: VolumeSink + ?Sized>(
     sink: &mut S,
     geometry: &ParityGeometry,
