@@ -191,7 +191,7 @@ fn the_bulk_is_the_codecs_parity_of_the_data_span() {
     }
 }
 
-/// The parity pass encodes batches of 32 stripes on the sealer's threads:
+/// The parity pass encodes batches of 16 stripes on the sealer's threads:
 /// a volume of several batches is the same, byte for byte, on 1, 2 and 3
 /// threads, and its bulk is the codec's parity and digest block.
 #[test]

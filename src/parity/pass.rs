@@ -16,11 +16,11 @@ use crate::volumes::VolumeSink;
 /// A sector, as a length in memory.
 const SECTOR: usize = SECTOR_BYTES as usize;
 
-/// Stripes per batch: runs of 64 KiB, a 255-layer batch of 16 MiB. Larger
-/// batches were no faster on the 2-core machine of README.md (the codec's
-/// per-call cost is small next to 212 runs of 64 KiB), and the pass keeps
-/// 2 batches per worker in flight.
-pub(crate) const PARITY_BATCH_STRIPES: u32 = 32;
+/// Stripes per batch: runs of 32 KiB, a 255-layer batch of 8 MiB. 16, 32
+/// and 64 stripes sealed a cd volume equally fast on the 2-core machine of
+/// README.md (the codec's per-call cost is small next to 212 runs), and
+/// peak RSS at 2 threads was 74, 122 and 220 MB: the smallest wins.
+pub(crate) const PARITY_BATCH_STRIPES: u32 = 16;
 
 /// Batches in flight per worker: one being encoded, one read ahead.
 const IN_FLIGHT_PER_WORKER: usize = 2;
@@ -69,8 +69,9 @@ impl StripeBatch {
 /// then appends the parity digest block; returns the block's BLAKE3.
 /// `threads` workers encode (the calling thread alone with one).
 ///
-/// Memory: `threads` × 2 batches of (k + m) runs of 64 KiB (64 MiB at 255
-/// layers and 2 threads), plus the digest block and its per-layer state.
+/// Memory: `threads` × 2 batches of (k + m) runs of 32 KiB (32 MiB at 255
+/// layers and 2 threads), each thread's encoder (about as much as a batch
+/// again), the digest block and its per-layer state.
 ///
 /// # Errors
 ///
@@ -187,6 +188,11 @@ fn read_batch<S: VolumeSink + ?Sized>(
 
 /// Writes the m parity runs of an encoded batch at their layer-major places
 /// and feeds them to the digest block, in stripe order.
+///
+/// The place for per-sector records of what was read and written: data run
+/// j holds sectors j·L + first.. (only those below n_d are stored: the rest
+/// are virtual zeros), parity run q holds sectors n_d + q·L + first.., each
+/// `batch.count` sectors long.
 fn finish_batch<S: VolumeSink + ?Sized>(
     sink: &mut S,
     geometry: &ParityGeometry,
