@@ -804,7 +804,11 @@ impl<S: VolumeSource> OpenReader<S> {
             Error::Read { at, .. } => at.chunk?,
             _ => return None,
         };
-        self.set.place(chunk).damage(chunk, err)
+        let mut damage = self.set.place(chunk).damage(chunk, err)?;
+        if matches!(damage.kind, damage::DamageKind::Unreadable { .. }) {
+            damage.unreadable = self.set.unreadable_in(chunk);
+        }
+        Some(damage)
     }
 
     /// Copies `len` bytes through the buffered chunk.

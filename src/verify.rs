@@ -341,9 +341,12 @@ impl Opener {
             }
             Err(err) => {
                 let damage = place(last.chunk, last_plain).damage(last.chunk, &err);
-                let Some(damage) = damage else {
+                let Some(mut damage) = damage else {
                     return Err(err);
                 };
+                if matches!(damage.kind, DamageKind::Unreadable { .. }) {
+                    damage.unreadable = damage::unreadable_in(volume, damage.bytes.clone());
+                }
                 map.push(damage);
                 first_error.get_or_insert(err);
             }

@@ -13,7 +13,7 @@ use kuvert::{
 };
 
 use common::eio::{EIO, Unreadable, named};
-use common::{H1, data, identity, same_identity, seal};
+use common::{H1, SECTOR, data, identity, same_identity, seal};
 
 const C: u64 = 4096;
 /// Plaintext of a full chunk.
@@ -73,18 +73,19 @@ fn expected_damage(stem: &str) -> [Damage; 2] {
             .name(name(volume))
     };
     let eio = std::io::Error::from_raw_os_error(EIO);
-    [
-        damage(DamageKind::Unauthenticated, at(1, 3), 3),
-        damage(
-            DamageKind::Unreadable {
-                kind: eio.kind(),
-                os_error: Some(EIO),
-                message: eio.to_string(),
-            },
-            at(3, 10),
-            10,
-        ),
-    ]
+    let mut unreadable = damage(
+        DamageKind::Unreadable {
+            kind: eio.kind(),
+            os_error: Some(EIO),
+            message: eio.to_string(),
+        },
+        at(3, 10),
+        10,
+    );
+    // The verifier reads around the error: the one sector that fails.
+    let sector = chunk_bytes(10).start / SECTOR * SECTOR;
+    unreadable.unreadable = Some(sector..sector + SECTOR);
+    [damage(DamageKind::Unauthenticated, at(1, 3), 3), unreadable]
 }
 
 /// Damage is non-exhaustive: built field by field from a verifier's own.
