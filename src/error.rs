@@ -1139,6 +1139,16 @@ impl Error {
     }
 }
 
+/// `1, 2 and 5` for a list of volume numbers.
+fn list_numbers(numbers: &[u32]) -> String {
+    let texts: Vec<String> = numbers.iter().map(u32::to_string).collect();
+    match texts.split_last() {
+        None => String::new(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1260,15 +1270,5 @@ mod tests {
             path: "dest/\r".into(),
         };
         assert_eq!(err.to_string(), "dest/\\r already exists");
-    }
-}
-
-/// `1, 2 and 5` for a list of volume numbers.
-fn list_numbers(numbers: &[u32]) -> String {
-    let texts: Vec<String> = numbers.iter().map(u32::to_string).collect();
-    match texts.split_last() {
-        None => String::new(),
-        Some((last, [])) => last.clone(),
-        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
     }
 }

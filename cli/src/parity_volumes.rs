@@ -249,7 +249,7 @@ pub fn rebuild_missing(volumes: &mut Volumes, parity: &[PathBuf]) -> Result<()> 
         for &volume in &missing {
             let name = data_name(&parity[0], volume, n);
             let path = scratch.path.join(name.file_name().unwrap_or_default());
-            rebuild_into(&set, volume, &path)?;
+            rebuild_into(&set, volume, &path, false)?;
             let source =
                 FileSource::open(&path).map_err(|err| crate::volumes::open_fail(&path, &err))?;
             // The open file outlives its name: nothing is left behind.
@@ -283,11 +283,12 @@ pub fn rebuild_missing(volumes: &mut Volumes, parity: &[PathBuf]) -> Result<()> 
 }
 
 /// Rebuilds `volume` of `set` into a new file at `path` (removed again if
-/// the rebuild fails).
+/// the rebuild fails), on stable storage if `sync` (scratch space need not be).
 fn rebuild_into<S: VolumeSource, Q: VolumeSource>(
     set: &ParitySet<S, Q>,
     volume: u32,
     path: &Path,
+    sync: bool,
 ) -> Result<()> {
     let file = File::options()
         .write(true)
@@ -300,10 +301,13 @@ fn rebuild_into<S: VolumeSource, Q: VolumeSource>(
         .rebuild(volume, &mut out)
         .map_err(|err| Fail::data(chain(&err)))
         .and_then(|()| {
-            out.into_inner()
-                .map_err(|err| io_fail("write", path, err.error()))?
-                .sync_all()
-                .map_err(|err| io_fail("sync", path, &err))
+            let file = out
+                .into_inner()
+                .map_err(|err| io_fail("write", path, err.error()))?;
+            if sync {
+                file.sync_all().map_err(|err| io_fail("sync", path, &err))?;
+            }
+            Ok(())
         });
     if result.is_err() {
         let _ = fs::remove_file(path);
@@ -455,7 +459,7 @@ pub fn repair_set(output: &Path, paths: &[PathBuf], quiet: bool) -> Result<()> {
     for &volume in &to_rebuild {
         let target = target_of(volume);
         let partial = hidden(&target, "repair");
-        rebuild_into(&set, volume, &partial)?;
+        rebuild_into(&set, volume, &partial, true)?;
         let checked = FileSource::open(&partial)
             .map_err(|err| crate::volumes::open_fail(&partial, &err))
             .and_then(|written| {
