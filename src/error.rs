@@ -1231,6 +1231,14 @@ mod tests {
             "p.002.kuv (volume 2) at byte 10,240 (chunk 9): failed authentication"
         );
         assert_eq!(
+            Error::TooManyMissing {
+                missing: vec![1, 3, 4],
+                parity_volumes: 2,
+            }
+            .to_string(),
+            "data volumes 1, 3 and 4 missing or unusable, more than 2 usable parity volumes rebuild"
+        );
+        assert_eq!(
             Error::DuplicateVolume {
                 volume: 2,
                 at: Location::input(3).name(Some("b.kuv")),

@@ -107,6 +107,19 @@ impl<S: VolumeSource, Q: VolumeSource> ParitySet<S, Q> {
         })
     }
 
+    /// Stops using data volume `volume` (from 1): it was given but found
+    /// damaged (its keyless check failed), so it counts as missing and is
+    /// rebuilt, and never used to rebuild another.
+    pub fn exclude(&mut self, volume: u32) {
+        if let Some(slot) = usize::try_from(volume)
+            .ok()
+            .and_then(|v| v.checked_sub(1))
+            .and_then(|v| self.data.get_mut(v))
+        {
+            *slot = None;
+        }
+    }
+
     /// Data volumes in the set, n.
     pub fn data_volumes(&self) -> u32 {
         u32::from(self.head.data_volumes())
