@@ -1139,6 +1139,16 @@ impl Error {
     }
 }
 
+/// `1, 2 and 5` for a list of volume numbers.
+fn list_numbers(numbers: &[u32]) -> String {
+    let texts: Vec<String> = numbers.iter().map(u32::to_string).collect();
+    match texts.split_last() {
+        None => String::new(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1221,6 +1231,14 @@ mod tests {
             "p.002.kuv (volume 2) at byte 10,240 (chunk 9): failed authentication"
         );
         assert_eq!(
+            Error::TooManyMissing {
+                missing: vec![1, 3, 4],
+                parity_volumes: 2,
+            }
+            .to_string(),
+            "data volumes 1, 3 and 4 missing or unusable, more than 2 usable parity volumes rebuild"
+        );
+        assert_eq!(
             Error::DuplicateVolume {
                 volume: 2,
                 at: Location::input(3).name(Some("b.kuv")),
@@ -1260,15 +1278,5 @@ mod tests {
             path: "dest/\r".into(),
         };
         assert_eq!(err.to_string(), "dest/\\r already exists");
-    }
-}
-
-/// `1, 2 and 5` for a list of volume numbers.
-fn list_numbers(numbers: &[u32]) -> String {
-    let texts: Vec<String> = numbers.iter().map(u32::to_string).collect();
-    match texts.split_last() {
-        None => String::new(),
-        Some((last, [])) => last.clone(),
-        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
     }
 }

@@ -207,3 +207,17 @@ fn volumes_out_of_order_are_refused() {
         Err(Error::VolumeMissing { volume: 1 })
     ));
 }
+
+#[test]
+fn an_excluded_damaged_volume_is_rebuilt_and_not_used() {
+    let (data, _) = seal(3);
+    let parity = parity_volumes(&data, 2);
+    let mut bad = data[2].clone();
+    bad[5 * SECTOR] ^= 1;
+    let mut set = ParitySet::assemble(vec![data[1].clone(), bad], parity).expect("assemble");
+    assert_eq!(set.missing(), vec![1]);
+    set.exclude(3);
+    assert_eq!(set.missing(), vec![1, 3]);
+    assert_eq!(rebuild(&set, 1).expect("rebuild 1"), data[0]);
+    assert_eq!(rebuild(&set, 3).expect("rebuild 3"), data[2]);
+}

@@ -12,6 +12,8 @@ Exit status:
   1    a failure of data, keys or I/O (damaged, incomplete or foreign volumes,
        wrong key or passphrase, files that cannot be read or written)
   2    a usage error (unknown or conflicting options, bad sizes)
+  3    damage found and all of it repairable from parity: the data is whole;
+       refresh the medium (`kuvert repair`)
   130  interrupted by Ctrl-C (partial output is removed)";
 
 /// Seal data for removable media: chunked authenticated encryption to

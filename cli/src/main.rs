@@ -2,7 +2,8 @@
 //! again. See `kuvert --help`.
 //!
 //! Exit status: 0 on success, 1 for any failure of data, keys or I/O, 2 for
-//! usage errors (clap's own included), 130 after Ctrl-C.
+//! usage errors (clap's own included), 3 when `verify` found damage that
+//! parity repairs in full, 130 after Ctrl-C.
 
 #![forbid(unsafe_code)]
 

@@ -210,11 +210,19 @@ pub fn rebuild_missing(volumes: &mut Volumes, parity: &[PathBuf]) -> Result<()> 
         .iter()
         .map(|path| FileSource::open(path).map_err(|err| crate::volumes::open_fail(path, &err)))
         .collect::<Result<Vec<_>>>()?;
-    let set = ParitySet::assemble(volumes.sources.iter().collect(), parity_sources)
+    let mut set = ParitySet::assemble(volumes.sources.iter().collect(), parity_sources)
         .map_err(|err| Fail::data(chain(&err)))?;
     let n = set.data_volumes();
     let mut summary = Summary::default();
     if CHECK_PARITY.load(Ordering::Relaxed) {
+        // verify: a volume given but damaged is rebuilt too, and not used.
+        for (source, info) in volumes.sources.iter().zip(&volumes.infos) {
+            if let Some(info) = info
+                && kuvert::verify_digests(source, 1).is_err()
+            {
+                set.exclude(info.volume);
+            }
+        }
         let checks = set.check_parity().map_err(|err| Fail::data(chain(&err)))?;
         for check in &checks {
             let name = check.name.as_deref().unwrap_or("parity volume");
@@ -249,7 +257,7 @@ pub fn rebuild_missing(volumes: &mut Volumes, parity: &[PathBuf]) -> Result<()> 
         for &volume in &missing {
             let name = data_name(&parity[0], volume, n);
             let path = scratch.path.join(name.file_name().unwrap_or_default());
-            rebuild_into(&set, volume, &path)?;
+            rebuild_into(&set, volume, &path, false)?;
             let source =
                 FileSource::open(&path).map_err(|err| crate::volumes::open_fail(&path, &err))?;
             // The open file outlives its name: nothing is left behind.
@@ -283,11 +291,12 @@ pub fn rebuild_missing(volumes: &mut Volumes, parity: &[PathBuf]) -> Result<()> 
 }
 
 /// Rebuilds `volume` of `set` into a new file at `path` (removed again if
-/// the rebuild fails).
+/// the rebuild fails), on stable storage if `sync` (scratch space need not be).
 fn rebuild_into<S: VolumeSource, Q: VolumeSource>(
     set: &ParitySet<S, Q>,
     volume: u32,
     path: &Path,
+    sync: bool,
 ) -> Result<()> {
     let file = File::options()
         .write(true)
@@ -300,10 +309,13 @@ fn rebuild_into<S: VolumeSource, Q: VolumeSource>(
         .rebuild(volume, &mut out)
         .map_err(|err| Fail::data(chain(&err)))
         .and_then(|()| {
-            out.into_inner()
-                .map_err(|err| io_fail("write", path, err.error()))?
-                .sync_all()
-                .map_err(|err| io_fail("sync", path, &err))
+            let file = out
+                .into_inner()
+                .map_err(|err| io_fail("write", path, err.error()))?;
+            if sync {
+                file.sync_all().map_err(|err| io_fail("sync", path, &err))?;
+            }
+            Ok(())
         });
     if result.is_err() {
         let _ = fs::remove_file(path);
@@ -394,9 +406,9 @@ pub fn repair_set(output: &Path, paths: &[PathBuf], quiet: bool) -> Result<()> {
         .iter()
         .map(|path| FileSource::open(path).map_err(|err| crate::volumes::open_fail(path, &err)))
         .collect::<Result<Vec<_>>>()?;
-    let set = ParitySet::assemble(data_sources.iter().collect(), parity_sources)
+    let given = ParitySet::assemble(data_sources.iter().collect(), parity_sources)
         .map_err(|err| Fail::data(chain(&err)))?;
-    let n = set.data_volumes();
+    let n = given.data_volumes();
     let target_of = |volume: u32| {
         output.join(
             data_name(&parity[0], volume, n)
@@ -405,7 +417,8 @@ pub fn repair_set(output: &Path, paths: &[PathBuf], quiet: bool) -> Result<()> {
         )
     };
     // Every output name first: nothing is written if any exists.
-    let mut to_rebuild: Vec<u32> = set.missing();
+    let missing = given.missing();
+    drop(given);
     for volume in 1..=n {
         let target = target_of(volume);
         if target.exists() {
@@ -419,7 +432,7 @@ pub fn repair_set(output: &Path, paths: &[PathBuf], quiet: bool) -> Result<()> {
         let Ok(info) = kuvert::inspect(source) else {
             continue;
         };
-        if to_rebuild.contains(&info.volume) {
+        if missing.contains(&info.volume) {
             continue;
         }
         let target = target_of(info.volume);
@@ -445,17 +458,28 @@ pub fn repair_set(output: &Path, paths: &[PathBuf], quiet: bool) -> Result<()> {
                         fail.message
                     );
                 }
-                if !to_rebuild.contains(&info.volume) {
-                    to_rebuild.push(info.volume);
-                }
             }
         }
     }
-    to_rebuild.sort_unstable();
+    // Rebuilt only from the copies in DIR, each checked: a damaged volume
+    // given is never used to rebuild another.
+    let copies = (1..=n)
+        .map(&target_of)
+        .filter(|target| target.exists())
+        .map(|target| {
+            FileSource::open(&target).map_err(|err| crate::volumes::open_fail(&target, &err))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let parity_sources = parity
+        .iter()
+        .map(|path| FileSource::open(path).map_err(|err| crate::volumes::open_fail(path, &err)))
+        .collect::<Result<Vec<_>>>()?;
+    let set = ParitySet::assemble(copies, parity_sources).map_err(|err| Fail::data(chain(&err)))?;
+    let to_rebuild = set.missing();
     for &volume in &to_rebuild {
         let target = target_of(volume);
         let partial = hidden(&target, "repair");
-        rebuild_into(&set, volume, &partial)?;
+        rebuild_into(&set, volume, &partial, true)?;
         let checked = FileSource::open(&partial)
             .map_err(|err| crate::volumes::open_fail(&partial, &err))
             .and_then(|written| {

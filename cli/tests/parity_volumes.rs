@@ -225,3 +225,42 @@ fn parity_volumes_need_a_split_file_output() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_destroyed_volume_given_is_rebuilt_not_used() {
+    let dir = parcel(3);
+    let d = dir.path();
+    let original = fs::read(d.join("set.002.kuv")).expect("read");
+    let data = fs::read(d.join("data.bin")).expect("read");
+    // A copy cut short (a disc read up to a scratch): opens, rebuilt.
+    fs::write(d.join("set.002.kuv"), &original[..original.len() / 2]).expect("cut");
+    let all = ["set.001.kuv", "set.002.kuv", "set.003.kuv", "set.p01.kuv"];
+    let opened = open_to(d, &all, "out");
+    assert!(opened.status.success(), "{opened:?}");
+    assert_eq!(fs::read(d.join("out/data.bin")).expect("opened"), data);
+    // Garbage inside (no parity of its own): verify rebuilds it, exit 3.
+    let mut garbled = original.clone();
+    garbled[20 * 2048..22 * 2048].fill(0x55);
+    fs::write(d.join("set.002.kuv"), &garbled).expect("garble");
+    let verified = kuvert(d).arg("verify").args(all).output().expect("run");
+    assert_eq!(verified.status.code(), Some(3), "{verified:?}");
+    let stdout = String::from_utf8(verified.stdout).expect("utf-8");
+    assert!(
+        stdout.contains("volume 2: missing or unusable, rebuilt from parity volumes"),
+        "{stdout}"
+    );
+    // repair: volume 2 comes back byte-identical from the others.
+    fs::create_dir(d.join("fresh")).expect("mkdir");
+    let repaired = kuvert(d)
+        .arg("repair")
+        .args(all)
+        .args(["-o", "fresh"])
+        .output()
+        .expect("run");
+    assert!(repaired.status.success(), "{repaired:?}");
+    assert_eq!(
+        fs::read(d.join("fresh/set.002.kuv")).expect("rebuilt"),
+        original
+    );
+    assert!(tmp_is_empty(d));
+}

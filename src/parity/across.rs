@@ -21,9 +21,20 @@ pub use format::PARITY_VOLUME_MAGIC;
 pub use rebuild::{ParitySet, ParityVolumeCheck};
 pub use write::write_parity_volumes;
 
-/// Stripes handled at once: one digest group of the body (32 sectors,
-/// 64 KiB per volume), so a group that fails its digest is one erasure.
-pub(crate) const BATCH_STRIPES: u64 = format::GROUP_SECTORS;
+/// Stripes of one digest group of the body (32 sectors, 64 KiB per
+/// volume): a group that fails its digest is one erasure.
+pub(crate) const GROUP_STRIPES: u64 = format::GROUP_SECTORS;
+/// Most bytes a batch of stripes holds, all volumes together: the codec's
+/// cost per call (its decoder evaluates an erasure locator over the whole
+/// field) is then spread over up to 16 groups.
+const BATCH_BYTES: u64 = 32 << 20;
+
+/// Stripes per batch for `volumes` data and parity volumes: whole groups,
+/// 1 to 16 of them, within [`BATCH_BYTES`].
+pub(crate) fn batch_stripes(volumes: usize) -> u64 {
+    let group_bytes = GROUP_STRIPES * SECTOR * volumes as u64;
+    (BATCH_BYTES / group_bytes).clamp(1, 16) * GROUP_STRIPES
+}
 
 /// Reads `run.len()` bytes of a data volume's stripe run at `offset`,
 /// zero beyond `len` (SPEC.md §17.3: a shorter volume is padded with

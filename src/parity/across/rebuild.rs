@@ -10,7 +10,7 @@ use crate::format::SECTOR;
 use crate::header::read_header;
 use crate::parity::StripeDecoder;
 use crate::parity::across::format::{ParityHead, read_head};
-use crate::parity::across::{BATCH_STRIPES, parity_location, read_run};
+use crate::parity::across::{GROUP_STRIPES, batch_stripes, parity_location, read_run};
 use crate::volumes::VolumeSource;
 
 /// A parity volume given, with its digests if its digest block is intact.
@@ -107,6 +107,19 @@ impl<S: VolumeSource, Q: VolumeSource> ParitySet<S, Q> {
         })
     }
 
+    /// Stops using data volume `volume` (from 1): it was given but found
+    /// damaged (its keyless check failed), so it counts as missing and is
+    /// rebuilt, and never used to rebuild another.
+    pub fn exclude(&mut self, volume: u32) {
+        if let Some(slot) = usize::try_from(volume)
+            .ok()
+            .and_then(|v| v.checked_sub(1))
+            .and_then(|v| self.data.get_mut(v))
+        {
+            *slot = None;
+        }
+    }
+
     /// Data volumes in the set, n.
     pub fn data_volumes(&self) -> u32 {
         u32::from(self.head.data_volumes())
@@ -151,7 +164,7 @@ impl<S: VolumeSource, Q: VolumeSource> ParitySet<S, Q> {
         for (q, member) in self.parity.iter().enumerate() {
             let Some(member) = member else { continue };
             let mut damaged = 0;
-            let mut run = vec![0u8; (BATCH_STRIPES * SECTOR) as usize];
+            let mut run = vec![0u8; (GROUP_STRIPES * SECTOR) as usize];
             for group in 0..self.head.groups() {
                 let count = self.group_sectors(group);
                 if !self.group_usable(member, group, &mut run[..(count * SECTOR) as usize]) {
@@ -211,59 +224,84 @@ impl<S: VolumeSource, Q: VolumeSource> ParitySet<S, Q> {
             });
         }
         let entry = self.head.volumes[target];
-        let stripes = entry.len.div_ceil(SECTOR);
-        let mut runs = vec![vec![0u8; (BATCH_STRIPES * SECTOR) as usize]; n + m];
+        let groups = entry.len.div_ceil(SECTOR).div_ceil(GROUP_STRIPES);
+        let batch = batch_stripes(n + m);
+        let mut runs = vec![vec![0u8; (batch * SECTOR) as usize]; n + m];
         let mut decoder =
             StripeDecoder::new(self.head.data_volumes(), self.head.parity).expect("counts checked");
         let mut hasher = blake3::Hasher::new();
-        for group in 0..stripes.div_ceil(BATCH_STRIPES) {
-            let first = group * BATCH_STRIPES;
-            let count = self.group_sectors(group);
-            let run_len = (count * SECTOR) as usize;
-            let offset = first * SECTOR;
-            let mut lost: Vec<u16> = Vec::new();
-            for (v, run) in runs[..n].iter_mut().enumerate() {
-                let run = &mut run[..run_len];
-                let read = match &self.data[v] {
-                    Some(source) if v != target => {
-                        read_run(source, self.head.volumes[v].len, offset, run).is_ok()
+        let group_bytes = (GROUP_STRIPES * SECTOR) as usize;
+        let mut first_group = 0;
+        while first_group < groups {
+            let end_group = groups.min(first_group + batch / GROUP_STRIPES);
+            // Each group's erasures, read into its place in the batch.
+            let mut lost_sets: Vec<Vec<u16>> = Vec::new();
+            for group in first_group..end_group {
+                let at = (group - first_group) as usize * group_bytes;
+                let len = (self.group_sectors(group) * SECTOR) as usize;
+                let offset = group * GROUP_STRIPES * SECTOR;
+                let mut lost = Vec::new();
+                for (v, run) in runs[..n].iter_mut().enumerate() {
+                    let run = &mut run[at..at + len];
+                    let read = match &self.data[v] {
+                        Some(source) if v != target => {
+                            read_run(source, self.head.volumes[v].len, offset, run).is_ok()
+                        }
+                        _ => false,
+                    };
+                    if !read {
+                        run.fill(0);
+                        lost.push(v as u16);
                     }
-                    _ => false,
-                };
-                if !read {
-                    run.fill(0);
-                    lost.push(v as u16);
                 }
-            }
-            for (q, run) in runs[n..].iter_mut().enumerate() {
-                let run = &mut run[..run_len];
-                let usable = self.parity[q]
-                    .as_ref()
-                    .is_some_and(|member| self.group_usable(member, group, run));
-                if !usable {
-                    run.fill(0);
-                    lost.push((n + q) as u16);
+                for (q, run) in runs[n..].iter_mut().enumerate() {
+                    let run = &mut run[at..at + len];
+                    let usable = self.parity[q]
+                        .as_ref()
+                        .is_some_and(|member| self.group_usable(member, group, run));
+                    if !usable {
+                        run.fill(0);
+                        lost.push((n + q) as u16);
+                    }
                 }
+                if lost.len() > m {
+                    return Err(Error::Unrecoverable {
+                        at: Location::volume(volume).byte(offset),
+                        stripe: group * GROUP_STRIPES,
+                        lost: lost.len(),
+                        m: self.head.parity,
+                    });
+                }
+                lost_sets.push(lost);
             }
-            if lost.len() > m {
-                return Err(Error::Unrecoverable {
-                    at: Location::volume(volume).byte(offset),
-                    stripe: first,
-                    lost: lost.len(),
-                    m: self.head.parity,
-                });
-            }
-            if lost.contains(&(target as u16)) {
+            // One codec call per run of groups that lost the same volumes.
+            let mut start = 0;
+            while start < lost_sets.len() {
+                let mut end = start + 1;
+                while end < lost_sets.len() && lost_sets[end] == lost_sets[start] {
+                    end += 1;
+                }
+                let from = start * group_bytes;
+                let last = first_group + end as u64 - 1;
+                let to = (end - 1) * group_bytes + (self.group_sectors(last) * SECTOR) as usize;
                 let mut layers: Vec<&mut [u8]> =
-                    runs.iter_mut().map(|run| &mut run[..run_len]).collect();
+                    runs.iter_mut().map(|run| &mut run[from..to]).collect();
                 decoder
-                    .restore(first, &mut layers, &lost)
+                    .restore(
+                        (first_group + start as u64) * GROUP_STRIPES,
+                        &mut layers,
+                        &lost_sets[start],
+                    )
                     .expect("at most m runs lost, of equal whole sectors");
+                start = end;
             }
-            let real = entry.len.saturating_sub(offset).min(run_len as u64) as usize;
+            let offset = first_group * GROUP_STRIPES * SECTOR;
+            let batch_len = (end_group - first_group) as usize * group_bytes;
+            let real = entry.len.saturating_sub(offset).min(batch_len as u64) as usize;
             let bytes = &runs[target][..real];
             hasher.update(bytes);
             out.write_all(bytes)?;
+            first_group = end_group;
         }
         out.flush()?;
         if *hasher.finalize().as_bytes() != entry.blake3 {
@@ -274,7 +312,7 @@ impl<S: VolumeSource, Q: VolumeSource> ParitySet<S, Q> {
 
     /// Sectors of digest group `group` of the body (the last one shorter).
     fn group_sectors(&self, group: u64) -> u64 {
-        (self.head.body_sectors - group * BATCH_STRIPES).min(BATCH_STRIPES)
+        (self.head.body_sectors - group * GROUP_STRIPES).min(GROUP_STRIPES)
     }
 
     /// Reads group `group` of `member`'s body into `run` and says whether
@@ -283,7 +321,7 @@ impl<S: VolumeSource, Q: VolumeSource> ParitySet<S, Q> {
         let Some(digests) = &member.digests else {
             return false;
         };
-        let offset = self.head.body_offset() + group * BATCH_STRIPES * SECTOR;
+        let offset = self.head.body_offset() + group * GROUP_STRIPES * SECTOR;
         member.source.read_exact_at(run, offset).is_ok()
             && digests.get(group as usize) == Some(blake3::hash(run).as_bytes())
     }

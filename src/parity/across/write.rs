@@ -9,15 +9,16 @@ use crate::format::{SECTOR, SET_ID_LEN};
 use crate::header::read_header;
 use crate::parity::StripeEncoder;
 use crate::parity::across::format::{DataEntry, MAX_SHARDS, ParityHead};
-use crate::parity::across::{BATCH_STRIPES, read_error, read_run, sectors_of};
+use crate::parity::across::{GROUP_STRIPES, batch_stripes, read_error, read_run, sectors_of};
 use crate::volumes::VolumeSource;
 
 /// Writes one parity volume into each of `out` (P = `out.len()`, parity
 /// volume q into `out[q − 1]`, each from its start) over the data volumes
 /// `data`, volume 1 first, so that any P of them can be rebuilt.
 ///
-/// Reads every data volume once, in stripe order; holds one batch of 32
-/// stripes, (n + P) × 64 KiB, whatever the volumes' size. The head at each
+/// Reads every data volume once, in stripe order; holds one batch of
+/// stripes, (n + P) × 64 KiB × 1 to 16 (at most 32 MiB unless n + P > 16 ×
+/// 32), whatever the volumes' size. The head at each
 /// output's start is written last (it records every data volume's BLAKE3):
 /// until this returns, the outputs are incomplete, so write them under
 /// temporary names.
@@ -103,7 +104,8 @@ pub(crate) fn encode_set<S: VolumeSource, W: Write + Seek>(
         out.seek(SeekFrom::Start(0))?;
         out.write_all(&vec![0u8; head_len as usize])?;
     }
-    let batch = (BATCH_STRIPES * SECTOR) as usize;
+    let batch_stripes = batch_stripes(data.len() + usize::from(parity));
+    let batch = (batch_stripes * SECTOR) as usize;
     let mut runs = vec![vec![0u8; batch]; data.len()];
     let mut parity_runs = vec![vec![0u8; batch]; usize::from(parity)];
     let mut hashers: Vec<blake3::Hasher> = data.iter().map(|_| blake3::Hasher::new()).collect();
@@ -114,7 +116,7 @@ pub(crate) fn encode_set<S: VolumeSource, W: Write + Seek>(
     let mut encoder = StripeEncoder::new(n, parity).expect("counts checked");
     let mut stripe = 0;
     while stripe < body_sectors {
-        let count = (body_sectors - stripe).min(BATCH_STRIPES);
+        let count = (body_sectors - stripe).min(batch_stripes);
         let run_len = (count * SECTOR) as usize;
         let offset = stripe * SECTOR;
         for (v, (source, run)) in data.iter().zip(runs.iter_mut()).enumerate() {
@@ -135,7 +137,9 @@ pub(crate) fn encode_set<S: VolumeSource, W: Write + Seek>(
         for ((q, out), digest) in targets.iter_mut().zip(digests.iter_mut()) {
             let run = &parity_runs[usize::from(*q - 1)][..run_len];
             out.write_all(run)?;
-            digest.extend_from_slice(blake3::hash(run).as_bytes());
+            for group in run.chunks((GROUP_STRIPES * SECTOR) as usize) {
+                digest.extend_from_slice(blake3::hash(group).as_bytes());
+            }
         }
         stripe += count;
     }
