@@ -251,7 +251,9 @@ pub use open::{OpenReader, Opener};
 pub use parity::Parity;
 #[cfg(feature = "plugins")]
 pub use plugin::{PluginIdentity, PluginOptions, PluginRecipient, PluginUi};
-pub use repair::{Margin, RepairReport, repair_volume};
+pub use repair::{
+    Margin, RepairReport, SectorMap, SectorState, repair_volume, repair_volume_best_effort,
+};
 pub use retrying_source::{Erasures, ReadPolicy, RetryingSource, is_unreadable};
 pub use seal::{Plan, SealWriter, Sealer};
 pub use sign::{SignerKey, SigningKey, VolumeSigner};

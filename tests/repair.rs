@@ -6,8 +6,8 @@
 use std::io::{self, Write};
 
 use kuvert::{
-    Error, MemorySink, Parity, Sealer, SigningKey, TrustedSigners, VolumeSource, X25519Identity,
-    repair_volume, verify_signed_volume,
+    Error, MemorySink, Parity, Sealer, SectorState, SigningKey, TrustedSigners, VolumeSource,
+    X25519Identity, repair_volume, repair_volume_best_effort, verify_signed_volume,
 };
 
 const SECTOR: usize = 2048;
@@ -90,9 +90,9 @@ fn damaged(volume: &[u8], sectors: impl IntoIterator<Item = u64>, garbage: bool)
 fn repaired(
     source: &(impl VolumeSource + ?Sized),
 ) -> Result<(Vec<u8>, kuvert::RepairReport), Error> {
-    let mut out = Vec::new();
+    let mut out = io::Cursor::new(Vec::new());
     let report = repair_volume(source, &mut out)?;
-    Ok((out, report))
+    Ok((out.into_inner(), report))
 }
 
 #[test]
@@ -254,4 +254,67 @@ fn a_volume_without_parity_is_refused() {
         repaired(volume.as_slice()),
         Err(Error::NoParity { .. })
     ));
+}
+
+/// Past the bound in a few stripes only: the all-or-nothing repair names
+/// the first, the best-effort one restores every other stripe and maps
+/// exactly the lost sectors of those it could not.
+#[test]
+fn best_effort_restores_every_stripe_it_can_and_maps_the_rest() {
+    let volume = seal(false);
+    let (_, m, l, _) = geometry(&volume);
+    // Layers 0..m whole (m per stripe), and stripes 0..5 of layer m too.
+    let bad = 0..m * l + 5;
+    let scratched = Scratched {
+        bytes: &volume,
+        bad: bad.clone(),
+    };
+    match repaired(&scratched) {
+        Err(Error::Unrecoverable {
+            stripe: 0, lost, ..
+        }) => assert_eq!(lost as u64, m + 1),
+        other => panic!("expected Unrecoverable at stripe 0, got {other:?}"),
+    }
+    let mut out = io::Cursor::new(Vec::new());
+    let report = repair_volume_best_effort(&scratched, &mut out).expect("best effort");
+    let out = out.into_inner();
+    let lost_for_good = |s: u64| bad.contains(&s) && s % l < 5;
+    assert_eq!(report.sectors_lost, bad.end);
+    assert_eq!(report.sectors_unrecoverable, 5 * (m + 1));
+    assert!(!report.is_whole());
+    assert_eq!(report.margin.used as u64, m + 1);
+    for s in 0..(volume.len() / SECTOR) as u64 {
+        let state = report.map.state(s);
+        let at = s as usize * SECTOR;
+        if lost_for_good(s) {
+            assert_eq!(state, SectorState::Unrecoverable, "sector {s}");
+            // The source's bytes: zeros where unreadable.
+            assert!(out[at..at + SECTOR].iter().all(|&b| b == 0), "sector {s}");
+        } else {
+            assert_ne!(state, SectorState::Unrecoverable, "sector {s}");
+            assert_eq!(out[at..at + SECTOR], volume[at..at + SECTOR], "sector {s}");
+        }
+    }
+    let cells = report.map.cells(64);
+    assert_eq!(cells[0], SectorState::Unrecoverable);
+    assert_eq!(cells[63], SectorState::Good);
+}
+
+#[test]
+fn best_effort_on_a_repairable_volume_is_the_repair() {
+    let volume = seal(false);
+    let (_, m, l, n_d) = geometry(&volume);
+    let bad = damaged(&volume, n_d / 3..n_d / 3 + (m - 1) * l, false);
+    let mut out = io::Cursor::new(Vec::new());
+    let report = repair_volume_best_effort(bad.as_slice(), &mut out).expect("best effort");
+    assert!(out.into_inner() == volume);
+    assert!(report.is_whole());
+    assert_eq!(report.sectors_unrecoverable, 0);
+    assert!(report.sectors_repaired >= (m - 1) * l);
+    assert_eq!(
+        report.map.count(SectorState::Repaired),
+        report.sectors_repaired
+    );
+    assert_eq!(report.map.state(n_d / 3), SectorState::Repaired);
+    assert_eq!(report.map.state(0), SectorState::Good);
 }

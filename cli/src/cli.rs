@@ -12,6 +12,8 @@ Exit status:
   1    a failure of data, keys or I/O (damaged, incomplete or foreign volumes,
        wrong key or passphrase, files that cannot be read or written)
   2    a usage error (unknown or conflicting options, bad sizes)
+  3    damage found and all of it repairable from parity: the data is
+       whole; refresh the medium (`kuvert repair`)
   130  interrupted by Ctrl-C (partial output is removed)";
 
 /// Seal data for removable media: chunked authenticated encryption to
@@ -432,6 +434,12 @@ pub struct VerifyArgs {
     /// complete (to check each disc on its own after burning).
     #[arg(long)]
     pub allow_incomplete: bool,
+
+    /// Without a key or --signer: one JSON document on standard output,
+    /// each volume's digests and, for a damaged one, its parity repair
+    /// (sectors lost, repaired, unrecoverable, margin, a 64-cell map).
+    #[arg(long)]
+    pub json: bool,
 
     /// Volumes to verify, in any order. A disc image or device (disc.iso,
     /// /dev/sr0) is scanned for the volumes on it.

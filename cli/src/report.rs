@@ -15,6 +15,8 @@ use kuvert::{Error, escape_name};
 pub const FAILURE: u8 = 1;
 /// Exit code for usage errors.
 pub const USAGE: u8 = 2;
+/// Exit code for damage that parity can repair in full: the data is whole.
+pub const REPAIRABLE: u8 = 3;
 
 /// A failure to report: the line after `kuvert: ` and the exit code.
 #[derive(Debug)]
@@ -28,6 +30,14 @@ impl Fail {
     pub fn data(message: impl Into<String>) -> Self {
         Fail {
             code: FAILURE,
+            message: message.into(),
+        }
+    }
+
+    /// Damage found, all of it repairable from parity (exit 3).
+    pub fn repairable(message: impl Into<String>) -> Self {
+        Fail {
+            code: REPAIRABLE,
             message: message.into(),
         }
     }

@@ -68,11 +68,38 @@ fn a_damaged_volume_is_repaired_without_a_key_and_opens() {
         .args(["verify", "set.002.kuv"])
         .output()
         .expect("run");
-    assert_eq!(verify.status.code(), Some(1));
+    // Damage found, all of it repairable: exit 3.
+    assert_eq!(verify.status.code(), Some(3));
     let report = String::from_utf8(verify.stdout).expect("utf-8");
     assert!(
-        report.contains("set.002.kuv: parity: 6 sectors repairable, margin 6 of 10"),
+        report.contains(
+            "set.002.kuv: parity: 6 sectors lost, 6 repairable, 0 unrecoverable, margin 6 of 10"
+        ),
         "{report}"
+    );
+    // Sectors 10..16 of a 60-sector volume: cells 10..16 repaired.
+    let map = format!(
+        "set.002.kuv: map [{}{}{}]",
+        ".".repeat(10),
+        "r".repeat(6),
+        ".".repeat(48)
+    );
+    assert!(report.contains(&map), "{report}");
+    let json = kuvert(d)
+        .args(["verify", "--json", "set.002.kuv"])
+        .output()
+        .expect("run");
+    assert_eq!(json.status.code(), Some(3));
+    let json = String::from_utf8(json.stdout).expect("utf-8");
+    assert!(json.contains("\"state\":\"repairable\""), "{json}");
+    assert!(
+        json.contains(&format!(
+            "\"parity\":{{\"sectors\":60,\"sectors_lost\":6,\"sectors_repaired\":6,\"sectors_unrecoverable\":0,\"margin\":{{\"used\":6,\"of\":10,\"worst_stripe\":0}},\"map\":\"{}{}{}\"}}",
+            ".".repeat(10),
+            "r".repeat(6),
+            ".".repeat(48)
+        )),
+        "{json}"
     );
     fs::create_dir(d.join("out")).expect("mkdir");
     let repaired = kuvert(d)
