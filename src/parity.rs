@@ -5,9 +5,11 @@
 //! only computes where parity goes and encodes or restores stripes in
 //! memory. Tests reach it through [`crate::testing::parity`].
 
+pub(crate) mod checks;
 pub(crate) mod codec;
 pub(crate) mod geometry;
 
+pub use checks::{CHECKS_PER_SECTOR, SectorChecks, parse_check_sector, sector_crc};
 pub use codec::{StripeDecoder, StripeEncoder, encode_parity, restore};
 pub use geometry::{GEOMETRY_BODY_LEN, LAYERS, MAX_PERCENT, MIN_PERCENT, ParityGeometry, Place};
 

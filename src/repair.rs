@@ -18,6 +18,7 @@ mod judge;
 mod layout;
 mod out;
 mod restore;
+mod sector_checks;
 mod sector_map;
 mod sector_set;
 mod tail;
@@ -36,6 +37,7 @@ use judge::{bad_parity_groups, still_wrong};
 use layout::find_geometry;
 use out::{Out, copy_through};
 use restore::{Restorer, lost_per_stripe, stripes_of};
+use sector_checks::{crc_judge, rebuild_check_block};
 pub use sector_map::{SectorMap, SectorState};
 use sector_set::SectorSet;
 use tail::rebuild_tail;
@@ -149,9 +151,15 @@ where
     let lost = copy_through(&reader, &mut out, 0..len, &origin)?;
     let (geometry, digest_hash) =
         find_geometry(&mut out, &lost).ok_or_else(|| Error::NoParity { at: origin.clone() })?;
+    // A sector whose CRC-32 fails is wrong on its own, before any chunk
+    // digest is needed (SPEC.md §16.13).
+    let crcs = crc_judge(&mut out, &geometry, &lost).map_err(Error::Io)?;
     let mut erased = lost.clone();
+    erased.extend(&crcs.wrong);
+    let suspect = erased.clone();
     erased.extend(
-        &bad_parity_groups(&mut out, &geometry, digest_hash.as_ref(), &lost).map_err(Error::Io)?,
+        &bad_parity_groups(&mut out, &geometry, digest_hash.as_ref(), &suspect)
+            .map_err(Error::Io)?,
     );
     if digest_hash.is_none() {
         // The end sector did not give the geometry: it is rebuilt.
@@ -164,6 +172,7 @@ where
         geometry,
         digest_hash,
         restorer: Restorer::new(&geometry, threads()),
+        check_block_damaged: crcs.block_damaged,
         applied: SectorSet::new(),
         repaired: SectorSet::new(),
         rebuilt: SectorSet::new(),
@@ -212,8 +221,10 @@ struct Repair<'s, 'w, S: VolumeSource + ?Sized, W: Read + Write + Seek + Send + 
     applied: SectorSet,
     /// Sectors that now hold bytes restored from parity.
     repaired: SectorSet,
-    /// Sectors of the digest block and end sector rebuilt.
+    /// Sectors of the digest block, check block and end sector rebuilt.
     rebuilt: SectorSet,
+    /// Whether a check-block sector was unreadable or failed its own CRC.
+    check_block_damaged: bool,
 }
 
 /// What one attempt left: the sectors still wrong, and whether a stripe
@@ -357,6 +368,11 @@ impl<S: VolumeSource + ?Sized, W: Read + Write + Seek + Send + ?Sized> Repair<'_
         }
         let mut unrecoverable = self.lost_in_unrecoverable(&lost, erased);
         unrecoverable.extend(&last.more);
+        if unrecoverable.is_empty() && (!erased.is_empty() || self.check_block_damaged) {
+            // All restored: the check block follows from the layers.
+            let rebuilt = rebuild_check_block(&mut self.out, &geometry).map_err(Error::Io)?;
+            self.rebuilt.extend(&rebuilt);
+        }
         self.out.flush().map_err(Error::Io)?;
         if unrecoverable.is_empty() {
             // The repaired volume must pass what any keyless reader checks.

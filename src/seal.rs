@@ -18,7 +18,9 @@ use crate::format::{
 };
 use crate::keys::{self, Argon2Params, FileKey, Limits, Passphrase, PluginSettings, Recipient};
 use crate::manifest::{self, ManifestFields, PADDING_LEN_FIELD, Padding};
-use crate::parity::{MAX_PERCENT, MIN_PERCENT, Parity, ParityGeometry, StripeEncoder};
+use crate::parity::{
+    MAX_PERCENT, MIN_PERCENT, Parity, ParityGeometry, SectorChecks, StripeEncoder,
+};
 use crate::pipeline::{self, InFlight, Pending, SealBatch, SealPool};
 use crate::rand::Randomness;
 use crate::sign::statement::{LastVolume, Statement};
@@ -1429,6 +1431,7 @@ impl<S: VolumeSink> SealWriter<S> {
         let mut data = vec![vec![0u8; run_max]; usize::from(geometry.k())];
         let mut parity = vec![vec![0u8; run_max]; usize::from(geometry.m())];
         let mut encoder = StripeEncoder::for_geometry(geometry);
+        let mut checks = SectorChecks::new(geometry.checked_sectors());
         let mut first = 0u64;
         while first < layer {
             let count = batch.min(layer - first);
@@ -1442,6 +1445,7 @@ impl<S: VolumeSink> SealWriter<S> {
                     self.sink
                         .read_back(start, &mut buf[..stored])?
                         .ok_or_else(unsupported)?;
+                    checks.record(start / SECTOR, &buf[..stored]);
                 }
             }
             let runs: Vec<&[u8]> = data.iter().map(|buf| &buf[..run]).collect();
@@ -1454,6 +1458,7 @@ impl<S: VolumeSink> SealWriter<S> {
                 self.sink
                     .write_at(at, &out[..run])?
                     .ok_or_else(unsupported)?;
+                checks.record(at / SECTOR, &out[..run]);
             }
             first += count;
         }
@@ -1473,6 +1478,8 @@ impl<S: VolumeSink> SealWriter<S> {
         }
         block.resize(geometry.digest_block_len() as usize, 0);
         self.sink.append(&block)?;
+        // The check block, a CRC-32 per sector (SPEC.md §16.13).
+        self.sink.append(&checks.block())?;
         Ok(*blake3::hash(&block).as_bytes())
     }
 

@@ -73,16 +73,17 @@ fn a_damaged_volume_is_repaired_without_a_key_and_opens() {
     let report = String::from_utf8(verify.stdout).expect("utf-8");
     assert!(
         report.contains(
-            "set.002.kuv: parity: 6 sectors lost, 6 repairable, 0 unrecoverable, margin 6 of 10"
+            "set.002.kuv: parity: 4 sectors lost, 4 repairable, 0 unrecoverable, margin 4 of 10"
         ),
         "{report}"
     );
-    // Sectors 10..16 of a 60-sector volume: cells 10..16 repaired.
+    // Exactly the zeroed sectors 10..14 (the check block judges each
+    // sector), of a 61-sector volume: cells 11..15 repaired.
     let map = format!(
         "set.002.kuv: map [{}{}{}]",
-        ".".repeat(10),
-        "r".repeat(6),
-        ".".repeat(48)
+        ".".repeat(11),
+        "r".repeat(4),
+        ".".repeat(49)
     );
     assert!(report.contains(&map), "{report}");
     let json = kuvert(d)
@@ -94,10 +95,10 @@ fn a_damaged_volume_is_repaired_without_a_key_and_opens() {
     assert!(json.contains("\"state\":\"repairable\""), "{json}");
     assert!(
         json.contains(&format!(
-            "\"parity\":{{\"sectors\":60,\"sectors_lost\":6,\"sectors_repaired\":6,\"sectors_unrecoverable\":0,\"margin\":{{\"used\":6,\"of\":10,\"worst_stripe\":0}},\"map\":\"{}{}{}\"}}",
-            ".".repeat(10),
-            "r".repeat(6),
-            ".".repeat(48)
+            "\"parity\":{{\"sectors\":61,\"sectors_lost\":4,\"sectors_repaired\":4,\"sectors_unrecoverable\":0,\"margin\":{{\"used\":4,\"of\":10,\"worst_stripe\":0}},\"map\":\"{}{}{}\"}}",
+            ".".repeat(11),
+            "r".repeat(4),
+            ".".repeat(49)
         )),
         "{json}"
     );
