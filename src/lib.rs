@@ -255,7 +255,9 @@ pub use parity::Parity;
 pub use parity::across::{PARITY_VOLUME_MAGIC, ParitySet, ParityVolumeCheck, write_parity_volumes};
 #[cfg(feature = "plugins")]
 pub use plugin::{PluginIdentity, PluginOptions, PluginRecipient, PluginUi};
-pub use repair::{Margin, RepairReport, repair_volume};
+pub use repair::{
+    Margin, RepairReport, SectorMap, SectorState, repair_volume, repair_volume_best_effort,
+};
 pub use retrying_source::{Erasures, ReadPolicy, RetryingSource, is_unreadable};
 pub use seal::{Plan, SealWriter, Sealer};
 pub use sign::{SignerKey, SigningKey, VolumeSigner};

@@ -4,11 +4,13 @@
 //! codec through [`crate::testing::parity`].
 
 pub(crate) mod across;
+pub(crate) mod checks;
 pub(crate) mod codec;
 mod digest_stream;
 pub(crate) mod geometry;
 pub(crate) mod pass;
 
+pub use checks::{CHECKS_PER_SECTOR, SectorChecks, parse_check_sector, sector_crc};
 pub use codec::{StripeDecoder, StripeEncoder, encode_parity, restore};
 pub use geometry::{GEOMETRY_BODY_LEN, LAYERS, MAX_PERCENT, MIN_PERCENT, ParityGeometry, Place};
 

@@ -137,7 +137,7 @@ pub mod parity {
     pub use crate::parity::geometry::{CODEC_LEOPARD_HIGH_RATE, DIGEST_GROUP_SECTORS};
     pub use crate::parity::{
         GEOMETRY_BODY_LEN, LAYERS, MAX_PERCENT, MIN_PERCENT, ParityError, ParityGeometry, Place,
-        StripeDecoder, StripeEncoder, encode_parity, restore,
+        SectorChecks, StripeDecoder, StripeEncoder, encode_parity, restore,
     };
 }
 

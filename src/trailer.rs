@@ -99,10 +99,10 @@ pub(crate) fn parity_geometry(data_end: u64, percent: u16) -> Result<ParityGeome
     ParityGeometry::from_data(data_end / SECTOR, percent)
 }
 
-/// The bulk B of a volume with parity `geometry`: the parity layers and the
-/// digest block.
+/// The bulk B of a volume with parity `geometry`: the parity layers, the
+/// digest block and the check block (SPEC.md §16.11).
 pub(crate) fn bulk_len(geometry: &ParityGeometry) -> u64 {
-    geometry.parity_sectors() * SECTOR + u64::from(geometry.digest_block_len())
+    (geometry.volume_sectors() - 1 - geometry.data_sectors()) * SECTOR
 }
 
 /// Exact length of a volume whose chunks end at `chunk_end` (E), with

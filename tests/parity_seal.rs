@@ -158,11 +158,12 @@ fn file_and_memory_sinks_write_the_same_parity() {
 }
 
 /// The bytes after the data span are the codec's parity of it, its digest
-/// block and the end sector with the geometry body at 104 (SPEC.md §16.11);
+/// block, the check block and the end sector with the geometry body at 104
+/// (SPEC.md §16.11, §16.13);
 /// the header has PARITY and p after the stanzas.
 #[test]
 fn the_bulk_is_the_codecs_parity_of_the_data_span() {
-    use kuvert::testing::parity::{ParityGeometry, encode_parity};
+    use kuvert::testing::parity::{ParityGeometry, SectorChecks, encode_parity};
     let identity = X25519Identity::generate().expect("os randomness");
     for percent in [3, 20, 200] {
         let sealer = sealer(&identity).parity(Parity::Percent(percent));
@@ -183,11 +184,18 @@ fn the_bulk_is_the_codecs_parity_of_the_data_span() {
         let block = geometry.digest_block(&parity);
         let block_at = data_len + parity.len();
         assert_eq!(&volume[block_at..block_at + block.len()], &block[..]);
-        assert_eq!(block_at + block.len() + sector, volume.len());
         assert_eq!(&digest_hash, blake3::hash(&block).as_bytes());
+        // The check block (SPEC.md §16.13): a CRC-32 per covered sector.
+        let mut checks = SectorChecks::new(geometry.checked_sectors());
+        checks.record(0, &volume[..data_len]);
+        checks.record(geometry.data_sectors(), &parity);
+        let checks = checks.block();
+        let checks_at = block_at + block.len();
+        assert_eq!(&volume[checks_at..checks_at + checks.len()], &checks[..]);
+        assert_eq!(checks_at + checks.len() + sector, volume.len());
         // B in the end record.
         let bulk = u64::from_be_bytes(end[64..72].try_into().expect("8 bytes"));
-        assert_eq!(bulk as usize, parity.len() + block.len());
+        assert_eq!(bulk as usize, parity.len() + block.len() + checks.len());
     }
 }
 

@@ -1,6 +1,7 @@
 //! The parity codec vectors of SPEC.md §16.12 (tests/parity-vectors/): the
-//! reference still writes every parity byte, digest block and geometry
-//! body, and every case restores from its parity after losing m layers.
+//! reference still writes every parity byte, digest block, check block and
+//! geometry body, and every case restores from its parity after losing m
+//! layers.
 //! tests/independent/leopard.py checks the same files from the SPEC alone.
 
 use std::collections::BTreeMap;
@@ -8,7 +9,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use kuvert::testing::parity::{
-    BATCH_STRIPES, ParityGeometry, Place, StripeEncoder, encode_parity, restore,
+    BATCH_STRIPES, ParityGeometry, Place, SectorChecks, StripeEncoder, encode_parity, restore,
 };
 use sha2::{Digest, Sha256};
 
@@ -79,9 +80,15 @@ fn case_bytes(name: &str, len: usize) -> Vec<u8> {
     out
 }
 
+/// A volume case's digest block and check block.
+struct Blocks {
+    digests: Vec<u8>,
+    checks: Vec<u8>,
+}
+
 /// What the reference writes for a case: meta, parity, and for volume cases
-/// the digest block.
-fn write_case(name: &str, description: &str, shape: &Shape) -> (String, Vec<u8>, Option<Vec<u8>>) {
+/// the digest block and the check block.
+fn write_case(name: &str, description: &str, shape: &Shape) -> (String, Vec<u8>, Option<Blocks>) {
     let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
     let sha = |bytes: &[u8]| hex(&Sha256::digest(bytes));
     match *shape {
@@ -107,6 +114,9 @@ fn write_case(name: &str, description: &str, shape: &Shape) -> (String, Vec<u8>,
             let parity = encode_parity(&geometry, &data, BATCH_STRIPES).expect("encodes");
             let block = geometry.digest_block(&parity);
             let body = geometry.to_body(blake3::hash(&block).as_bytes());
+            let mut checks = SectorChecks::new(geometry.checked_sectors());
+            checks.record(0, &data);
+            checks.record(n, &parity);
             let meta = format!(
                 "description: {description}\nkind: volume\ndata-sectors: {n}\npercent: {p}\nk: {}\nm: {}\nlayer-sectors: {}\ndata-sha256: {}\nparity-sha256: {}\nbody: {}\n",
                 geometry.k(),
@@ -116,7 +126,11 @@ fn write_case(name: &str, description: &str, shape: &Shape) -> (String, Vec<u8>,
                 sha(&parity),
                 hex(&body)
             );
-            (meta, parity, Some(block))
+            let blocks = Blocks {
+                digests: block,
+                checks: checks.block(),
+            };
+            (meta, parity, Some(blocks))
         }
     }
 }
@@ -130,8 +144,9 @@ fn write_parity_vectors() {
         let (meta, parity, block) = write_case(name, description, &shape);
         fs::write(dir.join("meta"), meta).expect("meta");
         fs::write(dir.join("parity"), parity).expect("parity");
-        if let Some(block) = block {
-            fs::write(dir.join("digests"), block).expect("digests");
+        if let Some(blocks) = block {
+            fs::write(dir.join("digests"), blocks.digests).expect("digests");
+            fs::write(dir.join("checks"), blocks.checks).expect("checks");
         }
     }
 }
@@ -156,10 +171,14 @@ fn reference_writes_the_parity_vectors() {
             dir.join("digests").is_file(),
             "{name}/digests"
         );
-        if let Some(block) = block {
+        if let Some(blocks) = block {
             assert!(
-                fs::read(dir.join("digests")).expect("digests") == block,
+                fs::read(dir.join("digests")).expect("digests") == blocks.digests,
                 "{name}/digests differs"
+            );
+            assert!(
+                fs::read(dir.join("checks")).expect("checks") == blocks.checks,
+                "{name}/checks differs"
             );
         }
     }

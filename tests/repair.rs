@@ -6,17 +6,21 @@
 use std::io::{self, Write};
 
 use kuvert::{
-    Error, MemorySink, Parity, Sealer, SigningKey, TrustedSigners, VolumeSource, X25519Identity,
-    repair_volume, verify_signed_volume,
+    Error, MemorySink, Parity, Sealer, SectorState, SigningKey, TrustedSigners, VolumeSource,
+    X25519Identity, repair_volume, repair_volume_best_effort, verify_signed_volume,
 };
 
 const SECTOR: usize = 2048;
 
 fn seal(signed: bool) -> Vec<u8> {
+    seal_chunks(signed, 4096)
+}
+
+fn seal_chunks(signed: bool, chunk_size: usize) -> Vec<u8> {
     let identity = X25519Identity::from_bytes([3; 32]);
     let mut sealer = Sealer::new()
         .recipient(identity.to_public())
-        .chunk_size(4096)
+        .chunk_size(chunk_size)
         .threads(1)
         .parity(Parity::Percent(20));
     if signed {
@@ -90,9 +94,9 @@ fn damaged(volume: &[u8], sectors: impl IntoIterator<Item = u64>, garbage: bool)
 fn repaired(
     source: &(impl VolumeSource + ?Sized),
 ) -> Result<(Vec<u8>, kuvert::RepairReport), Error> {
-    let mut out = Vec::new();
+    let mut out = io::Cursor::new(Vec::new());
     let report = repair_volume(source, &mut out)?;
-    Ok((out, report))
+    Ok((out.into_inner(), report))
 }
 
 #[test]
@@ -254,4 +258,137 @@ fn a_volume_without_parity_is_refused() {
         repaired(volume.as_slice()),
         Err(Error::NoParity { .. })
     ));
+}
+
+/// Past the bound in a few stripes only: the all-or-nothing repair names
+/// the first, the best-effort one restores every other stripe and maps
+/// exactly the lost sectors of those it could not.
+#[test]
+fn best_effort_restores_every_stripe_it_can_and_maps_the_rest() {
+    let volume = seal(false);
+    let (_, m, l, _) = geometry(&volume);
+    // Layers 0..m whole (m per stripe), and stripes 0..5 of layer m too.
+    let bad = 0..m * l + 5;
+    let scratched = Scratched {
+        bytes: &volume,
+        bad: bad.clone(),
+    };
+    match repaired(&scratched) {
+        Err(Error::Unrecoverable {
+            stripe: 0, lost, ..
+        }) => assert_eq!(lost as u64, m + 1),
+        other => panic!("expected Unrecoverable at stripe 0, got {other:?}"),
+    }
+    let mut out = io::Cursor::new(Vec::new());
+    let report = repair_volume_best_effort(&scratched, &mut out).expect("best effort");
+    let out = out.into_inner();
+    let lost_for_good = |s: u64| bad.contains(&s) && s % l < 5;
+    assert_eq!(report.sectors_lost, bad.end);
+    assert_eq!(report.sectors_unrecoverable, 5 * (m + 1));
+    assert!(!report.is_whole());
+    assert_eq!(report.margin.used as u64, m + 1);
+    for s in 0..(volume.len() / SECTOR) as u64 {
+        let state = report.map.state(s);
+        let at = s as usize * SECTOR;
+        if lost_for_good(s) {
+            assert_eq!(state, SectorState::Unrecoverable, "sector {s}");
+            // The source's bytes: zeros where unreadable.
+            assert!(out[at..at + SECTOR].iter().all(|&b| b == 0), "sector {s}");
+        } else {
+            assert_ne!(state, SectorState::Unrecoverable, "sector {s}");
+            assert_eq!(out[at..at + SECTOR], volume[at..at + SECTOR], "sector {s}");
+        }
+    }
+    let cells = report.map.cells(64);
+    assert_eq!(cells[0], SectorState::Unrecoverable);
+    assert_eq!(cells[63], SectorState::Good);
+}
+
+#[test]
+fn best_effort_on_a_repairable_volume_is_the_repair() {
+    let volume = seal(false);
+    let (_, m, l, n_d) = geometry(&volume);
+    let bad = damaged(&volume, n_d / 3..n_d / 3 + (m - 1) * l, false);
+    let mut out = io::Cursor::new(Vec::new());
+    let report = repair_volume_best_effort(bad.as_slice(), &mut out).expect("best effort");
+    assert!(out.into_inner() == volume);
+    assert!(report.is_whole());
+    assert_eq!(report.sectors_unrecoverable, 0);
+    assert!(report.sectors_repaired >= (m - 1) * l);
+    assert_eq!(
+        report.map.count(SectorState::Repaired),
+        report.sectors_repaired
+    );
+    assert_eq!(report.map.state(n_d / 3), SectorState::Repaired);
+    assert_eq!(report.map.state(0), SectorState::Good);
+}
+
+/// The check block's first sector and length (SPEC.md §16.8): after the
+/// digest block, ceil((n_d + m·L) / 511) sectors.
+fn check_block(volume: &[u8]) -> std::ops::Range<u64> {
+    let (_, m, l, n_d) = geometry(volume);
+    let digest_sectors = (32 * (m * l).div_ceil(32)).div_ceil(SECTOR as u64);
+    let start = n_d + m * l + digest_sectors;
+    start..start + (n_d + m * l).div_ceil(511)
+}
+
+/// 64 KiB chunks (32 sectors): 0.5 % scattered zeroed sectors would erase
+/// a whole chunk each by its digest, past m with a 5 % burst besides; the
+/// check block judges each sector alone. With the check block zeroed too,
+/// the same damage is past the bound: the check block is what repairs it.
+#[test]
+fn scattered_zeroed_sectors_and_a_burst_are_judged_by_the_check_block() {
+    let volume = seal_chunks(false, 64 << 10);
+    let (_, m, l, n_d) = geometry(&volume);
+    let covered = n_d + m * l;
+    let sectors = (volume.len() / SECTOR) as u64;
+    let checks = check_block(&volume);
+    assert_eq!(
+        checks.end,
+        sectors - 1,
+        "the check block ends before the end sector"
+    );
+    let burst = n_d / 3..n_d / 3 + sectors * 5 / 100;
+    let scattered: Vec<u64> = (0..covered / 200)
+        .map(|i| i * 200 + (i * 37) % 200)
+        .filter(|s| !burst.contains(s) && *s < covered)
+        .collect();
+    let bad = damaged(
+        &volume,
+        burst.clone().chain(scattered.iter().copied()),
+        false,
+    );
+    let (out, report) = repaired(bad.as_slice()).expect("judged per sector");
+    assert!(out == volume, "byte-identical");
+    assert_eq!(
+        report.sectors_lost,
+        burst.end - burst.start + scattered.len() as u64,
+        "exactly the zeroed sectors are lost"
+    );
+    let without_checks = damaged(&bad, checks.clone(), false);
+    match repaired(without_checks.as_slice()) {
+        Err(Error::Unrecoverable { lost, m: of, .. }) => assert!(lost > usize::from(of)),
+        other => panic!("expected Unrecoverable without the check block, got {other:?}"),
+    }
+}
+
+/// A check block that is unreadable or garbage is rebuilt, and the sectors
+/// it covers fall back to their chunk digests.
+#[test]
+fn a_damaged_check_block_is_rebuilt() {
+    let volume = seal(false);
+    let checks = check_block(&volume);
+    for garbage in [false, true] {
+        let bad = damaged(&volume, checks.clone(), garbage);
+        let (out, report) = repaired(bad.as_slice()).expect("check block rebuilt");
+        assert!(out == volume, "garbage {garbage}");
+        assert_eq!(report.map.state(checks.start), SectorState::Repaired);
+    }
+    let scratched = Scratched {
+        bytes: &volume,
+        bad: checks.start..checks.start + 1,
+    };
+    let (out, report) = repaired(&scratched).expect("unreadable check sector");
+    assert!(out == volume);
+    assert_eq!(report.sectors_lost, 1);
 }

@@ -457,6 +457,11 @@ pub struct VerifyArgs {
     /// status 3 when it does): report the damage alone.
     #[arg(long)]
     pub no_repair: bool,
+    /// Without a key or --signer: one JSON document on standard output,
+    /// each volume's digests and, for a damaged one, its parity repair
+    /// (sectors lost, repaired, unrecoverable, margin, a 64-cell map).
+    #[arg(long)]
+    pub json: bool,
 
     /// Volumes to verify, in any order. A disc image or device (disc.iso,
     /// /dev/sr0) is scanned for the volumes on it.

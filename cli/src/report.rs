@@ -35,6 +35,14 @@ impl Fail {
         }
     }
 
+    /// Damage found, all of it repairable from parity (exit 3).
+    pub fn repairable(message: impl Into<String>) -> Self {
+        Fail {
+            code: REPAIRABLE,
+            message: message.into(),
+        }
+    }
+
     /// A usage error (exit 2).
     pub fn usage(message: impl Into<String>) -> Self {
         Fail {

@@ -37,7 +37,13 @@ pub fn verify(args: &VerifyArgs, quiet: bool) -> Result<()> {
 fn verify_volumes(args: &VerifyArgs, quiet: bool) -> Result<()> {
     let trusted = Trusted::parse(&args.signers.signers)?;
     let keys = &args.keys;
-    if keys.identities.is_empty() && !keys.passphrase && keys.passphrase_file.is_none() {
+    let keyless = keys.identities.is_empty() && !keys.passphrase && keys.passphrase_file.is_none();
+    if args.json && !(keyless && trusted.is_empty()) {
+        return Err(Fail::usage(
+            "--json: only for verify without a key or --signer",
+        ));
+    }
+    if keyless {
         if trusted.is_empty() {
             return verify_without_key(args, quiet);
         }
@@ -179,67 +185,247 @@ fn verify_without_key(args: &VerifyArgs, quiet: bool) -> Result<()> {
     let bar = progress::bar(quiet, Some(volumes.total_len()), "verifying");
     let (sources, _) = volumes.with_progress(&bar, "verifying");
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    let mut failed = 0usize;
-    let mut failed_before = 0usize;
+    let mut verdicts: Vec<KeylessVerdict> = Vec::new();
     for (index, source) in sources.iter().enumerate() {
         let path = shown(&paths[index]);
         let names = single_names(&paths[index], None);
-        let lines = match kuvert::scan_digests(source, threads) {
-            Ok(report) if report.is_intact() => vec![format!(
-                "{path}: volume {}: digests match ({} chunks; b3sum of bytes {}..{}: {})",
-                report.volume,
-                grouped(report.chunks),
-                report.chunk_start,
-                report.chunk_end,
-                hex(&report.chunk_region_blake3)
-            )],
-            Ok(report) => {
-                failed += report.damage.len() + report.damage.unrecorded() as usize;
-                report
-                    .damage
-                    .iter()
-                    .map(|damage| {
-                        let mut unnamed = damage.clone();
-                        unnamed.at.name = None;
-                        format!("{path}: FAILED: {unnamed}")
-                    })
-                    .collect()
-            }
-            Err(err) => {
-                failed += 1;
-                vec![format!("{path}: FAILED: {}", names.message(&err))]
-            }
+        let mut verdict = KeylessVerdict {
+            path: paths[index].display().to_string(),
+            volume: None,
+            lines: Vec::new(),
+            problems: Vec::new(),
+            unrecorded: 0,
+            parity: None,
         };
-        let mut lines = lines;
-        if failed > failed_before {
-            lines.extend(parity_line(&path, source));
-        }
-        failed_before = failed;
-        bar.suspend(|| {
-            let mut out = io::stdout().lock();
-            for line in &lines {
-                let _ = writeln!(out, "{line}");
+        match kuvert::scan_digests(source, threads) {
+            Ok(report) if report.is_intact() => {
+                verdict.volume = Some(report.volume);
+                verdict.lines.push(format!(
+                    "{path}: volume {}: digests match ({} chunks; b3sum of bytes {}..{}: {})",
+                    report.volume,
+                    grouped(report.chunks),
+                    report.chunk_start,
+                    report.chunk_end,
+                    hex(&report.chunk_region_blake3)
+                ));
             }
-        });
+            Ok(report) => {
+                verdict.volume = Some(report.volume);
+                for damage in report.damage.iter() {
+                    let mut unnamed = damage.clone();
+                    unnamed.at.name = None;
+                    verdict.problems.push(unnamed.to_string());
+                }
+                verdict.unrecorded = report.damage.unrecorded() as usize;
+            }
+            Err(err) => verdict.problems.push(names.message(&err)),
+        }
+        verdict.lines.extend(
+            verdict
+                .problems
+                .iter()
+                .map(|p| format!("{path}: FAILED: {p}")),
+        );
+        if !verdict.problems.is_empty() {
+            verdict.parity = parity_check(source);
+            verdict.lines.extend(parity_lines(&path, &verdict.parity));
+        }
+        if !args.json {
+            bar.suspend(|| {
+                let mut out = io::stdout().lock();
+                for line in &verdict.lines {
+                    let _ = writeln!(out, "{line}");
+                }
+            });
+        }
+        verdicts.push(verdict);
     }
     bar.finish_and_clear();
     let mut out = io::stdout().lock();
-    if !signers.is_empty() {
-        let _ = writeln!(
-            out,
-            "signed by {} — not checked: pass --signer to check it",
-            crate::signers::fingerprints(&signers)
-        );
+    if args.json {
+        let _ = writeln!(out, "{}", keyless_json(&verdicts, &signers));
+    } else {
+        if !signers.is_empty() {
+            let _ = writeln!(
+                out,
+                "signed by {} — not checked: pass --signer to check it",
+                crate::signers::fingerprints(&signers)
+            );
+        }
+        let _ = writeln!(out, "{KEYLESS_NOTE}");
     }
-    let _ = writeln!(out, "{KEYLESS_NOTE}");
     let _ = out.flush();
+    let failed: usize = verdicts
+        .iter()
+        .map(|v| v.problems.len() + v.unrecorded)
+        .sum();
+    let whole = verdicts.iter().all(KeylessVerdict::is_whole);
     if failed > 0 {
-        return Err(Fail::data(format!(
+        let message = format!(
             "{failed} problem{} found: the volumes are not intact",
             if failed == 1 { "" } else { "s" }
-        )));
+        );
+        if whole {
+            return Err(Fail::repairable(format!(
+                "{message}, and all of it is repairable from parity (kuvert repair -o DIR)"
+            )));
+        }
+        return Err(Fail::data(message));
     }
     Ok(())
+}
+
+/// Cells of the volume map `kuvert verify` draws for a damaged volume.
+const MAP_CELLS: usize = 64;
+
+/// One volume's keyless verdict: what the digests say and, if damaged,
+/// what its parity can do.
+struct KeylessVerdict {
+    path: String,
+    volume: Option<u32>,
+    lines: Vec<String>,
+    problems: Vec<String>,
+    /// Damaged runs beyond the damage map's limit, not in `problems`.
+    unrecorded: usize,
+    /// `None` when the volume is intact or carries no parity.
+    parity: Option<std::result::Result<kuvert::RepairReport, String>>,
+}
+
+impl KeylessVerdict {
+    /// Intact, or damaged and all of it repairable from parity.
+    fn is_whole(&self) -> bool {
+        self.problems.is_empty() || matches!(&self.parity, Some(Ok(report)) if report.is_whole())
+    }
+}
+
+/// For a damaged volume with parity: what a best-effort repair restores,
+/// into a scratch file under the temporary directory, removed after
+/// (SPEC.md §16.10); `None` without parity.
+fn parity_check<S: kuvert::VolumeSource + ?Sized>(
+    source: &S,
+) -> Option<std::result::Result<kuvert::RepairReport, String>> {
+    let scratch = std::env::temp_dir().join(format!(
+        ".kuvert-verify-{}-{}",
+        std::process::id(),
+        SCRATCH.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
+    let mut file = match std::fs::File::options()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&scratch)
+    {
+        Ok(file) => file,
+        Err(err) => {
+            return Some(Err(format!(
+                "cannot create scratch file {}: {err}",
+                shown(&scratch)
+            )));
+        }
+    };
+    let result = kuvert::repair_volume_best_effort(source, &mut file);
+    drop(file);
+    let _ = std::fs::remove_file(&scratch);
+    match result {
+        Ok(report) => Some(Ok(report)),
+        Err(kuvert::Error::NoParity { .. }) => None,
+        Err(err) => Some(Err(crate::report::chain(&err))),
+    }
+}
+
+/// Numbers the scratch files of one run.
+static SCRATCH: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// The parity line and the map line of a damaged volume.
+fn parity_lines(
+    path: &str,
+    parity: &Option<std::result::Result<kuvert::RepairReport, String>>,
+) -> Vec<String> {
+    match parity {
+        None => Vec::new(),
+        Some(Err(err)) => vec![format!("{path}: parity: not repairable: {err}")],
+        Some(Ok(report)) => {
+            let verdict = if report.is_whole() {
+                "kuvert repair -o DIR writes the repaired copy"
+            } else {
+                "not all of it repairable"
+            };
+            vec![
+                format!(
+                    "{path}: parity: {} sectors lost, {} repairable, {} unrecoverable, margin {} of {} (worst stripe {}; {verdict})",
+                    report.sectors_lost,
+                    report.sectors_repaired,
+                    report.sectors_unrecoverable,
+                    report.margin.used,
+                    report.margin.of,
+                    report.margin.worst_stripe
+                ),
+                format!(
+                    "{path}: map [{}] (. good, r repaired, X unrecoverable)",
+                    map_cells(report)
+                ),
+            ]
+        }
+    }
+}
+
+/// The volume's 64-cell map: `.` good, `r` repaired, `X` unrecoverable.
+fn map_cells(report: &kuvert::RepairReport) -> String {
+    report
+        .map
+        .cells(MAP_CELLS)
+        .into_iter()
+        .map(|cell| match cell {
+            kuvert::SectorState::Good => '.',
+            kuvert::SectorState::Repaired => 'r',
+            kuvert::SectorState::Unrecoverable => 'X',
+        })
+        .collect()
+}
+
+/// `kuvert verify --json` without a key: every volume's verdict.
+fn keyless_json(verdicts: &[KeylessVerdict], signers: &[kuvert::SignerKey]) -> String {
+    let volumes: Vec<String> = verdicts
+        .iter()
+        .map(|verdict| {
+            let problems: Vec<String> = verdict.problems.iter().map(|p| json_str(p)).collect();
+            let parity = match &verdict.parity {
+                None => "null".to_owned(),
+                Some(Err(err)) => format!("{{\"error\":{}}}", json_str(err)),
+                Some(Ok(report)) => format!(
+                    "{{\"sectors\":{},\"sectors_lost\":{},\"sectors_repaired\":{},\"sectors_unrecoverable\":{},\"margin\":{{\"used\":{},\"of\":{},\"worst_stripe\":{}}},\"map\":{}}}",
+                    report.map.sectors(),
+                    report.sectors_lost,
+                    report.sectors_repaired,
+                    report.sectors_unrecoverable,
+                    report.margin.used,
+                    report.margin.of,
+                    report.margin.worst_stripe,
+                    json_str(&map_cells(report))
+                ),
+            };
+            let state = if verdict.problems.is_empty() {
+                "intact"
+            } else if verdict.is_whole() {
+                "repairable"
+            } else {
+                "damaged"
+            };
+            format!(
+                "{{\"path\":{},\"volume\":{},\"state\":\"{state}\",\"problems\":[{}],\"parity\":{parity}}}",
+                json_str(&verdict.path),
+                verdict
+                    .volume
+                    .map_or("null".to_owned(), |volume| volume.to_string()),
+                problems.join(",")
+            )
+        })
+        .collect();
+    format!(
+        "{{\"volumes\":[{}],\"signers\":[{}]}}",
+        volumes.join(","),
+        signers_json(signers)
+    )
 }
 
 /// Shown after `verify --signer`: what was checked, and with what.
@@ -386,19 +572,6 @@ fn signed_set_lines(
         lines.incomplete = Some(gap);
     }
     lines
-}
-
-/// For a damaged volume with parity: whether `kuvert repair` can restore
-/// it, and the margin left (SPEC.md §16.10); nothing without parity.
-fn parity_line<S: kuvert::VolumeSource + ?Sized>(path: &str, source: &S) -> Option<String> {
-    match kuvert::repair_volume(source, &mut io::sink()) {
-        Ok(report) => Some(format!(
-            "{path}: parity: {} sectors repairable, margin {} of {} (kuvert repair -o DIR writes the repaired copy)",
-            report.sectors_lost, report.margin.used, report.margin.of
-        )),
-        Err(kuvert::Error::NoParity { .. }) => None,
-        Err(err) => Some(format!("{path}: parity: not repairable: {err}")),
-    }
 }
 
 /// A volume's verdict: intact, or every damaged run on a line of its own.

@@ -68,11 +68,39 @@ fn a_damaged_volume_is_repaired_without_a_key_and_opens() {
         .args(["verify", "set.002.kuv"])
         .output()
         .expect("run");
-    assert_eq!(verify.status.code(), Some(1));
+    // Damage found, all of it repairable: exit 3.
+    assert_eq!(verify.status.code(), Some(3));
     let report = String::from_utf8(verify.stdout).expect("utf-8");
     assert!(
-        report.contains("set.002.kuv: parity: 6 sectors repairable, margin 6 of 10"),
+        report.contains(
+            "set.002.kuv: parity: 4 sectors lost, 4 repairable, 0 unrecoverable, margin 4 of 10"
+        ),
         "{report}"
+    );
+    // Exactly the zeroed sectors 10..14 (the check block judges each
+    // sector), of a 61-sector volume: cells 11..15 repaired.
+    let map = format!(
+        "set.002.kuv: map [{}{}{}]",
+        ".".repeat(11),
+        "r".repeat(4),
+        ".".repeat(49)
+    );
+    assert!(report.contains(&map), "{report}");
+    let json = kuvert(d)
+        .args(["verify", "--json", "set.002.kuv"])
+        .output()
+        .expect("run");
+    assert_eq!(json.status.code(), Some(3));
+    let json = String::from_utf8(json.stdout).expect("utf-8");
+    assert!(json.contains("\"state\":\"repairable\""), "{json}");
+    assert!(
+        json.contains(&format!(
+            "\"parity\":{{\"sectors\":61,\"sectors_lost\":4,\"sectors_repaired\":4,\"sectors_unrecoverable\":0,\"margin\":{{\"used\":4,\"of\":10,\"worst_stripe\":0}},\"map\":\"{}{}{}\"}}",
+            ".".repeat(11),
+            "r".repeat(4),
+            ".".repeat(49)
+        )),
+        "{json}"
     );
     fs::create_dir(d.join("out")).expect("mkdir");
     let repaired = kuvert(d)

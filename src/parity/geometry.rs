@@ -193,10 +193,26 @@ impl ParityGeometry {
         u64::from(self.digest_block_len()) / SECTOR
     }
 
+    /// Sectors the check block covers (SPEC.md §16.8): the data span and
+    /// the parity layers, n_d + m·L.
+    pub fn checked_sectors(&self) -> u64 {
+        self.data_sectors + self.parity_sectors()
+    }
+
+    /// Sectors of the check block, c = ceil((n_d + m·L) / 511).
+    pub fn check_block_sectors(&self) -> u64 {
+        crate::parity::checks::check_block_sectors(self.checked_sectors())
+    }
+
+    /// The first sector of the check block, after the digest block.
+    pub fn check_block_start(&self) -> u64 {
+        self.checked_sectors() + self.digest_block_sectors()
+    }
+
     /// The volume's length in sectors: data span, parity layers, parity
-    /// digest block and end sector.
+    /// digest block, check block and end sector.
     pub fn volume_sectors(&self) -> u64 {
-        self.data_sectors + self.parity_sectors() + self.digest_block_sectors() + 1
+        self.check_block_start() + self.check_block_sectors() + 1
     }
 
     /// Where volume sector `sector` sits in the layers; `None` for the
@@ -600,7 +616,7 @@ mod tests {
                     .expect("its own length");
                 assert!(found.contains(&g), "p = {p}, n = {n}: {found:?}");
                 assert!(
-                    found.len() == 1 || g.volume_sectors() == 257,
+                    found.len() == 1 || g.volume_sectors() == 258,
                     "p = {p}, n = {n}"
                 );
             }
@@ -610,8 +626,8 @@ mod tests {
     #[test]
     fn the_one_ambiguous_length_gives_both() {
         // At 21 %: 210 sectors (small rule: k = 210, m = 45) and 211 (k = 211,
-        // m = 44) both make 257-sector volumes.
-        let found = ParityGeometry::for_volume_len(257 * 2048, 21).expect("two spans");
+        // m = 44) both make 258-sector volumes (one of them the check block).
+        let found = ParityGeometry::for_volume_len(258 * 2048, 21).expect("two spans");
         assert_eq!(found.len(), 2);
         assert_eq!(found[0].data_sectors() + 1, found[1].data_sectors());
         assert!(found[0].layer_sectors() == 1 && found[1].layer_sectors() == 1);

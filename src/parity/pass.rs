@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use crate::error::{Error, OptionError};
 use crate::format::SECTOR as SECTOR_BYTES;
 use crate::parity::digest_stream::DigestStream;
-use crate::parity::{ParityGeometry, StripeEncoder};
+use crate::parity::{ParityGeometry, SectorChecks, StripeEncoder};
 use crate::volumes::VolumeSink;
 
 /// A sector, as a length in memory.
@@ -94,6 +94,7 @@ fn write_parity_batched<S: VolumeSink + ?Sized>(
     let layer = geometry.layer_sectors();
     let batches = layer.div_ceil(stripes_per_batch) as usize;
     let mut digests = DigestStream::new(geometry);
+    let mut checks = SectorChecks::new(geometry.checked_sectors());
     let workers = threads.min(batches);
     if workers <= 1 {
         let mut encoder = StripeEncoder::for_geometry(geometry);
@@ -101,7 +102,7 @@ fn write_parity_batched<S: VolumeSink + ?Sized>(
         for index in 0..batches {
             read_batch(sink, geometry, index, stripes_per_batch, &mut batch)?;
             batch.encode(&mut encoder);
-            finish_batch(sink, geometry, &batch, &mut digests)?;
+            finish_batch(sink, geometry, &batch, &mut digests, &mut checks)?;
         }
     } else {
         std::thread::scope(|scope| -> Result<(), Error> {
@@ -142,7 +143,7 @@ fn write_parity_batched<S: VolumeSink + ?Sized>(
                 let batch = from_workers[finished % workers]
                     .recv()
                     .expect("a parity worker answers every batch it was sent");
-                finish_batch(sink, geometry, &batch, &mut digests)?;
+                finish_batch(sink, geometry, &batch, &mut digests, &mut checks)?;
                 free.push(batch);
                 finished += 1;
             }
@@ -151,6 +152,8 @@ fn write_parity_batched<S: VolumeSink + ?Sized>(
     }
     let block = digests.finish();
     sink.append(&block)?;
+    // The check block, a CRC-32 per sector (SPEC.md §16.13).
+    sink.append(&checks.block())?;
     Ok(*blake3::hash(&block).as_bytes())
 }
 
@@ -187,10 +190,9 @@ fn read_batch<S: VolumeSink + ?Sized>(
 }
 
 /// Writes the m parity runs of an encoded batch at their layer-major places
-/// and feeds them to the digest block, in stripe order.
-///
-/// The place for per-sector records of what was read and written: data run
-/// j holds sectors j·L + first.. (only those below n_d are stored: the rest
+/// and feeds them to the digest block, in stripe order, and records the
+/// CRC-32 of every stored sector of the batch (SPEC.md §16.13): data run j
+/// holds sectors j·L + first.. (only those below n_d are stored: the rest
 /// are virtual zeros), parity run q holds sectors n_d + q·L + first.., each
 /// `batch.count` sectors long.
 fn finish_batch<S: VolumeSink + ?Sized>(
@@ -198,14 +200,26 @@ fn finish_batch<S: VolumeSink + ?Sized>(
     geometry: &ParityGeometry,
     batch: &StripeBatch,
     digests: &mut DigestStream,
+    checks: &mut SectorChecks,
 ) -> Result<(), Error> {
     let layer = u64::from(geometry.layer_sectors());
-    let data_len = geometry.data_sectors() * SECTOR_BYTES;
+    let data_sectors = geometry.data_sectors();
+    let data_len = data_sectors * SECTOR_BYTES;
     let run = batch.run_len();
+    for (j, data) in batch.data.iter().enumerate() {
+        let start = j as u64 * layer + u64::from(batch.first);
+        let stored = data_sectors
+            .saturating_sub(start)
+            .min(u64::from(batch.count));
+        if stored > 0 {
+            checks.record(start, &data[..(stored * SECTOR_BYTES) as usize]);
+        }
+    }
     for (q, out) in batch.parity.iter().enumerate() {
         let at = data_len + (q as u64 * layer + u64::from(batch.first)) * SECTOR_BYTES;
         sink.write_at(at, &out[..run])?.ok_or_else(unsupported)?;
         digests.record(q as u16, u64::from(batch.first), &out[..run]);
+        checks.record(at / SECTOR_BYTES, &out[..run]);
     }
     Ok(())
 }

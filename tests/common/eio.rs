@@ -31,7 +31,38 @@ impl Unreadable {
     /// The same volume, unreadable in `range` too.
     pub fn fail(mut self, range: Range<u64>) -> Self {
         self.bad.push(range);
+        self.merge();
         self
+    }
+
+    /// The same volume, unreadable in each 2,048-byte sector of `sectors`
+    /// too (scattered damage: thousands of ranges, looked up by bisection).
+    pub fn fail_sectors(mut self, sectors: impl IntoIterator<Item = u64>) -> Self {
+        self.bad
+            .extend(sectors.into_iter().map(|s| s * 2048..(s + 1) * 2048));
+        self.merge();
+        self
+    }
+
+    /// Keeps `bad` sorted and disjoint, so a read looks it up by bisection.
+    fn merge(&mut self) {
+        self.bad.sort_by_key(|range| range.start);
+        let mut merged: Vec<Range<u64>> = Vec::with_capacity(self.bad.len());
+        for range in self.bad.drain(..).filter(|range| !range.is_empty()) {
+            match merged.last_mut() {
+                Some(last) if range.start <= last.end => last.end = last.end.max(range.end),
+                _ => merged.push(range),
+            }
+        }
+        self.bad = merged;
+    }
+
+    /// Whether any byte of `offset..end` is unreadable.
+    fn is_bad(&self, offset: u64, end: u64) -> bool {
+        // The last range starting before `end` is the only one that can
+        // reach back into the read.
+        let before = self.bad.partition_point(|range| range.start < end);
+        before > 0 && self.bad[before - 1].end > offset
     }
 }
 
@@ -42,11 +73,7 @@ impl VolumeSource for Unreadable {
 
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         let end = offset + buf.len() as u64;
-        if self
-            .bad
-            .iter()
-            .any(|bad| bad.start < end && offset < bad.end)
-        {
+        if self.is_bad(offset, end) {
             return Err(io::Error::from_raw_os_error(EIO));
         }
         self.bytes.read_exact_at(buf, offset)

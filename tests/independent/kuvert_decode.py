@@ -794,7 +794,9 @@ def read_trailer(src: Source, h: Header, volume: int) -> Trailer:
                     + d.to_bytes(4, "big"))
         if gbody[:24] != expected:
             raise bad(Z + TRAILER_END_RECORD, "parity geometry")
-        if B != mm * LL * SECTOR + d:
+        # §16.8: the check block, a CRC-32 per data-span and parity sector.
+        c = -(-(T1 // SECTOR + mm * LL) // 511)
+        if B != mm * LL * SECTOR + d + c * SECTOR:
             raise bad(Z + 64, "bulk length")
         end_record = TRAILER_END_RECORD + 56
     if T1 + B + SECTOR != n:

@@ -5,14 +5,15 @@ checked against tests/parity-vectors/ (SPEC.md §16.12).
 Pure Python, no dependency beyond the standard library and the BLAKE3 of
 blake3_tree.py (for the parity digest block). Each case regenerates its data
 from the rule in SPEC.md §16.12, encodes it, and compares the parity (and,
-for volume cases, the geometry, the digest block and the 56-byte body) with
-the files the reference wrote. Run: python3 tests/independent/leopard.py
+for volume cases, the geometry, the digest block, the check block and the
+56-byte body) with the files the reference wrote. Run: python3 tests/independent/leopard.py
 """
 
 from __future__ import annotations
 
 import hashlib
 import sys
+import zlib
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -204,6 +205,15 @@ def check_case(case: Path) -> None:
                 + layer.to_bytes(4, "big") + n_d.to_bytes(8, "big")
                 + len(block).to_bytes(4, "big") + blake3(block))
         assert body.hex() == meta["body"], "geometry body"
+        # §16.8: a CRC-32 per covered sector (data span, then parity), 511
+        # little-endian entries per sector, its own CRC-32 at byte 2044.
+        covered = span[:n_d * SECTOR] + got
+        crcs = [zlib.crc32(covered[s:s + SECTOR]) for s in range(0, len(covered), SECTOR)]
+        checks = b""
+        for at in range(0, len(crcs), 511):
+            sector = b"".join(c.to_bytes(4, "little") for c in crcs[at:at + 511]).ljust(2044, b"\0")
+            checks += sector + zlib.crc32(sector).to_bytes(4, "little")
+        assert checks == (case / "checks").read_bytes(), "check block"
     assert got == parity, "parity"
 
 
