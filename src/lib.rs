@@ -28,6 +28,7 @@
 //! | write volumes to files, memory, a `Write` | [`FileSink`], [`MemorySink`], [`WriteSink`] |
 //! | read volumes from files or memory      | [`FileSource`], `Vec<u8>`, `Bytes`, `&[u8]` |
 //! | read through unreadable sectors (EIO)  | [`RetryingSource`] ([`ReadPolicy`]) → [`ErasureMap`] |
+//! | survive a lost disc: parity volumes    | [`write_parity_volumes`] → [`ParitySet::assemble`], [`ParitySet::rebuild`] |
 //! | find volumes on a disc image or device | [`find_volumes`] → [`FoundVolume`] → [`OffsetSource`] |
 //! | print a name a sender chose            | [`escape_name`]                            |
 //! | make or read a signing key             | [`SigningKey`], [`SignerKey`] (`kuvertsign1…`, `ssh-ed25519 …`) |
