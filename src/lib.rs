@@ -29,6 +29,7 @@
 //! | read volumes from files or memory      | [`FileSource`], `Vec<u8>`, `Bytes`, `&[u8]` |
 //! | read through unreadable sectors (EIO)  | [`RetryingSource`] ([`ReadPolicy`]) → [`ErasureMap`] |
 //! | open through damage, repaired from parity | [`Opener::repair`] (on by default) → [`OpenReader::repairs`] ([`VolumeRepair`]) |
+//! | survive a lost disc: parity volumes    | [`write_parity_volumes`] → [`ParitySet::assemble`], [`ParitySet::rebuild`] |
 //! | find volumes on a disc image or device | [`find_volumes`] → [`FoundVolume`] → [`OffsetSource`] |
 //! | print a name a sender chose            | [`escape_name`]                            |
 //! | make or read a signing key             | [`SigningKey`], [`SignerKey`] (`kuvertsign1…`, `ssh-ed25519 …`) |

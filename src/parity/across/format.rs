@@ -18,6 +18,9 @@ pub(crate) const CODEC_LEOPARD_HIGH_RATE: u8 = 1;
 pub(crate) const GROUP_SECTORS: u64 = 32;
 /// Most data + parity volumes of one code (SPEC.md §16.4).
 pub(crate) const MAX_SHARDS: usize = 255;
+/// Longest data volume a head may record, 2^50 bytes (1 PiB): far above
+/// any medium, and low enough that no offset of the layout overflows.
+pub(crate) const MAX_DATA_LEN: u64 = 1 << 50;
 
 /// Magic, version, codec, n, P, q, set id, S, digest-block hash.
 const FIXED_LEN: usize = 8 + 1 + 1 + 2 + 2 + 2 + SET_ID_LEN + 8 + DIGEST_LEN;
@@ -185,8 +188,8 @@ impl ParityHead {
         for v in 0..n {
             let at = FIXED_LEN + v * ENTRY_LEN;
             let len = u64_at(at)?;
-            if len == 0 {
-                return Err((at, "a data volume of no bytes"));
+            if len == 0 || len > MAX_DATA_LEN {
+                return Err((at, "a data volume of no bytes, or above 2^50"));
             }
             volumes.push(DataEntry {
                 len,
@@ -307,6 +310,20 @@ mod tests {
             bad[at] ^= 1;
             assert!(ParityHead::parse(&bad).is_err(), "byte {at}");
         }
+    }
+
+    #[test]
+    fn lengths_that_would_overflow_the_layout_are_refused() {
+        let mut head = head(3);
+        head.volumes[1].len = u64::MAX;
+        head.body_sectors = u64::MAX.div_ceil(SECTOR);
+        assert_eq!(
+            ParityHead::parse(&head.encode()),
+            Err((
+                FIXED_LEN + ENTRY_LEN,
+                "a data volume of no bytes, or above 2^50"
+            ))
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use crate::error::{Error, Location, OptionError, Volume};
 use crate::format::{SECTOR, SET_ID_LEN};
 use crate::header::read_header;
 use crate::parity::StripeEncoder;
-use crate::parity::across::format::{DataEntry, MAX_SHARDS, ParityHead};
+use crate::parity::across::format::{DataEntry, MAX_DATA_LEN, MAX_SHARDS, ParityHead};
 use crate::parity::across::{GROUP_STRIPES, batch_stripes, read_error, read_run, sectors_of};
 use crate::volumes::VolumeSource;
 
@@ -23,10 +23,36 @@ use crate::volumes::VolumeSource;
 /// until this returns, the outputs are incomplete, so write them under
 /// temporary names.
 ///
+/// ```
+/// use std::io::{Cursor, Write};
+/// use kuvert::{MemorySink, ParitySet, Sealer, X25519Identity, write_parity_volumes};
+///
+/// let identity = X25519Identity::generate()?;
+/// let mut writer = Sealer::new()
+///     .recipient(identity.to_public())
+///     .chunk_size(4096)
+///     .volume_size(64 << 10)
+///     .seal(MemorySink::new())?;
+/// writer.write_all(&[7u8; 150_000])?;
+/// let volumes = writer.finish()?.into_volumes();
+/// let mut parity = vec![Cursor::new(Vec::new())];
+/// write_parity_volumes(&volumes, &mut parity)?;
+///
+/// // Volume 2 is lost in the post: any one comes back, byte for byte.
+/// let parity: Vec<Vec<u8>> = parity.into_iter().map(Cursor::into_inner).collect();
+/// let given = vec![volumes[0].clone(), volumes[2].clone()];
+/// let set = ParitySet::assemble(given, parity)?;
+/// assert_eq!(set.missing(), vec![2]);
+/// let mut rebuilt = Vec::new();
+/// set.rebuild(2, &mut rebuilt)?;
+/// assert_eq!(rebuilt, volumes[1]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
 /// # Errors
 ///
 /// [`Error::InvalidOption`] with [`OptionError::ParityVolumes`] unless
-/// 1 ≤ P ≤ n and n + P ≤ 255; the header errors of
+/// 1 ≤ P ≤ n and n + P ≤ 255 (or a volume is above 2^50 bytes); the header errors of
 /// [`inspect`](crate::inspect) for a data volume;
 /// [`Error::ForeignVolume`] for a volume of another set;
 /// [`Error::VolumeMissing`] if the volumes are not 1 to n in order;
@@ -60,6 +86,14 @@ pub fn write_parity_volumes<S: VolumeSource, W: Write + Seek>(
         if header.volume as usize != i + 1 {
             return Err(Error::VolumeMissing {
                 volume: u32::try_from(i + 1).expect("n ≤ 254"),
+            });
+        }
+        if len > MAX_DATA_LEN {
+            return Err(Error::InvalidOption {
+                reason: OptionError::ParityVolumes {
+                    parity_volumes: parity,
+                    data_volumes: n,
+                },
             });
         }
         lens.push(len);
