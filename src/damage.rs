@@ -147,7 +147,10 @@ impl fmt::Display for Damage {
         write!(f, "{}: {what}", self.at)?;
         match &self.kind {
             DamageKind::Unauthenticated => write!(f, "failed authentication"),
-            DamageKind::DigestMismatch => write!(f, "does not match its trailer digest"),
+            DamageKind::DigestMismatch if verb.is_empty() => {
+                write!(f, "does not match its trailer digest")
+            }
+            DamageKind::DigestMismatch => write!(f, "do not match their trailer digests"),
             DamageKind::Unreadable { message, .. } => match &self.unreadable {
                 Some(lost) => write!(
                     f,

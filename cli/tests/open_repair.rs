@@ -20,7 +20,8 @@ fn content(len: usize) -> Vec<u8> {
 
 /// A directory with an identity and `set.kuv`, one volume with 20 %
 /// parity holding `data.bin`, whose sectors 30 to 33 are zeroed: chunks
-/// 14 to 16 (two sectors each) fail, so their six sectors are lost.
+/// 14 to 16 (two sectors each) fail authentication, and the check block
+/// (SPEC.md §16.13) names the four zeroed sectors as the ones lost.
 fn damaged_set() -> (TempDir, Vec<u8>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
@@ -59,7 +60,7 @@ fn open_repairs_a_zeroed_burst_and_says_so() {
     let stderr = String::from_utf8(opened.stderr).expect("utf-8");
     assert!(opened.status.success(), "{stderr}");
     assert!(
-        stderr.contains("kuvert: volume 1: 6 sectors lost, repaired from parity (margin 6 of "),
+        stderr.contains("kuvert: volume 1: 4 sectors lost, repaired from parity (margin 4 of "),
         "{stderr}"
     );
     assert_eq!(
@@ -107,7 +108,7 @@ fn verify_with_a_key_exits_3_when_parity_repairs_all_of_it() {
     assert_eq!(verify.status.code(), Some(3), "{stdout}{stderr}");
     assert!(stdout.contains("failed authentication"), "{stdout}");
     assert!(
-        stdout.contains("set.kuv: parity: 6 sectors lost, all repairable (margin 6 of "),
+        stdout.contains("set.kuv: parity: 4 sectors lost, all repairable (margin 4 of "),
         "{stdout}"
     );
     assert!(

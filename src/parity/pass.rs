@@ -249,7 +249,10 @@ mod tests {
             let block = geometry.digest_block(&parity);
             let mut expected = data.clone();
             expected.extend_from_slice(&parity);
+            let mut checks = SectorChecks::new(geometry.checked_sectors());
+            checks.record(0, &expected);
             expected.extend_from_slice(&block);
+            expected.extend_from_slice(&checks.block());
             for (threads, stripes) in [(1, 32), (2, 1), (2, 32), (3, 7), (8, 64)] {
                 let (mut sink, _) = sink_with_data(&geometry);
                 let hash = write_parity_batched(&mut sink, &geometry, threads, stripes)
