@@ -46,7 +46,9 @@ fn main() -> Result<()> {
         let geometry = ParityGeometry::for_volume_len(volume_len, DEFAULT_PERCENT)?
             .pop()
             .ok_or("a sealed length has a geometry")?;
-        let parity_sectors = geometry.parity_sectors() + geometry.digest_block_sectors();
+        let parity_sectors = geometry.parity_sectors()
+            + geometry.digest_block_sectors()
+            + geometry.check_block_sectors();
         let burst = geometry.burst_bound();
         let region = geometry.burst_bound_within_region();
         println!(
@@ -66,7 +68,8 @@ fn main() -> Result<()> {
     }
     println!();
     println!(
-        "Parity: m layers of L sectors plus the digest block (one BLAKE3 per {DIGEST_GROUP_SECTORS} parity sectors). \
+        "Parity: m layers of L sectors, the digest block (one BLAKE3 per {DIGEST_GROUP_SECTORS} parity sectors) \
+         and the check block (a CRC-32 per sector, SPEC.md §16.13). \
          Burst anywhere: m·L − t (a run crossing from the data span into the parity, SPEC.md §16.9); \
          inside one region: m·L."
     );
