@@ -167,7 +167,7 @@ fn repairable_line(path: &str, repair: &kuvert::RepairReport) -> String {
 
 /// Shown after a check without a key: what it proves and what it does not.
 const KEYLESS_NOTE: &str = "checked without a key against each volume's trailer digests: \
-     no damage since sealing; this does not prove who sealed the volumes \
+     a match shows no damage since sealing, not who sealed the volumes \
      (anyone can rewrite an unsigned trailer); -i or -p also authenticates them";
 
 /// `kuvert verify` with no key: every volume's header structure, trailer,
