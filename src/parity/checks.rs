@@ -66,6 +66,17 @@ impl SectorChecks {
         }
     }
 
+    /// Stores CRC-32s computed elsewhere (on the parity pass's worker
+    /// threads), the first for volume sector `sector`.
+    ///
+    /// # Panics
+    ///
+    /// If they run past the covered sectors: a caller's bug.
+    pub fn set(&mut self, sector: u64, crcs: &[u32]) {
+        let first = usize::try_from(sector).expect("sector index fits memory");
+        self.crcs[first..first + crcs.len()].copy_from_slice(crcs);
+    }
+
     /// The check block: 511 little-endian CRC-32s per sector, zero-padded,
     /// each sector closed by its own CRC-32 over its first 2,044 bytes.
     pub fn block(&self) -> Vec<u8> {

@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use crate::error::{Error, OptionError};
 use crate::format::SECTOR as SECTOR_BYTES;
 use crate::parity::digest_stream::DigestStream;
-use crate::parity::{ParityGeometry, SectorChecks, StripeEncoder};
+use crate::parity::{ParityGeometry, SectorChecks, StripeEncoder, sector_crc};
 use crate::volumes::VolumeSink;
 
 /// A sector, as a length in memory.
@@ -37,6 +37,10 @@ pub(crate) struct StripeBatch {
     data: Vec<Vec<u8>>,
     /// m parity runs, as large.
     parity: Vec<Vec<u8>>,
+    /// CRC-32 of every sector of the runs (SPEC.md §16.13), data runs then
+    /// parity runs, `count` per run: computed beside the encoding, on the
+    /// worker, so the calling thread only stores them.
+    crcs: Vec<u32>,
 }
 
 impl StripeBatch {
@@ -47,6 +51,7 @@ impl StripeBatch {
             count: 0,
             data: vec![vec![0; room]; usize::from(geometry.k())],
             parity: vec![vec![0; room]; usize::from(geometry.m())],
+            crcs: Vec::with_capacity(usize::from(geometry.layers()) * stripes as usize),
         }
     }
 
@@ -62,6 +67,11 @@ impl StripeBatch {
         encoder
             .encode(&data, &mut parity)
             .expect("runs of whole sectors for the geometry's k and m");
+        self.crcs.clear();
+        for buf in self.data.iter().chain(&self.parity) {
+            self.crcs
+                .extend(buf[..run].chunks_exact(SECTOR).map(sector_crc));
+        }
     }
 }
 
