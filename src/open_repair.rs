@@ -11,14 +11,16 @@
 
 use std::fs::File;
 use std::io;
+use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use crate::error::{Error, Location};
+use crate::format::SECTOR;
 use crate::header::read_header;
-use crate::repair::{RepairReport, repair_volume};
-use crate::retrying_source::is_unreadable;
+use crate::repair::{RepairReport, SectorState, repair_volume_best_effort};
+use crate::retrying_source::{is_unreadable, unreadable_error};
 use crate::volumes::VolumeSource;
 
 /// A volume repaired from its parity while it was opened or read.
@@ -58,8 +60,16 @@ impl RepairSettings {
 
 /// What became of the one repair a slot tries.
 enum Outcome {
-    /// The repaired volume, in an unlinked scratch file.
-    Repaired { copy: File, report: RepairReport },
+    /// The repaired volume, in an unlinked scratch file. Past the
+    /// parity's margin the repair is partial: `lost` holds the byte ranges
+    /// it could not restore, which read as unreadable sectors, and
+    /// `shortfall` the error that names the worst stripe.
+    Repaired {
+        copy: File,
+        report: RepairReport,
+        lost: Vec<Range<u64>>,
+        shortfall: Option<Error>,
+    },
     /// The volume could not be repaired (no parity, more lost than the
     /// parity covers, the scratch file could not be written).
     Failed(Error),
@@ -116,22 +126,24 @@ impl<S: VolumeSource> VolumeSlot<S> {
         }
     }
 
-    /// Why a repair was tried and failed, if it was.
+    /// Why a repair was tried and failed, or restored only part of the
+    /// volume, if it did.
     pub(crate) fn repair_failure(&self) -> Option<&Error> {
         match self.outcome.get()? {
             Outcome::Failed(err) => Some(err),
-            Outcome::Repaired { .. } => None,
+            Outcome::Repaired { shortfall, .. } => shortfall.as_ref(),
         }
     }
 
-    /// The repaired copy, repairing the volume first if that was not tried
-    /// yet; `None` if repair is off or failed.
-    pub(crate) fn repaired(&self) -> Option<&File> {
+    /// The repaired copy and the byte ranges it could not restore,
+    /// repairing the volume first if that was not tried yet; `None` if
+    /// repair is off or failed.
+    pub(crate) fn repaired(&self) -> Option<(&File, &[Range<u64>])> {
         if !self.settings.enabled {
             return None;
         }
         match self.outcome.get_or_init(|| self.repair()) {
-            Outcome::Repaired { copy, .. } => Some(copy),
+            Outcome::Repaired { copy, lost, .. } => Some((copy, lost)),
             Outcome::Failed(_) => None,
         }
     }
@@ -187,9 +199,31 @@ impl<S: VolumeSource> VolumeSlot<S> {
             Ok(copy) => copy,
             Err(err) => return Outcome::Failed(Error::Io(err)),
         };
-        // merge: use repair_volume_best_effort
-        match repair_volume(&self.original, &mut copy) {
-            Ok(report) => Outcome::Repaired { copy, report },
+        // Every stripe that can be restored is: past the margin, only the
+        // sectors of the stripes that lost too much stay damaged.
+        match repair_volume_best_effort(&self.original, &mut copy) {
+            Ok(report) => {
+                let lost: Vec<Range<u64>> = report
+                    .map
+                    .runs()
+                    .filter(|(_, state)| *state == SectorState::Unrecoverable)
+                    .map(|(sectors, _)| sectors.start * SECTOR..sectors.end * SECTOR)
+                    .collect();
+                let shortfall = lost.first().map(|first| Error::Unrecoverable {
+                    at: Location::input(self.input)
+                        .name(self.original.name())
+                        .at_byte(first.start),
+                    stripe: report.margin.worst_stripe,
+                    lost: usize::from(report.margin.used),
+                    m: report.margin.of,
+                });
+                Outcome::Repaired {
+                    copy,
+                    report,
+                    lost,
+                    shortfall,
+                }
+            }
             Err(err) => Outcome::Failed(err),
         }
     }
@@ -222,12 +256,12 @@ impl<S: VolumeSource> VolumeSource for VolumeSlot<S> {
     /// From the copy once there is one; an unreadable sector of the source
     /// given is damage, so it repairs the volume first.
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
-        if let Some(Outcome::Repaired { copy, .. }) = self.outcome.get() {
-            return read_file_at(copy, buf, offset);
+        if let Some(Outcome::Repaired { copy, lost, .. }) = self.outcome.get() {
+            return read_repaired(copy, lost, buf, offset);
         }
         match self.original.read_exact_at(buf, offset) {
             Err(err) if is_unreadable(&err) => match self.repaired() {
-                Some(copy) => read_file_at(copy, buf, offset),
+                Some((copy, lost)) => read_repaired(copy, lost, buf, offset),
                 None => Err(err),
             },
             other => other,
@@ -237,6 +271,17 @@ impl<S: VolumeSource> VolumeSource for VolumeSlot<S> {
     fn name(&self) -> Option<&str> {
         self.original.name()
     }
+}
+
+/// Reads the repaired copy; a read that touches a range the repair could
+/// not restore fails as an unreadable sector does.
+fn read_repaired(file: &File, lost: &[Range<u64>], buf: &mut [u8], offset: u64) -> io::Result<()> {
+    let end = offset.saturating_add(buf.len() as u64);
+    let first = lost.partition_point(|range| range.end <= offset);
+    if lost.get(first).is_some_and(|range| range.start < end) {
+        return Err(unreadable_error());
+    }
+    read_file_at(file, buf, offset)
 }
 
 #[cfg(unix)]

@@ -95,14 +95,26 @@ impl Erasures {
 /// EIO on Unix; on Windows the CRC, sector-not-found and read-fault errors
 /// a damaged disc gives.
 pub fn is_unreadable(err: &io::Error) -> bool {
-    #[cfg(unix)]
-    const MEDIUM_ERRORS: &[i32] = &[5]; // EIO
-    #[cfg(windows)]
-    const MEDIUM_ERRORS: &[i32] = &[23, 27, 30]; // CRC, SECTOR_NOT_FOUND, READ_FAULT
-    #[cfg(not(any(unix, windows)))]
-    const MEDIUM_ERRORS: &[i32] = &[];
     err.raw_os_error()
         .is_some_and(|code| MEDIUM_ERRORS.contains(&code))
+}
+
+/// The operating system's errors for a sector the medium cannot give.
+#[cfg(unix)]
+const MEDIUM_ERRORS: &[i32] = &[5]; // EIO
+#[cfg(windows)]
+const MEDIUM_ERRORS: &[i32] = &[23, 27, 30]; // CRC, SECTOR_NOT_FOUND, READ_FAULT
+#[cfg(not(any(unix, windows)))]
+const MEDIUM_ERRORS: &[i32] = &[];
+
+/// An unreadable-sector error, as [`is_unreadable`] knows it: what a
+/// repaired copy gives for the sectors its parity could not restore, so
+/// that they are damage exactly as on the medium.
+pub(crate) fn unreadable_error() -> io::Error {
+    match MEDIUM_ERRORS.first() {
+        Some(&code) => io::Error::from_raw_os_error(code),
+        None => io::Error::other("a sector parity could not restore"),
+    }
 }
 
 /// A source that reads through unreadable sectors.

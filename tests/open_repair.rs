@@ -9,7 +9,8 @@ use std::io::{Read, Write};
 use std::ops::Range;
 
 use kuvert::{
-    DamageKind, Error, MemorySink, Opener, Parity, Sealer, Volume, VolumeSource, X25519Identity,
+    DamageKind, Error, MemorySink, Opener, Parity, Sealer, SectorState, Volume, VolumeSource,
+    X25519Identity,
 };
 
 use common::eio::EIO;
@@ -168,7 +169,11 @@ fn past_the_margin_the_error_is_exact_and_salvage_keeps_the_rest() {
             if u64::from(*m) == geometry.m && *lost as u64 > geometry.m),
         "{failures:?}"
     );
-    assert!(reader.repairs().is_empty());
+    // The repair went as far as the parity reaches: here nowhere, every
+    // stripe lost more than m.
+    let repairs = reader.repairs();
+    assert_eq!(repairs.len(), 1);
+    assert_eq!(repairs[0].report.sectors_unrecoverable, burst);
 
     // Salvage: every chunk the lost sectors do not touch, byte-identical;
     // the others zeros, named with the bytes that could not be read.
@@ -209,6 +214,45 @@ fn past_the_margin_the_error_is_exact_and_salvage_keeps_the_rest() {
         opener.open(vec![faulty]),
         Err(Error::Unrecoverable { m, .. }) if u64::from(m) == geometry.m
     ));
+}
+
+#[test]
+fn past_the_margin_only_the_stripes_that_lost_too_much_stay_lost() {
+    let (key, content, volume, geometry) = sealed(75);
+    let (m, layer) = (geometry.m, geometry.layer);
+    assert!(layer > 2, "layers of more than 2 sectors");
+    // m·L + 1 sectors from the start of layer 1: stripe 0 loses m + 1
+    // sectors, every other stripe m, which it can spare.
+    let lost = layer..layer + m * layer + 1;
+    let faulty = Faulty::new(volume, "disc.kuv").fault(lost.clone(), Fault::Eio);
+    let mut reader = opener(&key).open(vec![faulty]).expect("open");
+    let mut out = Vec::new();
+    let map = reader.salvage_to(&mut out).expect("salvage");
+    let repairs = reader.repairs();
+    assert_eq!(repairs.len(), 1);
+    let report = &repairs[0].report;
+    assert_eq!(report.sectors_unrecoverable, m + 1);
+    assert!(matches!(
+        reader.repair_failures()[..],
+        [(1, Error::Unrecoverable { .. })]
+    ));
+    // Exactly the chunks (two sectors each, from sector 1) that hold a
+    // sector of stripe 0 stay lost; all the rest of the burst is repaired.
+    let unrecoverable: Vec<u64> = (lost.clone())
+        .filter(|&sector| report.map.state(sector) == SectorState::Unrecoverable)
+        .collect();
+    assert_eq!(unrecoverable.len() as u64, m + 1);
+    let mut expected: Vec<u64> = unrecoverable.iter().map(|s| (s - 1) / 2).collect();
+    expected.dedup();
+    let damaged: Vec<u64> = map.iter().flat_map(|run| run.chunks.clone()).collect();
+    assert_eq!(damaged, expected);
+    assert!(damaged.len() as u64 * 2 < (lost.end - lost.start) / 2);
+    assert_eq!(out.len(), content.len());
+    for chunk in (0..CHUNKS).filter(|chunk| !damaged.contains(chunk)) {
+        let range = content_of(chunk);
+        let range = range.start as usize..(range.end as usize).min(out.len());
+        assert_eq!(out[range.clone()], content[range], "chunk {chunk}");
+    }
 }
 
 #[test]

@@ -121,19 +121,34 @@ fn write_stream<S: VolumeSource + Sync>(
 /// it: the data was read from a repaired copy, so the medium needs
 /// refreshing.
 fn print_repairs<S: VolumeSource>(reader: &OpenReader<S>) {
-    for repair in reader.repairs() {
+    let repairs = reader.repairs();
+    for repair in &repairs {
         let report = &repair.report;
-        eprintln!(
-            "kuvert: volume {}: {} sector{} lost, repaired from parity (margin {} of {})",
+        let lost = format!(
+            "kuvert: volume {}: {} sector{} lost",
             repair.volume,
             grouped(report.sectors_lost),
             if report.sectors_lost == 1 { "" } else { "s" },
-            report.margin.used,
-            report.margin.of
         );
+        if report.sectors_unrecoverable == 0 {
+            eprintln!(
+                "{lost}, repaired from parity (margin {} of {})",
+                report.margin.used, report.margin.of
+            );
+        } else {
+            eprintln!(
+                "{lost}, {} unrecoverable (stripe {} lost {} of {} parity sectors' worth); the rest repaired from parity",
+                grouped(report.sectors_unrecoverable),
+                report.margin.worst_stripe,
+                report.margin.used,
+                report.margin.of
+            );
+        }
     }
     for (volume, err) in reader.repair_failures() {
-        if !matches!(err, kuvert::Error::NoParity { .. }) {
+        // A partial repair was said above.
+        let partial = repairs.iter().any(|repair| repair.volume == volume);
+        if !partial && !matches!(err, kuvert::Error::NoParity { .. }) {
             eprintln!("kuvert: volume {volume}: not repairable from parity: {err}");
         }
     }
