@@ -36,7 +36,7 @@ use crate::volumes::{VolumeSource, location};
 use judge::{bad_parity_groups, still_wrong};
 use layout::find_geometry;
 use out::{Out, copy_through};
-use restore::{Restorer, lost_per_stripe, stripes_of};
+use restore::{Restorer, affordable, lost_per_stripe, stripes_of};
 use sector_checks::{crc_judge, rebuild_check_block};
 pub use sector_map::{SectorMap, SectorState};
 use sector_set::SectorSet;
@@ -156,11 +156,19 @@ where
     let crcs = crc_judge(&mut out, &geometry, &lost).map_err(Error::Io)?;
     let mut erased = lost.clone();
     erased.extend(&crcs.wrong);
-    let suspect = erased.clone();
+    let mut suspect = erased.clone();
+    suspect.extend(&crcs.unjudged);
     erased.extend(
         &bad_parity_groups(&mut out, &geometry, digest_hash.as_ref(), &suspect)
             .map_err(Error::Io)?,
     );
+    // A sector nothing judged (its check sector is damaged) may be wrong,
+    // and one wrong sector left in a stripe spoils everything restored from
+    // it: where the stripe can afford it, such sectors are erased too, and
+    // those that come back as they were are given back after the first
+    // attempt.
+    let doubted = affordable(&geometry, &erased, &crcs.unjudged.difference(&erased));
+    erased.extend(&doubted);
     if digest_hash.is_none() {
         // The end sector did not give the geometry: it is rebuilt.
         erased.insert(geometry.volume_sectors() - 1);
@@ -172,12 +180,16 @@ where
         geometry,
         digest_hash,
         restorer: Restorer::new(&geometry, threads()),
-        check_block_damaged: crcs.block_damaged,
+        check_block_damaged: crcs.block_damaged(),
         applied: SectorSet::new(),
         repaired: SectorSet::new(),
         rebuilt: SectorSet::new(),
     };
     let mut last = state.attempt(&erased)?;
+    if !doubted.is_empty() {
+        let unchanged = state.give_back_unchanged(&doubted, &erased)?;
+        erased = erased.difference(&unchanged);
+    }
     for _ in 0..MAX_ROUNDS {
         if !best_effort && last.unrecoverable {
             break;
@@ -296,6 +308,53 @@ impl<S: VolumeSource + ?Sized, W: Read + Write + Seek + Send + ?Sized> Repair<'_
             more,
             unrecoverable: !unrecoverable.is_empty() || lost.iter().any(|&n| n > geometry.m()),
         })
+    }
+
+    /// Of the `doubted` sectors just restored, those whose restored bytes
+    /// are the source's: they were right all along, so they are no longer
+    /// erased (nor counted repaired). Their stripes are within the margin,
+    /// with every sector outside `erased` proved right by its CRC-32, so
+    /// what was restored there is exact.
+    fn give_back_unchanged(
+        &mut self,
+        doubted: &SectorSet,
+        erased: &SectorSet,
+    ) -> Result<SectorSet, Error> {
+        let lost = lost_per_stripe(&self.geometry, erased);
+        let within = |sector: u64| {
+            self.geometry
+                .stripe_of(sector)
+                .is_some_and(|stripe| lost[stripe as usize] <= self.geometry.m())
+        };
+        let mut unchanged = SectorSet::new();
+        let (mut theirs, mut ours) = (Vec::new(), Vec::new());
+        for range in doubted.ranges() {
+            let len = ((range.end - range.start) * SECTOR) as usize;
+            theirs.resize(len, 0);
+            ours.resize(len, 0);
+            let unread = self
+                .reader
+                .read_at_with_erasures(&mut theirs, range.start * SECTOR)
+                .map_err(|err| Error::Read {
+                    at: self.origin.clone(),
+                    source: err,
+                })?;
+            self.out
+                .read_at(&mut ours, range.start * SECTOR)
+                .map_err(Error::Io)?;
+            let sectors = theirs
+                .chunks(SECTOR as usize)
+                .zip(ours.chunks(SECTOR as usize));
+            for (sector, (theirs, ours)) in range.clone().zip(sectors) {
+                let at = sector * SECTOR;
+                if theirs == ours && !unread.map.intersects(at..at + SECTOR) && within(sector) {
+                    unchanged.insert(sector);
+                }
+            }
+        }
+        self.applied = self.applied.difference(&unchanged);
+        self.repaired = self.repaired.difference(&unchanged);
+        Ok(unchanged)
     }
 
     /// The erased sectors of stripes that lost more than m, given each

@@ -81,6 +81,32 @@ pub(crate) fn lost_per_stripe(geometry: &ParityGeometry, erased: &SectorSet) -> 
     lost
 }
 
+/// The sectors of `doubted` whose stripe stays within its margin with all
+/// of its doubted sectors erased on top of `erased`: those stripes can
+/// afford to restore them rather than trust them.
+pub(crate) fn affordable(
+    geometry: &ParityGeometry,
+    erased: &SectorSet,
+    doubted: &SectorSet,
+) -> SectorSet {
+    let lost = lost_per_stripe(geometry, erased);
+    let extra = lost_per_stripe(geometry, doubted);
+    let m = geometry.m();
+    let mut chosen = SectorSet::new();
+    for range in doubted.ranges() {
+        for sector in range {
+            let fits = geometry.stripe_of(sector).is_some_and(|stripe| {
+                let stripe = stripe as usize;
+                lost[stripe].saturating_add(extra[stripe]) <= m
+            });
+            if fits {
+                chosen.insert(sector);
+            }
+        }
+    }
+    chosen
+}
+
 /// One decoder and one batch buffer per thread, reused from batch to
 /// batch: memory is `threads` × (k + m) runs of [`BATCH_STRIPES`] sectors
 /// (32 MiB each at 255 layers).

@@ -16,9 +16,17 @@ use crate::repair::sector_set::SectorSet;
 pub(crate) struct CrcJudgement {
     /// Covered sectors whose CRC-32 differs from their entry.
     pub(crate) wrong: SectorSet,
-    /// Whether some check-block sector was unreadable or failed its own
-    /// CRC-32 (so the block must be rebuilt).
-    pub(crate) block_damaged: bool,
+    /// Covered sectors whose check-block sector was unreadable or failed
+    /// its own CRC-32: nothing judged them.
+    pub(crate) unjudged: SectorSet,
+}
+
+impl CrcJudgement {
+    /// Whether some check-block sector was damaged (so the block must be
+    /// rebuilt).
+    pub(crate) fn block_damaged(&self) -> bool {
+        !self.unjudged.is_empty()
+    }
 }
 
 /// Compares every covered sector outside `lost` with its entry, one
@@ -32,7 +40,7 @@ pub(crate) fn crc_judge<W: Read + Write + Seek + ?Sized>(
     let first_check = geometry.check_block_start();
     let mut judgement = CrcJudgement {
         wrong: SectorSet::new(),
-        block_damaged: false,
+        unjudged: SectorSet::new(),
     };
     let mut run = Vec::new();
     for index in 0..geometry.check_block_sectors() {
@@ -41,12 +49,12 @@ pub(crate) fn crc_judge<W: Read + Write + Seek + ?Sized>(
             .then(|| out.sector(check))
             .transpose()?
             .and_then(|bytes| parse_check_sector(&bytes));
-        let Some(entries) = entries else {
-            judgement.block_damaged = true;
-            continue;
-        };
         let start = index * CHECKS_PER_SECTOR;
         let end = (start + CHECKS_PER_SECTOR).min(covered);
+        let Some(entries) = entries else {
+            judgement.unjudged.insert_range(start..end);
+            continue;
+        };
         run.resize(((end - start) * SECTOR) as usize, 0);
         out.read_at(&mut run, start * SECTOR)?;
         for (offset, bytes) in run.chunks_exact(SECTOR as usize).enumerate() {
