@@ -810,6 +810,19 @@ pub enum Error {
         m: u16,
     },
 
+    /// Every stripe of a volume is within its margin, yet after repair
+    /// `sectors` sectors still fail the digests they fall under (parity
+    /// groups, say, or sectors whose wrong bytes no check could place):
+    /// the volume cannot be repaired.
+    #[error("{at}: {sectors} sectors still fail their digests after repair")]
+    RepairIncomplete {
+        /// The volume (by its position among the inputs) and the first
+        /// such sector's byte.
+        at: Location,
+        /// Sectors that still fail.
+        sectors: u64,
+    },
+
     // Parity volumes across a set (SPEC.md §17).
     /// A parity volume (`STEM.pNN.kuv`) breaks a rule of SPEC.md §17: no
     /// head copy is intact, or its fields or length do not fit together.

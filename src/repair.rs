@@ -14,6 +14,7 @@
 //! region (at most 1/128 of the data span + 1 MiB), the parity digest block
 //! (1/1024 of the parity), two bytes per stripe and the erasure runs.
 
+mod geometry_trial;
 mod judge;
 mod layout;
 mod out;
@@ -28,15 +29,15 @@ use std::io::{Read, Seek, Write};
 use crate::chunk_digest::DIGEST_LEN;
 use crate::error::{Error, Location, Volume};
 use crate::format::SECTOR;
-use crate::parity::{ParityGeometry, Place};
+use crate::parity::{ParityGeometry, Place, sector_crc};
 use crate::retrying_source::RetryingSource;
 use crate::verify::verify_digests;
 use crate::volumes::{VolumeSource, location};
 
-use judge::{bad_parity_groups, still_wrong};
+use judge::{bad_parity_groups, still_wrong, trusted_digest_block};
 use layout::find_geometry;
 use out::{Out, copy_through};
-use restore::{Restorer, affordable, lost_per_stripe, stripes_of};
+use restore::{Restorer, affordable, in_stripes, lost_per_stripe, stripes_of};
 use sector_checks::{crc_judge, rebuild_check_block};
 pub use sector_map::{SectorMap, SectorState};
 use sector_set::SectorSet;
@@ -156,11 +157,21 @@ where
     let crcs = crc_judge(&mut out, &geometry, &lost).map_err(Error::Io)?;
     let mut erased = lost.clone();
     erased.extend(&crcs.wrong);
-    let mut suspect = erased.clone();
-    suspect.extend(&crcs.unjudged);
+    let parity_judged = trusted_digest_block(&mut out, &geometry, digest_hash.as_ref())
+        .map_err(Error::Io)?
+        .is_some();
+    // What no CRC-32 proved right: a failing chunk is blamed on these.
+    let mut doubtful = erased.clone();
+    doubtful.extend(&crcs.unjudged);
     erased.extend(
-        &bad_parity_groups(&mut out, &geometry, digest_hash.as_ref(), &suspect)
-            .map_err(Error::Io)?,
+        &bad_parity_groups(
+            &mut out,
+            &geometry,
+            digest_hash.as_ref(),
+            &doubtful,
+            &SectorSet::new(),
+        )
+        .map_err(Error::Io)?,
     );
     // A sector nothing judged (its check sector is damaged) may be wrong,
     // and one wrong sector left in a stripe spoils everything restored from
@@ -181,6 +192,8 @@ where
         digest_hash,
         restorer: Restorer::new(&geometry, threads()),
         check_block_damaged: crcs.block_damaged(),
+        doubtful,
+        parity_judged,
         applied: SectorSet::new(),
         repaired: SectorSet::new(),
         rebuilt: SectorSet::new(),
@@ -197,7 +210,14 @@ where
         if last.more.is_empty() {
             break;
         }
-        if last.more.is_subset(&erased) {
+        if last.more.is_subset(&erased)
+            && let Some(spoilers) = state.spoilers(&last.more, &erased)
+        {
+            // What fails was restored, and restored wrong: its stripes
+            // hold a wrong sector that nothing named. Only a doubtful one
+            // can be, so those stripes restore their doubtful sectors too.
+            erased.extend(&spoilers);
+        } else if last.more.is_subset(&erased) {
             // Restored from sectors that are wrong but that nothing could
             // judge (the records were lost, so the chunks before them
             // could not be checked): a burst runs on before what failed.
@@ -237,6 +257,12 @@ struct Repair<'s, 'w, S: VolumeSource + ?Sized, W: Read + Write + Seek + Send + 
     rebuilt: SectorSet,
     /// Whether a check-block sector was unreadable or failed its own CRC.
     check_block_damaged: bool,
+    /// Sectors of the layers no CRC-32 proved right: unreadable, failing
+    /// their entry, or under a damaged check sector.
+    doubtful: SectorSet,
+    /// Whether the parity digest block was whole, so that every parity
+    /// group was judged by its digest.
+    parity_judged: bool,
 }
 
 /// What one attempt left: the sectors still wrong, and whether a stripe
@@ -291,7 +317,8 @@ impl<S: VolumeSource + ?Sized, W: Read + Write + Seek + Send + ?Sized> Repair<'_
         let rebuilt = rebuild_tail(&mut self.out, &geometry, self.digest_hash, end_lost)
             .map_err(Error::Io)?;
         self.rebuilt.extend(&rebuilt);
-        let mut more = still_wrong(&mut self.out, &geometry, &unrecoverable).map_err(Error::Io)?;
+        let mut more = still_wrong(&mut self.out, &geometry, &unrecoverable, &self.doubtful)
+            .map_err(Error::Io)?;
         // Restored parity must match its digests: a group that still does
         // not held a wrong sector besides the lost ones (groups with a
         // sector lost for good say nothing).
@@ -301,6 +328,7 @@ impl<S: VolumeSource + ?Sized, W: Read + Write + Seek + Send + ?Sized> Repair<'_
                 &geometry,
                 self.digest_hash.as_ref(),
                 &unrecoverable,
+                &self.doubtful,
             )
             .map_err(Error::Io)?,
         );
@@ -355,6 +383,15 @@ impl<S: VolumeSource + ?Sized, W: Read + Write + Seek + Send + ?Sized> Repair<'_
         self.applied = self.applied.difference(&unchanged);
         self.repaired = self.repaired.difference(&unchanged);
         Ok(unchanged)
+    }
+
+    /// The doubtful sectors not yet erased in the stripes of `failing`,
+    /// if their stripes can afford to erase them all and there are any.
+    fn spoilers(&self, failing: &SectorSet, erased: &SectorSet) -> Option<SectorSet> {
+        let stripes = stripes_of(&self.geometry, failing);
+        let left = in_stripes(&self.geometry, &self.doubtful.difference(erased), &stripes);
+        let spoilers = affordable(&self.geometry, erased, &left);
+        (!spoilers.is_empty()).then_some(spoilers)
     }
 
     /// The erased sectors of stripes that lost more than m, given each
@@ -421,18 +458,23 @@ impl<S: VolumeSource + ?Sized, W: Read + Write + Seek + Send + ?Sized> Repair<'_
         best_effort: bool,
     ) -> Result<RepairReport, Error> {
         let geometry = self.geometry;
-        let lost = lost_per_stripe(&geometry, erased);
+        let mut lost = lost_per_stripe(&geometry, erased);
         if !best_effort && let Some(err) = first_unrecoverable(&geometry, &lost, &self.origin) {
             return Err(err);
         }
-        let mut unrecoverable = self.lost_in_unrecoverable(&lost, erased);
+        let mut erased = erased.clone();
+        let mut unrecoverable = self.lost_in_unrecoverable(&lost, &erased);
         unrecoverable.extend(&last.more);
-        if unrecoverable.is_empty() && (!erased.is_empty() || self.check_block_damaged) {
-            // All restored: the check block follows from the layers.
-            let rebuilt = rebuild_check_block(&mut self.out, &geometry).map_err(Error::Io)?;
-            self.rebuilt.extend(&rebuilt);
-        }
         self.out.flush().map_err(Error::Io)?;
+        if !best_effort && !unrecoverable.is_empty() {
+            // Every stripe within its margin, yet something still fails:
+            // the keyless check names it if it is in the data span.
+            verify_digests(&self.out.as_source(), threads())?;
+            return Err(Error::RepairIncomplete {
+                at: self.origin.at_byte(unrecoverable.first() * SECTOR),
+                sectors: unrecoverable.len(),
+            });
+        }
         if unrecoverable.is_empty() {
             // The repaired volume must pass what any keyless reader checks.
             let checked = verify_digests(&self.out.as_source(), threads());
@@ -449,9 +491,41 @@ impl<S: VolumeSource + ?Sized, W: Read + Write + Seek + Send + ?Sized> Repair<'_
                 }
             }
         }
+        if unrecoverable.is_empty() {
+            // The data span is proved: what no digest proved of the parity
+            // follows from it, and the blocks after the layers from both.
+            let changed = self.reencode_unproven_parity(&erased)?;
+            erased.extend(&changed);
+            lost = lost_per_stripe(&geometry, &erased);
+            if !erased.is_empty() || self.check_block_damaged {
+                let end_lost = erased.contains(geometry.volume_sectors() - 1);
+                let rebuilt = rebuild_tail(&mut self.out, &geometry, self.digest_hash, end_lost)
+                    .map_err(Error::Io)?;
+                self.rebuilt.extend(&rebuilt);
+                let rebuilt = rebuild_check_block(&mut self.out, &geometry).map_err(Error::Io)?;
+                self.rebuilt.extend(&rebuilt);
+            }
+            self.out.flush().map_err(Error::Io)?;
+            if trusted_digest_block(&mut self.out, &geometry, self.digest_hash.as_ref())
+                .map_err(Error::Io)?
+                .is_none()
+                && self.digest_hash.is_some()
+            {
+                // Parity from proved data, yet not what the end sector
+                // recorded: the end sector is not this volume's.
+                let block_at = geometry.checked_sectors();
+                if !best_effort {
+                    return Err(Error::RepairIncomplete {
+                        at: self.origin.at_byte(block_at * SECTOR),
+                        sectors: geometry.digest_block_sectors(),
+                    });
+                }
+                unrecoverable.insert_range(block_at..block_at + geometry.digest_block_sectors());
+            }
+        }
         let mut repaired = self.repaired.clone();
         repaired.extend(&self.rebuilt);
-        repaired.extend(erased);
+        repaired.extend(&erased);
         let map = SectorMap::from_sets(self.out.len() / SECTOR, &repaired, &unrecoverable);
         Ok(RepairReport {
             volume_len: self.out.len(),
@@ -461,6 +535,54 @@ impl<S: VolumeSource + ?Sized, W: Read + Write + Seek + Send + ?Sized> Repair<'_
             margin: margin(&geometry, &lost),
             map,
         })
+    }
+
+    /// Re-encodes, from the proved data span, the parity of every stripe
+    /// holding a parity sector that nothing proved (no CRC-32, no trusted
+    /// digest group) and that was not restored: such a sector may be
+    /// wrong, and the digest block and check block are about to be rebuilt
+    /// from the parity. Returns the parity sectors that changed.
+    fn reencode_unproven_parity(&mut self, erased: &SectorSet) -> Result<SectorSet, Error> {
+        let geometry = self.geometry;
+        let parity = geometry.data_sectors()..geometry.checked_sectors();
+        let mut unproven = SectorSet::new();
+        if !self.parity_judged {
+            for run in self.doubtful.overlapping(parity.clone()) {
+                unproven.insert_range(run);
+            }
+        }
+        let unproven = unproven.difference(erased);
+        if unproven.is_empty() {
+            return Ok(unproven);
+        }
+        let stripes = stripes_of(&geometry, &unproven);
+        let mut all_parity = SectorSet::new();
+        for stripe in stripes.ranges().flatten() {
+            for layer in geometry.k()..geometry.layers() {
+                let place = Place {
+                    stripe: u32::try_from(stripe).expect("below L, a u32"),
+                    layer,
+                };
+                if let Some(sector) = geometry.sector_at(place) {
+                    all_parity.insert(sector);
+                }
+            }
+        }
+        let mut before = Vec::new();
+        for sector in unproven.ranges().flatten() {
+            before.push(sector_crc(&self.out.sector(sector).map_err(Error::Io)?));
+        }
+        self.restorer
+            .restore(&mut self.out, &geometry, &all_parity, &stripes)
+            .map_err(Error::Io)?;
+        let mut changed = SectorSet::new();
+        for (sector, crc) in unproven.ranges().flatten().zip(before) {
+            if sector_crc(&self.out.sector(sector).map_err(Error::Io)?) != crc {
+                changed.insert(sector);
+            }
+        }
+        self.repaired.extend(&changed);
+        Ok(changed)
     }
 }
 

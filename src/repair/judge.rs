@@ -53,22 +53,32 @@ pub(crate) fn region_bounds(end: &[u8], data_end: u64) -> Option<(u64, u64, u64)
 /// else can be judged yet), a nonzero sector where the trailer has zeros,
 /// the header if h_v fails, and each chunk whose entry fails.
 ///
-/// Sectors in `unknown` (lost for good) make a failure say nothing about
-/// the rest of their chunk, header or region: only they are named there,
-/// so one unrecoverable sector never spreads to its correct neighbours.
+/// A failure is blamed on the fewest sectors that can explain it. Sectors
+/// in `unknown` (lost for good) make it say nothing about the rest of
+/// their chunk, header or region: only they are named there, so one
+/// unrecoverable sector never spreads to its correct neighbours. Else, if
+/// some of its sectors are `doubtful` (no CRC-32 proved them right), only
+/// those are named: the others are right, and a failure there comes from
+/// a doubtful sector, or from a stripe a doubtful sector spoiled. Only a
+/// failure with neither names all of its sectors.
 pub(crate) fn still_wrong<W: Read + Write + Seek + ?Sized>(
     out: &mut Out<'_, W>,
     geometry: &ParityGeometry,
     unknown: &SectorSet,
+    doubtful: &SectorSet,
 ) -> io::Result<SectorSet> {
     let mut wrong = SectorSet::new();
     let fails = |wrong: &mut SectorSet, sectors: std::ops::Range<u64>| {
-        if unknown.intersects(sectors.clone()) {
-            for run in unknown.overlapping(sectors) {
-                wrong.insert_range(run);
+        let blamed = [unknown, doubtful]
+            .into_iter()
+            .find(|set| set.intersects(sectors.clone()));
+        match blamed {
+            Some(set) => {
+                for run in set.overlapping(sectors) {
+                    wrong.insert_range(run);
+                }
             }
-        } else {
-            wrong.insert_range(sectors);
+            None => wrong.insert_range(sectors),
         }
     };
     let data_end = geometry.data_sectors() * SECTOR;
@@ -79,11 +89,21 @@ pub(crate) fn still_wrong<W: Read + Write + Seek + ?Sized>(
     };
     let mut region = vec![0u8; (region_end - records_at) as usize];
     out.read_at(&mut region, records_at)?;
-    if region[..72] != end[..72] || blake3::hash(&region).as_bytes()[..] != end[72..END_RECORD_LEN]
-    {
+    let region_whole =
+        region[..72] == end[..72] && blake3::hash(&region).as_bytes()[..] == end[72..END_RECORD_LEN];
+    if !region_whole {
         fails(&mut wrong, sectors_of(records_at, data_end));
-        return Ok(wrong);
     }
+    // With D failing, the records in sectors a CRC-32 proved right are
+    // still the sealer's: they judge what they can, to find the sectors
+    // that spoil the region's restoring. (Only blame follows from them;
+    // the repaired volume must still pass D.)
+    let trusted = |start: usize, len: usize| {
+        region_whole || {
+            let first = records_at + start as u64;
+            !doubtful.intersects(sectors_of(first, first + len as u64))
+        }
+    };
     let mut buf = Vec::new();
     for (start, stop) in [(chunk_end, records_at), (region_end, data_end)] {
         let first = start / SECTOR * SECTOR;
@@ -105,8 +125,10 @@ pub(crate) fn still_wrong<W: Read + Write + Seek + ?Sized>(
         )?;
     }
     let table = &region[72..];
-    let chunks = be(table, 8);
     let entries_at = 8 + 8 + DIGEST_LEN;
+    // The count is taken even when its sector is in doubt: a wrong one
+    // fits no layout of the entries that are trusted.
+    let chunks = be(table, 8);
     let Some(entries_len) = chunks.checked_mul(DIGEST_LEN as u64) else {
         return Ok(wrong);
     };
@@ -114,23 +136,26 @@ pub(crate) fn still_wrong<W: Read + Write + Seek + ?Sized>(
         return Ok(wrong);
     }
     let h_v: [u8; DIGEST_LEN] = table[16..16 + DIGEST_LEN].try_into().expect("32 bytes");
-    let entry = |j: u64| -> [u8; DIGEST_LEN] {
-        table[entries_at + j as usize * DIGEST_LEN..][..DIGEST_LEN]
-            .try_into()
-            .expect("32 bytes")
+    let entry = |j: u64| -> Option<[u8; DIGEST_LEN]> {
+        let at = entries_at + j as usize * DIGEST_LEN;
+        trusted(72 + at, DIGEST_LEN)
+            .then(|| table[at..at + DIGEST_LEN].try_into().expect("32 bytes"))
     };
     let Some((data_offset, chunk_len)) = chunk_layout(out, chunk_end, chunks, &entry) else {
         // No layout fits any chunk: the header and the chunks are all
-        // suspect; the header first.
-        wrong.insert(0);
+        // suspect; the header first (unless the records are what fails).
+        if region_whole {
+            wrong.insert(0);
+        }
         return Ok(wrong);
     };
-    let mut header = vec![0u8; data_offset as usize];
-    out.read_at(&mut header, 0)?;
-    if header_digest(&header) != h_v {
-        fails(&mut wrong, sectors_of(0, data_offset));
+    if trusted(72 + 16, DIGEST_LEN) {
+        let mut header = vec![0u8; data_offset as usize];
+        out.read_at(&mut header, 0)?;
+        if header_digest(&header) != h_v {
+            fails(&mut wrong, sectors_of(0, data_offset));
+        }
     }
-    drop(header);
     // Pieces of whole chunks: at least one chunk, about PIECE bytes.
     let per_piece = (PIECE as u64 / chunk_len).max(1);
     let piece = (per_piece * chunk_len) as usize;
@@ -139,7 +164,10 @@ pub(crate) fn still_wrong<W: Read + Write + Seek + ?Sized>(
         for (offset, chunk) in bytes.chunks(chunk_len as usize).enumerate() {
             let start = at + offset as u64 * chunk_len;
             let index = (start - data_offset) / chunk_len;
-            if chunk_cv(index, chunk_len as usize, chunk) != entry(index) {
+            let Some(recorded) = entry(index) else {
+                continue;
+            };
+            if chunk_cv(index, chunk_len as usize, chunk) != recorded {
                 fails(&mut wrong, sectors_of(start, start + chunk.len() as u64));
             }
         }
@@ -164,12 +192,15 @@ pub(crate) fn trusted_digest_block<W: Read + Write + Seek + ?Sized>(
 
 /// The sectors of parity groups whose BLAKE3 differs from the digest
 /// block's, if the digest block itself matches the end record's hash.
-/// Groups holding `lost` sectors are judged once those are restored.
+/// Groups holding `lost` sectors are judged once those are restored; of a
+/// failing group holding `doubtful` sectors, only those are named (as
+/// [`still_wrong`] blames them).
 pub(crate) fn bad_parity_groups<W: Read + Write + Seek + ?Sized>(
     out: &mut Out<'_, W>,
     geometry: &ParityGeometry,
     digest_hash: Option<&[u8; DIGEST_LEN]>,
     lost: &SectorSet,
+    doubtful: &SectorSet,
 ) -> io::Result<SectorSet> {
     let mut bad = SectorSet::new();
     let Some(block) = trusted_digest_block(out, geometry, digest_hash)? else {
@@ -194,7 +225,13 @@ pub(crate) fn bad_parity_groups<W: Read + Write + Seek + ?Sized>(
                 if !lost.intersects(sectors.clone())
                     && blake3::hash(group_bytes).as_bytes() != recorded
                 {
-                    bad.insert_range(sectors);
+                    if doubtful.intersects(sectors.clone()) {
+                        for run in doubtful.overlapping(sectors) {
+                            bad.insert_range(run);
+                        }
+                    } else {
+                        bad.insert_range(sectors);
+                    }
                 }
             }
         },

@@ -9,13 +9,15 @@ use crate::chunk_digest::{DIGEST_LEN, chunk_cv};
 use crate::format::{MAX_CHUNK_EXP, MAX_HEADER_LEN, MIN_CHUNK_EXP, SECTOR, SET_FLAG_PARITY};
 use crate::header::read_header;
 use crate::parity::ParityGeometry;
+use crate::repair::geometry_trial::geometry_by_trial;
 use crate::repair::out::Out;
 use crate::repair::sector_set::SectorSet;
 use crate::trailer::{END_RECORD_LEN, PARITY_END_RECORD_LEN, TRAILER_MAGIC};
 
 /// The geometry and digest-block hash from the end sector if it is whole
 /// and fits the length; else from the header's p and the length alone
-/// (SPEC.md §16.8), without a digest-block hash.
+/// (SPEC.md §16.8), without a digest-block hash; else, both lost, the
+/// geometry of that length under which a stripe checks.
 pub(crate) fn find_geometry<W: Read + Write + Seek + ?Sized>(
     out: &mut Out<'_, W>,
     lost: &SectorSet,
@@ -33,11 +35,11 @@ pub(crate) fn find_geometry<W: Read + Write + Seek + ?Sized>(
     if let Some((geometry, hash)) = from_end {
         return Some((geometry, Some(hash)));
     }
-    let percent = header_percent(out, lost)?;
-    ParityGeometry::for_volume_len(len, percent)
-        .ok()?
-        .into_iter()
-        .next()
+    let from_header = header_percent(out, lost)
+        .and_then(|percent| ParityGeometry::for_volume_len(len, percent).ok())
+        .and_then(|geometries| geometries.into_iter().next());
+    from_header
+        .or_else(|| geometry_by_trial(out, lost))
         .map(|geometry| (geometry, None))
 }
 
@@ -59,19 +61,30 @@ fn header_percent<W: Read + Write + Seek + ?Sized>(
     header.set.parity
 }
 
-/// H_v and C: the header's if it parses, else the (H_v, C) for which some
-/// of the last chunks match their entries. H_v is a whole number of
+/// Chunks spread over the volume that [`chunk_layout`] tries after the
+/// last eight.
+const SPREAD_CHUNKS: u64 = 24;
+
+/// H_v and C: the header's if it parses, else the (H_v, C) for which one
+/// of the last chunks, or of some spread over the rest, matches its entry. H_v is a whole number of
 /// sectors, and the k chunks of C bytes end at E, the last one 1 to C
 /// bytes long.
 pub(crate) fn chunk_layout<W: Read + Write + Seek + ?Sized>(
     out: &mut Out<'_, W>,
     chunk_end: u64,
     chunks: u64,
-    entry: &dyn Fn(u64) -> [u8; DIGEST_LEN],
+    entry: &dyn Fn(u64) -> Option<[u8; DIGEST_LEN]>,
 ) -> Option<(u64, u64)> {
     let mut buf = Vec::new();
+    // The last chunks, then some spread over the rest: under dense damage
+    // some may still be wrong where they were restored.
+    let spread = (0..SPREAD_CHUNKS).map(|i| i * chunks / SPREAD_CHUNKS);
+    let probes: Vec<u64> = (chunks.saturating_sub(8)..chunks).rev().chain(spread).collect();
     let mut matches = |out: &mut Out<'_, W>, data_offset: u64, chunk_len: u64| {
-        (chunks.saturating_sub(8)..chunks).any(|j| {
+        probes.iter().any(|&j| {
+            let Some(recorded) = entry(j) else {
+                return false;
+            };
             let Some(start) = j
                 .checked_mul(chunk_len)
                 .and_then(|at| at.checked_add(data_offset))
@@ -84,7 +97,7 @@ pub(crate) fn chunk_layout<W: Read + Write + Seek + ?Sized>(
             }
             buf.resize((stop - start) as usize, 0);
             out.read_at(&mut buf, start).is_ok()
-                && chunk_cv(j, chunk_len as usize, &buf) == entry(j)
+                && chunk_cv(j, chunk_len as usize, &buf) == recorded
         })
     };
     let from_header = read_header(&out.as_source(), 1)

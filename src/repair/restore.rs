@@ -107,6 +107,26 @@ pub(crate) fn affordable(
     chosen
 }
 
+/// The sectors of `sectors` that lie in one of `stripes`.
+pub(crate) fn in_stripes(
+    geometry: &ParityGeometry,
+    sectors: &SectorSet,
+    stripes: &SectorSet,
+) -> SectorSet {
+    let mut found = SectorSet::new();
+    for range in sectors.ranges() {
+        for sector in range {
+            if geometry
+                .stripe_of(sector)
+                .is_some_and(|stripe| stripes.contains(u64::from(stripe)))
+            {
+                found.insert(sector);
+            }
+        }
+    }
+    found
+}
+
 /// One decoder and one batch buffer per thread, reused from batch to
 /// batch: memory is `threads` × (k + m) runs of [`BATCH_STRIPES`] sectors
 /// (32 MiB each at 255 layers).

@@ -63,6 +63,11 @@ impl SectorSet {
         self.runs.is_empty()
     }
 
+    /// The lowest sector, or 0 for an empty set.
+    pub(crate) fn first(&self) -> u64 {
+        self.runs.keys().next().copied().unwrap_or(0)
+    }
+
     /// The runs, in order.
     pub(crate) fn ranges(&self) -> impl Iterator<Item = Range<u64>> + '_ {
         self.runs.iter().map(|(&start, &end)| start..end)
