@@ -219,6 +219,31 @@ fn the_end_sector_and_digest_block_are_rebuilt() {
     }
 }
 
+/// The header sector and the end sector lost together: neither copy of
+/// the geometry is left, and the repair finds it by trying every p until a
+/// stripe checks (at 35 %, not the default 20 %).
+#[test]
+fn a_volume_that_lost_both_geometry_copies_is_repaired_by_trial() {
+    let identity = X25519Identity::from_bytes([3; 32]);
+    let mut writer = Sealer::new()
+        .recipient(identity.to_public())
+        .threads(1)
+        .parity(Parity::Percent(35))
+        .seal(MemorySink::new())
+        .expect("seal");
+    writer.write_all(&vec![7u8; 3_000_000]).expect("write");
+    let volume = writer.finish().expect("finish").into_volumes().remove(0);
+    let sectors = (volume.len() / SECTOR) as u64;
+    for garbage in [false, true] {
+        let bad = [0, sectors / 3, sectors / 2, sectors - 1];
+        let scratched = damaged(&volume, bad, garbage);
+        let (out, report) = repaired(scratched.as_slice()).expect("geometry by trial");
+        assert!(out == volume, "garbage {garbage}");
+        assert_eq!(report.map.state(0), SectorState::Repaired);
+        assert_eq!(report.map.state(sectors - 1), SectorState::Repaired);
+    }
+}
+
 #[test]
 fn scattered_half_a_percent_repairs() {
     let volume = seal(false);
@@ -414,6 +439,40 @@ fn an_unjudged_header_and_chunks_are_restored_and_counted_exactly() {
         assert_eq!(report.map.state(1), SectorState::Good);
         assert_eq!(report.map.state(checks.start), SectorState::Repaired);
     }
+}
+
+/// A parity sector nothing can judge (its check sector and the whole
+/// digest block are zeroed) is wrong, in a stripe that cannot afford to
+/// restore its unjudged sectors (39 data sectors lost besides): its data
+/// is restored from other parity and proved by the chunk digests, and the
+/// wrong parity sector is then re-encoded from that data before the
+/// digest block is rebuilt from the parity. Once this returned Ok with
+/// the wrong sector left in place.
+#[test]
+fn a_parity_sector_nothing_judges_is_re_encoded_from_the_proved_data() {
+    let volume = seal_chunks(false, 65536);
+    let (k, m, l, n_d) = geometry(&volume);
+    let layers_end = n_d + m * l;
+    let digest_sectors = (32 * (m * l).div_ceil(32)).div_ceil(SECTOR as u64);
+    let checks = check_block(&volume);
+    let stripe = 5;
+    let wrong_parity = n_d + (m - 1) * l + stripe;
+    let blind = checks.start + wrong_parity / 511;
+    assert!((layers_end - 1) / 511 == wrong_parity / 511 && wrong_parity / 511 > 0);
+    let mut bad: Vec<u64> = (0..39).map(|layer| layer * l + stripe).collect();
+    assert!(
+        bad.iter()
+            .all(|&s| s / 511 != wrong_parity / 511 && s < n_d && k > 39)
+    );
+    bad.push(wrong_parity);
+    bad.extend(layers_end..layers_end + digest_sectors);
+    bad.push(blind);
+    let scratched = damaged(&volume, bad, false);
+    let (out, report) = repaired(scratched.as_slice()).expect("parity re-encoded");
+    assert!(out == volume);
+    assert_eq!(report.sectors_lost, 40);
+    assert_eq!(report.map.state(wrong_parity), SectorState::Repaired);
+    assert_eq!(report.map.state(layers_end), SectorState::Repaired);
 }
 
 /// A radial scratch on a CD: `width` bad sectors once per turn, and a turn

@@ -89,8 +89,8 @@ pub(crate) fn still_wrong<W: Read + Write + Seek + ?Sized>(
     };
     let mut region = vec![0u8; (region_end - records_at) as usize];
     out.read_at(&mut region, records_at)?;
-    let region_whole =
-        region[..72] == end[..72] && blake3::hash(&region).as_bytes()[..] == end[72..END_RECORD_LEN];
+    let region_whole = region[..72] == end[..72]
+        && blake3::hash(&region).as_bytes()[..] == end[72..END_RECORD_LEN];
     if !region_whole {
         fails(&mut wrong, sectors_of(records_at, data_end));
     }

@@ -79,7 +79,10 @@ pub(crate) fn chunk_layout<W: Read + Write + Seek + ?Sized>(
     // The last chunks, then some spread over the rest: under dense damage
     // some may still be wrong where they were restored.
     let spread = (0..SPREAD_CHUNKS).map(|i| i * chunks / SPREAD_CHUNKS);
-    let probes: Vec<u64> = (chunks.saturating_sub(8)..chunks).rev().chain(spread).collect();
+    let probes: Vec<u64> = (chunks.saturating_sub(8)..chunks)
+        .rev()
+        .chain(spread)
+        .collect();
     let mut matches = |out: &mut Out<'_, W>, data_offset: u64, chunk_len: u64| {
         probes.iter().any(|&j| {
             let Some(recorded) = entry(j) else {
