@@ -497,11 +497,14 @@ impl<S: VolumeSource + ?Sized, W: Read + Write + Seek + Send + ?Sized> Repair<'_
             let changed = self.reencode_unproven_parity(&erased)?;
             erased.extend(&changed);
             lost = lost_per_stripe(&geometry, &erased);
-            if !erased.is_empty() || self.check_block_damaged {
+            if !changed.is_empty() {
+                // The last attempt rebuilt the tail from the parity before.
                 let end_lost = erased.contains(geometry.volume_sectors() - 1);
                 let rebuilt = rebuild_tail(&mut self.out, &geometry, self.digest_hash, end_lost)
                     .map_err(Error::Io)?;
                 self.rebuilt.extend(&rebuilt);
+            }
+            if !erased.is_empty() || self.check_block_damaged {
                 let rebuilt = rebuild_check_block(&mut self.out, &geometry).map_err(Error::Io)?;
                 self.rebuilt.extend(&rebuilt);
             }
@@ -558,14 +561,9 @@ impl<S: VolumeSource + ?Sized, W: Read + Write + Seek + Send + ?Sized> Repair<'_
         let stripes = stripes_of(&geometry, &unproven);
         let mut all_parity = SectorSet::new();
         for stripe in stripes.ranges().flatten() {
-            for layer in geometry.k()..geometry.layers() {
-                let place = Place {
-                    stripe: u32::try_from(stripe).expect("below L, a u32"),
-                    layer,
-                };
-                if let Some(sector) = geometry.sector_at(place) {
-                    all_parity.insert(sector);
-                }
+            let stripe = u32::try_from(stripe).expect("below L, a u32");
+            for sector in (0..geometry.m()).filter_map(|q| geometry.parity_sector(q, stripe)) {
+                all_parity.insert(sector);
             }
         }
         let mut before = Vec::new();

@@ -3,12 +3,16 @@
 //! zeroed and garbage sectors, scattered damage, unreadable sectors, and
 //! a signed volume that verifies with its signer after repair.
 
+mod common;
+
 use std::io::{self, Write};
 
 use kuvert::{
     Error, MemorySink, Parity, Sealer, SectorState, SigningKey, TrustedSigners, VolumeSource,
     X25519Identity, repair_volume, repair_volume_best_effort, verify_signed_volume,
 };
+
+use common::parity::end_geometry as geometry;
 
 const SECTOR: usize = 2048;
 
@@ -34,17 +38,6 @@ fn seal_chunks(signed: bool, chunk_size: usize) -> Vec<u8> {
     let mut volumes = writer.finish().expect("finish").into_volumes();
     assert_eq!(volumes.len(), 1);
     volumes.remove(0)
-}
-
-/// k, m, L, n_d from the end sector's geometry body.
-fn geometry(volume: &[u8]) -> (u64, u64, u64, u64) {
-    let body = &volume[volume.len() - SECTOR + 104..][..56];
-    let be = |a: usize, n: usize| {
-        body[a..a + n]
-            .iter()
-            .fold(0u64, |acc, &b| (acc << 8) | u64::from(b))
-    };
-    (be(2, 2), be(4, 2), be(8, 4), be(12, 8))
 }
 
 /// A volume whose sectors in `bad` fail to read (EIO).

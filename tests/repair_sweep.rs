@@ -6,9 +6,13 @@
 //! sectors damaged) and how many the repair restored; it fails if a repair
 //! reports success with bytes that differ, or misses at 2 % or 5 %.
 
+mod common;
+
 use std::io::{self, Write};
 
 use kuvert::{MemorySink, Parity, Sealer, X25519Identity, repair_volume};
+
+use common::parity::end_geometry;
 
 const SECTOR: usize = 2048;
 const SEEDS: u64 = 12;
@@ -28,23 +32,12 @@ fn seal() -> Vec<u8> {
     writer.finish().expect("finish").into_volumes().remove(0)
 }
 
-/// m, L, n_d from the end sector's geometry body.
-fn geometry(volume: &[u8]) -> (u64, u64, u64) {
-    let body = &volume[volume.len() - SECTOR + 104..][..56];
-    let be = |a: usize, n: usize| {
-        body[a..a + n]
-            .iter()
-            .fold(0u64, |acc, &b| (acc << 8) | u64::from(b))
-    };
-    (be(4, 2), be(8, 4), be(12, 8))
-}
-
 #[test]
 #[ignore = "a sweep over 120 MB volumes: run on purpose"]
 fn scattered_damage_sweep() {
     let volume = seal();
     let sectors = (volume.len() / SECTOR) as u64;
-    let (m, l, n_d) = geometry(&volume);
+    let (_, m, l, n_d) = end_geometry(&volume);
     for rate in [0.02, 0.05, 0.08, 0.11] {
         let (mut possible, mut restored) = (0, 0);
         for seed in 0..SEEDS {

@@ -28,8 +28,8 @@ pub(crate) fn geometry_by_trial<W: Read + Write + Seek + ?Sized>(
     out: &mut Out<'_, W>,
     lost: &SectorSet,
 ) -> Option<ParityGeometry> {
-    let percents =
-        std::iter::once(DEFAULT_PERCENT).chain((MIN_PERCENT..=MAX_PERCENT).filter(|&p| p != 20));
+    let percents = std::iter::once(DEFAULT_PERCENT)
+        .chain((MIN_PERCENT..=MAX_PERCENT).filter(|&p| p != DEFAULT_PERCENT));
     let mut tried = Vec::new();
     for percent in percents {
         let Ok(candidates) = ParityGeometry::for_volume_len(out.len(), percent) else {

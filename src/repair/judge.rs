@@ -35,6 +35,19 @@ fn sectors_of(start: u64, end: u64) -> std::ops::Range<u64> {
     start / SECTOR..end.div_ceil(SECTOR)
 }
 
+/// Names in `wrong` the sectors of a failing `sectors` that the first of
+/// `suspects` to hold some of them holds, or all of them if none does.
+fn blame(wrong: &mut SectorSet, sectors: std::ops::Range<u64>, suspects: &[&SectorSet]) {
+    match suspects.iter().find(|set| set.intersects(sectors.clone())) {
+        Some(set) => {
+            for run in set.overlapping(sectors) {
+                wrong.insert_range(run);
+            }
+        }
+        None => wrong.insert_range(sectors),
+    }
+}
+
 /// The records region `[records_at, region_end)` that the end sector
 /// `end` describes, if it fits the data span and the cap.
 pub(crate) fn region_bounds(end: &[u8], data_end: u64) -> Option<(u64, u64, u64)> {
@@ -69,17 +82,7 @@ pub(crate) fn still_wrong<W: Read + Write + Seek + ?Sized>(
 ) -> io::Result<SectorSet> {
     let mut wrong = SectorSet::new();
     let fails = |wrong: &mut SectorSet, sectors: std::ops::Range<u64>| {
-        let blamed = [unknown, doubtful]
-            .into_iter()
-            .find(|set| set.intersects(sectors.clone()));
-        match blamed {
-            Some(set) => {
-                for run in set.overlapping(sectors) {
-                    wrong.insert_range(run);
-                }
-            }
-            None => wrong.insert_range(sectors),
-        }
+        blame(wrong, sectors, &[unknown, doubtful]);
     };
     let data_end = geometry.data_sectors() * SECTOR;
     let end = out.sector(out.len() / SECTOR - 1)?;
@@ -225,13 +228,7 @@ pub(crate) fn bad_parity_groups<W: Read + Write + Seek + ?Sized>(
                 if !lost.intersects(sectors.clone())
                     && blake3::hash(group_bytes).as_bytes() != recorded
                 {
-                    if doubtful.intersects(sectors.clone()) {
-                        for run in doubtful.overlapping(sectors) {
-                            bad.insert_range(run);
-                        }
-                    } else {
-                        bad.insert_range(sectors);
-                    }
+                    blame(&mut bad, sectors, &[doubtful]);
                 }
             }
         },

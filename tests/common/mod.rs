@@ -12,6 +12,7 @@ pub mod craft;
 pub mod eio;
 pub mod faulty;
 pub mod forge;
+pub mod parity;
 #[cfg(unix)]
 pub mod snapshot;
 
